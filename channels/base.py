@@ -1,0 +1,94 @@
+"""The channel contract: one method, ``send(batch) -> DeliveryReport``.
+
+A channel adapter receives a batch of rendered ``Outbound`` messages and returns one
+``DeliveryResult`` per message, in any order, never a bare bool. Errors of the libraries
+underneath (smtplib, httpx, ...) are mapped where they enter the adapter:
+
+* a failure of one message is a result with ``outcome`` ``"transient"`` (worth retrying
+  later; the ledger keeps the contact pending) or ``"permanent"`` (never retried);
+* a failure of the channel as a whole that retries could not cure (server unreachable,
+  authentication refused) is raised as ``TransientDeliveryError`` or
+  ``PermanentDeliveryError``; results already reported through ``on_result`` stand.
+
+Adapters call ``on_result`` as soon as each message's fate is known, so that the caller can
+journal deliveries one by one (a crash between two ledger updates then never sends twice).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+Outcome = Literal["sent", "transient", "permanent"]
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver; the message says why (never personal data)."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Temporary failure (unreachable, timeout, 4xx); the contacts stay pending for a later run."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Failure that retrying cannot cure (bad credentials, rejected sender, 5xx)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One rendered message for one contact of the ledger."""
+
+    contact_id: int
+    recipient: str  # the channel address: an e-mail address, a phone number, a rep id
+    parts: Mapping[str, str]  # rendered content, e.g. {"subject": ..., "html": ..., "text": ...}
+    key: str  # idempotency key, stable per (wave, customer); e-mail uses it as Message-ID
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    contact_id: int
+    outcome: Outcome
+    detail: str | None = None  # reason of a failure, e.g. "550 5.1.1 mailbox unavailable"
+    provider_id: str | None = None  # id the channel system knows the delivery by
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """Results of one batch, one per message."""
+
+    results: list[DeliveryResult] = field(default_factory=list)
+
+    def add(self, result: DeliveryResult) -> None:
+        self.results.append(result)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    @property
+    def sent(self) -> int:
+        return self.count("sent")
+
+
+ResultCallback = Callable[[DeliveryResult], None]
+
+
+class Channel(abc.ABC):
+    """Base class of channel adapters. Subclasses set ``name`` and implement ``send``."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def send(self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None) -> DeliveryReport:
+        """Deliver ``batch``; one result per message, reported through ``on_result`` as it is known."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called once after the last batch."""
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,45 @@
+"""The customer table: what columns it has and what kind of values each holds.
+
+Imports create and extend the table; rules and templates are validated against the
+columns reported here. Every customer table has the text key column ``customer_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import sqlalchemy as sa
+
+ID_COLUMN = "customer_id"
+
+ColumnKind = Literal["integer", "number", "text", "boolean", "date", "datetime"]
+
+
+def kind_of(sql_type: sa.types.TypeEngine) -> ColumnKind:
+    """The kind of value a column type holds, as campaign managers think of it."""
+    if isinstance(sql_type, sa.Boolean):
+        return "boolean"
+    if isinstance(sql_type, sa.Integer):
+        return "integer"
+    if isinstance(sql_type, (sa.Float, sa.Numeric)):
+        return "number"
+    if isinstance(sql_type, sa.DateTime):
+        return "datetime"
+    if isinstance(sql_type, sa.Date):
+        return "date"
+    return "text"
+
+
+def customer_columns(engine: sa.Engine, table: str = "customers") -> dict[str, ColumnKind] | None:
+    """``{column: kind}`` of the customer table, or ``None`` when it does not exist yet."""
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(table):
+        return None
+    return {column["name"]: kind_of(column["type"]) for column in inspector.get_columns(table)}
+
+
+def customer_table(engine: sa.Engine, table: str = "customers") -> sa.Table:
+    """The reflected customer table (raises ``LookupError`` with a hint if it is missing)."""
+    if not sa.inspect(engine).has_table(table):
+        raise LookupError(f"there is no customer table '{table}' yet; load one with `campaign import customers FILE`")
+    return sa.Table(table, sa.MetaData(), autoload_with=engine)

@@ -1,0 +1,102 @@
+"""Engine tables: campaigns, waves, the contact ledger and delivery attempts.
+
+The contact ledger is the source of truth for who was (or will be) contacted: one row per
+wave and customer, unique on both, written in bulk *before* anything is sent. Its status
+moves ``pending -> sent | failed | skipped`` (control customers are ``control`` and never
+sent). The schema is owned by Alembic (``migrations/``); these classes describe it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class WaveStatus(StrEnum):
+    SELECTING = "selecting"  # created; ledger not written yet
+    RECORDED = "recorded"  # ledger written, nothing sent yet
+    SENDING = "sending"
+    COMPLETED = "completed"  # every treated contact is sent, failed or skipped
+    INCOMPLETE = "incomplete"  # some contacts still pending (transient failures); run again
+
+
+class ContactStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # permanent failure: never retried
+    SKIPPED = "skipped"  # not sendable (e.g. invalid address, render error); reported
+    CONTROL = "control"  # random control group: recorded, never sent
+
+
+class Arm(StrEnum):
+    TREATMENT = "treatment"
+    CONTROL = "control"
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, sa_column_kwargs={"unique": True}, nullable=False)
+    description: str | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Wave(SQLModel, table=True):
+    __tablename__ = "waves"
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "key", name="uq_waves_campaign_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id", nullable=False, index=True)
+    key: str = Field(max_length=100, nullable=False, description="Wave label, by default the wave date.")
+    status: str = Field(default=WaveStatus.SELECTING, max_length=20, nullable=False)
+    rules_sha256: str = Field(max_length=64, nullable=False, description="Digest of the rules file the wave ran.")
+    selected: int = Field(default=0, nullable=False)
+    control: int = Field(default=0, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    recorded_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Contact(SQLModel, table=True):
+    """One row of the contact ledger."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        sa.UniqueConstraint("wave_id", "customer_id", name="uq_contacts_wave_customer"),
+        sa.Index("ix_contacts_wave_status", "wave_id", "status"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True))
+    wave_id: int = Field(foreign_key="waves.id", nullable=False)
+    customer_id: str = Field(max_length=200, nullable=False)
+    arm: str = Field(max_length=20, nullable=False)
+    variant: str | None = Field(default=None, max_length=50)
+    channel: str | None = Field(default=None, max_length=50)
+    status: str = Field(max_length=20, nullable=False)
+    message_id: str | None = Field(default=None, max_length=250)
+    detail: str | None = Field(default=None, description="Reason of the last failure or skip (no personal data).")
+    attempts: int = Field(default=0, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+    sent_at: datetime | None = None
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One try at delivering one contact through its channel."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True))
+    contact_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("contacts.id"), nullable=False, index=True))
+    channel: str = Field(max_length=50, nullable=False)
+    outcome: str = Field(max_length=20, nullable=False, description="sent, transient or permanent")
+    detail: str | None = None
+    at: datetime = Field(default_factory=utcnow, nullable=False)

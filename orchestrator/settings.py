@@ -1,0 +1,148 @@
+"""Engine settings: one class per area, read from the environment and `.env`.
+
+Every variable starts with ``CAMPAIGN_`` followed by the area, e.g.
+``CAMPAIGN_DATABASE_URL``, ``CAMPAIGN_SMTP_HOST``, ``CAMPAIGN_PATHS_RULES_DIR``.
+Secrets are ``SecretStr`` and never printed. Pass a ``Settings`` object into
+functions explicitly; ``get_settings()`` builds the default one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _config(area: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=f"CAMPAIGN_{area.upper()}_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+
+class PathSettings(BaseSettings):
+    """Where campaign managers' files and the engine's working files live."""
+
+    model_config = _config("paths")
+
+    rules_dir: Path = Field(Path("rules"), description="Folder of campaign rules files (YAML).")
+    templates_dir: Path = Field(Path("templates"), description="Folder of Jinja templates, one subfolder per channel.")
+    data_dir: Path = Field(
+        Path("var"),
+        description="Working folder of the engine: the default SQLite database, send journals, demo output.",
+    )
+
+
+class DatabaseSettings(BaseSettings):
+    """The engine database (ledger, campaigns, customer table)."""
+
+    model_config = _config("database")
+
+    url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/db. "
+            "Unset: a SQLite file campaign.db in the data folder."
+        ),
+        min_length=1,
+    )
+    customer_table: str = Field(
+        "customers",
+        description="Name of the customer table that imports fill and rules select from.",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+    )
+    chunk_size: int = Field(
+        5_000, ge=100, le=1_000_000, description="Customers per chunk for rendering, sending and ledger updates."
+    )
+    echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+
+
+class SmtpSettings(BaseSettings):
+    """Outbound e-mail server."""
+
+    model_config = _config("smtp")
+
+    host: str = Field("127.0.0.1", min_length=1, description="SMTP server host name.")
+    port: int = Field(25, ge=1, le=65535, description="SMTP server port.")
+    security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="Transport security: none, STARTTLS after connecting, or implicit TLS (SMTPS)."
+    )
+    username: str | None = Field(None, description="Login user; no login when unset.")
+    password: SecretStr | None = Field(None, description="Login password.")
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the server on each command.")
+    max_retries: int = Field(3, ge=0, le=20, description="Retries of a transient failure (connection or 4xx reply).")
+    retry_wait: float = Field(
+        1.0, ge=0, le=300, description="Initial back-off in seconds between retries; doubles each time, with jitter."
+    )
+    local_hostname: str | None = Field(None, description="Name sent in EHLO; the machine's FQDN when unset.")
+    validate_certs: bool = Field(True, description="Verify the server's TLS certificate.")
+
+    @field_validator("password")
+    @classmethod
+    def _password_needs_user(cls, value: SecretStr | None, info):  # noqa: ANN001
+        if value is not None and not info.data.get("username"):
+            raise ValueError("CAMPAIGN_SMTP_PASSWORD is set but CAMPAIGN_SMTP_USERNAME is not; set both or neither")
+        return value
+
+
+class LinkSettings(BaseSettings):
+    """Links put into messages: unsubscribe and (later) tracking."""
+
+    model_config = _config("links")
+
+    base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public base URL of the response API that serves unsubscribe links.",
+        pattern=r"^https?://",
+    )
+    unsubscribe_mailto: str | None = Field(
+        None, description="Address for mailto: unsubscribe requests, e.g. unsubscribe@example.com."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that signs link tokens. Unset: a random key is generated once and kept in the data folder.",
+        min_length=16,
+    )
+
+
+class Settings(BaseSettings):
+    """All engine settings, one nested object per area."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_", env_file=".env", extra="ignore")
+
+    paths: PathSettings = Field(default_factory=PathSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    links: LinkSettings = Field(default_factory=LinkSettings)
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or the embedded default SQLite file in the data folder."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.paths.data_dir / 'campaign.db').resolve()}"
+
+    def link_secret(self) -> str:
+        """The secret that signs link tokens; generated and kept in the data folder if not configured."""
+        if self.links.secret_key is not None:
+            return self.links.secret_key.get_secret_value()
+        import secrets
+
+        path = self.paths.data_dir / "link-secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings from the environment and `.env`, read once."""
+    return Settings()

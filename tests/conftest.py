@@ -1,0 +1,85 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), settings in a temp folder.
+
+PostgreSQL: ``CAMPAIGN_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``).
+Each test gets its own schema, dropped afterwards. Where the server is unreachable the
+PostgreSQL variants skip, unless ``CAMPAIGN_TEST_REQUIRE_POSTGRES=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from orchestrator import database
+from orchestrator.settings import DatabaseSettings, PathSettings, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+BANK_CSV = SHARED_DATASETS / "bank-marketing" / "bank-additional-full.csv"
+
+POSTGRES_URL = os.environ.get("CAMPAIGN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("CAMPAIGN_TEST_REQUIRE_POSTGRES") == "1"
+
+_pg_reachable: bool | None = None
+
+
+def _postgres_reachable() -> bool:
+    global _pg_reachable
+    if _pg_reachable is None:
+        try:
+            with sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3}).connect() as conn:
+                conn.execute(sa.text("select 1"))
+            _pg_reachable = True
+        except Exception:  # noqa: BLE001
+            _pg_reachable = False
+    return _pg_reachable
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A database URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'engine.db'}"
+        database.dispose_all()
+        return
+    if not _postgres_reachable():
+        message = f"PostgreSQL not reachable at {POSTGRES_URL}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message + " (CAMPAIGN_TEST_REQUIRE_POSTGRES=1)")
+        pytest.skip(message)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    database.dispose_all()
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(db_url, tmp_path) -> Settings:
+    """Settings pointing at the test database and a temp data folder, repo rules/templates."""
+    return Settings(
+        paths=PathSettings(rules_dir=REPO / "rules", templates_dir=REPO / "templates", data_dir=tmp_path / "var"),
+        database=DatabaseSettings(url=db_url),
+    )
+
+
+@pytest.fixture
+def engine(settings) -> sa.Engine:
+    """The migrated engine database."""
+    return database.connect(settings)
+
+
+@pytest.fixture
+def bank_csv() -> Path:
+    if not BANK_CSV.exists():
+        pytest.skip(f"dataset not present: {BANK_CSV}")
+    return BANK_CSV
