@@ -1,0 +1,247 @@
+"""The contact ledger: campaigns, waves and one row per (wave, customer).
+
+Contract:
+
+* ``record_contacts`` writes a wave's treatment and control contacts in bulk, in ONE
+  transaction, before anything is sent; a wave is recorded once (re-recording is a no-op).
+* ``pending_contacts`` streams the treated contacts still to send in chunks (keyset paging,
+  joined with the customer table), so a resumed wave continues with exactly the unsent ones.
+* ``mark_results`` writes a chunk's outcomes in bulk: contact status plus one delivery
+  attempt row per try. Statuses only move forward: a ``sent`` contact never goes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import sqlalchemy as sa
+
+from orchestrator.bulk import bulk_insert
+from orchestrator.customer_table import ID_COLUMN
+from orchestrator.models import Arm, Campaign, Contact, ContactStatus, DeliveryAttempt, Wave, WaveStatus, utcnow
+
+campaigns = Campaign.__table__
+waves = Wave.__table__
+contacts = Contact.__table__
+attempts = DeliveryAttempt.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class WaveRef:
+    id: int
+    campaign_id: int
+    key: str
+    status: str
+    rules_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one contact in one try: ``sent``, ``transient``, ``permanent`` or ``skipped``."""
+
+    contact_id: int
+    outcome: str
+    detail: str | None = None
+    message_id: str | None = None
+
+
+def _timestamp(conn: sa.Connection, value: datetime):
+    # Raw DB-API inserts bypass SQLAlchemy's type processing: give SQLite its storage format.
+    if conn.dialect.name == "sqlite":
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def ensure_campaign(engine: sa.Engine, name: str, description: str | None) -> int:
+    """The id of campaign ``name``, created on first use (description kept up to date)."""
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(campaigns.c.id).where(campaigns.c.name == name)).first()
+        if row is not None:
+            conn.execute(campaigns.update().where(campaigns.c.id == row.id).values(description=description))
+            return row.id
+        return conn.execute(
+            campaigns.insert().values(name=name, description=description, created_at=utcnow()).returning(campaigns.c.id)
+        ).scalar_one()
+
+
+def find_wave(engine: sa.Engine, campaign_id: int, key: str) -> WaveRef | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(waves.c.id, waves.c.campaign_id, waves.c.key, waves.c.status, waves.c.rules_sha256).where(
+                waves.c.campaign_id == campaign_id, waves.c.key == key
+            )
+        ).first()
+    return WaveRef(*row) if row else None
+
+
+def open_wave(engine: sa.Engine, campaign_id: int, key: str, rules_sha256: str) -> WaveRef:
+    """The wave ``key`` of a campaign, created in status ``selecting`` if it does not exist."""
+    existing = find_wave(engine, campaign_id, key)
+    if existing is not None:
+        return existing
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                waves.insert().values(
+                    campaign_id=campaign_id,
+                    key=key,
+                    status=WaveStatus.SELECTING,
+                    rules_sha256=rules_sha256,
+                    selected=0,
+                    control=0,
+                    created_at=utcnow(),
+                )
+            )
+    except sa.exc.IntegrityError:  # created concurrently: use that one
+        pass
+    wave = find_wave(engine, campaign_id, key)
+    assert wave is not None
+    return wave
+
+
+def record_contacts(
+    engine: sa.Engine,
+    wave_id: int,
+    customer_ids: Sequence[str],
+    is_control: np.ndarray,
+    channel: str,
+) -> tuple[int, int]:
+    """Write the wave's contacts in one transaction; returns (treated, control) counts.
+
+    Does nothing (and returns the recorded counts) when the wave was recorded before.
+    """
+    with engine.begin() as conn:
+        wave = conn.execute(
+            sa.select(waves.c.status, waves.c.selected, waves.c.control).where(waves.c.id == wave_id).with_for_update()
+        ).one()
+        if wave.status != WaveStatus.SELECTING:
+            return wave.selected - wave.control, wave.control
+        now = _timestamp(conn, utcnow())
+        n_control = int(np.count_nonzero(is_control))
+
+        def rows():
+            for cid, control in zip(customer_ids, is_control.tolist(), strict=True):
+                yield (
+                    wave_id,
+                    cid,
+                    Arm.CONTROL if control else Arm.TREATMENT,
+                    channel,
+                    ContactStatus.CONTROL if control else ContactStatus.PENDING,
+                    0,
+                    now,
+                    now,
+                )
+
+        columns = ["wave_id", "customer_id", "arm", "channel", "status", "attempts", "created_at", "updated_at"]
+        total = bulk_insert(conn, contacts.name, columns, rows())
+        conn.execute(
+            waves.update()
+            .where(waves.c.id == wave_id)
+            .values(status=WaveStatus.RECORDED, selected=total, control=n_control, recorded_at=utcnow())
+        )
+    return total - n_control, n_control
+
+
+def pending_contacts(
+    engine: sa.Engine, wave_id: int, customer_table: sa.Table, chunk_size: int
+) -> Iterator[list[dict]]:
+    """Chunks of pending treated contacts joined with their customer row.
+
+    Each item is the customer's columns plus ``_contact_id``. Keyset paging by contact id, so
+    contacts marked while iterating are not skipped or repeated.
+    """
+    customer_columns = [c for c in customer_table.c]
+    last_id = 0
+    while True:
+        query = (
+            sa.select(contacts.c.id.label("_contact_id"), *customer_columns)
+            .join_from(contacts, customer_table, customer_table.c[ID_COLUMN] == contacts.c.customer_id, isouter=True)
+            .where(contacts.c.wave_id == wave_id, contacts.c.status == ContactStatus.PENDING, contacts.c.id > last_id)
+            .order_by(contacts.c.id)
+            .limit(chunk_size)
+        )
+        with engine.connect() as conn:
+            chunk = [dict(row._mapping) for row in conn.execute(query)]
+        if not chunk:
+            return
+        last_id = chunk[-1]["_contact_id"]
+        yield chunk
+
+
+def mark_results(engine: sa.Engine, outcomes: Iterable[Outcome], channel: str) -> dict[str, int]:
+    """Record one try per outcome and move contact statuses forward, in bulk."""
+    outcomes = list(outcomes)
+    if not outcomes:
+        return {}
+    now = utcnow()
+    by_status: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_status.setdefault(o.outcome, []).append(o)
+    with engine.begin() as conn:
+        bulk_insert(
+            conn,
+            attempts.name,
+            ["contact_id", "channel", "outcome", "detail", "at"],
+            ((o.contact_id, channel, o.outcome, o.detail, _timestamp(conn, now)) for o in outcomes),
+        )
+        pending_only = contacts.c.status == ContactStatus.PENDING
+        sent = by_status.get("sent", [])
+        if sent:
+            conn.execute(
+                contacts.update()
+                .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+                .values(
+                    status=ContactStatus.SENT,
+                    message_id=sa.bindparam("mid"),
+                    attempts=contacts.c.attempts + 1,
+                    sent_at=now,
+                    updated_at=now,
+                    detail=None,
+                ),
+                [{"cid": o.contact_id, "mid": o.message_id} for o in sent],
+            )
+        for outcome, status in (("permanent", ContactStatus.FAILED), ("skipped", ContactStatus.SKIPPED)):
+            items = by_status.get(outcome, [])
+            if items:
+                conn.execute(
+                    contacts.update()
+                    .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+                    .values(status=status, detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
+                    [{"cid": o.contact_id, "why": o.detail} for o in items],
+                )
+        transient = by_status.get("transient", [])
+        if transient:  # stays pending; the try and its reason are kept
+            conn.execute(
+                contacts.update()
+                .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+                .values(detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
+                [{"cid": o.contact_id, "why": o.detail} for o in transient],
+            )
+    return {k: len(v) for k, v in by_status.items()}
+
+
+def set_wave_status(engine: sa.Engine, wave_id: int, status: WaveStatus) -> None:
+    values: dict = {"status": status}
+    if status in (WaveStatus.COMPLETED, WaveStatus.INCOMPLETE):
+        values["finished_at"] = utcnow()
+    with engine.begin() as conn:
+        conn.execute(waves.update().where(waves.c.id == wave_id).values(**values))
+
+
+def wave_status(engine: sa.Engine, wave_id: int) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(waves.c.status).where(waves.c.id == wave_id)).scalar_one()
+
+
+def wave_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
+    """Contacts of a wave per status (``pending``, ``sent``, ``failed``, ``skipped``, ``control``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.status, sa.func.count()).where(contacts.c.wave_id == wave_id).group_by(contacts.c.status)
+        ).all()
+    counts = {status.value: 0 for status in ContactStatus}
+    counts.update({status: n for status, n in rows})
+    return counts
