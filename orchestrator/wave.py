@@ -1,7 +1,7 @@
 """One campaign wave as plain functions: prepare, select, split, render, record, send.
 
-``flows/campaign_wave.py`` wires these into Prefect tasks; ``run_wave`` runs them without
-Prefect. Order and guarantees:
+``flows/campaign_wave.py`` wires these into Prefect tasks in this order; each is a plain
+function of the settings, testable without Prefect. Order and guarantees:
 
 1. ``prepare`` validates the rules file against the customer table and the templates
    statically (unknown columns, undefined template variables, syntax errors): any error
@@ -41,10 +41,10 @@ from orchestrator.journal import SendJournal
 from orchestrator.models import WaveStatus
 from orchestrator.problems import Problem, ValidationFailed
 from orchestrator.progress import progress
-from orchestrator.rules import load_campaign
 from orchestrator.settings import Settings
 from orchestrator.spec import CampaignSpec
 from orchestrator.templates import RenderError, TemplateSet
+from orchestrator.validation import has_errors, validate_campaign
 
 CHANNEL = "email"
 RENDER_SAMPLE = 200
@@ -104,6 +104,7 @@ class WaveSummary:
             **{f"ledger_{k}": v for k, v in self.counts.items()},
             "rendered": self.render.rendered,
             "render_errors": self.render.errors,
+            "render_problems": [str(p) for p in self.render.problems],
             "error": self.error,
         }
 
@@ -127,11 +128,8 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
                 )
             ]
         )
-    spec = load_campaign(rules_path, columns=columns)
-    email = spec.channels.email
-    template = TemplateSet.load(settings.paths.templates_dir, CHANNEL, email.template)
-    problems = template.check(columns)
-    if any(p.severity == "error" for p in problems):
+    spec, template, problems = validate_campaign(settings, rules_path, columns)
+    if has_errors(problems) or spec is None or template is None:
         raise ValidationFailed(problems)
     return PreparedWave(spec=spec, template=template, wave_key=wave_key or date.today().isoformat())
 
@@ -353,46 +351,11 @@ def _recover(engine: sa.Engine, journal: SendJournal) -> None:
     journal.clear()
 
 
-# --- the whole wave, without Prefect --------------------------------------------------------
-
-
-def run_wave(
-    settings: Settings,
-    rules_path: Path,
-    *,
-    wave_key: str | None = None,
-    dry_run: bool = False,
-    channel_factory: ChannelFactory = default_channel,
-) -> WaveSummary:
-    """Run one wave end to end (what the Prefect flow does, stage by stage)."""
-    prepared = prepare(settings, rules_path, wave_key)
-    summary = WaveSummary(campaign=prepared.spec.name, wave_key=prepared.wave_key, dry_run=dry_run)
-    if dry_run:
-        ids = select_audience(settings, prepared)
-        mask = split_control(prepared, ids)
-        summary.selected, summary.control = len(ids), int(mask.sum())
-        summary.treated = summary.selected - summary.control
-        summary.render = render_check(settings, prepared, sample=None)
-        return summary
-    wave = open_wave(settings, prepared)
-    summary.wave_id = wave.id
-    if wave.status == WaveStatus.SELECTING:
-        ids = select_audience(settings, prepared)
-        mask = split_control(prepared, ids)
-        summary.render = render_check(settings, prepared)
-        if summary.render.errors:
-            raise ValidationFailed(summary.render.problems)
-        record(settings, wave, ids, mask)
-    else:
-        summary.already_recorded = True
-    try:
-        summary.sent_now = send_pending(settings, prepared, wave, channel_factory)
-    finally:
-        finish_summary(settings, summary)
-    return summary
+# --- summary ------------------------------------------------------------------------------
 
 
 def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
+    """Fill the summary's counts from the ledger (the source of truth)."""
     engine = connect(settings)
     counts = ledger.wave_counts(engine, summary.wave_id)
     summary.counts = counts

@@ -1,0 +1,218 @@
+"""The ``campaign`` command line.
+
+Commands: ``db upgrade|current``, ``import customers FILE``, ``validate FILE...``,
+``run FILE [--dry-run]`` and ``demo``. Exit status 0 on success, 1 when input is invalid or
+a wave could not finish (the output says why and what to do), 2 on wrong usage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator import progress
+from orchestrator.problems import Problem, ValidationFailed
+from orchestrator.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
+db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
+import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        style = "red" if problem.severity == "error" else "yellow"
+        err.print(f"[{style}]{problem}[/]", highlight=False, soft_wrap=True)
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the engine's database migrations (also done automatically on first use)."""
+    from orchestrator import database
+
+    settings = get_settings()
+    engine = database.create_engine(settings.database_url)
+    before = database.current_revision(engine)
+    after = database.upgrade(engine)
+    console.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the newest one."""
+    from orchestrator import database
+
+    engine = database.create_engine(get_settings().database_url)
+    console.print(f"current: {database.current_revision(engine) or 'empty'}; newest: {database.head_revision()}")
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+@import_app.command("customers")
+def import_customers_command(
+    file: Annotated[Path, typer.Argument(help="CSV (optionally .gz) or Parquet file.")],
+    delimiter: Annotated[Optional[str], typer.Option(help="Field delimiter; sniffed when omitted.")] = None,
+    header: Annotated[Optional[bool], typer.Option("--header/--no-header", help="Whether the first line names the columns; sniffed when omitted.")] = None,
+    id_column: Annotated[Optional[str], typer.Option(help="Column holding the customer id; generated from the row number when omitted.")] = None,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row cannot be read.")] = False,
+) -> None:
+    """Load customers into the customer table (re-import updates by id)."""
+    from orchestrator.customers import ImportFailed, import_customers
+    from orchestrator.database import connect
+
+    settings = get_settings()
+    progress.enable(err)
+    try:
+        with progress.progress(f"import {file.name}", None) as advance:
+            report = import_customers(
+                connect(settings),
+                file,
+                table=settings.database.customer_table,
+                delimiter=delimiter,
+                header=header,
+                id_column=id_column,
+                strict=strict,
+                progress=advance,
+            )
+    except ImportFailed as exc:
+        raise _fail(str(exc)) from exc
+    for bad in report.bad_rows[:50]:
+        err.print(f"[yellow]{file}:{bad.line}: {bad.reason}[/]", highlight=False)
+    if len(report.bad_rows) > 50:
+        err.print(f"[yellow]... and {len(report.bad_rows) - 50} more unreadable rows[/]")
+    table = Table(title=f"Imported {file.name}", show_header=False)
+    for label, value in (
+        ("rows read", report.rows_read),
+        ("imported", report.rows_imported),
+        ("new customers", report.inserted),
+        ("updated customers", report.updated),
+        ("unreadable rows (skipped)", len(report.bad_rows)),
+        ("columns", len(report.columns)),
+        ("ids", "generated from row numbers" if report.id_generated else "from the file"),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    renamed = {k: v for k, v in report.renamed.items() if k != v}
+    if renamed:
+        console.print("renamed columns: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items()), highlight=False)
+
+
+# --- validate -----------------------------------------------------------------------------
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to check.")]) -> None:
+    """Check rules files against the schema, the customer table and their templates."""
+    from orchestrator.customer_table import customer_columns
+    from orchestrator.database import connect
+    from orchestrator.validation import has_errors, validate_campaign
+
+    settings = get_settings()
+    columns = customer_columns(connect(settings), settings.database.customer_table)
+    failed = False
+    for file in files:
+        _spec, _template, problems = validate_campaign(settings, file, columns)
+        _print_problems(problems)
+        failed |= has_errors(problems)
+        if not has_errors(problems):
+            console.print(f"[green]{file}: ok[/]", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def print_summary(summary: dict) -> None:
+    title = f"Campaign {summary['campaign']}, wave {summary['wave']}" + (" (dry run)" if summary["dry_run"] else "")
+    table = Table(title=title, show_header=False)
+    rows = [("selected", summary["selected"]), ("treatment", summary["treated"]), ("control (not contacted)", summary["control"])]
+    if summary["dry_run"]:
+        rows += [("rendered", summary["rendered"]), ("render errors", summary["render_errors"])]
+    else:
+        rows += [
+            ("sent in this run", summary["sent_this_run"]),
+            ("sent in total", summary.get("ledger_sent", 0)),
+            ("failed (permanent)", summary.get("ledger_failed", 0)),
+            ("skipped (invalid address, render error)", summary.get("ledger_skipped", 0)),
+            ("still pending", summary.get("ledger_pending", 0)),
+            ("wave status", summary["status"]),
+        ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+
+
+def run_campaign(rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:
+    """Run the ``campaign_wave`` flow; returns its summary or raises the stage's exception."""
+    from flows.campaign_wave import campaign_wave
+
+    state = campaign_wave(str(rules_file), wave_key=wave, dry_run=dry_run, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+@app.command()
+def run(
+    rules_file: Annotated[Path, typer.Argument(help="The campaign's rules file.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
+    wave: Annotated[Optional[str], typer.Option(help="Wave label; today's date when omitted.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run one wave of a campaign as a Prefect flow."""
+    from orchestrator.wave import WaveIncomplete
+
+    if not as_json:
+        progress.enable(err)
+    try:
+        summary = run_campaign(rules_file, wave=wave, dry_run=dry_run)
+    except ValidationFailed as exc:
+        _print_problems(exc.problems)
+        raise _fail(f"{rules_file}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except WaveIncomplete as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(summary))
+    else:
+        print_summary(summary)
+    if summary["render_errors"]:
+        for problem in summary["render_problems"]:
+            err.print(f"[red]{problem}[/]", highlight=False)
+        raise _fail(f"{summary['render_errors']} message(s) failed to render")
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=100, max=2_000_000, help="Size of the synthetic customer base.")] = 20_000,
+    output: Annotated[Path, typer.Option(help="Folder for the demo's database and e-mails (emptied first).")] = Path("demo-output"),
+) -> None:
+    """Run the example campaign on a synthetic customer base against a local SMTP server."""
+    from orchestrator.demo import run_demo
+
+    progress.enable(err)
+    run_demo(output, customers, console=console)
+
+
+def main() -> None:  # pragma: no cover
+    app()
