@@ -1,0 +1,124 @@
+"""Campaign rules files: read, validate against the customer columns, report every problem.
+
+``validate_campaign_file(path, columns=...)`` returns the ``CampaignSpec`` (or ``None``)
+and every problem found, errors and warnings, sorted by their place in the file.
+``load_campaign(path, columns=...)`` returns the spec or raises ``ValidationFailed``
+listing every error. Problems name the file as it was given (``rules/x.yaml``) with
+line and column. ``columns`` is the customer table's ``{name: kind}``
+(``customer_table.customer_columns``); ``None`` means there is no customer table yet,
+so column checks are skipped with one warning. The format is described in ``spec``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from orchestrator.conditions import check_audience
+from orchestrator.customer_table import ColumnKind
+from orchestrator.problems import Problem, ValidationFailed, did_you_mean
+from orchestrator.spec import COLUMN, FILE_FIELDS, CampaignSpec, Condition, parse_condition
+from orchestrator.yaml_source import Positions, YamlDocument, model_problems, parse_yaml
+
+__all__ = ["NO_TABLE_WARNING", "load_campaign", "validate_campaign_file"]
+
+NO_TABLE_WARNING = (
+    "there is no customer table yet, so the audience's columns and values and the e-mail "
+    "address column were not checked"
+)
+
+
+def load_campaign(path: Path, *, columns: dict[str, ColumnKind] | None) -> CampaignSpec:
+    """The validated campaign in ``path``; raises ``ValidationFailed`` with every error."""
+    spec, problems = validate_campaign_file(path, columns=columns)
+    if spec is None:
+        raise ValidationFailed(problems)
+    return spec
+
+
+def validate_campaign_file(
+    path: Path, *, columns: dict[str, ColumnKind] | None
+) -> tuple[CampaignSpec | None, list[Problem]]:
+    """The campaign in ``path`` (``None`` if it has any error) and every problem found."""
+    file = str(path)
+    try:
+        content = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, [Problem(file, None, None, "the rules file does not exist")]
+    except OSError as exc:
+        return None, [Problem(file, None, None, f"cannot read the rules file: {exc.strerror or exc}")]
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        return None, [Problem(file, line, None, "the file is not UTF-8 text; save it with UTF-8 encoding")]
+    document, problems = parse_yaml(text, file)
+    if document is not None:
+        spec, more = _check_document(document, Path(path), hashlib.sha256(content).hexdigest(), columns)
+        problems = problems + more
+    else:
+        spec = None
+    problems.sort(key=lambda p: (p.line or 0, p.col or 0))
+    if any(p.severity == "error" for p in problems):
+        spec = None
+    return spec, problems
+
+
+def _check_document(
+    document: YamlDocument, path: Path, sha256: str, columns: dict[str, ColumnKind] | None
+) -> tuple[CampaignSpec | None, list[Problem]]:
+    data, positions = document.data, document.positions
+    if not isinstance(data, dict):
+        keys = ", ".join(_top_level_keys())
+        what = "is empty" if data is None else "is not a mapping of keys"
+        return None, [positions.problem((), f"the rules file {what}; it needs keys such as {keys}")]
+    problems: list[Problem] = []
+    data = dict(data)
+    for key in FILE_FIELDS:
+        if key in data:
+            del data[key]
+            hint = did_you_mean(key, _top_level_keys())
+            problems.append(positions.problem((key,), f"unknown key '{key}'{hint}", at="key"))
+    audience: Condition | None = None
+    if "audience" in data:
+        audience, issues = parse_condition(data["audience"], ("audience",), partial=True)
+        problems += [positions.problem(i.loc, i.message, at=i.at) for i in issues]
+        data["audience"] = None if issues else audience
+    spec: CampaignSpec | None = None
+    try:
+        spec = CampaignSpec.model_validate({**data, "source": path, "sha256": sha256})
+    except ValidationError as exc:
+        problems += model_problems(exc, CampaignSpec, positions)
+    if columns is None:
+        problems.append(Problem(positions.file, None, None, NO_TABLE_WARNING, "warning"))
+    else:
+        if audience is not None:
+            problems += check_audience(audience, columns, positions)
+        problems += _check_address_column(data, columns, positions)
+    return spec, problems
+
+
+def _check_address_column(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
+    channels = data.get("channels")
+    email = channels.get("email") if isinstance(channels, dict) else None
+    if not isinstance(email, dict):
+        return []
+    column = email.get("address_column", "email")
+    if not isinstance(column, str) or not COLUMN.match(column):
+        return []  # reported by the model
+    if "address_column" in email:
+        loc, at, what = ("channels", "email", "address_column"), "value", f"address column '{column}'"
+    else:
+        loc, at, what = ("channels", "email"), "key", f"the default address column '{column}'"
+    if column not in columns:
+        hint = did_you_mean(column, columns) or "; name the column with 'address_column'"
+        return [positions.problem(loc, f"{what} is not a column of the customer table{hint}", at=at)]
+    if columns[column] != "text":
+        return [positions.problem(loc, f"{what} holds {columns[column]} values, not e-mail addresses", at=at)]
+    return []
+
+
+def _top_level_keys() -> list[str]:
+    return list(CampaignSpec.model_json_schema()["properties"])
