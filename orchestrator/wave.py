@@ -31,7 +31,7 @@ from email_validator import EmailNotValidError, validate_email
 from itsdangerous import URLSafeSerializer
 
 from channels import channel_class
-from channels.base import Channel, DeliveryResult, Outbound, TransientDeliveryError
+from channels.base import Channel, DeliveryError, DeliveryResult, Outbound
 from orchestrator import ledger
 from orchestrator.conditions import compile_audience
 from orchestrator.control import control_mask
@@ -306,7 +306,7 @@ def send_pending(
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
     builder = MessageBuilder(settings, prepared, wave.id)
     sent_now = 0
-    failure: TransientDeliveryError | None = None
+    failure: DeliveryError | None = None
     with SendJournal(journal_path(settings, wave.id)) as journal:
         _recover(engine, journal)
         pending = ledger.wave_counts(engine, wave.id)["pending"]
@@ -322,7 +322,7 @@ def send_pending(
 
                 try:
                     channel.send(messages, on_result=on_result)
-                except TransientDeliveryError as exc:
+                except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
                     failure = exc
                 outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
                 ledger.mark_results(engine, outcomes, CHANNEL)

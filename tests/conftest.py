@@ -83,3 +83,13 @@ def bank_csv() -> Path:
     if not BANK_CSV.exists():
         pytest.skip(f"dataset not present: {BANK_CSV}")
     return BANK_CSV
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url():
+    """A real temporary Prefect API for the whole session; its URL (for subprocesses too)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
