@@ -44,6 +44,7 @@ import smtplib
 import ssl
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Literal
@@ -66,6 +67,10 @@ from orchestrator.settings import SmtpSettings
 __all__ = ["SMTP_ERRORS", "EmailChannel", "SmtpFactory", "classify_smtp_error", "connect_error", "open_smtp"]
 
 log = logging.getLogger(__name__)
+
+# RFC 5322 allows 998 characters a line; with the default 78, a long List-Unsubscribe URL
+# would be turned into an encoded word that mail clients cannot use as a link.
+_POLICY = email_policy.default.clone(max_line_length=998)
 
 SmtpFactory = Callable[[SmtpSettings], smtplib.SMTP]
 """Opens a connected client for the settings (TLS set up, not logged in); default ``open_smtp``."""
@@ -335,7 +340,7 @@ class EmailChannel(Channel):
         return f"<{local}>"
 
     def _build(self, message: Outbound) -> EmailMessage:
-        email = EmailMessage()
+        email = EmailMessage(policy=_POLICY)
         email["From"] = self.sender
         email["To"] = message.recipient
         if self.reply_to:

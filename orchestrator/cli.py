@@ -8,6 +8,7 @@ a wave could not finish (the output says why and what to do), 2 on wrong usage.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,9 +20,18 @@ from orchestrator import progress
 from orchestrator.problems import Problem, ValidationFailed
 from orchestrator.settings import get_settings
 
+# The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
-db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
-import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
+db_# The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
+import_# The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 

@@ -98,6 +98,7 @@ def test_wave_sends_every_treated_customer_exactly_once(wave_env, smtp, customer
     message = smtp.messages[0]
     assert message["Message-ID"].startswith("<w") and message["List-Unsubscribe"].startswith("<http")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert b"\nList-Unsubscribe: <http" in smtp.received[0].raw.replace(b"\r\n", b"\n")  # not an encoded word
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
     assert summary["status"] == "completed"
 
