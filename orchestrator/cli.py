@@ -24,14 +24,8 @@ from orchestrator.settings import get_settings
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
-db_# The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
-import_# The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
+db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
+import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 
