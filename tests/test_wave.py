@@ -247,3 +247,16 @@ def test_cli_validate_reports_file_line_col(settings, customers, tmp_path):
     assert result.returncode == 1
     line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if text.startswith("audiance:"))
     assert f"{bad}:{line}:1: unknown key 'audiance', did you mean 'audience'?" in result.stderr
+
+
+def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_env, customers, monkeypatch):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(free_port()))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "down"])
+    assert result.exit_code == 1, result.output
+    assert "still unsent" in result.output and "unreachable" in result.output
+    assert "run the wave again" in result.output
