@@ -97,7 +97,10 @@ def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = 
         record(wave, ids, mask)
     else:
         summary.already_recorded = True
-        get_run_logger().info("wave %s was recorded before (%s): sending what is still pending", wave.key, wave.status)
+        logger = get_run_logger()
+        logger.info("wave %s was recorded before (%s): sending what is still pending", wave.key, wave.status)
+        if wave.rules_sha256 != prepared.spec.sha256:
+            logger.warning("the rules file changed since wave %s was recorded; its recorded contacts are kept", wave.key)
     try:
         summary.sent_now = send(prepared, wave)
     finally:
