@@ -6,7 +6,7 @@ do not suit a column (text against a number column, ...) as ``file:line:col`` pr
 expression over the customer table: every value is a bound parameter, never SQL text,
 and the same expression runs on SQLite and PostgreSQL.
 
-Missing values follow two-valued logic, as campaign managers expect (see ``spec``): a
+Missing values follow two-valued logic, as campaign managers expect (see ``condition_parser``): a
 null column matches ``ne`` and ``not_in`` but no other comparison, and ``not`` is the
 exact complement of its condition. Every compiled test is therefore true or false, never
 SQL ``NULL``.
