@@ -14,9 +14,10 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -38,7 +39,7 @@ class _Handler:
 class SmtpSink:
     def __init__(self, out_dir: Path | None = None, host: str = "127.0.0.1", port: int | None = None):
         self.host = host
-        self.port = port or free_port()
+        self.port = port or free_port(host)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
         self.handler = _Handler(out_dir)

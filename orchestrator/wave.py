@@ -137,7 +137,7 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
 # --- 2. select and split ------------------------------------------------------------------
 
 
-def _audience_query(settings: Settings, prepared: PreparedWave, table: sa.Table, *columns) -> sa.Select:
+def _audience_query(prepared: PreparedWave, table: sa.Table, *columns) -> sa.Select:
     query = sa.select(*columns)
     if prepared.spec.audience is not None:
         query = query.where(compile_audience(prepared.spec.audience, table))
@@ -148,7 +148,7 @@ def select_audience(settings: Settings, prepared: PreparedWave) -> list[str]:
     """Customer ids the audience selects, sorted; the condition runs as SQL in the database."""
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
-    query = _audience_query(settings, prepared, table, table.c[ID_COLUMN])
+    query = _audience_query(prepared, table, table.c[ID_COLUMN])
     with engine.connect() as conn:
         return list(conn.execute(query).scalars())
 
@@ -223,7 +223,7 @@ class MessageBuilder:
 def _treated_rows(settings: Settings, prepared: PreparedWave, limit: int | None) -> Iterator[list[dict]]:
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
-    query = _audience_query(settings, prepared, table, *table.c)
+    query = _audience_query(prepared, table, *table.c)
     if limit is not None:
         query = query.limit(limit * 2)
     chunk_size = settings.database.chunk_size

@@ -45,15 +45,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 
 from orchestrator.settings import SmtpSettings
+from orchestrator.smtp_sink import free_port
 
 __all__ = ["Received", "SmtpServer", "free_port"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)

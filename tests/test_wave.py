@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
