@@ -37,7 +37,8 @@ class ContactStatus(StrEnum):
 
 class Arm(StrEnum):
     TREATMENT = "treatment"
-    CONTROL = "control"
+    CONTROL = "control"  # the campaign's random control group
+    GLOBAL_CONTROL = "global_control"  # held out of every campaign
 
 
 class Campaign(SQLModel, table=True):
@@ -80,6 +81,7 @@ class Contact(SQLModel, table=True):
     arm: str = Field(max_length=20, nullable=False)
     variant: str | None = Field(default=None, max_length=50)
     channel: str | None = Field(default=None, max_length=50)
+    score: float | None = Field(default=None, description="Model score at selection time, if the campaign uses one.")
     status: str = Field(max_length=20, nullable=False)
     message_id: str | None = Field(default=None, max_length=250)
     detail: str | None = Field(default=None, description="Reason of the last failure or skip (no personal data).")
@@ -100,3 +102,37 @@ class DeliveryAttempt(SQLModel, table=True):
     outcome: str = Field(max_length=20, nullable=False, description="sent, transient or permanent")
     detail: str | None = None
     at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class ModelVersion(SQLModel, table=True):
+    """One trained scoring model in the registry (the artefact is a file; this row describes it)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_model_versions_name_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, nullable=False, index=True)
+    version: int = Field(nullable=False)
+    kind: str = Field(default="response", max_length=20, nullable=False, description="response or uplift")
+    target: str = Field(max_length=100, nullable=False, description="Outcome column the model predicts.")
+    features: list = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    metrics: dict = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    training_rows: int = Field(default=0, nullable=False)
+    data_fingerprint: str = Field(max_length=64, nullable=False, description="sha256 of the training data.")
+    artefact: str = Field(nullable=False, description="Path of the saved pipeline, relative to the data folder.")
+    stage: str = Field(default="champion", max_length=20, nullable=False, description="champion, challenger or retired")
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Suppression(SQLModel, table=True):
+    """A customer who must not be contacted on a channel ('*' = every channel), and why."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (sa.UniqueConstraint("customer_id", "channel", "reason", name="uq_suppressions_customer_channel_reason"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=200, nullable=False, index=True)
+    channel: str = Field(default="*", max_length=50, nullable=False)
+    reason: str = Field(max_length=30, nullable=False, description="unsubscribed, hard_bounce, complaint, do_not_contact, erased")
+    source: str | None = Field(default=None, max_length=200, description="Where the entry came from (file, event).")
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
