@@ -25,6 +25,14 @@ A rules file is a YAML mapping under ``rules/``, one campaign per file::
         sender: "Acme Bank <offers@acme.example>"   # an address, or "Name <address>"
         reply_to: service@acme.example              # optional
         address_column: email      # optional; the customer column with the address
+    scores:                        # optional: select by a model of the registry
+      model: term-deposit
+      min_score: 0.2               # and/or top: 5000 / top_percent: 10
+    variants:                      # optional A/B test within the treated group
+      a: {share: 0.5}
+      b: {share: 0.5, template: winback-b}
+    policy:                        # optional overrides of rules/policy.yaml
+      frequency_caps: [{max: 1, days: 14}]
     schedule:                      # optional; exactly one of cron, interval_minutes, rrule
       cron: "0 9 * * MON"          # minute hour day-of-month month day-of-week
       timezone: Europe/Berlin      # IANA name; default UTC
@@ -89,6 +97,8 @@ __all__ = [
     "Condition",
     "ControlSpec",
     "EmailChannelSpec",
+    "ScoresSpec",
+    "VariantSpec",
     "Issue",
     "Not",
     "OPERATORS",
@@ -187,6 +197,21 @@ class ControlSpec(_Spec):
         max_length=200,
         description="Text mixed into the random split; default the campaign name. Change it to redraw the group.",
     )
+    stratify_by_score: bool = Field(
+        False, description="Hold out the share within every score decile (needs scores:), so both groups match."
+    )
+    expected_response_rate: float | None = Field(
+        None, gt=0, lt=1, description="Response rate expected without the campaign, e.g. 0.05 (for the size check)."
+    )
+    min_detectable_lift: float | None = Field(
+        None, gt=0, lt=1, description="Smallest absolute lift the campaign must be able to prove, e.g. 0.01."
+    )
+
+    @model_validator(mode="after")
+    def _power_inputs_together(self) -> ControlSpec:
+        if (self.expected_response_rate is None) != (self.min_detectable_lift is None):
+            raise _fail("give both expected_response_rate and min_detectable_lift (to check the group size), or neither")
+        return self
 
 
 class EmailChannelSpec(_Spec):
@@ -230,6 +255,39 @@ class ChannelsSpec(_Spec):
         if self.email is None:
             raise _fail("at least one channel is required, e.g. 'email:' with template and sender")
         return self
+
+
+class ScoresSpec(_Spec):
+    """Selection by a scoring model of the registry (``campaign models train``)."""
+
+    model: str = Field(description="Registered model name; its champion version scores the audience.")
+    version: int | None = Field(None, strict=True, ge=1, description="A fixed model version instead of the champion.")
+    min_score: float | None = Field(None, ge=0, le=1, description="Keep customers scoring at least this.")
+    top: int | None = Field(None, strict=True, ge=1, description="Keep the N best-scoring customers.")
+    top_percent: float | None = Field(None, gt=0, le=100, description="Keep the best-scoring N percent.")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return _slug("model name", value)
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> ScoresSpec:
+        if self.top is not None and self.top_percent is not None:
+            raise _fail("give top or top_percent, not both")
+        return self
+
+
+class VariantSpec(_Spec):
+    """One A/B variant of the treated group."""
+
+    share: float = Field(gt=0, le=1, description="Share of the treated customers who get this variant.")
+    template: str | None = Field(None, description="E-mail template of this variant; default the channel's.")
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return None if value is None else _slug("template name", value)
 
 
 @lru_cache(maxsize=1)
@@ -298,6 +356,9 @@ class CampaignSpec(_Spec):
     control: ControlSpec = Field(description="The random control group.")
     channels: ChannelsSpec = Field(description="How the campaign contacts customers.")
     schedule: ScheduleSpec | None = Field(None, description="When waves run; omitted = only when started by hand.")
+    scores: ScoresSpec | None = Field(None, description="Select and order by a scoring model.")
+    variants: dict[str, VariantSpec] | None = Field(None, description="A/B variants of the treated group.")
+    policy: dict | None = Field(None, description="Overrides of the shared contact policy (rules/policy.yaml).")
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
 
@@ -305,6 +366,25 @@ class CampaignSpec(_Spec):
     @classmethod
     def _name(cls, value: str) -> str:
         return _slug("name", value)
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: dict[str, VariantSpec] | None) -> dict[str, VariantSpec] | None:
+        if value is not None:
+            if len(value) < 2:
+                raise _fail("give at least two variants, e.g. a: {share: 0.5} and b: {share: 0.5}")
+            for name in value:
+                _slug("variant name", name)
+            total = sum(v.share for v in value.values())
+            if abs(total - 1) > 1e-9:
+                raise _fail(f"the variant shares must add up to 1, not {total:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _stratify_needs_scores(self) -> CampaignSpec:
+        if self.control.stratify_by_score and self.scores is None:
+            raise _fail("control.stratify_by_score needs a scores: section naming the model")
+        return self
 
 
 FILE_FIELDS = ("source", "sha256")
