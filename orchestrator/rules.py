@@ -71,7 +71,7 @@ def _check_document(
 ) -> tuple[CampaignSpec | None, list[Problem]]:
     data, positions = document.data, document.positions
     if not isinstance(data, dict):
-        keys = ", ".join(_top_level_keys())
+        keys = ", ".join(_top_level_keys()[:6])
         what = "is empty" if data is None else "is not a mapping of keys"
         return None, [positions.problem((), f"the rules file {what}; it needs keys such as {keys}")]
     problems: list[Problem] = []
