@@ -32,6 +32,35 @@ between    ``[low, high]``, low <= high                lies between them, both i
 is_null    true or false                               is missing / is present
 =========  ==========================================  =================================
 
+Text columns also take these operators; all ignore upper/lower case (of ASCII letters on
+SQLite, of all letters on PostgreSQL) and need non-empty text:
+
+===========  ========================================  ==================================
+operator     value                                     selects customers whose column…
+===========  ========================================  ==================================
+contains     text                                      contains it (``%`` and ``_`` are
+                                                       plain characters)
+starts_with  text                                      starts with it
+ends_with    text                                      ends with it
+like         SQL LIKE pattern                          matches it: ``%`` any text, ``_``
+                                                       one character, ``\\`` escapes
+matches      regular expression (portable subset)      contains a match of it
+===========  ========================================  ==================================
+
+Date and date-time columns also take, relative to the wave date (the day the wave runs):
+
+===========  ========================================  ==================================
+operator     value                                     selects customers whose date…
+===========  ========================================  ==================================
+days_ago     a mapping of eq/lt/lte/gt/gte/between     lies that many days before the
+             with whole numbers: ``{gte: 90}``         wave date (its calendar day)
+before       a date, or ``today``, ``-30d``, ``+7d``   is a day before that day
+after        a date, or ``today``, ``-30d``, ``+7d``   is a day after that day
+===========  ========================================  ==================================
+
+``in_segment: NAME`` (a key like ``all``) is the audience of the named segment file
+(``rules/segments/NAME.yaml``); ``segments`` resolves it.
+
 Values must suit the column: text for text columns (quote numbers: ``'5'``), numbers
 for number columns, ``true``/``false`` for true/false columns, and dates such as
 ``2026-01-31`` (or ISO date-times) for date columns. ``null`` is not allowed inside
@@ -48,9 +77,10 @@ Only the YAML 1.2 core values are special: ``true``/``false`` (not ``yes``/``no`
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal, Union
 
 from orchestrator.problems import did_you_mean
@@ -59,23 +89,49 @@ from orchestrator.yaml_source import Loc, describe
 __all__ = [
     "All",
     "Any",
+    "CONDITION_TYPES",
     "ColumnTest",
     "Condition",
+    "DATE_OPERATORS",
+    "DAYS_AGO",
+    "DAYS_AGO_OPERATORS",
+    "IN_SEGMENT",
+    "InSegment",
     "Issue",
     "LOGIC_KEYS",
     "Not",
     "OPERATORS",
     "ORDERING",
     "Operator",
+    "RELATIVE_DAY",
+    "SEGMENT_NAME",
     "Scalar",
+    "TEXT_OPERATORS",
     "condition_to_data",
     "parse_condition",
+    "portable_regex_problem",
+    "relative_day",
 ]
 
-Operator = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "is_null"]
-OPERATORS: tuple[Operator, ...] = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "is_null")
-LOGIC_KEYS = ("all", "any", "not")
+Operator = Literal[
+    "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "is_null",
+    "contains", "starts_with", "ends_with", "like", "matches", "before", "after",
+]  # fmt: skip
+TEXT_OPERATORS: tuple[Operator, ...] = ("contains", "starts_with", "ends_with", "like", "matches")
+DATE_OPERATORS: tuple[Operator, ...] = ("before", "after")
+DAYS_AGO = "days_ago"
+DAYS_AGO_OPERATORS: tuple[Operator, ...] = ("eq", "lt", "lte", "gt", "gte", "between")
+OPERATORS: tuple[str, ...] = (
+    "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "is_null",
+    *TEXT_OPERATORS, DAYS_AGO, *DATE_OPERATORS,
+)  # fmt: skip
+"""Every key allowed under a column (``days_ago`` takes a mapping of comparisons)."""
+IN_SEGMENT = "in_segment"
+LOGIC_KEYS = ("all", "any", "not", IN_SEGMENT)
 ORDERING: frozenset[str] = frozenset({"lt", "lte", "gt", "gte", "between"})
+RELATIVE_DAY = re.compile(r"^(?:today|[+-][0-9]{1,5}d)$")
+"""A day relative to the wave date: ``today``, ``-30d`` (30 days earlier), ``+7d``."""
+SEGMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 Scalar = Union[str, int, float, bool, date, datetime]
 """A value a column is compared with; ``in``/``not_in``/``between`` take a tuple of them."""
@@ -97,6 +153,8 @@ class ColumnTest:
     ``value`` is a tuple for ``in``/``not_in``/``between`` and a bool for ``is_null``.
     ``loc`` is where the column name was written and ``value_loc`` where the value was
     (paths into the rules file, see ``yaml_source``); they do not take part in equality.
+    ``measure="days_ago"`` compares the number of days from the column's date to the
+    wave date instead of the column itself (``last_purchase: {days_ago: {gte: 90}}``).
     """
 
     column: str
@@ -104,6 +162,7 @@ class ColumnTest:
     value: Scalar | tuple[Scalar, ...]
     loc: Loc = field(default=(), compare=False, repr=False)
     value_loc: Loc = field(default=(), compare=False, repr=False)
+    measure: Literal["value", "days_ago"] = "value"
 
 
 @dataclass(frozen=True)
@@ -130,7 +189,21 @@ class Not:
     loc: Loc = field(default=(), compare=False, repr=False)
 
 
-Condition = Union[All, Any, Not, ColumnTest]
+@dataclass(frozen=True)
+class InSegment:
+    """The audience of the segment ``name`` holds (``rules/segments/<name>.yaml``).
+
+    ``condition`` is that audience once ``segments.resolve_segments`` has read the file;
+    ``None`` before. It does not take part in equality.
+    """
+
+    name: str
+    condition: Condition | None = field(default=None, compare=False, repr=False)
+    loc: Loc = field(default=(), compare=False, repr=False)
+
+
+Condition = Union[All, Any, Not, ColumnTest, InSegment]
+CONDITION_TYPES = (All, Any, Not, ColumnTest, InSegment)
 
 
 @dataclass(frozen=True)
@@ -187,6 +260,8 @@ class _ConditionParser:
             elif key == "not":
                 inner = self.condition(value, child)
                 parts.append(None if inner is None else Not(inner, child))
+            elif key == IN_SEGMENT:
+                parts.append(self._segment(value, child))
             elif key in OPERATORS:
                 self._issue(
                     child,
@@ -212,6 +287,17 @@ class _ConditionParser:
         children = tuple(c for c in (self.condition(item, (*loc, i)) for i, item in enumerate(raw)) if c is not None)
         return kind(children, loc) if children else None
 
+    def _segment(self, raw: object, loc: Loc) -> InSegment | None:
+        if not isinstance(raw, str) or not SEGMENT_NAME.match(raw):
+            what = describe(raw) if not isinstance(raw, str) else f"'{raw}'"
+            self._issue(
+                loc,
+                f"'in_segment' needs a segment name (lower-case letters, digits, '-' and '_', "
+                f"the file name under segments/ without .yaml), not {what}",
+            )
+            return None
+        return InSegment(raw, None, loc)
+
     def _column(self, column: str, raw: object, loc: Loc) -> Condition | None:
         if isinstance(raw, list):
             self._issue(
@@ -232,15 +318,90 @@ class _ConditionParser:
                 self._issue(op_loc, _unknown_operator(op, column), "key")
                 tests.append(None)
                 continue
+            if op == DAYS_AGO:
+                tests.append(self._days_ago(column, value, loc, op_loc))
+                continue
             tests.append(self._test(column, op, value, loc, op_loc))
         valid = [t for t in tests if t is not None]
         if not valid:
             return None
         return valid[0] if len(valid) == 1 else All(tuple(valid), loc)
 
+    def _days_ago(self, column: str, raw: object, loc: Loc, vloc: Loc) -> Condition | None:
+        allowed = ", ".join(DAYS_AGO_OPERATORS)
+        if not isinstance(raw, dict) or not raw:
+            self._issue(
+                vloc,
+                f"'days_ago' needs a mapping of comparisons such as {{gte: 90}} ({allowed}), not {describe(raw)}",
+            )
+            return None
+        tests: list[Condition | None] = []
+        for op, value in raw.items():
+            op_loc: Loc = (*vloc, op)
+            if op not in DAYS_AGO_OPERATORS:
+                hint = did_you_mean(op, DAYS_AGO_OPERATORS) if isinstance(op, str) else ""
+                self._issue(op_loc, f"unknown operator '{op}' in 'days_ago'{hint or '; use one of ' + allowed}", "key")
+                tests.append(None)
+                continue
+            values = value if op == "between" and isinstance(value, list) else [value]
+            if op == "between" and (not isinstance(value, list) or len(value) != 2):
+                self._issue(op_loc, f"'between' needs two whole numbers of days [low, high], not {describe(value)}")
+                tests.append(None)
+                continue
+            bad = [(i, v) for i, v in enumerate(values) if not isinstance(v, int) or isinstance(v, bool)]
+            for i, v in bad:
+                where = (*op_loc, i) if op == "between" else op_loc
+                self._issue(where, f"'days_ago' counts whole days; give a whole number such as 90, not {describe(v)}")
+            if bad:
+                tests.append(None)
+                continue
+            if op == "between":
+                if values[0] > values[1]:
+                    self._issue(op_loc, f"'between' needs [low, high] with low <= high, got [{values[0]}, {values[1]}]")
+                    tests.append(None)
+                    continue
+                tests.append(ColumnTest(column, "between", tuple(values), loc, op_loc, "days_ago"))
+            else:
+                tests.append(ColumnTest(column, op, value, loc, op_loc, "days_ago"))
+        valid = [t for t in tests if t is not None]
+        if not valid:
+            return None
+        return valid[0] if len(valid) == 1 else All(tuple(valid), loc)
+
+    def _text_test(self, column: str, op: Operator, raw: object, loc: Loc, vloc: Loc) -> ColumnTest | None:
+        if not isinstance(raw, str) or not raw:
+            shown = f"; put it in quotes: '{raw}'" if isinstance(raw, (int, float)) and not isinstance(raw, bool) else ""
+            what = "empty text" if raw == "" else describe(raw)
+            self._issue(vloc, f"'{op}' needs non-empty text such as 'acme', not {what}{shown}")
+            return None
+        if op == "matches":
+            problem = portable_regex_problem(raw)
+            if problem:
+                self._issue(vloc, problem)
+                return None
+        return ColumnTest(column, op, raw, loc, vloc)
+
+    def _date_test(self, column: str, op: Operator, raw: object, loc: Loc, vloc: Loc) -> ColumnTest | None:
+        ok = (isinstance(raw, date) and not isinstance(raw, datetime)) or (
+            isinstance(raw, str) and (RELATIVE_DAY.match(raw) or _is_iso_date(raw))
+        )
+        if not ok:
+            self._issue(
+                vloc,
+                f"'{op}' needs a day: a date such as 2026-01-31, or one relative to the wave date such as "
+                f"today, -30d or +7d; not {describe(raw)}",
+            )
+            return None
+        return ColumnTest(column, op, raw, loc, vloc)  # type: ignore[arg-type]
+
     def _test(self, column: str, op: Operator, raw: object, loc: Loc, vloc: Loc) -> ColumnTest | None:
         def test(o: Operator, value: Scalar | tuple[Scalar, ...]) -> ColumnTest:
             return ColumnTest(column, o, value, loc, vloc)
+
+        if op in TEXT_OPERATORS:
+            return self._text_test(column, op, raw, loc, vloc)
+        if op in DATE_OPERATORS:
+            return self._date_test(column, op, raw, loc, vloc)
 
         if op == "is_null":
             if not isinstance(raw, bool):
@@ -316,6 +477,59 @@ def _unknown_operator(op: object, column: str) -> str:
     return text + (hint or f"; use one of {', '.join(OPERATORS)}")
 
 
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+def relative_day(value: date | str, as_of: date) -> date:
+    """The day ``before``/``after`` mean: ``value`` itself, or ``today``/``-30d``/``+7d`` from ``as_of``."""
+    if isinstance(value, date):
+        return value
+    if value == "today":
+        return as_of
+    if RELATIVE_DAY.match(value):
+        return as_of + timedelta(days=int(value[:-1]))
+    return date.fromisoformat(value)
+
+
+_REGEX_ESCAPES = frozenset("dDwWsS")
+
+
+def portable_regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` may not behave the same in PostgreSQL and Python (SQLite), or ``None``.
+
+    The portable subset: characters, ``.``, ``^``, ``$``, ``*``, ``+``, ``?``, ``{m,n}``,
+    ``|``, groups ``( )``, classes ``[a-z]``/``[^0-9]``, ``\\d \\w \\s`` (and upper-case
+    negations), and a backslash before punctuation for the character itself.
+    """
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"'matches' needs a regular expression; '{pattern}' is not one: {exc}"
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            nxt = pattern[i + 1] if i + 1 < len(pattern) else ""
+            if nxt.isalnum() and nxt not in _REGEX_ESCAPES:
+                return (
+                    f"'\\{nxt}' in '{pattern}' means different things in the databases; use only "
+                    "\\d, \\w, \\s (and \\D, \\W, \\S) or a backslash before punctuation"
+                )
+            i += 2
+            continue
+        if pattern.startswith("(?", i):
+            return f"'(?' groups in '{pattern}' are not portable between the databases; use plain ( ) groups"
+        if pattern.startswith("[[:", i) or pattern.startswith("{,", i):
+            return f"'{pattern[i:i + 3]}' in '{pattern}' is not portable between the databases"
+        i += 1
+    return None
+
+
 def _comparable(a: object, b: object) -> bool:
     numbers = (int, float)
     if isinstance(a, bool) or isinstance(b, bool):
@@ -335,5 +549,9 @@ def condition_to_data(condition: Condition | None) -> object:
         return {"any": [condition_to_data(c) for c in condition.conditions]}
     if isinstance(condition, Not):
         return {"not": condition_to_data(condition.condition)}
+    if isinstance(condition, InSegment):
+        return {IN_SEGMENT: condition.name}
     value = list(condition.value) if isinstance(condition.value, tuple) else condition.value
+    if condition.measure == "days_ago":
+        return {condition.column: {DAYS_AGO: {condition.op: value}}}
     return {condition.column: {condition.op: value}}

@@ -7,6 +7,12 @@ listing every error. Problems name the file as it was given (``rules/x.yaml``) w
 line and column. ``columns`` is the customer table's ``{name: kind}``
 (``customer_table.customer_columns``); ``None`` means there is no customer table yet,
 so column checks are skipped with one warning. The format is described in ``spec``.
+
+``in_segment`` references are read from ``segments_dir`` (default: the ``segments``
+folder next to the rules file, see ``segments``); problems inside a segment file are
+reported at that file's line. ``include``/``exclude`` id files are read relative to the
+rules file; tables are looked up with ``engine`` (without one they get a warning), see
+``id_lists``.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import sqlalchemy as sa
 from pydantic import ValidationError
 
 from orchestrator.conditions import check_audience
 from orchestrator.customer_table import ColumnKind
+from orchestrator.id_lists import check_lists
 from orchestrator.problems import Problem, ValidationFailed, did_you_mean
+from orchestrator.segments import resolve_segments, segments_dir_for
 from orchestrator.spec import COLUMN, FILE_FIELDS, CampaignSpec, Condition, parse_condition
 from orchestrator.yaml_source import Positions, YamlDocument, model_problems, parse_yaml
 
@@ -30,18 +39,32 @@ NO_TABLE_WARNING = (
 )
 
 
-def load_campaign(path: Path, *, columns: dict[str, ColumnKind] | None) -> CampaignSpec:
+def load_campaign(
+    path: Path,
+    *,
+    columns: dict[str, ColumnKind] | None,
+    segments_dir: Path | None = None,
+    engine: sa.Engine | None = None,
+) -> CampaignSpec:
     """The validated campaign in ``path``; raises ``ValidationFailed`` with every error."""
-    spec, problems = validate_campaign_file(path, columns=columns)
+    spec, problems = validate_campaign_file(path, columns=columns, segments_dir=segments_dir, engine=engine)
     if spec is None:
         raise ValidationFailed(problems)
     return spec
 
 
 def validate_campaign_file(
-    path: Path, *, columns: dict[str, ColumnKind] | None
+    path: Path,
+    *,
+    columns: dict[str, ColumnKind] | None,
+    segments_dir: Path | None = None,
+    engine: sa.Engine | None = None,
 ) -> tuple[CampaignSpec | None, list[Problem]]:
-    """The campaign in ``path`` (``None`` if it has any error) and every problem found."""
+    """The campaign in ``path`` (``None`` if it has any error) and every problem found.
+
+    ``segments_dir`` is where ``in_segment`` names are looked up (default: ``segments``
+    next to the rules file); ``engine`` is used to check ``include``/``exclude`` tables.
+    """
     file = str(path)
     try:
         content = Path(path).read_bytes()
@@ -56,18 +79,27 @@ def validate_campaign_file(
         return None, [Problem(file, line, None, "the file is not UTF-8 text; save it with UTF-8 encoding")]
     document, problems = parse_yaml(text, file)
     if document is not None:
-        spec, more = _check_document(document, Path(path), hashlib.sha256(content).hexdigest(), columns)
+        segments = Path(segments_dir) if segments_dir is not None else segments_dir_for(Path(path))
+        spec, more = _check_document(
+            document, Path(path), hashlib.sha256(content).hexdigest(), columns, segments, engine
+        )
         problems = problems + more
     else:
         spec = None
-    problems.sort(key=lambda p: (p.line or 0, p.col or 0))
+    file_order = {file: i for i, file in enumerate(dict.fromkeys([file, *(p.file for p in problems)]))}
+    problems.sort(key=lambda p: (file_order[p.file], p.line or 0, p.col or 0))
     if any(p.severity == "error" for p in problems):
         spec = None
     return spec, problems
 
 
 def _check_document(
-    document: YamlDocument, path: Path, sha256: str, columns: dict[str, ColumnKind] | None
+    document: YamlDocument,
+    path: Path,
+    sha256: str,
+    columns: dict[str, ColumnKind] | None,
+    segments_dir: Path,
+    engine: sa.Engine | None,
 ) -> tuple[CampaignSpec | None, list[Problem]]:
     data, positions = document.data, document.positions
     if not isinstance(data, dict):
@@ -85,6 +117,11 @@ def _check_document(
     if "audience" in data:
         audience, issues = parse_condition(data["audience"], ("audience",), partial=True)
         problems += [positions.problem(i.loc, i.message, at=i.at) for i in issues]
+        if audience is not None:
+            audience, segment_problems = resolve_segments(
+                audience, positions, segments_dir=segments_dir, columns=columns
+            )
+            problems += segment_problems
         data["audience"] = None if issues else audience
     spec: CampaignSpec | None = None
     try:
@@ -97,6 +134,7 @@ def _check_document(
         if audience is not None:
             problems += check_audience(audience, columns, positions)
         problems += _check_address_column(data, columns, positions)
+    problems += check_lists(data, positions, base=path.parent, engine=engine)
     return spec, problems
 
 

@@ -76,6 +76,7 @@ from orchestrator.condition_parser import (
     ORDERING as ORDERING,
     All as All,
     Any as Any,
+    CONDITION_TYPES as CONDITION_TYPES,
     ColumnTest as ColumnTest,
     Condition as Condition,
     Issue as Issue,
@@ -97,6 +98,7 @@ __all__ = [
     "Condition",
     "ControlSpec",
     "EmailChannelSpec",
+    "IdListSpec",
     "ScoresSpec",
     "VariantSpec",
     "Issue",
@@ -113,7 +115,7 @@ __all__ = [
 
 
 def _validate_audience(value: object) -> Condition | None:
-    if value is None or isinstance(value, (All, Any, Not, ColumnTest)):
+    if value is None or isinstance(value, CONDITION_TYPES):
         return value
     condition, issues = parse_condition(value, ())
     if issues:
@@ -347,6 +349,29 @@ class ScheduleSpec(_Spec):
         return self
 
 
+class IdListSpec(_Spec):
+    """Customer ids for ``include``/``exclude``: exactly one of ``file`` or ``table`` (see ``id_lists``)."""
+
+    file: str | None = Field(
+        None, min_length=1, description="CSV or text file of customer ids, relative to the rules file."
+    )
+    table: str | None = Field(None, description="Database table with a customer_id column.")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str | None) -> str | None:
+        if value is not None and not COLUMN.match(value):
+            raise _fail(f"'{value}' is not a table name: use letters, digits and '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IdListSpec:
+        if (self.file is None) == (self.table is None):
+            got = "both" if self.file is not None else "neither"
+            raise _fail(f"a list needs exactly one of 'file: ids.csv' or 'table: name'; got {got}")
+        return self
+
+
 class CampaignSpec(_Spec):
     """One campaign rules file, validated. ``source`` and ``sha256`` identify the file."""
 
@@ -361,6 +386,8 @@ class CampaignSpec(_Spec):
     policy: dict | None = Field(None, description="Overrides of the shared contact policy (rules/policy.yaml).")
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
+    include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")
+    exclude: tuple[IdListSpec, ...] = Field((), description="Never customers on any of these id lists.")
 
     @field_validator("name")
     @classmethod

@@ -472,7 +472,8 @@ def test_condition_grammar():
         ),
         (
             "segment: {}",
-            "no operator for column 'segment'; use one of eq, ne, lt, lte, gt, gte, in, not_in, between, is_null",
+            "no operator for column 'segment'; use one of eq, ne, lt, lte, gt, gte, in, not_in, between, is_null, "
+            "contains, starts_with, ends_with, like, matches, days_ago, before, after",
         ),
         ("gt: 5", "'gt' is an operator and belongs under a column, e.g. 'age: {gt: ...}'"),
         ("or: [{a: 1}]", "unknown key 'or', did you mean 'any'?"),
