@@ -4,8 +4,8 @@ Contract:
 
 * ``policy_filters(policy, channel=, as_of=, customer_table=)`` returns named conditions over
   the customer table, in a fixed order: consent, suppression, frequency caps, cool-down. Each
-  stands alone (a correlated ``NOT EXISTS`` on ``suppressions`` or a ``NOT IN`` over the
-  ledger, with bound parameters), is never NULL, and runs in the database on SQLite and
+  stands alone (a correlated ``NOT EXISTS`` on ``suppressions`` or on the ledger's customers
+  at a cap, with bound parameters), is never NULL, and runs in the database on SQLite and
   PostgreSQL. The caller ANDs them with the audience; ``explain`` counts what each removes.
 * Frequency caps count ledger contacts of every campaign with status ``sent`` and ``sent_at``
   on or after midnight UTC of ``as_of - days``; a cap with a channel counts that channel only
@@ -109,9 +109,11 @@ def policy_filters(policy: PolicySpec | None, *, channel: str, as_of: date, cust
         )
         if cap.channel is not None:
             counted = counted.where(contacts.c.channel == cap.channel)
-        at_cap = counted.group_by(contacts.c.customer_id).having(sa.func.count() >= cap.max)
+        # Customers at the cap, computed once; NOT EXISTS over it plans as an anti join.
+        at_cap = counted.group_by(contacts.c.customer_id).having(sa.func.count() >= cap.max).subquery("at_cap")
         scope = f" {cap.channel}" if cap.channel else ""
-        filters.append((f"frequency cap{scope} {cap.max} in {cap.days} days", customer_id.not_in(at_cap)))
+        condition = ~sa.exists().where(at_cap.c.customer_id == customer_id)
+        filters.append((f"frequency cap{scope} {cap.max} in {cap.days} days", condition))
 
     if policy.cooldown.complaint_days is not None:
         complained = sa.exists().where(
