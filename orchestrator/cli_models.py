@@ -145,9 +145,10 @@ def list_command() -> None:
     if not records:
         console.print("no model is registered yet; train one with `campaign models train`")
         return
-    table = Table(title="Scoring models (metrics on a stratified holdout)")
-    for column in ("name", "version", "stage", "target", "rows", "ROC AUC", "PR AUC", "lift top 10%", "trained"):
-        table.add_column(column, justify="right" if column in ("version", "rows", "ROC AUC", "PR AUC", "lift top 10%") else "left")
+    table = Table(title="Scoring models (holdout metrics; lift in the top decile)")
+    for column in ("name", "v", "stage", "target", "rows", "ROC AUC", "PR AUC", "lift", "trained"):
+        numeric = column in ("v", "rows", "ROC AUC", "PR AUC", "lift")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("name", "v", "trained"))
     for record in records:
         m = record.metrics
         table.add_row(
