@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,15 +12,16 @@ from orchestrator.customer_table import customer_columns, customer_table
 from orchestrator.spec import ColumnTest, parse_condition
 from orchestrator.yaml_source import load_yaml
 
-COLUMNS = ("customer_id", "region", "segment", "age", "revenue", "consent", "signup", "seen")
+COLUMNS = ("customer_id", "region", "segment", "age", "revenue", "consent", "signup", "seen", "note")
 ROWS = [
-    ("c1", "North", "gold", 25, 1500.0, True, date(2025, 1, 10), datetime(2025, 1, 10, 9, 0)),
-    ("c2", "South", "silver", 40, 300.5, False, date(2025, 6, 1), datetime(2025, 6, 1, 12, 0)),
-    ("c3", "East", "bronze", 17, 50.0, True, date(2024, 12, 31), None),
-    ("c4", "West", "gold", 65, 0.0, None, None, datetime(2025, 3, 1, 8, 0)),
-    ("c5", None, None, None, None, True, date(2025, 3, 15), datetime(2025, 3, 15, 23, 59)),
-    ("c6", "Central", "blocked", 33, 1000.0, True, date(2025, 2, 1), datetime(2025, 2, 1, 0, 0)),
+    ("c1", "North", "gold", 25, 1500.0, True, date(2025, 1, 10), datetime(2025, 1, 10, 9, 0), "VIP 50% OFF"),
+    ("c2", "South", "silver", 40, 300.5, False, date(2025, 6, 1), datetime(2025, 6, 1, 12, 0), "vip_2025"),
+    ("c3", "East", "bronze", 17, 50.0, True, date(2024, 12, 31), None, "vipx2025"),
+    ("c4", "West", "gold", 65, 0.0, None, None, datetime(2025, 3, 1, 8, 0), "Gold member"),
+    ("c5", None, None, None, None, True, date(2025, 3, 15), datetime(2025, 3, 15, 23, 59), None),
+    ("c6", "Central", "blocked", 33, 1000.0, True, date(2025, 2, 1), datetime(2025, 2, 1, 0, 0), "no\\vip"),
 ]
+AS_OF = date(2025, 7, 1)  # days ago of signup: c1 172, c2 30, c3 182, c5 108, c6 150; of seen: c4 122
 EVERYONE = {row[0] for row in ROWS}
 
 
@@ -39,6 +40,7 @@ def customers(engine) -> sa.Table:
         sa.Column("consent", sa.Boolean),
         sa.Column("signup", sa.Date),
         sa.Column("seen", sa.DateTime),
+        sa.Column("note", sa.Text),
     )
     metadata.create_all(engine)
     with engine.begin() as conn:
@@ -52,8 +54,8 @@ def condition_of(text: str):
     return condition
 
 
-def selected(engine, table: sa.Table, text: str) -> set[str]:
-    query = sa.select(table.c.customer_id).where(compile_audience(condition_of(text), table))
+def selected(engine, table: sa.Table, text: str, **kwargs) -> set[str]:
+    query = sa.select(table.c.customer_id).where(compile_audience(condition_of(text), table, **kwargs))
     with engine.connect() as conn:
         return set(conn.execute(query).scalars())
 
@@ -107,6 +109,24 @@ CASES = [
     ("not: {segment: {ne: gold}}", {"c1", "c4"}),
     ("not: {not: {consent: true}}", {"c1", "c3", "c5", "c6"}),
     ("not: [{consent: true}, {age: {lt: 30}}]", EVERYONE - {"c1", "c3"}),
+    # text matching, ignoring case; % _ and \\ are plain characters in contains/starts_with/ends_with
+    ("note: {contains: vip}", {"c1", "c2", "c3", "c6"}),
+    ("note: {contains: '%'}", {"c1"}),
+    ("note: {contains: 'p_2'}", {"c2"}),
+    ("note: {contains: '\\'}", {"c6"}),
+    ("note: {starts_with: vip}", {"c1", "c2", "c3"}),
+    ("note: {starts_with: VIP_}", {"c2"}),
+    ("note: {ends_with: '2025'}", {"c2", "c3"}),
+    ("note: {ends_with: off}", {"c1"}),
+    ("note: {like: 'vip_2025'}", {"c2", "c3"}),
+    ("note: {like: '%MEMBER'}", {"c4"}),
+    ("note: {like: 'vip\\_%'}", {"c2"}),
+    ("note: {matches: '^vip.?2025$'}", {"c2", "c3"}),
+    ("note: {matches: '[0-9]{2}%'}", {"c1"}),
+    ("note: {matches: '\\d{4}'}", {"c2", "c3"}),
+    ("note: {matches: 'gold|off'}", {"c1", "c4"}),
+    ("note: {matches: '\\\\'}", {"c6"}),
+    ("{note: {contains: vip}, region: {ne: North}}", {"c2", "c3", "c6"}),
     (
         """\
 all:
@@ -130,12 +150,73 @@ def test_audience_selects(engine, customers, text, expected):
     assert selected(engine, customers, text) == expected
 
 
+DATE_CASES = [
+    # days_ago: whole days from the column's day to the wave date (AS_OF)
+    ("signup: {days_ago: {gte: 150}}", {"c1", "c3", "c6"}),
+    ("signup: {days_ago: {gt: 150}}", {"c1", "c3"}),
+    ("signup: {days_ago: {lte: 108}}", {"c2", "c5"}),
+    ("signup: {days_ago: {lt: 108}}", {"c2"}),
+    ("signup: {days_ago: {eq: 30}}", {"c2"}),
+    ("signup: {days_ago: {between: [100, 160]}}", {"c5", "c6"}),
+    ("signup: {days_ago: {gte: 100, lt: 172}}", {"c5", "c6"}),
+    ("seen: {days_ago: {gte: 150}}", {"c1", "c6"}),
+    ("seen: {days_ago: {eq: 108}}", {"c5"}),  # 2025-03-15 23:59 is on day 108
+    ("seen: {days_ago: {lte: 108}}", {"c2", "c5"}),
+    ("seen: {days_ago: {lt: 108}}", {"c2"}),
+    ("seen: {days_ago: {between: [108, 122]}}", {"c4", "c5"}),
+    # before/after a day: a date, or relative to the wave date
+    ("signup: {before: 2025-01-10}", {"c3"}),
+    ("signup: {after: '2025-03-15'}", {"c2"}),
+    ("signup: {before: -150d}", {"c1", "c3"}),
+    ("signup: {after: -30d}", set()),
+    ("signup: {after: -31d}", {"c2"}),
+    ("signup: {before: today}", {"c1", "c2", "c3", "c5", "c6"}),
+    ("signup: {after: +0d}", set()),
+    ("signup: {after: 2025-01-01, before: -100d}", {"c1", "c5", "c6"}),
+    ("seen: {before: 2025-03-15}", {"c1", "c4", "c6"}),
+    ("seen: {after: 2025-03-01}", {"c2", "c5"}),
+    ("seen: {after: -122d}", {"c2", "c5"}),
+    ("any: [{seen: {days_ago: {lt: 31}}}, {signup: {before: 2025-01-01}}]", {"c2", "c3"}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), DATE_CASES, ids=[c[0][:60] for c in DATE_CASES])
+def test_dates_relative_to_the_wave_date(engine, customers, text, expected):
+    assert selected(engine, customers, text, as_of=AS_OF) == expected
+
+
+def test_the_wave_date_defaults_to_today(engine, customers):
+    today = date.today()
+    with engine.begin() as conn:
+        conn.execute(customers.update().where(customers.c.customer_id == "c1").values(signup=today))
+    assert selected(engine, customers, "signup: {days_ago: {eq: 0}}") == {"c1"}
+    assert selected(engine, customers, "signup: {days_ago: {eq: 0}}", as_of=datetime.now()) == {"c1"}
+    assert selected(engine, customers, "signup: {days_ago: {eq: 1}}", as_of=today + timedelta(days=1)) == {"c1"}
+
+
 def test_not_is_the_exact_complement(engine, customers):
-    for text, _ in CASES:
-        inside = selected(engine, customers, text)
+    for text, _ in CASES + DATE_CASES:
+        inside = selected(engine, customers, text, as_of=AS_OF)
         indented = "\n".join("  " + line for line in text.splitlines())
-        outside = selected(engine, customers, f"not:\n{indented}")
+        outside = selected(engine, customers, f"not:\n{indented}", as_of=AS_OF)
         assert inside | outside == EVERYONE and not inside & outside, text
+
+
+def test_text_and_date_values_are_bound_parameters(engine, customers):
+    condition = condition_of(
+        """- note: {contains: Zebra42}
+- note: {like: 'Quux%'}
+- note: {matches: 'Wombat[0-9]'}
+- signup: {days_ago: {gte: 4242}}
+- seen: {before: -4343d}
+"""
+    )
+    compiled = compile_audience(condition, customers, as_of=date(2031, 7, 4)).compile(dialect=engine.dialect)
+    sql = str(compiled)
+    for literal in ("zebra42", "Zebra42", "quux", "Wombat", "4242", "4343", "2031", "2019", "2020"):
+        assert literal not in sql
+    values = set(map(str, compiled.params.values()))
+    assert {"%zebra42%", "quux%", "Wombat[0-9]", "2019-11-22", "2019-08-13 00:00:00"} <= values
 
 
 def test_only_bound_parameters(engine, customers):
@@ -176,6 +257,22 @@ def test_unknown_column_raises_with_suggestion(customers):
         compile_audience(ColumnTest("regoin", "eq", "North"), customers)
 
 
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        (ColumnTest("age", "contains", "1"), "column 'age' holds numbers; 'contains' only applies to text columns"),
+        (ColumnTest("note", "before", "today"), "column 'note' holds text; 'before' only applies to date columns"),
+        (
+            ColumnTest("consent", "gte", 3, measure="days_ago"),
+            "column 'consent' holds true/false; 'days_ago' only applies to date columns",
+        ),
+    ],
+)
+def test_operator_on_the_wrong_kind_of_column_raises(customers, test, message):
+    with pytest.raises(ValueError, match=message):
+        compile_audience(test, customers)
+
+
 def test_unsuitable_value_raises(customers):
     with pytest.raises(ValueError, match="column 'region' holds text"):
         compile_audience(ColumnTest("region", "eq", 5), customers)
@@ -191,4 +288,5 @@ def test_reflected_columns_have_the_expected_kinds(engine, customers):
         "consent": "boolean",
         "signup": "date",
         "seen": "datetime",
+        "note": "text",
     }
