@@ -19,10 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.policy_spec import ALL_CHANNELS, REASONS
-from orchestrator.problems import did_you_mean
+from orchestrator.problems import Problem, did_you_mean
 from orchestrator.settings import get_settings
 
 __all__ = ["policy_app", "suppressions_app"]
+
+NO_TABLE_WARNING = "there is no customer table yet, so the consent columns were not checked"
 
 suppressions_app = typer.Typer(no_args_is_help=True, help="The suppression list: who must not be contacted.")
 policy_app = typer.Typer(no_args_is_help=True, help="The contact policy file.")
@@ -107,6 +109,8 @@ def check_command(
     path = file if file is not None else settings.paths.rules_dir / "policy.yaml"
     columns = customer_columns(connect(settings), settings.database.customer_table)
     _policy, problems = load_policy(path, columns)
+    if columns is None and not any(p.severity == "error" for p in problems):
+        problems.append(Problem(str(path), None, None, NO_TABLE_WARNING, "warning"))
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         err.print(f"[{style}]{problem}[/]", highlight=False, soft_wrap=True)

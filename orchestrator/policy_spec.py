@@ -191,16 +191,14 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
 
 # --- files ----------------------------------------------------------------------------------
 
-NO_TABLE_WARNING = "there is no customer table yet, so the consent columns were not checked"
-
-
 def load_policy(
-    path: Path, columns: Mapping[str, ColumnKind] | None = None, *, check_columns: bool = True
+    path: Path, columns: Mapping[str, ColumnKind] | None = None
 ) -> tuple[PolicySpec | None, list[Problem]]:
     """The policy in ``path`` (``None`` if it has any error) and every problem found, in file order.
 
-    ``columns`` is the customer table's ``{name: kind}``; with ``check_columns`` and no table
-    (``None``) the consent columns are not checked and a warning says so.
+    ``columns`` is the customer table's ``{name: kind}``; when given, the consent columns are
+    checked against it (``check_policy``). A missing file is an error: callers for which no
+    policy is acceptable check that the file exists first.
     """
     file = str(path)
     try:
@@ -227,11 +225,8 @@ def load_policy(
                 policy = PolicySpec.model_validate(data)
             except ValidationError as exc:
                 problems += _model_problems(exc, positions)
-            if check_columns:
-                if columns is None:
-                    problems.append(Problem(file, None, None, NO_TABLE_WARNING, "warning"))
-                else:
-                    problems += check_policy(data, columns, positions)
+            if columns is not None:
+                problems += check_policy(data, columns, positions)
     problems.sort(key=lambda p: (p.line or 0, p.col or 0))
     if any(p.severity == "error" for p in problems):
         policy = None

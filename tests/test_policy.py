@@ -109,10 +109,9 @@ global_control:
     ]
 
 
-def test_policy_file_without_customer_table_warns(tmp_path, monkeypatch):
+def test_policy_file_without_columns_is_not_checked_against_them(tmp_path, monkeypatch):
     policy, problems = _problems(tmp_path, monkeypatch, "consent: {email: whatever}\n", columns=None)
-    assert policy is not None
-    assert problems == ["policy.yaml: warning: there is no customer table yet, so the consent columns were not checked"]
+    assert policy.consent == {"email": "whatever"} and problems == []
 
 
 def test_policy_file_empty_missing_and_bad_types(tmp_path, monkeypatch):
