@@ -354,15 +354,9 @@ class ResponseModel(ClassifierMixin, BaseEstimator):
             if self.feature_kinds_[name] == "number":
                 prepared[name] = pd.to_numeric(column, errors="coerce").astype("float64").to_numpy()
             else:
-                values = column.to_numpy(dtype=object, na_value=None) if hasattr(column, "to_numpy") else column
-                prepared[name] = np.array(
-                    [np.nan if _is_missing(v) else _category(v) for v in values], dtype=object
-                )
+                values = column.to_numpy(dtype=object, na_value=None)
+                prepared[name] = np.array([np.nan if v is None else _category(v) for v in values], dtype=object)
         return pd.DataFrame(prepared, columns=self.features_)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT
 
 
 def _category(value: Any) -> str:
