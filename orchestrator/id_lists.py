@@ -25,6 +25,7 @@ connection. ``drop_id_tables(conn)`` drops the temporary tables made on it.
 from __future__ import annotations
 
 import csv
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,7 @@ __all__ = ["LIST_KEYS", "IdFileError", "check_lists", "drop_id_tables", "list_co
 LIST_KEYS = ("include", "exclude")
 _DELIMITERS = (",", ";", "\t")
 _TEMP_TABLES = "campaign_id_tables"
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class IdFileError(ValueError):
@@ -90,9 +92,19 @@ def read_ids(path: Path) -> Iterator[str]:
                 if index < len(fields) and fields[index].strip():
                     yield fields[index].strip()
     except UnicodeDecodeError as exc:
-        raise IdFileError("the id file is not UTF-8 text; save it with UTF-8 encoding", row + 1) from exc
+        raise IdFileError("the id file is not UTF-8 text; save it with UTF-8 encoding", _bad_line(path)) from exc
     except csv.Error as exc:
         raise IdFileError(f"cannot read the CSV: {exc}", row) from exc
+
+
+def _bad_line(path: Path) -> int | None:
+    """The 1-based line of the first byte that is not UTF-8."""
+    raw = Path(path).read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return raw[: exc.start].count(b"\n") + 1
+    return None  # pragma: no cover - only called after a decode error
 
 
 def resolve_file(base: Path, file: str) -> Path:
@@ -123,7 +135,7 @@ def check_lists(data: dict, positions: Positions, *, base: Path, engine: sa.Engi
             file, table = source.get("file"), source.get("table")
             if isinstance(file, str) and file:
                 problems += _check_file(resolve_file(base, file), file, key, loc, positions)
-            elif isinstance(table, str) and table:
+            elif isinstance(table, str) and _TABLE_NAME.match(table):
                 if engine is None:
                     unchecked_tables = True
                 else:
