@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -33,31 +32,33 @@ def open_wave(prepared: stages.PreparedWave) -> WaveRef:
 
 
 @task(name="select", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def select(prepared: stages.PreparedWave) -> list[str]:
-    ids = stages.select_audience(get_settings(), prepared)
-    get_run_logger().info("audience: %d customers", len(ids))
-    return ids
+def select(prepared: stages.PreparedWave, with_funnel: bool) -> stages.Candidates:
+    candidates = stages.select_candidates(get_settings(), prepared, with_funnel=with_funnel)
+    get_run_logger().info(
+        "selected %d customers (%d held out as global control)", len(candidates.ids), len(candidates.global_control)
+    )
+    return candidates
 
 
 @task(name="split", cache_policy=NO_CACHE)
-def split(prepared: stages.PreparedWave, customer_ids: list[str]) -> np.ndarray:
-    mask = stages.split_control(prepared, customer_ids)
-    get_run_logger().info("control group: %d of %d", int(mask.sum()), len(customer_ids))
-    return mask
+def split(prepared: stages.PreparedWave, candidates: stages.Candidates, with_funnel: bool) -> stages.Selection:
+    selection = stages.split_wave(prepared, candidates, with_funnel=with_funnel)
+    get_run_logger().info("control group: %d of %d", selection.count("control"), len(candidates.ids))
+    return selection
 
 
 @task(name="render", cache_policy=NO_CACHE)
-def render(prepared: stages.PreparedWave, full: bool) -> stages.RenderCheck:
-    check = stages.render_check(get_settings(), prepared, sample=None if full else stages.RENDER_SAMPLE)
+def render(prepared: stages.PreparedWave, selection: stages.Selection, full: bool) -> stages.RenderCheck:
+    check = stages.render_selection(get_settings(), prepared, selection, sample=None if full else stages.RENDER_SAMPLE)
     get_run_logger().info("rendered %d messages, %d render errors", check.rendered, check.errors)
     return check
 
 
 @task(name="record", cache_policy=NO_CACHE)
-def record(wave: WaveRef, customer_ids: list[str], mask: np.ndarray) -> tuple[int, int]:
-    treated, control = stages.record(get_settings(), wave, customer_ids, mask)
-    get_run_logger().info("ledger: %d treated and %d control contacts recorded", treated, control)
-    return treated, control
+def record(wave: WaveRef, selection: stages.Selection) -> tuple[int, int]:
+    treated, held_out = stages.record(get_settings(), wave, selection)
+    get_run_logger().info("ledger: %d treated and %d held-out contacts recorded", treated, held_out)
+    return treated, held_out
 
 
 @task(name="send", cache_policy=NO_CACHE)
@@ -68,7 +69,7 @@ def send(prepared: stages.PreparedWave, wave: WaveRef) -> int:
 
 
 def _artifact(summary: stages.WaveSummary) -> None:
-    rows = [{"measure": k, "value": v} for k, v in summary.as_dict().items() if v is not None]
+    rows = [{"measure": k, "value": v} for k, v in summary.as_dict().items() if v is not None and not isinstance(v, list)]
     key = f"wave-{summary.campaign}".lower().replace("_", "-")[:100]
     create_table_artifact(rows, key=key, description=f"Campaign {summary.campaign}, wave {summary.wave_key}")
 
@@ -79,22 +80,19 @@ def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = 
     prepared = load(rules_path, wave_key)
     summary = stages.WaveSummary(campaign=prepared.spec.name, wave_key=prepared.wave_key, dry_run=dry_run)
     if dry_run:
-        ids = select(prepared)
-        mask = split(prepared, ids)
-        summary.selected, summary.control = len(ids), int(mask.sum())
-        summary.treated = summary.selected - summary.control
-        summary.render = render(prepared, full=True)
+        selection = split(prepared, select(prepared, True), True)
+        summary.count_selection(selection)
+        summary.render = render(prepared, selection, full=True)
         _artifact(summary)
         return summary.as_dict()
     wave = open_wave(prepared)
     summary.wave_id = wave.id
     if wave.status == WaveStatus.SELECTING:
-        ids = select(prepared)
-        mask = split(prepared, ids)
-        summary.render = render(prepared, full=False)
+        selection = split(prepared, select(prepared, False), False)
+        summary.render = render(prepared, selection, full=False)
         if summary.render.errors:
             raise stages.ValidationFailed(summary.render.problems)
-        record(wave, ids, mask)
+        record(wave, selection)
     else:
         summary.already_recorded = True
         logger = get_run_logger()

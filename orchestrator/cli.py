@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator import progress
+from orchestrator.cli_models import models_app
+from orchestrator.cli_policy import policy_app, suppressions_app
 from orchestrator.problems import Problem, ValidationFailed
 from orchestrator.settings import get_settings
 
@@ -28,6 +30,9 @@ db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
 import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
+app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(policy_app, name="policy")
+app.add_typer(models_app, name="models")
 
 console = Console()
 err = Console(stderr=True)
@@ -131,10 +136,11 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to ch
     from orchestrator.validation import has_errors, validate_campaign
 
     settings = get_settings()
-    columns = customer_columns(connect(settings), settings.database.customer_table)
+    engine = connect(settings)
+    columns = customer_columns(engine, settings.database.customer_table)
     failed = False
     for file in files:
-        _spec, _template, problems = validate_campaign(settings, file, columns)
+        problems = validate_campaign(settings, file, columns, engine).problems
         _print_problems(problems)
         failed |= has_errors(problems)
         if not has_errors(problems):
@@ -150,6 +156,8 @@ def print_summary(summary: dict) -> None:
     title = f"Campaign {summary['campaign']}, wave {summary['wave']}" + (" (dry run)" if summary["dry_run"] else "")
     table = Table(title=title, show_header=False)
     rows = [("selected", summary["selected"]), ("treatment", summary["treated"]), ("control (not contacted)", summary["control"])]
+    if summary.get("global_control"):
+        rows.append(("global control (held out of every campaign)", summary["global_control"]))
     if summary["dry_run"]:
         rows += [("rendered", summary["rendered"]), ("render errors", summary["render_errors"])]
     else:
@@ -163,7 +171,82 @@ def print_summary(summary: dict) -> None:
         ]
     for label, value in rows:
         table.add_row(label, str(value))
+    if summary.get("funnel"):
+        print_funnel(summary["funnel"])
     console.print(table)
+
+
+def print_funnel(funnel: list[dict]) -> None:
+    """The selection funnel as a table: customers left after each filter."""
+    table = Table(title="Selection funnel")
+    table.add_column("stage")
+    table.add_column("filter")
+    table.add_column("removed", justify="right")
+    table.add_column("remaining", justify="right")
+    for step in funnel:
+        removed = f"-{step['removed']:,}" if step["removed"] else ""
+        table.add_row(step["stage"], step["label"], removed, f"{step['remaining']:,}")
+    console.print(table)
+
+
+def _prepare_selection(rules_file: Path, wave: str | None):
+    from orchestrator import wave as stages
+
+    settings = get_settings()
+    prepared = stages.prepare(settings, rules_file, wave)
+    candidates = stages.select_candidates(settings, prepared, with_funnel=True)
+    return settings, prepared, stages.split_wave(prepared, candidates, with_funnel=True)
+
+
+@app.command()
+def explain(
+    rules_file: Annotated[Path, typer.Argument(help="The campaign's rules file.")],
+    wave: Annotated[Optional[str], typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")] = None,
+) -> None:
+    """Show how many customers each audience condition, list, policy filter, score cut and split keeps."""
+    from orchestrator.selection import WaveBlocked
+
+    try:
+        _settings, _prepared, selection = _prepare_selection(rules_file, wave)
+    except ValidationFailed as exc:
+        _print_problems(exc.problems)
+        raise _fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
+    except WaveBlocked as exc:
+        raise _fail(str(exc)) from exc
+    print_funnel([vars(step) for step in selection.funnel])
+
+
+@app.command()
+def preview(
+    rules_file: Annotated[Path, typer.Argument(help="The campaign's rules file.")],
+    n: Annotated[int, typer.Option("--n", min=1, max=100, help="Customers per variant.")] = 5,
+    output: Annotated[Optional[Path], typer.Option(help="HTML file to write; default var/preview/<campaign>.html.")] = None,
+    wave: Annotated[Optional[str], typer.Option(help="Wave label or date; today when omitted.")] = None,
+) -> None:
+    """Render the messages of a few sampled customers per variant, to the terminal and an HTML file."""
+    from rich.panel import Panel
+
+    from orchestrator.preview import preview_messages, write_html
+    from orchestrator.selection import WaveBlocked
+
+    try:
+        settings, prepared, selection = _prepare_selection(rules_file, wave)
+    except ValidationFailed as exc:
+        _print_problems(exc.problems)
+        raise _fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
+    except WaveBlocked as exc:
+        raise _fail(str(exc)) from exc
+    messages = preview_messages(settings, prepared, selection, n)
+    for m in messages:
+        title = f"customer {m.customer_id}" + (f", variant {m.variant}" if m.variant else "")
+        if m.parts is None:
+            console.print(Panel(f"[red]{m.error}[/]", title=title))
+        else:
+            console.print(Panel(m.parts.get("text") or m.parts.get("html", ""), title=f"{title}: {m.parts['subject']}"))
+    path = write_html(output or settings.paths.data_dir / "preview" / f"{prepared.spec.name}.html", prepared.spec.name, messages)
+    console.print(f"{len(messages)} message(s) written to {path}")
+    if any(m.parts is None for m in messages):
+        raise typer.Exit(1)
 
 
 def run_campaign(rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:

@@ -106,12 +106,17 @@ def record_contacts(
     engine: sa.Engine,
     wave_id: int,
     customer_ids: Sequence[str],
-    is_control: np.ndarray,
+    arms: np.ndarray,
     channel: str,
+    *,
+    variants: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
 ) -> tuple[int, int]:
-    """Write the wave's contacts in one transaction; returns (treated, control) counts.
+    """Write the wave's contacts in one transaction; returns (treated, held out) counts.
 
-    Does nothing (and returns the recorded counts) when the wave was recorded before.
+    ``arms`` holds an ``Arm`` value per customer; treated contacts start ``pending``, the
+    others ``control``. Does nothing (and returns the recorded counts) when the wave was
+    recorded before.
     """
     with engine.begin() as conn:
         wave = conn.execute(
@@ -120,29 +125,29 @@ def record_contacts(
         if wave.status != WaveStatus.SELECTING:
             return wave.selected - wave.control, wave.control
         now = _timestamp(conn, utcnow())
-        n_control = int(np.count_nonzero(is_control))
+        n = len(customer_ids)
+        variants = variants if variants is not None else np.full(n, None, dtype=object)
+        score_list = [None if s != s else float(s) for s in scores.tolist()] if scores is not None else [None] * n
+        treated = np.asarray(arms) == Arm.TREATMENT.value
+        n_held_out = n - int(np.count_nonzero(treated))
 
         def rows():
-            for cid, control in zip(customer_ids, is_control.tolist(), strict=True):
-                yield (
-                    wave_id,
-                    cid,
-                    Arm.CONTROL if control else Arm.TREATMENT,
-                    channel,
-                    ContactStatus.CONTROL if control else ContactStatus.PENDING,
-                    0,
-                    now,
-                    now,
-                )
+            for cid, arm, is_treated, variant, score in zip(
+                customer_ids, list(arms), treated.tolist(), list(variants), score_list, strict=True
+            ):
+                status = ContactStatus.PENDING if is_treated else ContactStatus.CONTROL
+                yield (wave_id, cid, str(arm), variant, channel, score, status, 0, now, now)
 
-        columns = ["wave_id", "customer_id", "arm", "channel", "status", "attempts", "created_at", "updated_at"]
+        columns = [
+            "wave_id", "customer_id", "arm", "variant", "channel", "score", "status", "attempts", "created_at", "updated_at",
+        ]
         total = bulk_insert(conn, contacts.name, columns, rows())
         conn.execute(
             waves.update()
             .where(waves.c.id == wave_id)
-            .values(status=WaveStatus.RECORDED, selected=total, control=n_control, recorded_at=utcnow())
+            .values(status=WaveStatus.RECORDED, selected=total, control=n_held_out, recorded_at=utcnow())
         )
-    return total - n_control, n_control
+    return total - n_held_out, n_held_out
 
 
 def pending_contacts(
@@ -150,14 +155,14 @@ def pending_contacts(
 ) -> Iterator[list[dict]]:
     """Chunks of pending treated contacts joined with their customer row.
 
-    Each item is the customer's columns plus ``_contact_id``. Keyset paging by contact id, so
+    Each item is the customer's columns plus ``_contact_id`` and ``_variant``. Keyset paging by contact id, so
     contacts marked while iterating are not skipped or repeated.
     """
     customer_columns = [c for c in customer_table.c]
     last_id = 0
     while True:
         query = (
-            sa.select(contacts.c.id.label("_contact_id"), *customer_columns)
+            sa.select(contacts.c.id.label("_contact_id"), contacts.c.variant.label("_variant"), *customer_columns)
             .join_from(contacts, customer_table, customer_table.c[ID_COLUMN] == contacts.c.customer_id, isouter=True)
             .where(contacts.c.wave_id == wave_id, contacts.c.status == ContactStatus.PENDING, contacts.c.id > last_id)
             .order_by(contacts.c.id)
@@ -234,6 +239,17 @@ def set_wave_status(engine: sa.Engine, wave_id: int, status: WaveStatus) -> None
 def wave_status(engine: sa.Engine, wave_id: int) -> str:
     with engine.connect() as conn:
         return conn.execute(sa.select(waves.c.status).where(waves.c.id == wave_id)).scalar_one()
+
+
+def arm_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
+    """Contacts of a wave per arm (``treatment``, ``control``, ``global_control``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.arm, sa.func.count()).where(contacts.c.wave_id == wave_id).group_by(contacts.c.arm)
+        ).all()
+    counts = {arm.value: 0 for arm in Arm}
+    counts.update({arm: n for arm, n in rows})
+    return counts
 
 
 def wave_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:

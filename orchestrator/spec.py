@@ -70,6 +70,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from orchestrator.policy_spec import PolicySpec
 from orchestrator.condition_parser import (
     LOGIC_KEYS as LOGIC_KEYS,
     OPERATORS as OPERATORS,
@@ -383,7 +384,7 @@ class CampaignSpec(_Spec):
     schedule: ScheduleSpec | None = Field(None, description="When waves run; omitted = only when started by hand.")
     scores: ScoresSpec | None = Field(None, description="Select and order by a scoring model.")
     variants: dict[str, VariantSpec] | None = Field(None, description="A/B variants of the treated group.")
-    policy: dict | None = Field(None, description="Overrides of the shared contact policy (rules/policy.yaml).")
+    policy: PolicySpec | None = Field(None, description="Overrides of the shared contact policy (rules/policy.yaml).")
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
     include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")

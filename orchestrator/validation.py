@@ -1,11 +1,14 @@
-"""Validation of a campaign as a whole: its rules file, its customer columns and its templates.
+"""Validation of a campaign as a whole: rules file, customer columns, templates, contact policy.
 
 Used by ``campaign validate`` and before every wave, so that both report the same problems.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from orchestrator.customer_table import ColumnKind
 from orchestrator.problems import Problem, ValidationFailed
@@ -15,23 +18,104 @@ from orchestrator.spec import CampaignSpec
 from orchestrator.templates import TemplateSet
 
 EMAIL = "email"
+POLICY_FILE = "policy.yaml"
+
+
+@dataclass
+class CampaignCheck:
+    """A campaign's parts as far as they could be read, and every problem found."""
+
+    spec: CampaignSpec | None = None
+    templates: dict[str | None, TemplateSet] = field(default_factory=dict)  # None = the channel's own
+    policy: object | None = None  # orchestrator.policy.PolicySpec
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not has_errors(self.problems)
+
+    def raise_for_errors(self) -> None:
+        if not self.ok:
+            raise ValidationFailed(self.problems)
+
+
+def _load_template(check: CampaignCheck, settings: Settings, name: str, columns) -> TemplateSet | None:
+    try:
+        template = TemplateSet.load(settings.paths.templates_dir, EMAIL, name)
+    except ValidationFailed as exc:
+        check.problems.extend(exc.problems)
+        return None
+    if columns is not None:
+        check.problems.extend(template.check(columns))
+    return template
+
+
+def _policy(check: CampaignCheck, settings: Settings, columns) -> None:
+    spec = check.spec
+    shared_path = settings.paths.rules_dir / POLICY_FILE
+    if not shared_path.exists() and not spec.policy:
+        return
+    from orchestrator.policy_spec import check_policy, load_policy, merge_policy
+
+    shared = None
+    if shared_path.exists():
+        shared, problems = load_policy(shared_path)
+        check.problems.extend(problems)
+        if shared is None:
+            return
+    try:
+        policy = merge_policy(shared, spec.policy)
+    except ValueError as exc:  # pydantic's ValidationError: the merged policy is inconsistent
+        check.problems.append(Problem(str(spec.source), None, None, f"policy: {exc}"))
+        return
+    if columns is not None:
+        check.problems.extend(check_policy(policy, columns))
+    check.policy = policy
 
 
 def validate_campaign(
-    settings: Settings, path: Path, columns: dict[str, ColumnKind] | None
-) -> tuple[CampaignSpec | None, TemplateSet | None, list[Problem]]:
-    """The parsed campaign, its e-mail template and every problem found in either."""
-    spec, problems = validate_campaign_file(path, columns=columns)
-    template = None
-    if spec is not None and spec.channels.email is not None:
-        try:
-            template = TemplateSet.load(settings.paths.templates_dir, EMAIL, spec.channels.email.template)
-        except ValidationFailed as exc:
-            problems.extend(exc.problems)
-        else:
-            if columns is not None:
-                problems.extend(template.check(columns))
-    return spec, template, problems
+    settings: Settings,
+    path: Path,
+    columns: dict[str, ColumnKind] | None,
+    engine: sa.Engine | None = None,
+) -> CampaignCheck:
+    """Check the rules file, its templates (and its variants'), the contact policy and, with
+    an engine, whether the control group is large enough for the lift the campaign wants."""
+    spec, problems = validate_campaign_file(path, columns=columns, engine=engine)
+    check = CampaignCheck(spec=spec, problems=problems)
+    if spec is None or spec.channels.email is None:
+        return check
+    default = spec.channels.email.template
+    names = {None: default, **{key: v.template or default for key, v in (spec.variants or {}).items()}}
+    loaded: dict[str, TemplateSet | None] = {}
+    for key, name in names.items():
+        if name not in loaded:
+            loaded[name] = _load_template(check, settings, name, columns)
+        if loaded[name] is not None:
+            check.templates[key] = loaded[name]
+    _policy(check, settings, columns)
+    if engine is not None and columns is not None and not has_errors(check.problems):
+        check.problems.extend(_control_size(settings, spec, engine))
+    return check
+
+
+def _control_size(settings: Settings, spec: CampaignSpec, engine: sa.Engine) -> list[Problem]:
+    control = spec.control
+    if control.expected_response_rate is None or control.min_detectable_lift is None:
+        return []
+    from orchestrator.conditions import audience_filter
+    from orchestrator.customer_table import customer_table
+    from orchestrator.power import control_group_warning
+
+    table = customer_table(engine, settings.database.customer_table)
+    with engine.connect() as conn:
+        n_selected = conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(audience_filter(spec, table, conn))
+        ).scalar_one()
+    warning = control_group_warning(
+        n_selected, control.share, control.expected_response_rate, control.min_detectable_lift, 0.05, 0.8
+    )
+    return [Problem(str(spec.source), None, None, warning, "warning")] if warning else []
 
 
 def has_errors(problems: list[Problem]) -> bool:

@@ -1,14 +1,15 @@
-"""One campaign wave as plain functions: prepare, select, split, render, record, send.
+"""One campaign wave as plain functions: prepare, select, render, record, send.
 
 ``flows/campaign_wave.py`` wires these into Prefect tasks in this order; each is a plain
 function of the settings, testable without Prefect. Order and guarantees:
 
-1. ``prepare`` validates the rules file against the customer table and the templates
-   statically (unknown columns, undefined template variables, syntax errors): any error
-   raises ``ValidationFailed`` and nothing is recorded or sent.
-2. ``select_audience`` runs the audience as SQL in the database and returns the customer ids;
-   ``split_control`` draws the stable random control group.
-3. ``render_check`` renders a sample (a real run) or every treated message (a dry run).
+1. ``prepare`` validates the rules file against the customer table, its templates (and its
+   A/B variants') statically, and the contact policy: any error raises ``ValidationFailed``
+   and nothing is recorded or sent.
+2. ``select_wave`` runs the audience, include/exclude lists and contact policy as SQL in the
+   database, holds out the global control group, scores and cuts by score, and draws the
+   stable random control group and the variants (``orchestrator.selection``).
+3. ``render_selection`` renders a sample (a real run) or every treated message (a dry run).
 4. ``record`` writes all contacts of the wave to the ledger in one transaction, before any
    send. A wave that is already recorded is never selected again.
 5. ``send_pending`` renders and sends the pending contacts chunk by chunk, journalling each
@@ -18,33 +19,40 @@ function of the settings, testable without Prefect. Order and guarantees:
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from email.utils import parseaddr
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
-from itsdangerous import URLSafeSerializer
 
 from channels import channel_class
-from channels.base import Channel, DeliveryError, DeliveryResult, Outbound
+from channels.base import Channel, DeliveryError, DeliveryResult
 from orchestrator import ledger
-from orchestrator.conditions import compile_audience
-from orchestrator.control import control_mask
-from orchestrator.customer_table import ID_COLUMN, customer_columns, customer_table
+from orchestrator.customer_table import customer_columns, customer_table
 from orchestrator.database import connect
 from orchestrator.journal import SendJournal
-from orchestrator.models import WaveStatus
+from orchestrator.messages import MessageBuilder, RenderCheck, customer_rows, render_check
+from orchestrator.models import Arm, WaveStatus
 from orchestrator.problems import Problem, ValidationFailed
 from orchestrator.progress import progress
+from orchestrator.selection import Candidates, Selection, WaveBlocked, select, split
 from orchestrator.settings import Settings
 from orchestrator.spec import CampaignSpec
-from orchestrator.templates import RenderError, TemplateSet
-from orchestrator.validation import has_errors, validate_campaign
+from orchestrator.templates import TemplateSet
+from orchestrator.validation import validate_campaign
+
+__all__ = [
+    "Candidates",
+    "PreparedWave",
+    "RenderCheck",
+    "Selection",
+    "ValidationFailed",
+    "WaveBlocked",
+    "WaveIncomplete",
+    "WaveSummary",
+]
 
 CHANNEL = "email"
 RENDER_SAMPLE = 200
@@ -56,22 +64,17 @@ class WaveIncomplete(RuntimeError):
 
 @dataclass(frozen=True)
 class PreparedWave:
-    """A validated campaign ready to run as wave ``wave_key``."""
+    """A validated campaign ready to run as wave ``wave_key`` on date ``as_of``."""
 
     spec: CampaignSpec
-    template: TemplateSet
+    templates: dict[str | None, TemplateSet]  # by variant; None = the channel's template
+    policy: object | None
     wave_key: str
+    as_of: date
 
     @property
-    def salt(self) -> str:
-        return self.spec.control.salt or self.spec.name
-
-
-@dataclass
-class RenderCheck:
-    rendered: int = 0
-    errors: int = 0
-    problems: list[Problem] = field(default_factory=list)  # distinct problems, file:line first
+    def template(self) -> TemplateSet:
+        return self.templates[None]
 
 
 @dataclass
@@ -84,8 +87,10 @@ class WaveSummary:
     selected: int = 0
     treated: int = 0
     control: int = 0
+    global_control: int = 0
     sent_now: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    funnel: list = field(default_factory=list)  # selection.FunnelStep
     render: RenderCheck = field(default_factory=RenderCheck)
     already_recorded: bool = False
     error: str | None = None
@@ -100,13 +105,22 @@ class WaveSummary:
             "selected": self.selected,
             "treated": self.treated,
             "control": self.control,
+            "global_control": self.global_control,
             "sent_this_run": self.sent_now,
             **{f"ledger_{k}": v for k, v in self.counts.items()},
             "rendered": self.render.rendered,
             "render_errors": self.render.errors,
             "render_problems": [str(p) for p in self.render.problems],
             "error": self.error,
+            "funnel": [vars(step) for step in self.funnel],
         }
+
+    def count_selection(self, selection: Selection) -> None:
+        self.selected = len(selection.ids)
+        self.treated = selection.count(Arm.TREATMENT.value)
+        self.control = selection.count(Arm.CONTROL.value)
+        self.global_control = selection.count(Arm.GLOBAL_CONTROL.value)
+        self.funnel = selection.funnel
 
 
 # --- 1. prepare ---------------------------------------------------------------------------
@@ -128,137 +142,57 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
                 )
             ]
         )
-    spec, template, problems = validate_campaign(settings, rules_path, columns)
-    if has_errors(problems) or spec is None or template is None:
-        raise ValidationFailed(problems)
-    return PreparedWave(spec=spec, template=template, wave_key=wave_key or date.today().isoformat())
+    check = validate_campaign(settings, rules_path, columns)
+    check.raise_for_errors()
+    wave_key = wave_key or date.today().isoformat()
+    return PreparedWave(
+        spec=check.spec, templates=check.templates, policy=check.policy, wave_key=wave_key, as_of=_wave_date(wave_key)
+    )
 
 
-# --- 2. select and split ------------------------------------------------------------------
+def _wave_date(wave_key: str) -> date:
+    """The date a wave's date rules and contact policy are evaluated at: the key if it is a date."""
+    try:
+        return date.fromisoformat(wave_key)
+    except ValueError:
+        return date.today()
 
 
-def _audience_query(prepared: PreparedWave, table: sa.Table, *columns) -> sa.Select:
-    query = sa.select(*columns)
-    if prepared.spec.audience is not None:
-        query = query.where(compile_audience(prepared.spec.audience, table))
-    return query.order_by(table.c[ID_COLUMN])
+# --- 2. select ---------------------------------------------------------------------------
 
 
-def select_audience(settings: Settings, prepared: PreparedWave) -> list[str]:
-    """Customer ids the audience selects, sorted; the condition runs as SQL in the database."""
+def select_candidates(settings: Settings, prepared: PreparedWave, *, with_funnel: bool = False) -> Candidates:
+    """Customers left after audience, lists, policy, global control and scores (in SQL where possible)."""
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
-    query = _audience_query(prepared, table, table.c[ID_COLUMN])
-    with engine.connect() as conn:
-        return list(conn.execute(query).scalars())
+    return select(engine, settings, prepared.spec, table, prepared.policy, as_of=prepared.as_of, with_funnel=with_funnel)
 
 
-def split_control(prepared: PreparedWave, customer_ids: list[str]) -> np.ndarray:
-    """True where the customer is in the wave's random control group."""
-    return control_mask(customer_ids, prepared.spec.control.share, prepared.salt)
+def split_wave(prepared: PreparedWave, candidates: Candidates, *, with_funnel: bool = False) -> Selection:
+    """Random control group and A/B variants; see ``orchestrator.selection.split``."""
+    return split(prepared.spec, candidates, with_funnel=with_funnel)
 
 
 # --- 3. render ----------------------------------------------------------------------------
 
 
-class MessageBuilder:
-    """Turns customer rows into ``Outbound`` e-mails (or skip reasons) for one wave."""
-
-    def __init__(self, settings: Settings, prepared: PreparedWave, wave_id: int | None):
-        self.prepared = prepared
-        self.wave_id = wave_id
-        self.address_column = prepared.spec.channels.email.address_column
-        self.base_url = settings.links.base_url.rstrip("/")
-        self.mailto = settings.links.unsubscribe_mailto
-        self.signer = URLSafeSerializer(settings.link_secret(), salt="unsubscribe")
-        sender = parseaddr(prepared.spec.channels.email.sender)[1]
-        self.domain = sender.rpartition("@")[2] or "campaign.local"
-
-    def context(self, row: dict) -> dict:
-        context = {k: v for k, v in row.items() if not k.startswith("_")}
-        token = self.signer.dumps([self.wave_id or 0, row[ID_COLUMN]])
-        context.update(
-            campaign=self.prepared.spec.name,
-            wave=self.prepared.wave_key,
-            unsubscribe_url=f"{self.base_url}/unsubscribe/{token}",
-        )
-        return context
-
-    def build(self, rows: list[dict]) -> tuple[list[Outbound], list[ledger.Outcome]]:
-        """Messages for ``rows`` (each with ``_contact_id``) and the contacts skipped, with why."""
-        contexts = [self.context(row) for row in rows]
-        rendered = self.prepared.template.render_many(contexts)
-        messages: list[Outbound] = []
-        skipped: list[ledger.Outcome] = []
-        for row, context, parts in zip(rows, contexts, rendered, strict=True):
-            contact_id = row.get("_contact_id", 0)
-            if isinstance(parts, RenderError):
-                skipped.append(ledger.Outcome(contact_id, "skipped", f"render error: {parts.problem}"))
-                continue
-            address = row.get(self.address_column)
-            if not address:
-                skipped.append(ledger.Outcome(contact_id, "skipped", "no e-mail address"))
-                continue
-            try:
-                address = validate_email(str(address), check_deliverability=False).normalized
-            except EmailNotValidError:
-                skipped.append(ledger.Outcome(contact_id, "skipped", "invalid e-mail address"))
-                continue
-            digest = hashlib.blake2b(f"{self.wave_id}:{row[ID_COLUMN]}".encode(), digest_size=6).hexdigest()
-            headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-            if self.mailto:
-                headers["List-Unsubscribe"] += f", <mailto:{self.mailto}?subject=unsubscribe>"
-            messages.append(
-                Outbound(
-                    contact_id=contact_id,
-                    recipient=address,
-                    parts=parts,
-                    key=f"<w{self.wave_id}.c{contact_id}.{digest}@{self.domain}>",
-                    headers=headers,
-                )
-            )
-        return messages, skipped
+def message_builder(settings: Settings, prepared: PreparedWave, wave_id: int | None) -> MessageBuilder:
+    return MessageBuilder(settings, prepared.spec, prepared.templates, prepared.wave_key, wave_id)
 
 
-def _treated_rows(settings: Settings, prepared: PreparedWave, limit: int | None) -> Iterator[list[dict]]:
+def render_selection(
+    settings: Settings, prepared: PreparedWave, selection: Selection, *, sample: int | None = RENDER_SAMPLE
+) -> RenderCheck:
+    """Render the treated customers' messages: the first ``sample`` of them, or all (None)."""
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
-    query = _audience_query(prepared, table, *table.c)
-    if limit is not None:
-        query = query.limit(limit * 2)
-    chunk_size = settings.database.chunk_size
-    with engine.connect().execution_options(stream_results=True, yield_per=chunk_size) as conn:
-        result = conn.execute(query)
-        for partition in result.mappings().partitions(chunk_size):
-            rows = [dict(r) for r in partition]
-            control = control_mask([r[ID_COLUMN] for r in rows], prepared.spec.control.share, prepared.salt)
-            yield [r for r, c in zip(rows, control.tolist(), strict=True) if not c]
-
-
-def render_check(settings: Settings, prepared: PreparedWave, *, sample: int | None = RENDER_SAMPLE) -> RenderCheck:
-    """Render a sample of the treated customers' messages (all of them when ``sample`` is None).
-
-    Every distinct template problem is collected; ``errors`` counts customers affected.
-    """
-    builder = MessageBuilder(settings, prepared, wave_id=None)
-    check = RenderCheck()
-    seen: set[str] = set()
-    with progress("render", None if sample is None else sample) as advance:
-        for rows in _treated_rows(settings, prepared, sample):
-            if sample is not None:
-                rows = rows[: sample - check.rendered - check.errors]
-            for row, parts in zip(rows, prepared.template.render_many([builder.context(r) for r in rows]), strict=True):
-                if isinstance(parts, RenderError):
-                    check.errors += 1
-                    if str(parts.problem) not in seen:
-                        seen.add(str(parts.problem))
-                        check.problems.append(parts.problem)
-                else:
-                    check.rendered += 1
-            advance(len(rows))
-            if sample is not None and check.rendered + check.errors >= sample:
-                break
-    return check
+    treated = np.flatnonzero(selection.arms == Arm.TREATMENT.value)
+    if sample is not None:
+        treated = treated[:sample]
+    ids = [selection.ids[i] for i in treated]
+    variants = selection.variants[treated].tolist()
+    rows = customer_rows(engine, table, ids, variants, settings.database.chunk_size)
+    return render_check(message_builder(settings, prepared, None), rows, len(ids))
 
 
 # --- 4. record ----------------------------------------------------------------------------
@@ -270,9 +204,11 @@ def open_wave(settings: Settings, prepared: PreparedWave) -> ledger.WaveRef:
     return ledger.open_wave(engine, campaign_id, prepared.wave_key, prepared.spec.sha256)
 
 
-def record(settings: Settings, wave: ledger.WaveRef, customer_ids: list[str], is_control: np.ndarray) -> tuple[int, int]:
+def record(settings: Settings, wave: ledger.WaveRef, selection: Selection) -> tuple[int, int]:
     """Write the wave's contacts (treatment and control) to the ledger in one transaction."""
-    return ledger.record_contacts(connect(settings), wave.id, customer_ids, is_control, CHANNEL)
+    return ledger.record_contacts(
+        connect(settings), wave.id, selection.ids, selection.arms, CHANNEL, variants=selection.variants, scores=selection.scores
+    )
 
 
 # --- 5. send ------------------------------------------------------------------------------
@@ -304,7 +240,7 @@ def send_pending(
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
-    builder = MessageBuilder(settings, prepared, wave.id)
+    builder = message_builder(settings, prepared, wave.id)
     sent_now = 0
     failure: DeliveryError | None = None
     with SendJournal(journal_path(settings, wave.id)) as journal:
@@ -358,9 +294,11 @@ def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     """Fill the summary's counts from the ledger (the source of truth)."""
     engine = connect(settings)
     counts = ledger.wave_counts(engine, summary.wave_id)
+    arms = ledger.arm_counts(engine, summary.wave_id)
     summary.counts = counts
     summary.status = ledger.wave_status(engine, summary.wave_id)
-    summary.control = counts["control"]
-    summary.selected = sum(counts.values())
-    summary.treated = summary.selected - summary.control
+    summary.selected = sum(arms.values())
+    summary.treated = arms[Arm.TREATMENT.value]
+    summary.control = arms[Arm.CONTROL.value]
+    summary.global_control = arms[Arm.GLOBAL_CONTROL.value]
     return summary

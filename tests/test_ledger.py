@@ -16,6 +16,10 @@ def _customers(engine, n):
     return table
 
 
+def _arms(control_mask):
+    return np.where(control_mask, "control", "treatment").astype(object)
+
+
 def _wave(engine):
     campaign_id = ledger.ensure_campaign(engine, "spring", "test")
     return ledger.open_wave(engine, campaign_id, "2026-11-23", "0" * 64)
@@ -25,9 +29,9 @@ def test_record_contacts_writes_treatment_and_control_once(engine):
     wave = _wave(engine)
     ids = [f"C{i}" for i in range(1000)]
     mask = np.arange(1000) % 10 == 0
-    assert ledger.record_contacts(engine, wave.id, ids, mask, "email") == (900, 100)
+    assert ledger.record_contacts(engine, wave.id, ids, _arms(mask), "email") == (900, 100)
     # recording again is a no-op that reports the recorded counts
-    assert ledger.record_contacts(engine, wave.id, ids[:5], mask[:5], "email") == (900, 100)
+    assert ledger.record_contacts(engine, wave.id, ids[:5], _arms(mask[:5]), "email") == (900, 100)
     counts = ledger.wave_counts(engine, wave.id)
     assert counts["pending"] == 900 and counts["control"] == 100
     assert ledger.wave_status(engine, wave.id) == WaveStatus.RECORDED
@@ -38,7 +42,7 @@ def test_pending_chunks_and_marks_move_forward_only(engine):
     table = _customers(engine, 250)
     wave = _wave(engine)
     ids = [f"C{i}" for i in range(250)]
-    ledger.record_contacts(engine, wave.id, ids, np.zeros(250, dtype=bool), "email")
+    ledger.record_contacts(engine, wave.id, ids, _arms(np.zeros(250, dtype=bool)), "email")
     seen = []
     for chunk in ledger.pending_contacts(engine, wave.id, table, 100):
         assert all(row["email"].endswith("@example.com") for row in chunk)
@@ -60,7 +64,7 @@ def test_pending_chunks_and_marks_move_forward_only(engine):
 def test_transient_keeps_contact_pending_with_reason(engine):
     table = _customers(engine, 3)
     wave = _wave(engine)
-    ledger.record_contacts(engine, wave.id, ["C0", "C1", "C2"], np.zeros(3, dtype=bool), "email")
+    ledger.record_contacts(engine, wave.id, ["C0", "C1", "C2"], _arms(np.zeros(3, dtype=bool)), "email")
     chunk = next(ledger.pending_contacts(engine, wave.id, table, 10))
     ledger.mark_results(engine, [ledger.Outcome(chunk[0]["_contact_id"], "transient", "451 try later")], "email")
     again = next(ledger.pending_contacts(engine, wave.id, table, 10))
@@ -83,3 +87,23 @@ def test_journal_survives_and_locks(tmp_path):
         assert journal.entries() == {7: "<a@b>"}
         journal.clear()
         assert journal.entries() == {}
+
+
+def test_record_keeps_arm_variant_and_score(engine):
+    wave = _wave(engine)
+    arms = np.array(["treatment", "treatment", "control", "global_control"], dtype=object)
+    variants = np.array(["a", "b", None, None], dtype=object)
+    scores = np.array([0.9, 0.5, 0.7, np.nan])
+    assert ledger.record_contacts(engine, wave.id, ["C1", "C2", "C3", "C4"], arms, "email", variants=variants, scores=scores) == (2, 2)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.arm, ledger.contacts.c.variant, ledger.contacts.c.score, ledger.contacts.c.status)
+            .order_by(ledger.contacts.c.customer_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("C1", "treatment", "a", 0.9, "pending"),
+        ("C2", "treatment", "b", 0.5, "pending"),
+        ("C3", "control", None, 0.7, "control"),
+        ("C4", "global_control", None, None, "control"),
+    ]
+    assert ledger.arm_counts(engine, wave.id) == {"treatment": 2, "control": 1, "global_control": 1}

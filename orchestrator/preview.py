@@ -1,0 +1,81 @@
+"""Preview: the messages a few sampled customers would receive, per A/B variant.
+
+``preview_messages`` picks ``n`` treated customers per variant (deterministically: the
+first by customer id among the treated) and renders their messages exactly as a wave
+would; ``write_html`` writes them to one HTML page a person can open, each e-mail's HTML
+shown in a sandboxed ``iframe``. Nothing is recorded or sent.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from orchestrator.messages import customer_rows
+from orchestrator.models import Arm
+from orchestrator.templates import RenderError
+
+
+@dataclass(frozen=True)
+class PreviewMessage:
+    customer_id: str
+    variant: str | None
+    parts: dict[str, str] | None
+    error: str | None = None
+
+
+def preview_messages(settings, prepared, selection, n: int) -> list[PreviewMessage]:
+    """Render the messages of up to ``n`` treated customers per variant."""
+    from orchestrator.customer_table import ID_COLUMN, customer_table
+    from orchestrator.database import connect
+    from orchestrator.wave import message_builder
+
+    engine = connect(settings)
+    table = customer_table(engine, settings.database.customer_table)
+    treated = np.flatnonzero(selection.arms == Arm.TREATMENT.value)
+    chosen: list[int] = []
+    for variant in dict.fromkeys(selection.variants[treated].tolist()):
+        chosen.extend([i for i in treated if selection.variants[i] == variant][:n])
+    ids = [selection.ids[i] for i in chosen]
+    variants = [selection.variants[i] for i in chosen]
+    builder = message_builder(settings, prepared, None)
+    out: list[PreviewMessage] = []
+    for rows in customer_rows(engine, table, ids, variants, len(ids) or 1):
+        _contexts, rendered = builder.render(rows)
+        for row, parts in zip(rows, rendered, strict=True):
+            variant = row.get("_variant")
+            if isinstance(parts, RenderError):
+                out.append(PreviewMessage(row[ID_COLUMN], variant, None, str(parts.problem)))
+            else:
+                out.append(PreviewMessage(row[ID_COLUMN], variant, parts))
+    out.sort(key=lambda m: (m.variant or "", m.customer_id))
+    return out
+
+
+def write_html(path: Path, campaign: str, messages: list[PreviewMessage]) -> Path:
+    """One page with every previewed message; the e-mail HTML is isolated in sandboxed iframes."""
+    blocks = []
+    for m in messages:
+        title = f"customer {html.escape(m.customer_id)}" + (f", variant {html.escape(m.variant)}" if m.variant else "")
+        if m.parts is None:
+            body = f'<p class="error">{html.escape(m.error or "")}</p>'
+        else:
+            body = f"<p><b>Subject:</b> {html.escape(m.parts.get('subject', ''))}</p>"
+            if "html" in m.parts:
+                body += f'<iframe sandbox srcdoc="{html.escape(m.parts["html"], quote=True)}"></iframe>'
+            if "text" in m.parts:
+                body += f"<details><summary>text part</summary><pre>{html.escape(m.parts['text'])}</pre></details>"
+        blocks.append(f"<section><h2>{title}</h2>{body}</section>")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Preview: {html.escape(campaign)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;background:#f4f4f6}}
+section{{background:#fff;padding:1rem 1.5rem;margin:0 0 1.5rem;border-radius:8px;box-shadow:0 1px 3px #0002}}
+iframe{{width:100%;height:640px;border:1px solid #ddd}} pre{{white-space:pre-wrap}} .error{{color:#b00}}</style>
+</head><body><h1>Preview of campaign {html.escape(campaign)}</h1>{''.join(blocks)}</body></html>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
