@@ -268,7 +268,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run one wave of a campaign as a Prefect flow."""
-    from orchestrator.wave import WaveIncomplete
+    from orchestrator.wave import WaveBlocked, WaveIncomplete
 
     if not as_json:
         progress.enable(err)
@@ -277,7 +277,7 @@ def run(
     except ValidationFailed as exc:
         _print_problems(exc.problems)
         raise _fail(f"{rules_file}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
-    except WaveIncomplete as exc:
+    except (WaveIncomplete, WaveBlocked) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
         console.print_json(json.dumps(summary))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -38,8 +39,21 @@ def _configure(output: Path, smtp_port: int) -> None:
     get_settings.cache_clear()
 
 
+def _open_day(settings) -> str:
+    """Today, or the next day the contact policy does not block (Sundays, holidays)."""
+    from orchestrator.policy import blocked_day
+    from orchestrator.policy_spec import load_policy
+
+    day = date.today()
+    path = settings.paths.rules_dir / "policy.yaml"
+    policy = load_policy(path)[0] if path.exists() else None
+    while policy is not None and blocked_day(policy, day):
+        day += timedelta(days=1)
+    return day.isoformat()
+
+
 def run_demo(output: Path, n_customers: int, console: Console) -> dict:
-    from orchestrator.cli import print_summary, run_campaign
+    from orchestrator.cli import _prepare_selection, print_funnel, print_summary, run_campaign
     from orchestrator.customers import import_customers
     from orchestrator.database import connect
 
@@ -58,18 +72,24 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
             report = import_customers(connect(settings), csv_path, table=settings.database.customer_table, progress=advance)
         console.print(f"imported {report.rows_imported:,} customers from {csv_path}")
 
-        console.rule(f"2. The campaign {rules.name} as a Prefect flow (SMTP server on 127.0.0.1:{sink.port})")
-        first = run_campaign(rules, wave=None, dry_run=False)
+        wave = _open_day(settings)
+        console.rule(f"2. Who {rules.name} selects on {wave}: audience, contact policy, control group")
+        _settings, _prepared, selection = _prepare_selection(rules, wave)
+        print_funnel([vars(step) for step in selection.funnel])
+
+        console.rule(f"3. The campaign as a Prefect flow (SMTP server on 127.0.0.1:{sink.port})")
+        first = run_campaign(rules, wave=wave, dry_run=False)
         print_summary(first)
 
-        console.rule("3. The same wave again: the ledger makes it exactly once")
-        second = run_campaign(rules, wave=None, dry_run=False)
+        console.rule("4. The same wave again: the ledger makes it exactly once")
+        second = run_campaign(rules, wave=wave, dry_run=False)
         print_summary(second)
 
     console.print(
         Panel.fit(
             f"selected {first['selected']:,}: {first['treated']:,} in the treatment group, "
-            f"{first['control']:,} held out as random control group\n"
+            f"{first['control']:,} held out as random control group, "
+            f"{first['global_control']:,} in the global control group\n"
             f"sent {first['sent_this_run']:,}, skipped {first.get('ledger_skipped', 0):,} (invalid or missing address), "
             f"failed {first.get('ledger_failed', 0):,}; the re-run sent {second['sent_this_run']}\n"
             f"SMTP server received {sink.received:,} messages, one .eml file each: {mail_dir}\n"

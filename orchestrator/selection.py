@@ -11,12 +11,12 @@ are salted hashes (``orchestrator.control``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-import json
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import sqlalchemy as sa
+import yaml
 
 from orchestrator import control as groups
 from orchestrator.condition_parser import All, condition_to_data
@@ -92,7 +92,8 @@ def list_conditions(spec: CampaignSpec, table: sa.Table, conn: sa.Connection) ->
 
 
 def _label(condition) -> str:
-    text = json.dumps(condition_to_data(condition), default=str, ensure_ascii=False)
+    """The condition as the rules file writes it (YAML flow style), shortened for a table."""
+    text = yaml.safe_dump(condition_to_data(condition), default_flow_style=True, width=10_000).strip()
     return text if len(text) <= 70 else text[:67] + "..."
 
 

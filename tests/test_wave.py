@@ -24,6 +24,8 @@ from tests.conftest import REPO
 from tests.smtp_server import SmtpServer, free_port
 
 RULES = REPO / "rules" / "winback-email.yaml"
+# Waves are keyed by weekday dates: the key is the date the contact policy is evaluated at,
+# and rules/policy.yaml blocks Sundays and holidays.
 N_CUSTOMERS = 3000
 
 
@@ -70,7 +72,7 @@ def wave_env(settings, smtp, customers, monkeypatch, prefect_api_url):
 def _run(rules=RULES, **kwargs):
     from orchestrator.cli import run_campaign
 
-    return run_campaign(rules, wave=kwargs.get("wave", "w1"), dry_run=kwargs.get("dry_run", False))
+    return run_campaign(rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False))
 
 
 def _ledger(engine):
@@ -106,8 +108,8 @@ def test_wave_sends_every_treated_customer_exactly_once(wave_env, smtp, customer
 
 
 def test_control_customers_are_never_sent_and_groups_are_stable(wave_env, smtp, customers):
-    _run(wave="a")
-    _run(wave="b")
+    _run(wave="2026-11-24")
+    _run(wave="2026-11-25")
     with customers.connect() as conn:
         rows = conn.execute(
             sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.arm, ledger.contacts.c.wave_id)
@@ -209,7 +211,7 @@ def _pause_rcpt(server: SmtpServer, at: int) -> tuple[threading.Event, threading
 
 def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, prefect_api_url, tmp_path):
     env = {**os.environ, **_environment(settings, 0), "PREFECT_API_URL": prefect_api_url}
-    command = [sys.executable, "-c", "from orchestrator.cli import app; app()", "run", str(RULES), "--wave", "k1"]
+    command = [sys.executable, "-c", "from orchestrator.cli import app; app()", "run", str(RULES), "--wave", "2026-11-26"]
     with SmtpServer() as server:
         env["CAMPAIGN_SMTP_PORT"] = str(server.port)
         reached, release = _pause_rcpt(server, at=150)  # in the second chunk of 100
@@ -254,7 +256,7 @@ def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_env, cus
 
     monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(free_port()))
     get_settings.cache_clear()
-    result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "down"])
+    result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "2026-11-27"])
     assert result.exit_code == 1, result.output
     assert "still unsent" in result.output and "unreachable" in result.output
     assert "run the wave again" in result.output
