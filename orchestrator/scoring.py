@@ -106,6 +106,11 @@ class FeatureMismatch(ValueError):
 # --- kinds and target ----------------------------------------------------------------------
 
 
+def table_kinds(columns: Mapping[str, str]) -> dict[str, str]:
+    """Customer-table column kinds (``customer_columns``) as the kinds a model's features have."""
+    return {column: _MODEL_KIND[kind] for column, kind in columns.items()}
+
+
 def kind_of_series(series: pd.Series) -> str | None:
     """``number``, ``boolean``, ``text`` or ``datetime`` for the values in ``series``; ``None`` if all are empty."""
     dtype = series.dtype
@@ -563,7 +568,7 @@ def score_customers(
     if columns is None:
         customer_table(engine, table)  # raises the "no customer table" LookupError
     try:
-        model.check_kinds({column: _MODEL_KIND[kind] for column, kind in (columns or {}).items()})
+        model.check_kinds(table_kinds(columns or {}))
     except FeatureMismatch as error:
         raise FeatureMismatch(f"model '{name}' cannot score customer table '{table}': {error}") from error
     all_ids: list[np.ndarray] = []

@@ -94,9 +94,36 @@ def validate_campaign(
         if loaded[name] is not None:
             check.templates[key] = loaded[name]
     _policy(check, settings, columns)
+    if engine is not None and columns is not None and spec.scores is not None:
+        check.problems.extend(_model_problems(settings, spec, engine, columns))
     if engine is not None and columns is not None and not has_errors(check.problems):
         check.problems.extend(_control_size(settings, spec, engine))
     return check
+
+
+def _model_problems(settings: Settings, spec: CampaignSpec, engine: sa.Engine, columns) -> list[Problem]:
+    """The scores section names a registered model that can score the customer table."""
+    from orchestrator.model_registry import ModelNotFound, get, load
+    from orchestrator.scoring import FeatureMismatch, table_kinds
+    from orchestrator.yaml_source import parse_yaml
+
+    document, _ = parse_yaml(spec.source.read_text(encoding="utf-8"), str(spec.source))
+    scores = spec.scores
+    where = ("scores", "version") if scores.version is not None else ("scores", "model")
+    try:
+        model = load(settings, get(engine, scores.model, scores.version))
+        model.check_kinds(table_kinds(columns))
+    except ModelNotFound as exc:
+        message = f"{exc}; train one with `campaign models train --name {scores.model} ...`"
+    except FeatureMismatch as exc:
+        message = f"model '{scores.model}' cannot score the customer table: {exc}"
+    except (OSError, ValueError) as exc:
+        message = f"model '{scores.model}' cannot be loaded: {exc}"
+    else:
+        return []
+    if document is None:
+        return [Problem(str(spec.source), None, None, message)]
+    return [document.positions.problem(where, message, at="value")]
 
 
 def _control_size(settings: Settings, spec: CampaignSpec, engine: sa.Engine) -> list[Problem]:

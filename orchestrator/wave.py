@@ -37,7 +37,7 @@ from orchestrator.messages import MessageBuilder, RenderCheck, customer_rows, re
 from orchestrator.models import Arm, WaveStatus
 from orchestrator.problems import Problem, ValidationFailed
 from orchestrator.progress import progress
-from orchestrator.selection import Candidates, Selection, WaveBlocked, select, split
+from orchestrator.selection import Candidates, Selection, WaveBlocked, check_day, select, split
 from orchestrator.settings import Settings
 from orchestrator.spec import CampaignSpec
 from orchestrator.templates import TemplateSet
@@ -142,7 +142,7 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
                 )
             ]
         )
-    check = validate_campaign(settings, rules_path, columns)
+    check = validate_campaign(settings, rules_path, columns, engine)
     check.raise_for_errors()
     wave_key = wave_key or date.today().isoformat()
     return PreparedWave(
@@ -199,6 +199,8 @@ def render_selection(
 
 
 def open_wave(settings: Settings, prepared: PreparedWave) -> ledger.WaveRef:
+    """The wave's ledger row (created if new); raises ``WaveBlocked`` on a blocked day, writing nothing."""
+    check_day(prepared.policy, prepared.as_of)
     engine = connect(settings)
     campaign_id = ledger.ensure_campaign(engine, prepared.spec.name, prepared.spec.description)
     return ledger.open_wave(engine, campaign_id, prepared.wave_key, prepared.spec.sha256)
