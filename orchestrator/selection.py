@@ -119,6 +119,16 @@ def _add(funnel: list[FunnelStep], stage: str, label: str, remaining: int) -> No
     funnel.append(FunnelStep(stage, label, remaining, previous - remaining))
 
 
+def check_day(policy, as_of: date) -> None:
+    """Raise ``WaveBlocked`` when ``as_of`` is a blocked day of the contact policy."""
+    if policy is not None:
+        from orchestrator.policy import blocked_day
+
+        reason = blocked_day(policy, as_of)
+        if reason:
+            raise WaveBlocked(f"{as_of.isoformat()} is a blocked day of the contact policy ({reason}); nobody is contacted")
+
+
 def select(
     engine: sa.Engine,
     settings,
@@ -130,12 +140,7 @@ def select(
     with_funnel: bool = False,
 ) -> Candidates:
     """Run every filter and the score cut; raise ``WaveBlocked`` on a blocked day."""
-    if policy is not None:
-        from orchestrator.policy import blocked_day
-
-        reason = blocked_day(policy, as_of)
-        if reason:
-            raise WaveBlocked(f"{as_of.isoformat()} is a blocked day of the contact policy ({reason}); nobody is contacted")
+    check_day(policy, as_of)
     with engine.connect() as conn:
         steps = named_conditions(spec, table, policy, as_of=as_of, conn=conn)
         funnel = funnel_counts(conn, table, steps) if with_funnel else []

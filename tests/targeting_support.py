@@ -1,0 +1,153 @@
+"""Shared set-up of the target-group selection tests (``test_targeting*.py``).
+
+Each test gets a synthetic customer base, its own rules folder with a contact policy written
+for the tests (Sundays and 2026-12-24 blocked, 5% global control, at most 2 contacts in 30
+days), a copy of the repository's templates, and runs the wave stages of
+``orchestrator.wave`` directly (no Prefect). Expected counts are computed independently:
+plain SQL over the customer table and the salted blake2b hash written out here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from rich.console import Console
+from typer.testing import CliRunner
+
+from orchestrator import ledger
+from orchestrator import wave as stages
+from orchestrator.customers import import_customers
+from orchestrator.settings import DatabaseSettings, PathSettings, Settings, get_settings
+from orchestrator.synthetic import write_csv
+from tests.conftest import REPO
+
+N_CUSTOMERS = 3000
+WAVE = "2026-11-24"  # a Tuesday: the wave key is the date rules and policy are evaluated at
+SENDER = "Acme Bank <offers@acme.example>"
+GLOBAL_SHARE, GLOBAL_SALT = 0.05, "global-test"
+POLICY = {
+    "consent": {"email": "consent_email"},
+    "frequency_caps": [{"max": 2, "days": 30}],
+    "blocked_days": {"weekdays": ["sun"], "dates": ["2026-12-24"]},
+    "global_control": {"share": GLOBAL_SHARE, "salt": GLOBAL_SALT},
+}
+AUDIENCE = [{"email": {"is_null": False}}, {"recency_days": {"between": [60, 365]}}, {"segment": {"in": ["gold", "silver"]}}]
+# The same audience in plain SQL, one part per audience condition.
+AUDIENCE_SQL = ["email is not null", "recency_days between 60 and 365", "segment in ('gold', 'silver')"]
+POLICY_SQL = [
+    "consent_email = :yes",
+    "customer_id not in (select customer_id from suppressions where channel in ('email', '*'))",
+    "customer_id not in (select customer_id from contacts where status = 'sent' group by customer_id having count(*) >= 2)",
+]
+
+
+@pytest.fixture
+def settings(db_url, tmp_path) -> Settings:
+    """Settings with the test's own rules folder (and policy) and a copy of the templates."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "policy.yaml").write_text(yaml.safe_dump(POLICY, sort_keys=False))
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    return Settings(
+        paths=PathSettings(rules_dir=rules, templates_dir=tmp_path / "templates", data_dir=tmp_path / "var"),
+        database=DatabaseSettings(url=db_url),
+    )
+
+
+@pytest.fixture
+def customers(engine, tmp_path) -> sa.Engine:
+    import_customers(engine, write_csv(tmp_path / "customers.csv", N_CUSTOMERS, seed=11))
+    return engine
+
+
+@pytest.fixture
+def cli(settings, customers, monkeypatch):
+    """``cli(*args)``: the ``campaign`` command in-process with the test's settings in the environment."""
+    from orchestrator import cli as module
+
+    for key, value in {
+        "CAMPAIGN_DATABASE_URL": settings.database_url,
+        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
+        "CAMPAIGN_PATHS_RULES_DIR": str(settings.paths.rules_dir),
+        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(settings.paths.templates_dir),
+    }.items():
+        monkeypatch.setenv(key, value)
+    # Wide consoles, so table cells and messages are not wrapped.
+    monkeypatch.setattr(module, "console", Console(width=250))
+    monkeypatch.setattr(module, "err", Console(stderr=True, width=250))
+    get_settings.cache_clear()
+    yield lambda *args: CliRunner().invoke(module.app, [str(a) for a in args])
+    get_settings.cache_clear()
+
+
+def write_rules(settings: Settings, name: str, *, audience=AUDIENCE, control=None, template="winback", **extra) -> Path:
+    data = {
+        "name": name,
+        "audience": audience,
+        "control": control or {"share": 0.1},
+        "channels": {"email": {"template": template, "sender": SENDER}},
+        **extra,
+    }
+    path = settings.paths.rules_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def copy_template(settings: Settings, name: str, subject: str, source: str = "winback") -> Path:
+    folder = settings.paths.templates_dir / "email" / name
+    shutil.copytree(settings.paths.templates_dir / "email" / source, folder)
+    (folder / "subject.txt").write_text(subject)
+    return folder
+
+
+def select_wave(settings: Settings, rules: Path, wave: str = WAVE, *, funnel: bool = False):
+    """``(prepared, candidates, selection)`` as a wave computes them."""
+    prepared = stages.prepare(settings, rules, wave)
+    candidates = stages.select_candidates(settings, prepared, with_funnel=funnel)
+    return prepared, candidates, stages.split_wave(prepared, candidates, with_funnel=funnel)
+
+
+def run_wave(settings: Settings, rules: Path, wave: str = WAVE, *, smtp=None):
+    """Select, record and (given an SMTP server) send one wave; ``(prepared, selection, wave ref)``."""
+    prepared, _candidates, selection = select_wave(settings, rules, wave)
+    ref = stages.open_wave(settings, prepared)
+    stages.record(settings, ref, selection)
+    if smtp is not None:
+        stages.send_pending(settings.model_copy(update={"smtp": smtp.settings()}), prepared, ref)
+    return prepared, selection, ref
+
+
+def ledger_rows(engine: sa.Engine, wave_id: int | None = None) -> list:
+    c = ledger.contacts.c
+    query = sa.select(c.id, c.wave_id, c.customer_id, c.arm, c.variant, c.score, c.status).order_by(c.id)
+    if wave_id is not None:
+        query = query.where(c.wave_id == wave_id)
+    with engine.connect() as conn:
+        return conn.execute(query).all()
+
+
+def sql_ids(engine: sa.Engine, conditions: list[str]) -> list[str]:
+    """Customer ids matching every condition, in plain SQL."""
+    where = " and ".join(f"({c})" for c in conditions) or "1 = 1"
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(f"select customer_id from customers where {where}"), {"yes": True}).scalars())
+
+
+def position(salt: str, customer_id: str) -> float:
+    """A customer's position in [0, 1) for ``salt``, as documented in ``orchestrator.control``."""
+    digest = hashlib.blake2b(salt.encode() + b"\x00" + customer_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def in_global_control(customer_id: str) -> bool:
+    return position(GLOBAL_SALT, customer_id) < GLOBAL_SHARE
+
+
+def flat(text: str) -> str:
+    """``text`` with runs of white space (also line breaks) as single spaces."""
+    return " ".join(text.split())
