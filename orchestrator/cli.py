@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import progress
 from orchestrator.cli_models import models_app
 from orchestrator.cli_policy import policy_app, suppressions_app
-from orchestrator.problems import Problem, ValidationFailed
+from orchestrator.cli_output import console, err, fail, print_problems
+from orchestrator.problems import ValidationFailed
 from orchestrator.settings import get_settings
 
 # The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
@@ -33,21 +34,6 @@ app.add_typer(import_app, name="import")
 app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _print_problems(problems: list[Problem]) -> None:
-    for problem in problems:
-        style = "red" if problem.severity == "error" else "yellow"
-        err.print(f"[{style}]{problem}[/]", highlight=False, soft_wrap=True)
-
 
 # --- db -----------------------------------------------------------------------------------
 
@@ -103,9 +89,9 @@ def import_customers_command(
                 progress=advance,
             )
     except ImportFailed as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     for bad in report.bad_rows[:50]:
-        err.print(f"[yellow]{file}:{bad.line}: {bad.reason}[/]", highlight=False)
+        err.print(f"[yellow]{escape(f'{file}:{bad.line}: {bad.reason}')}[/]", highlight=False)
     if len(report.bad_rows) > 50:
         err.print(f"[yellow]... and {len(report.bad_rows) - 50} more unreadable rows[/]")
     table = Table(title=f"Imported {file.name}", show_header=False)
@@ -141,7 +127,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to ch
     failed = False
     for file in files:
         problems = validate_campaign(settings, file, columns, engine).problems
-        _print_problems(problems)
+        print_problems(problems)
         failed |= has_errors(problems)
         if not has_errors(problems):
             console.print(f"[green]{file}: ok[/]", highlight=False)
@@ -185,7 +171,7 @@ def print_funnel(funnel: list[dict]) -> None:
     table.add_column("remaining", justify="right")
     for step in funnel:
         removed = f"-{step['removed']:,}" if step["removed"] else ""
-        table.add_row(step["stage"], step["label"], removed, f"{step['remaining']:,}")
+        table.add_row(escape(step["stage"]), escape(step["label"]), removed, f"{step['remaining']:,}")
     console.print(table)
 
 
@@ -209,10 +195,10 @@ def explain(
     try:
         _settings, _prepared, selection = _prepare_selection(rules_file, wave)
     except ValidationFailed as exc:
-        _print_problems(exc.problems)
-        raise _fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
+        print_problems(exc.problems)
+        raise fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
     except WaveBlocked as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     print_funnel([vars(step) for step in selection.funnel])
 
 
@@ -225,6 +211,7 @@ def preview(
 ) -> None:
     """Render the messages of a few sampled customers per variant, to the terminal and an HTML file."""
     from rich.panel import Panel
+    from rich.text import Text
 
     from orchestrator.preview import preview_messages, write_html
     from orchestrator.selection import WaveBlocked
@@ -232,17 +219,18 @@ def preview(
     try:
         settings, prepared, selection = _prepare_selection(rules_file, wave)
     except ValidationFailed as exc:
-        _print_problems(exc.problems)
-        raise _fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
+        print_problems(exc.problems)
+        raise fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
     except WaveBlocked as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     messages = preview_messages(settings, prepared, selection, n)
     for m in messages:
         title = f"customer {m.customer_id}" + (f", variant {m.variant}" if m.variant else "")
         if m.parts is None:
-            console.print(Panel(f"[red]{m.error}[/]", title=title))
+            console.print(Panel(Text(m.error or "", style="red"), title=escape(title)))
         else:
-            console.print(Panel(m.parts.get("text") or m.parts.get("html", ""), title=f"{title}: {m.parts['subject']}"))
+            body = Text(m.parts.get("text") or m.parts.get("html", ""))
+            console.print(Panel(body, title=escape(f"{title}: {m.parts['subject']}")))
     path = write_html(output or settings.paths.data_dir / "preview" / f"{prepared.spec.name}.html", prepared.spec.name, messages)
     console.print(f"{len(messages)} message(s) written to {path}")
     if any(m.parts is None for m in messages):
@@ -275,18 +263,18 @@ def run(
     try:
         summary = run_campaign(rules_file, wave=wave, dry_run=dry_run)
     except ValidationFailed as exc:
-        _print_problems(exc.problems)
-        raise _fail(f"{rules_file}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+        print_problems(exc.problems)
+        raise fail(f"{rules_file}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
     except (WaveIncomplete, WaveBlocked) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         console.print_json(json.dumps(summary))
     else:
         print_summary(summary)
     if summary["render_errors"]:
         for problem in summary["render_problems"]:
-            err.print(f"[red]{problem}[/]", highlight=False)
-        raise _fail(f"{summary['render_errors']} message(s) failed to render")
+            err.print(f"[red]{escape(problem)}[/]", highlight=False)
+        raise fail(f"{summary['render_errors']} message(s) failed to render")
 
 
 @app.command()

@@ -20,18 +20,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from orchestrator import progress
+from orchestrator.cli_output import console, err, fail
 from orchestrator.settings import get_settings
 
 __all__ = ["models_app"]
 
 models_app = typer.Typer(no_args_is_help=True, help="Scoring models for target-group selection.")
 
-console = Console()
-err = Console(stderr=True)
 
 TABLE_PREFIX = "table:"
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -40,11 +38,6 @@ _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 class Estimator(str, Enum):
     logistic = "logistic"
     gradient_boosting = "gradient_boosting"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 # --- train --------------------------------------------------------------------------------
@@ -80,9 +73,9 @@ def train(
             )
         record = register(engine, settings, name, result.model, result.metrics, result.fingerprint, target, result.rows)
     except (ImportFailed, ValueError, LookupError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     except sa.exc.SQLAlchemyError as exc:
-        raise _fail(f"the database refused ({type(exc).__name__}); nothing was registered") from exc
+        raise fail(f"the database refused ({type(exc).__name__}); nothing was registered") from exc
     console.print(f"[green]registered model {record.name} version {record.version}[/] ({record.stage})", highlight=False)
     _print_record(record)
 
@@ -177,7 +170,7 @@ def show(
     try:
         record = get(connect(get_settings()), name, version)
     except LookupError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     _print_record(record)
 
 

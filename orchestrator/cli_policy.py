@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.policy_spec import ALL_CHANNELS, REASONS
 from orchestrator.problems import Problem, did_you_mean
+from orchestrator.cli_output import console, err, fail, print_problems
 from orchestrator.settings import get_settings
 
 __all__ = ["policy_app", "suppressions_app"]
@@ -29,13 +30,6 @@ NO_TABLE_WARNING = "there is no customer table yet, so the consent columns were 
 suppressions_app = typer.Typer(no_args_is_help=True, help="The suppression list: who must not be contacted.")
 policy_app = typer.Typer(no_args_is_help=True, help="The contact policy file.")
 
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _reason(value: str | None) -> str | None:
@@ -57,13 +51,13 @@ def import_command(
     from orchestrator.policy import import_suppressions
 
     if not file.is_file():
-        raise _fail(f"{file}: the file does not exist")
+        raise fail(f"{file}: the file does not exist")
     try:
         report = import_suppressions(connect(get_settings()), file, reason, channel, source)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail(f"{file}: {exc}") from exc
+        raise fail(f"{file}: {exc}") from exc
     for line, why in report.bad_rows[:50]:
-        err.print(f"[yellow]{file}:{line}: {why}[/]", highlight=False)
+        err.print(f"[yellow]{escape(f'{file}:{line}: {why}')}[/]", highlight=False)
     if len(report.bad_rows) > 50:
         err.print(f"[yellow]... and {len(report.bad_rows) - 50} more unreadable rows[/]")
     table = Table(title=f"Suppressions from {file.name} ({reason}, channel {channel})", show_header=False)
@@ -111,9 +105,7 @@ def check_command(
     _policy, problems = load_policy(path, columns)
     if columns is None and not any(p.severity == "error" for p in problems):
         problems.append(Problem(str(path), None, None, NO_TABLE_WARNING, "warning"))
-    for problem in problems:
-        style = "red" if problem.severity == "error" else "yellow"
-        err.print(f"[{style}]{problem}[/]", highlight=False, soft_wrap=True)
+    print_problems(problems)
     if any(p.severity == "error" for p in problems):
         raise typer.Exit(1)
     console.print(f"[green]{path}: ok[/]", highlight=False)

@@ -85,7 +85,6 @@ def _table_rows(output: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
 
 
-@pytest.mark.xfail(strict=True, reason="orchestrator/cli.py print_funnel renders labels as Rich markup: '[gold, silver]' vanishes")
 def test_explain_prints_audience_conditions_verbatim(settings, customers, cli):
     result = cli("explain", write_rules(settings, "labels"), "--wave", WAVE)
     assert [row[1] for row in _table_rows(result.output) if row[0] == "audience"] == [
