@@ -97,7 +97,7 @@ def validate_campaign(
     if engine is not None and columns is not None and spec.scores is not None:
         check.problems.extend(_model_problems(settings, spec, engine, columns))
     if engine is not None and columns is not None and not has_errors(check.problems):
-        check.problems.extend(_control_size(settings, spec, engine))
+        check.problems.extend(_control_size(settings, spec, check.policy, engine))
     return check
 
 
@@ -126,22 +126,34 @@ def _model_problems(settings: Settings, spec: CampaignSpec, engine: sa.Engine, c
     return [document.positions.problem(where, message, at="value")]
 
 
-def _control_size(settings: Settings, spec: CampaignSpec, engine: sa.Engine) -> list[Problem]:
+def _control_size(settings: Settings, spec: CampaignSpec, policy, engine: sa.Engine) -> list[Problem]:
+    """Warn when the control group the wave would draw is too small for the lift it must prove.
+
+    The selection is estimated without scoring: every SQL filter (audience, lists, contact
+    policy) counted in the database at today's date, less the global control share, cut to
+    the score rule's ``top``/``top_percent``.
+    """
+    import math
+    from datetime import date
+
     control = spec.control
     if control.expected_response_rate is None or control.min_detectable_lift is None:
         return []
-    from orchestrator.conditions import audience_filter
     from orchestrator.customer_table import customer_table
     from orchestrator.power import control_group_warning
+    from orchestrator.selection import named_conditions
 
     table = customer_table(engine, settings.database.customer_table)
     with engine.connect() as conn:
-        n_selected = conn.execute(
-            sa.select(sa.func.count()).select_from(table).where(audience_filter(spec, table, conn))
-        ).scalar_one()
-    warning = control_group_warning(
-        n_selected, control.share, control.expected_response_rate, control.min_detectable_lift, 0.05, 0.8
-    )
+        conditions = [cond for _stage, _label, cond in named_conditions(spec, table, policy, as_of=date.today(), conn=conn)]
+        n = conn.execute(sa.select(sa.func.count()).select_from(table).where(sa.and_(sa.true(), *conditions))).scalar_one()
+    if policy is not None and policy.global_control is not None:
+        n = round(n * (1 - policy.global_control.share))
+    if spec.scores is not None and spec.scores.top is not None:
+        n = min(n, spec.scores.top)
+    if spec.scores is not None and spec.scores.top_percent is not None:
+        n = math.ceil(n * spec.scores.top_percent / 100)
+    warning = control_group_warning(n, control.share, control.expected_response_rate, control.min_detectable_lift, 0.05, 0.8)
     return [Problem(str(spec.source), None, None, warning, "warning")] if warning else []
 
 
