@@ -176,11 +176,18 @@ def print_funnel(funnel: list[dict]) -> None:
 
 
 def _prepare_selection(rules_file: Path, wave: str | None):
+    """Validate and select (with the funnel); on invalid input or a blocked day, print why and exit 1."""
     from orchestrator import wave as stages
 
     settings = get_settings()
-    prepared = stages.prepare(settings, rules_file, wave)
-    candidates = stages.select_candidates(settings, prepared, with_funnel=True)
+    try:
+        prepared = stages.prepare(settings, rules_file, wave)
+        candidates = stages.select_candidates(settings, prepared, with_funnel=True)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
+    except stages.WaveBlocked as exc:
+        raise fail(str(exc)) from exc
     return settings, prepared, stages.split_wave(prepared, candidates, with_funnel=True)
 
 
@@ -190,15 +197,7 @@ def explain(
     wave: Annotated[Optional[str], typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")] = None,
 ) -> None:
     """Show how many customers each audience condition, list, policy filter, score cut and split keeps."""
-    from orchestrator.selection import WaveBlocked
-
-    try:
-        _settings, _prepared, selection = _prepare_selection(rules_file, wave)
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
-    except WaveBlocked as exc:
-        raise fail(str(exc)) from exc
+    _settings, _prepared, selection = _prepare_selection(rules_file, wave)
     print_funnel([vars(step) for step in selection.funnel])
 
 
@@ -214,15 +213,8 @@ def preview(
     from rich.text import Text
 
     from orchestrator.preview import preview_messages, write_html
-    from orchestrator.selection import WaveBlocked
 
-    try:
-        settings, prepared, selection = _prepare_selection(rules_file, wave)
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
-    except WaveBlocked as exc:
-        raise fail(str(exc)) from exc
+    settings, prepared, selection = _prepare_selection(rules_file, wave)
     messages = preview_messages(settings, prepared, selection, n)
     for m in messages:
         title = f"customer {m.customer_id}" + (f", variant {m.variant}" if m.variant else "")

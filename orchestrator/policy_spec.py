@@ -41,7 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from orchestrator.customer_table import ColumnKind
 from orchestrator.problems import Problem, did_you_mean
-from orchestrator.yaml_source import CUSTOM_ERROR, Positions, model_problems, parse_yaml
+from orchestrator.yaml_source import CUSTOM_ERROR, Positions, model_problems, parse_yaml, read_text_file
 
 __all__ = [
     "ALL_CHANNELS",
@@ -201,17 +201,9 @@ def load_policy(
     policy is acceptable check that the file exists first.
     """
     file = str(path)
-    try:
-        content = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None, [Problem(file, None, None, "the policy file does not exist")]
-    except OSError as exc:
-        return None, [Problem(file, None, None, f"cannot read the policy file: {exc.strerror or exc}")]
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = content[: exc.start].count(b"\n") + 1
-        return None, [Problem(file, line, None, "the file is not UTF-8 text; save it with UTF-8 encoding")]
+    text, problems = read_text_file(path, "policy file")
+    if text is None:
+        return None, problems
     document, problems = parse_yaml(text, file)
     policy: PolicySpec | None = None
     if document is not None:

@@ -29,7 +29,7 @@ from orchestrator.id_lists import check_lists
 from orchestrator.problems import Problem, ValidationFailed, did_you_mean
 from orchestrator.segments import resolve_segments, segments_dir_for
 from orchestrator.spec import COLUMN, FILE_FIELDS, CampaignSpec, Condition, parse_condition
-from orchestrator.yaml_source import Positions, YamlDocument, model_problems, parse_yaml
+from orchestrator.yaml_source import Positions, YamlDocument, model_problems, parse_yaml, read_text_file
 
 __all__ = ["NO_TABLE_WARNING", "load_campaign", "validate_campaign_file"]
 
@@ -66,22 +66,14 @@ def validate_campaign_file(
     next to the rules file); ``engine`` is used to check ``include``/``exclude`` tables.
     """
     file = str(path)
-    try:
-        content = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None, [Problem(file, None, None, "the rules file does not exist")]
-    except OSError as exc:
-        return None, [Problem(file, None, None, f"cannot read the rules file: {exc.strerror or exc}")]
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = content[: exc.start].count(b"\n") + 1
-        return None, [Problem(file, line, None, "the file is not UTF-8 text; save it with UTF-8 encoding")]
+    text, problems = read_text_file(path, "rules file")
+    if text is None:
+        return None, problems
     document, problems = parse_yaml(text, file)
     if document is not None:
         segments = Path(segments_dir) if segments_dir is not None else segments_dir_for(Path(path))
         spec, more = _check_document(
-            document, Path(path), hashlib.sha256(content).hexdigest(), columns, segments, engine
+            document, Path(path), hashlib.sha256(text.encode("utf-8")).hexdigest(), columns, segments, engine
         )
         problems = problems + more
     else:

@@ -22,6 +22,8 @@ validating such data into problems at their places, in words a campaign manager 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -392,3 +394,22 @@ def _model_in(annotation: object) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
+
+
+def read_text_file(path: Path | str, what: str) -> tuple[str | None, list[Problem]]:
+    """The UTF-8 text of a campaign manager's file, or ``None`` and the problem that says why.
+
+    ``what`` names the file in messages, e.g. "rules file" or "policy file".
+    """
+    file = str(path)
+    try:
+        content = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, [Problem(file, None, None, f"the {what} does not exist")]
+    except OSError as exc:
+        return None, [Problem(file, None, None, f"cannot read the {what}: {exc.strerror or exc}")]
+    try:
+        return content.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        return None, [Problem(file, line, None, "the file is not UTF-8 text; save it with UTF-8 encoding")]
