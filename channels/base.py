@@ -45,6 +45,7 @@ class Outbound:
     parts: Mapping[str, str]  # rendered content, e.g. {"subject": ..., "html": ..., "text": ...}
     key: str  # idempotency key, stable per (wave, customer); e-mail uses it as Message-ID
     headers: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, object] = field(default_factory=dict)  # structured task data (call/visit tasks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class DeliveryResult:
     outcome: Outcome
     detail: str | None = None  # reason of a failure, e.g. "550 5.1.1 mailbox unavailable"
     provider_id: str | None = None  # id the channel system knows the delivery by
+    hard_bounce: bool = False  # the address does not exist (e.g. SMTP 550 5.1.1): suppress it
 
 
 @dataclass(slots=True)
@@ -81,8 +83,20 @@ class Channel(abc.ABC):
     name: ClassVar[str]
 
     @abc.abstractmethod
-    def send(self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None) -> DeliveryReport:
-        """Deliver ``batch``; one result per message, reported through ``on_result`` as it is known."""
+    def send(
+        self,
+        batch: Sequence[Outbound],
+        *,
+        on_result: ResultCallback | None = None,
+        batch_key: str | None = None,
+    ) -> DeliveryReport:
+        """Deliver ``batch``; one result per message, reported through ``on_result`` as it is known.
+
+        ``batch_key`` is the stable idempotency key of the batch: when the same batch is sent
+        again (after a crash or a transient failure) it carries the same key, so the receiving
+        system can recognise the redelivery. Webhook channels send it as ``webhook-id``;
+        channels that deliver message by message (e-mail) may ignore it.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called once after the last batch."""

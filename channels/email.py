@@ -251,7 +251,9 @@ class EmailChannel(Channel):
 
     # -- the contract ------------------------------------------------------------------
 
-    def send(self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None) -> DeliveryReport:
+    def send(
+        self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None, batch_key: str | None = None
+    ) -> DeliveryReport:
         report = DeliveryReport()
         if not batch:
             return report

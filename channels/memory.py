@@ -29,12 +29,16 @@ class MemoryChannel(Channel):
         self.fail_transiently = frozenset(fail_transiently)
         self.outage_after = outage_after
         self.batches: list[list[Outbound]] = []  # every batch passed to send(), as passed
+        self.batch_keys: list[str | None] = []  # the batch_key of each batch, in the same order
         self.sent: list[Outbound] = []  # the messages that got a "sent" result, in order
         self.closed = False
 
-    def send(self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None) -> DeliveryReport:
+    def send(
+        self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None, batch_key: str | None = None
+    ) -> DeliveryReport:
         self.closed = False
         self.batches.append(list(batch))
+        self.batch_keys.append(batch_key)
         report = DeliveryReport()
         for message in batch:
             if self.outage_after is not None and len(self.sent) >= self.outage_after:

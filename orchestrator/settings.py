@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -82,6 +82,12 @@ class SmtpSettings(BaseSettings):
     )
     local_hostname: str | None = Field(None, description="Name sent in EHLO; the machine's FQDN when unset.")
     validate_certs: bool = Field(True, description="Verify the server's TLS certificate.")
+    connections: int = Field(
+        4, ge=1, le=64, description="SMTP connections used in parallel; each is reused for many messages."
+    )
+    max_per_second: float | None = Field(
+        None, gt=0, le=100_000, description="Rate limit: at most this many messages per second overall; unset = no limit."
+    )
 
     @field_validator("password")
     @classmethod
@@ -111,6 +117,41 @@ class LinkSettings(BaseSettings):
     )
 
 
+class WebhookEndpoint(BaseModel):
+    """Where one channel system receives task lists, and the secret that signs them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="URL the task lists are POSTed to.", pattern=r"^https?://")
+    secret: SecretStr = Field(
+        description="Standard Webhooks signing secret shared with the receiver, 'whsec_' + base64.", min_length=8
+    )
+
+
+class WebhookSettings(BaseSettings):
+    """Outbound webhooks: task lists for the call center, field force and other systems.
+
+    Endpoints are keyed by channel (``call_center``, ``field_force``) or by the endpoint name
+    a rules file's ``webhook:`` channel uses, e.g.
+    ``CAMPAIGN_WEBHOOKS_ENDPOINTS__CALL_CENTER__URL=https://cc.example/tasks`` and
+    ``CAMPAIGN_WEBHOOKS_ENDPOINTS__CALL_CENTER__SECRET=whsec_...``, or all at once as JSON in
+    ``CAMPAIGN_WEBHOOKS_ENDPOINTS``.
+    """
+
+    model_config = SettingsConfigDict(**_config("webhooks"), env_nested_delimiter="__")
+
+    endpoints: dict[str, WebhookEndpoint] = Field(default_factory=dict, description="Receivers by channel or name.")
+    timeout: float = Field(10.0, gt=0, le=600, description="Seconds to wait for a receiver's response to one batch.")
+    max_attempts: int = Field(6, ge=1, le=50, description="Tries of one batch before it is left for the next run.")
+    retry_wait: float = Field(0.5, ge=0, le=300, description="Initial back-off in seconds; doubles each try, with jitter.")
+    retry_wait_max: float = Field(30.0, ge=0, le=3600, description="Longest back-off between two tries, in seconds.")
+    retry_after_max: float = Field(
+        120.0, ge=0, le=3600, description="Longest Retry-After a receiver may ask for (429/503) that is honoured, in seconds."
+    )
+    batch_size: int = Field(500, ge=1, le=100_000, description="Tasks per POSTed task list.")
+    concurrency: int = Field(4, ge=1, le=64, description="Task lists in flight at once per channel.")
+
+
 class Settings(BaseSettings):
     """All engine settings, one nested object per area."""
 
@@ -120,6 +161,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @property
     def database_url(self) -> str:

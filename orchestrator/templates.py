@@ -97,7 +97,29 @@ LAYOUTS: dict[str, ChannelLayout] = {
         required=(("subject",), ("html", "text")),
         recommended=("html", "text"),
     ),
-    # Later, e.g. "call_center": script.txt (required), brief.txt; "field_force": brief.txt.
+    "call_center": ChannelLayout(
+        parts=(
+            Part("title", "title.txt", "the task title agents see in their list", single_line=True),
+            Part("script", "script.txt", "the call script"),
+        ),
+        required=(("script",),),
+        recommended=("title",),
+    ),
+    "field_force": ChannelLayout(
+        parts=(
+            Part("title", "title.txt", "the visit title reps see in their list", single_line=True),
+            Part("brief", "brief.txt", "the visit brief"),
+        ),
+        required=(("brief",),),
+        recommended=("title",),
+    ),
+    "webhook": ChannelLayout(
+        parts=(
+            Part("title", "title.txt", "a one-line title", single_line=True),
+            Part("text", "body.txt", "the message text"),
+        ),
+        required=(("text",),),
+    ),
 }
 
 
