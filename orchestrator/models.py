@@ -8,7 +8,7 @@ sent). The schema is owned by Alembic (``migrations/``); these classes describe 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -73,6 +73,7 @@ class Contact(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("wave_id", "customer_id", name="uq_contacts_wave_customer"),
         sa.Index("ix_contacts_wave_status", "wave_id", "status"),
+        sa.Index("ix_contacts_planned_channel", "planned_for", "channel"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True))
@@ -89,6 +90,59 @@ class Contact(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, nullable=False)
     sent_at: datetime | None = None
+    planned_for: date | None = Field(default=None, description="Day whose channel capacity the contact uses.")
+    assignee: str | None = Field(default=None, max_length=100, description="Sales rep a visit is assigned to.")
+    expected_value: float | None = Field(default=None, description="score x value - cost of the allocated channel.")
+    batch_id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, nullable=True, index=True), description="Webhook batch it went in."
+    )
+
+
+class BatchStatus(StrEnum):
+    OPEN = "open"  # contacts assigned; not yet accepted by the receiver
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    DEAD = "dead"  # the receiver rejected it (4xx other than 429): dead-letter store
+
+
+class DispatchBatch(SQLModel, table=True):
+    """One task list POSTed to a channel system: its contacts are fixed before the first try,
+    and its ``webhook_id`` is the idempotency key every try (and every re-run) sends."""
+
+    __tablename__ = "dispatch_batches"
+    __table_args__ = (
+        sa.UniqueConstraint("webhook_id", name="uq_dispatch_batches_webhook_id"),
+        sa.Index("ix_dispatch_batches_wave_channel_status", "wave_id", "channel", "status"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True))
+    wave_id: int = Field(foreign_key="waves.id", nullable=False)
+    channel: str = Field(max_length=50, nullable=False)
+    endpoint: str = Field(max_length=100, nullable=False, description="Settings key of the receiving endpoint.")
+    assignee: str | None = Field(default=None, max_length=100, description="Rep of a visit list.")
+    seq: int = Field(nullable=False, description="Number of the batch within its wave and channel.")
+    webhook_id: str = Field(max_length=100, nullable=False)
+    size: int = Field(nullable=False)
+    status: str = Field(default=BatchStatus.OPEN, max_length=20, nullable=False)
+    attempts: int = Field(default=0, nullable=False, description="Runs that tried it (each run retries with back-off).")
+    http_status: int | None = None
+    detail: str | None = Field(default=None, description="Why the last try failed (no personal data).")
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+    delivered_at: datetime | None = None
+
+
+class ArbitrationLoss(SQLModel, table=True):
+    """Customers a campaign selected but lost to another campaign of the same cycle."""
+
+    __tablename__ = "arbitration_losses"
+    __table_args__ = (sa.UniqueConstraint("cycle", "campaign", "lost_to", name="uq_arbitration_losses"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cycle: str = Field(max_length=100, nullable=False, description="Wave key the campaigns ran under together.")
+    campaign: str = Field(max_length=200, nullable=False)
+    lost_to: str = Field(max_length=200, nullable=False)
+    customers: int = Field(nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
 class DeliveryAttempt(SQLModel, table=True):

@@ -115,6 +115,7 @@ def _check_document(
             )
             problems += segment_problems
         data["audience"] = None if issues else audience
+    eligible = _parse_eligibility(data, positions, segments_dir, columns, problems)
     spec: CampaignSpec | None = None
     try:
         spec = CampaignSpec.model_validate({**data, "source": path, "sha256": sha256})
@@ -125,7 +126,10 @@ def _check_document(
     else:
         if audience is not None:
             problems += check_audience(audience, columns, positions)
+        for condition in eligible:
+            problems += check_audience(condition, columns, positions)
         problems += _check_address_column(data, columns, positions)
+        problems += _check_channel_columns(data, columns, positions)
     problems += check_lists(data, positions, base=path.parent, engine=engine)
     return spec, problems
 
@@ -148,6 +152,66 @@ def _check_address_column(data: dict, columns: dict[str, ColumnKind], positions:
     if columns[column] != "text":
         return [positions.problem(loc, f"{what} holds {columns[column]} values, not e-mail addresses", at=at)]
     return []
+
+
+def _parse_eligibility(
+    data: dict, positions: Positions, segments_dir: Path, columns: dict[str, ColumnKind] | None, problems: list[Problem]
+) -> list[Condition]:
+    """Parse every channel's ``eligible`` condition in place (like the audience); return them."""
+    channels = data.get("channels")
+    if not isinstance(channels, dict):
+        return []
+    parsed: list[Condition] = []
+    channels = data["channels"] = dict(channels)
+    for name, section in channels.items():
+        if not isinstance(section, dict) or "eligible" not in section:
+            continue
+        loc = ("channels", name, "eligible")
+        condition, issues = parse_condition(section["eligible"], loc, partial=True)
+        problems += [positions.problem(i.loc, i.message, at=i.at) for i in issues]
+        if condition is not None:
+            condition, segment_problems = resolve_segments(condition, positions, segments_dir=segments_dir, columns=columns)
+            problems += segment_problems
+            parsed.append(condition)
+        channels[name] = {**section, "eligible": None if issues else condition}
+    return parsed
+
+
+_CHANNEL_COLUMNS = {
+    "call_center": (("phone_column", "phone", "text"), ("name_columns", (), None)),
+    "field_force": (("territory_column", "territory", None), ("name_columns", (), None), ("address_columns", (), None)),
+    "webhook": (("data_columns", (), None),),
+}
+"""Channel keys that name customer columns: (key, default, kind the column must have or None)."""
+
+
+def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
+    """Every column a channel section names (phone, territory, name, address, data) exists."""
+    channels = data.get("channels")
+    if not isinstance(channels, dict):
+        return []
+    problems: list[Problem] = []
+    for channel, keys in _CHANNEL_COLUMNS.items():
+        section = channels.get(channel)
+        if not isinstance(section, dict):
+            continue
+        for key, default, kind in keys:
+            given = section.get(key, default)
+            names = [given] if isinstance(given, str) else given if isinstance(given, (list, tuple)) else []
+            for i, column in enumerate(names):
+                if not isinstance(column, str) or not COLUMN.match(column):
+                    continue  # reported by the model
+                if key in section:
+                    loc = ("channels", channel, key) if isinstance(given, str) else ("channels", channel, key, i)
+                    at, what = "value", f"{key.replace('_', ' ').removesuffix('s')} '{column}'"
+                else:
+                    loc, at, what = ("channels", channel), "key", f"the default {key.replace('_', ' ')} '{column}'"
+                if column not in columns:
+                    hint = did_you_mean(column, columns) or f"; name the column with '{key}'"
+                    problems.append(positions.problem(loc, f"{what} is not a column of the customer table{hint}", at=at))
+                elif kind is not None and columns[column] != kind:
+                    problems.append(positions.problem(loc, f"{what} holds {columns[column]} values, not {kind}", at=at))
+    return problems
 
 
 def _top_level_keys() -> list[str]:

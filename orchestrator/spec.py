@@ -52,7 +52,7 @@ from datetime import datetime
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 from cronsim import CronSim, CronSimError
 from dateutil.rrule import rrulestr
@@ -98,7 +98,12 @@ __all__ = [
     "ColumnTest",
     "Condition",
     "ControlSpec",
+    "AllocationSpec",
+    "CallCenterChannelSpec",
+    "CHANNEL_NAMES",
     "EmailChannelSpec",
+    "FieldForceChannelSpec",
+    "WebhookChannelSpec",
     "IdListSpec",
     "ScoresSpec",
     "VariantSpec",
@@ -217,18 +222,103 @@ class ControlSpec(_Spec):
         return self
 
 
-class EmailChannelSpec(_Spec):
+def _column(value: str) -> str:
+    if not COLUMN.match(value):
+        raise _fail(f"'{value}' is not a column name")
+    return value
+
+
+class _ChannelSpec(_Spec):
+    """What every channel of a campaign may say: who is eligible, and what a contact costs and earns.
+
+    Allocation gives each treated customer the eligible channel with the best expected value
+    ``score x value - cost`` within the channels' capacities (``rules/capacity.yaml``); see
+    docs/allocation.md. Without a scoring model the score is 1.
+    """
+
+    eligible: AudienceField = Field(
+        None, description="Condition a customer must meet to be contacted on this channel, e.g. {phone: {is_null: false}}."
+    )
+    cost: float = Field(0.0, ge=0, le=1_000_000, allow_inf_nan=False, description="Cost of one contact, e.g. 4.50.")
+    value: float = Field(
+        0.0, ge=0, le=1_000_000_000, allow_inf_nan=False,
+        description="Value of a contact at score 1 (value of a response times the channel's response rate).",
+    )
+    template: str = Field(description="Template folder under templates/<channel>/.")
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return _slug("template name", value)
+
+
+class _TaskChannelSpec(_ChannelSpec):
+    """Channels whose systems get task lists: priority and due window."""
+
+    priority: int = Field(3, strict=True, ge=1, le=5, description="Task priority for the channel system, 1 (highest) to 5.")
+    due_days: int = Field(3, strict=True, ge=1, le=90, description="Days from the wave date within which the task is due.")
+    name_columns: tuple[str, ...] = Field(
+        (), description="Customer columns that make up the name shown to agents/reps, e.g. [first_name, last_name]."
+    )
+
+    @field_validator("name_columns")
+    @classmethod
+    def _name_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_column(v) for v in value)
+
+
+class CallCenterChannelSpec(_TaskChannelSpec):
+    """Call tasks for the call center (task lists over a signed webhook)."""
+
+    phone_column: str = Field("phone", description="Customer column holding the phone number.")
+
+    @field_validator("phone_column")
+    @classmethod
+    def _phone_column(cls, value: str) -> str:
+        return _column(value)
+
+
+class FieldForceChannelSpec(_TaskChannelSpec):
+    """Visit tasks for sales reps, grouped per rep (visit lists over a signed webhook)."""
+
+    territory_column: str = Field("territory", description="Customer column with the sales territory.")
+    address_columns: tuple[str, ...] = Field((), description="Customer columns joined into the visit address.")
+
+    @field_validator("territory_column")
+    @classmethod
+    def _territory_column(cls, value: str) -> str:
+        return _column(value)
+
+    @field_validator("address_columns")
+    @classmethod
+    def _address_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_column(v) for v in value)
+
+
+class WebhookChannelSpec(_ChannelSpec):
+    """Messages for another system, POSTed as signed webhook batches to a named endpoint."""
+
+    endpoint: str = Field(description="Endpoint name in the settings (CAMPAIGN_WEBHOOKS_ENDPOINTS__<NAME>__URL).")
+    data_columns: tuple[str, ...] = Field((), description="Customer columns passed along as data.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _slug("endpoint name", value)
+
+    @field_validator("data_columns")
+    @classmethod
+    def _data_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_column(v) for v in value)
+
+
+class EmailChannelSpec(_ChannelSpec):
     """Sending by e-mail."""
 
     template: str = Field(description="Template folder under templates/email/.")
     sender: str = Field(description="From address, 'offers@acme.example' or 'Acme Bank <offers@acme.example>'.")
     reply_to: str | None = Field(None, description="Reply-To address, if replies go elsewhere.")
     address_column: str = Field("email", description="Customer column holding the e-mail address.")
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        return _slug("template name", value)
 
     @field_validator("sender")
     @classmethod
@@ -252,12 +342,35 @@ class ChannelsSpec(_Spec):
     """The channels a campaign sends on; at least one."""
 
     email: EmailChannelSpec | None = Field(None, description="E-mail channel.")
+    call_center: CallCenterChannelSpec | None = Field(None, description="Call tasks for the call center.")
+    field_force: FieldForceChannelSpec | None = Field(None, description="Visits by sales reps.")
+    webhook: WebhookChannelSpec | None = Field(None, description="Messages to another system over a webhook.")
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ChannelsSpec:
-        if self.email is None:
+        if not self.names():
             raise _fail("at least one channel is required, e.g. 'email:' with template and sender")
         return self
+
+    def names(self) -> list[str]:
+        """The channels this campaign uses, in the order of preference when values tie."""
+        return [name for name in CHANNEL_NAMES if getattr(self, name) is not None]
+
+    def items(self) -> list[tuple[str, _ChannelSpec]]:
+        return [(name, getattr(self, name)) for name in self.names()]
+
+
+CHANNEL_NAMES = ("email", "call_center", "field_force", "webhook")
+"""Channel sections a rules file may have, in the order ties are broken."""
+
+
+class AllocationSpec(_Spec):
+    """What happens to customers whose best channel is full."""
+
+    overflow: Literal["fallback", "wait"] = Field(
+        "fallback",
+        description="fallback: give them their next eligible channel if that pays off; wait: keep them for a later wave.",
+    )
 
 
 class ScoresSpec(_Spec):
@@ -381,6 +494,11 @@ class CampaignSpec(_Spec):
     audience: AudienceField = None
     control: ControlSpec = Field(description="The random control group.")
     channels: ChannelsSpec = Field(description="How the campaign contacts customers.")
+    priority: int = Field(
+        0, strict=True, ge=-1000, le=1000,
+        description="Arbitration: when campaigns of one cycle want the same customer, the higher priority wins.",
+    )
+    allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
     schedule: ScheduleSpec | None = Field(None, description="When waves run; omitted = only when started by hand.")
     scores: ScoresSpec | None = Field(None, description="Select and order by a scoring model.")
     variants: dict[str, VariantSpec] | None = Field(None, description="A/B variants of the treated group.")
