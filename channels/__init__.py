@@ -1,12 +1,22 @@
 """Channels: the adapters that deliver rendered messages, registered by name.
 
-Every channel implements one method, ``Channel.send(batch, *, on_result=None) ->
-DeliveryReport`` (see ``channels.base`` for the contract). ``CHANNELS`` maps each channel
+Every channel implements one method, ``Channel.send(batch, *, on_result=None,
+batch_key=None) -> DeliveryReport`` (see ``channels.base`` for the contract). ``CHANNELS`` maps each channel
 name to the ``"module:Class"`` that implements it; modules are imported only when
 ``channel_class(name)`` asks for them, so an unused channel's dependencies never load.
 
 * ``email``: ``channels.email:EmailChannel``, e-mail over SMTP (``SmtpSettings``);
-* ``memory``: ``channels.memory:MemoryChannel``, records batches in memory (tests, dry runs).
+* ``memory``: ``channels.memory:MemoryChannel``, records batches in memory (tests, dry runs);
+* ``call_center``: ``channels.call_center:CallCenterChannel``, call task lists over a signed
+  webhook (``WebhookEndpoint``, ``WebhookSettings``);
+* ``field_force``: ``channels.field_force:FieldForceChannel``, visit lists for one rep per
+  batch over a signed webhook;
+* ``webhook``: ``channels.webhook:WebhookChannel``, message lists for any other system over a
+  signed webhook (one channel per named endpoint).
+
+The webhook channels share ``channels.webhook_delivery`` (signing, retries, error mapping)
+and the payload models of ``channels.payloads``; ``channels.webhook_receiver`` is a
+reference receiver for channel-system developers and the demo.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ __all__ = [
 CHANNELS: dict[str, str] = {
     "email": "channels.email:EmailChannel",
     "memory": "channels.memory:MemoryChannel",
+    "call_center": "channels.call_center:CallCenterChannel",
+    "field_force": "channels.field_force:FieldForceChannel",
+    "webhook": "channels.webhook:WebhookChannel",
 }
 """Channel name -> ``"module:Class"``; the one table of channels (imported lazily)."""
 
