@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ValidationError
 from standardwebhooks import Webhook
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from channels.base import (
     Channel,
@@ -83,8 +83,6 @@ HTTPX_ERRORS: dict[type[httpx.RequestError], Literal["transient", "permanent"]] 
     httpx.LocalProtocolError: "permanent",  # a request we cannot make (bad header value)
     httpx.UnsupportedProtocol: "permanent",  # the URL's scheme
     httpx.TooManyRedirects: "permanent",  # (redirects are not followed)
-    httpx.TransportError: "transient",  # any other transport failure
-    httpx.RequestError: "transient",
 }
 """How each ``httpx`` error raised by a POST is handled; the most specific class wins."""
 
@@ -159,7 +157,7 @@ def _handling(exc: httpx.RequestError) -> Literal["transient", "permanent"]:
     for cls in type(exc).__mro__:
         if cls in HTTPX_ERRORS:
             return HTTPX_ERRORS[cls]
-    return "transient"  # pragma: no cover - RequestError is in the table
+    return "transient"  # a class newer httpx versions may add: try again
 
 
 class WebhookDelivery:
@@ -188,6 +186,8 @@ class WebhookDelivery:
                 f"The secret of webhook endpoint {name!r} must be 'whsec_' followed by base64, as the "
                 f"receiver's Standard Webhooks library expects; the one configured is not ({type(exc).__name__})."
             ) from None
+        wait = settings.retry_wait
+        self._backoff = wait_exponential(multiplier=wait, max=settings.retry_wait_max) + wait_random(0, wait)  # jitter
         self._own_client = client is None
         self._client = client
         self._lock = threading.Lock()
@@ -212,6 +212,12 @@ class WebhookDelivery:
                 self._client = None
         if client is not None:
             client.close()
+
+    def __enter__(self) -> WebhookDelivery:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- posting -----------------------------------------------------------------------------
 
@@ -280,9 +286,7 @@ class WebhookDelivery:
         raise BatchRejected(f"{self.name} receiver rejected the batch: HTTP {status}: {reason}", status=status, reason=reason)
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(
-            initial=self.settings.retry_wait, max=self.settings.retry_wait_max, jitter=self.settings.retry_wait
-        )(state)
+        backoff = min(self._backoff(state), self.settings.retry_wait_max)
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, _Retry) and exc.retry_after is not None:
             return max(exc.retry_after, backoff)
