@@ -1,4 +1,4 @@
-"""E-mail over SMTP (``smtplib``), one message per recipient on one reused connection.
+"""E-mail over SMTP (``smtplib``), one message per recipient over a few reused connections.
 
 Payload (``Outbound``):
 
@@ -19,21 +19,35 @@ Outcomes, per message: a 2xx reply is ``"sent"``; a 4xx reply to MAIL, RCPT or D
 retried (at the end of the batch, up to ``max_retries`` times with exponential back-off
 from ``retry_wait`` plus jitter) and then ``"transient"``; a 5xx reply is ``"permanent"``
 with the reply as detail (``"550 5.1.1 <address>: Recipient address rejected"``; e-mail
-addresses are blanked out). For the channel as a whole: a lost or refused connection, a
+addresses are blanked out). A permanent reply saying that the address does not exist
+(``is_hard_bounce``: 550/551/553 with enhanced status 5.1.0-3, 5.1.6 or 5.1.10, or a
+bare 550 "user unknown") also has ``hard_bounce=True``; policy and content rejections
+(5.7.x, 552, ...) do not. For the channel as a whole: a lost or refused connection, a
 timeout or a ``421`` is retried on a new connection with the same back-off, and raises
-``TransientDeliveryError`` if it persists; refused credentials, a refused sender address,
-a missing STARTTLS/AUTH extension or an invalid TLS certificate raise
-``PermanentDeliveryError``. ``classify_smtp_error`` and ``connect_error`` hold the mapping.
+``TransientDeliveryError`` if it persists on every connection; refused credentials, a
+refused sender address, a missing STARTTLS/AUTH extension or an invalid TLS certificate
+raise ``PermanentDeliveryError``. Results reported before the error stand.
+``classify_smtp_error``, ``is_hard_bounce`` and ``connect_error`` hold the mapping.
 
-Limits: one recipient per SMTP transaction, messages sent one after the other on one
-connection (not thread-safe: use one channel per thread). A message whose reply was lost
-to a timeout or a dropped connection after its DATA is sent again on the new connection:
-delivery is at least once in that window, and the receiver sees the same ``Message-ID``.
+Concurrency: a batch is spread over up to ``connections`` SMTP connections, one thread
+each; a connection is opened when first needed, kept open across batches (re-opened
+transparently when the server dropped it) and closed by ``close()``. A connection that
+cannot be (re)opened while others still work leaves its messages to them (e.g. a server
+that allows fewer connections than configured). ``on_result`` is called from one thread
+at a time, so it need not be thread-safe. ``max_per_second`` caps SMTP transactions per
+second over all connections (``pyrate_limiter``, GCRA with a burst of a tenth of a
+second's worth).
+
+Limits: one recipient per SMTP transaction; one ``send`` at a time per channel (concurrent
+calls wait for each other). A message whose reply was lost to a timeout or a dropped
+connection after its DATA is sent again on the new connection: delivery is at least once
+in that window, and the receiver sees the same ``Message-ID``.
 
 Settings (``SmtpSettings``, ``CAMPAIGN_SMTP_*``): ``host``, ``port``, ``security``
 (``none`` / ``starttls`` / ``tls``), ``username`` and ``password`` (login when a username
 is set; the password is never logged), ``timeout`` (seconds per command), ``max_retries``,
-``retry_wait``, ``local_hostname`` (EHLO name), ``validate_certs``.
+``retry_wait``, ``local_hostname`` (EHLO name), ``validate_certs``, ``connections``,
+``max_per_second``.
 """
 
 from __future__ import annotations
@@ -42,13 +56,17 @@ import logging
 import re
 import smtplib
 import ssl
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from datetime import UTC, datetime
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Literal
+from typing import Literal, NamedTuple
 
+from pyrate_limiter import Limiter, Rate, SingleBucketFactory, StateBucket
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from channels.base import (
@@ -64,7 +82,16 @@ from channels.base import (
 )
 from orchestrator.settings import SmtpSettings
 
-__all__ = ["SMTP_ERRORS", "EmailChannel", "SmtpFactory", "classify_smtp_error", "connect_error", "open_smtp"]
+__all__ = [
+    "SMTP_ERRORS",
+    "EmailChannel",
+    "SmtpFactory",
+    "classify_smtp_error",
+    "connect_error",
+    "is_hard_bounce",
+    "open_smtp",
+    "rate_limiter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +188,53 @@ def classify_smtp_error(exc: OSError, *, server: str) -> tuple[Outcome, str]:
     raise TransientDeliveryError(f"SMTP server {server} unreachable: {detail}") from exc
 
 
+_ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_HARD_BOUNCE_STATUSES = frozenset({"5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"})
+"""Enhanced status codes (RFC 3463) of a destination address that does not exist: other
+address status, bad mailbox, bad system, bad mailbox syntax, mailbox moved, null MX.
+Not 5.1.4 (ambiguous), 5.1.7/5.1.8 (the sender's address)."""
+_UNKNOWN_USER = re.compile(
+    r"user unknown|unknown user|recipient unknown|unknown recipient|no such (user|mailbox|recipient|address)"
+    r"|(mailbox|user|recipient|address|account) (does not|doesn't) exist|mailbox not found|invalid (recipient|mailbox)",
+    re.IGNORECASE,
+)
+
+
+def is_hard_bounce(code: int, text: str) -> bool:
+    """Whether the SMTP reply ``code`` ``text`` to one recipient says its address does not exist.
+
+    True for 550, 551 and 553 with an enhanced status in ``5.1.0-3``, ``5.1.6`` or
+    ``5.1.10`` (``"5.1.1 <address>: Recipient address rejected"``), and for a 550 without
+    enhanced status whose text says so (``"User unknown"``, ``"No such user"``, ...). False
+    for everything else: 4xx, policy or content rejections (``5.7.x``, ``552``), a full
+    mailbox, an enhanced status of another class even when the text says "unknown".
+    """
+    if code not in (550, 551, 553):
+        return False
+    status = _ENHANCED_STATUS.match(text)
+    if status is not None:
+        return ".".join(status.groups()) in _HARD_BOUNCE_STATUSES
+    return code == 550 and _UNKNOWN_USER.search(text) is not None
+
+
+def rate_limiter(max_per_second: float | None) -> Limiter | None:
+    """A thread-safe ``pyrate_limiter.Limiter`` admitting ``max_per_second`` overall, or ``None``.
+
+    GCRA (a leaky bucket as one timestamp) with a burst of a tenth of a second's worth (at
+    least 1), so the output is smooth; ``try_acquire("smtp")`` blocks until a slot is free.
+    """
+    if max_per_second is None:
+        return None
+    if max_per_second <= 0:
+        raise ValueError(f"The 'max_per_second' parameter must be a positive number or None. Got {max_per_second!r} instead.")
+    per_second = Fraction(max_per_second).limit_denominator(1000)  # 0.5 -> 1 per 2 s, 20 -> 20 per 1 s
+    burst = max(1, int(max_per_second / 10))
+    rate = Rate(per_second.numerator, per_second.denominator * 1000, burst=burst)
+    # The state lives in memory and leaking is a no-op for GCRA: no background thread; the
+    # clock is monotonic in-process, so no buffer against clock drift is needed.
+    return Limiter(SingleBucketFactory(StateBucket([rate]), schedule_leak=False), buffer_ms=0)
+
+
 def connect_error(exc: OSError, *, server: str) -> DeliveryError:
     """The error to raise for ``exc`` raised while connecting, securing or logging in.
 
@@ -216,12 +290,51 @@ class _Deferred(Exception):
     """Some messages got a 4xx reply in this round; try them again after a pause."""
 
 
+class _Reply(NamedTuple):
+    """What became of one message: its outcome, the reply as detail, whether it hard-bounced."""
+
+    outcome: Outcome
+    detail: str | None = None
+    hard_bounce: bool = False
+
+
+class _Connection:
+    """One SMTP connection of the pool; used by one thread at a time, kept open across batches."""
+
+    __slots__ = ("client",)
+
+    def __init__(self) -> None:
+        self.client: smtplib.SMTP | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.client is not None and self.client.sock is not None
+
+    def discard(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+
 class EmailChannel(Channel):
     """Sends each ``Outbound`` as one e-mail through the SMTP server of ``settings``.
 
     ``smtp_factory(settings)`` opens a connected client (default ``open_smtp``); the channel
-    logs in when ``settings.username`` is set. The connection is opened on the first
-    message, reused across batches and closed by ``close()``.
+    logs in when ``settings.username`` is set. Up to ``settings.connections`` connections
+    are opened as the batches need them (a batch of ``n`` uses at most ``n``), reused
+    across batches and closed by ``close()``. ``smtp_factory`` is called from the sending
+    threads.
     """
 
     name = "email"
@@ -247,7 +360,9 @@ class EmailChannel(Channel):
         self._envelope_sender = envelope_sender
         self._domain = envelope_sender.rpartition("@")[2]
         self._server = f"{settings.host}:{settings.port}"
-        self._smtp: smtplib.SMTP | None = None
+        self._connections = [_Connection() for _ in range(settings.connections)]
+        self._limiter = rate_limiter(settings.max_per_second)
+        self._sending = threading.Lock()  # one send() at a time: each connection has one user
 
     # -- the contract ------------------------------------------------------------------
 
@@ -259,38 +374,27 @@ class EmailChannel(Channel):
             return report
         for message in batch:
             self._check(message)
+        lock = threading.Lock()
 
         def done(result: DeliveryResult) -> None:
-            report.add(result)
-            if on_result is not None:
-                on_result(result)
+            with lock:  # one on_result at a time, whichever thread reports
+                report.add(result)
+                if on_result is not None:
+                    on_result(result)
 
         built: dict[int, EmailMessage] = {}
-        deferred: dict[int, str] = {}  # index in batch -> detail of the last 4xx reply
+        deferred: dict[int, str | None] = {}  # index in batch -> detail of the last 4xx reply
         pending = list(range(len(batch)))
-        rounds = self._retrying(_Deferred)
-        try:
-            for attempt in rounds:
-                with attempt:
-                    still: list[int] = []
-                    for i in pending:
-                        email = built[i] if i in built else self._build(batch[i])
-                        outcome, detail = self._deliver(email, batch[i].recipient)
-                        if outcome == "transient":
-                            built[i], deferred[i] = email, detail
-                            still.append(i)
-                            continue
-                        built.pop(i, None)
-                        if outcome == "sent":
-                            done(DeliveryResult(batch[i].contact_id, "sent", provider_id=str(email["Message-ID"])))
-                        else:
-                            done(DeliveryResult(batch[i].contact_id, "permanent", detail=detail))
-                    pending = still
-                    if pending:
-                        raise _Deferred
-        except _Deferred:
-            for i in pending:
-                done(DeliveryResult(batch[i].contact_id, "transient", detail=deferred[i]))
+        with self._sending:
+            try:
+                for attempt in self._retrying(_Deferred):
+                    with attempt:
+                        pending = self._round(batch, pending, built, deferred, done)
+                        if pending:
+                            raise _Deferred
+            except _Deferred:
+                for i in pending:
+                    done(DeliveryResult(batch[i].contact_id, "transient", detail=deferred[i]))
         log.info(
             "e-mail batch of %d: %d sent, %d transient, %d permanent",
             len(batch),
@@ -301,15 +405,89 @@ class EmailChannel(Channel):
         return report
 
     def close(self) -> None:
-        client, self._smtp = self._smtp, None
-        if client is None:
-            return
-        try:
-            client.quit()
-        except OSError:
-            pass
-        finally:
-            client.close()
+        with self._sending:
+            for connection in self._connections:
+                connection.close()
+
+    def _round(
+        self,
+        batch: Sequence[Outbound],
+        pending: list[int],
+        built: dict[int, EmailMessage],
+        deferred: dict[int, str | None],
+        done: ResultCallback,
+    ) -> list[int]:
+        """Send the messages ``pending`` (indexes into ``batch``) over the pool once.
+
+        Returns the indexes that got a 4xx reply (to be tried again after a pause). Raises
+        the first channel-wide error, after the other connections finished the message
+        they were on; results reported until then stand.
+        """
+        work = deque(pending)
+        still: list[int] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+        workers = min(len(self._connections), len(work))
+        live = workers  # connections still taking messages
+
+        def take() -> int | None:
+            nonlocal live
+            with lock:
+                if work and not errors:
+                    return work.popleft()
+                live -= 1
+                return None
+
+        def run(connection: _Connection) -> None:
+            nonlocal live
+            while (i := take()) is not None:
+                try:
+                    with lock:
+                        email = built.pop(i, None)
+                    if email is None:
+                        email = self._build(batch[i])
+                    reply = self._deliver(connection, email, batch[i].recipient)
+                    if reply.outcome == "transient":
+                        with lock:
+                            built[i], deferred[i] = email, reply.detail
+                            still.append(i)
+                    elif reply.outcome == "sent":
+                        done(DeliveryResult(batch[i].contact_id, "sent", provider_id=str(email["Message-ID"])))
+                    else:
+                        result = DeliveryResult(batch[i].contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce)
+                        done(result)
+                except TransientDeliveryError as exc:
+                    with lock:
+                        live -= 1
+                        if live > 0 and not errors:
+                            # Others still send: they take this message too (a server that
+                            # allows fewer connections than configured, one bad connection).
+                            work.appendleft(i)
+                            log.warning("SMTP connection to %s given up, %d left: %s", self._server, live, exc)
+                        else:
+                            errors.append(exc)
+                    return
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                    with lock:
+                        live -= 1
+                        errors.append(exc)
+                    return
+
+        if workers == 1:
+            run(self._connections[0])  # no thread needed
+        else:
+            threads = [
+                threading.Thread(target=run, args=(c,), name=f"smtp-{n}", daemon=True)
+                for n, c in enumerate(self._connections[:workers], start=1)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+        still.sort()  # retried in batch order
+        return still
 
     # -- messages ------------------------------------------------------------------------
 
@@ -375,41 +553,46 @@ class EmailChannel(Channel):
             reraise=True,
         )
 
-    def _deliver(self, email: EmailMessage, recipient: str) -> tuple[Outcome, str | None]:
+    def _deliver(self, connection: _Connection, email: EmailMessage, recipient: str) -> _Reply:
         """Send one message, reconnecting with back-off when the connection fails."""
         attempts = 0
         try:
             for attempt in self._retrying(TransientDeliveryError):
                 with attempt:
                     attempts += 1
-                    return self._transact(email, recipient)
+                    return self._transact(connection, email, recipient)
         except TransientDeliveryError as exc:
             raise TransientDeliveryError(f"{exc} (after {attempts} attempts)") from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _transact(self, email: EmailMessage, recipient: str) -> tuple[Outcome, str | None]:
+    def _transact(self, connection: _Connection, email: EmailMessage, recipient: str) -> _Reply:
         # A connection that was idle (or dropped by the server after its last message) may
         # be dead: then reconnect once at once, without spending a retry.
         for _ in range(2):
-            reused = self._smtp is not None and self._smtp.sock is not None
-            client = self._connect()
+            reused = connection.open
+            client = self._connect(connection)
+            if self._limiter is not None:
+                self._limiter.try_acquire("smtp")
             try:
                 client.send_message(email, from_addr=self._envelope_sender, to_addrs=[recipient])
-                return "sent", None
+                return _Reply("sent")
             except OSError as exc:
                 try:
-                    return classify_smtp_error(exc, server=self._server)
+                    outcome, detail = classify_smtp_error(exc, server=self._server)
                 except TransientDeliveryError:
-                    self._discard()
+                    connection.discard()
                     if not reused:
                         raise
                     log.info("SMTP connection to %s lost; reconnecting", self._server)
+                    continue
+                hard = outcome == "permanent" and _handling(exc) == "reply" and is_hard_bounce(*_reply_code(exc))
+                return _Reply(outcome, detail, hard)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _connect(self) -> smtplib.SMTP:
-        if self._smtp is not None and self._smtp.sock is not None:
-            return self._smtp
-        self._discard()
+    def _connect(self, connection: _Connection) -> smtplib.SMTP:
+        if connection.open:
+            return connection.client  # type: ignore[return-value]
+        connection.discard()
         try:
             client = self.smtp_factory(self.settings)
         except OSError as exc:
@@ -422,10 +605,5 @@ class EmailChannel(Channel):
                 client.close()
                 raise connect_error(exc, server=self._server) from exc
         log.debug("connected to SMTP server %s", self._server)
-        self._smtp = client
+        connection.client = client
         return client
-
-    def _discard(self) -> None:
-        client, self._smtp = self._smtp, None
-        if client is not None:
-            client.close()

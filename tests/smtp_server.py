@@ -8,11 +8,15 @@
 
 Fault modes (all optional, combinable):
 
-* ``reject``: recipients whose RCPT is answered ``550 5.1.1``;
+* ``reject``: recipients whose RCPT is answered ``550 5.1.1`` (the mailbox does not exist);
+* ``reject_with``: recipients mapped to the reply their RCPT gets, e.g.
+  ``{"spam@example.com": "550 5.7.1 Message rejected as spam"}``;
 * ``defer`` / ``defer_times``: recipients whose RCPT is answered ``451 4.7.1`` for their
   first ``defer_times`` attempts (``None``: always);
 * ``data_delay``: seconds to wait before answering each DATA (a slow server);
 * ``drop_after``: close each connection after it had that many messages accepted;
+* ``max_connections``: greet connections beyond that many open at once with ``421 4.7.0``
+  and close them (a server that limits a client's connections);
 * ``auth``: ``(user, password)`` that AUTH PLAIN/LOGIN must give before MAIL (no TLS needed);
 * ``tls``: ``"starttls"`` (required before MAIL) or ``"tls"`` (implicit), with a
   self-signed certificate for ``localhost`` / ``127.0.0.1``;
@@ -32,8 +36,9 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -109,6 +114,8 @@ class _Handler:
         with owner._lock:
             owner.rcpt_attempts[address] += 1
             attempt = owner.rcpt_attempts[address]
+        if address in owner.reject_with:
+            return owner.reject_with[address]
         if address in owner.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if address in owner.defer and (owner.defer_times is None or attempt <= owner.defer_times):
@@ -147,6 +154,22 @@ class _SMTP(SMTP):
     def _create_session(self) -> Session:
         return _Session(self.loop)
 
+    async def _handle_client(self) -> None:
+        owner: SmtpServer = self.event_handler.owner
+        with owner._lock:
+            owner.open_connections += 1
+            owner.peak_connections = max(owner.peak_connections, owner.open_connections)
+            refused = owner.max_connections is not None and owner.open_connections > owner.max_connections
+        try:
+            if refused:
+                await self.push("421 4.7.0 Too many connections, try again later")
+                self.transport.close()
+                return
+            await super()._handle_client()
+        finally:
+            with owner._lock:
+                owner.open_connections -= 1
+
 
 class _Controller(Controller):
     def __init__(self, owner: SmtpServer, **kwargs: Any):
@@ -164,8 +187,9 @@ class SmtpServer:
 
     Attributes: ``host``, ``port``, ``received`` (``Received`` per accepted message, in
     order), ``messages`` and ``recipients`` (views of it), ``connections`` (SMTP
-    connections opened by clients since start), ``rcpt_attempts`` (RCPT commands per
-    address, accepted or not).
+    connections opened by clients since start), ``open_connections`` and
+    ``peak_connections`` (open now, most open at once), ``rcpt_attempts`` (RCPT commands
+    per address, accepted or not).
     """
 
     def __init__(
@@ -174,10 +198,12 @@ class SmtpServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         reject: Iterable[str] = (),
+        reject_with: Mapping[str, str] | None = None,
         defer: Iterable[str] = (),
         defer_times: int | None = None,
         data_delay: float = 0.0,
         drop_after: int | None = None,
+        max_connections: int | None = None,
         auth: tuple[str, str] | None = None,
         tls: Literal["starttls", "tls"] | None = None,
         eml_dir: Path | str | None = None,
@@ -185,15 +211,19 @@ class SmtpServer:
         self.host = host
         self.port = port or free_port(host)
         self.reject = frozenset(reject)
+        self.reject_with = dict(reject_with or {})
         self.defer = frozenset(defer)
         self.defer_times = defer_times
         self.data_delay = data_delay
         self.drop_after = drop_after
+        self.max_connections = max_connections
         self.auth = auth
         self.tls = tls
         self.eml_dir = Path(eml_dir) if eml_dir is not None else None
         self.received: list[Received] = []
         self.connections = 0
+        self.open_connections = 0
+        self.peak_connections = 0
         self.rcpt_attempts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._controller: _Controller | None = None
@@ -245,8 +275,12 @@ class SmtpServer:
             self.eml_dir.mkdir(parents=True, exist_ok=True)
         self._controller = _Controller(self, **kwargs)
         self._controller.start()
+        deadline = time.monotonic() + 2
+        while self.open_connections and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the server has seen start()'s check connection close
         with self._lock:
             self.connections = 0  # start() opened one connection to check the server is up
+            self.peak_connections = self.open_connections
         return self
 
     def stop(self) -> None:

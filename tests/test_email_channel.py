@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -22,7 +23,14 @@ from channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from channels.email import SMTP_ERRORS, EmailChannel, classify_smtp_error, connect_error
+from channels.email import (
+    SMTP_ERRORS,
+    EmailChannel,
+    classify_smtp_error,
+    connect_error,
+    is_hard_bounce,
+    rate_limiter,
+)
 from channels.memory import MemoryChannel
 from tests.smtp_server import SmtpServer, free_port
 
@@ -63,7 +71,7 @@ def by_contact(results: list[DeliveryResult]) -> dict[int, DeliveryResult]:
 def test_batch_arrives_once_with_its_headers_over_one_connection():
     batch = [outbound(i) for i in range(50)]
     with SmtpServer() as server:
-        results, seen = send(server, batch)
+        results, seen = send(server, batch, connections=1)  # one connection: in batch order
 
     assert seen == results
     assert [r.contact_id for r in results] == list(range(50))
@@ -117,7 +125,7 @@ def test_single_part_messages(parts, content_type):
 
 def test_key_becomes_a_message_id():
     with SmtpServer() as server:
-        results, _ = send(server, [outbound(1, key="w1.c1.ff"), outbound(2, key="x2@campaign.local")])
+        results, _ = send(server, [outbound(1, key="w1.c1.ff"), outbound(2, key="x2@campaign.local")], connections=1)
     assert [m["Message-ID"] for m in server.messages] == ["<w1.c1.ff@bank.example>", "<x2@campaign.local>"]
     assert [r.provider_id for r in results] == ["<w1.c1.ff@bank.example>", "<x2@campaign.local>"]
 
@@ -134,7 +142,7 @@ def test_subject_line_breaks_are_folded():
 def test_rejected_recipient_is_permanent_and_the_rest_are_sent():
     batch = [outbound(i) for i in range(10)]
     with SmtpServer(reject={"customer3@example.com", "customer7@example.com"}) as server:
-        results, seen = send(server, batch)
+        results, seen = send(server, batch, connections=1)
 
     assert seen == results
     outcome = by_contact(results)
@@ -154,7 +162,8 @@ def test_deferred_twice_then_accepted_is_sent():
         results, seen = send(server, batch, max_retries=3, retry_wait=0.01)
 
     assert all(r.outcome == "sent" for r in results)
-    assert [r.contact_id for r in seen] == [0, 1, 3, 4, 2]  # the deferred one does not hold up the rest
+    assert sorted(r.contact_id for r in seen[:4]) == [0, 1, 3, 4]  # the deferred one does not hold up the rest
+    assert seen[4].contact_id == 2
     assert server.rcpt_attempts["customer2@example.com"] == 3
     assert sorted(server.recipients) == sorted(o.recipient for o in batch)
 
@@ -170,6 +179,146 @@ def test_deferred_forever_is_transient_after_the_retries():
     assert "@" not in outcome[1].detail
     assert all(outcome[i].outcome == "sent" for i in (0, 2, 3, 4))
     assert server.rcpt_attempts["customer1@example.com"] == 3  # 1 + max_retries
+
+
+# -- concurrency and rate limit -------------------------------------------------------------
+
+
+def test_batch_is_spread_over_the_connections_and_they_are_reused():
+    with SmtpServer() as server:
+        channel = EmailChannel(server.settings(connections=4), sender=SENDER)
+        seen: list[DeliveryResult] = []
+        first = channel.send([outbound(i) for i in range(200)], on_result=seen.append)
+        second = channel.send([outbound(i) for i in range(200, 400)], on_result=seen.append)
+        assert server.connections == 4  # 400 messages, 4 sessions: reused within and across batches
+        assert server.peak_connections == 4
+        channel.close()
+    results = first.results + second.results
+    assert sorted(r.contact_id for r in results) == list(range(400))
+    assert all(r.outcome == "sent" for r in results)
+    assert sorted(r.contact_id for r in seen) == list(range(400))
+    assert Counter(m["Message-ID"] for m in server.messages) == Counter({outbound(i).key: 1 for i in range(400)})
+
+
+def test_on_result_is_called_from_one_thread_at_a_time():
+    inside = 0
+    overlaps = 0
+    threads: set[str] = set()
+
+    def on_result(result: DeliveryResult) -> None:
+        nonlocal inside, overlaps
+        inside += 1
+        overlaps += inside > 1
+        threads.add(threading.current_thread().name)
+        time.sleep(0.001)  # widen the window a second caller would hit
+        inside -= 1
+
+    with SmtpServer() as server, EmailChannel(server.settings(connections=4), sender=SENDER) as channel:
+        report = channel.send([outbound(i) for i in range(100)], on_result=on_result)
+    assert report.sent == 100
+    assert overlaps == 0
+    assert len(threads) > 1  # it is called from the sending threads, one at a time
+
+
+def test_more_connections_are_faster_against_a_slow_server():
+    batch = [outbound(i) for i in range(24)]
+    elapsed = {}
+    for connections in (1, 4):
+        with SmtpServer(data_delay=0.05) as server:
+            started = time.monotonic()
+            results, _ = send(server, batch, connections=connections)
+            elapsed[connections] = time.monotonic() - started
+        assert all(r.outcome == "sent" for r in results)
+        assert server.peak_connections == connections
+    assert elapsed[1] >= 24 * 0.05
+    assert elapsed[4] < elapsed[1] / 2.5, elapsed
+
+
+def test_a_server_allowing_fewer_connections_gets_everything_over_those():
+    batch = [outbound(i) for i in range(40)]
+    with SmtpServer(max_connections=2) as server:
+        results, seen = send(server, batch, connections=4, max_retries=1, retry_wait=0.01)
+    assert sorted(r.contact_id for r in seen) == list(range(40))
+    assert all(r.outcome == "sent" for r in results)
+    assert Counter(m["Message-ID"] for m in server.messages) == Counter({o.key: 1 for o in batch})
+    assert server.peak_connections <= 3  # the refused one is counted while it is greeted
+
+
+def test_rate_limit_holds_across_connections():
+    batch = [outbound(i) for i in range(30)]
+    with SmtpServer() as server:
+        started = time.monotonic()
+        results, _ = send(server, batch, connections=4, max_per_second=20)
+        elapsed = time.monotonic() - started
+    assert all(r.outcome == "sent" for r in results)
+    assert elapsed >= 1.0  # 30 at 20/s: a burst of 2, then one every 50 ms
+    assert elapsed < 3.0
+
+
+def test_rate_limit_holds_across_batches():
+    with SmtpServer() as server, EmailChannel(server.settings(max_per_second=10), sender=SENDER) as channel:
+        started = time.monotonic()
+        for i in range(6):
+            channel.send([outbound(i)])
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.45  # 6 at 10/s: the first free, then every 100 ms
+
+
+def test_rate_limiter():
+    assert rate_limiter(None) is None
+    with pytest.raises(ValueError, match="'max_per_second' parameter must be a positive number"):
+        rate_limiter(0)
+    limiter = rate_limiter(0.5)  # one per 2 s
+    assert limiter.try_acquire("smtp", blocking=False)
+    assert not limiter.try_acquire("smtp", blocking=False)
+
+
+# -- hard bounces ---------------------------------------------------------------------------
+
+
+def test_hard_bounces_are_flagged_and_policy_rejections_are_not():
+    batch = [outbound(i) for i in range(6)]
+    replies = {
+        "customer1@example.com": "550 5.1.1 <customer1@example.com>: Recipient address rejected: User unknown",
+        "customer2@example.com": "550 5.7.1 Message rejected by policy",
+        "customer3@example.com": "550 User unknown",
+        "customer4@example.com": "552 5.2.2 Mailbox full",
+        "customer5@example.com": "553 5.1.3 Bad recipient address syntax",
+    }
+    with SmtpServer(reject_with=replies) as server:
+        results, seen = send(server, batch)
+    outcome = by_contact(results)
+    assert seen and sorted(seen, key=lambda r: r.contact_id) == sorted(results, key=lambda r: r.contact_id)
+    assert outcome[0].outcome == "sent" and not outcome[0].hard_bounce
+    assert all(outcome[i].outcome == "permanent" for i in range(1, 6))
+    assert {i for i, r in outcome.items() if r.hard_bounce} == {1, 3, 5}
+    assert outcome[2].detail == "550 5.7.1 Message rejected by policy"
+    assert server.rcpt_attempts["customer4@example.com"] == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "expected"),
+    [
+        (550, "5.1.1 <address>: Recipient address rejected: User unknown", True),
+        (550, "5.1.0 Address rejected", True),
+        (551, "5.1.6 Mailbox has moved", True),
+        (553, "5.1.3 Bad destination mailbox address syntax", True),
+        (550, "5.1.10 Recipient address has null MX", True),
+        (550, "Requested action not taken: no such user here", True),
+        (550, "User unknown in virtual mailbox table", True),
+        (550, "5.7.1 Service unavailable; client host blocked", False),
+        (550, "5.7.1 User unknown", False),  # the enhanced status wins over the text
+        (553, "5.1.8 Sender address domain does not exist", False),
+        (550, "5.1.4 Ambiguous destination mailbox", False),
+        (552, "5.2.2 Mailbox full", False),
+        (554, "5.1.1 User unknown", False),
+        (550, "Mailbox unavailable", False),
+        (450, "4.1.1 User unknown (temporarily)", False),
+        (551, "User not local; please try <forward-path>", False),
+    ],
+)
+def test_is_hard_bounce(code, text, expected):
+    assert is_hard_bounce(code, text) is expected
 
 
 # -- channel-wide failures ------------------------------------------------------------------
@@ -217,11 +366,21 @@ def test_missing_login_is_permanent():
 def test_dropped_connection_mid_batch_is_reconnected_and_delivers_each_once():
     batch = [outbound(i) for i in range(50)]
     with SmtpServer(drop_after=7) as server:
-        results, _ = send(server, batch, max_retries=1)
+        results, _ = send(server, batch, max_retries=1, connections=1)
 
     assert all(r.outcome == "sent" for r in results)
     assert Counter(m["Message-ID"] for m in server.messages) == Counter({o.key: 1 for o in batch})
     assert server.connections == 8  # ceil(50 / 7)
+
+
+def test_dropped_connections_are_reopened_on_every_thread():
+    batch = [outbound(i) for i in range(60)]
+    with SmtpServer(drop_after=5) as server:
+        results, _ = send(server, batch, max_retries=1, connections=4)
+
+    assert all(r.outcome == "sent" for r in results)
+    assert Counter(m["Message-ID"] for m in server.messages) == Counter({o.key: 1 for o in batch})
+    assert server.connections >= 12  # ceil(60 / 5)
 
 
 def test_slow_server_times_out_as_transient():
@@ -237,7 +396,7 @@ def test_tls(security):
     with SmtpServer(tls=security) as server:
         results, _ = send(server, [outbound(1), outbound(2)])
         assert [r.outcome for r in results] == ["sent", "sent"]
-        assert server.connections == 1
+        assert server.connections == 2  # one each: a batch of n uses at most n connections
 
         channel = EmailChannel(server.settings(validate_certs=True), sender=SENDER)
         with pytest.raises(PermanentDeliveryError, match="certificate"):
@@ -389,8 +548,10 @@ def test_unknown_channel_says_did_you_mean():
         channel_class("emial")
     assert str(caught.value) == "No such channel: 'emial'. Did you mean 'email'?"
     assert isinstance(caught.value, LookupError) and isinstance(caught.value, ValueError)
-    with pytest.raises(UnknownChannel, match=r"^No such channel: 'fax'\. Known channels: 'email', 'memory'"):
+    known = ", ".join(repr(name) for name in sorted(CHANNELS))
+    with pytest.raises(UnknownChannel) as caught:
         channel_class("fax")
+    assert str(caught.value).startswith(f"No such channel: 'fax'. Known channels: {known}")
 
 
 def test_public_api():
