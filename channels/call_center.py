@@ -43,12 +43,12 @@ class CallCenterChannel(TaskListChannel):
     name = "call_center"
 
     def payload(self, batch: Sequence[Outbound], *, batch_key: str, created_at: datetime) -> CallTaskList:
-        campaign = self.common(batch, "campaign", what="call-center task list")
-        wave = self.common(batch, "wave", what="call-center task list")
         tasks = []
         for message in batch:
             values = {k: message.fields[k] for k in _FIELDS if k in message.fields}
             values.setdefault("phone", message.recipient)
             values.update(task_id=message.key, script=message.parts.get("script"), title=message.parts.get("title"))
             tasks.append(self.task(CallTask, message, values))
+        campaign = self.common(batch, "campaign", what="call-center task list")
+        wave = self.common(batch, "wave", what="call-center task list")
         return CallTaskList(batch_id=batch_key, campaign=campaign, wave=wave, created_at=created_at, tasks=tasks)
