@@ -40,23 +40,26 @@ def select(prepared: stages.PreparedWave, with_funnel: bool) -> stages.Candidate
     return candidates
 
 
-@task(name="split", cache_policy=NO_CACHE)
-def split(prepared: stages.PreparedWave, candidates: stages.Candidates, with_funnel: bool) -> stages.Selection:
-    selection = stages.split_wave(prepared, candidates, with_funnel=with_funnel)
-    get_run_logger().info("control group: %d of %d", selection.count("control"), len(candidates.ids))
-    return selection
+@task(name="plan", cache_policy=NO_CACHE)
+def plan(prepared: list[stages.PreparedWave], candidates: list[stages.Candidates], with_funnel: bool) -> list:
+    plans = stages.plan(get_settings(), prepared, candidates, with_funnel=with_funnel)
+    logger = get_run_logger()
+    for p in plans:
+        lost = ", ".join(f"{n} to {w}" for w, n in p.lost_to.items()) or "none"
+        logger.info("%s: treated per channel %s; lost %s; waiting for capacity %d", p.spec.name, p.channel_counts, lost, p.waiting)
+    return plans
 
 
 @task(name="render", cache_policy=NO_CACHE)
-def render(prepared: stages.PreparedWave, selection: stages.Selection, full: bool) -> stages.RenderCheck:
+def render(prepared: stages.PreparedWave, selection, full: bool) -> stages.RenderCheck:
     check = stages.render_selection(get_settings(), prepared, selection, sample=None if full else stages.RENDER_SAMPLE)
     get_run_logger().info("rendered %d messages, %d render errors", check.rendered, check.errors)
     return check
 
 
 @task(name="record", cache_policy=NO_CACHE)
-def record(wave: WaveRef, selection: stages.Selection) -> tuple[int, int]:
-    treated, held_out = stages.record(get_settings(), wave, selection)
+def record(wave: WaveRef, selection, as_of) -> tuple[int, int]:
+    treated, held_out = stages.record(get_settings(), wave, selection, as_of)
     get_run_logger().info("ledger: %d treated and %d held-out contacts recorded", treated, held_out)
     return treated, held_out
 
@@ -64,7 +67,7 @@ def record(wave: WaveRef, selection: stages.Selection) -> tuple[int, int]:
 @task(name="send", cache_policy=NO_CACHE)
 def send(prepared: stages.PreparedWave, wave: WaveRef) -> int:
     sent = stages.send_pending(get_settings(), prepared, wave)
-    get_run_logger().info("sent %d messages", sent)
+    get_run_logger().info("sent %d messages and tasks", sent)
     return sent
 
 
@@ -76,32 +79,62 @@ def _artifact(summary: stages.WaveSummary) -> None:
 
 @flow(name="campaign_wave", log_prints=False, validate_parameters=True)
 def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = False) -> dict:
-    """Run one wave of the campaign in ``rules_path``: select, split, render, record, send."""
-    prepared = load(rules_path, wave_key)
-    summary = stages.WaveSummary(campaign=prepared.spec.name, wave_key=prepared.wave_key, dry_run=dry_run)
+    """Run one wave of the campaign in ``rules_path``: select, plan, render, record, send."""
+    return run_cycle([rules_path], wave_key, dry_run)[0]
+
+
+@flow(name="campaign_cycle", log_prints=False, validate_parameters=True)
+def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run: bool = False) -> list[dict]:
+    """Run several campaigns as one cycle: each customer goes to at most one of them, channel capacity is shared."""
+    return run_cycle(rules_paths, wave_key, dry_run)
+
+
+def run_cycle(rules_paths: list[str], wave_key: str | None, dry_run: bool) -> list[dict]:
+    """The stages of a cycle as tasks (inside a flow). Every file is validated before anything is recorded."""
+    prepared = [load(path, wave_key) for path in rules_paths]
+    if len({p.spec.name for p in prepared}) < len(prepared):
+        raise ValueError("a campaign is listed twice in the cycle")
+    wave_key = prepared[0].wave_key
+    summaries = [stages.WaveSummary(campaign=p.spec.name, wave_key=wave_key, dry_run=dry_run) for p in prepared]
     if dry_run:
-        selection = split(prepared, select(prepared, True), True)
-        summary.count_selection(selection)
-        summary.render = render(prepared, selection, full=True)
-        _artifact(summary)
-        return summary.as_dict()
-    wave = open_wave(prepared)
-    summary.wave_id = wave.id
-    if wave.status == WaveStatus.SELECTING:
-        selection = split(prepared, select(prepared, False), False)
-        summary.render = render(prepared, selection, full=False)
-        if summary.render.errors:
-            raise stages.ValidationFailed(summary.render.problems)
-        record(wave, selection)
-    else:
-        summary.already_recorded = True
-        logger = get_run_logger()
-        logger.info("wave %s was recorded before (%s): sending what is still pending", wave.key, wave.status)
-        if wave.rules_sha256 != prepared.spec.sha256:
-            logger.warning("the rules file changed since wave %s was recorded; its recorded contacts are kept", wave.key)
-    try:
-        summary.sent_now = send(prepared, wave)
-    finally:
-        stages.finish_summary(get_settings(), summary)
-        _artifact(summary)
-    return summary.as_dict()
+        candidates = [select(p, True) for p in prepared]
+        plans = plan(prepared, candidates, True)
+        for p, cycle_plan, summary in zip(prepared, plans, summaries, strict=True):
+            summary.count_plan(cycle_plan)
+            summary.render = render(p, cycle_plan, full=True)
+            _artifact(summary)
+        return [s.as_dict() for s in summaries]
+    waves = [open_wave(p) for p in prepared]
+    fresh = [i for i, w in enumerate(waves) if w.status == WaveStatus.SELECTING]
+    logger = get_run_logger()
+    for i, (p, w) in enumerate(zip(prepared, waves, strict=True)):
+        summaries[i].wave_id = w.id
+        if i not in fresh:
+            summaries[i].already_recorded = True
+            logger.info("wave %s of %s was recorded before (%s): sending what is still pending", w.key, p.spec.name, w.status)
+            if w.rules_sha256 != p.spec.sha256:
+                logger.warning("the rules file of %s changed since wave %s was recorded; its recorded contacts are kept", p.spec.name, w.key)
+    if fresh:
+        candidates = [select(prepared[i], False) for i in fresh]
+        plans = plan([prepared[i] for i in fresh], candidates, False)
+        for i, cycle_plan in zip(fresh, plans, strict=True):
+            summaries[i].render = render(prepared[i], cycle_plan, full=False)
+            summaries[i].count_plan(cycle_plan)
+        problems = [problem for i in fresh for problem in summaries[i].render.problems]
+        if any(summaries[i].render.errors for i in fresh):
+            raise stages.ValidationFailed(problems)
+        for i, cycle_plan in zip(fresh, plans, strict=True):
+            record(waves[i], cycle_plan, prepared[i].as_of)
+    failures: list[BaseException] = []
+    for p, w, summary in zip(prepared, waves, summaries, strict=True):
+        try:
+            summary.sent_now = send(p, w)
+        except stages.WaveIncomplete as exc:  # the other campaigns still send; the cycle reports it at the end
+            failures.append(exc)
+            summary.error = str(exc)
+        finally:
+            stages.finish_summary(get_settings(), summary)
+            _artifact(summary)
+    if failures:
+        raise failures[0] if len(failures) == 1 else stages.WaveIncomplete("; ".join(str(f) for f in failures))
+    return [s.as_dict() for s in summaries]

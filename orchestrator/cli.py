@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import progress
+from orchestrator.cli_dlq import dlq_app
 from orchestrator.cli_models import models_app
 from orchestrator.cli_policy import policy_app, suppressions_app
 from orchestrator.cli_output import console, err, fail, print_problems
@@ -34,6 +35,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
+app.add_typer(dlq_app, name="dlq")
 
 # --- db -----------------------------------------------------------------------------------
 
@@ -155,8 +157,16 @@ def print_summary(summary: dict) -> None:
             ("still pending", summary.get("ledger_pending", 0)),
             ("wave status", summary["status"]),
         ]
+    for channel, n in sorted((summary.get("channels") or {}).items()):
+        rows.append((f"treated on {channel}", n))
+    for winner, n in sorted((summary.get("lost_to") or {}).items()):
+        rows.append((f"lost to campaign {winner}", n))
+    if summary.get("waiting_for_capacity"):
+        rows.append(("waiting for channel capacity", summary["waiting_for_capacity"]))
+    if summary.get("dead_batches"):
+        rows.append(("task lists rejected (campaign dlq list)", summary["dead_batches"]))
     for label, value in rows:
-        table.add_row(label, str(value))
+        table.add_row(escape(label), str(value))
     if summary.get("funnel"):
         print_funnel(summary["funnel"])
     console.print(table)
@@ -175,30 +185,72 @@ def print_funnel(funnel: list[dict]) -> None:
     console.print(table)
 
 
-def _prepare_selection(rules_file: Path, wave: str | None):
-    """Validate and select (with the funnel); on invalid input or a blocked day, print why and exit 1."""
+def _prepare_cycle(rules_files: list[Path], wave: str | None):
+    """Validate, select and plan (with the funnel); on invalid input or a blocked day, print why and exit 1."""
     from orchestrator import wave as stages
 
     settings = get_settings()
     try:
-        prepared = stages.prepare(settings, rules_file, wave)
-        candidates = stages.select_candidates(settings, prepared, with_funnel=True)
+        prepared = [stages.prepare(settings, f, wave) for f in rules_files]
+        candidates = [stages.select_candidates(settings, p, with_funnel=True) for p in prepared]
+        plans = stages.plan(settings, prepared, candidates, with_funnel=True)
     except ValidationFailed as exc:
         print_problems(exc.problems)
-        raise fail(f"{rules_file}: {len(exc.errors)} error(s)") from exc
+        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
     except stages.WaveBlocked as exc:
         raise fail(str(exc)) from exc
-    return settings, prepared, stages.split_wave(prepared, candidates, with_funnel=True)
+    return settings, prepared, plans
+
+
+def _prepare_selection(rules_file: Path, wave: str | None):
+    settings, prepared, plans = _prepare_cycle([rules_file], wave)
+    return settings, prepared[0], plans[0].selection
 
 
 @app.command()
 def explain(
-    rules_file: Annotated[Path, typer.Argument(help="The campaign's rules file.")],
+    rules_files: Annotated[list[Path], typer.Argument(help="Rules file(s); several are planned as one cycle.")],
     wave: Annotated[Optional[str], typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")] = None,
 ) -> None:
-    """Show how many customers each audience condition, list, policy filter, score cut and split keeps."""
-    _settings, _prepared, selection = _prepare_selection(rules_file, wave)
-    print_funnel([vars(step) for step in selection.funnel])
+    """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
+    _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
+    for plan in plans:
+        if len(plans) > 1:
+            console.print(f"[bold]{escape(plan.spec.name)}[/] (priority {plan.spec.priority})")
+        print_funnel([vars(step) for step in plan.selection.funnel])
+        print_channels(plan)
+    if len(plans) > 1:
+        print_losses(plans)
+
+
+def print_channels(plan) -> None:
+    """Treated and control customers per allocated channel."""
+    import numpy as np
+
+    table = Table(title="Channels (allocation within today's capacity)")
+    table.add_column("channel")
+    table.add_column("treated", justify="right")
+    table.add_column("control", justify="right")
+    arms = plan.selection.arms
+    for channel in plan.spec.channels.names():
+        on = plan.channels == channel
+        table.add_row(channel, f"{int(np.count_nonzero(on & (arms == 'treatment'))):,}", f"{int(np.count_nonzero(on & (arms == 'control'))):,}")
+    if plan.waiting:
+        table.add_row("waiting (channel full)", f"{plan.waiting:,}", "")
+    console.print(table)
+
+
+def print_losses(plans) -> None:
+    """Arbitration: customers each campaign lost to each other one."""
+    names = [p.spec.name for p in plans]
+    winners = sorted({w for p in plans for w in p.lost_to} | set(names))
+    table = Table(title="Arbitration: customers lost (row) to (column)")
+    table.add_column("campaign")
+    for w in winners:
+        table.add_column(escape(w), justify="right")
+    for p in plans:
+        table.add_row(escape(p.spec.name), *(f"{p.lost_to.get(w, 0):,}" if w != p.spec.name else "-" for w in winners))
+    console.print(table)
 
 
 @app.command()
@@ -231,42 +283,53 @@ def preview(
 
 def run_campaign(rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:
     """Run the ``campaign_wave`` flow; returns its summary or raises the stage's exception."""
-    from flows.campaign_wave import campaign_wave
+    return run_cycle([rules_file], wave=wave, dry_run=dry_run)[0]
 
-    state = campaign_wave(str(rules_file), wave_key=wave, dry_run=dry_run, return_state=True)
+
+def run_cycle(rules_files: list[Path], *, wave: str | None, dry_run: bool) -> list[dict]:
+    """Run one campaign as ``campaign_wave`` or several as the ``campaign_cycle`` flow; returns the summaries."""
+    from flows.campaign_wave import campaign_cycle, campaign_wave
+
+    if len(rules_files) == 1:
+        state = campaign_wave(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
+    else:
+        state = campaign_cycle([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
-    return result
+    return result if isinstance(result, list) else [result]
 
 
 @app.command()
 def run(
-    rules_file: Annotated[Path, typer.Argument(help="The campaign's rules file.")],
+    rules_files: Annotated[list[Path], typer.Argument(help="Rules file(s); several run as one cycle (arbitration, shared capacity).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
     wave: Annotated[Optional[str], typer.Option(help="Wave label; today's date when omitted.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run one wave of a campaign as a Prefect flow."""
+    """Run one wave of one or more campaigns as a Prefect flow."""
     from orchestrator.wave import WaveBlocked, WaveIncomplete
 
     if not as_json:
         progress.enable(err)
+    label = ", ".join(str(f) for f in rules_files)
     try:
-        summary = run_campaign(rules_file, wave=wave, dry_run=dry_run)
+        summaries = run_cycle(rules_files, wave=wave, dry_run=dry_run)
     except ValidationFailed as exc:
         print_problems(exc.problems)
-        raise fail(f"{rules_file}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
     except (WaveIncomplete, WaveBlocked) as exc:
         raise fail(str(exc)) from exc
     if as_json:
-        console.print_json(json.dumps(summary))
+        console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
     else:
-        print_summary(summary)
-    if summary["render_errors"]:
-        for problem in summary["render_problems"]:
+        for summary in summaries:
+            print_summary(summary)
+    errors = [problem for summary in summaries for problem in summary["render_problems"]]
+    if any(summary["render_errors"] for summary in summaries):
+        for problem in errors:
             err.print(f"[red]{escape(problem)}[/]", highlight=False)
-        raise fail(f"{summary['render_errors']} message(s) failed to render")
+        raise fail(f"{sum(s['render_errors'] for s in summaries)} message(s) failed to render")
 
 
 @app.command()

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import sqlalchemy as sa
 
 from orchestrator.bulk import bulk_insert
 from orchestrator.customer_table import ID_COLUMN
-from orchestrator.models import Arm, Campaign, Contact, ContactStatus, DeliveryAttempt, Wave, WaveStatus, utcnow
+from orchestrator.models import Arm, ArbitrationLoss, Campaign, Contact, ContactStatus, DeliveryAttempt, Wave, WaveStatus, utcnow
 
 campaigns = Campaign.__table__
 waves = Wave.__table__
@@ -107,16 +107,21 @@ def record_contacts(
     wave_id: int,
     customer_ids: Sequence[str],
     arms: np.ndarray,
-    channel: str,
+    channel: str | np.ndarray,
     *,
     variants: np.ndarray | None = None,
     scores: np.ndarray | None = None,
+    assignees: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    planned_for: date | None = None,
 ) -> tuple[int, int]:
     """Write the wave's contacts in one transaction; returns (treated, held out) counts.
 
     ``arms`` holds an ``Arm`` value per customer; treated contacts start ``pending``, the
-    others ``control``. Does nothing (and returns the recorded counts) when the wave was
-    recorded before.
+    others ``control``. ``channel`` is one channel for all or one per customer; ``assignees``
+    (rep or endpoint), ``values`` (expected value) and ``planned_for`` (the day whose channel
+    capacity the contacts use) come from allocation. Does nothing (and returns the recorded
+    counts) when the wave was recorded before.
     """
     with engine.begin() as conn:
         wave = conn.execute(
@@ -127,19 +132,25 @@ def record_contacts(
         now = _timestamp(conn, utcnow())
         n = len(customer_ids)
         variants = variants if variants is not None else np.full(n, None, dtype=object)
-        score_list = [None if s != s else float(s) for s in scores.tolist()] if scores is not None else [None] * n
+        score_list = _floats(scores, n)
+        value_list = _floats(values, n)
+        channels = [channel] * n if isinstance(channel, str) else list(channel)
+        assignee_list = list(assignees) if assignees is not None else [None] * n
+        day = None if planned_for is None else (planned_for.isoformat() if conn.dialect.name == "sqlite" else planned_for)
         treated = np.asarray(arms) == Arm.TREATMENT.value
         n_held_out = n - int(np.count_nonzero(treated))
 
         def rows():
-            for cid, arm, is_treated, variant, score in zip(
-                customer_ids, list(arms), treated.tolist(), list(variants), score_list, strict=True
+            for cid, arm, is_treated, variant, ch, score, value, assignee in zip(
+                customer_ids, list(arms), treated.tolist(), list(variants), channels, score_list, value_list, assignee_list,
+                strict=True,
             ):
                 status = ContactStatus.PENDING if is_treated else ContactStatus.CONTROL
-                yield (wave_id, cid, str(arm), variant, channel, score, status, 0, now, now)
+                yield (wave_id, cid, str(arm), variant, ch, score, value, assignee, day, status, 0, now, now)
 
         columns = [
-            "wave_id", "customer_id", "arm", "variant", "channel", "score", "status", "attempts", "created_at", "updated_at",
+            "wave_id", "customer_id", "arm", "variant", "channel", "score", "expected_value", "assignee", "planned_for",
+            "status", "attempts", "created_at", "updated_at",
         ]
         total = bulk_insert(conn, contacts.name, columns, rows())
         conn.execute(
@@ -150,24 +161,40 @@ def record_contacts(
     return total - n_held_out, n_held_out
 
 
-def pending_contacts(
-    engine: sa.Engine, wave_id: int, customer_table: sa.Table, chunk_size: int
-) -> Iterator[list[dict]]:
-    """Chunks of pending treated contacts joined with their customer row.
+def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    return [None if v != v else float(v) for v in np.asarray(values, dtype=float).tolist()]
 
-    Each item is the customer's columns plus ``_contact_id`` and ``_variant``. Keyset paging by contact id, so
-    contacts marked while iterating are not skipped or repeated.
+
+def contact_rows(customer_table: sa.Table) -> sa.Select:
+    """Contacts joined with their customer row: customer columns plus ``_contact_id``, ``_variant``, ``_assignee``."""
+    return sa.select(
+        contacts.c.id.label("_contact_id"),
+        contacts.c.variant.label("_variant"),
+        contacts.c.assignee.label("_assignee"),
+        *customer_table.c,
+    ).join_from(contacts, customer_table, customer_table.c[ID_COLUMN] == contacts.c.customer_id, isouter=True)
+
+
+def pending_contacts(
+    engine: sa.Engine, wave_id: int, customer_table: sa.Table, chunk_size: int, *, channel: str | None = None
+) -> Iterator[list[dict]]:
+    """Chunks of pending treated contacts (of ``channel``, if given) joined with their customer row.
+
+    Each item is the customer's columns plus ``_contact_id``, ``_variant`` and ``_assignee``.
+    Keyset paging by contact id, so contacts marked while iterating are not skipped or repeated.
     """
-    customer_columns = [c for c in customer_table.c]
     last_id = 0
     while True:
         query = (
-            sa.select(contacts.c.id.label("_contact_id"), contacts.c.variant.label("_variant"), *customer_columns)
-            .join_from(contacts, customer_table, customer_table.c[ID_COLUMN] == contacts.c.customer_id, isouter=True)
+            contact_rows(customer_table)
             .where(contacts.c.wave_id == wave_id, contacts.c.status == ContactStatus.PENDING, contacts.c.id > last_id)
             .order_by(contacts.c.id)
             .limit(chunk_size)
         )
+        if channel is not None:
+            query = query.where(contacts.c.channel == channel)
         with engine.connect() as conn:
             chunk = [dict(row._mapping) for row in conn.execute(query)]
         if not chunk:
@@ -181,50 +208,57 @@ def mark_results(engine: sa.Engine, outcomes: Iterable[Outcome], channel: str) -
     outcomes = list(outcomes)
     if not outcomes:
         return {}
+    with engine.begin() as conn:
+        return mark_results_in(conn, outcomes, channel)
+
+
+def mark_results_in(conn: sa.Connection, outcomes: Sequence[Outcome], channel: str) -> dict[str, int]:
+    """``mark_results`` inside the caller's transaction."""
+    if not outcomes:
+        return {}
     now = utcnow()
     by_status: dict[str, list[Outcome]] = {}
     for o in outcomes:
         by_status.setdefault(o.outcome, []).append(o)
-    with engine.begin() as conn:
-        bulk_insert(
-            conn,
-            attempts.name,
-            ["contact_id", "channel", "outcome", "detail", "at"],
-            ((o.contact_id, channel, o.outcome, o.detail, _timestamp(conn, now)) for o in outcomes),
+    bulk_insert(
+        conn,
+        attempts.name,
+        ["contact_id", "channel", "outcome", "detail", "at"],
+        ((o.contact_id, channel, o.outcome, o.detail, _timestamp(conn, now)) for o in outcomes),
+    )
+    pending_only = contacts.c.status == ContactStatus.PENDING
+    sent = by_status.get("sent", [])
+    if sent:
+        conn.execute(
+            contacts.update()
+            .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+            .values(
+                status=ContactStatus.SENT,
+                message_id=sa.bindparam("mid"),
+                attempts=contacts.c.attempts + 1,
+                sent_at=now,
+                updated_at=now,
+                detail=None,
+            ),
+            [{"cid": o.contact_id, "mid": o.message_id} for o in sent],
         )
-        pending_only = contacts.c.status == ContactStatus.PENDING
-        sent = by_status.get("sent", [])
-        if sent:
+    for outcome, status in (("permanent", ContactStatus.FAILED), ("skipped", ContactStatus.SKIPPED)):
+        items = by_status.get(outcome, [])
+        if items:
             conn.execute(
                 contacts.update()
                 .where(contacts.c.id == sa.bindparam("cid"), pending_only)
-                .values(
-                    status=ContactStatus.SENT,
-                    message_id=sa.bindparam("mid"),
-                    attempts=contacts.c.attempts + 1,
-                    sent_at=now,
-                    updated_at=now,
-                    detail=None,
-                ),
-                [{"cid": o.contact_id, "mid": o.message_id} for o in sent],
+                .values(status=status, detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
+                [{"cid": o.contact_id, "why": o.detail} for o in items],
             )
-        for outcome, status in (("permanent", ContactStatus.FAILED), ("skipped", ContactStatus.SKIPPED)):
-            items = by_status.get(outcome, [])
-            if items:
-                conn.execute(
-                    contacts.update()
-                    .where(contacts.c.id == sa.bindparam("cid"), pending_only)
-                    .values(status=status, detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
-                    [{"cid": o.contact_id, "why": o.detail} for o in items],
-                )
-        transient = by_status.get("transient", [])
-        if transient:  # stays pending; the try and its reason are kept
-            conn.execute(
-                contacts.update()
-                .where(contacts.c.id == sa.bindparam("cid"), pending_only)
-                .values(detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
-                [{"cid": o.contact_id, "why": o.detail} for o in transient],
-            )
+    transient = by_status.get("transient", [])
+    if transient:  # stays pending; the try and its reason are kept
+        conn.execute(
+            contacts.update()
+            .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+            .values(detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
+            [{"cid": o.contact_id, "why": o.detail} for o in transient],
+        )
     return {k: len(v) for k, v in by_status.items()}
 
 
@@ -261,3 +295,53 @@ def wave_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
     counts = {status.value: 0 for status in ContactStatus}
     counts.update({status: n for status, n in rows})
     return counts
+
+
+def cycle_customers(engine: sa.Engine, wave_key: str, *, exclude: Sequence[str] = ()) -> dict[str, str]:
+    """Customers recorded (treated or control) under ``wave_key`` by campaigns not in ``exclude``: customer -> campaign."""
+    query = (
+        sa.select(contacts.c.customer_id, campaigns.c.name)
+        .join_from(contacts, waves, waves.c.id == contacts.c.wave_id)
+        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+        .where(waves.c.key == wave_key, contacts.c.arm != Arm.GLOBAL_CONTROL.value)
+    )
+    if exclude:
+        query = query.where(campaigns.c.name.not_in(list(exclude)))
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+def record_losses(engine: sa.Engine, cycle: str, campaign: str, lost_to: dict[str, int]) -> None:
+    """Keep how many customers ``campaign`` lost to each other campaign in ``cycle`` (replacing earlier counts)."""
+    losses = ArbitrationLoss.__table__
+    with engine.begin() as conn:
+        conn.execute(losses.delete().where(losses.c.cycle == cycle, losses.c.campaign == campaign))
+        if lost_to:
+            now = utcnow()
+            conn.execute(
+                losses.insert(),
+                [{"cycle": cycle, "campaign": campaign, "lost_to": w, "customers": n, "created_at": now} for w, n in lost_to.items()],
+            )
+
+
+def losses_of(engine: sa.Engine, cycle: str) -> list[tuple[str, str, int]]:
+    """``(campaign, lost_to, customers)`` of a cycle."""
+    losses = ArbitrationLoss.__table__
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            sa.select(losses.c.campaign, losses.c.lost_to, losses.c.customers).where(losses.c.cycle == cycle).order_by(losses.c.campaign, losses.c.lost_to)
+        )]
+
+
+def channel_counts(engine: sa.Engine, wave_id: int) -> dict[str, dict[str, int]]:
+    """Treated contacts of a wave per channel and status."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.channel, contacts.c.status, sa.func.count())
+            .where(contacts.c.wave_id == wave_id, contacts.c.arm == Arm.TREATMENT.value)
+            .group_by(contacts.c.channel, contacts.c.status)
+        ).all()
+    out: dict[str, dict[str, int]] = {}
+    for channel, status, n in rows:
+        out.setdefault(channel or "-", {})[status] = n
+    return out

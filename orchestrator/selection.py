@@ -10,7 +10,7 @@ are salted hashes (``orchestrator.control``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -48,6 +48,20 @@ class Candidates:
     scores: np.ndarray | None
     global_control: list[str]  # held out of every campaign by the contact policy
     funnel: list[FunnelStep] = field(default_factory=list)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # asked-for columns, aligned with ids
+    global_extra: dict[str, np.ndarray] = field(default_factory=dict)  # the same, aligned with global_control
+
+    def subset(self, mask: np.ndarray) -> Candidates:
+        """The candidates where ``mask`` is true (global control and funnel kept as they are)."""
+        index = np.flatnonzero(mask)
+        return Candidates(
+            [self.ids[i] for i in index],
+            None if self.scores is None else np.asarray(self.scores)[index],
+            self.global_control,
+            list(self.funnel),
+            {k: v[index] for k, v in self.extra.items()},
+            self.global_extra,
+        )
 
 
 @dataclass
@@ -75,10 +89,20 @@ def named_conditions(spec: CampaignSpec, table: sa.Table, policy, *, as_of: date
         steps.append(("audience", _label(audience), compile_audience(audience, table, as_of=as_of)))
     steps.extend(("lists", label, cond) for label, cond in list_conditions(spec, table, conn))
     if policy is not None:
-        from orchestrator.policy import policy_filters
-
-        steps.extend(("policy", label, cond) for label, cond in policy_filters(policy, channel=CHANNEL, as_of=as_of, customer_table=table))
+        channels = spec.channels.names()
+        if len(channels) == 1:
+            steps.extend(("policy", label, cond) for label, cond in channel_policy(policy, channels[0], as_of, table))
+        else:  # several channels: the policy must allow at least one of them (each is checked per channel later)
+            allowed = sa.or_(*(sa.and_(sa.true(), *(c for _l, c in channel_policy(policy, ch, as_of, table))) for ch in channels))
+            steps.append(("policy", f"contact policy allows one of {', '.join(channels)}", allowed))
     return steps
+
+
+def channel_policy(policy, channel: str, as_of: date, table: sa.Table) -> list[tuple[str, sa.ColumnElement[bool]]]:
+    """The contact policy's named conditions for contacting on ``channel``."""
+    from orchestrator.policy import policy_filters
+
+    return policy_filters(policy, channel=channel, as_of=as_of, customer_table=table)
 
 
 def list_conditions(spec: CampaignSpec, table: sa.Table, conn: sa.Connection) -> list[tuple[str, sa.ColumnElement[bool]]]:
@@ -138,16 +162,27 @@ def select(
     *,
     as_of: date,
     with_funnel: bool = False,
+    extra: Mapping[str, sa.ColumnElement] | None = None,
 ) -> Candidates:
-    """Run every filter and the score cut; raise ``WaveBlocked`` on a blocked day."""
+    """Run every filter and the score cut; raise ``WaveBlocked`` on a blocked day.
+
+    ``extra`` names SQL expressions (e.g. channel eligibility) computed in the same query
+    and returned aligned with the candidates in ``Candidates.extra``.
+    """
     check_day(policy, as_of)
+    extra = dict(extra or {})
     with engine.connect() as conn:
         steps = named_conditions(spec, table, policy, as_of=as_of, conn=conn)
         funnel = funnel_counts(conn, table, steps) if with_funnel else []
-        query = sa.select(table.c[ID_COLUMN]).order_by(table.c[ID_COLUMN])
+        labels = [f"x{i}" for i in range(len(extra))]
+        query = sa.select(table.c[ID_COLUMN], *(expr.label(l) for l, expr in zip(labels, extra.values()))).order_by(
+            table.c[ID_COLUMN]
+        )
         if steps:
             query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
-        ids: list[str] = list(conn.execute(query).scalars())
+        rows = conn.execute(query).all()
+    ids: list[str] = [r[0] for r in rows]
+    columns = {name: np.array([r[i + 1] for r in rows], dtype=object) for i, name in enumerate(extra)}
 
     global_mask = np.zeros(len(ids), dtype=bool)
     if policy is not None and getattr(policy, "global_control", None) is not None:
@@ -157,6 +192,8 @@ def select(
         _add(funnel, "global control", "held out of every campaign", len(ids) - int(global_mask.sum()))
     held_out = [cid for cid, g in zip(ids, global_mask.tolist(), strict=True) if g]
     candidates = [cid for cid, g in zip(ids, global_mask.tolist(), strict=True) if not g]
+    global_extra = {k: v[global_mask] for k, v in columns.items()}
+    columns = {k: v[~global_mask] for k, v in columns.items()}
 
     scores = None
     if spec.scores is not None:
@@ -169,10 +206,14 @@ def select(
         kept_ids, scores = apply_score_rules(
             scored_ids, scored, min_score=spec.scores.min_score, top=spec.scores.top, top_percent=spec.scores.top_percent
         )
+        if columns:
+            position = {cid: i for i, cid in enumerate(candidates)}
+            keep = np.fromiter((position[cid] for cid in kept_ids), dtype=np.int64, count=len(kept_ids))
+            columns = {k: v[keep] for k, v in columns.items()}
         candidates = list(kept_ids)
         _add(funnel, "score", _score_label(spec), len(candidates))
 
-    return Candidates(candidates, scores, held_out, funnel)
+    return Candidates(candidates, scores, held_out, funnel, columns, global_extra)
 
 
 def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = False) -> Selection:

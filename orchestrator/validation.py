@@ -26,7 +26,8 @@ class CampaignCheck:
     """A campaign's parts as far as they could be read, and every problem found."""
 
     spec: CampaignSpec | None = None
-    templates: dict[str | None, TemplateSet] = field(default_factory=dict)  # None = the channel's own
+    templates: dict[str | None, TemplateSet] = field(default_factory=dict)  # e-mail, by variant; None = the channel's own
+    task_templates: dict[str, TemplateSet] = field(default_factory=dict)  # call_center, field_force, webhook
     policy: object | None = None  # orchestrator.policy.PolicySpec
     problems: list[Problem] = field(default_factory=list)
 
@@ -39,9 +40,9 @@ class CampaignCheck:
             raise ValidationFailed(self.problems)
 
 
-def _load_template(check: CampaignCheck, settings: Settings, name: str, columns) -> TemplateSet | None:
+def _load_template(check: CampaignCheck, settings: Settings, name: str, columns, channel: str = EMAIL) -> TemplateSet | None:
     try:
-        template = TemplateSet.load(settings.paths.templates_dir, EMAIL, name)
+        template = TemplateSet.load(settings.paths.templates_dir, channel, name)
     except ValidationFailed as exc:
         check.problems.extend(exc.problems)
         return None
@@ -83,22 +84,55 @@ def validate_campaign(
     an engine, whether the control group is large enough for the lift the campaign wants."""
     spec, problems = validate_campaign_file(path, columns=columns, engine=engine)
     check = CampaignCheck(spec=spec, problems=problems)
-    if spec is None or spec.channels.email is None:
+    if spec is None:
         return check
-    default = spec.channels.email.template
-    names = {None: default, **{key: v.template or default for key, v in (spec.variants or {}).items()}}
-    loaded: dict[str, TemplateSet | None] = {}
-    for key, name in names.items():
-        if name not in loaded:
-            loaded[name] = _load_template(check, settings, name, columns)
-        if loaded[name] is not None:
-            check.templates[key] = loaded[name]
+    if spec.channels.email is not None:
+        default = spec.channels.email.template
+        names = {None: default, **{key: v.template or default for key, v in (spec.variants or {}).items()}}
+        loaded: dict[str, TemplateSet | None] = {}
+        for key, name in names.items():
+            if name not in loaded:
+                loaded[name] = _load_template(check, settings, name, columns)
+            if loaded[name] is not None:
+                check.templates[key] = loaded[name]
+    for channel, section in spec.channels.items():
+        if channel != EMAIL:
+            template = _load_template(check, settings, section.template, columns, channel)
+            if template is not None:
+                check.task_templates[channel] = template
+    check.problems.extend(_delivery_problems(settings, spec))
     _policy(check, settings, columns)
     if engine is not None and columns is not None and spec.scores is not None:
         check.problems.extend(_model_problems(settings, spec, engine, columns))
     if engine is not None and columns is not None and not has_errors(check.problems):
         check.problems.extend(_control_size(settings, spec, check.policy, engine))
     return check
+
+
+def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
+    """Warnings for task channels that have no endpoint or no capacity to run with (errors at run time)."""
+    from orchestrator.capacity import load_capacity
+
+    problems: list[Problem] = []
+    for channel, section in spec.channels.items():
+        if channel == EMAIL:
+            continue
+        key = section.endpoint if channel == "webhook" else channel
+        if key not in settings.webhooks.endpoints:
+            env = f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{key.upper()}"
+            problems.append(
+                Problem(str(spec.source), None, None, f"channel {channel}: no endpoint '{key}' is configured; set {env}__URL and {env}__SECRET", "warning")
+            )
+    if spec.channels.field_force is not None:
+        try:
+            capacity = load_capacity(settings.paths.rules_dir)
+        except ValidationFailed as exc:
+            return problems + exc.problems
+        if not capacity.reps:
+            problems.append(
+                Problem(str(spec.source), None, None, "channel field_force: no sales reps; list them in rules/capacity.yaml under field_force: {reps: reps.csv, visits_per_rep_per_day: 6}", "warning")
+            )
+    return problems
 
 
 def _model_problems(settings: Settings, spec: CampaignSpec, engine: sa.Engine, columns) -> list[Problem]:

@@ -19,7 +19,7 @@ function of the settings, testable without Prefect. Order and guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,8 +28,12 @@ import numpy as np
 import sqlalchemy as sa
 
 from channels import channel_class
-from channels.base import Channel, DeliveryError, DeliveryResult
-from orchestrator import ledger
+from channels.base import Channel, DeliveryError, DeliveryResult, PermanentDeliveryError
+from orchestrator import batches, ledger
+from orchestrator.capacity import load_capacity, used_capacity
+from orchestrator.dispatch import dispatch_channel
+from orchestrator.planning import CampaignPlan, plan_cycle, selection_columns
+from orchestrator.tasks import TaskBuilder
 from orchestrator.customer_table import customer_columns, customer_table
 from orchestrator.database import connect
 from orchestrator.journal import SendJournal
@@ -54,7 +58,7 @@ __all__ = [
     "WaveSummary",
 ]
 
-CHANNEL = "email"
+EMAIL = CHANNEL = "email"
 RENDER_SAMPLE = 200
 
 
@@ -67,10 +71,11 @@ class PreparedWave:
     """A validated campaign ready to run as wave ``wave_key`` on date ``as_of``."""
 
     spec: CampaignSpec
-    templates: dict[str | None, TemplateSet]  # by variant; None = the channel's template
+    templates: dict[str | None, TemplateSet]  # e-mail, by variant; None = the channel's template
     policy: object | None
     wave_key: str
     as_of: date
+    task_templates: dict[str, TemplateSet] = field(default_factory=dict)  # call_center, field_force, webhook
 
     @property
     def template(self) -> TemplateSet:
@@ -94,6 +99,11 @@ class WaveSummary:
     render: RenderCheck = field(default_factory=RenderCheck)
     already_recorded: bool = False
     error: str | None = None
+    channels: dict[str, int] = field(default_factory=dict)  # treated per channel
+    by_channel: dict[str, dict[str, int]] = field(default_factory=dict)  # ledger: channel -> status -> n
+    lost_to: dict[str, int] = field(default_factory=dict)  # arbitration: other campaign -> customers
+    waiting: int = 0  # treated customers left for a later wave (channel full)
+    dead_batches: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -113,6 +123,11 @@ class WaveSummary:
             "render_problems": [str(p) for p in self.render.problems],
             "error": self.error,
             "funnel": [vars(step) for step in self.funnel],
+            "channels": self.channels,
+            "by_channel": self.by_channel,
+            "lost_to": self.lost_to,
+            "waiting_for_capacity": self.waiting,
+            "dead_batches": self.dead_batches,
         }
 
     def count_selection(self, selection: Selection) -> None:
@@ -121,6 +136,12 @@ class WaveSummary:
         self.control = selection.count(Arm.CONTROL.value)
         self.global_control = selection.count(Arm.GLOBAL_CONTROL.value)
         self.funnel = selection.funnel
+
+    def count_plan(self, plan: CampaignPlan) -> None:
+        self.count_selection(plan.selection)
+        self.channels = dict(plan.channel_counts)
+        self.lost_to = dict(plan.lost_to)
+        self.waiting = plan.waiting
 
 
 # --- 1. prepare ---------------------------------------------------------------------------
@@ -146,7 +167,8 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
     check.raise_for_errors()
     wave_key = wave_key or date.today().isoformat()
     return PreparedWave(
-        spec=check.spec, templates=check.templates, policy=check.policy, wave_key=wave_key, as_of=_wave_date(wave_key)
+        spec=check.spec, templates=check.templates, policy=check.policy, wave_key=wave_key, as_of=_wave_date(wave_key),
+        task_templates=check.task_templates,
     )
 
 
@@ -162,15 +184,38 @@ def _wave_date(wave_key: str) -> date:
 
 
 def select_candidates(settings: Settings, prepared: PreparedWave, *, with_funnel: bool = False) -> Candidates:
-    """Customers left after audience, lists, policy, global control and scores (in SQL where possible)."""
+    """Customers left after audience, lists, policy, global control and scores (in SQL where possible),
+    each with its eligibility per channel (and territory) for planning."""
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
-    return select(engine, settings, prepared.spec, table, prepared.policy, as_of=prepared.as_of, with_funnel=with_funnel)
+    extra = selection_columns(prepared.spec, prepared.policy, table, prepared.as_of)
+    return select(
+        engine, settings, prepared.spec, table, prepared.policy, as_of=prepared.as_of, with_funnel=with_funnel, extra=extra
+    )
 
 
 def split_wave(prepared: PreparedWave, candidates: Candidates, *, with_funnel: bool = False) -> Selection:
     """Random control group and A/B variants; see ``orchestrator.selection.split``."""
     return split(prepared.spec, candidates, with_funnel=with_funnel)
+
+
+def plan(
+    settings: Settings, prepared: Sequence[PreparedWave], candidates: Sequence[Candidates], *, with_funnel: bool = False
+) -> list[CampaignPlan]:
+    """Arbitration, control split and channel allocation of a cycle's campaigns (``orchestrator.planning``).
+
+    Uses what is left of the day's channel capacity and leaves customers that campaigns
+    not in ``prepared`` recorded under the same wave key to them.
+    """
+    engine = connect(settings)
+    keys = {p.wave_key for p in prepared}
+    days = {p.as_of for p in prepared}
+    if len(keys) > 1 or len(days) > 1:
+        raise ValueError("the campaigns of one cycle must run under one wave key")
+    capacity = load_capacity(settings.paths.rules_dir)
+    used = used_capacity(engine, next(iter(days))) if days else {}
+    taken = ledger.cycle_customers(engine, next(iter(keys)), exclude=[p.spec.name for p in prepared]) if keys else {}
+    return plan_cycle([p.spec for p in prepared], candidates, capacity, used, taken=taken, with_funnel=with_funnel)
 
 
 # --- 3. render ----------------------------------------------------------------------------
@@ -181,18 +226,35 @@ def message_builder(settings: Settings, prepared: PreparedWave, wave_id: int | N
 
 
 def render_selection(
-    settings: Settings, prepared: PreparedWave, selection: Selection, *, sample: int | None = RENDER_SAMPLE
+    settings: Settings, prepared: PreparedWave, selection: Selection | CampaignPlan, *, sample: int | None = RENDER_SAMPLE
 ) -> RenderCheck:
-    """Render the treated customers' messages: the first ``sample`` of them, or all (None)."""
+    """Render the treated customers' messages per channel: the first ``sample`` of each channel, or all (None)."""
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
-    treated = np.flatnonzero(selection.arms == Arm.TREATMENT.value)
-    if sample is not None:
-        treated = treated[:sample]
-    ids = [selection.ids[i] for i in treated]
-    variants = selection.variants[treated].tolist()
-    rows = customer_rows(engine, table, ids, variants, settings.database.chunk_size)
-    return render_check(message_builder(settings, prepared, None), rows, len(ids))
+    if isinstance(selection, CampaignPlan):
+        selection, channels = selection.selection, selection.channels
+    else:
+        channels = np.full(len(selection.ids), prepared.spec.channels.names()[0], dtype=object)
+    check = RenderCheck()
+    for channel in prepared.spec.channels.names():
+        treated = np.flatnonzero((selection.arms == Arm.TREATMENT.value) & (channels == channel))
+        if sample is not None:
+            treated = treated[:sample]
+        ids = [selection.ids[i] for i in treated]
+        variants = selection.variants[treated].tolist()
+        rows = customer_rows(engine, table, ids, variants, settings.database.chunk_size)
+        builder = message_builder(settings, prepared, None) if channel == EMAIL else task_builder(settings, prepared, channel, None)
+        part = render_check(builder, rows, len(ids))
+        check.rendered += part.rendered
+        check.errors += part.errors
+        check.problems.extend(part.problems)
+    return check
+
+
+def task_builder(settings: Settings, prepared: PreparedWave, channel: str, wave_id: int | None) -> TaskBuilder:
+    return TaskBuilder(
+        settings, prepared.spec, channel, prepared.task_templates[channel], prepared.wave_key, wave_id, prepared.as_of
+    )
 
 
 # --- 4. record ----------------------------------------------------------------------------
@@ -206,10 +268,20 @@ def open_wave(settings: Settings, prepared: PreparedWave) -> ledger.WaveRef:
     return ledger.open_wave(engine, campaign_id, prepared.wave_key, prepared.spec.sha256)
 
 
-def record(settings: Settings, wave: ledger.WaveRef, selection: Selection) -> tuple[int, int]:
-    """Write the wave's contacts (treatment and control) to the ledger in one transaction."""
+def record(settings: Settings, wave: ledger.WaveRef, selection: Selection | CampaignPlan, as_of: date | None = None) -> tuple[int, int]:
+    """Write the wave's contacts (treatment and control) with their channels to the ledger in one transaction."""
+    engine = connect(settings)
+    if isinstance(selection, CampaignPlan):
+        plan = selection
+        counts = ledger.record_contacts(
+            engine, wave.id, plan.selection.ids, plan.selection.arms, plan.channels, variants=plan.selection.variants,
+            scores=plan.selection.scores, assignees=plan.assignees, values=plan.values, planned_for=as_of,
+        )
+        ledger.record_losses(engine, wave.key, plan.spec.name, plan.lost_to)
+        return counts
     return ledger.record_contacts(
-        connect(settings), wave.id, selection.ids, selection.arms, CHANNEL, variants=selection.variants, scores=selection.scores
+        engine, wave.id, selection.ids, selection.arms, CHANNEL, variants=selection.variants, scores=selection.scores,
+        planned_for=as_of,
     )
 
 
@@ -217,11 +289,26 @@ def record(settings: Settings, wave: ledger.WaveRef, selection: Selection) -> tu
 
 
 ChannelFactory = Callable[[Settings, PreparedWave], Channel]
+TaskChannelFactory = Callable[[Settings, PreparedWave, str], Channel]
 
 
 def default_channel(settings: Settings, prepared: PreparedWave) -> Channel:
     email = prepared.spec.channels.email
     return channel_class(CHANNEL)(settings.smtp, sender=email.sender, reply_to=email.reply_to)
+
+
+def endpoint_key(prepared: PreparedWave, channel: str) -> str:
+    """The settings key of the endpoint a task channel posts to: the channel, or the webhook's name."""
+    return prepared.spec.channels.webhook.endpoint if channel == "webhook" else channel
+
+
+def default_task_channel(settings: Settings, prepared: PreparedWave, channel: str) -> Channel:
+    key = endpoint_key(prepared, channel)
+    endpoint = settings.webhooks.endpoints.get(key)
+    if endpoint is None:
+        env = f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{key.upper()}"
+        raise PermanentDeliveryError(f"no endpoint '{key}' is configured for channel {channel}; set {env}__URL and {env}__SECRET")
+    return channel_class(channel)(endpoint, settings.webhooks, name=key)
 
 
 def journal_path(settings: Settings, wave_id: int) -> Path:
@@ -233,51 +320,102 @@ def send_pending(
     prepared: PreparedWave,
     wave: ledger.WaveRef,
     channel_factory: ChannelFactory = default_channel,
+    task_channel_factory: TaskChannelFactory = default_task_channel,
 ) -> int:
-    """Send every pending contact of the wave; returns how many were sent in this call.
+    """Send every pending contact of the wave on each of its channels; returns how many were sent in this call.
 
     Raises ``WaveIncomplete`` when contacts remain pending (channel unreachable, transient
-    failures); they are sent by the next run.
+    failures); they are sent by the next run. One process at a time sends a wave (a lock).
     """
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
+    sent_now = 0
+    failures: list[str] = []
+    with SendJournal(journal_path(settings, wave.id)) as journal:
+        if prepared.spec.channels.email is not None:
+            sent, failure = _send_email(settings, prepared, wave, engine, table, journal, channel_factory)
+            sent_now += sent
+            if failure:
+                failures.append(failure)
+        for channel in prepared.spec.channels.names():
+            if channel == EMAIL:
+                continue
+            sent, failure = _dispatch_tasks(settings, prepared, wave, engine, table, channel, task_channel_factory)
+            sent_now += sent
+            if failure:
+                failures.append(failure)
+    remaining = ledger.wave_counts(engine, wave.id)["pending"]
+    dead = batches.batch_counts(engine, wave.id)["dead"]
+    ledger.set_wave_status(engine, wave.id, WaveStatus.INCOMPLETE if remaining or dead else WaveStatus.COMPLETED)
+    if remaining or dead:
+        reasons = "; ".join(failures) if failures else "transient delivery failures"
+        parts = []
+        if remaining:
+            parts.append(f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); they stay pending: run the wave again to send them")
+        if dead:
+            parts.append(f"{dead} task list(s) were rejected by the receiver: see `campaign dlq list`, fix, then `campaign dlq retry`")
+        raise WaveIncomplete("; ".join(parts))
+    return sent_now
+
+
+def _dispatch_tasks(settings, prepared, wave, engine, table, channel: str, factory: TaskChannelFactory) -> tuple[int, str | None]:
+    pending = _pending_count(engine, wave.id, channel)
+    if not pending and not batches.open_batches(engine, wave.id, channel):
+        return 0, None
+    builder = task_builder(settings, prepared, channel, wave.id)
+    try:
+        adapter = factory(settings, prepared, channel)
+    except DeliveryError as exc:
+        return 0, str(exc)
+    with progress(f"send {channel}", pending) as advance, adapter:
+        result = dispatch_channel(
+            engine, table, wave.id, channel, endpoint_key(prepared, channel), builder, adapter,
+            batch_size=settings.webhooks.batch_size, concurrency=settings.webhooks.concurrency, advance=advance,
+        )
+    return result.sent, result.failure
+
+
+def _pending_count(engine: sa.Engine, wave_id: int, channel: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(
+                ledger.contacts.c.wave_id == wave_id, ledger.contacts.c.channel == channel, ledger.contacts.c.status == "pending"
+            )
+        ).scalar_one()
+
+
+def _send_email(settings, prepared, wave, engine, table, journal: SendJournal, channel_factory) -> tuple[int, str | None]:
+    """Send the wave's pending e-mails chunk by chunk, journalling each accepted message."""
     builder = message_builder(settings, prepared, wave.id)
     sent_now = 0
     failure: DeliveryError | None = None
-    with SendJournal(journal_path(settings, wave.id)) as journal:
-        _recover(engine, journal)
-        pending = ledger.wave_counts(engine, wave.id)["pending"]
-        with progress("send", pending) as advance, channel_factory(settings, prepared) as channel:
-            for rows in ledger.pending_contacts(engine, wave.id, table, settings.database.chunk_size):
-                messages, skipped = builder.build(rows)
-                results: list[DeliveryResult] = []
+    _recover(engine, journal)
+    pending = _pending_count(engine, wave.id, EMAIL)
+    if not pending:
+        return 0, None
+    with progress("send email", pending) as advance, channel_factory(settings, prepared) as channel:
+        for rows in ledger.pending_contacts(engine, wave.id, table, settings.database.chunk_size, channel=EMAIL):
+            messages, skipped = builder.build(rows)
+            results: list[DeliveryResult] = []
 
-                def on_result(result: DeliveryResult) -> None:
-                    journal.append(result)
-                    results.append(result)
-                    advance(1)
+            def on_result(result: DeliveryResult) -> None:
+                journal.append(result)
+                results.append(result)
+                advance(1)
 
-                try:
-                    channel.send(messages, on_result=on_result)
-                except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
-                    failure = exc
-                outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
-                ledger.mark_results(engine, outcomes, CHANNEL)
-                journal.clear()
-                advance(len(skipped))
-                sent_now += sum(1 for r in results if r.outcome == "sent")
-                if failure is not None:
-                    break
-    remaining = ledger.wave_counts(engine, wave.id)["pending"]
-    ledger.set_wave_status(engine, wave.id, WaveStatus.INCOMPLETE if remaining else WaveStatus.COMPLETED)
-    if remaining:
-        reason = f"{failure}" if failure is not None else "transient delivery failures"
-        raise WaveIncomplete(
-            f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reason}); "
-            "they stay pending: run the wave again to send them"
-        )
-    return sent_now
+            try:
+                channel.send(messages, on_result=on_result)
+            except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
+                failure = exc
+            outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
+            ledger.mark_results(engine, outcomes, EMAIL)
+            journal.clear()
+            advance(len(skipped))
+            sent_now += sum(1 for r in results if r.outcome == "sent")
+            if failure is not None:
+                break
+    return sent_now, None if failure is None else str(failure)
 
 
 def _recover(engine: sa.Engine, journal: SendJournal) -> None:
@@ -303,4 +441,7 @@ def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     summary.treated = arms[Arm.TREATMENT.value]
     summary.control = arms[Arm.CONTROL.value]
     summary.global_control = arms[Arm.GLOBAL_CONTROL.value]
+    summary.by_channel = ledger.channel_counts(engine, summary.wave_id)
+    summary.channels = {ch: sum(v.values()) for ch, v in summary.by_channel.items()}
+    summary.dead_batches = batches.batch_counts(engine, summary.wave_id)["dead"]
     return summary

@@ -1,0 +1,116 @@
+"""``campaign dlq ...``: task lists a channel system rejected for good (the dead-letter store).
+
+* ``dlq list [--campaign NAME]``: every dead batch: id, campaign, wave, channel, endpoint,
+  rep, tasks, HTTP status and the receiver's reason (no personal data).
+* ``dlq retry [BATCH ...] [--all] [--rules FILE]``: put the batches back to open (their
+  contacts back to pending) and deliver them again under their original ``webhook-id``;
+  the campaign's rules file is found by name in the rules folder unless ``--rules`` says.
+
+Registered in ``cli.py`` as ``dlq_app``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.cli_output import console, fail
+from orchestrator.settings import get_settings
+
+__all__ = ["dlq_app"]
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Task lists rejected by a channel system (dead letters).")
+
+
+@dlq_app.command("list")
+def list_dead(campaign: Annotated[Optional[str], typer.Option(help="Only this campaign.")] = None) -> None:
+    """List the dead-lettered task lists."""
+    from orchestrator.batches import dead_letters
+    from orchestrator.database import connect
+
+    letters = dead_letters(connect(get_settings()), campaign=campaign)
+    if not letters:
+        console.print("no dead letters")
+        return
+    table = Table(title="Dead letters")
+    for column in ("batch", "campaign", "wave", "channel", "endpoint", "rep", "tasks", "HTTP", "reason", "at"):
+        table.add_column(column, justify="right" if column in ("batch", "tasks", "HTTP") else "left")
+    for d in letters:
+        table.add_row(
+            str(d.batch_id), escape(d.campaign), escape(d.wave), d.channel, escape(d.endpoint), escape(d.assignee or ""),
+            str(d.size), str(d.http_status or ""), escape(d.reason or ""), str(d.at)[:19],
+        )
+    console.print(table)
+
+
+def find_rules(rules_dir: Path, campaign: str) -> Path | None:
+    """The rules file in ``rules_dir`` whose campaign is called ``campaign``."""
+    import yaml
+
+    for path in sorted(rules_dir.glob("*.y*ml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("name") == campaign:
+            return path
+    return None
+
+
+@dlq_app.command("retry")
+def retry(
+    batch_ids: Annotated[Optional[list[int]], typer.Argument(help="Batch ids from `campaign dlq list`.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
+    rules: Annotated[Optional[Path], typer.Option(help="Rules file of the campaign (default: found by name).")] = None,
+) -> None:
+    """Deliver dead-lettered task lists again, under their original webhook-id."""
+    from orchestrator import wave as stages
+    from orchestrator.batches import dead_letters, reopen
+    from orchestrator.database import connect
+    from orchestrator.ledger import find_wave
+
+    settings = get_settings()
+    engine = connect(settings)
+    letters = dead_letters(engine)
+    if not all_ and not batch_ids:
+        raise fail("name the batches to retry (see `campaign dlq list`) or pass --all")
+    chosen = letters if all_ else [d for d in letters if d.batch_id in set(batch_ids or [])]
+    unknown = sorted(set(batch_ids or []) - {d.batch_id for d in letters})
+    if unknown:
+        raise fail(f"no dead letter with id {', '.join(map(str, unknown))}; see `campaign dlq list`")
+    if not chosen:
+        console.print("no dead letters")
+        return
+    by_wave: dict[tuple[str, str, int], list[int]] = {}
+    for d in chosen:
+        by_wave.setdefault((d.campaign, d.wave, d.wave_id), []).append(d.batch_id)
+    failed = False
+    for (campaign, wave_key, wave_id), ids in by_wave.items():
+        path = rules or find_rules(settings.paths.rules_dir, campaign)
+        if path is None:
+            raise fail(f"no rules file for campaign '{campaign}' in {settings.paths.rules_dir}; pass --rules FILE")
+        prepared = stages.prepare(settings, path, wave_key)
+        wave = next(w for w in [find_wave(engine, _campaign_id(engine, campaign), wave_key)] if w is not None)
+        reopen(engine, ids)
+        try:
+            sent = stages.send_pending(settings, prepared, wave)
+            console.print(f"{campaign} wave {wave_key}: {len(ids)} task list(s) retried, {sent} task(s) delivered")
+        except stages.WaveIncomplete as exc:
+            failed = True
+            console.print(f"[red]{escape(campaign)} wave {escape(wave_key)}: {escape(str(exc))}[/]", highlight=False)
+        assert wave.id == wave_id
+    if failed:
+        raise typer.Exit(1)
+
+
+def _campaign_id(engine, name: str) -> int:
+    import sqlalchemy as sa
+
+    from orchestrator.ledger import campaigns
+
+    with engine.connect() as conn:
+        return conn.execute(sa.select(campaigns.c.id).where(campaigns.c.name == name)).scalar_one()
