@@ -250,6 +250,8 @@ def _fallback(customer, pool, value, caps, unlimited, eligible, n_customers) -> 
         if len(mine):
             top = _top(value[mine] - base[customer[mine]], customer[mine], k)
             kept.append(mine[np.sort(top)])
+    if kept:
+        kept = [_prune(np.concatenate(kept), customer, pool, value - base[customer], caps)]
     if not kept:
         return _fill(customer, pool, value, caps, unlimited, eligible, chosen)
     cand = np.concatenate(kept)
@@ -261,6 +263,41 @@ def _fallback(customer, pool, value, caps, unlimited, eligible, n_customers) -> 
     won = cand[assigned]
     chosen[customer[won]] = won
     return _fill(customer, pool, value, caps, unlimited, eligible, chosen)
+
+
+def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -> np.ndarray:
+    """The refined pruning lemma, repeated until nothing changes (docs/allocation.md, "Pruning").
+
+    Pool p keeps its m_p best candidates (gain descending, customer ascending) with
+    m_p = c_p + sum over other pools q of min(c_q, N[p, q]), N[p, q] = the customers that are
+    candidates of both p and q: only those can be busy elsewhere. Each round uses the sets of the
+    previous one; the sets only shrink.
+    """
+    n_pools = len(caps)
+    for _ in range(max_rounds):
+        cand = cand[np.lexsort((pool[cand], customer[cand]))]
+        cust, pl = customer[cand], pool[cand]
+        both = np.zeros(n_pools * n_pools, dtype=np.int64)
+        for d in range(1, n_pools):
+            same = np.flatnonzero(cust[d:] == cust[:-d])
+            if len(same) == 0:
+                break
+            both += np.bincount(pl[same] * n_pools + pl[same + d], minlength=n_pools * n_pools)
+            both += np.bincount(pl[same + d] * n_pools + pl[same], minlength=n_pools * n_pools)
+        both = both.reshape(n_pools, n_pools)
+        limit = caps + np.minimum(np.where(caps > 0, caps, 0)[None, :], both).sum(axis=1)
+        sizes = np.bincount(pl, minlength=n_pools)
+        if np.all((sizes <= limit) | (sizes == 0)):
+            return cand
+        by_pool = np.argsort(pl, kind="stable")
+        bounds = np.searchsorted(pl[by_pool], np.arange(n_pools + 1))
+        kept = []
+        for q in range(n_pools):
+            mine = cand[by_pool[bounds[q] : bounds[q + 1]]]
+            if len(mine):
+                kept.append(mine[np.sort(_top(gain[mine], customer[mine], int(limit[q])))])
+        cand = np.concatenate(kept)
+    return cand[np.lexsort((pool[cand], customer[cand]))]
 
 
 def _solve_flow(cust: np.ndarray, pools: np.ndarray, gain: np.ndarray, caps: np.ndarray) -> np.ndarray:

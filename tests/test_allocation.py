@@ -373,3 +373,17 @@ def test_capacities_larger_than_demand_keep_every_option(flow_sizes):
     ok = value >= 0
     np.maximum.at(best, customer[ok], value[ok])
     assert r.total_value == pytest.approx(best.sum(), abs=1e-9 * n)
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_fallback_is_optimal_when_pruning_cuts_deep(seed, flow_sizes):
+    """Small capacities over many pools: the refined pruning drops most options, the optimum stays."""
+    rng = np.random.default_rng(5000 + seed)
+    n_customers, n_pools = 80, 6
+    customer, pool, value, _ = random_instance(rng, n_customers, n_pools, density=0.5, integer_values=seed % 2 == 0)
+    capacities = [None, *(int(c) for c in rng.integers(0, 4, n_pools - 1))]
+    result = allocate(customer, pool, value, capacities, n_customers=n_customers)
+    check_feasible(result, customer, pool, value, capacities, n_customers)
+    assert result.total_value == pytest.approx(lp_optimum(customer, pool, value, capacities, n_customers), abs=1e-6 * n_customers)
+    if flow_sizes:
+        assert flow_sizes[0] < np.count_nonzero(pool > 0)
