@@ -2,9 +2,17 @@
 
 ``MessageBuilder`` renders chunks of customer rows with the template of each row's A/B
 variant, validates the address, and builds the headers (stable ``Message-ID`` per contact,
-signed one-click unsubscribe link). ``render_check`` renders the treated customers of a
-selection, a sample before a real wave or all of them in a dry run, and collects every
-distinct template problem. Nothing here logs or reports customer data.
+signed one-click unsubscribe link, signed tracking token). ``render_check`` renders the
+treated customers of a selection, a sample before a real wave or all of them in a dry run,
+and collects every distinct template problem. Nothing here logs or reports customer data.
+
+Tracking: every message carries a token signed with the link secret (``itsdangerous``,
+salt ``"tracking"``, so it is never valid as an unsubscribe token or vice versa) over
+``[wave_id, contact_id]``, the same for a contact on every re-send. It is sent as the
+header ``X-Campaign-Token`` and given to templates as ``tracking_token`` and
+``open_pixel_url`` (``{links.base_url}/o/{token}.gif``). ``read_tracking_token`` verifies
+one and returns ``(wave_id, contact_id)``; a token altered, cut or signed with another key
+raises ``InvalidTrackingToken``. The token holds no customer data, only ledger ids.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from email.utils import parseaddr
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from itsdangerous import URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
 from channels.base import Outbound
 from orchestrator import ledger
@@ -27,7 +35,50 @@ from orchestrator.settings import Settings
 from orchestrator.spec import CampaignSpec
 from orchestrator.templates import RenderError, TemplateSet
 
+__all__ = [
+    "TRACKING_HEADER",
+    "InvalidTrackingToken",
+    "MessageBuilder",
+    "RenderCheck",
+    "customer_rows",
+    "read_tracking_token",
+    "render_check",
+]
+
 VARIANT_KEY = "_variant"
+TRACKING_SALT = "tracking"
+TRACKING_HEADER = "X-Campaign-Token"
+
+
+class InvalidTrackingToken(ValueError):
+    """A tracking token that was altered, cut, or signed with another key."""
+
+
+def _tracking_signer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=TRACKING_SALT)
+
+
+def read_tracking_token(settings: Settings, token: str) -> tuple[int, int]:
+    """``(wave_id, contact_id)`` of a tracking token made by ``MessageBuilder``.
+
+    Raises ``InvalidTrackingToken`` when the signature does not match (altered, cut, made
+    with another ``CAMPAIGN_LINKS_SECRET_KEY``, or another kind of token such as an
+    unsubscribe token) or the payload is not two ids.
+    """
+    try:
+        payload = _tracking_signer(settings.link_secret()).loads(token)
+    except BadData as exc:
+        raise InvalidTrackingToken(
+            "The tracking token is not valid: it was altered or cut, or signed with another key "
+            "(CAMPAIGN_LINKS_SECRET_KEY). Expected a token from the X-Campaign-Token header or an open pixel URL."
+        ) from exc
+    if not (
+        isinstance(payload, list)
+        and len(payload) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
+    ):
+        raise InvalidTrackingToken(f"The tracking token must hold [wave_id, contact_id]. Got {type(payload).__name__} instead.")
+    return payload[0], payload[1]
 
 
 @dataclass
@@ -56,13 +107,21 @@ class MessageBuilder:
         self.base_url = settings.links.base_url.rstrip("/")
         self.mailto = settings.links.unsubscribe_mailto
         self.signer = URLSafeSerializer(settings.link_secret(), salt="unsubscribe")
+        self.tracker = _tracking_signer(settings.link_secret())
         sender = parseaddr(spec.channels.email.sender)[1]
         self.domain = sender.rpartition("@")[2] or "campaign.local"
 
     def context(self, row: dict) -> dict:
         context = {k: v for k, v in row.items() if not k.startswith("_")}
         token = self.signer.dumps([self.wave_id or 0, row[ID_COLUMN]])
-        context.update(campaign=self.spec.name, wave=self.wave_key, unsubscribe_url=f"{self.base_url}/unsubscribe/{token}")
+        tracking = self.tracker.dumps([self.wave_id or 0, row.get("_contact_id", 0)])
+        context.update(
+            campaign=self.spec.name,
+            wave=self.wave_key,
+            unsubscribe_url=f"{self.base_url}/unsubscribe/{token}",
+            tracking_token=tracking,
+            open_pixel_url=f"{self.base_url}/o/{tracking}.gif",
+        )
         return context
 
     def render(self, rows: Sequence[dict]) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
@@ -101,6 +160,7 @@ class MessageBuilder:
             headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
             if self.mailto:
                 headers["List-Unsubscribe"] += f", <mailto:{self.mailto}?subject=unsubscribe>"
+            headers[TRACKING_HEADER] = context["tracking_token"]
             messages.append(
                 Outbound(
                     contact_id=contact_id,
