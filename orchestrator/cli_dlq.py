@@ -37,12 +37,18 @@ def list_dead(campaign: Annotated[Optional[str], typer.Option(help="Only this ca
         console.print("no dead letters")
         return
     table = Table(title="Dead letters")
-    for column in ("batch", "campaign", "wave", "channel", "endpoint", "rep", "tasks", "HTTP", "reason", "at"):
-        table.add_column(column, justify="right" if column in ("batch", "tasks", "HTTP") else "left")
+    table.add_column("batch", justify="right")
+    table.add_column("campaign / wave", overflow="fold")
+    table.add_column("channel", overflow="fold")
+    table.add_column("tasks", justify="right")
+    table.add_column("HTTP", justify="right")
+    table.add_column("reason", overflow="fold")
+    table.add_column("at", overflow="fold")
     for d in letters:
+        channel = d.channel + (f" ({d.endpoint})" if d.endpoint != d.channel else "") + (f", rep {d.assignee}" if d.assignee else "")
         table.add_row(
-            str(d.batch_id), escape(d.campaign), escape(d.wave), d.channel, escape(d.endpoint), escape(d.assignee or ""),
-            str(d.size), str(d.http_status or ""), escape(d.reason or ""), str(d.at)[:19],
+            str(d.batch_id), escape(f"{d.campaign} / {d.wave}"), escape(channel), str(d.size),
+            str(d.http_status or ""), escape(d.reason or ""), str(d.at)[:19],
         )
     console.print(table)
 

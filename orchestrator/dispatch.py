@@ -14,6 +14,7 @@ knows it was accepted, and the receiver ignores a ``webhook-id`` it already has.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ import sqlalchemy as sa
 from channels.base import Channel, DeliveryError, DeliveryResult, PermanentDeliveryError, TransientDeliveryError
 from orchestrator import batches, ledger
 from orchestrator.tasks import TaskBuilder
+
+
+HTTP_DETAIL = re.compile(r"^HTTP (\d{3}): (.*)$", re.S)
 
 
 @dataclass
@@ -106,8 +110,10 @@ def _record(engine, channel_name: str, batch: batches.BatchRef, skipped, future:
         return
     outcomes = [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
     if any(r.outcome == "permanent" for r in results):
-        reason = next(r.detail for r in results if r.outcome == "permanent") or "rejected"
-        batches.mark_dead(engine, batch.id, outcomes + skipped, channel_name, None, reason.removeprefix(batches.DEAD_LETTER))
+        detail = next(r.detail for r in results if r.outcome == "permanent") or "rejected"
+        match = HTTP_DETAIL.match(detail)  # adapters report "HTTP 400: <receiver's reason>"
+        status, reason = (int(match[1]), match[2]) if match else (None, detail)
+        batches.mark_dead(engine, batch.id, outcomes + skipped, channel_name, status, reason)
         result.dead_batches += 1
         result.dead_reasons.append(reason)
     elif any(r.outcome == "transient" for r in results):

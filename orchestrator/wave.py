@@ -33,8 +33,9 @@ from orchestrator import batches, ledger
 from orchestrator.capacity import load_capacity, used_capacity
 from orchestrator.dispatch import dispatch_channel
 from orchestrator.planning import CampaignPlan, plan_cycle, selection_columns
+from orchestrator.suppressions import suppress_hard_bounces
 from orchestrator.tasks import TaskBuilder
-from orchestrator.customer_table import customer_columns, customer_table
+from orchestrator.customer_table import ID_COLUMN, customer_columns, customer_table
 from orchestrator.database import connect
 from orchestrator.journal import SendJournal
 from orchestrator.messages import MessageBuilder, RenderCheck, customer_rows, render_check
@@ -411,6 +412,11 @@ def _send_email(settings, prepared, wave, engine, table, journal: SendJournal, c
             outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
             ledger.mark_results(engine, outcomes, EMAIL)
             journal.clear()
+            bounced = {r.contact_id for r in results if r.hard_bounce}
+            if bounced:  # the address does not exist: no campaign writes to it again
+                suppress_hard_bounces(
+                    engine, [row[ID_COLUMN] for row in rows if row["_contact_id"] in bounced], source=f"hard bounce, wave {wave.id}"
+                )
             advance(len(skipped))
             sent_now += sum(1 for r in results if r.outcome == "sent")
             if failure is not None:

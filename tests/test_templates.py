@@ -266,6 +266,7 @@ def test_check_finds_undefined_variables_with_lines_and_suggestions(tmp_path):
                 "{% if coupon is defined %}{{ coupon }}{% endif %}\n"
                 "{% with total = revenue_12m * 2 %}{{ total }}{% endwith %}\n"
                 "{{ unsubscribe_url }} {{ campaign }} {{ wave }} {{ customer_id }} {{ range(3)|list }}\n"
+                "{{ tracking_token }} {{ open_pixel_url }}\n"
             ),
         },
     )

@@ -121,6 +121,13 @@ class TestReceiver:
     def reject_customers(self, customer_ids: Iterable[str], status: int = 400) -> None:
         self._reject_customers = (frozenset(customer_ids), status)
 
+    def heal(self) -> None:
+        """The receiver is healthy again: queued faults, rejections and slow-downs are dropped."""
+        with self._lock:
+            self._faults.clear()
+            self._always = None
+            self._reject_customers = None
+
     def _queue(self, n: int, fault: _Fault) -> None:
         with self._lock:
             self._faults.extend([fault] * n)
