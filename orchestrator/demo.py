@@ -1,9 +1,12 @@
-"""``campaign demo``: the example campaign, end to end, on embedded defaults.
+"""``campaign demo``: the example campaigns, end to end, on embedded defaults.
 
 Generates a synthetic customer base, imports it into a SQLite database in the output
 folder, starts a local SMTP server on loopback that writes every message as an ``.eml``
-file, validates and runs ``rules/winback-email.yaml`` as a Prefect flow, then runs the same
-wave again to show that nothing is sent twice.
+file and local webhook receivers (the reference receiver, verifying signatures) that write
+every call-center and field-force task list as a ``.json`` file, then runs
+``rules/retention-multichannel.yaml`` and ``rules/winback-email.yaml`` as one cycle
+(arbitration, channel allocation within ``rules/capacity.yaml``) as a Prefect flow, and runs
+the same wave again to show that nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 
 from orchestrator import progress
 from orchestrator.settings import get_settings
@@ -22,11 +26,12 @@ from orchestrator.smtp_sink import SmtpSink
 from orchestrator.synthetic import write_csv
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_RULES = "winback-email.yaml"
+DEMO_RULES = ("retention-multichannel.yaml", "winback-email.yaml")
+TASK_CHANNELS = ("call_center", "field_force")
 
 
-def _configure(output: Path, smtp_port: int) -> None:
-    """Point the settings at the demo folder and the local SMTP server (environment, like any deployment)."""
+def _configure(output: Path, smtp_port: int, receiver_url: str | None = None, secret: str | None = None) -> None:
+    """Point the settings at the demo folder and the local servers (environment, like any deployment)."""
     os.environ["CAMPAIGN_PATHS_DATA_DIR"] = str(output / "var")
     os.environ.setdefault("CAMPAIGN_PATHS_RULES_DIR", str(REPO / "rules"))
     os.environ.setdefault("CAMPAIGN_PATHS_TEMPLATES_DIR", str(REPO / "templates"))
@@ -36,6 +41,10 @@ def _configure(output: Path, smtp_port: int) -> None:
     os.environ["CAMPAIGN_SMTP_SECURITY"] = "none"
     os.environ.pop("CAMPAIGN_SMTP_USERNAME", None)
     os.environ.pop("CAMPAIGN_SMTP_PASSWORD", None)
+    if receiver_url is not None:
+        for channel in TASK_CHANNELS:
+            os.environ[f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{channel.upper()}__URL"] = f"{receiver_url}/{channel}"
+            os.environ[f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{channel.upper()}__SECRET"] = secret
     get_settings.cache_clear()
 
 
@@ -53,18 +62,25 @@ def _open_day(settings) -> str:
 
 
 def run_demo(output: Path, n_customers: int, console: Console) -> dict:
-    from orchestrator.cli import _prepare_selection, print_funnel, print_summary, run_campaign
+    import base64
+    import secrets
+
+    from channels.webhook_receiver import BatchStore, receiver_app, serve_receiver
+    from orchestrator.cli import _prepare_cycle, print_channels, print_funnel, print_losses, print_summary, run_cycle
     from orchestrator.customers import import_customers
     from orchestrator.database import connect
 
     output = output.resolve()
     if output.exists():
         shutil.rmtree(output)
-    mail_dir = output / "mail"
-    with SmtpSink(mail_dir) as sink:
-        _configure(output, sink.port)
+    mail_dir, hooks_dir = output / "mail", output / "webhooks"
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()  # shared by sender and receivers only
+    store = BatchStore(folder=hooks_dir)
+    receivers = receiver_app({channel: secret for channel in TASK_CHANNELS}, store)
+    with SmtpSink(mail_dir) as sink, serve_receiver(receivers) as receiver:
+        _configure(output, sink.port, receiver.url, secret)
         settings = get_settings()
-        rules = settings.paths.rules_dir / DEMO_RULES
+        rules = [settings.paths.rules_dir / name for name in DEMO_RULES]
 
         console.rule("1. A synthetic customer base")
         csv_path = write_csv(output / "customers.csv", n_customers)
@@ -73,28 +89,42 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
         console.print(f"imported {report.rows_imported:,} customers from {csv_path}")
 
         wave = _open_day(settings)
-        console.rule(f"2. Who {rules.name} selects on {wave}: audience, contact policy, control group")
-        _settings, _prepared, selection = _prepare_selection(rules, wave)
-        print_funnel([vars(step) for step in selection.funnel])
+        console.rule(f"2. Who the campaigns select on {wave}: audience, policy, arbitration, control group, channels")
+        _settings, _prepared, plans = _prepare_cycle(rules, wave)
+        for plan in plans:
+            console.print(f"[bold]{plan.spec.name}[/] (priority {plan.spec.priority})")
+            print_funnel([vars(step) for step in plan.selection.funnel])
+            print_channels(plan)
+        print_losses(plans)
 
-        console.rule(f"3. The campaign as a Prefect flow (SMTP server on 127.0.0.1:{sink.port})")
-        first = run_campaign(rules, wave=wave, dry_run=False)
-        print_summary(first)
+        console.rule(
+            f"3. The cycle as a Prefect flow (SMTP on 127.0.0.1:{sink.port}, task lists to {receiver.url}/call_center, /field_force)"
+        )
+        first = run_cycle(rules, wave=wave, dry_run=False)
+        for summary in first:
+            print_summary(summary)
 
         console.rule("4. The same wave again: the ledger makes it exactly once")
-        second = run_campaign(rules, wave=wave, dry_run=False)
-        print_summary(second)
+        second = run_cycle(rules, wave=wave, dry_run=False)
+        for summary in second:
+            print_summary(summary)
 
-    console.print(
-        Panel.fit(
-            f"selected {first['selected']:,}: {first['treated']:,} in the treatment group, "
-            f"{first['control']:,} held out as random control group, "
-            f"{first['global_control']:,} in the global control group\n"
-            f"sent {first['sent_this_run']:,}, skipped {first.get('ledger_skipped', 0):,} (invalid or missing address), "
-            f"failed {first.get('ledger_failed', 0):,}; the re-run sent {second['sent_this_run']}\n"
-            f"SMTP server received {sink.received:,} messages, one .eml file each: {mail_dir}\n"
-            f"engine database (SQLite): {output / 'var' / 'campaign.db'}",
-            title="Demo finished",
+    tasks = {channel: sum(store.tasks_per_customer("/" + channel).values()) for channel in TASK_CHANNELS}
+    lines = []
+    for summary in first:
+        channels = ", ".join(f"{n:,} by {channel}" for channel, n in sorted(summary["channels"].items()))
+        lines.append(
+            f"{summary['campaign']}: {summary['treated']:,} treated ({channels}), {summary['control']:,} random control, "
+            f"{summary['global_control']:,} global control" + (
+                f"; lost {sum(summary['lost_to'].values()):,} to higher-priority campaigns" if summary["lost_to"] else ""
+            )
         )
-    )
-    return {"first": first, "second": second, "received": sink.received, "mail_dir": str(mail_dir)}
+    lines += [
+        f"sent {sum(s['sent_this_run'] for s in first):,} in the first run; the re-run sent {sum(s['sent_this_run'] for s in second)}",
+        f"SMTP server received {sink.received:,} e-mails, one .eml file each: {mail_dir}",
+        f"receivers accepted {tasks['call_center']:,} call tasks and {tasks['field_force']:,} visits "
+        f"in {len(store.lists())} signed task lists: {hooks_dir}",
+        f"engine database (SQLite): {output / 'var' / 'campaign.db'}",
+    ]
+    console.print(Panel.fit(Text("\n".join(lines)), title="Demo finished"))
+    return {"first": first, "second": second, "received": sink.received, "tasks": tasks, "mail_dir": str(mail_dir)}

@@ -160,11 +160,11 @@ def plan_cycle(
     splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
     for spec, cand, v, ok, won in zip(specs, candidates, values, reachable, arbitration.won, strict=True):
         funnel = list(cand.funnel)
-        if with_funnel:
+        if with_funnel and (not ok.all() or any(ch.eligible is not None for _n, ch in spec.channels.items())):
             _step(funnel, "channels", "no eligible channel (eligible: and contact policy per channel)", int(ok.sum()))
         keep = np.flatnonzero(ok)[won]
         mine = cand.subset(np.isin(np.arange(len(cand.ids)), keep))
-        if with_funnel:
+        if with_funnel and (len(specs) > 1 or not won.all()):
             lost = arbitration.lost(spec.name)
             label = "lost to " + ", ".join(f"{w} ({n:,})" for w, n in sorted(lost.items())) if lost else "lost to other campaigns"
             _step(funnel, "arbitration", label, len(mine.ids))
@@ -252,10 +252,10 @@ def _plan(spec, mine, selection, channel_of, value_of, pool_of, pools: Pools, v,
     n_won = len(mine.ids)
     keep = np.concatenate([channel_of != None, np.ones(len(selection.ids) - n_won, dtype=bool)])  # noqa: E711
     funnel = list(selection.funnel)
-    if with_funnel:
-        treated = selection.arms[:n_won] == Arm.TREATMENT.value
-        _step(funnel, "allocation", "treated left for a later wave: channel full or not worth its cost",
-              int(np.count_nonzero(treated & (channel_of != None))))  # noqa: E711
+    treated = selection.arms[:n_won] == Arm.TREATMENT.value
+    allocated = int(np.count_nonzero(treated & (channel_of != None)))  # noqa: E711
+    if with_funnel and (allocated < int(treated.sum()) or len(spec.channels.names()) > 1):
+        _step(funnel, "allocation", "treated left for a later wave: channel full or not worth its cost", allocated)
     ids = [cid for cid, k in zip(selection.ids, keep.tolist(), strict=True) if k]
     best_channel = np.full(len(selection.ids) - n_won, None, dtype=object)
     if len(best_channel) and len(spec.channels.names()):
@@ -296,5 +296,6 @@ def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
 
 
 def _step(funnel: list[FunnelStep], stage: str, label: str, remaining: int) -> None:
-    previous = funnel[-1].remaining if funnel else remaining
+    counted = [step for step in funnel if step.stage != "variant"]  # variant rows split the treated, not filter them
+    previous = counted[-1].remaining if counted else remaining
     funnel.append(FunnelStep(stage, label, remaining, previous - remaining))

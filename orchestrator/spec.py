@@ -494,15 +494,15 @@ class CampaignSpec(_Spec):
     audience: AudienceField = None
     control: ControlSpec = Field(description="The random control group.")
     channels: ChannelsSpec = Field(description="How the campaign contacts customers.")
+    schedule: ScheduleSpec | None = Field(None, description="When waves run; omitted = only when started by hand.")
+    scores: ScoresSpec | None = Field(None, description="Select and order by a scoring model.")
+    variants: dict[str, VariantSpec] | None = Field(None, description="A/B variants of the treated group.")
+    policy: PolicySpec | None = Field(None, description="Overrides of the shared contact policy (rules/policy.yaml).")
     priority: int = Field(
         0, strict=True, ge=-1000, le=1000,
         description="Arbitration: when campaigns of one cycle want the same customer, the higher priority wins.",
     )
     allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
-    schedule: ScheduleSpec | None = Field(None, description="When waves run; omitted = only when started by hand.")
-    scores: ScoresSpec | None = Field(None, description="Select and order by a scoring model.")
-    variants: dict[str, VariantSpec] | None = Field(None, description="A/B variants of the treated group.")
-    policy: PolicySpec | None = Field(None, description="Overrides of the shared contact policy (rules/policy.yaml).")
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
     include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")

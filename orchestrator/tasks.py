@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from itsdangerous import URLSafeSerializer
+from itsdangerous import Signer
 
 from channels.base import Outbound
 from orchestrator import ledger
@@ -61,7 +61,7 @@ class TaskBuilder:
         self.wave_key = wave_key
         self.wave_id = wave_id
         self.as_of = as_of
-        self.signer = URLSafeSerializer(settings.link_secret(), salt=OUTCOME_SALT)
+        self.signer = outcome_signer(settings)
         self.outcome_url = settings.links.base_url.rstrip("/") + OUTCOME_PATH
 
     def context(self, row: dict) -> dict:
@@ -96,7 +96,7 @@ class TaskBuilder:
             "customer_id": row[ID_COLUMN],
             "campaign": self.spec.name,
             "wave": self.wave_key,
-            "outcome_ref": self.signer.dumps([self.wave_id or 0, contact_id]),
+            "outcome_ref": self.signer.sign(task_id(self.wave_id, contact_id)).decode(),
             "outcome_url": self.outcome_url,
         }
         key = task_id(self.wave_id, contact_id)
@@ -123,7 +123,18 @@ class TaskBuilder:
         return Outbound(contact_id, rep, parts, key, fields=fields)
 
 
+def outcome_signer(settings: Settings) -> Signer:
+    """Signs outcome references: the task id plus an HMAC, e.g. ``w12-c345.<signature>``.
+
+    The key is derived from the link secret once (itsdangerous' derivation with its own salt),
+    then every task is signed with it directly: a million references sign in seconds.
+    """
+    derived = Signer(settings.link_secret(), salt=OUTCOME_SALT).derive_key()
+    return Signer(derived, key_derivation="none")
+
+
 def read_outcome_ref(settings: Settings, token: str) -> tuple[int, int]:
     """``(wave_id, contact_id)`` of a signed outcome reference; raises ``itsdangerous.BadSignature``."""
-    wave_id, contact_id = URLSafeSerializer(settings.link_secret(), salt=OUTCOME_SALT).loads(token)
-    return int(wave_id), int(contact_id)
+    value = outcome_signer(settings).unsign(token).decode()
+    wave, _, contact = value.partition("-")
+    return int(wave.removeprefix("w")), int(contact.removeprefix("c"))

@@ -450,4 +450,5 @@ def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     summary.by_channel = ledger.channel_counts(engine, summary.wave_id)
     summary.channels = {ch: sum(v.values()) for ch, v in summary.by_channel.items()}
     summary.dead_batches = batches.batch_counts(engine, summary.wave_id)["dead"]
+    summary.lost_to = {winner: n for campaign, winner, n in ledger.losses_of(engine, summary.wave_key) if campaign == summary.campaign}
     return summary
