@@ -72,7 +72,12 @@ def send(prepared: stages.PreparedWave, wave: WaveRef) -> int:
 
 
 def _artifact(summary: stages.WaveSummary) -> None:
-    rows = [{"measure": k, "value": v} for k, v in summary.as_dict().items() if v is not None and not isinstance(v, list)]
+    rows = []
+    for k, v in summary.as_dict().items():
+        if isinstance(v, dict):  # channels, lost_to, by_channel: one row per entry
+            rows += [{"measure": f"{k}: {name}", "value": str(n)} for name, n in sorted(v.items())]
+        elif v is not None and not isinstance(v, list):
+            rows.append({"measure": k, "value": v})
     key = f"wave-{summary.campaign}".lower().replace("_", "-")[:100]
     create_table_artifact(rows, key=key, description=f"Campaign {summary.campaign}, wave {summary.wave_key}")
 

@@ -202,11 +202,6 @@ def _prepare_cycle(rules_files: list[Path], wave: str | None):
     return settings, prepared, plans
 
 
-def _prepare_selection(rules_file: Path, wave: str | None):
-    settings, prepared, plans = _prepare_cycle([rules_file], wave)
-    return settings, prepared[0], plans[0].selection
-
-
 @app.command()
 def explain(
     rules_files: Annotated[list[Path], typer.Argument(help="Rules file(s); several are planned as one cycle.")],
@@ -260,22 +255,22 @@ def preview(
     output: Annotated[Optional[Path], typer.Option(help="HTML file to write; default var/preview/<campaign>.html.")] = None,
     wave: Annotated[Optional[str], typer.Option(help="Wave label or date; today when omitted.")] = None,
 ) -> None:
-    """Render the messages of a few sampled customers per variant, to the terminal and an HTML file."""
+    """Render the messages of a few sampled customers per channel and variant, to the terminal and an HTML file."""
     from rich.panel import Panel
     from rich.text import Text
 
     from orchestrator.preview import preview_messages, write_html
 
-    settings, prepared, selection = _prepare_selection(rules_file, wave)
-    messages = preview_messages(settings, prepared, selection, n)
+    settings, prepared, plans = _prepare_cycle([rules_file], wave)
+    messages = preview_messages(settings, prepared[0], plans[0], n)
     for m in messages:
-        title = f"customer {m.customer_id}" + (f", variant {m.variant}" if m.variant else "")
+        title = f"{m.channel}: customer {m.customer_id}" + (f", variant {m.variant}" if m.variant else "")
         if m.parts is None:
             console.print(Panel(Text(m.error or "", style="red"), title=escape(title)))
         else:
-            body = Text(m.parts.get("text") or m.parts.get("html", ""))
-            console.print(Panel(body, title=escape(f"{title}: {m.parts['subject']}")))
-    path = write_html(output or settings.paths.data_dir / "preview" / f"{prepared.spec.name}.html", prepared.spec.name, messages)
+            console.print(Panel(Text(m.body), title=escape(f"{title}: {m.headline}")))
+    name = prepared[0].spec.name
+    path = write_html(output or settings.paths.data_dir / "preview" / f"{name}.html", name, messages)
     console.print(f"{len(messages)} message(s) written to {path}")
     if any(m.parts is None for m in messages):
         raise typer.Exit(1)
