@@ -58,6 +58,7 @@ from cronsim import CronSim, CronSimError
 from dateutil.rrule import rrulestr
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -228,6 +229,10 @@ def _column(value: str) -> str:
     return value
 
 
+ColumnName = Annotated[str, AfterValidator(_column)]
+"""A customer column named in a rules file (checked against the table by ``rules``)."""
+
+
 class _ChannelSpec(_Spec):
     """What every channel of a campaign may say: who is eligible, and what a contact costs and earns.
 
@@ -257,59 +262,34 @@ class _TaskChannelSpec(_ChannelSpec):
 
     priority: int = Field(3, strict=True, ge=1, le=5, description="Task priority for the channel system, 1 (highest) to 5.")
     due_days: int = Field(3, strict=True, ge=1, le=90, description="Days from the wave date within which the task is due.")
-    name_columns: tuple[str, ...] = Field(
+    name_columns: tuple[ColumnName, ...] = Field(
         (), description="Customer columns that make up the name shown to agents/reps, e.g. [first_name, last_name]."
     )
-
-    @field_validator("name_columns")
-    @classmethod
-    def _name_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_column(v) for v in value)
 
 
 class CallCenterChannelSpec(_TaskChannelSpec):
     """Call tasks for the call center (task lists over a signed webhook)."""
 
-    phone_column: str = Field("phone", description="Customer column holding the phone number.")
-
-    @field_validator("phone_column")
-    @classmethod
-    def _phone_column(cls, value: str) -> str:
-        return _column(value)
+    phone_column: ColumnName = Field("phone", description="Customer column holding the phone number.")
 
 
 class FieldForceChannelSpec(_TaskChannelSpec):
     """Visit tasks for sales reps, grouped per rep (visit lists over a signed webhook)."""
 
-    territory_column: str = Field("territory", description="Customer column with the sales territory.")
-    address_columns: tuple[str, ...] = Field((), description="Customer columns joined into the visit address.")
-
-    @field_validator("territory_column")
-    @classmethod
-    def _territory_column(cls, value: str) -> str:
-        return _column(value)
-
-    @field_validator("address_columns")
-    @classmethod
-    def _address_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_column(v) for v in value)
+    territory_column: ColumnName = Field("territory", description="Customer column with the sales territory.")
+    address_columns: tuple[ColumnName, ...] = Field((), description="Customer columns joined into the visit address.")
 
 
 class WebhookChannelSpec(_ChannelSpec):
     """Messages for another system, POSTed as signed webhook batches to a named endpoint."""
 
     endpoint: str = Field(description="Endpoint name in the settings (CAMPAIGN_WEBHOOKS_ENDPOINTS__<NAME>__URL).")
-    data_columns: tuple[str, ...] = Field((), description="Customer columns passed along as data.")
+    data_columns: tuple[ColumnName, ...] = Field((), description="Customer columns passed along as data.")
 
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
         return _slug("endpoint name", value)
-
-    @field_validator("data_columns")
-    @classmethod
-    def _data_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_column(v) for v in value)
 
 
 class EmailChannelSpec(_ChannelSpec):

@@ -28,6 +28,7 @@ from orchestrator.synthetic import write_csv
 from orchestrator.wave import WaveIncomplete
 from tests.conftest import REPO
 from tests.smtp_server import SmtpServer
+from tests.test_wave import _environment as wave_environment
 from tests.webhook_receiver import SECRET, TestReceiver
 
 WAVE = "2026-11-24"  # a Tuesday: rules/policy.yaml blocks Sundays and holidays
@@ -103,15 +104,7 @@ def smtp():
 
 def _environment(settings, smtp_port: int, calls: TestReceiver, visits: TestReceiver) -> dict[str, str]:
     return {
-        "CAMPAIGN_DATABASE_URL": settings.database_url,
-        "CAMPAIGN_DATABASE_CHUNK_SIZE": "100",
-        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
-        "CAMPAIGN_PATHS_RULES_DIR": str(settings.paths.rules_dir),
-        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(settings.paths.templates_dir),
-        "CAMPAIGN_SMTP_PORT": str(smtp_port),
-        "CAMPAIGN_SMTP_TIMEOUT": "5",
-        "CAMPAIGN_SMTP_MAX_RETRIES": "1",
-        "CAMPAIGN_SMTP_RETRY_WAIT": "0.01",
+        **wave_environment(settings, smtp_port),
         "CAMPAIGN_WEBHOOKS_ENDPOINTS__CALL_CENTER__URL": calls.url,
         "CAMPAIGN_WEBHOOKS_ENDPOINTS__CALL_CENTER__SECRET": SECRET,
         "CAMPAIGN_WEBHOOKS_ENDPOINTS__FIELD_FORCE__URL": visits.url,
