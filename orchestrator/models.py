@@ -190,3 +190,51 @@ class Suppression(SQLModel, table=True):
     reason: str = Field(max_length=30, nullable=False, description="unsubscribed, hard_bounce, complaint, do_not_contact, erased")
     source: str | None = Field(default=None, max_length=200, description="Where the entry came from (file, event).")
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class ResponseEvent(SQLModel, table=True):
+    """One outcome of a contact, reported by a channel system, an e-mail link or an import.
+
+    ``event_id`` is the sender's idempotency key: a repeated event is acknowledged and not
+    stored twice (unique per source). ``type`` is the outcome (e.g. ``reached``, ``sale``,
+    ``click``); which types count as a response, a conversion or a negative outcome is
+    configured per channel (``orchestrator.outcomes``).
+    """
+
+    __tablename__ = "response_events"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "event_id", name="uq_response_events_source_event"),
+        sa.Index("ix_response_events_wave_type", "wave_id", "type"),
+        sa.Index("ix_response_events_contact", "contact_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True))
+    source: str = Field(max_length=100, nullable=False, description="Who reported it: a channel system, 'links' or 'import'.")
+    event_id: str = Field(max_length=200, nullable=False)
+    contact_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    wave_id: int = Field(nullable=False)
+    customer_id: str = Field(max_length=200, nullable=False, index=True)
+    channel: str | None = Field(default=None, max_length=50)
+    type: str = Field(max_length=50, nullable=False)
+    value: float | None = Field(default=None, description="Money value of the outcome, e.g. a sale's amount.")
+    occurred_at: datetime = Field(nullable=False)
+    received_at: datetime = Field(default_factory=utcnow, nullable=False)
+    detail: str | None = Field(default=None, max_length=500, description="Free text of the channel system (no personal data).")
+
+
+class Conversion(SQLModel, table=True):
+    """A purchase or other goal reached by a customer, imported from the business's systems."""
+
+    __tablename__ = "conversions"
+    __table_args__ = (
+        sa.UniqueConstraint("customer_id", "occurred_at", "amount", "product", name="uq_conversions_row"),
+        sa.Index("ix_conversions_customer_time", "customer_id", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True))
+    customer_id: str = Field(max_length=200, nullable=False)
+    occurred_at: datetime = Field(nullable=False)
+    amount: float = Field(default=0.0, nullable=False)
+    product: str = Field(default="", max_length=200, nullable=False)
+    source: str | None = Field(default=None, max_length=200, description="File it was imported from.")
+    imported_at: datetime = Field(default_factory=utcnow, nullable=False)

@@ -152,6 +152,37 @@ class WebhookSettings(BaseSettings):
     concurrency: int = Field(4, ge=1, le=64, description="Task lists in flight at once per channel.")
 
 
+class ApiSource(BaseModel):
+    """A channel system that posts outcomes to the response API, and the secret it signs with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: SecretStr = Field(description="Standard Webhooks secret of this source, 'whsec_' + base64.", min_length=8)
+    channels: tuple[str, ...] = Field(
+        (), description="Channels whose contacts this source may report on; empty = the source's own name."
+    )
+
+
+class ApiSettings(BaseSettings):
+    """The response API (``campaign api``): outcomes from channel systems, e-mail links.
+
+    Sources are keyed by name, e.g. ``CAMPAIGN_API_SOURCES__CALL_CENTER__SECRET=whsec_...``.
+    """
+
+    model_config = SettingsConfigDict(**_config("api"), env_nested_delimiter="__")
+
+    host: str = Field("127.0.0.1", description="Interface the API listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    sources: dict[str, ApiSource] = Field(default_factory=dict, description="Channel systems allowed to post outcomes.")
+    tolerance_seconds: int = Field(
+        300, ge=1, le=3600, description="How far a request's webhook-timestamp may be from now (replay protection)."
+    )
+    max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Most events in one request.")
+    click_hosts: tuple[str, ...] = Field(
+        (), description="Hosts click redirects may lead to (besides signed URLs); empty = signed URLs only."
+    )
+
+
 class Settings(BaseSettings):
     """All engine settings, one nested object per area."""
 
@@ -162,6 +193,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @property
     def database_url(self) -> str:
