@@ -18,6 +18,7 @@ from rich.table import Table
 
 from orchestrator import progress
 from orchestrator.cli_dlq import dlq_app
+from orchestrator.cli_report import import_conversions_command, import_results_command, report_command
 from orchestrator.cli_models import models_app
 from orchestrator.cli_policy import policy_app, suppressions_app
 from orchestrator.cli_output import console, err, fail, print_problems
@@ -36,6 +37,9 @@ app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(dlq_app, name="dlq")
+app.command("report")(report_command)
+import_app.command("conversions")(import_conversions_command)
+import_app.command("results")(import_results_command)
 
 # --- db -----------------------------------------------------------------------------------
 

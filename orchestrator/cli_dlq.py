@@ -53,20 +53,6 @@ def list_dead(campaign: Annotated[Optional[str], typer.Option(help="Only this ca
     console.print(table)
 
 
-def find_rules(rules_dir: Path, campaign: str) -> Path | None:
-    """The rules file in ``rules_dir`` whose campaign is called ``campaign``."""
-    import yaml
-
-    for path in sorted(rules_dir.glob("*.y*ml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue
-        if isinstance(data, dict) and data.get("name") == campaign:
-            return path
-    return None
-
-
 @dlq_app.command("retry")
 def retry(
     batch_ids: Annotated[Optional[list[int]], typer.Argument(help="Batch ids from `campaign dlq list`.")] = None,
@@ -78,6 +64,7 @@ def retry(
     from orchestrator.batches import dead_letters, reopen
     from orchestrator.database import connect
     from orchestrator.ledger import find_wave
+    from orchestrator.rules import find_campaign_file
 
     settings = get_settings()
     engine = connect(settings)
@@ -96,7 +83,7 @@ def retry(
         by_wave.setdefault((d.campaign, d.wave, d.wave_id), []).append(d.batch_id)
     failed = False
     for (campaign, wave_key, wave_id), ids in by_wave.items():
-        path = rules or find_rules(settings.paths.rules_dir, campaign)
+        path = rules or find_campaign_file(settings.paths.rules_dir, campaign)
         if path is None:
             raise fail(f"no rules file for campaign '{campaign}' in {settings.paths.rules_dir}; pass --rules FILE")
         prepared = stages.prepare(settings, path, wave_key)

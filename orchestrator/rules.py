@@ -216,3 +216,17 @@ def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions
 
 def _top_level_keys() -> list[str]:
     return list(CampaignSpec.model_json_schema()["properties"])
+
+
+def find_campaign_file(rules_dir: Path, campaign: str) -> Path | None:
+    """The rules file in ``rules_dir`` whose campaign is called ``campaign`` (None if there is none)."""
+    import yaml
+
+    for path in sorted(Path(rules_dir).glob("*.y*ml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("name") == campaign:
+            return path
+    return None

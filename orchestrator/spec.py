@@ -113,6 +113,7 @@ __all__ = [
     "OPERATORS",
     "Operator",
     "ScheduleSpec",
+    "SuccessSpec",
     "condition_to_data",
     "parse_condition",
 ]
@@ -344,6 +345,23 @@ CHANNEL_NAMES = ("email", "call_center", "field_force", "webhook")
 """Channel sections a rules file may have, in the order ties are broken."""
 
 
+class SuccessSpec(_Spec):
+    """How success control measures the campaign (``campaign report``)."""
+
+    goal: Literal["response", "conversion"] = Field(
+        "conversion",
+        description=(
+            "conversion: customers who convert (imported conversions or conversion outcomes) within the window, "
+            "treated and control alike; response: customers with a response outcome (only contacted ones can respond)."
+        ),
+    )
+    window_days: int = Field(30, strict=True, ge=1, le=730, description="Days after the wave date a conversion is attributed to it.")
+    product: str | None = Field(None, max_length=200, description="Count only conversions of this product.")
+    value: Literal["conversions", "outcomes"] = Field(
+        "conversions", description="Where revenue comes from: imported conversions' amounts, or the values of conversion outcomes."
+    )
+
+
 class AllocationSpec(_Spec):
     """What happens to customers whose best channel is full."""
 
@@ -483,6 +501,7 @@ class CampaignSpec(_Spec):
         description="Arbitration: when campaigns of one cycle want the same customer, the higher priority wins.",
     )
     allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
+    success: SuccessSpec = Field(default_factory=SuccessSpec, description="How the campaign's success is measured.")
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
     include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")
