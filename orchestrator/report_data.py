@@ -90,7 +90,7 @@ def contact_frame(
             sa.select(
                 c.c.id.label("contact_id"), c.c.wave_id, c.c.customer_id, c.c.channel, c.c.variant, c.c.arm, c.c.score,
                 c.c.status,
-            ).where(c.c.wave_id.in_(ids), c.c.arm.in_([Arm.TREATMENT.value, Arm.CONTROL.value])),
+            ).where(c.c.wave_id.in_(ids), c.c.arm.in_([Arm.TREATMENT.value, Arm.CONTROL.value])).order_by(c.c.id),
             conn,
         )
         found = pd.read_sql(
