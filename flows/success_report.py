@@ -1,0 +1,43 @@
+"""Prefect flow ``success_report``: a campaign's success control, shown in the Prefect UI.
+
+The logic lives in ``orchestrator.cli_report.build_campaign_report`` (ledger -> contact
+frame -> ``orchestrator.success``); this flow runs it as one task, attaches the result as
+a markdown artifact (headline, notes, the segments) and a table artifact, and writes the
+HTML report with charts when asked. Schedulable like the campaigns (e.g. daily while the
+attribution window is open).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from orchestrator.settings import get_settings
+
+
+@task(name="build-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def build(campaign: str, waves: list[str] | None):
+    from orchestrator.cli_report import build_campaign_report
+
+    return build_campaign_report(get_settings(), campaign, waves=waves)
+
+
+@flow(name="success_report", log_prints=False, validate_parameters=True)
+def success_report(campaign: str, waves: list[str] | None = None, html_path: str | None = None) -> dict:
+    """Success control of ``campaign``: treated against control with confidence, as Prefect artifacts."""
+    from orchestrator.report_render import markdown_report, table_rows, write_html
+
+    report = build(campaign, waves)
+    key = f"success-{campaign}".lower().replace("_", "-")[:100]
+    create_markdown_artifact(markdown_report(report), key=key, description=f"Success control of {campaign}")
+    create_table_artifact(table_rows(report), key=f"{key}-segments"[:100], description=f"Segments of {campaign}")
+    overall = report.overall()
+    get_run_logger().info(
+        "%s: %d treated, %d control, significant: %s", campaign, overall.treated, overall.control, overall.significant
+    )
+    if html_path:
+        write_html(report, Path(html_path))
+    return report.to_dict()
