@@ -177,6 +177,8 @@ def headline(report: SuccessReport) -> str:
         "harmed": "the campaign lowered the success rate",
         "not significant": "not significant, the difference may be chance",
     }[verdict(overall)]
+    if "control group too small" in overall.flags:
+        outcome += " (the control group is too small to tell)"
     return f"{text}: {outcome}."
 
 
@@ -528,7 +530,7 @@ def gains_chart(report: SuccessReport) -> str:
         ax.legend(fontsize=8, frameon=False)
         if has_share:
             ax2 = axes[1]
-            points = [(d, s) for d, s in zip(deciles, shares, strict=True) if s is not None]
+            points = [(0, 0.0)] + [(d, s) for d, s in zip(deciles, shares, strict=True) if s is not None]
             ax2.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=GREEN, linewidth=2, label="campaign")
             top = max(deciles)
             ax2.plot([0, top], [0, 1], color=GREY, linestyle=":", label="random")

@@ -167,7 +167,7 @@ def test_tiny_groups_with_flags(tmp_path):
         curve=[], gains=[], notes=["Only 4 customers in the control group; lift is very uncertain."],
     )
     text = headline(report)
-    assert "p = 0.62" in text and "not significant" in text
+    assert "p = 0.62" in text and "not significant" in text and "too small to tell" in text
     page = write_html(report, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "control group too small" in page and 'class="flags"' in page
     assert "Only 4 customers in the control group" in page
@@ -238,3 +238,17 @@ def test_table_rows_are_json(with_control):
     assert rows[0]["significant"] is True
     json.dumps(rows, allow_nan=False)
     assert {r["dimension"] for r in rows} == {"overall", "wave", "channel", "variant", "score_decile"}
+
+
+def test_significant_decrease_is_said_and_coloured_red():
+    report = SuccessReport(
+        campaign="oops", goal="response", window_days=7, waves=["w1"],
+        segments=[segment("overall", "all", 9000, 1000, 700, 110, p=0.002, flags=["negative lift"])],
+        curve=[], gains=[], notes=[],
+    )
+    assert headline(report).endswith("the campaign lowered the success rate.")
+    assert 'class="headline harmed"' in render_html(report)
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    assert "negative lift" in console.export_text(clear=False)
+    assert re.search(r'<span style="color: #800000; [^"]*font-weight: bold">-3\.2 \[', console.export_html(inline_styles=True))
