@@ -235,3 +235,42 @@ def test_docs_and_health(served):
     assert body == {"$ref": "#/components/schemas/OutcomeBatch"}
     assert "swagger" in client.get("/docs").text.lower()
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_api_command_serves(tmp_path):
+    """``python -m orchestrator.cli_api`` (the ``campaign api`` command) serves the app from the environment's settings."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {
+        "CAMPAIGN_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
+        "CAMPAIGN_PATHS_DATA_DIR": str(tmp_path / "var"),
+        "CAMPAIGN_PATHS_RULES_DIR": str(REPO / "rules"),
+        "CAMPAIGN_API_SOURCES__CALL_CENTER__SECRET": CC_SECRET,
+        "CAMPAIGN_API_PORT": str(port),
+        "PYTHONPATH": str(REPO),
+    }
+    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli_api"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "campaign api did not start"
+                time.sleep(0.1)
+        assert answer.json() == {"status": "ok"}
+        body = json.dumps({"events": [event("x", "w1-c1.bad")]})
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/outcomes", content=body, headers=signed(body)).json()["rejected"] == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
