@@ -25,6 +25,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from orchestrator.bulk import bulk_insert
 from orchestrator.models import Conversion, utcnow
 from orchestrator.problems import Problem, ValidationFailed, did_you_mean
 
@@ -33,7 +34,6 @@ conversions = Conversion.__table__
 TIME_COLUMNS = ("occurred_at", "time", "date", "timestamp", "converted_at")
 ID_COLUMNS = ("customer_id", "customer")
 AMOUNT_COLUMNS = ("amount", "value", "revenue")
-BATCH = 10_000
 
 
 @dataclass
@@ -142,16 +142,35 @@ def import_conversions(
         raise ValidationFailed(report.bad_rows)
     now = utcnow()
     source = Path(path).name[:200]
+    columns = ["customer_id", "occurred_at", "amount", "product", "source", "imported_at"]
     with engine.begin() as conn:
         before = conn.execute(sa.select(sa.func.count()).select_from(conversions)).scalar_one()
-        for start in range(0, len(good), BATCH):
-            chunk = [{**r, "source": source, "imported_at": now} for r in good[start : start + BATCH]]
-            conn.execute(_insert_ignore(conn), chunk)
-            progress(len(chunk))
+        # bulk-load a staging table (COPY / executemany), then one INSERT ... SELECT that skips rows
+        # imported before (the unique row constraint): idempotent and fast
+        staging = sa.Table(
+            "_conversions_stage", sa.MetaData(), *(sa.Column(c.name, c.type) for c in conversions.c if c.name in columns),
+            prefixes=["TEMPORARY"],
+        )
+        staging.create(conn)
+        stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else now
+        bulk_insert(
+            conn, staging.name, columns,
+            ((r["customer_id"], _db_time(conn, r["occurred_at"]), r["amount"], r["product"], source, stamp) for r in good),
+        )
+        progress(len(good))
+        select = sa.select(*(staging.c[c] for c in columns)).where(sa.true())  # SQLite: WHERE before ON CONFLICT
+        conn.execute(_insert_ignore(conn).from_select(columns, select))
+        staging.drop(conn)
         after = conn.execute(sa.select(sa.func.count()).select_from(conversions)).scalar_one()
     report.imported = after - before
     report.duplicates = len(good) - report.imported
     return report
+
+
+def _db_time(conn: sa.Connection, value: datetime):
+    """A UTC time as the database stores it (raw DB-API inserts bypass SQLAlchemy's type processing)."""
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else value
 
 
 def _insert_ignore(conn: sa.Connection):
