@@ -18,6 +18,7 @@ Contract:
 * Cost per batch: the references are verified in memory, the contacts are looked up in ONE
   query (one bound array/JSON parameter, so any batch size fits), and the accepted events are
   written with ONE bulk ``INSERT ... ON CONFLICT (source, event_id) DO NOTHING RETURNING``
+  (PostgreSQL: large batches COPY into a staging table first)
   (SQLite and PostgreSQL); what the insert did not return was there already: a duplicate.
 * Side effects, in the same transaction as the events: a new ``unsubscribe``, ``complaint`` or
   ``hard_bounce`` event of an e-mail contact puts the customer on the suppression list for
@@ -42,6 +43,7 @@ import sqlalchemy as sa
 from itsdangerous import BadData, URLSafeSerializer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from orchestrator.bulk import bulk_insert
 from orchestrator.messages import InvalidTrackingToken, read_tracking_token
 from orchestrator.models import Contact, ResponseEvent, Suppression, utcnow
 from orchestrator.outcomes import Outcomes
@@ -182,6 +184,22 @@ def _store(conn: sa.Connection, rows: list[dict]) -> set[str]:
     """Insert ``rows`` into ``response_events``, skipping (source, event_id) already there; the new event ids."""
     if not rows:
         return set()
+    if conn.dialect.name == "postgresql" and len(rows) > 100:
+        # COPY into a staging table, then one INSERT ... SELECT: psycopg spends most of a large
+        # multi-row VALUES insert converting the query text.
+        columns = list(rows[0])
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE tmp_response_events (source varchar(100), event_id varchar(200), contact_id bigint, "
+            "wave_id integer, customer_id varchar(200), channel varchar(50), type varchar(50), value double precision, "
+            "occurred_at timestamptz, received_at timestamptz, detail varchar(500)) ON COMMIT DROP"
+        )
+        bulk_insert(conn, "tmp_response_events", columns, ([row[c] for c in columns] for row in rows))
+        staged = sa.table("tmp_response_events", *(sa.column(c) for c in columns))
+        statement = _insert(conn, events_table).from_select(columns, sa.select(*staged.c))
+        statement = statement.on_conflict_do_nothing(index_elements=["source", "event_id"]).returning(events_table.c.event_id)
+        inserted = set(conn.execute(statement).scalars())
+        conn.exec_driver_sql("DROP TABLE tmp_response_events")
+        return inserted
     statement = _insert(conn, events_table).on_conflict_do_nothing(index_elements=["source", "event_id"])
     return set(conn.execute(statement.returning(events_table.c.event_id), rows).scalars())
 

@@ -10,13 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from channels.webhook_receiver import serve_receiver
 from orchestrator.response_api import PIXEL, click_url, create_app
 from orchestrator.settings import ApiSettings, ApiSource, Settings
-from tests.test_responses import Ledger, make_ledger, stored, suppressed
+from tests.test_responses import make_ledger, stored, suppressed
 
 CC_SECRET = "whsec_" + base64.b64encode(b"call-center-secret-0123456789abc").decode()
 ESP_SECRET = "whsec_" + base64.b64encode(b"e-mail-service-secret-0123456789").decode()

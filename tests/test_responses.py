@@ -173,3 +173,16 @@ def test_event_model_checks_shape():
         EventIn(event_id="x", type="sale", occurred_at=WHEN, outcome_ref="r", detail="x" * 501)
     with pytest.raises(ValidationError):
         EventIn(event_id="", type="sale", occurred_at=WHEN, outcome_ref="r")
+
+
+def test_large_batch_with_repeats(engine, settings):
+    """Large batches take the bulk path (PostgreSQL: COPY + INSERT ... SELECT); repeats still count once."""
+    book = make_ledger(engine, settings)
+    refs = [book.ref(c) for c in ("c1", "c2", "c3")]
+    first = [EventIn(event_id=f"n{i}", type="reached", occurred_at=WHEN, outcome_ref=refs[i % 3], value=float(i)) for i in range(300)]
+    assert {r.status for r in run(engine, settings, first)} == {"accepted"}
+    second = first[150:] + [EventIn(event_id=f"n{i}", type="busy", occurred_at=WHEN, outcome_ref=refs[0]) for i in range(300, 450)]
+    results = run(engine, settings, second)
+    assert [r.status for r in results] == ["duplicate"] * 150 + ["accepted"] * 150
+    rows = stored(engine)
+    assert len(rows) == 450 and rows[7][4] == 7.0 and rows[0][5] == WHEN
