@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from functools import partial
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -29,6 +30,7 @@ from itsdangerous import BadData, URLSafeSerializer
 from channels.base import Outbound
 from orchestrator import ledger
 from orchestrator.customer_table import ID_COLUMN
+from orchestrator.links import click_link, click_signer
 from orchestrator.problems import Problem
 from orchestrator.progress import progress
 from orchestrator.settings import Settings
@@ -108,6 +110,7 @@ class MessageBuilder:
         self.mailto = settings.links.unsubscribe_mailto
         self.signer = URLSafeSerializer(settings.link_secret(), salt="unsubscribe")
         self.tracker = _tracking_signer(settings.link_secret())
+        self.clicks = click_signer(settings.link_secret())
         sender = parseaddr(spec.channels.email.sender)[1]
         self.domain = sender.rpartition("@")[2] or "campaign.local"
 
@@ -121,6 +124,7 @@ class MessageBuilder:
             unsubscribe_url=f"{self.base_url}/unsubscribe/{token}",
             tracking_token=tracking,
             open_pixel_url=f"{self.base_url}/o/{tracking}.gif",
+            click=partial(click_link, self.clicks, self.base_url, tracking),
         )
         return context
 

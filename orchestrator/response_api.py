@@ -48,6 +48,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from orchestrator.database import connect
+from orchestrator.links import click_link, click_signer, is_http_url as _http_url
 from orchestrator.messages import InvalidTrackingToken, read_tracking_token
 from orchestrator.outcomes import load_outcomes
 from orchestrator.responses import LINKS_SOURCE, EventIn, InvalidUnsubscribeToken, ingest, read_unsubscribe_token, unsubscribe
@@ -57,7 +58,6 @@ __all__ = ["OutcomeBatch", "OutcomeReceipt", "click_url", "create_app"]
 
 log = logging.getLogger(__name__)
 
-CLICK_SALT = "click"
 LINK_CHANNELS = ("email",)
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -101,12 +101,7 @@ class Problem(BaseModel):
 
 
 def _click_signer(settings: Settings) -> Signer:
-    return Signer(settings.link_secret(), salt=CLICK_SALT)
-
-
-def _http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return click_signer(settings.link_secret())
 
 
 def click_url(settings: Settings, tracking_token: str, url: str) -> str:
@@ -114,11 +109,7 @@ def click_url(settings: Settings, tracking_token: str, url: str) -> str:
 
     Raises ``ValueError`` unless ``url`` is an absolute http(s) URL.
     """
-    if not _http_url(url):
-        raise ValueError(f"The 'url' parameter of click_url must be an absolute http(s) URL. Got {url!r} instead.")
-    signature = _click_signer(settings).get_signature(url).decode()
-    base = settings.links.base_url.rstrip("/")
-    return f"{base}/c/{quote(tracking_token, safe='')}?u={quote(url, safe='')}&s={signature}"
+    return click_link(_click_signer(settings), settings.links.base_url, tracking_token, url)
 
 
 class _Source(Webhook):

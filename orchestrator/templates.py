@@ -61,7 +61,9 @@ __all__ = [
     "check_template",
 ]
 
-ENGINE_VARIABLES: frozenset[str] = frozenset({"campaign", "wave", "unsubscribe_url", "customer_id", "tracking_token", "open_pixel_url"})
+ENGINE_VARIABLES: frozenset[str] = frozenset(
+    {"campaign", "wave", "unsubscribe_url", "customer_id", "tracking_token", "open_pixel_url", "click"}
+)
 """Variables the engine passes to every template, whatever the customer table holds."""
 
 

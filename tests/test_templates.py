@@ -39,6 +39,7 @@ def customer(**overrides) -> dict:
         "campaign": "winback-email",
         "wave": "2026-11-23",
         "unsubscribe_url": "https://links.acme.example/unsubscribe/abc123",
+        "click": lambda url: url,  # the message builder binds it to a signed, tracked link
     }
     row.update(overrides)
     return row
@@ -266,7 +267,7 @@ def test_check_finds_undefined_variables_with_lines_and_suggestions(tmp_path):
                 "{% if coupon is defined %}{{ coupon }}{% endif %}\n"
                 "{% with total = revenue_12m * 2 %}{{ total }}{% endwith %}\n"
                 "{{ unsubscribe_url }} {{ campaign }} {{ wave }} {{ customer_id }} {{ range(3)|list }}\n"
-                "{{ tracking_token }} {{ open_pixel_url }}\n"
+                "{{ tracking_token }} {{ open_pixel_url }} {{ click('https://acme.example/') }}\n"
             ),
         },
     )
