@@ -61,14 +61,39 @@ def _open_day(settings) -> str:
     return day.isoformat()
 
 
+def _simulate_conversions(engine, path: Path, wave: str) -> Path:
+    """Purchases in the 30 days after the wave: 4% of everyone, plus a campaign effect among the
+    treated (1 point for e-mail, 6 for a call, 12 for a visit). The engine does not know these
+    rates; success control has to find the effect from the random control groups."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    lift = {"email": 0.01, "call_center": 0.06, "field_force": 0.12}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select customer_id, arm, channel from contacts where arm in ('treatment', 'control')")).all()
+    rng = np.random.default_rng(2026)
+    day = date.fromisoformat(wave)
+    lines = ["customer_id,occurred_at,amount,product"]
+    for customer_id, arm, channel in rows:
+        p = 0.04 + (lift.get(channel, 0.0) if arm == "treatment" else 0.0)
+        if rng.random() < p:
+            when = day + timedelta(days=int(rng.integers(1, 30)))
+            lines.append(f"{customer_id},{when.isoformat()}T12:00:00,{rng.gamma(2.0, 60.0):.2f},deposit")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def run_demo(output: Path, n_customers: int, console: Console) -> dict:
     import base64
     import secrets
 
     from channels.webhook_receiver import BatchStore, receiver_app, serve_receiver
     from orchestrator.cli import _prepare_cycle, print_channels, print_funnel, print_losses, print_summary, run_cycle
+    from orchestrator.cli_report import build_campaign_report
+    from orchestrator.conversions import import_conversions
     from orchestrator.customers import import_customers
     from orchestrator.database import connect
+    from orchestrator.report_render import print_report, write_html
 
     output = output.resolve()
     if output.exists():
@@ -109,6 +134,17 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
         for summary in second:
             print_summary(summary)
 
+        console.rule("5. What came of it: simulated purchases, success control against the random control groups")
+        conversions = _simulate_conversions(connect(settings), output / "conversions.csv", wave)
+        imported = import_conversions(connect(settings), conversions)
+        console.print(f"imported {imported.imported:,} purchases in the 30 days after the wave from {conversions}")
+        reports = {}
+        for path in rules:
+            name = path.stem
+            report = build_campaign_report(settings, name)
+            print_report(report, console)
+            reports[name] = write_html(report, output / "reports" / f"{name}.html")
+
     tasks = {channel: sum(store.tasks_per_customer("/" + channel).values()) for channel in TASK_CHANNELS}
     lines = []
     for summary in first:
@@ -124,6 +160,7 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
         f"SMTP server received {sink.received:,} e-mails, one .eml file each: {mail_dir}",
         f"receivers accepted {tasks['call_center']:,} call tasks and {tasks['field_force']:,} visits "
         f"in {len(store.lists())} signed task lists: {hooks_dir}",
+        "success reports with charts: " + ", ".join(str(p) for p in reports.values()),
         f"engine database (SQLite): {output / 'var' / 'campaign.db'}",
     ]
     console.print(Panel.fit(Text("\n".join(lines)), title="Demo finished"))

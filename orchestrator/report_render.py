@@ -267,6 +267,9 @@ TERMINAL_COLUMNS = [
     "Segment", "Treated", "Control", "Rate T", "Rate C", "Lift, points [95% CI]", "Rel. lift",
     "p (test)", "Incr. succ.", "Rev./cust. T / C", "Incr. revenue", "Cost", "ROI", "Flags",
 ]
+WIDE = 180  # columns a terminal needs for the full table
+NARROW_SUCCESS = (0, 1, 2, 3, 4, 5, 7, 13)  # segment, counts, rates, lift, p, flags
+NARROW_MONEY = (0, 8, 9, 10, 11, 12)  # segment, incremental successes, revenue, cost, ROI
 _STYLE = {"worked": "bold green", "harmed": "bold red", "not significant": "", "unmeasured": "yellow"}
 
 
@@ -283,18 +286,25 @@ def print_report(report: SuccessReport, console: Console) -> None:
     if report.notes:
         notes = [Text("Notes", style="bold yellow")] + [Text(f"• {n}", style="yellow") for n in report.notes]
         console.print(Group(*notes))
+    # a wide terminal gets one table per dimension; a narrow one two: success and money
+    groups = [range(len(TERMINAL_COLUMNS))] if console.width >= WIDE else [NARROW_SUCCESS, NARROW_MONEY]
     for _dimension, heading, segments in by_dimension(report):
-        table = Table(title=Text(heading, style="bold"), title_justify="left")
-        for i, name in enumerate(TERMINAL_COLUMNS):
-            table.add_column(name, justify="right" if i in NUMERIC else "left", overflow="fold")
+        rows = []
         for s in segments:
             row = [Text(c) for c in cells(s, intervals=False)]
             style = _STYLE[verdict(s)] if s.significant else ""
             for i in LIFT_CELLS:
                 row[i].stylize(style)
             row[-1].stylize("yellow")
-            table.add_row(*row)
-        console.print(table)
+            rows.append(row)
+        for k, columns in enumerate(groups):
+            title = heading if k == 0 else f"{heading}: revenue and cost"
+            table = Table(title=Text(title, style="bold"), title_justify="left")
+            for i in columns:
+                table.add_column(TERMINAL_COLUMNS[i], justify="right" if i in NUMERIC else "left", overflow="fold")
+            for row in rows:
+                table.add_row(*(row[i] for i in columns))
+            console.print(table)
 
 
 # ---------------------------------------------------------------------------------------------
