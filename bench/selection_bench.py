@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -88,23 +87,7 @@ frequency_caps:
 """
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Stages:
-    """Seconds and peak RSS (MiB, so far) after each named stage."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.peak: dict[str, float] = {"start": round(peak_mib())}
-
-    def __call__(self, name, fn, *args, **kwargs):
-        start = time.perf_counter()
-        result = fn(*args, **kwargs)
-        self.seconds[name] = round(time.perf_counter() - start, 3)
-        self.peak[name] = round(peak_mib())
-        return result
+from stages import Stages, peak_mib  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 # --- data shared by every part (generated once, in the parent) ---------------------------------

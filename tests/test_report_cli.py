@@ -65,7 +65,8 @@ def test_report_measures_lift_against_control_as_json_table_and_html(report_env,
     assert overall["treated"] + overall["control"] == 4000 and overall["control"] > 600
     lift = overall["absolute_lift"]
     assert lift["low"] < 0.04 < lift["high"] and overall["p_value"] < 0.01 and overall["significant"]
-    assert overall["cost"] == pytest.approx(overall["treated"] * 0.0)  # winback-email declares no cost
+    assert overall["cost"] == pytest.approx(overall["treated"] * 0.05)  # rules: 0.05 per e-mail sent
+    assert overall["roi"]["value"] is not None
     assert {s["dimension"] for s in report["segments"]} >= {"overall", "wave", "channel", "score_decile"}
 
     html = tmp_path / "report.html"
