@@ -143,7 +143,7 @@ def import_results_command(
     try:
         report = import_results(
             connect(get_settings()), file, campaign=campaign, arm_column=arm_column, control_label=control_label,
-            outcome_columns=outcome, id_column=id_column, wave_key=wave, wave_date=day,
+            outcome_columns=outcome, id_column=id_column, wave_key=wave, wave_date=day, settings=get_settings(),
         )
     except ValidationFailed as exc:
         print_problems(exc.problems)

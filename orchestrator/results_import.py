@@ -71,6 +71,7 @@ def import_results(
     id_column: str = "customer_id",
     wave_key: str | None = None,
     wave_date: date | None = None,
+    settings=None,
 ) -> ResultsImport:
     """Import ``path``; see the module docstring. Raises ``ValidationFailed`` naming file, line and column."""
     file = str(path)
@@ -157,7 +158,24 @@ def import_results(
         conn.execute(ledger.waves.update().where(ledger.waves.c.id == wave.id).values(status=WaveStatus.COMPLETED, finished_at=now))
     report.customers = len(ids)
     report.arms = {label: labels.count(label) for label in sorted(set(labels))}
+    if settings is not None:  # the file's other columns are what was known about each customer then
+        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns})
     return report
+
+
+def _write_snapshot(settings, wave_id: int, path: Path, id_column: str, drop: set[str]) -> None:
+    import pandas as pd
+
+    from orchestrator.identifiers import normalise_names
+    from orchestrator.snapshots import snapshot_path
+
+    frame = pd.read_csv(path, dtype={id_column: str}).drop(columns=sorted(drop))
+    features = [c for c in frame.columns if c != id_column]
+    frame = frame[[id_column, *features]]
+    frame.columns = ["customer_id", *normalise_names(features, reserved=["customer_id"])]
+    target = snapshot_path(settings, wave_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target, index=False)
 
 
 def _ts(conn: sa.Connection, value: datetime):

@@ -26,7 +26,7 @@ A rules file is a YAML mapping under ``rules/``, one campaign per file::
         reply_to: service@acme.example              # optional
         address_column: email      # optional; the customer column with the address
     scores:                        # optional: select by a model of the registry
-      model: term-deposit
+      model: term-deposit          # a response model (probability) or an uplift model (effect)
       min_score: 0.2               # and/or top: 5000 / top_percent: 10
     variants:                      # optional A/B test within the treated group
       a: {share: 0.5}
@@ -376,7 +376,10 @@ class ScoresSpec(_Spec):
 
     model: str = Field(description="Registered model name; its champion version scores the audience.")
     version: int | None = Field(None, strict=True, ge=1, description="A fixed model version instead of the champion.")
-    min_score: float | None = Field(None, ge=0, le=1, description="Keep customers scoring at least this.")
+    min_score: float | None = Field(
+        None, ge=-1, le=1,
+        description="Keep customers scoring at least this; for an uplift model the predicted effect, e.g. 0 = only a positive effect.",
+    )
     top: int | None = Field(None, strict=True, ge=1, description="Keep the N best-scoring customers.")
     top_percent: float | None = Field(None, gt=0, le=100, description="Keep the best-scoring N percent.")
 

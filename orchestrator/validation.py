@@ -145,7 +145,11 @@ def _model_problems(settings: Settings, spec: CampaignSpec, engine: sa.Engine, c
     scores = spec.scores
     where = ("scores", "version") if scores.version is not None else ("scores", "model")
     try:
-        model = load(settings, get(engine, scores.model, scores.version))
+        record = get(engine, scores.model, scores.version)
+        if scores.min_score is not None and scores.min_score < 0 and record.kind != "uplift":
+            problem = f"min_score {scores.min_score:g} is below 0: only an uplift model predicts effects below 0; '{scores.model}' is a {record.kind} model"
+            return [document.positions.problem(("scores", "min_score"), problem, at="value")] if document else [Problem(str(spec.source), None, None, problem)]
+        model = load(settings, record)
         model.check_kinds(table_kinds(columns))
     except ModelNotFound as exc:
         message = f"{exc}; train one with `campaign models train --name {scores.model} ...`"

@@ -33,6 +33,7 @@ from orchestrator import batches, ledger
 from orchestrator.capacity import load_capacity, used_capacity
 from orchestrator.dispatch import dispatch_channel
 from orchestrator.planning import CampaignPlan, plan_cycle, selection_columns
+from orchestrator.snapshots import ensure_snapshot, write_snapshot
 from orchestrator.suppressions import suppress_hard_bounces
 from orchestrator.tasks import TaskBuilder
 from orchestrator.customer_table import ID_COLUMN, customer_columns, customer_table
@@ -279,11 +280,13 @@ def record(settings: Settings, wave: ledger.WaveRef, selection: Selection | Camp
             scores=plan.selection.scores, assignees=plan.assignees, values=plan.values, planned_for=as_of,
         )
         ledger.record_losses(engine, wave.key, plan.spec.name, plan.lost_to)
-        return counts
-    return ledger.record_contacts(
-        engine, wave.id, selection.ids, selection.arms, CHANNEL, variants=selection.variants, scores=selection.scores,
-        planned_for=as_of,
-    )
+    else:
+        counts = ledger.record_contacts(
+            engine, wave.id, selection.ids, selection.arms, CHANNEL, variants=selection.variants, scores=selection.scores,
+            planned_for=as_of,
+        )
+    write_snapshot(engine, settings, wave.id)  # what was known at selection time, for training later
+    return counts
 
 
 # --- 5. send ------------------------------------------------------------------------------
@@ -330,6 +333,7 @@ def send_pending(
     """
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
+    ensure_snapshot(engine, settings, wave.id)  # a run killed between recording and its snapshot
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
     sent_now = 0
     failures: list[str] = []
