@@ -68,6 +68,7 @@ from orchestrator.scoring import (
     MIN_CLASS_ROWS,
     ResponseModel,
     fingerprint,
+    kind_of_series,
     parse_target,
     split_target,
 )
@@ -206,10 +207,20 @@ class UpliftModel(BaseEstimator):
         """The predicted uplift for each row of ``frame`` (other columns are ignored); see ``ResponseModel.score_frame``."""
         self._check_fitted()
         models = self.response_models_
-        if self.approach == "two_model":
-            treated = models["treated"].score_frame(frame, check=check)
-            return treated - models["control"].score_frame(frame, check=False)
-        return 2.0 * models["transformed"].score_frame(frame, check=check) - 1.0
+        if self.approach == "class_transformation":
+            return 2.0 * models["transformed"].score_frame(frame, check=check) - 1.0
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"frame must be a pandas DataFrame with named columns; got {type(frame).__name__}")
+        kinds: dict[str, str | None] = {str(column): None for column in frame.columns}
+        if check:
+            kinds.update({name: kind_of_series(frame[name]) for name in self.features_ if name in frame.columns})
+        self.check_kinds(kinds)
+        if len(frame) == 0:
+            return np.empty(0, dtype=np.float64)
+        # Both models have the same features and kinds: prepare the columns once.
+        treated, control = models["treated"], models["control"]
+        prepared = treated._prepare(frame)
+        return treated.pipeline_.predict_proba(prepared)[:, 1] - control.pipeline_.predict_proba(prepared)[:, 1]
 
     def check_kinds(self, kinds: Mapping[str, str | None]) -> None:
         """Raise ``FeatureMismatch`` if a feature is absent from ``kinds`` or its kind changed (``None``: unknown)."""

@@ -218,6 +218,10 @@ def test_scoring_refuses_missing_or_changed_features(fitted, validation):
         fitted.score_frame(X_val.assign(age=X_val["age"].astype(str)))
     with pytest.raises(FeatureMismatch, match="feature 'segment' is missing"):
         fitted.score_frame(X_val.drop(columns=["segment"]))
+    with pytest.raises(FeatureMismatch, match="feature 'segment' is missing, did you mean 'segmnt'"):
+        fitted.score_frame(X_val.rename(columns={"segment": "segmnt"}), check=False)
+    with pytest.raises(TypeError, match="frame must be a pandas DataFrame"):
+        fitted.score_frame(X_val.to_numpy())
     with pytest.raises(FeatureMismatch, match="feature 'member' was a yes/no value at training, is text now"):
         fitted.check_kinds({"age": "number", "segment": "text", "income": "number", "member": "text"})
 
