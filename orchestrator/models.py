@@ -176,6 +176,15 @@ class ModelVersion(SQLModel, table=True):
     artefact: str = Field(nullable=False, description="Path of the saved pipeline, relative to the data folder.")
     stage: str = Field(default="champion", max_length=20, nullable=False, description="champion, challenger or retired")
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    lineage: dict = Field(
+        default_factory=dict,
+        sa_column=sa.Column(sa.JSON, nullable=False, server_default=sa.text("'{}'")),
+        description="Where the version came from: training window, waves, rows, outcome, validation scheme, "
+        "code version, parent version (``model_registry`` documents the keys).",
+    )
+    validation_metric: str | None = Field(default=None, max_length=50, description="e.g. roc_auc or qini_auc")
+    validation_score: float | None = Field(default=None, description="The validation_metric on the validation data.")
+    promoted_at: datetime | None = Field(default=None, description="When the version last became champion.")
 
 
 class Suppression(SQLModel, table=True):
