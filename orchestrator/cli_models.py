@@ -4,10 +4,18 @@
   [--estimator logistic|gradient_boosting]``: reads a CSV/Parquet file (column names normalised
   as the customer import does, e.g. ``emp.var.rate`` -> ``emp_var_rate``; either spelling is
   accepted for ``--target`` and ``--exclude``) or a customer table, measures the model on a 25 %
-  stratified holdout, refits it on every row and registers it as the next version (champion).
-- ``list``: every registered version with its holdout metrics.
-- ``show NAME [--version N]``: one version (default: the newest champion): metrics, calibration
-  table and features.
+  stratified holdout, refits it on every row and registers it as the next version: the champion
+  (the one before it is retired), or with ``--challenger`` a challenger beside the champion.
+  Its validation score is the holdout ROC AUC.
+- ``list``: every registered version: stage, validation score, holdout metrics, training window,
+  code version.
+- ``show NAME [--version N]``: one version (default: the champion): stage, validation score,
+  lineage, metrics, calibration table and features.
+- ``promote NAME VERSION [--force]``: that version becomes the champion, the champion before it is
+  retired (one transaction). A retired version needs ``--force``; promoting the champion again
+  says so and changes nothing.
+- ``compare NAME [VERSION ...]``: versions side by side (all when none are given): stage,
+  validation metric and score, difference to the champion, rows, training window, code version.
 
 Exit status 0 on success, 1 when the data or a name is wrong (the message says why), 2 on wrong usage.
 """
@@ -20,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import progress
@@ -50,13 +59,14 @@ def train(
     target: Annotated[str, typer.Option("--target", help="Outcome column: yes/no, true/false or 1/0.")],
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Column not to learn from (repeatable), e.g. one only known after the contact.")] = None,
     estimator: Annotated[Estimator, typer.Option("--estimator", help="Learning algorithm.")] = Estimator.logistic,
+    challenger: Annotated[bool, typer.Option("--challenger", help="Register beside the champion instead of replacing it (promote later with `campaign models promote`).")] = False,
 ) -> None:
     """Train a response model, measure it on a holdout and register it as the next version."""
     import sqlalchemy as sa
 
     from orchestrator.customer_report import ImportFailed
     from orchestrator.database import connect
-    from orchestrator.model_registry import register
+    from orchestrator.model_registry import promote, register
     from orchestrator.scoring import train_response_model
 
     settings = get_settings()
@@ -71,7 +81,21 @@ def train(
             result = train_response_model(
                 frame, target, exclude=excluded, estimator=estimator.value, progress=advance
             )
-        record = register(engine, settings, name, result.model, result.metrics, result.fingerprint, target, result.rows)
+        lineage = {
+            "source": data,
+            "rows": result.rows,
+            "outcome": target,
+            "excluded": excluded,
+            "estimator": estimator.value,
+            "validation": "stratified holdout (25 %), then refit on every row",
+        }
+        # A challenger first, then promoted: the name never has two champions at once.
+        record = register(
+            engine, settings, name, result.model, result.metrics, result.fingerprint, target, result.rows,
+            stage="challenger", lineage=lineage, validation_metric="roc_auc", validation_score=result.metrics.get("roc_auc"),
+        )
+        if not challenger and record.stage != "champion":
+            record = promote(engine, name, record.version)
     except (ImportFailed, ValueError, LookupError) as exc:
         raise fail(str(exc)) from exc
     except sa.exc.SQLAlchemyError as exc:
@@ -120,7 +144,7 @@ def _read_table(engine, table: str, target: str, exclude: list[str]):  # noqa: A
     return frame, target, exclude
 
 
-# --- list and show ------------------------------------------------------------------------
+# --- list, show, compare and promote --------------------------------------------------------
 
 
 def _figure(metrics: dict, key: str, spec: str = ".3f") -> str:
@@ -128,9 +152,29 @@ def _figure(metrics: dict, key: str, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _day(value) -> str:  # noqa: ANN001
+    if value is None:
+        return "-"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text[:10] if re.match(r"^\d{4}-\d{2}-\d{2}", text) else text
+
+
+def _window(lineage: dict) -> str:
+    window = lineage.get("training_window") or {}
+    if not window:
+        return "-"
+    return f"{_day(window.get('from'))} to {_day(window.get('to'))}"
+
+
+def _validation(record) -> str:  # noqa: ANN001
+    if record.validation_score is None:
+        return "-"
+    return f"{record.validation_metric} {record.validation_score:.4f}"
+
+
 @models_app.command("list")
 def list_command() -> None:
-    """Every registered model version with its holdout metrics."""
+    """Every registered model version: stage, validation score, holdout metrics, lineage."""
     from orchestrator.database import connect
     from orchestrator.model_registry import list_models
 
@@ -139,20 +183,25 @@ def list_command() -> None:
         console.print("no model is registered yet; train one with `campaign models train`")
         return
     table = Table(title="Scoring models (holdout metrics; lift in the top decile)")
-    for column in ("name", "v", "stage", "target", "rows", "ROC AUC", "PR AUC", "lift", "trained"):
+    columns = ("name", "v", "stage", "target", "rows", "validation", "ROC AUC", "PR AUC", "lift", "window", "code", "trained")
+    for column in columns:
         numeric = column in ("v", "rows", "ROC AUC", "PR AUC", "lift")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("name", "v", "trained"))
     for record in records:
         m = record.metrics
+        lineage = record.lineage or {}
         table.add_row(
             record.name,
             str(record.version),
             record.stage,
             record.target,
             f"{record.training_rows:,}",
+            _validation(record),
             _figure(m, "roc_auc"),
             _figure(m, "pr_auc"),
             _figure(m, "lift_top_decile", ".2f"),
+            _window(lineage),
+            str(lineage.get("code_version") or "-"),
             record.created_at.strftime("%Y-%m-%d"),
         )
     console.print(table)
@@ -161,9 +210,9 @@ def list_command() -> None:
 @models_app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[Optional[int], typer.Option("--version", min=1, help="Version; the newest champion when omitted.")] = None,
+    version: Annotated[Optional[int], typer.Option("--version", min=1, help="Version; the champion when omitted.")] = None,
 ) -> None:
-    """One model version: holdout metrics, calibration table and features."""
+    """One model version: stage, validation score, lineage, holdout metrics, calibration table and features."""
     from orchestrator.database import connect
     from orchestrator.model_registry import get
 
@@ -174,11 +223,122 @@ def show(
     _print_record(record)
 
 
+@models_app.command("promote")
+def promote_command(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(min=1, help="The version to make the champion.")],
+    force: Annotated[bool, typer.Option("--force", help="Promote a retired version again.")] = False,
+) -> None:
+    """Make VERSION the champion of NAME; the champion before it is retired (one transaction)."""
+    from orchestrator.database import connect
+    from orchestrator.model_registry import PromotionRefused, get, promote
+
+    engine = connect(get_settings())
+    try:
+        before = get(engine, name, version)
+        try:
+            previous = get(engine, name)
+        except LookupError:
+            previous = None
+        record = promote(engine, name, version, force=force)
+    except (LookupError, PromotionRefused) as exc:
+        raise fail(str(exc)) from exc
+    if before.stage == "champion":
+        console.print(f"model {name} version {version} is already the champion; nothing changed", highlight=False)
+        return
+    retired = "" if previous is None or previous.version == version else f"; version {previous.version} retired"
+    console.print(f"[green]model {name} version {record.version} is now the champion[/]{retired}", highlight=False)
+
+
+@models_app.command("compare")
+def compare_command(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    versions: Annotated[Optional[list[int]], typer.Argument(help="Versions to compare; all when none are given.")] = None,
+) -> None:
+    """Versions of NAME side by side: stage, validation score (and its difference to the champion), rows, window."""
+    from orchestrator.database import connect
+    from orchestrator.model_registry import compare
+
+    try:
+        rows = compare(connect(get_settings()), name, versions or None)
+    except LookupError as exc:
+        raise fail(str(exc)) from exc
+    champion = next((r for r in reversed(rows) if r["stage"] == "champion"), None)
+    if champion is None:  # the champion was not asked for: still the reference
+        from orchestrator.model_registry import get
+
+        try:
+            record = get(connect(get_settings()), name)
+            champion = {"version": record.version, "validation_metric": record.validation_metric, "validation_score": record.validation_score}
+        except LookupError:
+            champion = None
+    table = Table(title=f"Model {name}: versions compared")
+    for column in ("v", "stage", "kind", "metric", "score", "vs champion", "rows", "window", "code", "parent", "trained", "promoted"):
+        numeric = column in ("v", "score", "vs champion", "rows", "parent")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("v", "trained", "promoted"))
+    for row in rows:
+        score = row["validation_score"]
+        delta = "-"
+        if (
+            champion is not None
+            and row["version"] != champion["version"]
+            and score is not None
+            and champion["validation_score"] is not None
+            and row["validation_metric"] == champion["validation_metric"]
+        ):
+            delta = f"{score - champion['validation_score']:+.4f}"
+        window = "-" if row["window_from"] is None and row["window_to"] is None else f"{_day(row['window_from'])} to {_day(row['window_to'])}"
+        table.add_row(
+            str(row["version"]),
+            row["stage"],
+            row["kind"],
+            row["validation_metric"] or "-",
+            "-" if score is None else f"{score:.4f}",
+            delta,
+            f"{row['training_rows']:,}",
+            window,
+            str(row["code_version"] or "-"),
+            "-" if row["parent_version"] is None else str(row["parent_version"]),
+            row["created_at"].strftime("%Y-%m-%d %H:%M"),
+            "-" if row["promoted_at"] is None else row["promoted_at"].strftime("%Y-%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+_LINEAGE_LABELS = {
+    "training_window": "training window",
+    "waves": "waves",
+    "rows": "rows",
+    "outcome": "outcome",
+    "validation": "validation",
+    "code_version": "code version",
+    "parent_version": "parent version",
+}
+
+
+def _lineage_text(key: str, value) -> str:  # noqa: ANN001
+    if key == "training_window":
+        return _window({"training_window": value})
+    if key == "waves" and isinstance(value, list):
+        shown = ", ".join(map(str, value[:5]))
+        return f"{len(value)}: {shown}" + (", ..." if len(value) > 5 else "")
+    if key == "rows" and isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, default=str)
+    return "-" if value is None else str(value)
+
+
 def _print_record(record) -> None:  # noqa: ANN001
     m = record.metrics
+    lineage = record.lineage or {}
     summary = Table(title=f"Model {record.name} version {record.version}", show_header=False)
     rows = [
         ("stage", record.stage),
+        ("promoted", "-" if record.promoted_at is None else record.promoted_at.strftime("%Y-%m-%d %H:%M:%S")),
+        ("validation", _validation(record)),
         ("kind", record.kind),
         ("estimator", m.get("estimator", "-")),
         ("target", record.target),
@@ -196,6 +356,13 @@ def _print_record(record) -> None:  # noqa: ANN001
     for label, value in rows:
         summary.add_row(label, str(value))
     console.print(summary)
+
+    if lineage:
+        table = Table(title="Lineage", show_header=False)
+        keys = [k for k in _LINEAGE_LABELS if k in lineage] + sorted(k for k in lineage if k not in _LINEAGE_LABELS)
+        for key in keys:
+            table.add_row(_LINEAGE_LABELS.get(key, key), escape(_lineage_text(key, lineage[key])))
+        console.print(table)
 
     calibration = m.get("calibration") or []
     if calibration:
