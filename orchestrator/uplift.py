@@ -429,7 +429,7 @@ def _split(frame: pd.DataFrame, target: str, treatment_column: str) -> tuple[pd.
     X, y, dropped = split_target(frame, target)
     arm = X[treatment_column]
     known = arm.notna().to_numpy() & ~arm.astype(str).str.strip().eq("").to_numpy()
-    t = parse_treatment(arm[known], treatment_column)
+    t = _binary(arm[known].to_numpy(), treatment_column, parse_treatment)
     X = X.loc[known].drop(columns=[treatment_column]).reset_index(drop=True)
     return X, t, y[known], dropped + int((~known).sum())
 
