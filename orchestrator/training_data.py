@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from orchestrator.models import Arm
 from orchestrator.outcomes import load_outcomes
-from orchestrator.report_data import Measure, campaign_waves, contact_frame
+from orchestrator.report_data import CampaignNotFound, Measure, campaign_waves, contact_frame
 from orchestrator.settings import Settings
 from orchestrator.snapshots import read_snapshot
 
@@ -76,7 +76,12 @@ def training_frame(
         measure = measure_of(settings, campaign)
         if outcome is not None:
             measure = Measure(goal="conversion", outcome=outcome)
-        for wave_id, key, day in campaign_waves(engine, campaign):
+        try:
+            waves = campaign_waves(engine, campaign)
+        except CampaignNotFound as exc:
+            result.notes.append(str(exc))
+            continue
+        for wave_id, key, day in waves:
             imported = measure.outcome is not None
             if not imported and day + timedelta(days=measure.window_days) > as_of:
                 result.notes.append(f"{campaign} wave {key}: its {measure.window_days}-day window is still open; left out")
