@@ -11,7 +11,9 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from orchestrator.scoring import FeatureMismatch, ResponseModel, table_kinds
+from orchestrator import model_registry
+from orchestrator.customers import import_customers
+from orchestrator.scoring import FeatureMismatch, ResponseModel, apply_score_rules, score_customers, table_kinds
 from orchestrator.uplift import (
     APPROACHES,
     UpliftModel,
@@ -224,6 +226,20 @@ def test_scoring_refuses_missing_or_changed_features(fitted, validation):
         fitted.score_frame(X_val.to_numpy())
     with pytest.raises(FeatureMismatch, match="feature 'member' was a yes/no value at training, is text now"):
         fitted.check_kinds({"age": "number", "segment": "text", "income": "number", "member": "text"})
+
+
+def test_registered_uplift_model_scores_the_customer_table(engine, settings, tmp_path):
+    X, t, y, _ = customers(3000, seed=1)
+    result = train_uplift_model(X.assign(arm=t, bought=y), "bought", "arm")
+    X.to_csv(tmp_path / "customers.csv", index=False)
+    import_customers(engine, tmp_path / "customers.csv")
+    r = result
+    model_registry.register(engine, settings, "uplift", r.model, r.metrics, r.fingerprint, r.target, r.rows, kind="uplift")
+    ids, scores = score_customers(engine, settings, "uplift", chunk_size=700)
+    expected = dict(zip(X["customer_id"], r.model.score_frame(X), strict=True))
+    np.testing.assert_allclose(scores, [expected[i] for i in ids], rtol=1e-9)
+    kept, kept_scores = apply_score_rules(ids, scores, min_score=0.0)  # a predicted positive effect
+    assert 0 < len(kept) < len(ids) and kept_scores.min() >= 0 and scores.min() < 0
 
 
 @pytest.mark.parametrize("approach", APPROACHES)
