@@ -19,18 +19,27 @@ from orchestrator.settings import get_settings
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
-def train_and_judge(name: str, campaigns: list[str], kind: str, margin: float, outcome: str | None):
+def train_and_judge(name: str, campaigns: list[str], kind: str, margin: float, outcome: str | None, exclude: list[str]):
     from orchestrator.database import connect
     from orchestrator.retraining import retrain
 
     settings = get_settings()
-    return retrain(connect(settings), settings, name, campaigns=campaigns, kind=kind, margin=margin, outcome=outcome)
+    return retrain(
+        connect(settings), settings, name, campaigns=campaigns, kind=kind, margin=margin, outcome=outcome, exclude=exclude
+    )
 
 
 @flow(name="retrain_model", log_prints=False, validate_parameters=True)
-def retrain_model(name: str, campaigns: list[str], kind: str = "uplift", margin: float = 0.0, outcome: str | None = None) -> dict:
+def retrain_model(
+    name: str,
+    campaigns: list[str],
+    kind: str = "uplift",
+    margin: float = 0.0,
+    outcome: str | None = None,
+    exclude: list[str] | None = None,
+) -> dict:
     """Retrain model ``name`` on the campaigns' waves; promote the new version if it beats the champion by ``margin``."""
-    result = train_and_judge(name, campaigns, kind, margin, outcome)
+    result = train_and_judge(name, campaigns, kind, margin, outcome, exclude or [])
     get_run_logger().info("%s v%d: %s", name, result.version, result.reason)
     key = f"retrain-{name}".lower().replace("_", "-")[:100]
     create_table_artifact(result.as_rows(), key=key, description=f"{name}: challenger against champion ({result.metric})")

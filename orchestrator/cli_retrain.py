@@ -22,6 +22,7 @@ def retrain_command(
     kind: Annotated[str, typer.Option(help="uplift (treated vs control) or response (treated only).")] = "uplift",
     margin: Annotated[float, typer.Option(help="How much better than the champion a new version must be.")] = 0.0,
     outcome: Annotated[Optional[str], typer.Option(help="Imported results: the outcome column that is success.")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(help="Column never to learn from (repeat), e.g. --exclude email.")] = None,
 ) -> None:
     """Retrain NAME on what the campaigns' waves achieved; promote it if it beats the champion."""
     from flows.retraining import retrain_model
@@ -29,7 +30,7 @@ def retrain_command(
 
     if kind not in ("uplift", "response"):
         raise typer.BadParameter("kind is uplift or response", param_hint="--kind")
-    state = retrain_model(name, campaign, kind=kind, margin=margin, outcome=outcome, return_state=True)
+    state = retrain_model(name, campaign, kind=kind, margin=margin, outcome=outcome, exclude=exclude or [], return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, NotEnoughData | LookupError):
         raise fail(str(result))

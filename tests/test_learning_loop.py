@@ -135,3 +135,30 @@ def test_retraining_needs_outcomes_and_a_control_group(world):
     run_wave(settings, engine, hidden, tmp_path, date(2026, 1, 5), np.random.default_rng(1))
     with pytest.raises(NotEnoughData, match="control"):
         retrain(engine, settings, "sim-uplift", campaigns=["sim"], kind="uplift", exclude=NOT_FEATURES, as_of=date(2026, 2, 1))
+
+
+def test_retrain_command_runs_the_flow_and_promotes_the_first_version(world, monkeypatch, prefect_api_url):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+    from orchestrator.settings import get_settings
+
+    settings, engine, hidden, tmp_path = world
+    run_wave(settings, engine, hidden, tmp_path, date(2026, 1, 5), np.random.default_rng(2))
+    for key, value in {
+        "CAMPAIGN_DATABASE_URL": settings.database_url,
+        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
+        "CAMPAIGN_PATHS_RULES_DIR": str(settings.paths.rules_dir),
+        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(REPO / "templates"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["models", "retrain", "sim-uplift", "--campaign", "sim", "--kind", "uplift", "--exclude", "email", "--exclude", "phone"])
+        missing = CliRunner().invoke(app, ["models", "retrain", "other", "--campaign", "nosuch"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "the first version of this model" in result.output and "qini_auc" in result.output
+    assert get(engine, "sim-uplift").kind == "uplift"
+    assert missing.exit_code == 1 and "no training data" in missing.output
