@@ -19,13 +19,16 @@ from orchestrator.settings import get_settings
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
-def train_and_judge(name: str, campaigns: list[str], kind: str, margin: float, outcome: str | None, exclude: list[str]):
+def train_and_judge(
+    name: str, campaigns: list[str], kind: str, margin: float, outcome: str | None, exclude: list[str], channel: str | None
+):
     from orchestrator.database import connect
     from orchestrator.retraining import retrain
 
     settings = get_settings()
     return retrain(
-        connect(settings), settings, name, campaigns=campaigns, kind=kind, margin=margin, outcome=outcome, exclude=exclude
+        connect(settings), settings, name, campaigns=campaigns, kind=kind, margin=margin, outcome=outcome, exclude=exclude,
+        channel=channel,
     )
 
 
@@ -37,9 +40,10 @@ def retrain_model(
     margin: float = 0.0,
     outcome: str | None = None,
     exclude: list[str] | None = None,
+    channel: str | None = None,
 ) -> dict:
     """Retrain model ``name`` on the campaigns' waves; promote the new version if it beats the champion by ``margin``."""
-    result = train_and_judge(name, campaigns, kind, margin, outcome, exclude or [])
+    result = train_and_judge(name, campaigns, kind, margin, outcome, exclude or [], channel)
     get_run_logger().info("%s v%d: %s", name, result.version, result.reason)
     key = f"retrain-{name}".lower().replace("_", "-")[:100]
     create_table_artifact(result.as_rows(), key=key, description=f"{name}: challenger against champion ({result.metric})")

@@ -23,6 +23,7 @@ def retrain_command(
     margin: Annotated[float, typer.Option(help="How much better than the champion a new version must be.")] = 0.0,
     outcome: Annotated[Optional[str], typer.Option(help="Imported results: the outcome column that is success.")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(help="Column never to learn from (repeat), e.g. --exclude email.")] = None,
+    channel: Annotated[Optional[str], typer.Option(help="Only the contacts of this channel (a model per channel).")] = None,
 ) -> None:
     """Retrain NAME on what the campaigns' waves achieved; promote it if it beats the champion."""
     from flows.retraining import retrain_model
@@ -30,7 +31,7 @@ def retrain_command(
 
     if kind not in ("uplift", "response"):
         raise typer.BadParameter("kind is uplift or response", param_hint="--kind")
-    state = retrain_model(name, campaign, kind=kind, margin=margin, outcome=outcome, exclude=exclude or [], return_state=True)
+    state = retrain_model(name, campaign, kind=kind, margin=margin, outcome=outcome, exclude=exclude or [], channel=channel, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, NotEnoughData | LookupError):
         raise fail(str(result))

@@ -86,12 +86,20 @@ def retrain(
     as_of: date | None = None,
     validation_share: float = 0.3,
     random_state: int = 0,
+    channel: str | None = None,
 ) -> RetrainResult:
-    """Train, judge and maybe promote a new version of model ``name``; see the module docstring."""
+    """Train, judge and maybe promote a new version of model ``name``; see the module docstring.
+
+    ``channel`` keeps only the contacts of that channel (a model per campaign and channel).
+    """
     if kind not in METRIC:
         raise ValueError(f"kind must be response or uplift; got {kind!r}")
     data = training_frame(engine, settings, campaigns, as_of=as_of, outcome=outcome)
     frame = data.frame
+    if channel is not None and not frame.empty:
+        frame = data.frame = frame[frame["channel"] == channel].reset_index(drop=True)
+        if frame.empty:
+            data.notes.append(f"no contacts on channel {channel}")
     if frame.empty:
         why = "; ".join(data.notes) or "the campaigns have no waves"
         raise NotEnoughData(f"no training data for '{name}' from {', '.join(campaigns)}: {why}")
@@ -107,7 +115,7 @@ def retrain(
         champion_score = _champion_score(settings, champion, kind, validation)
     elif champion is not None:
         champion_score = champion.validation_score
-    lineage = _lineage(settings, data, campaigns, kind, estimator, approach, validation, outcome, champion)
+    lineage = _lineage(settings, data, campaigns, kind, estimator, approach, validation, outcome, champion, channel)
     stage = "challenger" if champion is not None else "champion"
     from orchestrator.scoring import fingerprint
 
@@ -202,10 +210,11 @@ def _need_both_outcomes(frame: pd.DataFrame, what: str) -> None:
         )
 
 
-def _lineage(settings, data: TrainingSet, campaigns, kind, estimator, approach, validation, outcome, champion) -> dict:
+def _lineage(settings, data: TrainingSet, campaigns, kind, estimator, approach, validation, outcome, champion, channel) -> dict:
     start, end = data.window
     return {
         "campaigns": list(campaigns),
+        "channel": channel,
         "waves": [f"{c}/{w}" for c, w, _d in data.waves],
         "training_window": {"from": start, "to": end},
         "rows": int(len(data.frame)),

@@ -162,3 +162,14 @@ def test_retrain_command_runs_the_flow_and_promotes_the_first_version(world, mon
     assert "the first version of this model" in result.output and "qini_auc" in result.output
     assert get(engine, "sim-uplift").kind == "uplift"
     assert missing.exit_code == 1 and "no training data" in missing.output
+
+
+def test_a_response_model_per_channel(world):
+    settings, engine, hidden, tmp_path = world
+    run_wave(settings, engine, hidden, tmp_path, date(2026, 1, 5), np.random.default_rng(3))
+    result = retrain(engine, settings, "sim-email", campaigns=["sim"], kind="response", channel="email", exclude=NOT_FEATURES,
+                     as_of=date(2026, 2, 1))
+    assert result.promoted and result.metric == "roc_auc" and result.challenger_score > 0.5
+    assert result.lineage["channel"] == "email" and result.lineage["control"] > 0
+    with pytest.raises(NotEnoughData, match="no contacts on channel call_center"):
+        retrain(engine, settings, "sim-calls", campaigns=["sim"], kind="response", channel="call_center", as_of=date(2026, 2, 1))
