@@ -184,7 +184,21 @@ def _check_classes(y: np.ndarray, target: str) -> None:
 # --- the estimator -------------------------------------------------------------------------
 
 
-class ResponseModel(ClassifierMixin, BaseEstimator):
+class TabularInput:
+    """Mixin for our estimators: they take data frames with text, categories and missing values.
+
+    scikit-learn >= 1.6 reads ``__sklearn_tags__`` to know an estimator's input kind.
+    """
+
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+class ResponseModel(TabularInput, ClassifierMixin, BaseEstimator):
     """Probability that a customer responds, from customer columns (see the module docstring).
 
     Parameters
@@ -208,14 +222,6 @@ class ResponseModel(ClassifierMixin, BaseEstimator):
         self.exclude = exclude
         self.estimator = estimator
         self.random_state = random_state
-
-    # sklearn >= 1.6 reads this to know the estimator's input kind
-    def __sklearn_tags__(self):  # noqa: ANN204
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.categorical = True
-        tags.input_tags.allow_nan = True
-        return tags
 
     def fit(self, X: pd.DataFrame, y: Iterable[Any]) -> ResponseModel:
         """Learn from the customers in ``X`` and their outcomes ``y``; returns ``self``."""

@@ -67,6 +67,7 @@ from orchestrator.scoring import (
     HOLDOUT_SHARE,
     MIN_CLASS_ROWS,
     ResponseModel,
+    TabularInput,
     fingerprint,
     kind_of_series,
     parse_target,
@@ -137,7 +138,7 @@ def _check_lengths(X: pd.DataFrame, treatment: np.ndarray, y: np.ndarray, what: 
 # --- the estimator -------------------------------------------------------------------------
 
 
-class UpliftModel(BaseEstimator):
+class UpliftModel(TabularInput, BaseEstimator):
     """Predicted uplift per customer from customer columns (see the module docstring).
 
     Parameters
@@ -165,13 +166,6 @@ class UpliftModel(BaseEstimator):
         self.estimator = estimator
         self.approach = approach
         self.random_state = random_state
-
-    def __sklearn_tags__(self):  # noqa: ANN204
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.categorical = True
-        tags.input_tags.allow_nan = True
-        return tags
 
     def fit(self, X: pd.DataFrame, treatment: Iterable[Any], y: Iterable[Any]) -> UpliftModel:
         """Learn from the customers in ``X``, whether each was treated (1) or control (0), and their outcomes ``y``."""
