@@ -7,7 +7,7 @@ Prefect API is shared by the whole session; deployments are read back by name.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -130,7 +130,7 @@ def test_next_runs_follow_the_time_zone():
     weekly = next_runs(ScheduleSpec(cron="0 9 * * MON", timezone="Europe/Berlin"), 2, after=after)
     assert [t.isoformat() for t in weekly] == ["2026-03-30T09:00:00+02:00", "2026-04-06T09:00:00+02:00"]
     hourly = next_runs(ScheduleSpec(interval_minutes=90), 2, after=after)
-    assert hourly[0] > after and hourly[1] - hourly[0] == (hourly[1] - hourly[0]).__class__(minutes=90)
+    assert hourly[0] > after and hourly[1] - hourly[0] == timedelta(minutes=90)
     rrule = next_runs(ScheduleSpec(rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0", timezone="Europe/Berlin"), 1, after=after)
     assert rrule[0].isoformat() == "2026-03-30T09:00:00+02:00"
 
