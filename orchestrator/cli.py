@@ -20,6 +20,7 @@ from orchestrator import progress
 from orchestrator.cli_api import api_command
 from orchestrator.cli_dlq import dlq_app
 from orchestrator.cli_retrain import retrain_command
+from orchestrator.cli_serve import serve_command
 from orchestrator.cli_report import import_conversions_command, import_results_command, report_command
 from orchestrator.cli_models import models_app
 from orchestrator.cli_policy import policy_app, suppressions_app
@@ -41,6 +42,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(dlq_app, name="dlq")
 app.command("report")(report_command)
 app.command("api")(api_command)
+app.command("serve")(serve_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)

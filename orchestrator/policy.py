@@ -37,7 +37,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from orchestrator.bulk import bulk_insert
 from orchestrator.control import hash_positions
 from orchestrator.customer_table import ID_COLUMN
-from orchestrator.models import Contact, ContactStatus, Suppression, utcnow
+from orchestrator.models import Arm, Contact, ContactStatus, Suppression, utcnow
 from orchestrator.policy_spec import (
     ALL_CHANNELS,
     REASONS,
@@ -103,9 +103,28 @@ def policy_filters(policy: PolicySpec | None, *, channel: str, as_of: date, cust
     for cap in policy.frequency_caps:
         if cap.channel is not None and cap.channel != channel:
             continue
+        start = as_of - timedelta(days=cap.days)
+        # A contact counts on the day of its wave (planned_for): sent ones, and the campaign's random
+        # control customers as "virtual contacts", so that caps filter treated and control customers
+        # alike and later waves' control groups stay comparable. Contacts recorded before waves had
+        # a day count by their send time.
         counted = sa.select(contacts.c.customer_id).where(
-            contacts.c.status == ContactStatus.SENT,
-            contacts.c.sent_at >= _start_of(as_of - timedelta(days=cap.days)),
+            sa.or_(
+                sa.and_(
+                    contacts.c.planned_for.is_not(None),
+                    contacts.c.planned_for >= start,
+                    contacts.c.planned_for <= as_of,
+                    sa.or_(
+                        contacts.c.status == ContactStatus.SENT,
+                        sa.and_(contacts.c.status == ContactStatus.CONTROL, contacts.c.arm == Arm.CONTROL.value),
+                    ),
+                ),
+                sa.and_(
+                    contacts.c.planned_for.is_(None),
+                    contacts.c.status == ContactStatus.SENT,
+                    contacts.c.sent_at >= _start_of(start),
+                ),
+            )
         )
         if cap.channel is not None:
             counted = counted.where(contacts.c.channel == cap.channel)

@@ -8,7 +8,7 @@ override parts of it under ``policy:`` with the same keys (``merge_policy``)::
       call_center: consent_phone
     suppression:             # reasons in the suppressions table that block contact
       reasons: [unsubscribed, hard_bounce, complaint, do_not_contact, erased]
-    frequency_caps:          # sent contacts across ALL campaigns, from the ledger
+    frequency_caps:          # sent contacts (and control customers' virtual ones) across ALL campaigns, by wave day
       - {max: 4, days: 30}                  # on every channel together
       - {max: 2, days: 7, channel: email}   # on one channel
     cooldown:
@@ -125,7 +125,11 @@ class SuppressionSpec(_Spec):
 
 
 class FrequencyCapSpec(_Spec):
-    """At most ``max`` sent contacts in the last ``days`` days, on one channel or all of them."""
+    """At most ``max`` contacts in the ``days`` days up to the wave date, on one channel or all of them.
+
+    Sent contacts count on their wave's day; so do the campaigns' random control customers
+    ("virtual contacts"), so that caps filter treated and control customers alike.
+    """
 
     max: int = Field(strict=True, ge=1, le=1000, description="Most contacts allowed in the window.")
     days: int = Field(strict=True, ge=1, le=3660, description="Length of the window in days, up to the wave date.")

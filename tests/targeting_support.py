@@ -116,7 +116,7 @@ def run_wave(settings: Settings, rules: Path, wave: str = WAVE, *, smtp=None):
     """Select, record and (given an SMTP server) send one wave; ``(prepared, selection, wave ref)``."""
     prepared, _candidates, selection = select_wave(settings, rules, wave)
     ref = stages.open_wave(settings, prepared)
-    stages.record(settings, ref, selection)
+    stages.record(settings, ref, selection, prepared.as_of)
     if smtp is not None:
         stages.send_pending(settings.model_copy(update={"smtp": smtp.settings()}), prepared, ref)
     return prepared, selection, ref
