@@ -1,0 +1,896 @@
+"""Benchmark: one full multi-channel wave, the engine's stages against the same work written by hand.
+
+    .venv/bin/python bench/full_wave_bench.py --customers 100000
+    .venv/bin/python bench/full_wave_bench.py --customers 1000000 --email-limit 100000
+    .venv/bin/python bench/full_wave_bench.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+Setup (not timed): ``--customers`` synthetic customers (``orchestrator.synthetic``) imported
+into SQLite (default) or PostgreSQL (``--postgres URL``: a fresh schema, dropped afterwards); a
+response model trained on 50,000 of them with a synthetic outcome and registered; a rules file
+with the three channels of ``rules/retention-multichannel.yaml`` but a broad audience and
+``scores: {model, min_score}`` (min_score: the ``--keep`` quantile of the training scores, so
+several hundred thousand of a million are selected); a policy (consent per channel, a frequency
+cap of 4 sent contacts in 30 days); a capacity file (call center ``--calls-per-day``, reps in
+every territory, and, with ``--email-limit N``, e-mail at most N per day). Servers, each in a
+process of its own on 127.0.0.1: the aiosmtpd sink (``orchestrator.smtp_sink``, counting
+messages per recipient) and the reference webhook receiver (``channels.webhook_receiver``,
+uvicorn) for call_center and field_force.
+
+Timed, each side in a process of its own (so each peak RSS is that side's own, imports included):
+
+- **engine**: the stages of ``orchestrator.wave`` as the Prefect flow calls them, in-process
+  without Prefect: prepare, select (rules + policy as SQL, scoring, score cut), plan
+  (arbitration, control split, allocation by min-cost flow), render sample, record (open wave,
+  ledger bulk insert, snapshot), send (e-mail over SMTP on ``--connections`` connections, call
+  and visit task lists as signed webhooks, ``--concurrency`` in flight).
+- **hand-written**: the same work without the engine: one plain SQL query for audience, consent
+  and frequency cap, ``predict_proba`` of the same model and a numpy cut, the control group by
+  the same salted blake2b hash, a greedy allocation by value within the same capacities (control
+  mirrored), a plain Jinja ``Environment`` rendering the same templates, ``executemany`` (SQLite)
+  or ``COPY`` (PostgreSQL) into a plain table, ``smtplib`` on the same number of connections and
+  ``httpx`` POSTs of the same task list JSON signed with ``standardwebhooks``.
+
+E-mail: with ``--email-limit N`` the capacity file allows N e-mails that day, so allocation gives
+e-mail to the N best customers for it (both sides) and exactly those are sent; without it every
+allocated e-mail is sent. Asserted: every allocated e-mail and task of the engine reached the
+sink or receiver exactly once (none pending or failed; skipped only for an invalid address).
+Results go to ``bench/out/full_wave_bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from stages import Stages  # noqa: E402 - bench/ is on sys.path when run as a script
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+LINK_SECRET = "full-wave-bench-link-secret-0123456789"
+WAVE_DAY = "2026-11-24"  # a Tuesday
+MODEL = "full-wave-response"
+FEATURES = ["age", "segment", "revenue_12m", "recency_days"]
+TRAINING_ROWS = 50_000
+CAMPAIGN = "full-wave-bench"
+SALT = "full-wave-bench"
+CONTROL_SHARE = 0.1
+CAP_MAX, CAP_DAYS = 4, 30
+REPS_PER_TERRITORY = 20
+TERRITORIES = [f"T{r}{k}" for r in range(5) for k in range(1, 4)]  # as orchestrator.synthetic draws them
+# channel -> (value, cost, priority, due_days), as in the rules file below
+CHANNELS = {"field_force": (160, 40, 2, 5), "call_center": (60, 6, 3, 3), "email": (8, 0.05, 0, 0)}
+SENDER = "Acme Bank <offers@acme.example>"
+
+RULES = """\
+name: {campaign}
+description: A broad retention wave by visit, call or e-mail, cut by a response model's score.
+audience:
+  all:
+    - age: {{gte: 18}}
+    - recency_days: {{between: [7, 730]}}
+control:
+  share: {share}
+  salt: {salt}
+channels:
+  field_force:
+    template: retention
+    eligible: {{segment: gold}}
+    name_columns: [first_name, last_name]
+    address_columns: [region, territory]
+    territory_column: territory
+    cost: 40
+    value: 160
+    priority: 2
+    due_days: 5
+  call_center:
+    template: retention
+    eligible: {{phone: {{is_null: false}}}}
+    phone_column: phone
+    name_columns: [first_name, last_name]
+    cost: 6
+    value: 60
+    priority: 3
+    due_days: 3
+  email:
+    template: winback
+    sender: "{sender}"
+    eligible: {{email: {{is_null: false}}}}
+    cost: 0.05
+    value: 8
+allocation:
+  overflow: fallback
+scores:
+  model: {model}
+  min_score: {min_score}
+"""
+
+POLICY = f"""\
+consent:
+  email: consent_email
+  call_center: consent_phone
+  field_force: consent_phone
+suppression:
+  reasons: [unsubscribed, hard_bounce]
+frequency_caps:
+  - {{max: {CAP_MAX}, days: {CAP_DAYS}}}
+"""
+
+
+def capacity_yaml(calls: int, visits_per_rep: int, email_limit: int | None) -> str:
+    text = f"call_center:\n  tasks_per_day: {calls}\nfield_force:\n  visits_per_rep_per_day: {visits_per_rep}\n  reps: reps.csv\n"
+    if email_limit is not None:
+        text += f"email:\n  per_day: {email_limit}\n"
+    return text
+
+
+def reps() -> list[tuple[str, str]]:
+    return [(f"R{t}{i:02d}", t) for t in TERRITORIES for i in range(1, REPS_PER_TERRITORY + 1)]
+
+
+# --- servers, each in its own process ----------------------------------------------------------
+
+
+def _sink(port: int, pipe) -> None:
+    """The aiosmtpd sink; counts messages per recipient for the current phase (engine / hand)."""
+    from collections import Counter
+
+    from orchestrator.smtp_sink import SmtpSink
+
+    phases: dict[str, Counter] = {}
+    phase = ["setup"]
+    with SmtpSink(None, port=port) as sink:
+        count_data = sink.handler.handle_DATA
+
+        async def handle_data(server, session, envelope):  # noqa: ANN001
+            reply = await count_data(server, session, envelope)
+            counter = phases.setdefault(phase[0], Counter())
+            for rcpt in envelope.rcpt_tos:
+                counter[rcpt] += 1
+            return reply
+
+        sink.handler.handle_DATA = handle_data  # aiosmtpd looks the hook up on the handler object
+        pipe.send("ready")
+        while True:
+            message = pipe.recv()
+            if message == "stop":
+                break
+            if message[0] == "phase":
+                phase[0] = message[1]
+                pipe.send("ok")
+            elif message[0] == "counts":
+                pipe.send(
+                    {
+                        p: {"messages": sum(c.values()), "recipients": len(c), "max_per_recipient": max(c.values(), default=0)}
+                        for p, c in phases.items()
+                    }
+                )
+
+
+RECEIVER_PATHS = ("/call_center", "/field_force", "/bare/call_center", "/bare/field_force")
+
+
+def _receiver(port: int) -> None:
+    import uvicorn
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from channels.webhook_receiver import receiver_app
+
+    app = receiver_app({path: SECRET for path in RECEIVER_PATHS})
+
+    async def counts(_request):
+        store = app.state.store
+        per = {path: store.tasks_per_customer(path) for path in RECEIVER_PATHS}
+        return JSONResponse(
+            {
+                "tasks": {p: sum(c.values()) for p, c in per.items()},
+                "customers": {p: len(c) for p, c in per.items()},
+                "max_per_customer": {p: max(c.values(), default=0) for p, c in per.items()},
+                "lists": {p: len(store.lists(p)) for p in RECEIVER_PATHS},
+                "redelivered": store.redelivered,
+            }
+        )
+
+    app.router.routes.append(Route("/counts", counts))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# --- data and setup (not timed) ------------------------------------------------------------------
+
+
+def make_data(data: Path, n: int) -> dict:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from orchestrator.synthetic import customers
+
+    table = customers(n)
+    pacsv.write_csv(table, data / "customers.csv")
+    pq.write_table(table, data / "customers.parquet")
+    return {"customers": n}
+
+
+def settings_for(work: Path, url: str, **kwargs):
+    from pydantic import SecretStr
+
+    from orchestrator.settings import (
+        DatabaseSettings,
+        LinkSettings,
+        PathSettings,
+        Settings,
+        SmtpSettings,
+        WebhookEndpoint,
+        WebhookSettings,
+    )
+
+    hooks = kwargs.get("hook_url")
+    return Settings(
+        paths=PathSettings(rules_dir=work / "rules", templates_dir=REPO / "templates", data_dir=work / "var"),
+        database=DatabaseSettings(url=url, chunk_size=kwargs.get("chunk_size", 5_000)),
+        smtp=SmtpSettings(
+            host="127.0.0.1", port=kwargs.get("smtp_port", 25), connections=kwargs.get("connections", 4),
+            max_retries=1, retry_wait=0.1, timeout=120,
+        ),
+        links=LinkSettings(secret_key=SecretStr(LINK_SECRET)),
+        webhooks=WebhookSettings(
+            endpoints={
+                name: WebhookEndpoint(url=f"{hooks}/{name}", secret=SECRET) for name in ("call_center", "field_force")
+            }
+            if hooks
+            else {},
+            batch_size=kwargs.get("batch_size", 500),
+            concurrency=kwargs.get("concurrency", 4),
+            timeout=120,
+        ),
+    )
+
+
+def run_setup(data: Path, work: Path, url: str, args: argparse.Namespace) -> dict:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from orchestrator import database
+    from orchestrator.customers import import_customers
+    from orchestrator.model_registry import register
+    from orchestrator.scoring import train_response_model
+
+    settings = settings_for(work, url)
+    engine = database.connect(settings)
+    stages = Stages()
+    stages("import customers", import_customers, engine, data / "customers.csv", table=settings.database.customer_table)
+
+    def train() -> float:
+        frame = pq.read_table(data / "customers.parquet", columns=["customer_id", *FEATURES]).to_pandas()
+        rng = np.random.default_rng(5)
+        sample = frame.iloc[np.sort(rng.choice(len(frame), min(TRAINING_ROWS, len(frame)), replace=False))].reset_index(drop=True)
+        logit = -1.2 + 0.9 * np.log1p(sample["revenue_12m"] / 500) - sample["recency_days"] / 150 + rng.normal(0, 0.5, len(sample))
+        sample["responded"] = np.where(rng.random(len(sample)) < 1 / (1 + np.exp(-logit)), "yes", "no")
+        result = train_response_model(sample.drop(columns=["customer_id"]), "responded", features=FEATURES)
+        register(engine, settings, MODEL, result.model, result.metrics, result.fingerprint, "responded", result.rows)
+        return round(float(np.quantile(result.model.score_frame(sample), 1 - args.keep)), 4)
+
+    min_score = stages("train + register model", train)
+
+    def plain_table() -> None:  # the hand-written side's own ledger, empty before the wave
+        ts = "TEXT" if engine.dialect.name == "sqlite" else "TIMESTAMPTZ"
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE hand_contacts (id INTEGER PRIMARY KEY, wave TEXT NOT NULL, customer_id TEXT NOT NULL, "
+                "arm TEXT NOT NULL, channel TEXT, assignee TEXT, score DOUBLE PRECISION, value DOUBLE PRECISION, "
+                f"status TEXT NOT NULL, created_at {ts} NOT NULL, sent_at {ts}, UNIQUE (wave, customer_id))"
+            )
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("ANALYZE")
+
+    stages("plain table", plain_table)
+    rules = work / "rules"
+    rules.mkdir(parents=True, exist_ok=True)
+    (rules / "policy.yaml").write_text(POLICY)
+    (rules / "capacity.yaml").write_text(capacity_yaml(args.calls_per_day, args.visits_per_rep, args.email_limit))
+    (rules / "reps.csv").write_text("rep_id,territory,name,visits_per_day\n" + "".join(f"{r},{t},{r},\n" for r, t in reps()))
+    (rules / f"{CAMPAIGN}.yaml").write_text(
+        RULES.format(campaign=CAMPAIGN, share=CONTROL_SHARE, salt=SALT, sender=SENDER, model=MODEL, min_score=min_score)
+    )
+    return {"database": engine.dialect.name, "min_score": min_score, **vars(stages)}
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+def run_engine(work: Path, url: str, args: argparse.Namespace) -> dict:
+    from orchestrator import database, ledger, wave
+
+    settings = settings_for(
+        work, url, smtp_port=args.smtp_port, hook_url=args.hook_url, chunk_size=args.chunk_size,
+        connections=args.connections, concurrency=args.concurrency, batch_size=args.batch_size,
+    )
+    stages = Stages()
+    prepared = stages("prepare", wave.prepare, settings, work / "rules" / f"{CAMPAIGN}.yaml", WAVE_DAY)
+    candidates = stages("select", wave.select_candidates, settings, prepared)
+    plan = stages("plan", wave.plan, settings, [prepared], [candidates])[0]
+    check = stages("render sample", wave.render_selection, settings, prepared, plan)
+
+    def open_and_record():
+        ref = wave.open_wave(settings, prepared)
+        return ref, wave.record(settings, ref, plan, prepared.as_of)
+
+    ref, _counts = stages("record", open_and_record)
+    sent = stages("send", wave.send_pending, settings, prepared, ref)
+    engine = database.connect(settings)
+    by_channel = ledger.channel_counts(engine, ref.id)
+    arms = ledger.arm_counts(engine, ref.id)
+    return {
+        "selected": len(candidates.ids),
+        "treated_allocated": {k: int(v) for k, v in plan.channel_counts.items()},
+        "waiting": int(plan.waiting),
+        "arms": arms,
+        "ledger": by_channel,
+        "rendered_sample": check.rendered,
+        "render_errors": check.errors,
+        "sent": sent,
+        **vars(stages),
+    }
+
+
+# --- the same wave by hand -------------------------------------------------------------------
+
+
+def money(value, places: int = 2) -> str:
+    return f"{float(value):,.{places}f}"
+
+
+def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
+    import hashlib
+    import hmac
+    import re
+    import smtplib
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, date, datetime, timedelta
+    from email.message import EmailMessage
+    from urllib.parse import quote
+
+    import httpx
+    import jinja2
+    import joblib
+    import numpy as np
+    import pandas as pd
+    import sqlalchemy as sa
+    from standardwebhooks import Webhook
+
+    stages = Stages()
+    as_of = date.fromisoformat(WAVE_DAY)
+    min_score = args.min_score
+    wave_key = WAVE_DAY
+    names = list(CHANNELS)
+    email_re = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    rep_list = reps()
+
+    def prepare():
+        engine = sa.create_engine(url)
+        model = joblib.load(work / "var" / "models" / MODEL / "v1.joblib")
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(REPO / "templates"), autoescape=jinja2.select_autoescape(["html"]))
+        env.filters["money"] = money
+        templates = {
+            "email": [env.get_template(f"email/winback/{p}") for p in ("subject.txt", "body.txt", "body.html")],
+            "call_center": [env.get_template(f"call_center/retention/{p}") for p in ("title.txt", "script.txt")],
+            "field_force": [env.get_template(f"field_force/retention/{p}") for p in ("title.txt", "brief.txt")],
+        }
+        return engine, model, templates
+
+    engine, model, templates = stages("prepare", prepare)
+    pg = engine.dialect.name == "postgresql"
+    since = (as_of - timedelta(days=CAP_DAYS)).isoformat()
+
+    def select():
+        query = f"""
+            SELECT c.customer_id, c.age, c.segment, c.revenue_12m, c.recency_days, c.territory,
+                   CASE WHEN c.segment = 'gold' AND c.consent_phone THEN 1 ELSE 0 END AS ff,
+                   CASE WHEN c.phone IS NOT NULL AND c.consent_phone THEN 1 ELSE 0 END AS cc,
+                   CASE WHEN c.email IS NOT NULL AND c.consent_email THEN 1 ELSE 0 END AS em
+            FROM customers c
+            WHERE c.age >= 18 AND c.recency_days BETWEEN 7 AND 730
+              AND (c.consent_email OR c.consent_phone)
+              AND c.customer_id NOT IN (
+                  SELECT customer_id FROM hand_contacts WHERE status = 'sent' AND sent_at >= '{since}'
+                  GROUP BY customer_id HAVING count(*) >= {CAP_MAX})
+        """
+        with engine.connect() as conn:
+            frame = pd.DataFrame(conn.exec_driver_sql(query).fetchall(), columns=["customer_id", *FEATURES, "territory", "ff", "cc", "em"])
+        scores = model.predict_proba(frame[FEATURES])[:, 1]
+        keep = scores >= min_score
+        return frame[keep].reset_index(drop=True), scores[keep]
+
+    selected, scores = stages("select", select)
+
+    def plan():
+        ids = selected["customer_id"].tolist()
+        n = len(ids)
+        prefix = SALT.encode() + b"\x00"
+        raw = b"".join(hashlib.blake2b(prefix + cid.encode(), digest_size=8).digest() for cid in ids)
+        control = np.frombuffer(raw, dtype=">u8").astype(np.float64) / float(2**64) < CONTROL_SHARE
+        values = np.full((n, 3), np.nan)
+        for j, name in enumerate(names):
+            value, cost, _priority, _due = CHANNELS[name]
+            ok = selected[{"field_force": "ff", "call_center": "cc", "email": "em"}[name]].to_numpy() > 0
+            values[ok, j] = scores[ok] * value - cost
+        territory = selected["territory"].to_numpy(dtype=object)
+        pool_names = ["call_center", "email", *(f"field_force:{t}" for t in TERRITORIES)]
+        pool_index = {p: i for i, p in enumerate(pool_names)}
+        ff_pool = np.array([pool_index.get(f"field_force:{t}", -1) for t in territory])
+        caps = np.array(
+            [args.calls_per_day, args.email_limit if args.email_limit is not None else n]
+            + [REPS_PER_TERRITORY * args.visits_per_rep] * len(TERRITORIES)
+        )
+
+        def greedy(rows: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Options (customer, channel) by value, best first; each customer once, each pool within capacity."""
+            v = values[rows]
+            cust, chan = np.nonzero(~np.isnan(v) & (np.nan_to_num(v, nan=-1) >= 0))
+            pool = np.where(chan == 0, ff_pool[rows[cust]], np.where(chan == 1, 0, 1))
+            keep = pool >= 0
+            cust, chan, pool = cust[keep], chan[keep], pool[keep]
+            order = np.argsort(-v[cust, chan], kind="stable")
+            left = capacity.copy()
+            got = np.full(len(rows), -1)
+            got_pool = np.full(len(rows), -1)
+            for c, ch, p in zip(cust[order].tolist(), chan[order].tolist(), pool[order].tolist()):
+                if got[c] < 0 and left[p] > 0:
+                    got[c], got_pool[c] = ch, p
+                    left[p] -= 1
+            return got, got_pool
+
+        treated = np.flatnonzero(~control)
+        t_chan, t_pool = greedy(treated, caps)
+        used = np.bincount(t_pool[t_pool >= 0], minlength=len(pool_names))
+        ratio = CONTROL_SHARE / (1 - CONTROL_SHARE)
+        c_rows = np.flatnonzero(control)
+        c_chan, _ = greedy(c_rows, np.round(used * ratio).astype(np.int64))
+        channel = np.full(n, -1)
+        channel[treated], channel[c_rows] = t_chan, c_chan
+        # visits: round-robin over the territory's reps, best value first
+        assignee = np.full(n, None, dtype=object)
+        for t in TERRITORIES:
+            rows = treated[(t_chan == 0) & (territory[treated] == t)]
+            rows = rows[np.argsort(-values[rows, 0], kind="stable")]
+            mine = [r for r, terr in rep_list if terr == t]
+            for k, r in enumerate(rows.tolist()):
+                assignee[r] = mine[k % len(mine)]
+        return control, channel, assignee, values
+
+    control, channel, assignee, values = stages("plan", plan)
+    ids = selected["customer_id"].to_numpy(dtype=object)
+    treated_counts = {name: int(np.count_nonzero(~control & (channel == j))) for j, name in enumerate(names)}
+
+    base = "http://127.0.0.1:8000"
+    link_key = LINK_SECRET.encode()
+
+    def sign(text: str) -> str:
+        return hmac.new(link_key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def email_context(row: dict) -> dict:
+        token = f"{row['_id']}.{sign(str(row['_id']))}"
+        return {
+            **row, "campaign": CAMPAIGN, "wave": wave_key, "unsubscribe_url": f"{base}/unsubscribe/{token}",
+            "click": lambda target: f"{base}/c/{token}?u={quote(target, safe='')}",
+        }
+
+    def render_email(row: dict) -> tuple[str, str, str]:
+        context = email_context(row)
+        subject, text, html = (t.render(context) for t in templates["email"])
+        return " ".join(subject.split()), text, html
+
+    def render_task(channel_name: str, row: dict) -> tuple[str, str]:
+        context = {**row, "campaign": CAMPAIGN, "wave": wave_key}
+        title, body = (t.render(context) for t in templates[channel_name])
+        return " ".join(title.split()), body
+
+    columns = "c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.age, c.region, c.segment, c.revenue_12m, c.recency_days, c.territory"
+    keys = ["customer_id", "first_name", "last_name", "email", "phone", "age", "region", "segment", "revenue_12m", "recency_days", "territory"]
+
+    def rows_of(conn, where_ids: list[str]) -> list[dict]:
+        out = []
+        for start in range(0, len(where_ids), 900):
+            chunk = where_ids[start : start + 900]
+            marks = ",".join(["%s" if pg else "?"] * len(chunk))
+            out += [dict(zip(keys, r)) for r in conn.exec_driver_sql(f"SELECT {columns} FROM customers c WHERE c.customer_id IN ({marks})", tuple(chunk))]
+        return out
+
+    def render_sample() -> int:
+        rendered = 0
+        with engine.connect() as conn:
+            for j, name in enumerate(names):
+                sample = ids[np.flatnonzero(~control & (channel == j))[:200]].tolist()
+                for row in rows_of(conn, sample):
+                    row["_id"] = 0
+                    render_email(row) if name == "email" else render_task(name, row)
+                    rendered += 1
+        return rendered
+
+    rendered = stages("render sample", render_sample)
+
+    def record() -> int:
+        now = datetime.now(UTC)
+        keep = np.flatnonzero(channel >= 0)
+        arm = np.where(control, "control", "treatment").tolist()
+        status = np.where(control, "control", "pending").tolist()
+        rows = [
+            (k + 1, wave_key, ids[i], arm[i], names[channel[i]], assignee[i], float(scores[i]), float(values[i, channel[i]]), status[i], now, None)
+            for k, i in enumerate(keep.tolist())
+        ]
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if pg:
+                with cur.copy("COPY hand_contacts (id, wave, customer_id, arm, channel, assignee, score, value, status, created_at, sent_at) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                rows = [(*r[:9], r[9].isoformat(), None) for r in rows]
+                cur.executemany("INSERT INTO hand_contacts VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            raw.commit()
+        finally:
+            raw.close()
+        return len(rows)
+
+    recorded = stages("record", record)
+
+    def pending(conn, name: str) -> list[dict]:
+        mark = "%s" if pg else "?"
+        result = conn.exec_driver_sql(
+            f"SELECT h.id, h.assignee, {columns} FROM hand_contacts h JOIN customers c ON c.customer_id = h.customer_id "
+            f"WHERE h.channel = {mark} AND h.status = 'pending' ORDER BY h.id",
+            (name,),
+        )
+        return [{"_id": r[0], "_assignee": r[1], **dict(zip(keys, r[2:]))} for r in result]
+
+    def mark_sent(conn, done: list[int]) -> None:
+        now = datetime.now(UTC)
+        now = now if pg else now.isoformat()
+        mark = "%s" if pg else "?"
+        raw = conn.connection.driver_connection
+        cur = raw.cursor()
+        cur.executemany(f"UPDATE hand_contacts SET status = 'sent', sent_at = {mark} WHERE id = {mark}", [(now, i) for i in done])
+        raw.commit()
+
+    def send_email(rows: list[dict]) -> tuple[list[int], int]:
+        slices = [rows[k :: args.connections] for k in range(args.connections)]
+        sent: list[list[int]] = [[] for _ in slices]
+        skipped = [0] * len(slices)
+
+        def worker(k: int) -> None:
+            with smtplib.SMTP("127.0.0.1", args.smtp_port, timeout=120) as smtp:
+                for row in slices[k]:
+                    address = row["email"]
+                    if not address or not email_re.match(address):
+                        skipped[k] += 1
+                        continue
+                    subject, text, html = render_email(row)
+                    message = EmailMessage()
+                    message["From"] = SENDER
+                    message["To"] = address
+                    message["Subject"] = subject
+                    message["Message-ID"] = f"<hand.{row['_id']}@acme.example>"
+                    message["List-Unsubscribe"] = f"<{base}/unsubscribe/{row['_id']}>"
+                    message.set_content(text)
+                    message.add_alternative(html, subtype="html")
+                    smtp.send_message(message)
+                    sent[k].append(row["_id"])
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(slices))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return [i for part in sent for i in part], sum(skipped)
+
+    def task_lists(name: str, rows: list[dict]) -> list[tuple[str, bytes, list[int]]]:
+        value, cost, priority, due_days = CHANNELS[name]
+        due = (as_of + timedelta(days=due_days)).isoformat()
+        created = datetime.now(UTC).isoformat()
+        lists: list[tuple[str, bytes, list[int]]] = []
+        groups: dict[str | None, list[dict]] = {}
+        for row in rows:
+            if name == "call_center" and not row["phone"]:
+                continue
+            groups.setdefault(row["_assignee"] if name == "field_force" else None, []).append(row)
+        for rep, members in groups.items():
+            for start in range(0, len(members), args.batch_size):
+                chunk = members[start : start + args.batch_size]
+                batch_id = f"hand-{name}-{chunk[0]['_id']}"
+                tasks = []
+                for row in chunk:
+                    title, body = render_task(name, row)
+                    common = {
+                        "task_id": f"hand-{row['_id']}", "customer_id": row["customer_id"],
+                        "customer_name": f"{row['first_name']} {row['last_name']}", "priority": priority, "title": title,
+                        "campaign": CAMPAIGN, "wave": wave_key, "outcome_ref": sign(f"hand-{row['_id']}"),
+                        "outcome_url": f"{base}/v1/outcomes",
+                    }
+                    if name == "call_center":
+                        tasks.append({**common, "phone": row["phone"], "due_from": as_of.isoformat(), "due_to": due, "script": body})
+                    else:
+                        tasks.append({**common, "address": f"{row['region']}, {row['territory']}", "territory": row["territory"], "due_date": due, "brief": body})
+                if name == "call_center":
+                    doc = {"type": "call_center.task_list", "version": 1, "batch_id": batch_id, "campaign": CAMPAIGN, "wave": wave_key, "created_at": created, "tasks": tasks}
+                else:
+                    doc = {"type": "field_force.visit_list", "version": 1, "batch_id": batch_id, "rep_id": rep, "territory": chunk[0]["territory"], "created_at": created, "visits": tasks}
+                lists.append((batch_id, json.dumps(doc).encode(), [r["_id"] for r in chunk]))
+        return lists
+
+    def post_lists(client: httpx.Client, name: str, lists) -> list[int]:
+        signer = Webhook(SECRET)
+
+        def post(item) -> list[int]:
+            batch_id, body, members = item
+            now = datetime.now(UTC)
+            headers = {
+                "content-type": "application/json", "webhook-id": batch_id, "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signer.sign(batch_id, now, body.decode()),
+            }
+            client.post(f"{args.hook_url}/bare/{name}", content=body, headers=headers).raise_for_status()
+            return members
+
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            return [i for members in pool.map(post, lists) for i in members]
+
+    def send() -> dict:
+        out = {}
+        with engine.connect() as conn:
+            rows = pending(conn, "email")
+            done, skipped = send_email(rows)
+            mark_sent(conn, done)
+            out["email"] = len(done)
+            out["email_skipped"] = skipped
+            limits = httpx.Limits(max_keepalive_connections=args.concurrency)
+            with httpx.Client(timeout=120, limits=limits) as client:
+                for name in ("call_center", "field_force"):
+                    done = post_lists(client, name, task_lists(name, pending(conn, name)))
+                    mark_sent(conn, done)
+                    out[name] = len(done)
+        return out
+
+    sent = stages("send", send)
+    return {
+        "selected": len(ids),
+        "treated_allocated": treated_counts,
+        "control": int(control.sum()),
+        "recorded": recorded,
+        "rendered_sample": rendered,
+        "sent": sent,
+        **vars(stages),
+    }
+
+
+# --- the parent --------------------------------------------------------------------------------
+
+
+def child(args_list: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-20000:])
+        raise SystemExit(f"{args_list[:2]} failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (a fresh schema, dropped afterwards)")
+    parser.add_argument("--email-limit", type=int, default=None, help="e-mails per day in the capacity file (default: unlimited)")
+    parser.add_argument("--calls-per-day", type=int, default=20_000)
+    parser.add_argument("--visits-per-rep", type=int, default=10, help=f"per day; {REPS_PER_TERRITORY} reps in each of {len(TERRITORIES)} territories")
+    parser.add_argument("--keep", type=float, default=0.6, help="share of the training sample at or above min_score")
+    parser.add_argument("--connections", type=int, default=4, help="SMTP connections (both sides)")
+    parser.add_argument("--concurrency", type=int, default=4, help="task lists in flight (both sides)")
+    parser.add_argument("--batch-size", type=int, default=500, help="tasks per task list")
+    parser.add_argument("--chunk-size", type=int, default=50_000, help="the engine's chunk size")
+    for hidden in ("--part", "--data", "--work", "--url", "--hook-url"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--smtp-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--min-score", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.part == "data":
+        print(json.dumps(make_data(Path(args.data), args.customers)))
+        return
+    if args.part in ("setup", "engine", "hand"):
+        run = {"setup": lambda: run_setup(Path(args.data), Path(args.work), args.url, args),
+               "engine": lambda: run_engine(Path(args.work), args.url, args),
+               "hand": lambda: run_hand(Path(args.work), args.url, args)}[args.part]
+        print(json.dumps(run(), default=str))
+        return
+
+    from orchestrator.smtp_sink import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="full-wave-bench-"))
+    data, work = root / "data", root / "work"
+    data.mkdir()
+    work.mkdir()
+    common = [
+        "--customers", str(args.customers), "--calls-per-day", str(args.calls_per_day), "--visits-per-rep", str(args.visits_per_rep),
+        "--keep", str(args.keep), "--connections", str(args.connections), "--concurrency", str(args.concurrency),
+        "--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size),
+    ]
+    if args.email_limit is not None:
+        common += ["--email-limit", str(args.email_limit)]
+    spawn = multiprocessing.get_context("spawn")
+    smtp_port, hook_port = free_port(), free_port()
+    pipe, sink_end = spawn.Pipe()
+    sink = spawn.Process(target=_sink, args=(smtp_port, sink_end), daemon=True)
+    receiver = spawn.Process(target=_receiver, args=(hook_port,), daemon=True)
+    sink.start()
+    receiver.start()
+    schema = None
+    url = f"sqlite:///{work / 'campaign.db'}"
+    try:
+        if args.postgres:
+            schema, url = fresh_schema(args.postgres)
+        started = time.perf_counter()
+        child(["--part", "data", "--data", str(data), *common])
+        print(f"data: {args.customers:,} customers in {time.perf_counter() - started:.1f} s", flush=True)
+        setup = child(["--part", "setup", "--data", str(data), "--work", str(work), "--url", url, *common])
+        print(f"setup ({setup['database']}): {setup['seconds']}, min_score {setup['min_score']}", flush=True)
+        assert pipe.recv() == "ready"
+        hook_url = f"http://127.0.0.1:{hook_port}"
+        wait_for(hook_url + "/counts")
+        side = [*common, "--work", str(work), "--url", url, "--smtp-port", str(smtp_port), "--hook-url", hook_url]
+        results = {}
+        for name in ("engine", "hand"):
+            pipe.send(("phase", name))
+            pipe.recv()
+            results[name] = child(["--part", name, *side, "--min-score", str(setup["min_score"])])
+            print(f"{name}: {results[name]['seconds']}", flush=True)
+        pipe.send(("counts",))
+        smtp = pipe.recv()
+        hooks = fetch_json(hook_url + "/counts")
+    finally:
+        pipe.send("stop")
+        sink.join(10)
+        receiver.terminate()
+        if schema is not None:
+            drop_schema(args.postgres, schema)
+
+    checks = verify(results, smtp, hooks)
+    summary = {
+        "command": " ".join([Path(sys.executable).name, "bench/full_wave_bench.py", *sys.argv[1:]]),
+        "customers": args.customers,
+        "database": setup["database"],
+        "email_limit": args.email_limit,
+        "calls_per_day": args.calls_per_day,
+        "visits_per_day": args.visits_per_rep * REPS_PER_TERRITORY * len(TERRITORIES),
+        "smtp_connections": args.connections,
+        "webhook_concurrency": args.concurrency,
+        "min_score": setup["min_score"],
+        "setup": setup,
+        "engine": results["engine"],
+        "hand": results["hand"],
+        "smtp_sink": smtp,
+        "receiver": hooks,
+        "checks": checks,
+    }
+    report(summary)
+    out_dir = REPO / "bench" / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "full_wave_bench.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"wrote {out_dir / 'full_wave_bench.json'}; work files in {root}")
+
+
+def verify(results: dict, smtp: dict, hooks: dict) -> dict:
+    """Every allocated e-mail and task of the engine reached the sink or receiver exactly once."""
+    engine, hand = results["engine"], results["hand"]
+    ledger = engine["ledger"]
+    for channel, statuses in ledger.items():
+        assert statuses.get("pending", 0) == 0 and statuses.get("failed", 0) == 0, (channel, statuses)
+        allocated = engine["treated_allocated"].get(channel, 0)
+        assert statuses.get("sent", 0) + statuses.get("skipped", 0) == allocated, (channel, statuses, allocated)
+    mails = smtp.get("engine", {"messages": 0, "recipients": 0, "max_per_recipient": 0})
+    email_sent = ledger.get("email", {}).get("sent", 0)
+    assert mails["messages"] == email_sent == mails["recipients"] and mails["max_per_recipient"] <= 1, (mails, email_sent)
+    for channel in ("call_center", "field_force"):
+        sent = ledger.get(channel, {}).get("sent", 0)
+        path = f"/{channel}"
+        assert hooks["tasks"][path] == sent == hooks["customers"][path], (channel, sent, hooks)
+        assert hooks["max_per_customer"][path] <= 1, hooks
+    hand_mails = smtp.get("hand", {"messages": 0})
+    assert hand_mails["messages"] == hand["sent"]["email"], (hand_mails, hand["sent"])
+    for channel in ("call_center", "field_force"):
+        assert hooks["tasks"][f"/bare/{channel}"] == hand["sent"][channel], (channel, hooks, hand["sent"])
+    return {
+        "engine_exactly_once": True,
+        "engine_email_sent": email_sent,
+        "engine_email_skipped": ledger.get("email", {}).get("skipped", 0),
+        "engine_calls_sent": ledger.get("call_center", {}).get("sent", 0),
+        "engine_visits_sent": ledger.get("field_force", {}).get("sent", 0),
+    }
+
+
+def report(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=140)
+    engine, hand = summary["engine"], summary["hand"]
+    limit = summary["email_limit"]
+    email_note = f"e-mail capacity {limit:,}/day" if limit is not None else "e-mail unlimited"
+    table = Table(
+        title=(
+            f"Full wave, {summary['customers']:,} customers ({summary['database']}): engine vs hand-written; "
+            f"{email_note}, calls {summary['calls_per_day']:,}/day, visits {summary['visits_per_day']:,}/day"
+        )
+    )
+    for column in ("stage", "engine s", "hand-written s", "engine / hand"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in engine["seconds"]:
+        e, h = engine["seconds"][stage], hand["seconds"].get(stage)
+        table.add_row(stage, f"{e:.2f}", "-" if h is None else f"{h:.2f}", "-" if not h else f"{e / h:.2f}x")
+    te, th = sum(engine["seconds"].values()), sum(hand["seconds"].values())
+    table.add_row("total", f"{te:.2f}", f"{th:.2f}", f"{te / th:.2f}x", style="bold")
+    table.add_row("peak RSS (MiB)", f"{max(engine['peak'].values()):,}", f"{max(hand['peak'].values()):,}", "")
+    table.add_row("selected", f"{engine['selected']:,}", f"{hand['selected']:,}", "")
+    for channel in ("field_force", "call_center", "email"):
+        table.add_row(
+            f"treated allocated {channel}", f"{engine['treated_allocated'].get(channel, 0):,}", f"{hand['treated_allocated'].get(channel, 0):,}", ""
+        )
+    checks = summary["checks"]
+    table.add_row("e-mails sent (sink count)", f"{checks['engine_email_sent']:,}", f"{hand['sent']['email']:,}", "")
+    table.add_row("calls sent (receiver count)", f"{checks['engine_calls_sent']:,}", f"{hand['sent']['call_center']:,}", "")
+    table.add_row("visits sent (receiver count)", f"{checks['engine_visits_sent']:,}", f"{hand['sent']['field_force']:,}", "")
+    console.print(table)
+    console.print(
+        f"min_score {summary['min_score']}; SMTP connections {summary['smtp_connections']}, task lists in flight "
+        f"{summary['webhook_concurrency']}; engine: every allocated e-mail and task delivered exactly once "
+        f"({checks['engine_email_skipped']:,} e-mails skipped for an invalid address)"
+    )
+
+
+def wait_for(url: str) -> None:
+    import urllib.request
+
+    for _ in range(400):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"the webhook receiver did not answer at {url}")
+
+
+def fetch_json(url: str) -> dict:
+    import urllib.request
+
+    return json.loads(urllib.request.urlopen(url, timeout=120).read())
+
+
+def fresh_schema(url: str) -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    schema = f"full_wave_bench_{int(time.time())}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    scoped = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, scoped.render_as_string(hide_password=False)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
