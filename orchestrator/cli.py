@@ -342,7 +342,7 @@ def demo(
     customers: Annotated[int, typer.Option(min=100, max=2_000_000, help="Size of the synthetic customer base.")] = 20_000,
     output: Annotated[Path, typer.Option(help="Folder for the demo's database and e-mails (emptied first).")] = Path("demo-output"),
 ) -> None:
-    """Run the example campaign on a synthetic customer base against a local SMTP server."""
+    """The whole loop on local servers: three waves, outcomes posted back, retraining, success reports."""
     from orchestrator.demo import run_demo
 
     progress.enable(err)

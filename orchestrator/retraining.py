@@ -132,7 +132,13 @@ def retrain(
         elif score >= champion_score + margin:
             registry.promote(engine, name, record.version)
             promoted, stage = True, "champion"
-            reason = f"promoted: {METRIC[kind]} {score:.4f} >= champion's {champion_score:.4f} + margin {margin:g}"
+            if score == champion_score:
+                reason = (
+                    f"promoted: as good as the champion on the later waves ({METRIC[kind]} {score:.4f}) "
+                    "and trained on more of them"
+                )
+            else:
+                reason = f"promoted: {METRIC[kind]} {score:.4f} >= champion's {champion_score:.4f} + margin {margin:g}"
         else:
             reason = f"kept as challenger: {METRIC[kind]} {score:.4f} < champion's {champion_score:.4f} + margin {margin:g}"
     return RetrainResult(
