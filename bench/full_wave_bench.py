@@ -52,7 +52,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from stages import Stages  # noqa: E402 - bench/ is on sys.path when run as a script
+import stages  # noqa: E402 - bench/ is on sys.path when run as a script
+from stages import Stages  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 LINK_SECRET = "full-wave-bench-link-secret-0123456789"
@@ -872,24 +873,10 @@ def fetch_json(url: str) -> dict:
 
 
 def fresh_schema(url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    schema = f"full_wave_bench_{int(time.time())}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    scoped = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return schema, scoped.render_as_string(hide_password=False)
+    return stages.fresh_schema(url, "full_wave_bench")
 
 
-def drop_schema(url: str, schema: str) -> None:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+drop_schema = stages.drop_schema
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ frequency_caps:
 """
 
 
+import stages  # noqa: E402
 from stages import Stages, peak_mib  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
@@ -318,24 +319,10 @@ def child(*args: str) -> dict:
 
 
 def fresh_schema(url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    schema = f"selection_bench_{int(time.time())}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    scoped = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return schema, scoped.render_as_string(hide_password=False)
+    return stages.fresh_schema(url, "selection_bench")
 
 
-def drop_schema(url: str, schema: str) -> None:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+drop_schema = stages.drop_schema
 
 
 def main() -> None:

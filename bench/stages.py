@@ -1,4 +1,4 @@
-"""Timing helpers shared by the benchmarks: seconds and peak resident memory per named stage."""
+"""Helpers shared by the benchmarks: seconds and peak memory per named stage, throwaway PostgreSQL schemas."""
 
 from __future__ import annotations
 
@@ -24,3 +24,25 @@ class Stages:
         self.seconds[name] = round(time.perf_counter() - start, 3)
         self.peak[name] = round(peak_mib())
         return result
+
+
+def fresh_schema(url: str, prefix: str) -> tuple[str, str]:
+    """A new PostgreSQL schema for one benchmark run, and the URL that uses it."""
+    import sqlalchemy as sa
+
+    schema = f"{prefix}_{int(time.time())}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    scoped = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, scoped.render_as_string(hide_password=False)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
