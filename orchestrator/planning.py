@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from orchestrator.allocation import allocate
@@ -117,8 +118,10 @@ def _options(
         rows = np.flatnonzero(~np.isnan(values[:, j]))
         if wait:
             rows = rows[best[rows] == j]
-        if name == "field_force":
-            keys = np.array([pools.get(pool_name("field_force", str(t)), -1) for t in territories[rows]], dtype=np.int64)
+        if name == "field_force":  # territory -> its pool, as one vectorised lookup
+            prefix = pool_name("field_force", "")
+            by_territory = {key[len(prefix):]: index for key, index in pools.items() if key.startswith(prefix)}
+            keys = pd.Series(territories[rows]).astype(str).map(by_territory).fillna(-1).to_numpy(dtype=np.int64)
         else:
             keys = np.full(len(rows), pools[_pool_of(spec, name, None)], dtype=np.int64)
         known = keys >= 0  # a territory without reps has no visits to give

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 import yaml
 
@@ -180,9 +181,14 @@ def select(
         )
         if steps:
             query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
-        rows = conn.execute(query).all()
-    ids: list[str] = [r[0] for r in rows]
-    columns = {name: np.array([r[i + 1] for r in rows], dtype=object) for i, name in enumerate(extra)}
+        result = conn.execute(query)
+        if extra:  # one frame, not a Python loop per customer and column
+            frame = pd.DataFrame(result.all(), columns=["id", *labels])
+            ids: list[str] = frame["id"].tolist()
+            columns = {name: frame[label].to_numpy(dtype=object) for name, label in zip(extra, labels, strict=True)}
+        else:
+            ids = list(result.scalars())
+            columns = {}
 
     global_mask = np.zeros(len(ids), dtype=bool)
     if policy is not None and getattr(policy, "global_control", None) is not None:
