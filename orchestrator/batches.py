@@ -25,7 +25,6 @@ from itertools import groupby
 import sqlalchemy as sa
 
 from orchestrator import ledger
-from orchestrator.bulk import bulk_insert
 from orchestrator.models import BatchStatus, Campaign, Contact, ContactStatus, DispatchBatch, Wave, utcnow
 
 batches = DispatchBatch.__table__
