@@ -10,12 +10,20 @@ raw DB-API cursor in batches of ``BATCH_ROWS``. No ORM object is ever built per 
   are quoted; SQLite gets plain tuples, with dates and times as the text SQLAlchemy stores.
 
 Both return the number of rows inserted and leave committing to the caller.
+
+- ``insert_new(conn, table, columns, rows, key=..., returning=...)`` loads rows that may already
+  be in ``table`` (a re-imported file, a redelivered event): ``bulk_insert`` into a temporary
+  staging table, then ONE ``INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING``; returns the
+  ``returning`` column of the rows that were new.
+- ``dialect_insert(conn, table)``: the dialect's INSERT (PostgreSQL or SQLite), which has
+  ``on_conflict_do_nothing``.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+from datetime import datetime, timezone
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,7 +32,7 @@ import sqlalchemy as sa
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["bulk_insert", "bulk_insert_arrow"]
+__all__ = ["bulk_insert", "bulk_insert_arrow", "dialect_insert", "insert_new", "raw_timestamp"]
 
 BATCH_ROWS = 10_000
 
@@ -40,6 +48,59 @@ def bulk_insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: I
                     count += 1
         return count
     return _executemany(conn, table, columns, rows)
+
+
+def raw_timestamp(conn: sa.Connection, value: datetime):  # noqa: ANN201
+    """``value`` as a raw DB-API insert must pass it: SQLite's stored text (UTC), a datetime elsewhere.
+
+    ``bulk_insert`` bypasses SQLAlchemy's type processing, so SQLite needs the storage format.
+    """
+    if conn.dialect.name == "sqlite":
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def dialect_insert(conn: sa.Connection, table: sa.Table):  # noqa: ANN201 - a dialect Insert
+    """The INSERT of the connection's dialect for ``table`` (it has ``on_conflict_do_nothing``)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def insert_new(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence],
+    *,
+    key: Sequence[str],
+    returning: str,
+) -> list:
+    """Insert the ``rows`` whose ``key`` is not in ``table`` yet; the ``returning`` values of the new ones.
+
+    Rows are bulk-loaded into a temporary staging table with ``table``'s column types, then
+    copied over in one statement that skips rows violating the unique ``key``.
+    """
+    staging = sa.Table(
+        f"_stage_{table.name}", sa.MetaData(), *(sa.Column(c, table.c[c].type) for c in columns), prefixes=["TEMPORARY"]
+    )
+    staging.create(conn)
+    try:
+        bulk_insert(conn, staging.name, columns, rows)
+        select = sa.select(*(staging.c[c] for c in columns)).where(sa.true())  # SQLite: WHERE before ON CONFLICT
+        statement = (
+            dialect_insert(conn, table)
+            .from_select(list(columns), select)
+            .on_conflict_do_nothing(index_elements=list(key))
+            .returning(table.c[returning])
+        )
+        return list(conn.execute(statement).scalars())
+    finally:
+        staging.drop(conn)
 
 
 def bulk_insert_arrow(conn: sa.Connection, table: str, rows: pa.Table) -> int:

@@ -63,6 +63,7 @@ def retry(
     from orchestrator import wave as stages
     from orchestrator.batches import dead_letters, reopen
     from orchestrator.database import connect
+    from orchestrator import ledger
     from orchestrator.ledger import find_wave
     from orchestrator.rules import find_campaign_file
 
@@ -78,16 +79,16 @@ def retry(
     if not chosen:
         console.print("no dead letters")
         return
-    by_wave: dict[tuple[str, str, int], list[int]] = {}
+    by_wave: dict[tuple[str, str], list[int]] = {}
     for d in chosen:
-        by_wave.setdefault((d.campaign, d.wave, d.wave_id), []).append(d.batch_id)
+        by_wave.setdefault((d.campaign, d.wave), []).append(d.batch_id)
     failed = False
-    for (campaign, wave_key, wave_id), ids in by_wave.items():
+    for (campaign, wave_key), ids in by_wave.items():
         path = rules or find_campaign_file(settings.paths.rules_dir, campaign)
         if path is None:
             raise fail(f"no rules file for campaign '{campaign}' in {settings.paths.rules_dir}; pass --rules FILE")
         prepared = stages.prepare(settings, path, wave_key)
-        wave = next(w for w in [find_wave(engine, _campaign_id(engine, campaign), wave_key)] if w is not None)
+        wave = find_wave(engine, ledger.ensure_campaign(engine, campaign, prepared.spec.description), wave_key)
         reopen(engine, ids)
         try:
             sent = stages.send_pending(settings, prepared, wave)
@@ -95,15 +96,5 @@ def retry(
         except stages.WaveIncomplete as exc:
             failed = True
             console.print(f"[red]{escape(campaign)} wave {escape(wave_key)}: {escape(str(exc))}[/]", highlight=False)
-        assert wave.id == wave_id
     if failed:
         raise typer.Exit(1)
-
-
-def _campaign_id(engine, name: str) -> int:
-    import sqlalchemy as sa
-
-    from orchestrator.ledger import campaigns
-
-    with engine.connect() as conn:
-        return conn.execute(sa.select(campaigns.c.id).where(campaigns.c.name == name)).scalar_one()

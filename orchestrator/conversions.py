@@ -25,7 +25,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from orchestrator.bulk import bulk_insert
+from orchestrator.bulk import insert_new, raw_timestamp
 from orchestrator.models import Conversion, utcnow
 from orchestrator.problems import Problem, ValidationFailed, did_you_mean
 
@@ -144,42 +144,16 @@ def import_conversions(
     source = Path(path).name[:200]
     columns = ["customer_id", "occurred_at", "amount", "product", "source", "imported_at"]
     with engine.begin() as conn:
-        before = conn.execute(sa.select(sa.func.count()).select_from(conversions)).scalar_one()
-        # bulk-load a staging table (COPY / executemany), then one INSERT ... SELECT that skips rows
-        # imported before (the unique row constraint): idempotent and fast
-        staging = sa.Table(
-            "_conversions_stage", sa.MetaData(), *(sa.Column(c.name, c.type) for c in conversions.c if c.name in columns),
-            prefixes=["TEMPORARY"],
-        )
-        staging.create(conn)
-        stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else now
-        bulk_insert(
-            conn, staging.name, columns,
-            ((r["customer_id"], _db_time(conn, r["occurred_at"]), r["amount"], r["product"], source, stamp) for r in good),
+        stamp = raw_timestamp(conn, now)
+        new = insert_new(
+            conn, conversions, columns,
+            ((r["customer_id"], raw_timestamp(conn, r["occurred_at"]), r["amount"], r["product"], source, stamp) for r in good),
+            key=["customer_id", "occurred_at", "amount", "product"], returning="id",
         )
         progress(len(good))
-        select = sa.select(*(staging.c[c] for c in columns)).where(sa.true())  # SQLite: WHERE before ON CONFLICT
-        conn.execute(_insert_ignore(conn).from_select(columns, select))
-        staging.drop(conn)
-        after = conn.execute(sa.select(sa.func.count()).select_from(conversions)).scalar_one()
-    report.imported = after - before
+    report.imported = len(new)
     report.duplicates = len(good) - report.imported
     return report
-
-
-def _db_time(conn: sa.Connection, value: datetime):
-    """A UTC time as the database stores it (raw DB-API inserts bypass SQLAlchemy's type processing)."""
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else value
-
-
-def _insert_ignore(conn: sa.Connection):
-    """INSERT that skips rows already there (the unique row constraint), on SQLite and PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(conversions).on_conflict_do_nothing(index_elements=["customer_id", "occurred_at", "amount", "product"])
 
 
 # --- attribution ------------------------------------------------------------------------------

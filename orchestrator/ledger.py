@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import sqlalchemy as sa
 
-from orchestrator.bulk import bulk_insert
+from orchestrator.bulk import bulk_insert, raw_timestamp
 from orchestrator.customer_table import ID_COLUMN
 from orchestrator.models import Arm, ArbitrationLoss, Campaign, Contact, ContactStatus, DeliveryAttempt, Wave, WaveStatus, utcnow
 
@@ -46,13 +46,6 @@ class Outcome:
     outcome: str
     detail: str | None = None
     message_id: str | None = None
-
-
-def _timestamp(conn: sa.Connection, value: datetime):
-    # Raw DB-API inserts bypass SQLAlchemy's type processing: give SQLite its storage format.
-    if conn.dialect.name == "sqlite":
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
 
 
 def ensure_campaign(engine: sa.Engine, name: str, description: str | None) -> int:
@@ -129,7 +122,7 @@ def record_contacts(
         ).one()
         if wave.status != WaveStatus.SELECTING:
             return wave.selected - wave.control, wave.control
-        now = _timestamp(conn, utcnow())
+        now = raw_timestamp(conn, utcnow())
         n = len(customer_ids)
         variants = variants if variants is not None else np.full(n, None, dtype=object)
         score_list = _floats(scores, n)
@@ -224,7 +217,7 @@ def mark_results_in(conn: sa.Connection, outcomes: Sequence[Outcome], channel: s
         conn,
         attempts.name,
         ["contact_id", "channel", "outcome", "detail", "at"],
-        ((o.contact_id, channel, o.outcome, o.detail, _timestamp(conn, now)) for o in outcomes),
+        ((o.contact_id, channel, o.outcome, o.detail, raw_timestamp(conn, now)) for o in outcomes),
     )
     pending_only = contacts.c.status == ContactStatus.PENDING
     sent = by_status.get("sent", [])

@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from itsdangerous import BadData, URLSafeSerializer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from orchestrator.bulk import bulk_insert
+from orchestrator.bulk import dialect_insert, insert_new
 from orchestrator.messages import InvalidTrackingToken, read_tracking_token
 from orchestrator.models import Contact, ResponseEvent, Suppression, utcnow
 from orchestrator.outcomes import Outcomes
@@ -172,14 +172,6 @@ def _contacts_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, tuple[
     return {row.id: (row.wave_id, row.customer_id, row.channel) for row in conn.execute(query)}
 
 
-def _insert(conn: sa.Connection, table: sa.Table):  # noqa: ANN202 - a dialect insert
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
 def _store(conn: sa.Connection, rows: list[dict]) -> set[str]:
     """Insert ``rows`` into ``response_events``, skipping (source, event_id) already there; the new event ids."""
     if not rows:
@@ -188,19 +180,12 @@ def _store(conn: sa.Connection, rows: list[dict]) -> set[str]:
         # COPY into a staging table, then one INSERT ... SELECT: psycopg spends most of a large
         # multi-row VALUES insert converting the query text.
         columns = list(rows[0])
-        conn.exec_driver_sql(
-            "CREATE TEMPORARY TABLE tmp_response_events (source varchar(100), event_id varchar(200), contact_id bigint, "
-            "wave_id integer, customer_id varchar(200), channel varchar(50), type varchar(50), value double precision, "
-            "occurred_at timestamptz, received_at timestamptz, detail varchar(500)) ON COMMIT DROP"
+        new = insert_new(
+            conn, events_table, columns, ([row[c] for c in columns] for row in rows), key=["source", "event_id"],
+            returning="event_id",
         )
-        bulk_insert(conn, "tmp_response_events", columns, ([row[c] for c in columns] for row in rows))
-        staged = sa.table("tmp_response_events", *(sa.column(c) for c in columns))
-        statement = _insert(conn, events_table).from_select(columns, sa.select(*staged.c))
-        statement = statement.on_conflict_do_nothing(index_elements=["source", "event_id"]).returning(events_table.c.event_id)
-        inserted = set(conn.execute(statement).scalars())
-        conn.exec_driver_sql("DROP TABLE tmp_response_events")
-        return inserted
-    statement = _insert(conn, events_table).on_conflict_do_nothing(index_elements=["source", "event_id"])
+        return set(new)
+    statement = dialect_insert(conn, events_table).on_conflict_do_nothing(index_elements=["source", "event_id"])
     return set(conn.execute(statement.returning(events_table.c.event_id), rows).scalars())
 
 
@@ -213,7 +198,7 @@ def _suppress(conn: sa.Connection, entries: list[tuple[str, str]], source: str) 
         {"customer_id": customer, "channel": _EMAIL, "reason": reason, "source": source[:200], "created_at": now}
         for customer, reason in dict.fromkeys(entries)
     ]
-    statement = _insert(conn, suppressions).on_conflict_do_nothing(index_elements=["customer_id", "channel", "reason"])
+    statement = dialect_insert(conn, suppressions).on_conflict_do_nothing(index_elements=["customer_id", "channel", "reason"])
     return len(conn.execute(statement.returning(suppressions.c.id), rows).all())
 
 

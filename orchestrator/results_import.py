@@ -27,7 +27,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from orchestrator import ledger
-from orchestrator.bulk import bulk_insert
+from orchestrator.bulk import bulk_insert, raw_timestamp
 from orchestrator.models import Arm, ContactStatus, ResponseEvent, WaveStatus, utcnow
 from orchestrator.problems import Problem, ValidationFailed, did_you_mean
 
@@ -146,9 +146,9 @@ def import_results(
                     raw = row[at[column]].strip()
                     if kind == "binary":
                         if raw.lower() in TRUE:
-                            yield (SOURCE, f"{wave.id}:{contact_of[cid]}:{column}", contact_of[cid], wave.id, cid, CHANNEL, column, None, _ts(conn, occurred), _ts(conn, now))
+                            yield (SOURCE, f"{wave.id}:{contact_of[cid]}:{column}", contact_of[cid], wave.id, cid, CHANNEL, column, None, raw_timestamp(conn, occurred), raw_timestamp(conn, now))
                     elif raw and float(raw) != 0:
-                        yield (SOURCE, f"{wave.id}:{contact_of[cid]}:{column}", contact_of[cid], wave.id, cid, CHANNEL, column, float(raw), _ts(conn, occurred), _ts(conn, now))
+                        yield (SOURCE, f"{wave.id}:{contact_of[cid]}:{column}", contact_of[cid], wave.id, cid, CHANNEL, column, float(raw), raw_timestamp(conn, occurred), raw_timestamp(conn, now))
 
         report.events = bulk_insert(
             conn, events.name,
@@ -177,6 +177,3 @@ def _write_snapshot(settings, wave_id: int, path: Path, id_column: str, drop: se
     target.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(target, index=False)
 
-
-def _ts(conn: sa.Connection, value: datetime):
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else value

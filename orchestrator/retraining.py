@@ -235,25 +235,5 @@ def _lineage(settings, data: TrainingSet, campaigns, kind, estimator, approach, 
         "estimator": estimator,
         "approach": approach if kind == "uplift" else None,
         "compared_with": None if champion is None else champion.version,
-        "code_version": _code_version(),
+        "code_version": registry.code_version(),
     }
-
-
-def _code_version() -> str:
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-    from pathlib import Path
-
-    try:
-        package = version("campaign-orchestrator")
-    except PackageNotFoundError:
-        package = "unknown"
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{package}+{commit}" if commit else package
-
-

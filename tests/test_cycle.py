@@ -167,11 +167,10 @@ def test_cycle_allocates_within_capacity_arbitrates_and_delivers_each_task_once(
     summaries = _run(cycle_settings, "retention-multichannel", "winback-email")
     retention, winback = summaries
     rows = _contacts(customers)
-    by_campaign = Counter((r.customer_id, r.campaign) for r in rows if r.arm != "global_control")
-    customers_in_both = {cid for cid, _ in by_campaign} and Counter(cid for cid, _ in by_campaign)
-    assert max(customers_in_both.values()) == 1, "a customer was recorded by two campaigns of one cycle"
-    assert winback["lost_to"] == {"retention-multichannel": pytest.approx(winback["lost_to"]["retention-multichannel"])}
-    assert winback["lost_to"]["retention-multichannel"] > 0
+    campaigns_per_customer = Counter(r.customer_id for r in rows if r.arm != "global_control")
+    assert max(campaigns_per_customer.values()) == 1, "a customer was recorded by two campaigns of one cycle"
+    assert set(winback["lost_to"]) == {"retention-multichannel"} and winback["lost_to"]["retention-multichannel"] > 0
+    assert retention["lost_to"] == {}
 
     treated = [r for r in rows if r.campaign == "retention-multichannel" and r.arm == "treatment"]
     on = Counter(r.channel for r in treated)
@@ -185,8 +184,9 @@ def test_cycle_allocates_within_capacity_arbitrates_and_delivers_each_task_once(
 
     _delivered_once(rows, calls, "call_center")
     _delivered_once(rows, visits, "field_force")
-    for webhook_id, batch in visits.batches.items():  # one rep per visit list
-        assert len({v.rep_id if hasattr(v, "rep_id") else batch.rep_id for v in batch.visits}) == 1
+    rep_of = {r.customer_id: r.assignee for r in treated if r.channel == "field_force"}
+    for batch in visits.batches.values():  # one rep per visit list: the rep the ledger assigned each visit to
+        assert {rep_of[v.customer_id] for v in batch.visits} == {batch.rep_id}
     assert retention["status"] == winback["status"] == "completed"
     assert retention["by_channel"]["call_center"] == {"sent": CALLS_PER_DAY}
 
@@ -262,10 +262,6 @@ def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(cy
     _delivered_once(rows, calls, "call_center")
     _delivered_once(rows, visits, "field_force")
     assert sum(calls.redeliveries.values()) + sum(visits.redeliveries.values()) >= 1  # the timed-out and dropped ones
-
-    # an outage: every try fails; contacts stay pending, the next run delivers them once
-    again_rules = cycle_settings.paths.rules_dir / "retention-multichannel.yaml"
-    assert again_rules.exists()
 
 
 def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(cycle_env, cycle_settings, customers, receivers):
