@@ -82,8 +82,9 @@ class SimulatedChannelSystem:
         tasks = [t for lst in payloads for t in getattr(lst, "tasks", None) or getattr(lst, "visits", [])]
         tasks = [t for t in tasks if t.task_id not in self.done]
         events = []
-        for task in tasks:
-            buys = self.rng.random() < self.world.purchase_probability([task.customer_id], ["treatment"], [channel])[0]
+        chance = self.world.purchase_probability([t.customer_id for t in tasks], ["treatment"] * len(tasks), [channel] * len(tasks))
+        for task, p in zip(tasks, chance.tolist(), strict=True):
+            buys = self.rng.random() < p
             kind = "sale" if buys else self.rng.choice(
                 ["no_answer", "interested", "not_interested"] if channel == "call_center" else ["not_met", "interested", "not_interested"],
                 p=[0.3, 0.2, 0.5],
