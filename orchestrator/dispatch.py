@@ -15,7 +15,7 @@ knows it was accepted, and the receiver ignores a ``webhook-id`` it already has.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -56,8 +56,23 @@ def dispatch_channel(
     batches.assign_batches(
         engine, wave_id, channel_name, endpoint, batch_size, per_assignee=channel_name == "field_force"
     )
-    result = DispatchResult()
     todo = batches.open_batches(engine, wave_id, channel_name)
+    return deliver_batches(engine, customer_table, channel_name, todo, builder, channel, concurrency=concurrency, advance=advance)
+
+
+def deliver_batches(
+    engine: sa.Engine,
+    customer_table: sa.Table,
+    channel_name: str,
+    todo: Iterable[batches.BatchRef],
+    builder: TaskBuilder,
+    channel: Channel,
+    *,
+    concurrency: int = 4,
+    advance: Callable[[int], None] = lambda n: None,
+) -> DispatchResult:
+    """Deliver batches fixed before (``batches.assign_batches``), ``concurrency`` in flight at once."""
+    result = DispatchResult()
     in_flight: dict[Future, tuple[batches.BatchRef, list[ledger.Outcome]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=f"dispatch-{channel_name}") as pool:
         queue = iter(todo)

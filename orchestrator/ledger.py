@@ -171,14 +171,21 @@ def contact_rows(customer_table: sa.Table) -> sa.Select:
 
 
 def pending_contacts(
-    engine: sa.Engine, wave_id: int, customer_table: sa.Table, chunk_size: int, *, channel: str | None = None
+    engine: sa.Engine,
+    wave_id: int,
+    customer_table: sa.Table,
+    chunk_size: int,
+    *,
+    channel: str | None = None,
+    id_range: tuple[int, int] | None = None,
 ) -> Iterator[list[dict]]:
     """Chunks of pending treated contacts (of ``channel``, if given) joined with their customer row.
 
     Each item is the customer's columns plus ``_contact_id``, ``_variant`` and ``_assignee``.
     Keyset paging by contact id, so contacts marked while iterating are not skipped or repeated.
+    ``id_range`` (inclusive) limits it to the contacts of one chunk task.
     """
-    last_id = 0
+    last_id = 0 if id_range is None else id_range[0] - 1
     while True:
         query = (
             contact_rows(customer_table)
@@ -188,6 +195,8 @@ def pending_contacts(
         )
         if channel is not None:
             query = query.where(contacts.c.channel == channel)
+        if id_range is not None:
+            query = query.where(contacts.c.id <= id_range[1])
         with engine.connect() as conn:
             chunk = [dict(row._mapping) for row in conn.execute(query)]
         if not chunk:

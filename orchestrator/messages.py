@@ -17,6 +17,8 @@ raises ``InvalidTrackingToken``. The token holds no customer data, only ledger i
 
 from __future__ import annotations
 
+import os
+
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +90,14 @@ class RenderCheck:
     rendered: int = 0
     errors: int = 0
     problems: list[Problem] = field(default_factory=list)  # distinct problems, file:line first
+    pid: int = field(default_factory=os.getpid)  # the process that rendered (progress of chunks)
+
+    def add(self, other: RenderCheck) -> None:
+        """Count another chunk's check in; each distinct problem is kept once."""
+        self.rendered += other.rendered
+        self.errors += other.errors
+        seen = {str(p) for p in self.problems}
+        self.problems.extend(p for p in other.problems if str(p) not in seen)
 
 
 class MessageBuilder:

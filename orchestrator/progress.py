@@ -3,10 +3,16 @@
 Plain functions report progress through ``progress(description, total)``, a context manager
 yielding an ``advance(n)`` callable; the CLI calls ``enable()`` so that people see bars while
 tests and Prefect workers stay quiet.
+
+Chunks: while a bar is open, a ``progress`` opened inside it (a chunk's function, run in this
+process by a thread) advances the open bar instead of drawing its own. Work done in another
+process (a Dask worker) cannot reach the bar; the caller advances it by that chunk's result,
+``counted_elsewhere`` tells which.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -26,10 +32,21 @@ def disable() -> None:
     _console = None
 
 
+_open: list[Callable[[int], None]] = []  # the bar open in this process, if any
+
+
+def counted_elsewhere(pid: int) -> bool:
+    """Whether work done by process ``pid`` could not advance this process's open bar itself."""
+    return pid != os.getpid()
+
+
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     if _console is None:
         yield lambda n=1: None
+        return
+    if _open:  # inside an open bar (a chunk of its work): advance that one
+        yield _open[-1]
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -40,4 +57,12 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
     )
     with Progress(*columns, console=_console, transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        _open.append(advance)
+        try:
+            yield advance
+        finally:
+            _open.remove(advance)

@@ -595,6 +595,20 @@ def score_customers(
     return np.concatenate(all_ids), np.concatenate(all_scores)
 
 
+def score_chunk(
+    settings: Settings, name: str, version: int | None, table: str, customer_ids: Sequence[str] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``score_customers`` for one chunk of customers, on the engine of ``settings`` (a chunk task)."""
+    from orchestrator.database import connect
+
+    ids = np.asarray(customer_ids, dtype=object)
+    if not len(ids):
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.float64)
+    return score_customers(
+        connect(settings), settings, name, ids, version=version, table=table, chunk_size=settings.database.chunk_size
+    )
+
+
 def apply_score_rules(
     ids: Sequence[str] | np.ndarray,
     scores: Sequence[float] | np.ndarray,

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import yaml
 
 from orchestrator import control as groups
+from orchestrator.chunks import Mapper, in_process, split as split_chunks
 from orchestrator.condition_parser import All, condition_to_data
 from orchestrator.conditions import compile_audience
 from orchestrator.customer_table import ID_COLUMN
@@ -164,12 +165,29 @@ def select(
     as_of: date,
     with_funnel: bool = False,
     extra: Mapping[str, sa.ColumnElement] | None = None,
+    mapper: Mapper = in_process,
 ) -> Candidates:
     """Run every filter and the score cut; raise ``WaveBlocked`` on a blocked day.
 
     ``extra`` names SQL expressions (e.g. channel eligibility) computed in the same query
-    and returned aligned with the candidates in ``Candidates.extra``.
+    and returned aligned with the candidates in ``Candidates.extra``. Scoring runs on
+    chunks through ``mapper`` (see ``orchestrator.chunks``).
     """
+    candidates = filter_customers(engine, spec, table, policy, as_of=as_of, with_funnel=with_funnel, extra=extra)
+    return score_and_cut(settings, spec, table.name, candidates, mapper=mapper)
+
+
+def filter_customers(
+    engine: sa.Engine,
+    spec: CampaignSpec,
+    table: sa.Table,
+    policy,
+    *,
+    as_of: date,
+    with_funnel: bool = False,
+    extra: Mapping[str, sa.ColumnElement] | None = None,
+) -> Candidates:
+    """The SQL part of ``select``: audience, lists and policy in one query, then the global control group."""
     check_day(policy, as_of)
     extra = dict(extra or {})
     with engine.connect() as conn:
@@ -200,26 +218,35 @@ def select(
     candidates = [cid for cid, g in zip(ids, global_mask.tolist(), strict=True) if not g]
     global_extra = {k: v[global_mask] for k, v in columns.items()}
     columns = {k: v[~global_mask] for k, v in columns.items()}
+    return Candidates(candidates, None, held_out, funnel, columns, global_extra)
 
-    scores = None
-    if spec.scores is not None:
-        from orchestrator.scoring import apply_score_rules, score_customers
 
-        scored_ids, scored = score_customers(
-            engine, settings, spec.scores.model, candidates, version=spec.scores.version,
-            table=table.name, chunk_size=settings.database.chunk_size,
-        )
-        kept_ids, scores = apply_score_rules(
-            scored_ids, scored, min_score=spec.scores.min_score, top=spec.scores.top, top_percent=spec.scores.top_percent
-        )
-        if columns:
-            position = {cid: i for i, cid in enumerate(candidates)}
-            keep = np.fromiter((position[cid] for cid in kept_ids), dtype=np.int64, count=len(kept_ids))
-            columns = {k: v[keep] for k, v in columns.items()}
-        candidates = list(kept_ids)
-        _add(funnel, "score", _score_label(spec), len(candidates))
+def score_and_cut(settings, spec: CampaignSpec, table: str, candidates: Candidates, *, mapper: Mapper = in_process) -> Candidates:
+    """Score the candidates in chunks of ``execution.chunk_size`` (one ``mapper`` call each) and keep
+    those the ``scores:`` section asks for, best first; unchanged without a ``scores:`` section."""
+    if spec.scores is None:
+        return candidates
+    from orchestrator.scoring import apply_score_rules, score_chunk
 
-    return Candidates(candidates, scores, held_out, funnel, columns, global_extra)
+    model, version = spec.scores.model, spec.scores.version
+    calls = [(settings, model, version, table, ids) for ids in split_chunks(candidates.ids, settings.execution.chunk_size)]
+    parts = list(mapper(score_chunk, calls))
+    if parts:
+        scored_ids = np.concatenate([ids for ids, _ in parts])
+        scored = np.concatenate([scores for _, scores in parts])
+    else:
+        scored_ids, scored = np.empty(0, dtype=object), np.empty(0, dtype=np.float64)
+    kept_ids, scores = apply_score_rules(
+        scored_ids, scored, min_score=spec.scores.min_score, top=spec.scores.top, top_percent=spec.scores.top_percent
+    )
+    columns = candidates.extra
+    if columns:
+        position = {cid: i for i, cid in enumerate(candidates.ids)}
+        keep = np.fromiter((position[cid] for cid in kept_ids), dtype=np.int64, count=len(kept_ids))
+        columns = {k: v[keep] for k, v in columns.items()}
+    funnel = list(candidates.funnel)
+    _add(funnel, "score", _score_label(spec), len(kept_ids))
+    return Candidates(list(kept_ids), scores, candidates.global_control, funnel, columns, candidates.global_extra)
 
 
 def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = False) -> Selection:

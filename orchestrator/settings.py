@@ -183,6 +183,29 @@ class ApiSettings(BaseSettings):
     )
 
 
+class ExecutionSettings(BaseSettings):
+    """How a wave's scoring, rendering and sending are spread over Prefect tasks.
+
+    Each Prefect task handles one chunk of ``chunk_size`` customers. ``task_runner``
+    ``threads`` (the default) runs the chunks in the flow's own process, ``workers`` at a
+    time; ``dask`` runs them on a Dask cluster through prefect-dask: a local cluster of
+    ``workers`` processes, or the existing cluster at ``dask_address``.
+    """
+
+    model_config = _config("execution")
+
+    chunk_size: int = Field(
+        50_000, ge=1, le=10_000_000, description="Customers per Prefect task for scoring, rendering and sending."
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads: chunks run in the flow's process; dask: on a Dask cluster (prefect-dask)."
+    )
+    workers: int = Field(1, ge=1, le=1024, description="Chunks at once: threads in-process, or local Dask worker processes.")
+    dask_address: str | None = Field(
+        None, description="Scheduler address of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; unset: a local cluster."
+    )
+
+
 class Settings(BaseSettings):
     """All engine settings, one nested object per area."""
 
@@ -194,6 +217,7 @@ class Settings(BaseSettings):
     links: LinkSettings = Field(default_factory=LinkSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
     @property
     def database_url(self) -> str:

@@ -36,6 +36,7 @@ Filters for campaign managers, besides Jinja's built-in ones (``title``, ``upper
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -176,6 +177,16 @@ def _display(path: str | os.PathLike[str]) -> str:
 # --- the template set ---------------------------------------------------------------------
 
 
+def _reload(templates_dir: Path, channel: str, name: str, digest: str) -> TemplateSet:
+    template = TemplateSet.load(templates_dir, channel, name)
+    if template.digest != digest:
+        raise ValidationFailed(
+            [Problem(_display(Path(templates_dir) / channel / name), None, None,
+                     "the template changed while the wave was running; run the wave again to send the rest with it")]
+        )
+    return template
+
+
 class TemplateSet:
     """The compiled parts of one template, e.g. ``templates/email/winback/``.
 
@@ -194,7 +205,9 @@ class TemplateSet:
         variables: dict[str, list[tuple[str, int]]],
         literals: frozenset[str],
         warnings: list[Problem],
+        digest: str = "",
     ):
+        self.digest = digest  # sha256 of the sources of every file the template reads (includes too)
         self.templates_dir = templates_dir
         self.channel = channel
         self.name = name
@@ -292,6 +305,9 @@ class TemplateSet:
             raise ValidationFailed(problems)
 
         literals = frozenset().union(*(a.literals for a in analyses.values()))
+        digest = hashlib.sha256()
+        for template_name in sorted(analyses):
+            digest.update(template_name.encode() + b"\0" + env.loader.get_source(env, template_name)[0].encode() + b"\0")
         return cls(
             templates_dir=templates_dir,
             channel=channel,
@@ -301,7 +317,13 @@ class TemplateSet:
             variables=variables,
             literals=literals,
             warnings=problems,
+            digest=digest.hexdigest(),
         )
+
+    def __reduce__(self):
+        """Pickled as where to load it from and the digest of its sources: a worker process (Dask)
+        compiles the same files and refuses to render if they changed since the wave validated them."""
+        return (_reload, (self.templates_dir, self.channel, self.name, self.digest))
 
     # -- static checks
 

@@ -27,15 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from orchestrator import batches, ledger
+from orchestrator.chunks import Mapper, in_process, split as split_chunks
 from orchestrator.capacity import load_capacity, used_capacity
 from orchestrator.customer_table import customer_columns, customer_table
 from orchestrator.database import connect
 from orchestrator.messages import RenderCheck, customer_rows, render_check
 from orchestrator.models import Arm
+from orchestrator.progress import counted_elsewhere, progress
 from orchestrator.planning import CampaignPlan, plan_cycle, selection_columns
 from orchestrator.prepared import EMAIL, PreparedWave, message_builder, task_builder
 from orchestrator.problems import Problem, ValidationFailed
-from orchestrator.selection import Candidates, Selection, WaveBlocked, check_day, select, split
+from orchestrator.selection import Candidates, Selection, WaveBlocked, check_day, filter_customers, score_and_cut, split
 from orchestrator.sending import (
     CHANNEL,
     ChannelFactory,
@@ -177,15 +179,26 @@ def _wave_date(wave_key: str) -> date:
 # --- 2. select ---------------------------------------------------------------------------
 
 
-def select_candidates(settings: Settings, prepared: PreparedWave, *, with_funnel: bool = False) -> Candidates:
+def select_candidates(
+    settings: Settings, prepared: PreparedWave, *, with_funnel: bool = False, mapper: Mapper = in_process
+) -> Candidates:
     """Customers left after audience, lists, policy, global control and scores (in SQL where possible),
     each with its eligibility per channel (and territory) for planning."""
+    candidates = filter_candidates(settings, prepared, with_funnel=with_funnel)
+    return score_candidates(settings, prepared, candidates, mapper=mapper)
+
+
+def filter_candidates(settings: Settings, prepared: PreparedWave, *, with_funnel: bool = False) -> Candidates:
+    """The SQL part of the selection (audience, lists, policy, channel eligibility) and the global control."""
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
     extra = selection_columns(prepared.spec, prepared.policy, table, prepared.as_of)
-    return select(
-        engine, settings, prepared.spec, table, prepared.policy, as_of=prepared.as_of, with_funnel=with_funnel, extra=extra
-    )
+    return filter_customers(engine, prepared.spec, table, prepared.policy, as_of=prepared.as_of, with_funnel=with_funnel, extra=extra)
+
+
+def score_candidates(settings: Settings, prepared: PreparedWave, candidates: Candidates, *, mapper: Mapper = in_process) -> Candidates:
+    """Score the candidates chunk by chunk (one ``mapper`` call per ``execution.chunk_size``) and cut by score."""
+    return score_and_cut(settings, prepared.spec, settings.database.customer_table, candidates, mapper=mapper)
 
 
 def split_wave(prepared: PreparedWave, candidates: Candidates, *, with_funnel: bool = False) -> Selection:
@@ -216,29 +229,43 @@ def plan(
 
 
 def render_selection(
-    settings: Settings, prepared: PreparedWave, selection: Selection | CampaignPlan, *, sample: int | None = RENDER_SAMPLE
+    settings: Settings,
+    prepared: PreparedWave,
+    selection: Selection | CampaignPlan,
+    *,
+    sample: int | None = RENDER_SAMPLE,
+    mapper: Mapper = in_process,
 ) -> RenderCheck:
-    """Render the treated customers' messages per channel: the first ``sample`` of each channel, or all (None)."""
-    engine = connect(settings)
-    table = customer_table(engine, settings.database.customer_table)
+    """Render the treated customers' messages per channel: the first ``sample`` of each channel, or all (None),
+    in chunks of ``execution.chunk_size`` (one ``mapper`` call each)."""
     if isinstance(selection, CampaignPlan):
         selection, channels = selection.selection, selection.channels
     else:
         channels = np.full(len(selection.ids), prepared.spec.channels.names()[0], dtype=object)
-    check = RenderCheck()
+    calls = []
     for channel in prepared.spec.channels.names():
         treated = np.flatnonzero((selection.arms == Arm.TREATMENT.value) & (channels == channel))
         if sample is not None:
             treated = treated[:sample]
-        ids = [selection.ids[i] for i in treated]
-        variants = selection.variants[treated].tolist()
-        rows = customer_rows(engine, table, ids, variants, settings.database.chunk_size)
-        builder = message_builder(settings, prepared, None) if channel == EMAIL else task_builder(settings, prepared, channel, None)
-        part = render_check(builder, rows, len(ids))
-        check.rendered += part.rendered
-        check.errors += part.errors
-        check.problems.extend(part.problems)
+        for part in split_chunks(treated, settings.execution.chunk_size):
+            ids = np.asarray([selection.ids[i] for i in part], dtype=object)
+            calls.append((settings, prepared, channel, ids, selection.variants[part]))
+    check = RenderCheck()
+    with progress("render", sum(len(call[3]) for call in calls)) as advance:
+        for part in mapper(render_chunk, calls):
+            check.add(part)
+            if counted_elsewhere(part.pid):
+                advance(part.rendered + part.errors)
     return check
+
+
+def render_chunk(settings: Settings, prepared: PreparedWave, channel: str, ids: np.ndarray, variants: np.ndarray) -> RenderCheck:
+    """Render one chunk of treated customers' messages on ``channel`` (a chunk task); nothing is sent."""
+    engine = connect(settings)
+    table = customer_table(engine, settings.database.customer_table)
+    rows = customer_rows(engine, table, list(ids), list(variants), settings.database.chunk_size)
+    builder = message_builder(settings, prepared, None) if channel == EMAIL else task_builder(settings, prepared, channel, None)
+    return render_check(builder, rows, len(ids))
 
 
 # --- 4. record ----------------------------------------------------------------------------
