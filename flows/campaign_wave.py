@@ -1,8 +1,11 @@
-"""Prefect flow ``campaign_wave``: one task per stage, never per customer.
+"""Prefect flow ``campaign_wave``: one task per stage or per chunk of customers, never per customer.
 
 The logic lives in ``orchestrator.wave``; this module only wires the stages into Prefect
 tasks (so they show in the Prefect UI with their timing), adds retries where a retry is
 safe, logs counts (never personal data) and attaches a summary artifact to the flow run.
+Scoring, full rendering (dry runs) and sending run as chunk tasks (``flows.chunk_runner``)
+on the flow's task runner: threads in this process, or a Dask cluster
+(``CAMPAIGN_EXECUTION_TASK_RUNNER=dask``, or ``campaign run --task-runner dask``).
 Settings come from the environment (``CAMPAIGN_*``), never from flow parameters, so no
 secret reaches the Prefect API.
 """
@@ -18,7 +21,8 @@ from prefect.cache_policies import NO_CACHE
 from orchestrator import wave as stages
 from orchestrator.ledger import WaveRef
 from orchestrator.models import WaveStatus
-from orchestrator.settings import get_settings
+from flows.chunk_runner import prefect_mapper, task_runner
+from orchestrator.settings import ExecutionSettings, get_settings
 
 
 @task(name="load", cache_policy=NO_CACHE)
@@ -33,10 +37,20 @@ def open_wave(prepared: stages.PreparedWave) -> WaveRef:
 
 @task(name="select", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def select(prepared: stages.PreparedWave, with_funnel: bool) -> stages.Candidates:
-    candidates = stages.select_candidates(get_settings(), prepared, with_funnel=with_funnel)
+    candidates = stages.filter_candidates(get_settings(), prepared, with_funnel=with_funnel)
     get_run_logger().info(
         "selected %d customers (%d held out as global control)", len(candidates.ids), len(candidates.global_control)
     )
+    return candidates
+
+
+def select_and_score(prepared: stages.PreparedWave, with_funnel: bool) -> stages.Candidates:
+    """The SQL selection as one task, then the scores as one task per chunk."""
+    candidates = select(prepared, with_funnel)
+    if prepared.spec.scores is None:
+        return candidates
+    candidates = stages.score_candidates(get_settings(), prepared, candidates, mapper=prefect_mapper)
+    get_run_logger().info("%d customers kept by their scores", len(candidates.ids))
     return candidates
 
 
@@ -50,9 +64,16 @@ def plan(prepared: list[stages.PreparedWave], candidates: list[stages.Candidates
     return plans
 
 
-@task(name="render", cache_policy=NO_CACHE)
-def render(prepared: stages.PreparedWave, selection, full: bool) -> stages.RenderCheck:
-    check = stages.render_selection(get_settings(), prepared, selection, sample=None if full else stages.RENDER_SAMPLE)
+@task(name="render-sample", cache_policy=NO_CACHE)
+def render_sample(prepared: stages.PreparedWave, selection) -> stages.RenderCheck:
+    check = stages.render_selection(get_settings(), prepared, selection, sample=stages.RENDER_SAMPLE)
+    get_run_logger().info("rendered %d sample messages, %d render errors", check.rendered, check.errors)
+    return check
+
+
+def render_all(prepared: stages.PreparedWave, selection) -> stages.RenderCheck:
+    """Every treated message, one task per chunk (dry runs)."""
+    check = stages.render_selection(get_settings(), prepared, selection, sample=None, mapper=prefect_mapper)
     get_run_logger().info("rendered %d messages, %d render errors", check.rendered, check.errors)
     return check
 
@@ -64,9 +85,9 @@ def record(wave: WaveRef, selection, as_of) -> tuple[int, int]:
     return treated, held_out
 
 
-@task(name="send", cache_policy=NO_CACHE)
 def send(prepared: stages.PreparedWave, wave: WaveRef) -> int:
-    sent = stages.send_pending(get_settings(), prepared, wave)
+    """Every pending contact of the wave, one task per chunk (see ``orchestrator.sending``)."""
+    sent = stages.send_pending(get_settings(), prepared, wave, mapper=prefect_mapper)
     get_run_logger().info("sent %d messages and tasks", sent)
     return sent
 
@@ -82,13 +103,13 @@ def _artifact(summary: stages.WaveSummary) -> None:
     create_table_artifact(rows, key=key, description=f"Campaign {summary.campaign}, wave {summary.wave_key}")
 
 
-@flow(name="campaign_wave", log_prints=False, validate_parameters=True)
+@flow(name="campaign_wave", log_prints=False, validate_parameters=True, task_runner=task_runner(ExecutionSettings()))
 def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = False) -> dict:
     """Run one wave of the campaign in ``rules_path``: select, plan, render, record, send."""
     return run_cycle([rules_path], wave_key, dry_run)[0]
 
 
-@flow(name="campaign_cycle", log_prints=False, validate_parameters=True)
+@flow(name="campaign_cycle", log_prints=False, validate_parameters=True, task_runner=task_runner(ExecutionSettings()))
 def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run: bool = False) -> list[dict]:
     """Run several campaigns as one cycle: each customer goes to at most one of them, channel capacity is shared."""
     return run_cycle(rules_paths, wave_key, dry_run)
@@ -102,11 +123,11 @@ def run_cycle(rules_paths: list[str], wave_key: str | None, dry_run: bool) -> li
     wave_key = prepared[0].wave_key
     summaries = [stages.WaveSummary(campaign=p.spec.name, wave_key=wave_key, dry_run=dry_run) for p in prepared]
     if dry_run:
-        candidates = [select(p, True) for p in prepared]
+        candidates = [select_and_score(p, True) for p in prepared]
         plans = plan(prepared, candidates, True)
         for p, cycle_plan, summary in zip(prepared, plans, summaries, strict=True):
             summary.count_plan(cycle_plan)
-            summary.render = render(p, cycle_plan, full=True)
+            summary.render = render_all(p, cycle_plan)
             _artifact(summary)
         return [s.as_dict() for s in summaries]
     waves = [open_wave(p) for p in prepared]
@@ -120,10 +141,10 @@ def run_cycle(rules_paths: list[str], wave_key: str | None, dry_run: bool) -> li
             if w.rules_sha256 != p.spec.sha256:
                 logger.warning("the rules file of %s changed since wave %s was recorded; its recorded contacts are kept", p.spec.name, w.key)
     if fresh:
-        candidates = [select(prepared[i], False) for i in fresh]
+        candidates = [select_and_score(prepared[i], False) for i in fresh]
         plans = plan([prepared[i] for i in fresh], candidates, False)
         for i, cycle_plan in zip(fresh, plans, strict=True):
-            summaries[i].render = render(prepared[i], cycle_plan, full=False)
+            summaries[i].render = render_sample(prepared[i], cycle_plan)
             summaries[i].count_plan(cycle_plan)
         problems = [problem for i in fresh for problem in summaries[i].render.problems]
         if any(summaries[i].render.errors for i in fresh):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
@@ -26,7 +29,7 @@ from orchestrator.cli_models import models_app
 from orchestrator.cli_policy import policy_app, suppressions_app
 from orchestrator.cli_output import console, err, fail, print_problems
 from orchestrator.problems import ValidationFailed
-from orchestrator.settings import get_settings
+from orchestrator.settings import ExecutionSettings, get_settings
 
 # The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -292,17 +295,46 @@ def run_campaign(rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:
 
 
 def run_cycle(rules_files: list[Path], *, wave: str | None, dry_run: bool) -> list[dict]:
-    """Run one campaign as ``campaign_wave`` or several as the ``campaign_cycle`` flow; returns the summaries."""
-    from flows.campaign_wave import campaign_cycle, campaign_wave
+    """Run one campaign as ``campaign_wave`` or several as the ``campaign_cycle`` flow; returns the summaries.
 
+    The flow runs its chunk tasks on the task runner of the execution settings (``CAMPAIGN_EXECUTION_*``).
+    """
+    from flows.campaign_wave import campaign_cycle, campaign_wave
+    from flows.chunk_runner import task_runner
+
+    runner = task_runner(get_settings().execution)
     if len(rules_files) == 1:
-        state = campaign_wave(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
+        flow = campaign_wave.with_options(task_runner=runner)
+        state = flow(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
     else:
-        state = campaign_cycle([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
+        flow = campaign_cycle.with_options(task_runner=runner)
+        state = flow([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
     return result if isinstance(result, list) else [result]
+
+
+@contextmanager
+def execution_overrides(**values: object) -> Iterator[None]:
+    """Set ``CAMPAIGN_EXECUTION_<NAME>`` for the options given (not None) while the block runs.
+
+    The flow reads its settings from the environment (no secret travels as a flow parameter),
+    so command-line options reach it the same way.
+    """
+    given = {name: value for name, value in values.items() if value is not None}
+    saved = {name: os.environ.get(f"CAMPAIGN_EXECUTION_{name.upper()}") for name in given}
+    os.environ.update({f"CAMPAIGN_EXECUTION_{name.upper()}": str(value) for name, value in given.items()})
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(f"CAMPAIGN_EXECUTION_{name.upper()}", None)
+            else:
+                os.environ[f"CAMPAIGN_EXECUTION_{name.upper()}"] = value
+        get_settings.cache_clear()
 
 
 @app.command()
@@ -311,6 +343,15 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
     wave: Annotated[Optional[str], typer.Option(help="Wave label; today's date when omitted.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    task_runner: Annotated[
+        Optional[str],
+        typer.Option("--task-runner", help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask)."),
+    ] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Chunks at once: threads, or local Dask worker processes.")] = None,
+    dask_address: Annotated[
+        Optional[str], typer.Option(help="Scheduler address of an existing Dask cluster; unset: a local cluster.")
+    ] = None,
+    chunk_size: Annotated[Optional[int], typer.Option(help="Customers per chunk task (scoring, rendering, sending).")] = None,
 ) -> None:
     """Run one wave of one or more campaigns as a Prefect flow."""
     from orchestrator.wave import WaveBlocked, WaveIncomplete
@@ -318,8 +359,15 @@ def run(
     if not as_json:
         progress.enable(err)
     label = ", ".join(str(f) for f in rules_files)
+    options = {"task_runner": task_runner, "workers": workers, "dask_address": dask_address, "chunk_size": chunk_size}
     try:
-        summaries = run_cycle(rules_files, wave=wave, dry_run=dry_run)
+        ExecutionSettings(**{name: value for name, value in options.items() if value is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    try:
+        with execution_overrides(**options):
+            summaries = run_cycle(rules_files, wave=wave, dry_run=dry_run)
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc

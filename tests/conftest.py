@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,11 +41,12 @@ def _postgres_reachable() -> bool:
     return _pg_reachable
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """A database URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'engine.db'}"
+@contextmanager
+def fresh_database(kind: str, folder: Path, name: str = "engine") -> Iterator[str]:
+    """The URL of an empty database: a SQLite file ``folder/<name>.db``, or a fresh PostgreSQL schema
+    (dropped afterwards). PostgreSQL skips (fails on CI) where the server is unreachable."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'{name}.db'}"
         database.dispose_all()
         return
     if not _postgres_reachable():
@@ -56,11 +59,20 @@ def db_url(request, tmp_path):
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    database.dispose_all()
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        database.dispose_all()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A database URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,273 @@
+"""Chunked execution: scoring, rendering and sending as chunk tasks, in this process or on Dask.
+
+The ledger a wave leaves must not depend on how it was cut into chunks or where the chunks
+ran: a cycle (a scored multichannel campaign and an e-mail campaign) is run on two fresh
+databases, once as one chunk and once as many (threads), and on PostgreSQL once in-process
+and once on a local Dask cluster of two worker processes (prefect-dask); the ledgers are
+compared row by row and every message and task arrives exactly once.
+
+Real parts: SQLite and PostgreSQL, the Prefect API of the session, an aiosmtpd server,
+uvicorn receivers on 127.0.0.1, a Dask LocalCluster.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from orchestrator import chunks, ledger
+from orchestrator.customers import import_customers
+from orchestrator.database import connect
+from orchestrator.settings import get_settings
+from orchestrator.synthetic import customers as synthetic_customers
+from orchestrator.synthetic import write_csv
+from tests.conftest import REPO, fresh_database
+from tests.smtp_server import SmtpServer
+from tests.test_cycle import _environment
+from tests.webhook_receiver import TestReceiver
+
+WAVE = "2026-11-24"
+N_CUSTOMERS = 2500
+MODEL = "chunk-response"
+
+
+# --- the pieces -------------------------------------------------------------------------------
+
+
+def test_split_keeps_order_and_covers_everything():
+    parts = chunks.split(list(range(10)), 4)
+    assert parts == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert chunks.split([], 3) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        chunks.split([1], 0)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 50, 1000])
+def test_id_ranges_are_disjoint_and_cover_every_id_once(engine, size):
+    meta = sa.MetaData()
+    table = sa.Table("ids", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("keep", sa.Boolean))
+    meta.create_all(engine)
+    rng = np.random.default_rng(size)
+    ids = np.sort(rng.choice(10_000, 103, replace=False)) + 1
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": int(i), "keep": bool(i % 3)} for i in ids])
+    query = sa.select(table.c.id).where(table.c.keep)
+    kept = [int(i) for i in ids if i % 3]
+    with engine.connect() as conn:
+        ranges = chunks.id_ranges(conn, query, size)
+        assert chunks.id_ranges(conn, query.where(table.c.id < 0), size) == []
+    covered = [i for first, last in ranges for i in kept if first <= i <= last]
+    assert covered == kept  # every id once, in order
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    per_range = [sum(first <= i <= last for i in kept) for first, last in ranges]
+    assert all(n == size for n in per_range[:-1]) and 0 < per_range[-1] <= size
+
+
+def test_chunk_results_arrive_in_call_order_in_process():
+    assert list(chunks.in_process(pow, [(2, 3), (3, 2), (5, 0)])) == [8, 9, 1]
+
+
+def test_a_template_travels_to_other_processes_by_its_files_and_refuses_changed_files(tmp_path):
+    import pickle
+
+    from orchestrator.problems import ValidationFailed
+    from orchestrator.templates import TemplateSet
+
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    template = TemplateSet.load(tmp_path / "templates", "call_center", "retention")
+    copy = pickle.loads(pickle.dumps(template))
+    context = {name: 1 for name in template.variables()} | {"first_name": "Ada", "last_name": "Lovelace", "segment": "gold"}
+    assert copy.digest == template.digest and copy.render(context) == template.render(context)
+    script = next(iter(template.files.values()))
+    script.write_text(script.read_text() + "\nchanged")
+    with pytest.raises(ValidationFailed, match="changed while the wave was running"):
+        pickle.loads(pickle.dumps(template))
+
+
+# --- the same ledger however the wave is cut and wherever it runs ------------------------------
+
+
+@pytest.fixture(scope="module")
+def response_model():
+    """A response model of the synthetic customers, trained once; every database registers the same one."""
+    from orchestrator.scoring import train_response_model
+
+    frame = synthetic_customers(4000, seed=3).to_pandas()
+    rng = np.random.default_rng(3)
+    odds = (frame["segment"] == "gold") * 1.5 + (frame["age"] < 40) * 1.0 - 1.5
+    frame["responded"] = np.where(rng.random(len(frame)) < 1 / (1 + np.exp(-odds)), "yes", "no")
+    features = ["age", "segment", "region", "revenue_12m"]
+    return train_response_model(frame[["customer_id", *features, "responded"]], "responded", features=features)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """The repo's rules and templates, plus a copy of the retention campaign that selects by score."""
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    (rules / "capacity.yaml").write_text(
+        "call_center:\n  tasks_per_day: 40\nfield_force:\n  visits_per_rep_per_day: 3\n  reps: reps.csv\n"
+    )
+    (rules / "reps.csv").write_text("rep_id,territory\nR1,T01\nR2,T01\nR3,T11\nR4,T21\n")
+    text = (rules / "retention-multichannel.yaml").read_text()
+    (rules / "retention-multichannel.yaml").write_text(
+        text.replace("control:\n", f"scores:\n  model: {MODEL}\n  top_percent: 70\n\ncontrol:\n  stratify_by_score: true\n")
+    )
+    return tmp_path
+
+
+def _run_on_fresh_database(kind, tmp_path, name, workspace, model, monkeypatch, **execution) -> dict:
+    """Import the customers and the model into a fresh database, run the cycle, return what it left."""
+    from orchestrator.cli import run_cycle
+    from orchestrator.model_registry import register
+    from orchestrator.settings import DatabaseSettings, PathSettings, Settings
+
+    with fresh_database(kind, tmp_path, name) as url, SmtpServer() as smtp, \
+            TestReceiver(path="/call_center") as calls, TestReceiver(path="/field_force") as visits:
+        settings = Settings(
+            paths=PathSettings(rules_dir=workspace / "rules", templates_dir=workspace / "templates", data_dir=tmp_path / name),
+            database=DatabaseSettings(url=url),
+        )
+        env = _environment(settings, smtp.port, calls, visits)
+        env.update({f"CAMPAIGN_EXECUTION_{key.upper()}": str(value) for key, value in execution.items()})
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        engine = connect(settings)
+        import_customers(engine, write_csv(tmp_path / "customers.csv", N_CUSTOMERS, seed=8))
+        register(engine, settings, MODEL, model.model, model.metrics, model.fingerprint, model.target, model.rows)
+        rules = [workspace / "rules" / "retention-multichannel.yaml", workspace / "rules" / "winback-email.yaml"]
+        summaries = run_cycle(rules, wave=WAVE, dry_run=False)
+        get_settings.cache_clear()
+        return {
+            "summaries": [{k: v for k, v in s.items() if k not in ("wave_id", "funnel")} for s in summaries],
+            "ledger": _ledger(engine),
+            "emails": Counter((m["To"], m["Subject"]) for m in smtp.messages),
+            "calls": calls.tasks_per_customer(),
+            "visits": visits.tasks_per_customer(),
+            "visit_lists": sorted((b.rep_id, sorted(v.customer_id for v in b.visits)) for b in visits.batches.values()),
+        }
+
+
+def _ledger(engine) -> dict:
+    """The ledger without what differs by nature between two databases (row ids, clocks, Message-IDs)."""
+    c, w, k, b = ledger.contacts, ledger.waves, ledger.campaigns, ledger.contacts.metadata.tables["dispatch_batches"]
+    with engine.connect() as conn:
+        contacts = conn.execute(
+            sa.select(
+                k.c.name, c.c.customer_id, c.c.arm, c.c.variant, c.c.channel, c.c.score, c.c.status, c.c.detail,
+                c.c.attempts, c.c.planned_for, c.c.assignee, c.c.expected_value, b.c.seq,
+                sa.case((c.c.channel == "email", c.c.message_id), else_=c.c.message_id.is_(None).cast(sa.String)),
+            )
+            .join_from(c, w, w.c.id == c.c.wave_id)
+            .join(k, k.c.id == w.c.campaign_id)
+            .outerjoin(b, b.c.id == c.c.batch_id)
+            .order_by(k.c.name, c.c.customer_id)
+        ).all()
+        batches = conn.execute(
+            sa.select(b.c.channel, b.c.seq, b.c.assignee, b.c.size, b.c.status, b.c.attempts).order_by(b.c.channel, b.c.seq)
+        ).all()
+        losses = conn.execute(sa.select(ledger.ArbitrationLoss.__table__).order_by(sa.text("1"))).all()
+        waves = conn.execute(sa.select(k.c.name, w.c.key, w.c.status).join_from(w, k, k.c.id == w.c.campaign_id).order_by(k.c.name)).all()
+    return {
+        "contacts": [tuple(row) for row in contacts],
+        "batches": [tuple(row) for row in batches],
+        "losses": sorted(tuple(row)[1:-1] for row in losses),  # without the id and the clock
+        "waves": [tuple(row) for row in waves],
+    }
+
+
+def _assert_same_and_delivered_once(one: dict, other: dict) -> None:
+    assert one["ledger"]["waves"] == other["ledger"]["waves"]
+    assert all(status == "completed" for _name, _key, status in one["ledger"]["waves"])
+    assert len(one["ledger"]["contacts"]) == len(other["ledger"]["contacts"]) > 0
+    for a, b in zip(one["ledger"]["contacts"], other["ledger"]["contacts"], strict=True):
+        assert a == b
+    for key in ("batches", "losses"):
+        assert one["ledger"][key] == other["ledger"][key]
+    assert one["summaries"] == other["summaries"]
+    for run in (one, other):
+        contacts = run["ledger"]["contacts"]
+        sent = Counter(channel for _n, _c, arm, _v, channel, _s, status, *_ in contacts if arm == "treatment" and status == "sent")
+        assert set(sent) == {"email", "call_center", "field_force"}
+        assert sum(run["emails"].values()) == sent["email"] and max(run["emails"].values()) == 1
+        assert sum(run["calls"].values()) == sent["call_center"] and max(run["calls"].values()) == 1
+        assert sum(run["visits"].values()) == sent["field_force"] and max(run["visits"].values()) == 1
+        assert any(score is not None for _n, _c, _a, _v, _ch, score, *_ in contacts)  # the scored campaign
+    assert one["emails"] == other["emails"] and one["calls"] == other["calls"]
+    assert one["visit_lists"] == other["visit_lists"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(kind, tmp_path, workspace, response_model, monkeypatch, prefect_api_url):
+    whole = _run_on_fresh_database(kind, tmp_path, "whole", workspace, response_model, monkeypatch, chunk_size=1_000_000)
+    cut = _run_on_fresh_database(kind, tmp_path, "cut", workspace, response_model, monkeypatch, chunk_size=97, workers=3)
+    _assert_same_and_delivered_once(whole, cut)
+
+
+@pytest.mark.postgres
+def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
+    tmp_path, workspace, response_model, monkeypatch, prefect_api_url, caplog
+):
+    here = _run_on_fresh_database("postgresql", tmp_path, "threads", workspace, response_model, monkeypatch, chunk_size=300)
+    dask = _run_on_fresh_database(
+        "postgresql", tmp_path, "dask", workspace, response_model, monkeypatch, chunk_size=300, task_runner="dask", workers=2
+    )
+    _assert_same_and_delivered_once(here, dask)
+    assert "Creating a new Dask cluster" in caplog.text and "Register worker" in caplog.text
+
+
+# --- a killed run with several e-mail chunks in flight ------------------------------------------
+
+
+def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_path, prefect_api_url):
+    """SIGKILL while three e-mail chunks send at once (three threads, one SMTP connection each)
+    and one of them waits at RCPT. The next run first marks every chunk journal's messages sent,
+    then cuts the still-pending contacts into new chunks: nobody is lost, and only a message the
+    server accepted in the instant before the kill, before its chunk could journal it, can go
+    out again (at most one per other chunk in flight), with the same Message-ID."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_wave import RULES, _environment as wave_environment, _ledger, _pause_rcpt
+
+    engine = connect(settings)
+    import_customers(engine, write_csv(tmp_path / "customers.csv", 3000, seed=11))
+    workers = 3
+    env = {**os.environ, **wave_environment(settings, 0), "PREFECT_API_URL": prefect_api_url}
+    env |= {"CAMPAIGN_SMTP_CONNECTIONS": "1", "CAMPAIGN_EXECUTION_CHUNK_SIZE": "120", "CAMPAIGN_EXECUTION_WORKERS": str(workers)}
+    command = [sys.executable, "-c", "from orchestrator.cli import app; app()", "run", str(RULES), "--wave", "2026-11-26"]
+    journals = settings.paths.data_dir / "journal"
+    with SmtpServer() as server:
+        env["CAMPAIGN_SMTP_PORT"] = str(server.port)
+        reached, release = _pause_rcpt(server, at=300)
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert reached.wait(120), process.stdout.read().decode() if process.poll() is not None else "no RCPT 300"
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+        finally:
+            release.set()
+        left_behind = list(journals.glob("wave-*/email-*.log"))
+        assert len(left_behind) >= 2, "several chunks were sending when the run was killed"
+        assert len(server.received) >= 290
+        second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stdout + second.stderr
+        counts = Counter(server.recipients)
+        by_message_id = Counter(m["Message-ID"] for m in server.messages)
+    rows = _ledger(engine)
+    sent = [r for r in rows if r.status == "sent"]
+    twice = sum(n - 1 for n in counts.values())
+    assert twice <= workers - 1, f"{twice} messages sent twice with {workers} chunks in flight"
+    assert sum(n - 1 for n in by_message_id.values()) == twice  # a repeat is the same message
+    assert len(counts) == len(sent) > 300
+    assert not [r for r in rows if r.status == "pending"]
+    assert not list(journals.glob("wave-*/email-*.log")), "every chunk journal was recovered and removed"
