@@ -225,6 +225,7 @@ def settings_for(work: Path, url: str, **kwargs):
 
     from orchestrator.settings import (
         DatabaseSettings,
+        ExecutionSettings,
         LinkSettings,
         PathSettings,
         Settings,
@@ -237,6 +238,7 @@ def settings_for(work: Path, url: str, **kwargs):
     return Settings(
         paths=PathSettings(rules_dir=work / "rules", templates_dir=REPO / "templates", data_dir=work / "var"),
         database=DatabaseSettings(url=url, chunk_size=kwargs.get("chunk_size", 5_000)),
+        execution=ExecutionSettings(chunk_size=kwargs.get("task_chunk", 50_000), workers=kwargs.get("workers", 1)),
         smtp=SmtpSettings(
             host="127.0.0.1", port=kwargs.get("smtp_port", 25), connections=kwargs.get("connections", 4),
             max_retries=1, retry_wait=0.1, timeout=120,
@@ -309,27 +311,40 @@ def run_setup(data: Path, work: Path, url: str, args: argparse.Namespace) -> dic
 
 def run_engine(work: Path, url: str, args: argparse.Namespace) -> dict:
     from orchestrator import database, ledger, wave
+    from orchestrator.chunks import in_process
 
     settings = settings_for(
         work, url, smtp_port=args.smtp_port, hook_url=args.hook_url, chunk_size=args.chunk_size,
         connections=args.connections, concurrency=args.concurrency, batch_size=args.batch_size,
+        task_chunk=args.task_chunk, workers=args.workers,
     )
     stages = Stages()
-    prepared = stages("prepare", wave.prepare, settings, work / "rules" / f"{CAMPAIGN}.yaml", WAVE_DAY)
-    candidates = stages("select", wave.select_candidates, settings, prepared)
-    plan = stages("plan", wave.plan, settings, [prepared], [candidates])[0]
-    check = stages("render sample", wave.render_selection, settings, prepared, plan)
+    mapper, cluster = in_process, None
+    if args.runner == "dask":  # the chunk functions on a local Dask cluster (started before the clock runs)
+        cluster, mapper = stages("start dask cluster", dask_mapper, args.workers)
+    try:
+        prepared = stages("prepare", wave.prepare, settings, work / "rules" / f"{CAMPAIGN}.yaml", WAVE_DAY)
+        candidates = stages("select", wave.select_candidates, settings, prepared, mapper=mapper)
+        plan = stages("plan", wave.plan, settings, [prepared], [candidates])[0]
+        check = stages("render sample", wave.render_selection, settings, prepared, plan)
 
-    def open_and_record():
-        ref = wave.open_wave(settings, prepared)
-        return ref, wave.record(settings, ref, plan, prepared.as_of)
+        def open_and_record():
+            ref = wave.open_wave(settings, prepared)
+            return ref, wave.record(settings, ref, plan, prepared.as_of)
 
-    ref, _counts = stages("record", open_and_record)
-    sent = stages("send", wave.send_pending, settings, prepared, ref)
+        ref, _counts = stages("record", open_and_record)
+        sent = stages("send", wave.send_pending, settings, prepared, ref, mapper=mapper)
+        worker_peak = None
+        if cluster is not None:
+            worker_peak = max(cluster.run(_peak_mib).values())
+    finally:
+        if cluster is not None:
+            cluster.close()
+            cluster.cluster.close()
     engine = database.connect(settings)
     by_channel = ledger.channel_counts(engine, ref.id)
     arms = ledger.arm_counts(engine, ref.id)
-    return {
+    result = {
         "selected": len(candidates.ids),
         "treated_allocated": {k: int(v) for k, v in plan.channel_counts.items()},
         "waiting": int(plan.waiting),
@@ -338,8 +353,34 @@ def run_engine(work: Path, url: str, args: argparse.Namespace) -> dict:
         "rendered_sample": check.rendered,
         "render_errors": check.errors,
         "sent": sent,
+        "runner": args.runner,
+        "workers": args.workers,
+        "worker_peak_mib": worker_peak,
         **vars(stages),
     }
+    result["seconds"].pop("start dask cluster", None)
+    result["peak"].pop("start dask cluster", None)
+    return result
+
+
+def dask_mapper(workers: int):
+    """A Dask client on a local cluster of ``workers`` processes, and a ``Mapper`` submitting to it."""
+    from distributed import Client, LocalCluster
+
+    client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
+
+    def mapper(fn, calls):
+        futures = [client.submit(fn, *call, pure=False) for call in calls]
+        for future in futures:
+            yield future.result()
+
+    return client, mapper
+
+
+def _peak_mib() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 # --- the same wave by hand -------------------------------------------------------------------
@@ -694,7 +735,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections (both sides)")
     parser.add_argument("--concurrency", type=int, default=4, help="task lists in flight (both sides)")
     parser.add_argument("--batch-size", type=int, default=500, help="tasks per task list")
-    parser.add_argument("--chunk-size", type=int, default=50_000, help="the engine's chunk size")
+    parser.add_argument("--chunk-size", type=int, default=50_000, help="the engine's page size within a chunk (database.chunk_size)")
+    parser.add_argument("--task-chunk", type=int, default=50_000, help="customers per chunk task (execution.chunk_size)")
+    parser.add_argument("--runner", choices=["in-process", "dask"], default="in-process", help="where the engine's chunks run")
+    parser.add_argument("--workers", type=int, default=2, help="local Dask worker processes (--runner dask)")
     for hidden in ("--part", "--data", "--work", "--url", "--hook-url"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--smtp-port", type=int, help=argparse.SUPPRESS)
@@ -721,6 +765,7 @@ def main() -> None:
         "--customers", str(args.customers), "--calls-per-day", str(args.calls_per_day), "--visits-per-rep", str(args.visits_per_rep),
         "--keep", str(args.keep), "--connections", str(args.connections), "--concurrency", str(args.concurrency),
         "--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size),
+        "--task-chunk", str(args.task_chunk), "--runner", args.runner, "--workers", str(args.workers),
     ]
     if args.email_limit is not None:
         common += ["--email-limit", str(args.email_limit)]
@@ -771,6 +816,8 @@ def main() -> None:
         "visits_per_day": args.visits_per_rep * REPS_PER_TERRITORY * len(TERRITORIES),
         "smtp_connections": args.connections,
         "webhook_concurrency": args.concurrency,
+        "runner": args.runner if args.runner == "in-process" else f"dask, {args.workers} local worker processes",
+        "task_chunk": args.task_chunk,
         "min_score": setup["min_score"],
         "setup": setup,
         "engine": results["engine"],
@@ -837,6 +884,8 @@ def report(summary: dict) -> None:
     te, th = sum(engine["seconds"].values()), sum(hand["seconds"].values())
     table.add_row("total", f"{te:.2f}", f"{th:.2f}", f"{te / th:.2f}x", style="bold")
     table.add_row("peak RSS (MiB)", f"{max(engine['peak'].values()):,}", f"{max(hand['peak'].values()):,}", "")
+    if engine.get("worker_peak_mib"):
+        table.add_row("peak RSS of a Dask worker (MiB)", f"{engine['worker_peak_mib']:,}", "", "")
     table.add_row("selected", f"{engine['selected']:,}", f"{hand['selected']:,}", "")
     for channel in ("field_force", "call_center", "email"):
         table.add_row(
@@ -848,6 +897,7 @@ def report(summary: dict) -> None:
     table.add_row("visits sent (receiver count)", f"{checks['engine_visits_sent']:,}", f"{hand['sent']['field_force']:,}", "")
     console.print(table)
     console.print(
+        f"engine chunks: {summary['task_chunk']:,} customers, {summary['runner']}; "
         f"min_score {summary['min_score']}; SMTP connections {summary['smtp_connections']}, task lists in flight "
         f"{summary['webhook_concurrency']}; engine: every allocated e-mail and task delivered exactly once "
         f"({checks['engine_email_skipped']:,} e-mails skipped for an invalid address)"

@@ -271,3 +271,41 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
     assert len(counts) == len(sent) > 300
     assert not [r for r in rows if r.status == "pending"]
     assert not list(journals.glob("wave-*/email-*.log")), "every chunk journal was recovered and removed"
+
+
+# --- choosing the task runner ---------------------------------------------------------------------
+
+
+def test_the_execution_settings_choose_the_task_runner():
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.chunk_runner import task_runner
+    from orchestrator.settings import ExecutionSettings
+
+    threads = task_runner(ExecutionSettings(workers=3))
+    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
+    remote = task_runner(ExecutionSettings(task_runner="dask", dask_address="tcp://127.0.0.1:8786"))
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://127.0.0.1:8786"
+    local = task_runner(ExecutionSettings(task_runner="dask", workers=2))
+    assert local.address is None and local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--task-runner", "spark"], "--task-runner: Input should be 'threads' or 'dask'"), (["--chunk-size", "0"], "--chunk-size:")],
+)
+def test_run_refuses_bad_execution_options_before_anything_runs(option, message, settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["run", str(REPO / "rules" / "winback-email.yaml"), *option])
+    get_settings.cache_clear()
+    assert result.exit_code == 1 and message in result.output, result.output
+    from orchestrator.database import connect as engine_of
+
+    with engine_of(settings).connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ledger.waves)).scalar_one() == 0
