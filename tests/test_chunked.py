@@ -28,7 +28,7 @@ from orchestrator.synthetic import customers as synthetic_customers
 from orchestrator.synthetic import write_csv
 from tests.conftest import REPO, fresh_database
 from tests.smtp_server import SmtpServer
-from tests.test_cycle import _environment
+from tests.test_cycle import _environment, workspace  # noqa: F401 - the fixture
 from tests.webhook_receiver import TestReceiver
 
 WAVE = "2026-11-24"
@@ -106,20 +106,13 @@ def response_model():
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    """The repo's rules and templates, plus a copy of the retention campaign that selects by score."""
-    rules = tmp_path / "rules"
-    shutil.copytree(REPO / "rules", rules)
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
-    (rules / "capacity.yaml").write_text(
-        "call_center:\n  tasks_per_day: 40\nfield_force:\n  visits_per_rep_per_day: 3\n  reps: reps.csv\n"
+def scored_workspace(workspace):
+    """The cycle tests' rules and templates, with the retention campaign selecting by a model's score."""
+    path = workspace / "rules" / "retention-multichannel.yaml"
+    path.write_text(
+        path.read_text().replace("control:\n", f"scores:\n  model: {MODEL}\n  top_percent: 70\n\ncontrol:\n  stratify_by_score: true\n")
     )
-    (rules / "reps.csv").write_text("rep_id,territory\nR1,T01\nR2,T01\nR3,T11\nR4,T21\n")
-    text = (rules / "retention-multichannel.yaml").read_text()
-    (rules / "retention-multichannel.yaml").write_text(
-        text.replace("control:\n", f"scores:\n  model: {MODEL}\n  top_percent: 70\n\ncontrol:\n  stratify_by_score: true\n")
-    )
-    return tmp_path
+    return workspace
 
 
 def _run_on_fresh_database(kind, tmp_path, name, workspace, model, monkeypatch, **execution) -> dict:
@@ -205,19 +198,19 @@ def _assert_same_and_delivered_once(one: dict, other: dict) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(kind, tmp_path, workspace, response_model, monkeypatch, prefect_api_url):
-    whole = _run_on_fresh_database(kind, tmp_path, "whole", workspace, response_model, monkeypatch, chunk_size=1_000_000)
-    cut = _run_on_fresh_database(kind, tmp_path, "cut", workspace, response_model, monkeypatch, chunk_size=97, workers=3)
+def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(kind, tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url):
+    whole = _run_on_fresh_database(kind, tmp_path, "whole", scored_workspace, response_model, monkeypatch, chunk_size=1_000_000)
+    cut = _run_on_fresh_database(kind, tmp_path, "cut", scored_workspace, response_model, monkeypatch, chunk_size=97, workers=3)
     _assert_same_and_delivered_once(whole, cut)
 
 
 @pytest.mark.postgres
 def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
-    tmp_path, workspace, response_model, monkeypatch, prefect_api_url, caplog
+    tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url, caplog
 ):
-    here = _run_on_fresh_database("postgresql", tmp_path, "threads", workspace, response_model, monkeypatch, chunk_size=300)
+    here = _run_on_fresh_database("postgresql", tmp_path, "threads", scored_workspace, response_model, monkeypatch, chunk_size=300)
     dask = _run_on_fresh_database(
-        "postgresql", tmp_path, "dask", workspace, response_model, monkeypatch, chunk_size=300, task_runner="dask", workers=2
+        "postgresql", tmp_path, "dask", scored_workspace, response_model, monkeypatch, chunk_size=300, task_runner="dask", workers=2
     )
     _assert_same_and_delivered_once(here, dask)
     assert "Creating a new Dask cluster" in caplog.text and "Register worker" in caplog.text
