@@ -12,8 +12,11 @@ uvicorn receivers on 127.0.0.1, a Dask LocalCluster.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -205,15 +208,44 @@ def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(kind, tmp_path, sc
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("cluster", ["local", "address"])
 def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
-    tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url, caplog
+    cluster, tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url
 ):
+    """``local``: prefect-dask starts a cluster of two worker processes for the run; ``address``:
+    the run is sent to a cluster that was already running (a scheduler and two workers)."""
+    from distributed import LocalCluster
+
     here = _run_on_fresh_database("postgresql", tmp_path, "threads", scored_workspace, response_model, monkeypatch, chunk_size=300)
-    dask = _run_on_fresh_database(
-        "postgresql", tmp_path, "dask", scored_workspace, response_model, monkeypatch, chunk_size=300, task_runner="dask", workers=2
-    )
+    if cluster == "local":
+        with _messages_of("prefect.task_runner.dask") as messages:
+            dask = _run_on_fresh_database(
+                "postgresql", tmp_path, "dask", scored_workspace, response_model, monkeypatch, chunk_size=300,
+                task_runner="dask", workers=2,
+            )
+        assert any("Creating a new Dask cluster" in m for m in messages), messages
+    else:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as running:
+            dask = _run_on_fresh_database(
+                "postgresql", tmp_path, "dask", scored_workspace, response_model, monkeypatch, chunk_size=300,
+                task_runner="dask", dask_address=running.scheduler_address,
+            )
+            assert running.scheduler.transition_counter > 0, "no chunk went through the running cluster"
     _assert_same_and_delivered_once(here, dask)
-    assert "Creating a new Dask cluster" in caplog.text and "Register worker" in caplog.text
+
+
+@contextmanager
+def _messages_of(name: str) -> Iterator[list[str]]:
+    """The messages logger ``name`` logs inside the block (Prefect's loggers do not all reach caplog)."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
 
 
 # --- a killed run with several e-mail chunks in flight ------------------------------------------
