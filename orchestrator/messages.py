@@ -31,7 +31,7 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from channels.base import Outbound
 from orchestrator import ledger
-from orchestrator.customer_table import ID_COLUMN
+from orchestrator.customer_table import ID_COLUMN, among_ids
 from orchestrator.links import click_link, click_signer
 from orchestrator.problems import Problem
 from orchestrator.progress import progress
@@ -190,13 +190,14 @@ class MessageBuilder:
 def customer_rows(
     engine: sa.Engine, table: sa.Table, ids: Sequence[str], variants: Sequence[str | None], chunk_size: int
 ) -> Iterator[list[dict]]:
-    """Customer rows for ``ids`` in chunks (one ``IN`` query per chunk), each with its variant."""
+    """Customer rows for ``ids`` in chunks (one query per chunk), each with its variant."""
     step = min(chunk_size, 1000)  # stays far below every driver's parameter limit
     with engine.connect() as conn:
+        query = sa.select(table).where(among_ids(table.c[ID_COLUMN], conn.dialect.name))
         for start in range(0, len(ids), step):
-            chunk = list(ids[start : start + step])
+            chunk = [str(i) for i in ids[start : start + step]]
             variant_of = dict(zip(chunk, variants[start : start + step], strict=True))
-            rows = [dict(r) for r in conn.execute(sa.select(table).where(table.c[ID_COLUMN].in_(chunk))).mappings()]
+            rows = [dict(r) for r in conn.execute(query, {"ids": chunk}).mappings()]
             for row in rows:
                 row[VARIANT_KEY] = variant_of[row[ID_COLUMN]]
             rows.sort(key=lambda r: r[ID_COLUMN])

@@ -53,7 +53,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from orchestrator.customer_table import ID_COLUMN, customer_columns, customer_table
+from orchestrator.customer_table import ID_COLUMN, among_ids, customer_columns, customer_table
 from orchestrator.problems import did_you_mean
 from orchestrator.settings import Settings
 
@@ -543,7 +543,7 @@ def iter_customer_frames(
             ids = [str(i) for i in customer_ids]
             if conn.dialect.name == "sqlite":
                 chunk_size = min(chunk_size, SQLITE_MAX_PARAMETERS)
-            query = selected.where(source.c[ID_COLUMN].in_(sa.bindparam("ids", expanding=True)))
+            query = selected.where(among_ids(source.c[ID_COLUMN], conn.dialect.name))
             for start in range(0, len(ids), chunk_size):
                 rows = conn.execute(query, {"ids": ids[start : start + chunk_size]}).all()
                 yield pd.DataFrame.from_records(rows, columns=wanted)
