@@ -53,7 +53,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from orchestrator.customer_table import ID_COLUMN, among_ids, customer_columns, customer_table
+from orchestrator.customer_table import ID_COLUMN, among_ids, customer_columns, customer_table, frame_of
 from orchestrator.problems import did_you_mean
 from orchestrator.settings import Settings
 
@@ -535,7 +535,7 @@ def iter_customer_frames(
                 rows = conn.execute(query).all()
                 if not rows:
                     return
-                yield pd.DataFrame.from_records(rows, columns=wanted)
+                yield frame_of(rows, wanted)
                 if len(rows) < chunk_size:
                     return
                 last = rows[-1][0]
@@ -546,7 +546,7 @@ def iter_customer_frames(
             query = selected.where(among_ids(source.c[ID_COLUMN], conn.dialect.name))
             for start in range(0, len(ids), chunk_size):
                 rows = conn.execute(query, {"ids": ids[start : start + chunk_size]}).all()
-                yield pd.DataFrame.from_records(rows, columns=wanted)
+                yield frame_of(rows, wanted)
 
 
 def score_customers(

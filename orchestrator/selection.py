@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 import yaml
 
@@ -23,7 +22,7 @@ from orchestrator import control as groups
 from orchestrator.chunks import Mapper, in_process, split as split_chunks
 from orchestrator.condition_parser import All, condition_to_data
 from orchestrator.conditions import compile_audience
-from orchestrator.customer_table import ID_COLUMN
+from orchestrator.customer_table import ID_COLUMN, frame_of
 from orchestrator.models import Arm
 from orchestrator.spec import CampaignSpec
 
@@ -201,7 +200,7 @@ def filter_customers(
             query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
         result = conn.execute(query)
         if extra:  # one frame, not a Python loop per customer and column
-            frame = pd.DataFrame(result.all(), columns=["id", *labels])
+            frame = frame_of(result.all(), ["id", *labels])
             ids: list[str] = frame["id"].tolist()
             columns = {name: frame[label].to_numpy(dtype=object) for name, label in zip(extra, labels, strict=True)}
         else:
