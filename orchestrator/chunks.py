@@ -48,19 +48,18 @@ def id_ranges(conn: sa.Connection, query: sa.Select, size: int) -> list[tuple[in
     """
     if size < 1:
         raise ValueError("chunk size must be at least 1")
-    inner = query.subquery()
-    column = inner.c[0]
-    numbered = sa.select(column.label("id"), sa.func.row_number().over(order_by=column).label("n")).subquery()
+    column = query.subquery().c[0]
+    numbered = sa.select(
+        column.label("id"),
+        sa.func.row_number().over(order_by=column).label("n"),
+        sa.func.count().over().label("total"),
+    ).subquery()
+    n = numbered.c.n
     rows = conn.execute(
-        sa.select(numbered.c.id, numbered.c.n)
-        .where(sa.or_((numbered.c.n - 1) % size == 0, numbered.c.n % size == 0))
-        .order_by(numbered.c.id)
+        sa.select(numbered.c.id, n)
+        .where(sa.or_((n - 1) % size == 0, n % size == 0, n == numbered.c.total))
+        .order_by(n)
     ).all()
-    last = conn.execute(sa.select(sa.func.max(column))).scalar_one_or_none()
-    if last is None:
-        return []
     starts = [int(r.id) for r in rows if (r.n - 1) % size == 0]
-    ends = [int(r.id) for r in rows if r.n % size == 0]
-    if len(ends) < len(starts):  # the last range is shorter than ``size``
-        ends.append(int(last))
+    ends = [int(r.id) for r in rows if r.n % size == 0 or r is rows[-1]]
     return list(zip(starts, ends, strict=True))

@@ -154,28 +154,6 @@ def check_day(policy, as_of: date) -> None:
             raise WaveBlocked(f"{as_of.isoformat()} is a blocked day of the contact policy ({reason}); nobody is contacted")
 
 
-def select(
-    engine: sa.Engine,
-    settings,
-    spec: CampaignSpec,
-    table: sa.Table,
-    policy,
-    *,
-    as_of: date,
-    with_funnel: bool = False,
-    extra: Mapping[str, sa.ColumnElement] | None = None,
-    mapper: Mapper = in_process,
-) -> Candidates:
-    """Run every filter and the score cut; raise ``WaveBlocked`` on a blocked day.
-
-    ``extra`` names SQL expressions (e.g. channel eligibility) computed in the same query
-    and returned aligned with the candidates in ``Candidates.extra``. Scoring runs on
-    chunks through ``mapper`` (see ``orchestrator.chunks``).
-    """
-    candidates = filter_customers(engine, spec, table, policy, as_of=as_of, with_funnel=with_funnel, extra=extra)
-    return score_and_cut(settings, spec, table.name, candidates, mapper=mapper)
-
-
 def filter_customers(
     engine: sa.Engine,
     spec: CampaignSpec,
@@ -186,7 +164,13 @@ def filter_customers(
     with_funnel: bool = False,
     extra: Mapping[str, sa.ColumnElement] | None = None,
 ) -> Candidates:
-    """The SQL part of ``select``: audience, lists and policy in one query, then the global control group."""
+    """Every filter that runs in the database (audience, lists, policy) as ONE query, then the global
+    control group; raise ``WaveBlocked`` on a blocked day.
+
+    ``extra`` names SQL expressions (e.g. channel eligibility) computed in the same query
+    and returned aligned with the candidates in ``Candidates.extra``. Scores come after,
+    in chunks (``score_and_cut``).
+    """
     check_day(policy, as_of)
     extra = dict(extra or {})
     with engine.connect() as conn:

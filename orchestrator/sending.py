@@ -76,9 +76,14 @@ def journal_path(settings: Settings, wave_id: int) -> Path:
     return settings.paths.data_dir / "journal" / f"wave-{wave_id}.log"
 
 
+def chunk_journal_dir(settings: Settings, wave_id: int) -> Path:
+    """The folder of the wave's e-mail chunk journals."""
+    return settings.paths.data_dir / "journal" / f"wave-{wave_id}"
+
+
 def chunk_journal_path(settings: Settings, wave_id: int, first_contact: int) -> Path:
     """The send journal of the e-mail chunk starting at contact ``first_contact``."""
-    return settings.paths.data_dir / "journal" / f"wave-{wave_id}" / f"email-{first_contact}.log"
+    return chunk_journal_dir(settings, wave_id) / f"email-{first_contact}.log"
 
 
 @dataclass
@@ -115,7 +120,7 @@ def send_pending(
     failures: list[str] = []
     with SendJournal(journal_path(settings, wave.id)) as journal:  # the wave's lock
         _recover(engine, journal)
-        for path in sorted(chunk_journal_path(settings, wave.id, 0).parent.glob("email-*.log")):
+        for path in sorted(chunk_journal_dir(settings, wave.id).glob("email-*.log")):
             with SendJournal(path) as chunk_journal:  # busy: a chunk task of a killed run still sends
                 _recover(engine, chunk_journal)
             path.unlink()
