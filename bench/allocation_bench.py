@@ -1,4 +1,4 @@
-"""Benchmark: capacity-aware channel allocation (``orchestrator.allocation.allocate``) at 1M customers.
+"""Benchmark: capacity-aware channel allocation (``orchestrator.targeting.allocation.allocate``) at 1M customers.
 
     .venv/bin/python bench/allocation_bench.py
     .venv/bin/python bench/allocation_bench.py --customers 200000      # a quick run
@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 CHANNELS = (  # name, value per response, cost per contact, eligible share
@@ -44,7 +44,7 @@ CHANNELS = (  # name, value per response, cost per contact, eligible share
 )
 
 
-from stages import Stages, peak_mib  # noqa: E402 - bench/ is on sys.path when run as a script
+from stages import Stages  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def make_options(n: int, territories: int, seed: int = 17):
@@ -68,7 +68,7 @@ def make_options(n: int, territories: int, seed: int = 17):
 def run_scenario(n: int, territories: int, call_center: int, reps: int, visits: int) -> dict:
     import numpy as np
 
-    from orchestrator import allocation
+    from orchestrator.targeting import allocation
 
     stages = Stages()
     customer, pool, value = stages("generate options", make_options, n, territories)
@@ -119,14 +119,20 @@ def run_scenario(n: int, territories: int, call_center: int, reps: int, visits: 
         "breakdown": breakdown,
         "fallback": {
             "total_value": round(fallback.total_value, 2),
-            "pool_counts": {"email": int(fallback.pool_counts[0]), "call_center": int(fallback.pool_counts[1]),
-                            "field_force": int(fallback.pool_counts[2:].sum())},
+            "pool_counts": {
+                "email": int(fallback.pool_counts[0]),
+                "call_center": int(fallback.pool_counts[1]),
+                "field_force": int(fallback.pool_counts[2:].sum()),
+            },
             **{s.name.lower(): fallback.count(s) for s in S},
         },
         "wait": {
             "total_value": round(wait.total_value, 2),
-            "pool_counts": {"email": int(wait.pool_counts[0]), "call_center": int(wait.pool_counts[1]),
-                            "field_force": int(wait.pool_counts[2:].sum())},
+            "pool_counts": {
+                "email": int(wait.pool_counts[0]),
+                "call_center": int(wait.pool_counts[1]),
+                "field_force": int(wait.pool_counts[2:].sum()),
+            },
             **{s.name.lower(): wait.count(s) for s in S},
         },
         **vars(stages),
@@ -159,8 +165,16 @@ def main() -> None:
     from rich.table import Table
 
     console = Console(width=120)
-    common = ["--customers", str(args.customers), "--territories", str(args.territories),
-              "--reps", str(args.reps), "--visits", str(args.visits)]
+    common = [
+        "--customers",
+        str(args.customers),
+        "--territories",
+        str(args.territories),
+        "--reps",
+        str(args.reps),
+        "--visits",
+        str(args.visits),
+    ]
     results = {}
     for name, cap in (("default", args.call_center), ("large capacities", args.large_call_center)):
         with console.status(f"{name}: call center {cap:,} ..."):
@@ -171,13 +185,19 @@ def main() -> None:
         return f"{r['seconds'][stage]:.2f} s  ({r['peak'][stage]:,} MiB)"
 
     names = list(results)
-    table = Table(title=f"Allocation: seconds per stage (peak RSS MiB so far), {args.customers:,} customers x 3 channels")
+    table = Table(
+        title=f"Allocation: seconds per stage (peak RSS MiB so far), {args.customers:,} customers x 3 channels"
+    )
     table.add_column("")
     for name in names:
         table.add_column(name, justify="right")
-    table.add_row("call center / field force", *(
-        f"{results[n]['capacities']['call_center']:,} / {results[n]['capacities']['field_force']}" for n in names))
-    table.add_row("options (capacitated)", *(f"{results[n]['options']:,} ({results[n]['capacitated_options']:,})" for n in names))
+    table.add_row(
+        "call center / field force",
+        *(f"{results[n]['capacities']['call_center']:,} / {results[n]['capacities']['field_force']}" for n in names),
+    )
+    table.add_row(
+        "options (capacitated)", *(f"{results[n]['options']:,} ({results[n]['capacitated_options']:,})" for n in names)
+    )
     table.add_row("K = sum of capacities", *(f"{results[n]['k']:,}" for n in names))
     table.add_row("options in the flow after pruning", *(f"{results[n]['flow_options']:,}" for n in names))
     table.add_row("process start (imports)", *(f"({results[n]['peak']['start']:,} MiB)" for n in names))
@@ -188,11 +208,17 @@ def main() -> None:
                 table.add_row(f"  of which {part}", *(f"{results[n]['breakdown'].get(part, 0):.2f} s" for n in names))
     for mode in ("fallback", "wait"):
         table.add_row(f"{mode}: total value", *(f"{results[n][mode]['total_value']:,.2f}" for n in names))
-        table.add_row(f"{mode}: email / call / visit", *(
-            " / ".join(f"{v:,}" for v in results[n][mode]["pool_counts"].values()) for n in names))
-        table.add_row(f"{mode}: over capacity / not worth / no option", *(
-            f"{results[n][mode]['over_capacity']:,} / {results[n][mode]['not_worth']:,} / {results[n][mode]['no_option']:,}"
-            for n in names))
+        table.add_row(
+            f"{mode}: email / call / visit",
+            *(" / ".join(f"{v:,}" for v in results[n][mode]["pool_counts"].values()) for n in names),
+        )
+        table.add_row(
+            f"{mode}: over capacity / not worth / no option",
+            *(
+                f"{results[n][mode]['over_capacity']:,} / {results[n][mode]['not_worth']:,} / {results[n][mode]['no_option']:,}"
+                for n in names
+            ),
+        )
     console.print(table)
     out_dir = REPO / "bench" / "out"
     out_dir.mkdir(exist_ok=True)

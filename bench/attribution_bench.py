@@ -21,10 +21,10 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 WAVE_DAY = date(2026, 11, 24)
@@ -42,13 +42,13 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from orchestrator import ledger
-    from orchestrator.conversions import import_conversions
-    from orchestrator.database import connect
-    from orchestrator.outcomes import load_outcomes
-    from orchestrator.report_data import Measure, contact_frame
+    from orchestrator.db.engine import connect
+    from orchestrator.ledger import contacts as ledger
+    from orchestrator.responses.conversions import import_conversions
+    from orchestrator.rules.outcomes import load_outcomes
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings
-    from orchestrator.success import build_report
+    from orchestrator.success.data import Measure, contact_frame
+    from orchestrator.success.report import build_report
 
     console = Console(width=120)
     work = Path(tempfile.mkdtemp(prefix="attribution-bench-"))
@@ -79,7 +79,7 @@ def main() -> None:
     # conversions: random customers (some twice), more likely among the treated and the high scores
     weight = scores * np.where(treated, 1.15, 1.0)
     buyers = rng.choice(n, args.conversions, p=weight / weight.sum())
-    start = datetime.combine(WAVE_DAY, datetime.min.time(), tzinfo=timezone.utc) - timedelta(days=15)
+    start = datetime.combine(WAVE_DAY, datetime.min.time(), tzinfo=UTC) - timedelta(days=15)
     offsets = rng.integers(0, 60 * 86400, args.conversions)
     amounts = np.round(rng.gamma(2.0, 40.0, args.conversions), 2)
     csv_path = work / "conversions.csv"
@@ -94,7 +94,13 @@ def main() -> None:
     imported = import_conversions(engine, csv_path)
     timings.append(("import conversions (parse, check, bulk insert)", time.perf_counter() - t))
     t = time.perf_counter()
-    frame = contact_frame(engine, "bench", load_outcomes(work), Measure(goal="conversion", window_days=30), costs={"email": 0.05, "call_center": 4.0})
+    frame = contact_frame(
+        engine,
+        "bench",
+        load_outcomes(work),
+        Measure(goal="conversion", window_days=30),
+        costs={"email": 0.05, "call_center": 4.0},
+    )
     timings.append(("contact frame (ledger, outcomes, attribution join)", time.perf_counter() - t))
     t = time.perf_counter()
     report = build_report(frame, campaign="bench", goal="conversion", window_days=30)

@@ -7,10 +7,10 @@ Setup (timed, not compared): synthetic customers in a SQLite file, one wave whos
 ``--calls`` pending call-center contacts (customers with a phone number) and ``--visits``
 pending field-force contacts spread over reps of 50 visits each (as allocation writes them).
 
-The receiver is the reference receiver (``channels.webhook_receiver``: signature check,
+The receiver is the reference receiver (``orchestrator.demo.webhook_receiver``: signature check,
 payload validation, redelivery detection) served by uvicorn in its own process on 127.0.0.1.
 
-- **engine**: ``orchestrator.dispatch.dispatch_channel`` per channel: fixes the batches in the
+- **engine**: ``orchestrator.delivery.dispatch.dispatch_channel`` per channel: fixes the batches in the
   ledger, then per batch reads the contacts with their customer rows, renders the call script
   or visit brief in the sandbox, builds the versioned payload, signs and POSTs it
   (``webhooks.concurrency`` in flight) and records the outcome in the ledger.
@@ -34,7 +34,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -44,16 +44,21 @@ WAVE_DAY = date(2026, 11, 24)
 def _serve(port: int, ready) -> None:  # the receiver process
     import uvicorn
 
-    from channels.webhook_receiver import receiver_app
+    from orchestrator.demo.webhook_receiver import receiver_app
 
-    app = receiver_app({"call_center": SECRET, "field_force": SECRET, "bare/call_center": SECRET, "bare/field_force": SECRET})
+    app = receiver_app(
+        {"call_center": SECRET, "field_force": SECRET, "bare/call_center": SECRET, "bare/field_force": SECRET}
+    )
 
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     async def counts(_request):
         store = app.state.store
-        per = {path: sum(store.tasks_per_customer(path).values()) for path in ("/call_center", "/field_force", "/bare/call_center", "/bare/field_force")}
+        per = {
+            path: sum(store.tasks_per_customer(path).values())
+            for path in ("/call_center", "/field_force", "/bare/call_center", "/bare/field_force")
+        }
         dup = {path: max(store.tasks_per_customer(path).values(), default=0) for path in per}
         return JSONResponse({"tasks": per, "max_per_customer": dup, "redelivered": store.redelivered})
 
@@ -77,17 +82,18 @@ def main() -> None:
 
     from channels import channel_class
     from channels.webhook_delivery import WebhookDelivery
-    from orchestrator import batches, ledger
-    from orchestrator.customer_table import customer_table
-    from orchestrator.customers import import_customers
-    from orchestrator.database import connect
-    from orchestrator.dispatch import dispatch_channel
-    from orchestrator.rules import load_campaign
+    from orchestrator.customers.importer import import_customers
+    from orchestrator.customers.table import customer_table
+    from orchestrator.db.engine import connect
+    from orchestrator.delivery.dispatch import dispatch_channel
+    from orchestrator.delivery.tasks import TaskBuilder
+    from orchestrator.demo.smtp_sink import free_port
+    from orchestrator.demo.synthetic import write_csv
+    from orchestrator.ledger import batches
+    from orchestrator.ledger import contacts as ledger
+    from orchestrator.rules.loader import load_campaign
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings, WebhookEndpoint, WebhookSettings
-    from orchestrator.smtp_sink import free_port
-    from orchestrator.synthetic import write_csv
-    from orchestrator.tasks import TaskBuilder
-    from orchestrator.templates import TemplateSet
+    from orchestrator.templates.loader import TemplateSet
 
     console = Console(width=150)
     port = free_port("127.0.0.1")
@@ -118,17 +124,32 @@ def main() -> None:
     campaign_id = ledger.ensure_campaign(engine, spec.name, spec.description)
     wave = ledger.open_wave(engine, campaign_id, WAVE_DAY.isoformat(), spec.sha256)
     with engine.connect() as conn:  # call tasks for customers with a phone number, visits for the others
-        phones = [r[0] for r in conn.exec_driver_sql("select customer_id from customers where phone is not null order by customer_id")]
+        phones = [
+            r[0]
+            for r in conn.exec_driver_sql(
+                "select customer_id from customers where phone is not null order by customer_id"
+            )
+        ]
         calls = phones[: args.calls]
         taken = set(calls)
-        others = [r[0] for r in conn.exec_driver_sql("select customer_id from customers order by customer_id") if r[0] not in taken]
+        others = [
+            r[0]
+            for r in conn.exec_driver_sql("select customer_id from customers order by customer_id")
+            if r[0] not in taken
+        ]
     ids = calls + others[: args.visits]
     assert len(ids) == n, "not enough synthetic customers"
     channels = np.array(["call_center"] * args.calls + ["field_force"] * args.visits, dtype=object)
     assignees = np.array([None] * args.calls + [f"R{i // 50:04d}" for i in range(args.visits)], dtype=object)
     ledger.record_contacts(
-        engine, wave.id, ids, np.full(n, "treatment", dtype=object), channels, assignees=assignees,
-        values=np.ones(n), planned_for=WAVE_DAY,
+        engine,
+        wave.id,
+        ids,
+        np.full(n, "treatment", dtype=object),
+        channels,
+        assignees=assignees,
+        values=np.ones(n),
+        planned_for=WAVE_DAY,
     )
     setup = time.perf_counter() - started
     console.print(f"setup: {n:,} customers and ledger contacts in {setup:.1f} s (not compared)")
@@ -143,8 +164,15 @@ def main() -> None:
         with channel_class(channel)(endpoint, hooks, name=channel) as adapter:
             t0 = time.perf_counter()
             result = dispatch_channel(
-                engine, table, wave.id, channel, channel, builder, adapter,
-                batch_size=args.batch_size, concurrency=args.concurrency,
+                engine,
+                table,
+                wave.id,
+                channel,
+                channel,
+                builder,
+                adapter,
+                batch_size=args.batch_size,
+                concurrency=args.concurrency,
             )
             engine_s = time.perf_counter() - t0
         assert result.sent == count and result.failure is None, result
@@ -152,18 +180,26 @@ def main() -> None:
         # the same batches, built once more, for the bare loop
         with engine.connect() as conn:
             refs = conn.execute(
-                batches.batches.select().where(batches.batches.c.wave_id == wave.id, batches.batches.c.channel == channel)
+                batches.batches.select().where(
+                    batches.batches.c.wave_id == wave.id, batches.batches.c.channel == channel
+                )
             ).all()
         payloads = []
         import datetime as _dt
 
         with channel_class(channel)(endpoint, hooks, name=channel) as adapter:
             for ref in refs:
-                q = ledger.contact_rows(table).where(ledger.contacts.c.batch_id == ref.id).order_by(ledger.contacts.c.id)
+                q = (
+                    ledger.contact_rows(table)
+                    .where(ledger.contacts.c.batch_id == ref.id)
+                    .order_by(ledger.contacts.c.id)
+                )
                 with engine.connect() as conn:
                     chunk = [dict(r._mapping) for r in conn.execute(q)]
                 tasks, _skipped = builder.build(chunk)
-                model = adapter.payload(tasks, batch_key=f"bare-{ref.webhook_id}", created_at=_dt.datetime.now(_dt.timezone.utc))
+                model = adapter.payload(
+                    tasks, batch_key=f"bare-{ref.webhook_id}", created_at=_dt.datetime.now(_dt.UTC)
+                )
                 payloads.append((f"bare-{ref.webhook_id}", model.model_dump_json().encode()))
         bodies[channel] = payloads
         bare_endpoint = WebhookEndpoint(url=f"{base}/bare/{channel}", secret=SECRET)
@@ -180,22 +216,47 @@ def main() -> None:
     counts = httpx.get(base + "/counts", timeout=10).json()
     server.terminate()
     sent = {channel: count for channel, count, *_ in rows}
-    assert counts["tasks"]["/call_center"] == sent["call_center"] and counts["tasks"]["/field_force"] == sent["field_force"], counts
+    assert (
+        counts["tasks"]["/call_center"] == sent["call_center"]
+        and counts["tasks"]["/field_force"] == sent["field_force"]
+    ), counts
     assert max(counts["max_per_customer"].values()) == 1, counts
 
     out = Table(title=f"Dispatch to a loopback receiver (batch size {args.batch_size}, {args.concurrency} in flight)")
-    for column in ("channel", "tasks", "task lists", "engine s", "engine tasks/s", "bare httpx s", "bare tasks/s", "engine / bare"):
+    for column in (
+        "channel",
+        "tasks",
+        "task lists",
+        "engine s",
+        "engine tasks/s",
+        "bare httpx s",
+        "bare tasks/s",
+        "engine / bare",
+    ):
         out.add_column(column, justify="left" if column == "channel" else "right")
     results = []
     for channel, count, lists, engine_s, bare_s in rows:
         ratio = bare_s / engine_s
-        out.add_row(channel, f"{count:,}", f"{lists:,}", f"{engine_s:.1f}", f"{count / engine_s:,.0f}", f"{bare_s:.1f}", f"{count / bare_s:,.0f}", f"{ratio:.2f}")
-        results.append({"channel": channel, "tasks": count, "lists": lists, "engine_s": engine_s, "bare_s": bare_s, "ratio": ratio})
+        out.add_row(
+            channel,
+            f"{count:,}",
+            f"{lists:,}",
+            f"{engine_s:.1f}",
+            f"{count / engine_s:,.0f}",
+            f"{bare_s:.1f}",
+            f"{count / bare_s:,.0f}",
+            f"{ratio:.2f}",
+        )
+        results.append(
+            {"channel": channel, "tasks": count, "lists": lists, "engine_s": engine_s, "bare_s": bare_s, "ratio": ratio}
+        )
     console.print(out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(f"peak RSS of the engine process: {peak:.0f} MiB; every task reached the receiver exactly once")
     (REPO / "bench" / "out").mkdir(exist_ok=True)
-    (REPO / "bench" / "out" / "dispatch_bench.json").write_text(json.dumps({"results": results, "peak_rss_mib": peak}, indent=2))
+    (REPO / "bench" / "out" / "dispatch_bench.json").write_text(
+        json.dumps({"results": results, "peak_rss_mib": peak}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     .venv/bin/python bench/email_bench.py --messages 20000 --connections 1 4 16
     .venv/bin/python bench/email_bench.py --latency 20 --messages 1000   # a server taking 20 ms per DATA
 
-The receiver is the loopback aiosmtpd sink (``orchestrator.smtp_sink.SmtpSink``, counting only)
+The receiver is the loopback aiosmtpd sink (``orchestrator.demo.smtp_sink.SmtpSink``, counting only)
 in its own process, so it does not compete with the sending threads for the GIL. Each run
 sends the same rendered messages (multipart text + HTML, ~1 KiB) in batches of
 ``--batch`` through one channel, closes it, and checks that the sink counted every message.
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 
@@ -28,7 +28,7 @@ def serve(port: int, latency: float, ready, stop, count) -> None:  # noqa: ANN00
     """Child process: run the sink on ``port`` until ``stop`` is set; put the count into ``count``."""
     import asyncio
 
-    from orchestrator.smtp_sink import SmtpSink
+    from orchestrator.demo.smtp_sink import SmtpSink
 
     with SmtpSink(None, port=port) as sink:
         if latency:
@@ -64,8 +64,8 @@ def batch(n: int):  # noqa: ANN201
 def run(connections: int, messages: int, batch_size: int, latency: float) -> float:
     """Seconds to send ``messages`` over ``connections``, sink started and counted."""
     from channels.email import EmailChannel
+    from orchestrator.demo.smtp_sink import free_port
     from orchestrator.settings import SmtpSettings
-    from orchestrator.smtp_sink import free_port
 
     port = free_port()
     ready, stop, count = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Value("i", 0)
@@ -86,7 +86,9 @@ def run(connections: int, messages: int, batch_size: int, latency: float) -> flo
         stop.set()
         server.join(30)
     if sent != messages or count.value != messages:
-        raise RuntimeError(f"{messages} messages sent, but the channel reported {sent} and the sink counted {count.value}")
+        raise RuntimeError(
+            f"{messages} messages sent, but the channel reported {sent} and the sink counted {count.value}"
+        )
     return elapsed
 
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/full_wave_bench.py --customers 1000000 --email-limit 100000
     .venv/bin/python bench/full_wave_bench.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Setup (not timed): ``--customers`` synthetic customers (``orchestrator.synthetic``) imported
+Setup (not timed): ``--customers`` synthetic customers (``orchestrator.demo.synthetic``) imported
 into SQLite (default) or PostgreSQL (``--postgres URL``: a fresh schema, dropped afterwards); a
 response model trained on 50,000 of them with a synthetic outcome and registered; a rules file
 with the three channels of ``rules/retention-multichannel.yaml`` but a broad audience and
@@ -12,13 +12,13 @@ with the three channels of ``rules/retention-multichannel.yaml`` but a broad aud
 several hundred thousand of a million are selected); a policy (consent per channel, a frequency
 cap of 4 sent contacts in 30 days); a capacity file (call center ``--calls-per-day``, reps in
 every territory, and, with ``--email-limit N``, e-mail at most N per day). Servers, each in a
-process of its own on 127.0.0.1: the aiosmtpd sink (``orchestrator.smtp_sink``, counting
-messages per recipient) and the reference webhook receiver (``channels.webhook_receiver``,
+process of its own on 127.0.0.1: the aiosmtpd sink (``orchestrator.demo.smtp_sink``, counting
+messages per recipient) and the reference webhook receiver (``orchestrator.demo.webhook_receiver``,
 uvicorn) for call_center and field_force.
 
 Timed, each side in a process of its own (so each peak RSS is that side's own, imports included):
 
-- **engine**: the stages of ``orchestrator.wave`` as the Prefect flow calls them, in-process
+- **engine**: the stages of ``orchestrator.wave.stages`` as the Prefect flow calls them, in-process
   without Prefect: prepare, select (rules + policy as SQL, scoring, score cut), plan
   (arbitration, control split, allocation by min-cost flow), render sample, record (open wave,
   ledger bulk insert, snapshot), send (e-mail over SMTP on ``--connections`` connections, call
@@ -48,7 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -66,7 +66,7 @@ SALT = "full-wave-bench"
 CONTROL_SHARE = 0.1
 CAP_MAX, CAP_DAYS = 4, 30
 REPS_PER_TERRITORY = 20
-TERRITORIES = [f"T{r}{k}" for r in range(5) for k in range(1, 4)]  # as orchestrator.synthetic draws them
+TERRITORIES = [f"T{r}{k}" for r in range(5) for k in range(1, 4)]  # as orchestrator.demo.synthetic draws them
 # channel -> (value, cost, priority, due_days), as in the rules file below
 CHANNELS = {"field_force": (160, 40, 2, 5), "call_center": (60, 6, 3, 3), "email": (8, 0.05, 0, 0)}
 SENDER = "Acme Bank <offers@acme.example>"
@@ -144,7 +144,7 @@ def _sink(port: int, pipe) -> None:
     """The aiosmtpd sink; counts messages per recipient for the current phase (engine / hand)."""
     from collections import Counter
 
-    from orchestrator.smtp_sink import SmtpSink
+    from orchestrator.demo.smtp_sink import SmtpSink
 
     phases: dict[str, Counter] = {}
     phase = ["setup"]
@@ -170,7 +170,11 @@ def _sink(port: int, pipe) -> None:
             elif message[0] == "counts":
                 pipe.send(
                     {
-                        p: {"messages": sum(c.values()), "recipients": len(c), "max_per_recipient": max(c.values(), default=0)}
+                        p: {
+                            "messages": sum(c.values()),
+                            "recipients": len(c),
+                            "max_per_recipient": max(c.values(), default=0),
+                        }
                         for p, c in phases.items()
                     }
                 )
@@ -184,7 +188,7 @@ def _receiver(port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from channels.webhook_receiver import receiver_app
+    from orchestrator.demo.webhook_receiver import receiver_app
 
     app = receiver_app({path: SECRET for path in RECEIVER_PATHS})
 
@@ -212,7 +216,7 @@ def make_data(data: Path, n: int) -> dict:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from orchestrator.synthetic import customers
+    from orchestrator.demo.synthetic import customers
 
     table = customers(n)
     pacsv.write_csv(table, data / "customers.csv")
@@ -240,8 +244,12 @@ def settings_for(work: Path, url: str, **kwargs):
         database=DatabaseSettings(url=url, chunk_size=kwargs.get("chunk_size", 5_000)),
         execution=ExecutionSettings(chunk_size=kwargs.get("task_chunk", 50_000), workers=kwargs.get("workers", 1)),
         smtp=SmtpSettings(
-            host="127.0.0.1", port=kwargs.get("smtp_port", 25), connections=kwargs.get("connections", 4),
-            max_retries=1, retry_wait=0.1, timeout=120,
+            host="127.0.0.1",
+            port=kwargs.get("smtp_port", 25),
+            connections=kwargs.get("connections", 4),
+            max_retries=1,
+            retry_wait=0.1,
+            timeout=120,
         ),
         links=LinkSettings(secret_key=SecretStr(LINK_SECRET)),
         webhooks=WebhookSettings(
@@ -261,10 +269,10 @@ def run_setup(data: Path, work: Path, url: str, args: argparse.Namespace) -> dic
     import numpy as np
     import pyarrow.parquet as pq
 
-    from orchestrator import database
-    from orchestrator.customers import import_customers
-    from orchestrator.model_registry import register
-    from orchestrator.scoring import train_response_model
+    from orchestrator.customers.importer import import_customers
+    from orchestrator.db import engine as database
+    from orchestrator.scoring.registry import register
+    from orchestrator.scoring.response import train_response_model
 
     settings = settings_for(work, url)
     engine = database.connect(settings)
@@ -274,8 +282,15 @@ def run_setup(data: Path, work: Path, url: str, args: argparse.Namespace) -> dic
     def train() -> float:
         frame = pq.read_table(data / "customers.parquet", columns=["customer_id", *FEATURES]).to_pandas()
         rng = np.random.default_rng(5)
-        sample = frame.iloc[np.sort(rng.choice(len(frame), min(TRAINING_ROWS, len(frame)), replace=False))].reset_index(drop=True)
-        logit = -1.2 + 0.9 * np.log1p(sample["revenue_12m"] / 500) - sample["recency_days"] / 150 + rng.normal(0, 0.5, len(sample))
+        sample = frame.iloc[np.sort(rng.choice(len(frame), min(TRAINING_ROWS, len(frame)), replace=False))].reset_index(
+            drop=True
+        )
+        logit = (
+            -1.2
+            + 0.9 * np.log1p(sample["revenue_12m"] / 500)
+            - sample["recency_days"] / 150
+            + rng.normal(0, 0.5, len(sample))
+        )
         sample["responded"] = np.where(rng.random(len(sample)) < 1 / (1 + np.exp(-logit)), "yes", "no")
         result = train_response_model(sample.drop(columns=["customer_id"]), "responded", features=FEATURES)
         register(engine, settings, MODEL, result.model, result.metrics, result.fingerprint, "responded", result.rows)
@@ -299,7 +314,9 @@ def run_setup(data: Path, work: Path, url: str, args: argparse.Namespace) -> dic
     rules.mkdir(parents=True, exist_ok=True)
     (rules / "policy.yaml").write_text(POLICY)
     (rules / "capacity.yaml").write_text(capacity_yaml(args.calls_per_day, args.visits_per_rep, args.email_limit))
-    (rules / "reps.csv").write_text("rep_id,territory,name,visits_per_day\n" + "".join(f"{r},{t},{r},\n" for r, t in reps()))
+    (rules / "reps.csv").write_text(
+        "rep_id,territory,name,visits_per_day\n" + "".join(f"{r},{t},{r},\n" for r, t in reps())
+    )
     (rules / f"{CAMPAIGN}.yaml").write_text(
         RULES.format(campaign=CAMPAIGN, share=CONTROL_SHARE, salt=SALT, sender=SENDER, model=MODEL, min_score=min_score)
     )
@@ -310,13 +327,22 @@ def run_setup(data: Path, work: Path, url: str, args: argparse.Namespace) -> dic
 
 
 def run_engine(work: Path, url: str, args: argparse.Namespace) -> dict:
-    from orchestrator import database, ledger, wave
-    from orchestrator.chunks import in_process
+    from orchestrator.db import engine as database
+    from orchestrator.execution.chunks import in_process
+    from orchestrator.ledger import contacts as ledger
+    from orchestrator.wave import stages as wave
 
     settings = settings_for(
-        work, url, smtp_port=args.smtp_port, hook_url=args.hook_url, chunk_size=args.chunk_size,
-        connections=args.connections, concurrency=args.concurrency, batch_size=args.batch_size,
-        task_chunk=args.task_chunk, workers=args.workers,
+        work,
+        url,
+        smtp_port=args.smtp_port,
+        hook_url=args.hook_url,
+        chunk_size=args.chunk_size,
+        connections=args.connections,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        task_chunk=args.task_chunk,
+        workers=args.workers,
     )
     stages = Stages()
     mapper, cluster = in_process, None
@@ -420,7 +446,9 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
     def prepare():
         engine = sa.create_engine(url)
         model = joblib.load(work / "var" / "models" / MODEL / "v1.joblib")
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(REPO / "templates"), autoescape=jinja2.select_autoescape(["html"]))
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(REPO / "templates"), autoescape=jinja2.select_autoescape(["html"])
+        )
         env.filters["money"] = money
         templates = {
             "email": [env.get_template(f"email/winback/{p}") for p in ("subject.txt", "body.txt", "body.html")],
@@ -447,7 +475,10 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
                   GROUP BY customer_id HAVING count(*) >= {CAP_MAX})
         """
         with engine.connect() as conn:
-            frame = pd.DataFrame(conn.exec_driver_sql(query).fetchall(), columns=["customer_id", *FEATURES, "territory", "ff", "cc", "em"])
+            frame = pd.DataFrame(
+                conn.exec_driver_sql(query).fetchall(),
+                columns=["customer_id", *FEATURES, "territory", "ff", "cc", "em"],
+            )
         scores = model.predict_proba(frame[FEATURES])[:, 1]
         keep = scores >= min_score
         return frame[keep].reset_index(drop=True), scores[keep]
@@ -522,7 +553,10 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
     def email_context(row: dict) -> dict:
         token = f"{row['_id']}.{sign(str(row['_id']))}"
         return {
-            **row, "campaign": CAMPAIGN, "wave": wave_key, "unsubscribe_url": f"{base}/unsubscribe/{token}",
+            **row,
+            "campaign": CAMPAIGN,
+            "wave": wave_key,
+            "unsubscribe_url": f"{base}/unsubscribe/{token}",
             "click": lambda target: f"{base}/c/{token}?u={quote(target, safe='')}",
         }
 
@@ -537,14 +571,31 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
         return " ".join(title.split()), body
 
     columns = "c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.age, c.region, c.segment, c.revenue_12m, c.recency_days, c.territory"
-    keys = ["customer_id", "first_name", "last_name", "email", "phone", "age", "region", "segment", "revenue_12m", "recency_days", "territory"]
+    keys = [
+        "customer_id",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "age",
+        "region",
+        "segment",
+        "revenue_12m",
+        "recency_days",
+        "territory",
+    ]
 
     def rows_of(conn, where_ids: list[str]) -> list[dict]:
         out = []
         for start in range(0, len(where_ids), 900):
             chunk = where_ids[start : start + 900]
             marks = ",".join(["%s" if pg else "?"] * len(chunk))
-            out += [dict(zip(keys, r)) for r in conn.exec_driver_sql(f"SELECT {columns} FROM customers c WHERE c.customer_id IN ({marks})", tuple(chunk))]
+            out += [
+                dict(zip(keys, r))
+                for r in conn.exec_driver_sql(
+                    f"SELECT {columns} FROM customers c WHERE c.customer_id IN ({marks})", tuple(chunk)
+                )
+            ]
         return out
 
     def render_sample() -> int:
@@ -566,14 +617,28 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
         arm = np.where(control, "control", "treatment").tolist()
         status = np.where(control, "control", "pending").tolist()
         rows = [
-            (k + 1, wave_key, ids[i], arm[i], names[channel[i]], assignee[i], float(scores[i]), float(values[i, channel[i]]), status[i], now, None)
+            (
+                k + 1,
+                wave_key,
+                ids[i],
+                arm[i],
+                names[channel[i]],
+                assignee[i],
+                float(scores[i]),
+                float(values[i, channel[i]]),
+                status[i],
+                now,
+                None,
+            )
             for k, i in enumerate(keep.tolist())
         ]
         raw = engine.raw_connection()
         try:
             cur = raw.cursor()
             if pg:
-                with cur.copy("COPY hand_contacts (id, wave, customer_id, arm, channel, assignee, score, value, status, created_at, sent_at) FROM STDIN") as copy:
+                with cur.copy(
+                    "COPY hand_contacts (id, wave, customer_id, arm, channel, assignee, score, value, status, created_at, sent_at) FROM STDIN"
+                ) as copy:
                     for row in rows:
                         copy.write_row(row)
             else:
@@ -601,7 +666,9 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
         mark = "%s" if pg else "?"
         raw = conn.connection.driver_connection
         cur = raw.cursor()
-        cur.executemany(f"UPDATE hand_contacts SET status = 'sent', sent_at = {mark} WHERE id = {mark}", [(now, i) for i in done])
+        cur.executemany(
+            f"UPDATE hand_contacts SET status = 'sent', sent_at = {mark} WHERE id = {mark}", [(now, i) for i in done]
+        )
         raw.commit()
 
     def send_email(rows: list[dict]) -> tuple[list[int], int]:
@@ -653,19 +720,56 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
                 for row in chunk:
                     title, body = render_task(name, row)
                     common = {
-                        "task_id": f"hand-{row['_id']}", "customer_id": row["customer_id"],
-                        "customer_name": f"{row['first_name']} {row['last_name']}", "priority": priority, "title": title,
-                        "campaign": CAMPAIGN, "wave": wave_key, "outcome_ref": sign(f"hand-{row['_id']}"),
+                        "task_id": f"hand-{row['_id']}",
+                        "customer_id": row["customer_id"],
+                        "customer_name": f"{row['first_name']} {row['last_name']}",
+                        "priority": priority,
+                        "title": title,
+                        "campaign": CAMPAIGN,
+                        "wave": wave_key,
+                        "outcome_ref": sign(f"hand-{row['_id']}"),
                         "outcome_url": f"{base}/v1/outcomes",
                     }
                     if name == "call_center":
-                        tasks.append({**common, "phone": row["phone"], "due_from": as_of.isoformat(), "due_to": due, "script": body})
+                        tasks.append(
+                            {
+                                **common,
+                                "phone": row["phone"],
+                                "due_from": as_of.isoformat(),
+                                "due_to": due,
+                                "script": body,
+                            }
+                        )
                     else:
-                        tasks.append({**common, "address": f"{row['region']}, {row['territory']}", "territory": row["territory"], "due_date": due, "brief": body})
+                        tasks.append(
+                            {
+                                **common,
+                                "address": f"{row['region']}, {row['territory']}",
+                                "territory": row["territory"],
+                                "due_date": due,
+                                "brief": body,
+                            }
+                        )
                 if name == "call_center":
-                    doc = {"type": "call_center.task_list", "version": 1, "batch_id": batch_id, "campaign": CAMPAIGN, "wave": wave_key, "created_at": created, "tasks": tasks}
+                    doc = {
+                        "type": "call_center.task_list",
+                        "version": 1,
+                        "batch_id": batch_id,
+                        "campaign": CAMPAIGN,
+                        "wave": wave_key,
+                        "created_at": created,
+                        "tasks": tasks,
+                    }
                 else:
-                    doc = {"type": "field_force.visit_list", "version": 1, "batch_id": batch_id, "rep_id": rep, "territory": chunk[0]["territory"], "created_at": created, "visits": tasks}
+                    doc = {
+                        "type": "field_force.visit_list",
+                        "version": 1,
+                        "batch_id": batch_id,
+                        "rep_id": rep,
+                        "territory": chunk[0]["territory"],
+                        "created_at": created,
+                        "visits": tasks,
+                    }
                 lists.append((batch_id, json.dumps(doc).encode(), [r["_id"] for r in chunk]))
         return lists
 
@@ -676,7 +780,9 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             batch_id, body, members = item
             now = datetime.now(UTC)
             headers = {
-                "content-type": "application/json", "webhook-id": batch_id, "webhook-timestamp": str(int(now.timestamp())),
+                "content-type": "application/json",
+                "webhook-id": batch_id,
+                "webhook-timestamp": str(int(now.timestamp())),
                 "webhook-signature": signer.sign(batch_id, now, body.decode()),
             }
             client.post(f"{args.hook_url}/bare/{name}", content=body, headers=headers).raise_for_status()
@@ -728,16 +834,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (a fresh schema, dropped afterwards)")
-    parser.add_argument("--email-limit", type=int, default=None, help="e-mails per day in the capacity file (default: unlimited)")
+    parser.add_argument(
+        "--email-limit", type=int, default=None, help="e-mails per day in the capacity file (default: unlimited)"
+    )
     parser.add_argument("--calls-per-day", type=int, default=20_000)
-    parser.add_argument("--visits-per-rep", type=int, default=10, help=f"per day; {REPS_PER_TERRITORY} reps in each of {len(TERRITORIES)} territories")
+    parser.add_argument(
+        "--visits-per-rep",
+        type=int,
+        default=10,
+        help=f"per day; {REPS_PER_TERRITORY} reps in each of {len(TERRITORIES)} territories",
+    )
     parser.add_argument("--keep", type=float, default=0.6, help="share of the training sample at or above min_score")
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections (both sides)")
     parser.add_argument("--concurrency", type=int, default=4, help="task lists in flight (both sides)")
     parser.add_argument("--batch-size", type=int, default=500, help="tasks per task list")
-    parser.add_argument("--chunk-size", type=int, default=50_000, help="the engine's page size within a chunk (database.chunk_size)")
-    parser.add_argument("--task-chunk", type=int, default=50_000, help="customers per chunk task (execution.chunk_size)")
-    parser.add_argument("--runner", choices=["in-process", "dask"], default="in-process", help="where the engine's chunks run")
+    parser.add_argument(
+        "--chunk-size", type=int, default=50_000, help="the engine's page size within a chunk (database.chunk_size)"
+    )
+    parser.add_argument(
+        "--task-chunk", type=int, default=50_000, help="customers per chunk task (execution.chunk_size)"
+    )
+    parser.add_argument(
+        "--runner", choices=["in-process", "dask"], default="in-process", help="where the engine's chunks run"
+    )
     parser.add_argument("--workers", type=int, default=2, help="local Dask worker processes (--runner dask)")
     for hidden in ("--part", "--data", "--work", "--url", "--hook-url"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
@@ -749,23 +868,43 @@ def main() -> None:
         print(json.dumps(make_data(Path(args.data), args.customers)))
         return
     if args.part in ("setup", "engine", "hand"):
-        run = {"setup": lambda: run_setup(Path(args.data), Path(args.work), args.url, args),
-               "engine": lambda: run_engine(Path(args.work), args.url, args),
-               "hand": lambda: run_hand(Path(args.work), args.url, args)}[args.part]
+        run = {
+            "setup": lambda: run_setup(Path(args.data), Path(args.work), args.url, args),
+            "engine": lambda: run_engine(Path(args.work), args.url, args),
+            "hand": lambda: run_hand(Path(args.work), args.url, args),
+        }[args.part]
         print(json.dumps(run(), default=str))
         return
 
-    from orchestrator.smtp_sink import free_port
+    from orchestrator.demo.smtp_sink import free_port
 
     root = Path(tempfile.mkdtemp(prefix="full-wave-bench-"))
     data, work = root / "data", root / "work"
     data.mkdir()
     work.mkdir()
     common = [
-        "--customers", str(args.customers), "--calls-per-day", str(args.calls_per_day), "--visits-per-rep", str(args.visits_per_rep),
-        "--keep", str(args.keep), "--connections", str(args.connections), "--concurrency", str(args.concurrency),
-        "--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size),
-        "--task-chunk", str(args.task_chunk), "--runner", args.runner, "--workers", str(args.workers),
+        "--customers",
+        str(args.customers),
+        "--calls-per-day",
+        str(args.calls_per_day),
+        "--visits-per-rep",
+        str(args.visits_per_rep),
+        "--keep",
+        str(args.keep),
+        "--connections",
+        str(args.connections),
+        "--concurrency",
+        str(args.concurrency),
+        "--batch-size",
+        str(args.batch_size),
+        "--chunk-size",
+        str(args.chunk_size),
+        "--task-chunk",
+        str(args.task_chunk),
+        "--runner",
+        args.runner,
+        "--workers",
+        str(args.workers),
     ]
     if args.email_limit is not None:
         common += ["--email-limit", str(args.email_limit)]
@@ -843,7 +982,10 @@ def verify(results: dict, smtp: dict, hooks: dict) -> dict:
         assert statuses.get("sent", 0) + statuses.get("skipped", 0) == allocated, (channel, statuses, allocated)
     mails = smtp.get("engine", {"messages": 0, "recipients": 0, "max_per_recipient": 0})
     email_sent = ledger.get("email", {}).get("sent", 0)
-    assert mails["messages"] == email_sent == mails["recipients"] and mails["max_per_recipient"] <= 1, (mails, email_sent)
+    assert mails["messages"] == email_sent == mails["recipients"] and mails["max_per_recipient"] <= 1, (
+        mails,
+        email_sent,
+    )
     for channel in ("call_center", "field_force"):
         sent = ledger.get(channel, {}).get("sent", 0)
         path = f"/{channel}"
@@ -889,12 +1031,19 @@ def report(summary: dict) -> None:
     table.add_row("selected", f"{engine['selected']:,}", f"{hand['selected']:,}", "")
     for channel in ("field_force", "call_center", "email"):
         table.add_row(
-            f"treated allocated {channel}", f"{engine['treated_allocated'].get(channel, 0):,}", f"{hand['treated_allocated'].get(channel, 0):,}", ""
+            f"treated allocated {channel}",
+            f"{engine['treated_allocated'].get(channel, 0):,}",
+            f"{hand['treated_allocated'].get(channel, 0):,}",
+            "",
         )
     checks = summary["checks"]
     table.add_row("e-mails sent (sink count)", f"{checks['engine_email_sent']:,}", f"{hand['sent']['email']:,}", "")
-    table.add_row("calls sent (receiver count)", f"{checks['engine_calls_sent']:,}", f"{hand['sent']['call_center']:,}", "")
-    table.add_row("visits sent (receiver count)", f"{checks['engine_visits_sent']:,}", f"{hand['sent']['field_force']:,}", "")
+    table.add_row(
+        "calls sent (receiver count)", f"{checks['engine_calls_sent']:,}", f"{hand['sent']['call_center']:,}", ""
+    )
+    table.add_row(
+        "visits sent (receiver count)", f"{checks['engine_visits_sent']:,}", f"{hand['sent']['field_force']:,}", ""
+    )
     console.print(table)
     console.print(
         f"engine chunks: {summary['task_chunk']:,} customers, {summary['runner']}; "

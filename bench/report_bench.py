@@ -1,4 +1,4 @@
-"""Benchmark: the success-control report (``orchestrator.success.build_report``) at 1,000,000 contacts.
+"""Benchmark: the success-control report (``orchestrator.success.report.build_report``) at 1,000,000 contacts.
 
     .venv/bin/python bench/report_bench.py
     .venv/bin/python bench/report_bench.py --contacts 200000 --repeat 5     # a quick run
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 
@@ -47,7 +47,9 @@ def make_contacts(n: int, waves: int, seed: int = 2026):
             "campaign": "winback",
             "wave": names[wave_index],
             "wave_date": dates.values[wave_index],
-            "channel": rng.choice(np.array(["call_center", "email", "field_force"], dtype=object), n, p=[0.3, 0.6, 0.1]),
+            "channel": rng.choice(
+                np.array(["call_center", "email", "field_force"], dtype=object), n, p=[0.3, 0.6, 0.1]
+            ),
             "variant": np.where(treated, rng.choice(np.array(["a", "b"], dtype=object), n), None),
             "arm": np.where(treated, "treatment", "control"),
             "score": score,
@@ -70,7 +72,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from orchestrator.success import build_report
+    from orchestrator.success.report import build_report
 
     console = Console(width=120)
     start = time.perf_counter()

@@ -7,7 +7,7 @@
 Setup (timed, not compared): one wave whose ledger holds ``--events`` call-center contacts,
 and a signed outcome reference per contact (as the task lists carry them).
 
-The API runs as ``campaign api`` would (``python -m orchestrator.cli_api``, uvicorn in its own
+The API runs as ``campaign api`` would (``python -m orchestrator.cli.api``, uvicorn in its own
 process on 127.0.0.1). The client builds each request of ``--batch`` events (one outcome per
 contact), signs it per Standard Webhooks and POSTs it, ``--concurrency`` requests in flight.
 The server verifies the signature, validates the body, verifies every reference, looks the
@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -52,10 +52,11 @@ def main() -> None:
     import sqlalchemy as sa
     from standardwebhooks import Webhook
 
-    from orchestrator import database, ledger
-    from orchestrator.models import Arm
+    from orchestrator.db import engine as database
+    from orchestrator.db.tables import Arm
+    from orchestrator.delivery.tasks import outcome_signer, task_id
+    from orchestrator.ledger import contacts as ledger
     from orchestrator.settings import DatabaseSettings, LinkSettings, PathSettings, Settings
-    from orchestrator.tasks import outcome_signer, task_id
 
     tmp = Path(tempfile.mkdtemp(prefix="response-bench-"))
     schema = None
@@ -63,7 +64,11 @@ def main() -> None:
         schema = f"bench_{uuid.uuid4().hex[:10]}"
         with sa.create_engine(args.postgres).begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        url = sa.engine.make_url(args.postgres).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+        url = (
+            sa.engine.make_url(args.postgres)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(False)
+        )
     else:
         url = f"sqlite:///{tmp / 'bench.db'}"
     settings = Settings(
@@ -78,12 +83,28 @@ def main() -> None:
         campaign = ledger.ensure_campaign(engine, "response-bench", None)
         wave = ledger.open_wave(engine, campaign, "bench", "0" * 64)
         n = args.events
-        ledger.record_contacts(engine, wave.id, [f"cust{i}" for i in range(n)], np.full(n, Arm.TREATMENT.value, dtype=object), "call_center")
+        ledger.record_contacts(
+            engine,
+            wave.id,
+            [f"cust{i}" for i in range(n)],
+            np.full(n, Arm.TREATMENT.value, dtype=object),
+            "call_center",
+        )
         with engine.connect() as conn:
-            ids = conn.execute(sa.select(ledger.contacts.c.id).where(ledger.contacts.c.wave_id == wave.id).order_by(ledger.contacts.c.id)).scalars().all()
+            ids = (
+                conn.execute(
+                    sa.select(ledger.contacts.c.id)
+                    .where(ledger.contacts.c.wave_id == wave.id)
+                    .order_by(ledger.contacts.c.id)
+                )
+                .scalars()
+                .all()
+            )
         signer = outcome_signer(settings)
         refs = [signer.sign(task_id(wave.id, cid)).decode() for cid in ids]
-        print(f"setup: {n:,} contacts and references in {time.perf_counter() - t0:.1f} s ({'PostgreSQL' if schema else 'SQLite'})")
+        print(
+            f"setup: {n:,} contacts and references in {time.perf_counter() - t0:.1f} s ({'PostgreSQL' if schema else 'SQLite'})"
+        )
 
         port = _free_port()
         env = os.environ | {
@@ -97,8 +118,10 @@ def main() -> None:
             "PYTHONPATH": str(REPO),
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli_api", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp, env=env, stdout=subprocess.DEVNULL,
+            [sys.executable, "-m", "orchestrator.cli.api", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base, server)
@@ -107,19 +130,30 @@ def main() -> None:
         batches = [range(i, min(i + args.batch, n)) for i in range(0, n, args.batch)]
 
         def body_of(rows: range) -> str:
-            return json.dumps({"events": [
-                {"event_id": f"bench-{i}", "type": "reached" if i % 3 else "sale", "occurred_at": "2026-03-02T10:15:00Z",
-                 "outcome_ref": refs[i], "value": 10.0 if i % 3 == 0 else None}
-                for i in rows
-            ]})
+            return json.dumps(
+                {
+                    "events": [
+                        {
+                            "event_id": f"bench-{i}",
+                            "type": "reached" if i % 3 else "sale",
+                            "occurred_at": "2026-03-02T10:15:00Z",
+                            "outcome_ref": refs[i],
+                            "value": 10.0 if i % 3 == 0 else None,
+                        }
+                        for i in rows
+                    ]
+                }
+            )
 
         def send(client: httpx.Client, rows: range) -> dict:
             body = body_of(rows)
             now = datetime.now(UTC)
             msg_id = f"msg_{rows.start}"
             headers = {
-                "webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-                "webhook-signature": webhook.sign(msg_id, now, body), "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": webhook.sign(msg_id, now, body),
+                "content-type": "application/json",
             }
             answer = client.post("/v1/outcomes", content=body, headers=headers)
             answer.raise_for_status()

@@ -4,7 +4,7 @@
     .venv/bin/python bench/selection_bench.py --customers 100000 --contacts 500000   # a quick run
     .venv/bin/python bench/selection_bench.py --backends sqlite
 
-The data: ``--customers`` synthetic customers (``orchestrator.synthetic``), ``--contacts`` past
+The data: ``--customers`` synthetic customers (``orchestrator.demo.synthetic``), ``--contacts`` past
 contacts with status ``sent`` in the ledger, spread over ``--waves`` waves of a past campaign in
 the last 60 days (each wave contacts a different, propensity-weighted quarter of the base), and
 a response model trained on 50,000 customers with a synthetic outcome driven by revenue_12m and
@@ -18,7 +18,7 @@ part's own, imports included (the "process start" row):
 
 - **setup** per backend (timed, not compared): import the customers, write the ledger
   (``bulk_insert`` into ``contacts``), train and register the model; PostgreSQL gets ``ANALYZE``.
-- **engine** per backend: the stages of ``orchestrator.wave`` -- ``prepare`` (validation),
+- **engine** per backend: the stages of ``orchestrator.wave.stages`` -- ``prepare`` (validation),
   ``select_candidates`` (SQL filters incl. the frequency cap, then scoring of the candidates in
   batches and the threshold) and ``split_wave`` -- then, for the breakdown, the SQL part alone
   (the same rules without ``scores``) and the scoring part alone (``score_customers`` and
@@ -39,10 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -88,8 +88,7 @@ frequency_caps:
 
 
 import stages  # noqa: E402
-from stages import Stages, peak_mib  # noqa: E402 - bench/ is on sys.path when run as a script
-
+from stages import Stages  # noqa: E402 - bench/ is on sys.path when run as a script
 
 # --- data shared by every part (generated once, in the parent) ---------------------------------
 
@@ -101,7 +100,7 @@ def make_data(work: Path, n_customers: int, n_contacts: int, n_waves: int, as_of
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from orchestrator.synthetic import customers
+    from orchestrator.demo.synthetic import customers
 
     table = customers(n_customers)
     pacsv.write_csv(table, work / "customers.csv")
@@ -142,8 +141,15 @@ def training_frame(customers_parquet: Path):
 
     frame = pq.read_table(customers_parquet, columns=["customer_id", *FEATURES]).to_pandas()
     rng = np.random.default_rng(5)
-    sample = frame.iloc[np.sort(rng.choice(len(frame), min(TRAINING_ROWS, len(frame)), replace=False))].reset_index(drop=True)
-    logit = -1.2 + 0.9 * np.log1p(sample["revenue_12m"] / 500) - sample["recency_days"] / 150 + rng.normal(0, 0.5, len(sample))
+    sample = frame.iloc[np.sort(rng.choice(len(frame), min(TRAINING_ROWS, len(frame)), replace=False))].reset_index(
+        drop=True
+    )
+    logit = (
+        -1.2
+        + 0.9 * np.log1p(sample["revenue_12m"] / 500)
+        - sample["recency_days"] / 150
+        + rng.normal(0, 0.5, len(sample))
+    )
     sample["responded"] = np.where(rng.random(len(sample)) < 1 / (1 + np.exp(-logit)), "yes", "no")
     return sample
 
@@ -166,11 +172,12 @@ def run_setup(data: Path, work: Path, url: str) -> dict:
     import pyarrow.parquet as pq
     import sqlalchemy as sa
 
-    from orchestrator import database, ledger
-    from orchestrator.bulk import bulk_insert
-    from orchestrator.customers import import_customers
-    from orchestrator.model_registry import register
-    from orchestrator.scoring import train_response_model
+    from orchestrator.customers.importer import import_customers
+    from orchestrator.db import engine as database
+    from orchestrator.db.bulk import bulk_insert
+    from orchestrator.ledger import contacts as ledger
+    from orchestrator.scoring.registry import register
+    from orchestrator.scoring.response import train_response_model
 
     settings = settings_for(work, url)
     engine = database.connect(settings)
@@ -181,7 +188,9 @@ def run_setup(data: Path, work: Path, url: str) -> dict:
         contacts = pq.read_table(data / "ledger.parquet")
         campaign_id = ledger.ensure_campaign(engine, "past-campaign", "Past waves for the selection benchmark")
         n_waves = int(pc.max(contacts.column("wave")).as_py()) + 1
-        wave_ids = np.array([ledger.open_wave(engine, campaign_id, f"past-{w:02d}", "0" * 64).id for w in range(n_waves)])
+        wave_ids = np.array(
+            [ledger.open_wave(engine, campaign_id, f"past-{w:02d}", "0" * 64).id for w in range(n_waves)]
+        )
         sqlite = engine.dialect.name == "sqlite"
         sent = np.datetime_as_string(contacts.column("sent_at").to_numpy().astype("datetime64[us]"), unit="us")
         # SQLite: the text SQLAlchemy stores (ledger._timestamp); PostgreSQL: text COPY parses it.
@@ -195,7 +204,17 @@ def run_setup(data: Path, work: Path, url: str) -> dict:
             (w, c, "treatment", "email", "sent", 1, s, s, s)
             for w, c, s in zip(wave_list, customer_list, sent_list, strict=True)
         )
-        columns = ["wave_id", "customer_id", "arm", "channel", "status", "attempts", "created_at", "updated_at", "sent_at"]
+        columns = [
+            "wave_id",
+            "customer_id",
+            "arm",
+            "channel",
+            "status",
+            "attempts",
+            "created_at",
+            "updated_at",
+            "sent_at",
+        ]
         with engine.begin() as conn:
             count = bulk_insert(conn, "contacts", columns, rows)
             conn.execute(sa.text("UPDATE waves SET status = 'completed'"))
@@ -227,9 +246,10 @@ def run_setup(data: Path, work: Path, url: str) -> dict:
 def run_engine(work: Path, url: str, as_of: str) -> dict:
     import dataclasses
 
-    from orchestrator import database, wave
-    from orchestrator.customer_table import customer_table
-    from orchestrator.scoring import apply_score_rules, score_customers
+    from orchestrator.customers.table import customer_table
+    from orchestrator.db import engine as database
+    from orchestrator.scoring.response import apply_score_rules, score_customers
+    from orchestrator.wave import stages as wave
 
     settings = settings_for(work, url)
     engine = database.connect(settings)
@@ -304,7 +324,12 @@ def run_pandas(data: Path, model_file: Path, as_of: str, min_score: float) -> di
     scores = stages("score (predict_proba)", lambda: model.predict_proba(capped)[:, 1])
     selected = stages("threshold", lambda: capped["customer_id"][scores >= min_score])
     (data / "pandas_ids.txt").write_text("\n".join(selected.tolist()))
-    return {"after_conditions": len(audience), "after_sql_filters": len(capped), "selected": len(selected), **vars(stages)}
+    return {
+        "after_conditions": len(audience),
+        "after_sql_filters": len(capped),
+        "selected": len(selected),
+        **vars(stages),
+    }
 
 
 # --- the parent: data, processes, comparison, table --------------------------------------------
@@ -361,12 +386,22 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="selection-bench-"))
     data = root / "data"
     data.mkdir()
-    as_of = datetime.now(timezone.utc).date()
+    as_of = datetime.now(UTC).date()
     start = time.perf_counter()
     # In a child too: a child process starts with its parent's peak RSS as its own floor.
     info = child(
-        "--part", "data", "--data", str(data), "--as-of", as_of.isoformat(),
-        "--customers", str(args.customers), "--contacts", str(args.contacts), "--waves", str(args.waves),
+        "--part",
+        "data",
+        "--data",
+        str(data),
+        "--as-of",
+        as_of.isoformat(),
+        "--customers",
+        str(args.customers),
+        "--contacts",
+        str(args.contacts),
+        "--waves",
+        str(args.waves),
     )
     info["generate_seconds"] = round(time.perf_counter() - start, 2)
     console.print(f"data: {info}")
@@ -398,8 +433,16 @@ def main() -> None:
     min_score = min_scores.pop()
     first = root / args.backends[0]
     pandas = child(
-        "--part", "pandas", "--data", str(data), "--as-of", as_of.isoformat(), "--min-score", str(min_score),
-        "--model-file", str(first / "var" / "models" / MODEL / "v1.joblib"),
+        "--part",
+        "pandas",
+        "--data",
+        str(data),
+        "--as-of",
+        as_of.isoformat(),
+        "--min-score",
+        str(min_score),
+        "--model-file",
+        str(first / "var" / "models" / MODEL / "v1.joblib"),
     )
     expected = set((data / "pandas_ids.txt").read_text().split("\n")) - {""}
     for backend in args.backends:
@@ -413,7 +456,13 @@ def main() -> None:
     report(console, info, min_score, results, pandas)
     out_dir = REPO / "bench" / "out"
     out_dir.mkdir(exist_ok=True)
-    summary = {"data": info, "min_score": min_score, "frequency_cap": {"max": CAP_MAX, "days": CAP_DAYS}, **results, "pandas": pandas}
+    summary = {
+        "data": info,
+        "min_score": min_score,
+        "frequency_cap": {"max": CAP_MAX, "days": CAP_DAYS},
+        **results,
+        "pandas": pandas,
+    }
     summary["ids_identical"] = True
     (out_dir / "selection_bench.json").write_text(json.dumps(summary, indent=2))
     console.print(f"wrote {out_dir / 'selection_bench.json'}; work files in {root}")
@@ -431,7 +480,10 @@ def report(console, info: dict, min_score: float, results: dict, pandas: dict) -
     for b in backends:
         setup.add_column(b, justify="right")
     for name in dict.fromkeys(k for r in results.values() for k in r["setup"]["seconds"]):
-        setup.add_row(name, *(cell(results[b]["setup"], name) if name in results[b]["setup"]["seconds"] else "-" for b in backends))
+        setup.add_row(
+            name,
+            *(cell(results[b]["setup"], name) if name in results[b]["setup"]["seconds"] else "-" for b in backends),
+        )
     setup.add_row("total", *(f"{sum(results[b]['setup']['seconds'].values()):.2f} s" for b in backends))
     console.print(setup)
 
@@ -444,7 +496,9 @@ def report(console, info: dict, min_score: float, results: dict, pandas: dict) -
     table.add_row("process start (imports)", *(f"({results[b]['engine']['peak']['start']:,} MiB)" for b in backends))
     for name in results[backends[0]]["engine"]["seconds"]:
         table.add_row(name, *(cell(results[b]["engine"], name) for b in backends))
-    table.add_row("after SQL filters (incl. cap)", *(f"{results[b]['engine']['after_sql_filters']:,}" for b in backends))
+    table.add_row(
+        "after SQL filters (incl. cap)", *(f"{results[b]['engine']['after_sql_filters']:,}" for b in backends)
+    )
     table.add_row("selected", *(f"{results[b]['engine']['selected']:,}" for b in backends))
     console.print(table)
 
@@ -475,7 +529,10 @@ def report(console, info: dict, min_score: float, results: dict, pandas: dict) -
     )
     console.print(ratio)
     for b in backends:
-        results[b]["ratio_vs_pandas"] = {"without_load": round(selects[b] / compute, 3), "with_load": round(selects[b] / with_load, 3)}
+        results[b]["ratio_vs_pandas"] = {
+            "without_load": round(selects[b] / compute, 3),
+            "with_load": round(selects[b] / with_load, 3),
+        }
 
 
 if __name__ == "__main__":

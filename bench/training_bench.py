@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.stages import peak_mib  # noqa: E402
@@ -103,7 +103,12 @@ def bare_pipeline():
     categories = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
-            ("encode", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=0.005, max_categories=50, sparse_output=False)),
+            (
+                "encode",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist", min_frequency=0.005, max_categories=50, sparse_output=False
+                ),
+            ),
         ]
     )
     columns = ColumnTransformer([("number", numbers, NUMERIC), ("category", categories, CATEGORICAL)])
@@ -127,8 +132,8 @@ def main() -> None:
     from rich.table import Table
     from sklearn.model_selection import train_test_split
 
-    from orchestrator.scoring import train_response_model
-    from orchestrator.uplift import train_uplift_model
+    from orchestrator.scoring.response import train_response_model
+    from orchestrator.scoring.uplift import train_uplift_model
 
     console = Console(width=120)
     frame, seconds = timed(make_customers, args.rows)
@@ -171,7 +176,9 @@ def main() -> None:
     uplift_gap = float(np.abs(uplift_scores - bare_uplift).max())
     response_gap = float(np.abs(response_scores - bare_scores).max())
 
-    table = Table(title=f"{len(frame):,} customers, {len(NUMERIC) + len(CATEGORICAL)} features, two-model logistic uplift")
+    table = Table(
+        title=f"{len(frame):,} customers, {len(NUMERIC) + len(CATEGORICAL)} features, two-model logistic uplift"
+    )
     table.add_column("step")
     table.add_column("ours s", justify="right")
     table.add_column("bare scikit-learn s", justify="right")

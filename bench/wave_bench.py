@@ -6,7 +6,7 @@
 
 Each size runs in its own process (the customer file is generated beforehand by another), so
 the peak resident memory printed is the engine's own for that size.
-Stages are the plain functions the Prefect flow calls (``orchestrator.wave``), timed one by
+Stages are the plain functions the Prefect flow calls (``orchestrator.wave.stages``), timed one by
 one: import (bulk upsert into the customer table), select (audience as SQL), split (control
 hash), render (every treated message, in chunks), record (ledger bulk insert) and, for sizes
 up to ``--send``, send (SMTP to a local aiosmtpd sink that counts messages).
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 
@@ -34,10 +34,11 @@ def peak_mib() -> float:
 def run_size(size: int, send: bool, database_url: str | None, csv_path: Path) -> dict:
     import sqlalchemy as sa
 
-    from orchestrator import database, wave
-    from orchestrator.customers import import_customers
+    from orchestrator.customers.importer import import_customers
+    from orchestrator.db import engine as database
+    from orchestrator.demo.smtp_sink import SmtpSink
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings, SmtpSettings
-    from orchestrator.smtp_sink import SmtpSink
+    from orchestrator.wave import stages as wave
 
     work = csv_path.parent
     stages: dict[str, float] = {}
@@ -101,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.generate:
-        from orchestrator.synthetic import write_csv
+        from orchestrator.demo.synthetic import write_csv
 
         write_csv(args.generate, args.one)
         return

@@ -15,7 +15,7 @@ name to the ``"module:Class"`` that implements it; modules are imported only whe
   signed webhook (one channel per named endpoint).
 
 The webhook channels share ``channels.webhook_delivery`` (signing, retries, error mapping)
-and the payload models of ``channels.payloads``; ``channels.webhook_receiver`` is a
+and the payload models of ``channels.payloads``; ``orchestrator.demo.webhook_receiver`` is a
 reference receiver for channel-system developers and the demo.
 """
 
@@ -34,7 +34,7 @@ from channels.base import (
     ResultCallback,
     TransientDeliveryError,
 )
-from orchestrator.problems import did_you_mean
+from orchestrator.errors import did_you_mean
 
 __all__ = [
     "CHANNELS",

@@ -34,7 +34,18 @@ from channels.webhook_delivery import TaskListChannel
 
 __all__ = ["CallCenterChannel"]
 
-_FIELDS = ("customer_id", "customer_name", "phone", "priority", "due_from", "due_to", "campaign", "wave", "outcome_ref", "outcome_url")
+_FIELDS = (
+    "customer_id",
+    "customer_name",
+    "phone",
+    "priority",
+    "due_from",
+    "due_to",
+    "campaign",
+    "wave",
+    "outcome_ref",
+    "outcome_url",
+)
 
 
 class CallCenterChannel(TaskListChannel):

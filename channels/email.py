@@ -59,11 +59,11 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 from datetime import UTC, datetime
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from fractions import Fraction
 from typing import Literal, NamedTuple
 
 from pyrate_limiter import Limiter, Rate, SingleBucketFactory, StateBucket
@@ -129,7 +129,16 @@ SMTP_ERRORS: dict[type[OSError], Handling] = {
 _ADDRESS = re.compile(r"[^\s<>@:;,\"']+@[^\s<>:;,\"']+")
 _RESERVED_HEADERS = frozenset(
     h.lower()
-    for h in ("From", "To", "Subject", "Message-ID", "Date", "MIME-Version", "Content-Type", "Content-Transfer-Encoding")
+    for h in (
+        "From",
+        "To",
+        "Subject",
+        "Message-ID",
+        "Date",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+    )
 )
 
 
@@ -226,7 +235,9 @@ def rate_limiter(max_per_second: float | None) -> Limiter | None:
     if max_per_second is None:
         return None
     if max_per_second <= 0:
-        raise ValueError(f"The 'max_per_second' parameter must be a positive number or None. Got {max_per_second!r} instead.")
+        raise ValueError(
+            f"The 'max_per_second' parameter must be a positive number or None. Got {max_per_second!r} instead."
+        )
     per_second = Fraction(max_per_second).limit_denominator(1000)  # 0.5 -> 1 per 2 s, 20 -> 20 per 1 s
     burst = max(1, int(max_per_second / 10))
     rate = Rate(per_second.numerator, per_second.denominator * 1000, burst=burst)
@@ -454,7 +465,9 @@ class EmailChannel(Channel):
                     elif reply.outcome == "sent":
                         done(DeliveryResult(batch[i].contact_id, "sent", provider_id=str(email["Message-ID"])))
                     else:
-                        result = DeliveryResult(batch[i].contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce)
+                        result = DeliveryResult(
+                            batch[i].contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce
+                        )
                         done(result)
                 except TransientDeliveryError as exc:
                     with lock:

@@ -42,7 +42,9 @@ class MemoryChannel(Channel):
         report = DeliveryReport()
         for message in batch:
             if self.outage_after is not None and len(self.sent) >= self.outage_after:
-                raise TransientDeliveryError(f"memory channel unreachable after {self.outage_after} messages (simulated)")
+                raise TransientDeliveryError(
+                    f"memory channel unreachable after {self.outage_after} messages (simulated)"
+                )
             if message.contact_id in self.fail_permanently:
                 result = DeliveryResult(message.contact_id, "permanent", detail="550 rejected (simulated)")
             elif message.contact_id in self.fail_transiently:

@@ -171,14 +171,18 @@ class Message(_Model):
 
     task_id: TaskId
     customer_id: CustomerId
-    recipient: str = Field(min_length=1, description="Address of the message on the receiving system (e.g. customer id).")
+    recipient: str = Field(
+        min_length=1, description="Address of the message on the receiving system (e.g. customer id)."
+    )
     title: Title
     text: str = Field(min_length=1, description="The message text, rendered for this customer (plain text).")
     campaign: Campaign
     wave: Wave
     outcome_ref: OutcomeRef
     outcome_url: OutcomeUrl
-    data: dict[str, Any] = Field(default_factory=dict, description="Further values for the receiver, as the campaign defines them.")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Further values for the receiver, as the campaign defines them."
+    )
 
 
 class MessageList(_Model):
@@ -189,14 +193,20 @@ class MessageList(_Model):
     )
     version: Literal[1] = Field(1, description="Version of this document's shape.")
     batch_id: BatchId
-    endpoint: str = Field(min_length=1, description="Name of the endpoint (as configured in the engine) the list is for.")
+    endpoint: str = Field(
+        min_length=1, description="Name of the endpoint (as configured in the engine) the list is for."
+    )
     created_at: CreatedAt
     messages: list[Message] = Field(description="The messages, one per customer.")
 
 
 # -- all lists ----------------------------------------------------------------------------------
 
-LIST_MODELS: tuple[type[CallTaskList] | type[VisitList] | type[MessageList], ...] = (CallTaskList, VisitList, MessageList)
+LIST_MODELS: tuple[type[CallTaskList] | type[VisitList] | type[MessageList], ...] = (
+    CallTaskList,
+    VisitList,
+    MessageList,
+)
 """Every list model a receiver may get."""
 
 Payload = Annotated[CallTaskList | VisitList | MessageList, Field(discriminator="type")]
@@ -223,7 +233,10 @@ def json_schemas() -> dict[str, str]:
     """File name -> JSON Schema text of every list model, as ``write_schemas`` writes them."""
     out: dict[str, str] = {}
     for model in LIST_MODELS:
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema(mode="serialization")}
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            **model.model_json_schema(mode="serialization"),
+        }
         out[schema_filename(model)] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
     return out
 

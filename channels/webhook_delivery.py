@@ -42,7 +42,14 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ValidationError
 from standardwebhooks import Webhook
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from channels.base import (
     Channel,
@@ -274,7 +281,9 @@ class WebhookDelivery:
             log.info("%s receiver accepted batch %s (HTTP %d, try %d)", self.name, batch_key, status, attempt)
             return PostResult(status, attempt, _receiver_id(response))
         if status >= 500 or status in RETRY_STATUS:
-            retry_after = parse_retry_after(response.headers.get("retry-after")) if status in RETRY_AFTER_STATUS else None
+            retry_after = (
+                parse_retry_after(response.headers.get("retry-after")) if status in RETRY_AFTER_STATUS else None
+            )
             if retry_after is not None and retry_after > self.settings.retry_after_max:
                 raise _GiveUp(
                     f"HTTP {status} asks to retry after {retry_after:.0f} s, "
@@ -283,7 +292,9 @@ class WebhookDelivery:
             raise _Retry(f"HTTP {status}", retry_after)
         reason = sanitize_reason(response.text) or response.reason_phrase or "no reason given"
         log.warning("%s receiver rejected batch %s: HTTP %d", self.name, batch_key, status)
-        raise BatchRejected(f"{self.name} receiver rejected the batch: HTTP {status}: {reason}", status=status, reason=reason)
+        raise BatchRejected(
+            f"{self.name} receiver rejected the batch: HTTP {status}: {reason}", status=status, reason=reason
+        )
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = min(self._backoff(state), self.settings.retry_wait_max)
@@ -296,7 +307,11 @@ class WebhookDelivery:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         log.warning(
-            "%s receiver: %s on try %d; retrying in %.2f s", self.name, getattr(exc, "detail", exc), state.attempt_number, wait
+            "%s receiver: %s on try %d; retrying in %.2f s",
+            self.name,
+            getattr(exc, "detail", exc),
+            state.attempt_number,
+            wait,
         )
 
 
@@ -396,7 +411,9 @@ class TaskListChannel(Channel):
         """The value of ``fields[field]`` shared by every message; ``ValueError`` when they differ."""
         values = {str(m.fields.get(field)) for m in batch}
         if len(values) != 1:
-            raise ValueError(f"Every message of one {what} must have the same {field!r}; got {len(values)} different ones.")
+            raise ValueError(
+                f"Every message of one {what} must have the same {field!r}; got {len(values)} different ones."
+            )
         return batch[0].fields.get(field)
 
 

@@ -1,6 +1,6 @@
 """Prefect flow ``campaign_wave``: one task per stage or per chunk of customers, never per customer.
 
-The logic lives in ``orchestrator.wave``; this module only wires the stages into Prefect
+The logic lives in ``orchestrator.wave.stages``; this module only wires the stages into Prefect
 tasks (so they show in the Prefect UI with their timing), adds retries where a retry is
 safe, logs counts (never personal data) and attaches a summary artifact to the flow run.
 Scoring, full rendering (dry runs) and sending run as chunk tasks (``flows.chunk_runner``)
@@ -18,11 +18,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from orchestrator import wave as stages
-from orchestrator.ledger import WaveRef
-from orchestrator.models import WaveStatus
 from flows.chunk_runner import prefect_mapper, task_runner
+from orchestrator.db.tables import WaveStatus
+from orchestrator.ledger.contacts import WaveRef
 from orchestrator.settings import ExecutionSettings, get_settings
+from orchestrator.wave import stages
 
 
 @task(name="load", cache_policy=NO_CACHE)
@@ -60,7 +60,13 @@ def plan(prepared: list[stages.PreparedWave], candidates: list[stages.Candidates
     logger = get_run_logger()
     for p in plans:
         lost = ", ".join(f"{n} to {w}" for w, n in p.lost_to.items()) or "none"
-        logger.info("%s: treated per channel %s; lost %s; waiting for capacity %d", p.spec.name, p.channel_counts, lost, p.waiting)
+        logger.info(
+            "%s: treated per channel %s; lost %s; waiting for capacity %d",
+            p.spec.name,
+            p.channel_counts,
+            lost,
+            p.waiting,
+        )
     return plans
 
 
@@ -86,7 +92,7 @@ def record(wave: WaveRef, selection, as_of) -> tuple[int, int]:
 
 
 def send(prepared: stages.PreparedWave, wave: WaveRef) -> int:
-    """Every pending contact of the wave, one task per chunk (see ``orchestrator.sending``)."""
+    """Every pending contact of the wave, one task per chunk (see ``orchestrator.delivery.sending``)."""
     sent = stages.send_pending(get_settings(), prepared, wave, mapper=prefect_mapper)
     get_run_logger().info("sent %d messages and tasks", sent)
     return sent
@@ -137,9 +143,15 @@ def run_cycle(rules_paths: list[str], wave_key: str | None, dry_run: bool) -> li
         summaries[i].wave_id = w.id
         if i not in fresh:
             summaries[i].already_recorded = True
-            logger.info("wave %s of %s was recorded before (%s): sending what is still pending", w.key, p.spec.name, w.status)
+            logger.info(
+                "wave %s of %s was recorded before (%s): sending what is still pending", w.key, p.spec.name, w.status
+            )
             if w.rules_sha256 != p.spec.sha256:
-                logger.warning("the rules file of %s changed since wave %s was recorded; its recorded contacts are kept", p.spec.name, w.key)
+                logger.warning(
+                    "the rules file of %s changed since wave %s was recorded; its recorded contacts are kept",
+                    p.spec.name,
+                    w.key,
+                )
     if fresh:
         candidates = [select_and_score(prepared[i], False) for i in fresh]
         plans = plan([prepared[i] for i in fresh], candidates, False)

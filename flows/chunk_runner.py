@@ -1,4 +1,4 @@
-"""Chunk tasks: the ``Mapper`` of ``orchestrator.chunks`` as Prefect tasks, and the task runner they run on.
+"""Chunk tasks: the ``Mapper`` of ``orchestrator.execution.chunks`` as Prefect tasks, and the task runner they run on.
 
 ``prefect_mapper`` submits one Prefect task per chunk (named after the chunk's function,
 e.g. ``score-chunk``, ``send-email-chunk``) to the flow's task runner and yields the

@@ -1,6 +1,6 @@
 """Prefect flow ``retrain_model``: rebuild the training set, train, evaluate, promote, show the comparison.
 
-The logic lives in ``orchestrator.retraining.retrain``; this flow runs it as one task, logs the
+The logic lives in ``orchestrator.learning.retraining.retrain``; this flow runs it as one task, logs the
 decision and attaches the comparison of the challenger with the champion (on the same
 validation waves) as a table artifact plus a markdown artifact with the lineage, so every
 retraining shows in the Prefect UI. Schedule it like a campaign (e.g. weekly, after the
@@ -20,14 +20,27 @@ from orchestrator.settings import get_settings
 
 @task(name="retrain", cache_policy=NO_CACHE)
 def train_and_judge(
-    name: str, campaigns: list[str], kind: str, margin: float, outcome: str | None, exclude: list[str], channel: str | None
+    name: str,
+    campaigns: list[str],
+    kind: str,
+    margin: float,
+    outcome: str | None,
+    exclude: list[str],
+    channel: str | None,
 ):
-    from orchestrator.database import connect
-    from orchestrator.retraining import retrain
+    from orchestrator.db.engine import connect
+    from orchestrator.learning.retraining import retrain
 
     settings = get_settings()
     return retrain(
-        connect(settings), settings, name, campaigns=campaigns, kind=kind, margin=margin, outcome=outcome, exclude=exclude,
+        connect(settings),
+        settings,
+        name,
+        campaigns=campaigns,
+        kind=kind,
+        margin=margin,
+        outcome=outcome,
+        exclude=exclude,
         channel=channel,
     )
 
@@ -46,14 +59,24 @@ def retrain_model(
     result = train_and_judge(name, campaigns, kind, margin, outcome, exclude or [], channel)
     get_run_logger().info("%s v%d: %s", name, result.version, result.reason)
     key = f"retrain-{name}".lower().replace("_", "-")[:100]
-    create_table_artifact(result.as_rows(), key=key, description=f"{name}: challenger against champion ({result.metric})")
+    create_table_artifact(
+        result.as_rows(), key=key, description=f"{name}: challenger against champion ({result.metric})"
+    )
     lineage = json.dumps(result.lineage, indent=2, default=str)
     notes = "".join(f"- {n}\n" for n in result.notes)
     create_markdown_artifact(
-        f"# {name} v{result.version}\n\n**{result.reason}**\n\n{notes}\n```json\n{lineage}\n```\n", key=f"{key}-lineage"[:100]
+        f"# {name} v{result.version}\n\n**{result.reason}**\n\n{notes}\n```json\n{lineage}\n```\n",
+        key=f"{key}-lineage"[:100],
     )
     return {
-        "name": name, "version": result.version, "stage": result.stage, "promoted": result.promoted, "reason": result.reason,
-        "metric": result.metric, "challenger_score": result.challenger_score, "champion_score": result.champion_score,
-        "rows": result.rows, "notes": result.notes,
+        "name": name,
+        "version": result.version,
+        "stage": result.stage,
+        "promoted": result.promoted,
+        "reason": result.reason,
+        "metric": result.metric,
+        "challenger_score": result.challenger_score,
+        "champion_score": result.champion_score,
+        "rows": result.rows,
+        "notes": result.notes,
     }

@@ -1,7 +1,7 @@
 """Prefect flow ``success_report``: a campaign's success control, shown in the Prefect UI.
 
-The logic lives in ``orchestrator.cli_report.build_campaign_report`` (ledger -> contact
-frame -> ``orchestrator.success``); this flow runs it as one task, attaches the result as
+The logic lives in ``orchestrator.success.campaign.build_campaign_report`` (ledger -> contact
+frame -> ``orchestrator.success.report``); this flow runs it as one task, attaches the result as
 a markdown artifact (headline, notes, the segments) and a table artifact, and writes the
 HTML report with charts when asked. Schedulable like the campaigns (e.g. daily while the
 attribution window is open).
@@ -20,7 +20,7 @@ from orchestrator.settings import get_settings
 
 @task(name="build-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def build(campaign: str, waves: list[str] | None):
-    from orchestrator.cli_report import build_campaign_report
+    from orchestrator.success.campaign import build_campaign_report
 
     return build_campaign_report(get_settings(), campaign, waves=waves)
 
@@ -28,7 +28,7 @@ def build(campaign: str, waves: list[str] | None):
 @flow(name="success_report", log_prints=False, validate_parameters=True)
 def success_report(campaign: str, waves: list[str] | None = None, html_path: str | None = None) -> dict:
     """Success control of ``campaign``: treated against control with confidence, as Prefect artifacts."""
-    from orchestrator.report_render import markdown_report, table_rows, write_html
+    from orchestrator.success.render import markdown_report, table_rows, write_html
 
     report = build(campaign, waves)
     key = f"success-{campaign}".lower().replace("_", "-")[:100]

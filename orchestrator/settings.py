@@ -86,7 +86,10 @@ class SmtpSettings(BaseSettings):
         4, ge=1, le=64, description="SMTP connections used in parallel; each is reused for many messages."
     )
     max_per_second: float | None = Field(
-        None, gt=0, le=100_000, description="Rate limit: at most this many messages per second overall; unset = no limit."
+        None,
+        gt=0,
+        le=100_000,
+        description="Rate limit: at most this many messages per second overall; unset = no limit.",
     )
 
     @field_validator("password")
@@ -143,10 +146,15 @@ class WebhookSettings(BaseSettings):
     endpoints: dict[str, WebhookEndpoint] = Field(default_factory=dict, description="Receivers by channel or name.")
     timeout: float = Field(10.0, gt=0, le=600, description="Seconds to wait for a receiver's response to one batch.")
     max_attempts: int = Field(6, ge=1, le=50, description="Tries of one batch before it is left for the next run.")
-    retry_wait: float = Field(0.5, ge=0, le=300, description="Initial back-off in seconds; doubles each try, with jitter.")
+    retry_wait: float = Field(
+        0.5, ge=0, le=300, description="Initial back-off in seconds; doubles each try, with jitter."
+    )
     retry_wait_max: float = Field(30.0, ge=0, le=3600, description="Longest back-off between two tries, in seconds.")
     retry_after_max: float = Field(
-        120.0, ge=0, le=3600, description="Longest Retry-After a receiver may ask for (429/503) that is honoured, in seconds."
+        120.0,
+        ge=0,
+        le=3600,
+        description="Longest Retry-After a receiver may ask for (429/503) that is honoured, in seconds.",
     )
     batch_size: int = Field(500, ge=1, le=100_000, description="Tasks per POSTed task list.")
     concurrency: int = Field(4, ge=1, le=64, description="Task lists in flight at once per channel.")
@@ -200,9 +208,12 @@ class ExecutionSettings(BaseSettings):
     task_runner: Literal["threads", "dask"] = Field(
         "threads", description="threads: chunks run in the flow's process; dask: on a Dask cluster (prefect-dask)."
     )
-    workers: int = Field(1, ge=1, le=1024, description="Chunks at once: threads in-process, or local Dask worker processes.")
+    workers: int = Field(
+        1, ge=1, le=1024, description="Chunks at once: threads in-process, or local Dask worker processes."
+    )
     dask_address: str | None = Field(
-        None, description="Scheduler address of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; unset: a local cluster."
+        None,
+        description="Scheduler address of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; unset: a local cluster.",
     )
 
 

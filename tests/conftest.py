@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from orchestrator import database
+from orchestrator.db import engine as database
 from orchestrator.settings import DatabaseSettings, PathSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 import tempfile
 import threading
@@ -49,8 +48,8 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 
+from orchestrator.demo.smtp_sink import free_port
 from orchestrator.settings import SmtpSettings
-from orchestrator.smtp_sink import free_port
 
 __all__ = ["Received", "SmtpServer", "free_port"]
 

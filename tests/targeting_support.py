@@ -3,7 +3,7 @@
 Each test gets a synthetic customer base, its own rules folder with a contact policy written
 for the tests (Sundays and 2026-12-24 blocked, 5% global control, at most 2 contacts in 30
 days), a copy of the repository's templates, and runs the wave stages of
-``orchestrator.wave`` directly (no Prefect). Expected counts are computed independently:
+``orchestrator.wave.stages`` directly (no Prefect). Expected counts are computed independently:
 plain SQL over the customer table and the salted blake2b hash written out here.
 """
 
@@ -19,11 +19,11 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from orchestrator import ledger
-from orchestrator import wave as stages
-from orchestrator.customers import import_customers
+from orchestrator.customers.importer import import_customers
+from orchestrator.demo.synthetic import write_csv
+from orchestrator.ledger import contacts as ledger
 from orchestrator.settings import DatabaseSettings, PathSettings, Settings, get_settings
-from orchestrator.synthetic import write_csv
+from orchestrator.wave import stages
 from tests.conftest import REPO
 
 N_CUSTOMERS = 3000
@@ -36,7 +36,11 @@ POLICY = {
     "blocked_days": {"weekdays": ["sun"], "dates": ["2026-12-24"]},
     "global_control": {"share": GLOBAL_SHARE, "salt": GLOBAL_SALT},
 }
-AUDIENCE = [{"email": {"is_null": False}}, {"recency_days": {"between": [60, 365]}}, {"segment": {"in": ["gold", "silver"]}}]
+AUDIENCE = [
+    {"email": {"is_null": False}},
+    {"recency_days": {"between": [60, 365]}},
+    {"segment": {"in": ["gold", "silver"]}},
+]
 # The same audience in plain SQL, one part per audience condition.
 AUDIENCE_SQL = ["email is not null", "recency_days between 60 and 365", "segment in ('gold', 'silver')"]
 POLICY_SQL = [
@@ -68,7 +72,7 @@ def customers(engine, tmp_path) -> sa.Engine:
 @pytest.fixture
 def cli(settings, customers, monkeypatch):
     """``cli(*args)``: the ``campaign`` command in-process with the test's settings in the environment."""
-    from orchestrator import cli as module
+    from orchestrator.cli import main as module
 
     for key, value in {
         "CAMPAIGN_DATABASE_URL": settings.database_url,
@@ -139,7 +143,7 @@ def sql_ids(engine: sa.Engine, conditions: list[str]) -> list[str]:
 
 
 def position(salt: str, customer_id: str) -> float:
-    """A customer's position in [0, 1) for ``salt``, as documented in ``orchestrator.control``."""
+    """A customer's position in [0, 1) for ``salt``, as documented in ``orchestrator.targeting.control``."""
     digest = hashlib.blake2b(salt.encode() + b"\x00" + customer_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 

@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from channels.payloads import CallTaskList, MessageList, VisitList
-from channels.webhook_receiver import BatchStore, ReceiverServer, receiver_app
+from orchestrator.demo.webhook_receiver import BatchStore, ReceiverServer, receiver_app
 from orchestrator.settings import WebhookEndpoint, WebhookSettings
 
 __all__ = ["FAST", "SECRET", "TestReceiver"]

@@ -1,0 +1,321 @@
+"""The ``campaign`` command line.
+
+Commands: ``db upgrade|current``, ``import customers FILE``, ``validate FILE...``,
+``run FILE [--dry-run]`` and ``demo``. Exit status 0 on success, 1 when input is invalid or
+a wave could not finish (the output says why and what to do), 2 on wrong usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.markup import escape
+from rich.table import Table
+
+from flows.run import run_cycle
+from orchestrator.cli.api import api_command
+from orchestrator.cli.dlq import dlq_app
+from orchestrator.cli.models import models_app
+from orchestrator.cli.output import console, err, fail, print_problems
+from orchestrator.cli.policy import policy_app, suppressions_app
+from orchestrator.cli.report import import_conversions_command, import_results_command, report_command
+from orchestrator.cli.retrain import retrain_command
+from orchestrator.cli.serve import serve_command
+from orchestrator.errors import ValidationFailed
+from orchestrator.execution import progress
+from orchestrator.settings import ExecutionSettings, get_settings
+from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
+
+# The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
+db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
+import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(policy_app, name="policy")
+app.add_typer(models_app, name="models")
+app.add_typer(dlq_app, name="dlq")
+app.command("report")(report_command)
+app.command("api")(api_command)
+app.command("serve")(serve_command)
+models_app.command("retrain")(retrain_command)
+import_app.command("conversions")(import_conversions_command)
+import_app.command("results")(import_results_command)
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the engine's database migrations (also done automatically on first use)."""
+    from orchestrator.db import engine as database
+
+    settings = get_settings()
+    engine = database.create_engine(settings.database_url)
+    before = database.current_revision(engine)
+    after = database.upgrade(engine)
+    console.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the newest one."""
+    from orchestrator.db import engine as database
+
+    engine = database.create_engine(get_settings().database_url)
+    console.print(f"current: {database.current_revision(engine) or 'empty'}; newest: {database.head_revision()}")
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+@import_app.command("customers")
+def import_customers_command(
+    file: Annotated[Path, typer.Argument(help="CSV (optionally .gz) or Parquet file.")],
+    delimiter: Annotated[str | None, typer.Option(help="Field delimiter; sniffed when omitted.")] = None,
+    header: Annotated[
+        bool | None,
+        typer.Option("--header/--no-header", help="Whether the first line names the columns; sniffed when omitted."),
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option(help="Column holding the customer id; generated from the row number when omitted.")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row cannot be read.")] = False,
+) -> None:
+    """Load customers into the customer table (re-import updates by id)."""
+    from orchestrator.customers.importer import ImportFailed, import_customers
+    from orchestrator.db.engine import connect
+
+    settings = get_settings()
+    progress.enable(err)
+    try:
+        with progress.progress(f"import {file.name}", None) as advance:
+            report = import_customers(
+                connect(settings),
+                file,
+                table=settings.database.customer_table,
+                delimiter=delimiter,
+                header=header,
+                id_column=id_column,
+                strict=strict,
+                progress=advance,
+            )
+    except ImportFailed as exc:
+        raise fail(str(exc)) from exc
+    for bad in report.bad_rows[:50]:
+        err.print(f"[yellow]{escape(f'{file}:{bad.line}: {bad.reason}')}[/]", highlight=False)
+    if len(report.bad_rows) > 50:
+        err.print(f"[yellow]... and {len(report.bad_rows) - 50} more unreadable rows[/]")
+    table = Table(title=f"Imported {file.name}", show_header=False)
+    for label, value in (
+        ("rows read", report.rows_read),
+        ("imported", report.rows_imported),
+        ("new customers", report.inserted),
+        ("updated customers", report.updated),
+        ("unreadable rows (skipped)", len(report.bad_rows)),
+        ("columns", len(report.columns)),
+        ("ids", "generated from row numbers" if report.id_generated else "from the file"),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    renamed = {k: v for k, v in report.renamed.items() if k != v}
+    if renamed:
+        console.print("renamed columns: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items()), highlight=False)
+
+
+# --- validate -----------------------------------------------------------------------------
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to check.")]) -> None:
+    """Check rules files against the schema, the customer table and their templates."""
+    from orchestrator.customers.table import customer_columns
+    from orchestrator.db.engine import connect
+    from orchestrator.wave.validation import has_errors, validate_campaign
+
+    settings = get_settings()
+    engine = connect(settings)
+    columns = customer_columns(engine, settings.database.customer_table)
+    failed = False
+    for file in files:
+        problems = validate_campaign(settings, file, columns, engine).problems
+        print_problems(problems)
+        failed |= has_errors(problems)
+        if not has_errors(problems):
+            console.print(f"[green]{file}: ok[/]", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def _prepare_cycle(rules_files: list[Path], wave: str | None):
+    """Validate, select and plan (with the funnel); on invalid input or a blocked day, print why and exit 1."""
+    from orchestrator.wave import stages
+
+    settings = get_settings()
+    try:
+        prepared, plans = stages.prepare_cycle(settings, rules_files, wave)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
+    except stages.WaveBlocked as exc:
+        raise fail(str(exc)) from exc
+    return settings, prepared, plans
+
+
+@app.command()
+def explain(
+    rules_files: Annotated[list[Path], typer.Argument(help="Rules file(s); several are planned as one cycle.")],
+    wave: Annotated[
+        str | None, typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")
+    ] = None,
+) -> None:
+    """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
+    _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
+    for plan in plans:
+        if len(plans) > 1:
+            console.print(f"[bold]{escape(plan.spec.name)}[/] (priority {plan.spec.priority})")
+        print_funnel(console, [vars(step) for step in plan.selection.funnel])
+        print_channels(console, plan)
+    if len(plans) > 1:
+        print_losses(console, plans)
+
+
+@app.command()
+def preview(
+    rules_file: Annotated[Path, typer.Argument(help="The campaign's rules file.")],
+    n: Annotated[int, typer.Option("--n", min=1, max=100, help="Customers per variant.")] = 5,
+    output: Annotated[
+        Path | None, typer.Option(help="HTML file to write; default var/preview/<campaign>.html.")
+    ] = None,
+    wave: Annotated[str | None, typer.Option(help="Wave label or date; today when omitted.")] = None,
+) -> None:
+    """Render the messages of a few sampled customers per channel and variant, to the terminal and an HTML file."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from orchestrator.wave.preview import preview_messages, write_html
+
+    settings, prepared, plans = _prepare_cycle([rules_file], wave)
+    messages = preview_messages(settings, prepared[0], plans[0], n)
+    for m in messages:
+        title = f"{m.channel}: customer {m.customer_id}" + (f", variant {m.variant}" if m.variant else "")
+        if m.parts is None:
+            console.print(Panel(Text(m.error or "", style="red"), title=escape(title)))
+        else:
+            console.print(Panel(Text(m.body), title=escape(f"{title}: {m.headline}")))
+    name = prepared[0].spec.name
+    path = write_html(output or settings.paths.data_dir / "preview" / f"{name}.html", name, messages)
+    console.print(f"{len(messages)} message(s) written to {path}")
+    if any(m.parts is None for m in messages):
+        raise typer.Exit(1)
+
+
+@contextmanager
+def execution_overrides(**values: object) -> Iterator[None]:
+    """Set ``CAMPAIGN_EXECUTION_<NAME>`` for the options given (not None) while the block runs.
+
+    The flow reads its settings from the environment (no secret travels as a flow parameter),
+    so command-line options reach it the same way.
+    """
+    given = {name: value for name, value in values.items() if value is not None}
+    saved = {name: os.environ.get(f"CAMPAIGN_EXECUTION_{name.upper()}") for name in given}
+    os.environ.update({f"CAMPAIGN_EXECUTION_{name.upper()}": str(value) for name, value in given.items()})
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(f"CAMPAIGN_EXECUTION_{name.upper()}", None)
+            else:
+                os.environ[f"CAMPAIGN_EXECUTION_{name.upper()}"] = value
+        get_settings.cache_clear()
+
+
+@app.command()
+def run(
+    rules_files: Annotated[
+        list[Path], typer.Argument(help="Rules file(s); several run as one cycle (arbitration, shared capacity).")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
+    wave: Annotated[str | None, typer.Option(help="Wave label; today's date when omitted.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    task_runner: Annotated[
+        str | None,
+        typer.Option(
+            "--task-runner", help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Chunks at once: threads, or local Dask worker processes.")
+    ] = None,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Scheduler address of an existing Dask cluster; unset: a local cluster.")
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Customers per chunk task (scoring, rendering, sending).")
+    ] = None,
+) -> None:
+    """Run one wave of one or more campaigns as a Prefect flow."""
+    from orchestrator.wave.stages import WaveBlocked, WaveIncomplete
+
+    if not as_json:
+        progress.enable(err)
+    label = ", ".join(str(f) for f in rules_files)
+    options = {"task_runner": task_runner, "workers": workers, "dask_address": dask_address, "chunk_size": chunk_size}
+    try:
+        ExecutionSettings(**{name: value for name, value in options.items() if value is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    try:
+        with execution_overrides(**options):
+            summaries = run_cycle(rules_files, wave=wave, dry_run=dry_run)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except (WaveIncomplete, WaveBlocked) as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
+    else:
+        for summary in summaries:
+            print_summary(console, summary)
+    errors = [problem for summary in summaries for problem in summary["render_problems"]]
+    if any(summary["render_errors"] for summary in summaries):
+        for problem in errors:
+            err.print(f"[red]{escape(problem)}[/]", highlight=False)
+        raise fail(f"{sum(s['render_errors'] for s in summaries)} message(s) failed to render")
+
+
+@app.command()
+def demo(
+    customers: Annotated[
+        int, typer.Option(min=100, max=2_000_000, help="Size of the synthetic customer base.")
+    ] = 20_000,
+    output: Annotated[Path, typer.Option(help="Folder for the demo's database and e-mails (emptied first).")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """The whole loop on local servers: three waves, outcomes posted back, retraining, success reports."""
+    from orchestrator.demo.run import run_demo
+
+    progress.enable(err)
+    run_demo(output, customers, console=console)
+
+
+def main() -> None:  # pragma: no cover
+    app()

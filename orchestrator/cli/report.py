@@ -1,0 +1,138 @@
+"""``campaign report`` and ``campaign import conversions|results``: success control from the command line.
+
+* ``report CAMPAIGN [--wave KEY ...] [--format table|json] [--html FILE]``: treated against
+  control per wave, channel, variant and score decile (``orchestrator.success.report``), measured as
+  the campaign's rules file says (``success:``); for imported historical results name the
+  outcome (``--outcome visited``) and the money column (``--revenue spend``).
+* ``import conversions FILE [--strict]``: purchases/goals to attribute to waves.
+* ``import results FILE --campaign NAME --arm-column arm --control-label control --outcome visited ...``:
+  a campaign run elsewhere.
+
+Registered in ``cli.py``: ``report_command`` as ``report``, the import commands on ``import_app``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.output import console, fail, print_problems
+from orchestrator.errors import ValidationFailed
+from orchestrator.settings import get_settings
+from orchestrator.success.campaign import build_campaign_report
+
+__all__ = ["import_conversions_command", "import_results_command", "report_command"]
+
+
+def report_command(
+    campaign: Annotated[str, typer.Argument(help="Campaign name (as in its rules file or import).")],
+    wave: Annotated[list[str] | None, typer.Option(help="Only these waves (repeat the option).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table (terminal) or json.")] = "table",
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML report with charts to this file.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option(help="Imported results: the outcome column that is success.")
+    ] = None,
+    revenue: Annotated[str | None, typer.Option(help="Imported results: the money outcome column.")] = None,
+) -> None:
+    """Success control: treated against control, lift with confidence, revenue, cost, ROI."""
+    from orchestrator.success.data import CampaignNotFound
+    from orchestrator.success.render import print_report, write_html
+
+    if format_ not in ("table", "json"):
+        raise typer.BadParameter("--format is table or json")
+    try:
+        report = build_campaign_report(get_settings(), campaign, waves=wave, outcome=outcome, revenue=revenue)
+    except CampaignNotFound as exc:
+        raise fail(str(exc)) from exc
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"the rules file of {campaign} has errors") from exc
+    if format_ == "json":
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        print_report(report, console)
+    if html is not None:
+        console.print(f"HTML report written to {write_html(report, html)}")
+
+
+def import_conversions_command(
+    file: Annotated[Path, typer.Argument(help="CSV (or .csv.gz): customer_id, occurred_at, amount[, product].")],
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row is bad.")] = False,
+) -> None:
+    """Import conversions (purchases, goals) to attribute to waves."""
+    from orchestrator.db.engine import connect
+    from orchestrator.responses.conversions import import_conversions
+
+    try:
+        report = import_conversions(connect(get_settings()), file, strict=strict)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{file}: nothing was imported") from exc
+    print_problems(report.bad_rows)
+    table = Table(title=f"Conversions from {file.name}", show_header=False)
+    for label, value in (
+        ("rows read", report.rows_read),
+        ("imported", report.imported),
+        ("imported before", report.duplicates),
+        ("bad rows (skipped)", len(report.bad_rows)),
+    ):
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    if report.bad_rows:
+        raise typer.Exit(1)
+
+
+def import_results_command(
+    file: Annotated[Path, typer.Argument(help="CSV: one row per customer with arm and outcome columns.")],
+    campaign: Annotated[str, typer.Option(help="Name for the campaign in the ledger.")],
+    outcome: Annotated[list[str], typer.Option(help="Outcome column (repeat): binary (0/1, yes/no) or money.")],
+    arm_column: Annotated[str, typer.Option(help="Column naming each customer's arm.")] = "arm",
+    control_label: Annotated[str, typer.Option(help="The arm value of the control group.")] = "control",
+    id_column: Annotated[str, typer.Option(help="Column with the customer id.")] = "customer_id",
+    wave: Annotated[str | None, typer.Option(help="Wave key; default the file name.")] = None,
+    wave_date: Annotated[str | None, typer.Option("--date", help="Date the campaign ran, e.g. 2026-03-01.")] = None,
+) -> None:
+    """Import the results of a campaign run elsewhere (arms and outcomes per customer)."""
+    from orchestrator.db.engine import connect
+    from orchestrator.responses.results_import import import_results
+    from orchestrator.rules.spec import SLUG
+
+    if not SLUG.match(campaign):
+        raise typer.BadParameter("use lower-case letters, digits, '-' and '_'", param_hint="--campaign")
+    try:
+        day = date.fromisoformat(wave_date) if wave_date else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"'{wave_date}' is not a date like 2026-03-01", param_hint="--date") from exc
+    try:
+        report = import_results(
+            connect(get_settings()),
+            file,
+            campaign=campaign,
+            arm_column=arm_column,
+            control_label=control_label,
+            outcome_columns=outcome,
+            id_column=id_column,
+            wave_key=wave,
+            wave_date=day,
+            settings=get_settings(),
+        )
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{file}: nothing was imported") from exc
+    if report.already_imported:
+        console.print(f"wave '{report.wave}' of campaign '{campaign}' was imported before; nothing changed")
+        return
+    table = Table(title=f"Results of {campaign}, wave {report.wave}", show_header=False)
+    table.add_row("customers", f"{report.customers:,}")
+    for arm, n in report.arms.items():
+        table.add_row(f"arm {arm}" + (" (control)" if arm == control_label else ""), f"{n:,}")
+    for column, kind in report.outcomes.items():
+        table.add_row(f"outcome {column}", kind)
+    table.add_row("outcome events", f"{report.events:,}")
+    console.print(table)
+    console.print(f"analyse it with: campaign report {campaign}")

@@ -1,0 +1,307 @@
+"""Sending a recorded wave: e-mail through the send journal, task channels through ledger batches.
+
+``send_pending`` delivers every pending contact of a wave on each of its channels, one run
+at a time (the wave's lock file). The work is cut into chunk tasks of ``execution.chunk_size``
+contacts that a ``Mapper`` runs here or on a Dask cluster (``orchestrator.execution.chunks``):
+
+* e-mail: disjoint ranges of pending contact ids (``send_email_chunk``). Each chunk renders
+  and sends its contacts in pages (keyset paging); each accepted message is appended to the
+  chunk's own journal before the page's bulk ledger update, so a killed run resumes with
+  exactly the unsent contacts: the next run first marks every journalled message sent
+  (``_recover``), whatever chunks it then cuts. Hard bounces go to the suppression list;
+* call center, field force, webhook: ``orchestrator.ledger.batches`` fixes the batches in the
+  ledger (one transaction) before any chunk runs; each chunk delivers a group of them under
+  their stored ``webhook-id`` (``deliver_chunk``).
+
+Contacts that could not be delivered stay pending (``WaveIncomplete``); rejected task lists
+go to the dead-letter store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from channels import channel_class
+from channels.base import Channel, DeliveryError, DeliveryResult, PermanentDeliveryError
+from orchestrator.customers.table import ID_COLUMN, customer_table
+from orchestrator.db.engine import connect
+from orchestrator.db.tables import WaveStatus
+from orchestrator.delivery.dispatch import deliver_batches
+from orchestrator.delivery.prepared import EMAIL, PreparedWave, message_builder, task_builder
+from orchestrator.execution.chunks import Mapper, id_ranges, in_process
+from orchestrator.execution.progress import counted_elsewhere, progress
+from orchestrator.ledger import batches
+from orchestrator.ledger import contacts as ledger
+from orchestrator.ledger.journal import SendJournal
+from orchestrator.ledger.snapshots import ensure_snapshot
+from orchestrator.ledger.suppressions import suppress_hard_bounces
+from orchestrator.settings import Settings
+
+CHANNEL = EMAIL
+
+
+class WaveIncomplete(RuntimeError):
+    """Some contacts could not be sent in this run; they stay pending for the next one."""
+
+
+ChannelFactory = Callable[[Settings, PreparedWave], Channel]
+TaskChannelFactory = Callable[[Settings, PreparedWave, str], Channel]
+
+
+def default_channel(settings: Settings, prepared: PreparedWave) -> Channel:
+    email = prepared.spec.channels.email
+    return channel_class(CHANNEL)(settings.smtp, sender=email.sender, reply_to=email.reply_to)
+
+
+def endpoint_key(prepared: PreparedWave, channel: str) -> str:
+    """The settings key of the endpoint a task channel posts to: the channel, or the webhook's name."""
+    return prepared.spec.channels.webhook.endpoint if channel == "webhook" else channel
+
+
+def default_task_channel(settings: Settings, prepared: PreparedWave, channel: str) -> Channel:
+    key = endpoint_key(prepared, channel)
+    endpoint = settings.webhooks.endpoints.get(key)
+    if endpoint is None:
+        env = f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{key.upper()}"
+        raise PermanentDeliveryError(
+            f"no endpoint '{key}' is configured for channel {channel}; set {env}__URL and {env}__SECRET"
+        )
+    return channel_class(channel)(endpoint, settings.webhooks, name=key)
+
+
+def journal_path(settings: Settings, wave_id: int) -> Path:
+    """The wave's lock file (and the journal of runs before chunked sending)."""
+    return settings.paths.data_dir / "journal" / f"wave-{wave_id}.log"
+
+
+def chunk_journal_dir(settings: Settings, wave_id: int) -> Path:
+    """The folder of the wave's e-mail chunk journals."""
+    return settings.paths.data_dir / "journal" / f"wave-{wave_id}"
+
+
+def chunk_journal_path(settings: Settings, wave_id: int, first_contact: int) -> Path:
+    """The send journal of the e-mail chunk starting at contact ``first_contact``."""
+    return chunk_journal_dir(settings, wave_id) / f"email-{first_contact}.log"
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk task sent: counted into the wave's total; ``failure`` when it stopped early."""
+
+    sent: int = 0
+    handled: int = 0  # contacts whose outcome the ledger now has (sent, failed, skipped, ...)
+    failure: str | None = None
+    pid: int = field(default_factory=os.getpid)
+
+
+def send_pending(
+    settings: Settings,
+    prepared: PreparedWave,
+    wave: ledger.WaveRef,
+    channel_factory: ChannelFactory = default_channel,
+    task_channel_factory: TaskChannelFactory = default_task_channel,
+    mapper: Mapper = in_process,
+) -> int:
+    """Send every pending contact of the wave on each of its channels; returns how many were sent in this call.
+
+    The work is cut into chunks of ``execution.chunk_size`` contacts, each run through
+    ``mapper`` (``orchestrator.execution.chunks``): e-mail chunks are disjoint ranges of contact ids,
+    each with its own send journal; task-channel chunks are groups of the batches fixed in
+    the ledger before the first POST. Raises ``WaveIncomplete`` when contacts remain pending
+    (channel unreachable, transient failures); they are sent by the next run. One run at a
+    time sends a wave (a lock).
+    """
+    engine = connect(settings)
+    ensure_snapshot(engine, settings, wave.id)  # a run killed between recording and its snapshot
+    ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
+    sent_now = 0
+    failures: list[str] = []
+    with SendJournal(journal_path(settings, wave.id)) as journal:  # the wave's lock
+        _recover(engine, journal)
+        for path in sorted(chunk_journal_dir(settings, wave.id).glob("email-*.log")):
+            with SendJournal(path) as chunk_journal:  # busy: a chunk task of a killed run still sends
+                _recover(engine, chunk_journal)
+            path.unlink()
+        for channel in sorted(prepared.spec.channels.names(), key=lambda name: name != EMAIL):
+            if channel == EMAIL:
+                calls = [
+                    (settings, prepared, wave, first, last, channel_factory)
+                    for first, last in _pending_ranges(engine, wave.id, settings.execution.chunk_size)
+                ]
+                work = send_email_chunk
+            else:
+                calls = [
+                    (settings, prepared, wave, channel, todo, task_channel_factory)
+                    for todo in _batch_groups(settings, prepared, engine, wave.id, channel)
+                ]
+                work = deliver_chunk
+            if not calls:
+                continue
+            with progress(f"send {channel}", _pending_count(engine, wave.id, channel)) as advance:
+                for result in mapper(work, calls):
+                    sent_now += result.sent
+                    if counted_elsewhere(result.pid):
+                        advance(result.handled)
+                    if result.failure and result.failure not in failures:
+                        failures.append(result.failure)
+    remaining = ledger.wave_counts(engine, wave.id)["pending"]
+    dead = batches.batch_counts(engine, wave.id)["dead"]
+    ledger.set_wave_status(engine, wave.id, WaveStatus.INCOMPLETE if remaining or dead else WaveStatus.COMPLETED)
+    if remaining or dead:
+        reasons = "; ".join(failures) if failures else "transient delivery failures"
+        parts = []
+        if remaining:
+            parts.append(
+                f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); they stay pending: run the wave again to send them"
+            )
+        if dead:
+            parts.append(
+                f"{dead} task list(s) were rejected by the receiver: see `campaign dlq list`, fix, then `campaign dlq retry`"
+            )
+        raise WaveIncomplete("; ".join(parts))
+    return sent_now
+
+
+def _pending_ranges(engine: sa.Engine, wave_id: int, size: int) -> list[tuple[int, int]]:
+    query = sa.select(ledger.contacts.c.id).where(
+        ledger.contacts.c.wave_id == wave_id, ledger.contacts.c.channel == EMAIL, ledger.contacts.c.status == "pending"
+    )
+    with engine.connect() as conn:
+        return id_ranges(conn, query, size)
+
+
+def _batch_groups(settings, prepared, engine, wave_id: int, channel: str) -> list[list[batches.BatchRef]]:
+    """Fix the batches of the channel's pending contacts (one transaction), then group the open ones by chunk size."""
+    batches.assign_batches(
+        engine,
+        wave_id,
+        channel,
+        endpoint_key(prepared, channel),
+        settings.webhooks.batch_size,
+        per_assignee=channel == "field_force",
+    )
+    groups: list[list[batches.BatchRef]] = []
+    size = 0
+    for batch in batches.open_batches(engine, wave_id, channel):
+        if not groups or size + batch.size > settings.execution.chunk_size:
+            groups.append([])
+            size = 0
+        groups[-1].append(batch)
+        size += batch.size
+    return groups
+
+
+def deliver_chunk(
+    settings: Settings,
+    prepared: PreparedWave,
+    wave: ledger.WaveRef,
+    channel: str,
+    todo: list[batches.BatchRef],
+    factory: TaskChannelFactory = default_task_channel,
+) -> ChunkResult:
+    """Deliver one group of a task channel's batches (a chunk task); the batches were fixed before."""
+    engine = connect(settings)
+    table = customer_table(engine, settings.database.customer_table)
+    builder = task_builder(settings, prepared, channel, wave.id)
+    try:
+        adapter = factory(settings, prepared, channel)
+    except DeliveryError as exc:
+        return ChunkResult(failure=str(exc))
+    handled = 0
+    with progress(f"send {channel}", sum(b.size for b in todo)) as advance, adapter:
+
+        def count(n: int) -> None:
+            nonlocal handled
+            handled += n
+            advance(n)
+
+        result = deliver_batches(
+            engine, table, channel, todo, builder, adapter, concurrency=settings.webhooks.concurrency, advance=count
+        )
+    return ChunkResult(sent=result.sent, handled=handled, failure=result.failure)
+
+
+def _pending_count(engine: sa.Engine, wave_id: int, channel: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(
+                ledger.contacts.c.wave_id == wave_id,
+                ledger.contacts.c.channel == channel,
+                ledger.contacts.c.status == "pending",
+            )
+        ).scalar_one()
+
+
+def send_email_chunk(
+    settings: Settings,
+    prepared: PreparedWave,
+    wave: ledger.WaveRef,
+    first: int,
+    last: int,
+    channel_factory: ChannelFactory = default_channel,
+) -> ChunkResult:
+    """Send the pending e-mails with contact ids ``first..last`` (a chunk task), journalling each accepted message.
+
+    The chunk's own journal is locked while it sends, so a chunk never runs twice at once,
+    and is recovered first, so a retried chunk sends only what is still unsent.
+    """
+    engine = connect(settings)
+    table = customer_table(engine, settings.database.customer_table)
+    builder = message_builder(settings, prepared, wave.id)
+    done = ChunkResult()
+    failure: DeliveryError | None = None
+    with SendJournal(chunk_journal_path(settings, wave.id, first)) as journal:
+        _recover(engine, journal)
+        pending = ledger.pending_contacts(
+            engine, wave.id, table, settings.database.chunk_size, channel=EMAIL, id_range=(first, last)
+        )
+        with progress("send email", last - first + 1) as advance, channel_factory(settings, prepared) as channel:
+            for rows in pending:
+                messages, skipped = builder.build(rows)
+                results: list[DeliveryResult] = []
+
+                def on_result(result: DeliveryResult) -> None:
+                    journal.append(result)
+                    results.append(result)
+                    advance(1)
+
+                try:
+                    channel.send(messages, on_result=on_result)
+                except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
+                    failure = exc
+                outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
+                ledger.mark_results(engine, outcomes, EMAIL)
+                journal.clear()
+                bounced = {r.contact_id for r in results if r.hard_bounce}
+                if bounced:  # the address does not exist: no campaign writes to it again
+                    suppress_hard_bounces(
+                        engine,
+                        [row[ID_COLUMN] for row in rows if row["_contact_id"] in bounced],
+                        source=f"hard bounce, wave {wave.id}",
+                    )
+                advance(len(skipped))
+                done.sent += sum(1 for r in results if r.outcome == "sent")
+                done.handled += len(outcomes)
+                if failure is not None:
+                    break
+    if failure is None:
+        journal.path.unlink(missing_ok=True)
+    else:
+        done.failure = str(failure)
+    return done
+
+
+def _recover(engine: sa.Engine, journal: SendJournal) -> None:
+    """Mark deliveries journalled by a run that was killed before it could update the ledger."""
+    entries = journal.entries()
+    if entries:
+        outcomes = [
+            ledger.Outcome(cid, "sent", "recovered from send journal", mid or None) for cid, mid in entries.items()
+        ]
+        ledger.mark_results(engine, outcomes, CHANNEL)
+    journal.clear()

@@ -1,0 +1,146 @@
+"""Rendering call tasks, visits and webhook messages: customer rows in, ``Outbound`` tasks out.
+
+``TaskBuilder`` renders a chunk of ledger rows (customer columns plus ``_contact_id`` and
+``_assignee``) with the channel's template (``templates/<channel>/<name>/``) in the sandbox,
+and fills the structured fields the channel adapters put into their payloads
+(``channels/payloads.py``): task id, customer name, phone or rep, priority, due window and
+a signed outcome reference the channel system posts back with the outcome. Rows that
+cannot become a task (render error, no phone, no rep) are skipped with the reason; nothing
+here logs customer data.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from itsdangerous import Signer
+
+from channels.base import Outbound
+from orchestrator.customers.table import ID_COLUMN
+from orchestrator.ledger import contacts as ledger
+from orchestrator.rules.spec import CampaignSpec
+from orchestrator.settings import Settings
+from orchestrator.templates.loader import RenderError, TemplateSet
+
+OUTCOME_SALT = "outcome"
+OUTCOME_PATH = "/v1/outcomes"
+
+
+def task_id(wave_id: int | None, contact_id: int) -> str:
+    """The task's id at the channel system: stable per contact of the ledger."""
+    return f"w{wave_id or 0}-c{contact_id}"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a customer value for webhook data."""
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _joined(row: dict, columns: tuple[str, ...], sep: str) -> str | None:
+    parts = [str(row[c]).strip() for c in columns if row.get(c) not in (None, "")]
+    return sep.join(parts) or None
+
+
+class TaskBuilder:
+    """Turns ledger rows into ``Outbound`` tasks for one task channel of one wave."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        spec: CampaignSpec,
+        channel: str,
+        template: TemplateSet,
+        wave_key: str,
+        wave_id: int | None,
+        as_of: date,
+    ):
+        self.spec = spec
+        self.channel = channel
+        self.section = getattr(spec.channels, channel)
+        self.template = template
+        self.wave_key = wave_key
+        self.wave_id = wave_id
+        self.as_of = as_of
+        self.signer = outcome_signer(settings)
+        self.outcome_url = settings.links.base_url.rstrip("/") + OUTCOME_PATH
+
+    def context(self, row: dict) -> dict:
+        context = {k: v for k, v in row.items() if not k.startswith("_")}
+        context.update(campaign=self.spec.name, wave=self.wave_key)
+        return context
+
+    def render(self, rows: list[dict]) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
+        """Contexts and rendered parts (or the error) per row; the same shape as ``MessageBuilder.render``."""
+        contexts = [self.context(row) for row in rows]
+        return contexts, self.template.render_many(contexts)
+
+    def build(self, rows: list[dict]) -> tuple[list[Outbound], list[ledger.Outcome]]:
+        """Tasks for ``rows`` and the contacts skipped, with why."""
+        tasks: list[Outbound] = []
+        skipped: list[ledger.Outcome] = []
+        for row, parts in zip(rows, self.render(rows)[1], strict=True):
+            contact_id = row.get("_contact_id", 0)
+            if isinstance(parts, RenderError):
+                skipped.append(ledger.Outcome(contact_id, "skipped", f"render error: {parts.problem}"))
+                continue
+            built = self._task(row, contact_id, parts)
+            if isinstance(built, str):
+                skipped.append(ledger.Outcome(contact_id, "skipped", built))
+            else:
+                tasks.append(built)
+        return tasks, skipped
+
+    def _task(self, row: dict, contact_id: int, parts: dict[str, str]) -> Outbound | str:
+        section = self.section
+        fields: dict[str, object] = {
+            "customer_id": row[ID_COLUMN],
+            "campaign": self.spec.name,
+            "wave": self.wave_key,
+            "outcome_ref": self.signer.sign(task_id(self.wave_id, contact_id)).decode(),
+            "outcome_url": self.outcome_url,
+        }
+        key = task_id(self.wave_id, contact_id)
+        if self.channel == "webhook":
+            fields["data"] = {c: _plain(row.get(c)) for c in section.data_columns}
+            return Outbound(contact_id, str(row[ID_COLUMN]), parts, key, fields=fields)
+        due_to = self.as_of + timedelta(days=section.due_days)
+        fields.update(customer_name=_joined(row, section.name_columns, " "), priority=section.priority)
+        if self.channel == "call_center":
+            phone = row.get(section.phone_column)
+            if phone in (None, "") or not str(phone).strip():
+                return "no phone number"
+            fields.update(phone=str(phone).strip(), due_from=self.as_of, due_to=due_to)
+            return Outbound(contact_id, str(phone).strip(), parts, key, fields=fields)
+        rep = row.get("_assignee")
+        if not rep:
+            return "no sales rep assigned"
+        fields.update(
+            rep_id=rep,
+            territory=str(row.get(section.territory_column) or ""),
+            address=_joined(row, section.address_columns, ", "),
+            due_date=due_to,
+        )
+        return Outbound(contact_id, rep, parts, key, fields=fields)
+
+
+def outcome_signer(settings: Settings) -> Signer:
+    """Signs outcome references: the task id plus an HMAC, e.g. ``w12-c345.<signature>``.
+
+    The key is derived from the link secret once (itsdangerous' derivation with its own salt),
+    then every task is signed with it directly: a million references sign in seconds.
+    """
+    derived = Signer(settings.link_secret(), salt=OUTCOME_SALT).derive_key()
+    return Signer(derived, key_derivation="none")
+
+
+def read_outcome_ref(settings: Settings, token: str) -> tuple[int, int]:
+    """``(wave_id, contact_id)`` of a signed outcome reference; raises ``itsdangerous.BadSignature``."""
+    value = outcome_signer(settings).unsign(token).decode()
+    wave, _, contact = value.partition("-")
+    return int(wave.removeprefix("w")), int(contact.removeprefix("c"))

@@ -1,0 +1,299 @@
+"""Retraining on what happened: build the training set, train a challenger, judge it, promote it or not.
+
+``retrain`` is the plain function behind ``campaign models retrain`` and the ``retrain_model``
+Prefect flow:
+
+1. the training set of the named campaigns' waves (``training_data.training_frame``: features
+   as they were at selection time, treatment, attributed outcome; open windows left out);
+2. a time-ordered split: the model learns from the earlier waves and is judged on the later
+   ones (with a single wave date, on a stratified holdout instead, and the lineage says so);
+3. a response model (treated contacts: who converts when contacted) or an uplift model (treated
+   and control: who converts *because* they were contacted);
+4. the challenger's validation score (ROC AUC for response models, the Qini coefficient for
+   uplift models) against the champion's score on the SAME validation rows; the challenger
+   is promoted when it beats the champion by ``margin``, and otherwise stays a challenger. The
+   first version of a name becomes champion;
+5. every version keeps its lineage: campaigns, waves, training window, rows, outcome
+   definition, validation scheme, code version, the version it was compared with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+import pandas as pd
+import sqlalchemy as sa
+
+from orchestrator.learning.training_data import TrainingSet, features_of, measure_of, split_by_time, training_frame
+from orchestrator.scoring import registry
+from orchestrator.settings import Settings
+
+Kind = Literal["response", "uplift"]
+METRIC = {"response": "roc_auc", "uplift": "qini_auc"}
+
+
+class NotEnoughData(ValueError):
+    """The training set cannot train this kind of model (too few rows, one class, no control group)."""
+
+
+@dataclass
+class RetrainResult:
+    name: str
+    kind: str
+    version: int
+    stage: str  # of the new version after the decision
+    metric: str
+    challenger_score: float | None
+    champion_version: int | None
+    champion_score: float | None
+    promoted: bool
+    reason: str
+    rows: int
+    lineage: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_rows(self) -> list[dict]:
+        """The comparison as table rows (Prefect artifact, CLI)."""
+        return [
+            {
+                "version": f"v{self.version} (challenger)",
+                self.metric: _round(self.challenger_score),
+                "stage": self.stage,
+            },
+            *(
+                [
+                    {
+                        "version": f"v{self.champion_version} (champion before)",
+                        self.metric: _round(self.champion_score),
+                        "stage": "retired" if self.promoted else "champion",
+                    }
+                ]
+                if self.champion_version is not None
+                else []
+            ),
+        ]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def retrain(
+    engine: sa.Engine,
+    settings: Settings,
+    name: str,
+    *,
+    campaigns: Sequence[str],
+    kind: Kind = "uplift",
+    outcome: str | None = None,
+    margin: float = 0.0,
+    estimator: str = "logistic",
+    approach: str = "two_model",
+    exclude: Sequence[str] = (),
+    as_of: date | None = None,
+    validation_share: float = 0.3,
+    random_state: int = 0,
+    channel: str | None = None,
+) -> RetrainResult:
+    """Train, judge and maybe promote a new version of model ``name``; see the module docstring.
+
+    ``channel`` keeps only the contacts of that channel (a model per campaign and channel).
+    """
+    if kind not in METRIC:
+        raise ValueError(f"kind must be response or uplift; got {kind!r}")
+    data = training_frame(engine, settings, campaigns, as_of=as_of, outcome=outcome)
+    frame = data.frame
+    if channel is not None and not frame.empty:
+        frame = data.frame = frame[frame["channel"] == channel].reset_index(drop=True)
+        if frame.empty:
+            data.notes.append(f"no contacts on channel {channel}")
+    if frame.empty:
+        why = "; ".join(data.notes) or "the campaigns have no waves"
+        raise NotEnoughData(f"no training data for '{name}' from {', '.join(campaigns)}: {why}")
+    features = features_of(frame, exclude)
+    train, validation = split_by_time(frame, validation_share)
+    if kind == "response":
+        model, score, metrics = _response(train, validation, frame, features, estimator, random_state)
+    else:
+        model, score, metrics = _uplift(train, validation, frame, features, estimator, approach, random_state)
+    champion = _champion(engine, name)
+    champion_score = None
+    if champion is not None and validation is not None:
+        champion_score = _champion_score(settings, champion, kind, validation)
+    elif champion is not None:
+        champion_score = champion.validation_score
+    lineage = _lineage(settings, data, campaigns, kind, estimator, approach, validation, outcome, champion, channel)
+    stage = "challenger" if champion is not None else "champion"
+    from orchestrator.scoring.response import fingerprint
+
+    record = registry.register(
+        engine,
+        settings,
+        name,
+        model,
+        metrics,
+        fingerprint(frame),
+        "outcome",
+        len(frame),
+        kind=kind,
+        stage=stage,
+        lineage=lineage,
+        validation_metric=METRIC[kind],
+        validation_score=score,
+    )
+    promoted, reason = stage == "champion", "the first version of this model"
+    if champion is not None:
+        if champion.kind != kind:
+            reason = f"not promoted: the champion is a {champion.kind} model, this one a {kind} model"
+        elif champion_score is None or score is None:
+            reason = "not promoted: the champion's score on these validation waves is unknown"
+        elif score >= champion_score + margin:
+            registry.promote(engine, name, record.version)
+            promoted, stage = True, "champion"
+            if score == champion_score:
+                reason = (
+                    f"promoted: as good as the champion on the later waves ({METRIC[kind]} {score:.4f}) "
+                    "and trained on more of them"
+                )
+            else:
+                reason = f"promoted: {METRIC[kind]} {score:.4f} >= champion's {champion_score:.4f} + margin {margin:g}"
+        else:
+            reason = (
+                f"kept as challenger: {METRIC[kind]} {score:.4f} < champion's {champion_score:.4f} + margin {margin:g}"
+            )
+    return RetrainResult(
+        name,
+        kind,
+        record.version,
+        stage,
+        METRIC[kind],
+        score,
+        None if champion is None else champion.version,
+        champion_score,
+        promoted,
+        reason,
+        len(frame),
+        lineage,
+        data.notes,
+    )
+
+
+def _champion(engine: sa.Engine, name: str):
+    try:
+        return registry.get(engine, name)
+    except registry.ModelNotFound:
+        return None
+
+
+def _response(train, validation, frame, features, estimator, random_state):
+    """A response model on the treated contacts; ROC AUC on the later waves' treated contacts."""
+    from sklearn.metrics import roc_auc_score
+
+    from orchestrator.scoring.response import train_response_model
+
+    treated = frame[frame["treatment"] == 1]
+    _need_both_outcomes(treated, "treated contacts")
+    if validation is not None:
+        train_t, val_t = train[train["treatment"] == 1], validation[validation["treatment"] == 1]
+        _need_both_outcomes(train_t, "treated contacts of the training waves")
+        first = train_response_model(
+            train_t[features + ["outcome"]], "outcome", estimator=estimator, random_state=random_state
+        )
+        score = (
+            float(roc_auc_score(val_t["outcome"], first.model.score_frame(val_t)))
+            if val_t["outcome"].nunique() == 2
+            else None
+        )
+        result = train_response_model(
+            treated[features + ["outcome"]], "outcome", estimator=estimator, random_state=random_state
+        )
+        metrics = {**result.metrics, "validation": "time", "roc_auc": score}
+    else:
+        result = train_response_model(
+            treated[features + ["outcome"]], "outcome", estimator=estimator, random_state=random_state
+        )
+        metrics = {**result.metrics, "validation": "holdout"}
+        score = metrics.get("roc_auc")
+    return result.model, score, metrics
+
+
+def _uplift(train, validation, frame, features, estimator, approach, random_state):
+    """An uplift model on treated and control contacts; Qini coefficient on the later waves."""
+    from orchestrator.scoring.uplift import train_uplift_model
+
+    columns = features + ["treatment", "outcome"]
+    try:
+        result = train_uplift_model(
+            train[columns],
+            "outcome",
+            "treatment",
+            estimator=estimator,
+            approach=approach,
+            validation_frame=None if validation is None else validation[columns],
+            random_state=random_state,
+        )
+    except ValueError as exc:
+        raise NotEnoughData(str(exc)) from exc
+    return (
+        result.model,
+        result.metrics.get("qini_auc"),
+        {**result.metrics, "validation": "time" if validation is not None else "holdout"},
+    )
+
+
+def _champion_score(settings: Settings, champion, kind: str, validation: pd.DataFrame) -> float | None:
+    """The champion's score on the challenger's validation rows (so both are judged on the same data)."""
+    try:
+        model = registry.load(settings, champion)
+        if kind == "response":
+            from sklearn.metrics import roc_auc_score
+
+            treated = validation[validation["treatment"] == 1]
+            return (
+                float(roc_auc_score(treated["outcome"], model.score_frame(treated)))
+                if treated["outcome"].nunique() == 2
+                else None
+            )
+        from orchestrator.scoring.uplift import qini_auc_score
+
+        return float(qini_auc_score(validation["outcome"], model.score_frame(validation), validation["treatment"]))
+    except (ValueError, KeyError, OSError):  # e.g. the champion needs a feature these waves lack
+        return None
+
+
+def _need_both_outcomes(frame: pd.DataFrame, what: str) -> None:
+    counts = frame["outcome"].value_counts()
+    if len(frame) < 20 or len(counts) < 2:
+        raise NotEnoughData(
+            f"the {what} need both outcomes to learn from: {int(counts.get(1, 0))} with and {int(counts.get(0, 0))} "
+            "without success; wait for more waves or a longer window"
+        )
+
+
+def _lineage(
+    settings, data: TrainingSet, campaigns, kind, estimator, approach, validation, outcome, champion, channel
+) -> dict:
+    start, end = data.window
+    return {
+        "campaigns": list(campaigns),
+        "channel": channel,
+        "waves": [f"{c}/{w}" for c, w, _d in data.waves],
+        "training_window": {"from": start, "to": end},
+        "rows": int(len(data.frame)),
+        "treated": int(data.frame["treatment"].sum()),
+        "control": int((data.frame["treatment"] == 0).sum()),
+        "outcome": outcome or {c: vars(measure_of(settings, c)) for c in campaigns},
+        "validation": (
+            f"time-ordered: validated on waves from {validation['wave_date'].min().date().isoformat()}"
+            if validation is not None
+            else "stratified holdout (a single wave date)"
+        ),
+        "kind": kind,
+        "estimator": estimator,
+        "approach": approach if kind == "uplift" else None,
+        "compared_with": None if champion is None else champion.version,
+        "code_version": registry.code_version(),
+    }

@@ -1,0 +1,13 @@
+"""The contact ledger, the source of truth: one row per (wave, customer), batches, send journals, snapshots.
+
+Contracts:
+
+* ``contacts``: waves and contacts written in bulk in one transaction before any send; status
+  updates pending -> sent | failed | skipped in bulk.
+* ``batches``: task-list batches fixed in one transaction with their stored ``webhook-id``.
+* ``journal``: the e-mail send journal (exactly-once across a kill, see docs/architecture.md).
+* ``snapshots``: each wave's point-in-time feature snapshot; ``suppressions``: hard bounces.
+
+May import: ``orchestrator.targeting``, ``orchestrator.customers``, ``orchestrator.db``,
+``orchestrator.settings``, ``orchestrator.errors``, ``channels.base``.
+"""

@@ -1,0 +1,389 @@
+"""The contact ledger: campaigns, waves and one row per (wave, customer).
+
+Contract:
+
+* ``record_contacts`` writes a wave's treatment and control contacts in bulk, in ONE
+  transaction, before anything is sent; a wave is recorded once (re-recording is a no-op).
+* ``pending_contacts`` streams the treated contacts still to send in chunks (keyset paging,
+  joined with the customer table), so a resumed wave continues with exactly the unsent ones.
+* ``mark_results`` writes a chunk's outcomes in bulk: contact status plus one delivery
+  attempt row per try. Statuses only move forward: a ``sent`` contact never goes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import sqlalchemy as sa
+
+from orchestrator.customers.table import ID_COLUMN
+from orchestrator.db.bulk import bulk_insert, raw_timestamp
+from orchestrator.db.tables import (
+    ArbitrationLoss,
+    Arm,
+    Campaign,
+    Contact,
+    ContactStatus,
+    DeliveryAttempt,
+    Wave,
+    WaveStatus,
+    utcnow,
+)
+
+campaigns = Campaign.__table__
+waves = Wave.__table__
+contacts = Contact.__table__
+attempts = DeliveryAttempt.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class WaveRef:
+    id: int
+    campaign_id: int
+    key: str
+    status: str
+    rules_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one contact in one try: ``sent``, ``transient``, ``permanent`` or ``skipped``."""
+
+    contact_id: int
+    outcome: str
+    detail: str | None = None
+    message_id: str | None = None
+
+
+def ensure_campaign(engine: sa.Engine, name: str, description: str | None) -> int:
+    """The id of campaign ``name``, created on first use (description kept up to date)."""
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(campaigns.c.id).where(campaigns.c.name == name)).first()
+        if row is not None:
+            conn.execute(campaigns.update().where(campaigns.c.id == row.id).values(description=description))
+            return row.id
+        return conn.execute(
+            campaigns.insert().values(name=name, description=description, created_at=utcnow()).returning(campaigns.c.id)
+        ).scalar_one()
+
+
+def find_wave(engine: sa.Engine, campaign_id: int, key: str) -> WaveRef | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(waves.c.id, waves.c.campaign_id, waves.c.key, waves.c.status, waves.c.rules_sha256).where(
+                waves.c.campaign_id == campaign_id, waves.c.key == key
+            )
+        ).first()
+    return WaveRef(*row) if row else None
+
+
+def open_wave(engine: sa.Engine, campaign_id: int, key: str, rules_sha256: str) -> WaveRef:
+    """The wave ``key`` of a campaign, created in status ``selecting`` if it does not exist."""
+    existing = find_wave(engine, campaign_id, key)
+    if existing is not None:
+        return existing
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                waves.insert().values(
+                    campaign_id=campaign_id,
+                    key=key,
+                    status=WaveStatus.SELECTING,
+                    rules_sha256=rules_sha256,
+                    selected=0,
+                    control=0,
+                    created_at=utcnow(),
+                )
+            )
+    except sa.exc.IntegrityError:  # created concurrently: use that one
+        pass
+    wave = find_wave(engine, campaign_id, key)
+    assert wave is not None
+    return wave
+
+
+def record_contacts(
+    engine: sa.Engine,
+    wave_id: int,
+    customer_ids: Sequence[str],
+    arms: np.ndarray,
+    channel: str | np.ndarray,
+    *,
+    variants: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+    assignees: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    planned_for: date | None = None,
+) -> tuple[int, int]:
+    """Write the wave's contacts in one transaction; returns (treated, held out) counts.
+
+    ``arms`` holds an ``Arm`` value per customer; treated contacts start ``pending``, the
+    others ``control``. ``channel`` is one channel for all or one per customer; ``assignees``
+    (rep or endpoint), ``values`` (expected value) and ``planned_for`` (the day whose channel
+    capacity the contacts use) come from allocation. Does nothing (and returns the recorded
+    counts) when the wave was recorded before.
+    """
+    with engine.begin() as conn:
+        wave = conn.execute(
+            sa.select(waves.c.status, waves.c.selected, waves.c.control).where(waves.c.id == wave_id).with_for_update()
+        ).one()
+        if wave.status != WaveStatus.SELECTING:
+            return wave.selected - wave.control, wave.control
+        now = raw_timestamp(conn, utcnow())
+        n = len(customer_ids)
+        variants = variants if variants is not None else np.full(n, None, dtype=object)
+        score_list = _floats(scores, n)
+        value_list = _floats(values, n)
+        channels = [channel] * n if isinstance(channel, str) else list(channel)
+        assignee_list = list(assignees) if assignees is not None else [None] * n
+        day = (
+            None if planned_for is None else (planned_for.isoformat() if conn.dialect.name == "sqlite" else planned_for)
+        )
+        treated = np.asarray(arms) == Arm.TREATMENT.value
+        n_held_out = n - int(np.count_nonzero(treated))
+
+        def rows():
+            for cid, arm, is_treated, variant, ch, score, value, assignee in zip(
+                customer_ids,
+                list(arms),
+                treated.tolist(),
+                list(variants),
+                channels,
+                score_list,
+                value_list,
+                assignee_list,
+                strict=True,
+            ):
+                status = ContactStatus.PENDING if is_treated else ContactStatus.CONTROL
+                yield (wave_id, cid, str(arm), variant, ch, score, value, assignee, day, status, 0, now, now)
+
+        columns = [
+            "wave_id",
+            "customer_id",
+            "arm",
+            "variant",
+            "channel",
+            "score",
+            "expected_value",
+            "assignee",
+            "planned_for",
+            "status",
+            "attempts",
+            "created_at",
+            "updated_at",
+        ]
+        total = bulk_insert(conn, contacts.name, columns, rows())
+        conn.execute(
+            waves.update()
+            .where(waves.c.id == wave_id)
+            .values(status=WaveStatus.RECORDED, selected=total, control=n_held_out, recorded_at=utcnow())
+        )
+    return total - n_held_out, n_held_out
+
+
+def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    return [None if v != v else float(v) for v in np.asarray(values, dtype=float).tolist()]
+
+
+def contact_rows(customer_table: sa.Table) -> sa.Select:
+    """Contacts joined with their customer row: customer columns plus ``_contact_id``, ``_variant``, ``_assignee``."""
+    return sa.select(
+        contacts.c.id.label("_contact_id"),
+        contacts.c.variant.label("_variant"),
+        contacts.c.assignee.label("_assignee"),
+        *customer_table.c,
+    ).join_from(contacts, customer_table, customer_table.c[ID_COLUMN] == contacts.c.customer_id, isouter=True)
+
+
+def pending_contacts(
+    engine: sa.Engine,
+    wave_id: int,
+    customer_table: sa.Table,
+    chunk_size: int,
+    *,
+    channel: str | None = None,
+    id_range: tuple[int, int] | None = None,
+) -> Iterator[list[dict]]:
+    """Chunks of pending treated contacts (of ``channel``, if given) joined with their customer row.
+
+    Each item is the customer's columns plus ``_contact_id``, ``_variant`` and ``_assignee``.
+    Keyset paging by contact id, so contacts marked while iterating are not skipped or repeated.
+    ``id_range`` (inclusive) limits it to the contacts of one chunk task.
+    """
+    last_id = 0 if id_range is None else id_range[0] - 1
+    while True:
+        query = (
+            contact_rows(customer_table)
+            .where(contacts.c.wave_id == wave_id, contacts.c.status == ContactStatus.PENDING, contacts.c.id > last_id)
+            .order_by(contacts.c.id)
+            .limit(chunk_size)
+        )
+        if channel is not None:
+            query = query.where(contacts.c.channel == channel)
+        if id_range is not None:
+            query = query.where(contacts.c.id <= id_range[1])
+        with engine.connect() as conn:
+            chunk = [dict(row._mapping) for row in conn.execute(query)]
+        if not chunk:
+            return
+        last_id = chunk[-1]["_contact_id"]
+        yield chunk
+
+
+def mark_results(engine: sa.Engine, outcomes: Iterable[Outcome], channel: str) -> dict[str, int]:
+    """Record one try per outcome and move contact statuses forward, in bulk."""
+    outcomes = list(outcomes)
+    if not outcomes:
+        return {}
+    with engine.begin() as conn:
+        return mark_results_in(conn, outcomes, channel)
+
+
+def mark_results_in(conn: sa.Connection, outcomes: Sequence[Outcome], channel: str) -> dict[str, int]:
+    """``mark_results`` inside the caller's transaction."""
+    if not outcomes:
+        return {}
+    now = utcnow()
+    by_status: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_status.setdefault(o.outcome, []).append(o)
+    bulk_insert(
+        conn,
+        attempts.name,
+        ["contact_id", "channel", "outcome", "detail", "at"],
+        ((o.contact_id, channel, o.outcome, o.detail, raw_timestamp(conn, now)) for o in outcomes),
+    )
+    pending_only = contacts.c.status == ContactStatus.PENDING
+    sent = by_status.get("sent", [])
+    if sent:
+        conn.execute(
+            contacts.update()
+            .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+            .values(
+                status=ContactStatus.SENT,
+                message_id=sa.bindparam("mid"),
+                attempts=contacts.c.attempts + 1,
+                sent_at=now,
+                updated_at=now,
+                detail=None,
+            ),
+            [{"cid": o.contact_id, "mid": o.message_id} for o in sent],
+        )
+    for outcome, status in (("permanent", ContactStatus.FAILED), ("skipped", ContactStatus.SKIPPED)):
+        items = by_status.get(outcome, [])
+        if items:
+            conn.execute(
+                contacts.update()
+                .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+                .values(status=status, detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
+                [{"cid": o.contact_id, "why": o.detail} for o in items],
+            )
+    transient = by_status.get("transient", [])
+    if transient:  # stays pending; the try and its reason are kept
+        conn.execute(
+            contacts.update()
+            .where(contacts.c.id == sa.bindparam("cid"), pending_only)
+            .values(detail=sa.bindparam("why"), attempts=contacts.c.attempts + 1, updated_at=now),
+            [{"cid": o.contact_id, "why": o.detail} for o in transient],
+        )
+    return {k: len(v) for k, v in by_status.items()}
+
+
+def set_wave_status(engine: sa.Engine, wave_id: int, status: WaveStatus) -> None:
+    values: dict = {"status": status}
+    if status in (WaveStatus.COMPLETED, WaveStatus.INCOMPLETE):
+        values["finished_at"] = utcnow()
+    with engine.begin() as conn:
+        conn.execute(waves.update().where(waves.c.id == wave_id).values(**values))
+
+
+def wave_status(engine: sa.Engine, wave_id: int) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(waves.c.status).where(waves.c.id == wave_id)).scalar_one()
+
+
+def arm_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
+    """Contacts of a wave per arm (``treatment``, ``control``, ``global_control``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.arm, sa.func.count()).where(contacts.c.wave_id == wave_id).group_by(contacts.c.arm)
+        ).all()
+    counts = {arm.value: 0 for arm in Arm}
+    counts.update({arm: n for arm, n in rows})
+    return counts
+
+
+def wave_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
+    """Contacts of a wave per status (``pending``, ``sent``, ``failed``, ``skipped``, ``control``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.status, sa.func.count())
+            .where(contacts.c.wave_id == wave_id)
+            .group_by(contacts.c.status)
+        ).all()
+    counts = {status.value: 0 for status in ContactStatus}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def cycle_customers(engine: sa.Engine, wave_key: str, *, exclude: Sequence[str] = ()) -> dict[str, str]:
+    """Customers recorded (treated or control) under ``wave_key`` by campaigns not in ``exclude``: customer -> campaign."""
+    query = (
+        sa.select(contacts.c.customer_id, campaigns.c.name)
+        .join_from(contacts, waves, waves.c.id == contacts.c.wave_id)
+        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+        .where(waves.c.key == wave_key, contacts.c.arm != Arm.GLOBAL_CONTROL.value)
+    )
+    if exclude:
+        query = query.where(campaigns.c.name.not_in(list(exclude)))
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+def record_losses(engine: sa.Engine, cycle: str, campaign: str, lost_to: dict[str, int]) -> None:
+    """Keep how many customers ``campaign`` lost to each other campaign in ``cycle`` (replacing earlier counts)."""
+    losses = ArbitrationLoss.__table__
+    with engine.begin() as conn:
+        conn.execute(losses.delete().where(losses.c.cycle == cycle, losses.c.campaign == campaign))
+        if lost_to:
+            now = utcnow()
+            conn.execute(
+                losses.insert(),
+                [
+                    {"cycle": cycle, "campaign": campaign, "lost_to": w, "customers": n, "created_at": now}
+                    for w, n in lost_to.items()
+                ],
+            )
+
+
+def losses_of(engine: sa.Engine, cycle: str) -> list[tuple[str, str, int]]:
+    """``(campaign, lost_to, customers)`` of a cycle."""
+    losses = ArbitrationLoss.__table__
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(losses.c.campaign, losses.c.lost_to, losses.c.customers)
+                .where(losses.c.cycle == cycle)
+                .order_by(losses.c.campaign, losses.c.lost_to)
+            )
+        ]
+
+
+def channel_counts(engine: sa.Engine, wave_id: int) -> dict[str, dict[str, int]]:
+    """Treated contacts of a wave per channel and status."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.channel, contacts.c.status, sa.func.count())
+            .where(contacts.c.wave_id == wave_id, contacts.c.arm == Arm.TREATMENT.value)
+            .group_by(contacts.c.channel, contacts.c.status)
+        ).all()
+    out: dict[str, dict[str, int]] = {}
+    for channel, status, n in rows:
+        out.setdefault(channel or "-", {})[status] = n
+    return out

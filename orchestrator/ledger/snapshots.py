@@ -1,0 +1,92 @@
+"""Point-in-time feature snapshots: what the engine knew about each customer when a wave selected them.
+
+Right after a wave's contacts are recorded, the customer rows of every contact of the wave
+(treated and control; not the global control) are written to
+``<data_dir>/snapshots/wave-<id>.parquet``: one column per customer column plus
+``customer_id``, streamed from ONE join query in chunks, written to a temporary file and
+renamed (a crash never leaves half a snapshot). Training later joins these snapshots with the
+attributed outcomes, so a model never learns from data that changed after the contact.
+
+A wave recorded by a run that died before its snapshot was written gets it from the next run
+(``ensure_snapshot``), taken then; that is the only case where a snapshot is later than the
+selection, and it is flagged in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from orchestrator.customers.table import ID_COLUMN, customer_table
+from orchestrator.db.tables import Arm, Contact, utcnow
+from orchestrator.settings import Settings
+
+contacts = Contact.__table__
+CHUNK = 50_000
+
+
+def snapshot_path(settings: Settings, wave_id: int) -> Path:
+    return settings.paths.data_dir / "snapshots" / f"wave-{wave_id}.parquet"
+
+
+def write_snapshot(engine: sa.Engine, settings: Settings, wave_id: int, *, late: bool = False) -> Path:
+    """Write the snapshot of ``wave_id`` from the customer table now; returns its path."""
+    table = customer_table(engine, settings.database.customer_table)
+    path = snapshot_path(settings, wave_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    query = (
+        sa.select(*table.c)
+        .join_from(contacts, table, table.c[ID_COLUMN] == contacts.c.customer_id)
+        .where(contacts.c.wave_id == wave_id, contacts.c.arm != Arm.GLOBAL_CONTROL.value)
+        .order_by(table.c[ID_COLUMN])
+    )
+    metadata = {
+        b"wave_id": str(wave_id).encode(),
+        b"taken_at": utcnow().isoformat().encode(),
+        b"late": b"1" if late else b"0",
+    }
+    writer = None
+    try:
+        with engine.connect() as conn:
+            for chunk in pd.read_sql(query, conn, chunksize=CHUNK):
+                batch = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(partial, batch.schema.with_metadata(metadata))
+                writer.write_table(batch.cast(writer.schema))
+        if writer is None:  # no contacts: an empty snapshot with the table's columns
+            empty = pa.Table.from_pandas(pd.DataFrame(columns=[c.name for c in table.c]), preserve_index=False)
+            pq.write_table(empty.replace_schema_metadata(metadata), partial)
+        else:
+            writer.close()
+            writer = None
+        os.replace(partial, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def ensure_snapshot(engine: sa.Engine, settings: Settings, wave_id: int) -> Path:
+    """The wave's snapshot, written now (flagged late) if the run that recorded the wave died first."""
+    path = snapshot_path(settings, wave_id)
+    return path if path.exists() else write_snapshot(engine, settings, wave_id, late=True)
+
+
+def read_snapshot(settings: Settings, wave_id: int, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """The snapshot of ``wave_id`` as a frame (``None`` if the wave has none)."""
+    path = snapshot_path(settings, wave_id)
+    if not path.exists():
+        return None
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+def is_late(settings: Settings, wave_id: int) -> bool:
+    path = snapshot_path(settings, wave_id)
+    return path.exists() and (pq.read_schema(path).metadata or {}).get(b"late") == b"1"

@@ -1,0 +1,240 @@
+"""Historical results: a campaign run elsewhere, imported so it can be analysed and trained on like our own.
+
+The file (CSV, header row) has one row per customer: the customer id, the arm (a column
+whose value names the treatment arm, or the control label) and one or more outcome columns:
+
+* binary outcomes (``visited``, ``converted``: 0/1, true/false, yes/no) become an outcome
+  event of that name for each customer where it is true;
+* monetary outcomes (``revenue``, ``spend``: numbers) become an event with the value, for each
+  customer where it is not zero.
+
+The campaign and one wave (``--wave``, default the file's name; dated ``--date``) are written
+to the ledger like a wave of ours: treatment arms as ``treatment`` with the arm's name as the
+variant, the control label as ``control``; treated contacts are ``sent`` (they were contacted
+elsewhere). Importing the same file again changes nothing (the wave exists). Every bad row is
+reported with its line number and nothing is imported while any is bad.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+from orchestrator.db.bulk import bulk_insert, raw_timestamp
+from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent, WaveStatus, utcnow
+from orchestrator.errors import Problem, ValidationFailed, did_you_mean
+from orchestrator.ledger import contacts as ledger
+
+events = ResponseEvent.__table__
+CHANNEL = "import"
+SOURCE = "import"
+TRUE = {"1", "true", "yes", "y", "t"}
+FALSE = {"0", "false", "no", "n", "f", ""}
+
+
+@dataclass
+class ResultsImport:
+    campaign: str
+    wave: str
+    customers: int = 0
+    arms: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)  # column -> "binary" | "monetary"
+    events: int = 0
+    already_imported: bool = False
+
+
+def _kind(values: list[str]) -> str | None:
+    lowered = {v.strip().lower() for v in values}
+    if lowered <= TRUE | FALSE:
+        return "binary"
+    try:
+        [float(v) for v in values if v.strip()]
+    except ValueError:
+        return None
+    return "monetary"
+
+
+def import_results(
+    engine: sa.Engine,
+    path: Path,
+    *,
+    campaign: str,
+    arm_column: str,
+    control_label: str,
+    outcome_columns: list[str],
+    id_column: str = "customer_id",
+    wave_key: str | None = None,
+    wave_date: date | None = None,
+    settings=None,
+) -> ResultsImport:
+    """Import ``path``; see the module docstring. Raises ``ValidationFailed`` naming file, line and column."""
+    file = str(path)
+    text = Path(path).read_bytes()
+    reader = csv.reader(text.decode("utf-8-sig").splitlines())
+    header = [h.strip() for h in next(reader, [])]
+    problems: list[Problem] = []
+    for what, column in [
+        ("id column", id_column),
+        ("arm column", arm_column),
+        *(("outcome column", c) for c in outcome_columns),
+    ]:
+        if column not in header:
+            problems.append(
+                Problem(
+                    file,
+                    1,
+                    None,
+                    f"{what} '{column}' is not in the header{did_you_mean(column, header) or '; columns: ' + ', '.join(header)}",
+                )
+            )
+    if not outcome_columns:
+        problems.append(Problem(file, None, None, "name at least one outcome column (--outcome visited)"))
+    if problems:
+        raise ValidationFailed(problems)
+    rows: list[tuple[int, list[str]]] = [(i + 2, r) for i, r in enumerate(reader) if any(v.strip() for v in r)]
+    at = {name: header.index(name) for name in [id_column, arm_column, *outcome_columns]}
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        if len(row) != len(header):
+            problems.append(Problem(file, line, None, f"{len(row)} fields where the header has {len(header)}"))
+            continue
+        cid = row[at[id_column]].strip()
+        if not cid:
+            problems.append(Problem(file, line, None, f"no {id_column}"))
+        elif cid in seen:
+            problems.append(Problem(file, line, None, f"customer '{cid}' is listed twice (first on line {seen[cid]})"))
+        else:
+            seen[cid] = line
+        if not row[at[arm_column]].strip():
+            problems.append(Problem(file, line, None, f"no {arm_column}"))
+    kinds: dict[str, str] = {}
+    for column in outcome_columns:
+        values = [r[at[column]] for _l, r in rows if len(r) == len(header)]
+        kind = _kind(values)
+        if kind is None:
+            bad = next(line for line, r in rows if len(r) == len(header) and _kind([r[at[column]]]) is None)
+            problems.append(Problem(file, bad, None, f"outcome '{column}' must be 0/1, true/false, yes/no or a number"))
+        else:
+            kinds[column] = kind
+    arms = {r[at[arm_column]].strip() for _l, r in rows if len(r) == len(header)}
+    if control_label not in arms:
+        problems.append(
+            Problem(
+                file,
+                None,
+                None,
+                f"no row has the control label '{control_label}' in '{arm_column}'{did_you_mean(control_label, arms) or '; arms: ' + ', '.join(sorted(arms))}",
+            )
+        )
+    if problems:
+        raise ValidationFailed(problems)
+
+    key = wave_key or Path(path).stem
+    day = wave_date or date.today()
+    report = ResultsImport(campaign, key, outcomes=kinds)
+    campaign_id = ledger.ensure_campaign(engine, campaign, f"imported from {Path(path).name}")
+    wave = ledger.open_wave(engine, campaign_id, key, hashlib.sha256(text).hexdigest())
+    if wave.status != WaveStatus.SELECTING:
+        report.already_imported = True
+        return report
+    ids = [r[at[id_column]].strip() for _l, r in rows]
+    labels = [r[at[arm_column]].strip() for _l, r in rows]
+    arm_of = np.array([Arm.CONTROL.value if a == control_label else Arm.TREATMENT.value for a in labels], dtype=object)
+    variants = np.array([None if a == control_label else a for a in labels], dtype=object)
+    ledger.record_contacts(engine, wave.id, ids, arm_of, CHANNEL, variants=variants, planned_for=day)
+    occurred = datetime.combine(day, time(), tzinfo=UTC)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            ledger.contacts.update()
+            .where(ledger.contacts.c.wave_id == wave.id, ledger.contacts.c.arm == Arm.TREATMENT.value)
+            .values(status=ContactStatus.SENT, sent_at=occurred, detail="imported result")
+        )
+        contact_of = dict(
+            conn.execute(
+                sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.id).where(
+                    ledger.contacts.c.wave_id == wave.id
+                )
+            ).all()
+        )
+
+        def event_rows():
+            for (_line, row), cid in zip(rows, ids, strict=True):
+                for column, kind in kinds.items():
+                    raw = row[at[column]].strip()
+                    if kind == "binary":
+                        if raw.lower() in TRUE:
+                            yield (
+                                SOURCE,
+                                f"{wave.id}:{contact_of[cid]}:{column}",
+                                contact_of[cid],
+                                wave.id,
+                                cid,
+                                CHANNEL,
+                                column,
+                                None,
+                                raw_timestamp(conn, occurred),
+                                raw_timestamp(conn, now),
+                            )
+                    elif raw and float(raw) != 0:
+                        yield (
+                            SOURCE,
+                            f"{wave.id}:{contact_of[cid]}:{column}",
+                            contact_of[cid],
+                            wave.id,
+                            cid,
+                            CHANNEL,
+                            column,
+                            float(raw),
+                            raw_timestamp(conn, occurred),
+                            raw_timestamp(conn, now),
+                        )
+
+        report.events = bulk_insert(
+            conn,
+            events.name,
+            [
+                "source",
+                "event_id",
+                "contact_id",
+                "wave_id",
+                "customer_id",
+                "channel",
+                "type",
+                "value",
+                "occurred_at",
+                "received_at",
+            ],
+            event_rows(),
+        )
+        conn.execute(
+            ledger.waves.update()
+            .where(ledger.waves.c.id == wave.id)
+            .values(status=WaveStatus.COMPLETED, finished_at=now)
+        )
+    report.customers = len(ids)
+    report.arms = {label: labels.count(label) for label in sorted(set(labels))}
+    if settings is not None:  # the file's other columns are what was known about each customer then
+        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns})
+    return report
+
+
+def _write_snapshot(settings, wave_id: int, path: Path, id_column: str, drop: set[str]) -> None:
+    import pandas as pd
+
+    from orchestrator.customers.identifiers import normalise_names
+    from orchestrator.ledger.snapshots import snapshot_path
+
+    frame = pd.read_csv(path, dtype={id_column: str}).drop(columns=sorted(drop))
+    features = [c for c in frame.columns if c != id_column]
+    frame = frame[[id_column, *features]]
+    frame.columns = ["customer_id", *normalise_names(features, reserved=["customer_id"])]
+    target = snapshot_path(settings, wave_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target, index=False)

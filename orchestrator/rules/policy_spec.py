@@ -1,0 +1,288 @@
+"""The contact policy file: what protects customers from over-contact and contact without consent.
+
+One shared ``rules/policy.yaml`` applies to every campaign; a campaign's rules file may
+override parts of it under ``policy:`` with the same keys (``merge_policy``)::
+
+    consent:                 # channel -> boolean customer column that must be true
+      email: consent_email
+      call_center: consent_phone
+    suppression:             # reasons in the suppressions table that block contact
+      reasons: [unsubscribed, hard_bounce, complaint, do_not_contact, erased]
+    frequency_caps:          # sent contacts (and control customers' virtual ones) across ALL campaigns, by wave day
+      - {max: 4, days: 30}                  # on every channel together
+      - {max: 2, days: 7, channel: email}   # on one channel
+    cooldown:
+      complaint_days: 90     # no contact for 90 days after a complaint, blocking or not
+    blocked_days:            # no wave on these days (the wave date)
+      weekdays: [sun]
+      dates: [2026-12-24, 2026-12-25]
+    global_control:          # customers held out of every campaign
+      share: 0.02
+      salt: global-2026
+
+Every key is optional and checked: an unknown or misspelt key is an error, never ignored.
+A channel without a ``consent`` entry is not checked for consent.
+
+``load_policy(path, columns)`` reads and validates a policy file, returning every problem at
+its ``file:line:col``; ``check_policy`` checks the consent columns against the customer
+table. The SQL conditions built from a policy are in ``orchestrator.targeting.policy``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from orchestrator.customers.table import ColumnKind
+from orchestrator.errors import Problem, did_you_mean
+from orchestrator.rules.yaml_source import CUSTOM_ERROR, Positions, model_problems, parse_yaml, read_text_file
+
+__all__ = [
+    "ALL_CHANNELS",
+    "REASONS",
+    "WEEKDAYS",
+    "BlockedDaysSpec",
+    "CooldownSpec",
+    "FrequencyCapSpec",
+    "GlobalControlSpec",
+    "PolicySpec",
+    "SuppressionSpec",
+    "check_policy",
+    "load_policy",
+    "merge_policy",
+]
+
+REASONS = ("unsubscribed", "hard_bounce", "complaint", "do_not_contact", "erased")
+"""Reasons a customer can be on the suppression list."""
+
+ALL_CHANNELS = "*"
+"""``channel`` of a suppression that applies to every channel."""
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Weekday names in ``blocked_days.weekdays``, Monday first (``date.weekday()`` order)."""
+
+_FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _fail(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown to the campaign manager as it is."""
+    return PydanticCustomError(CUSTOM_ERROR, "{message}", {"message": message})
+
+
+def _channel(value: str) -> str:
+    if not _CHANNEL.match(value):
+        raise _fail(f"'{value}' is not a channel name; use lower-case letters, digits and '_', e.g. email")
+    return value
+
+
+def _column(value: str) -> str:
+    if not _COLUMN.match(value):
+        raise _fail(f"'{value}' is not a column name")
+    return value
+
+
+def _reason(value: str) -> str:
+    if value not in REASONS:
+        hint = did_you_mean(value, REASONS) or f"; the reasons are {', '.join(REASONS)}"
+        raise _fail(f"unknown suppression reason '{value}'{hint}")
+    return value
+
+
+def _weekday(value: str) -> str:
+    name = value.strip().lower()
+    if name in WEEKDAYS:
+        return name
+    if name in _FULL_WEEKDAYS:
+        return WEEKDAYS[_FULL_WEEKDAYS.index(name)]
+    hint = did_you_mean(name, WEEKDAYS + _FULL_WEEKDAYS) or f"; use {', '.join(WEEKDAYS)}"
+    raise _fail(f"unknown weekday '{value}'{hint}")
+
+
+ChannelName = Annotated[str, AfterValidator(_channel)]
+ColumnName = Annotated[str, AfterValidator(_column)]
+Reason = Annotated[str, AfterValidator(_reason)]
+Weekday = Annotated[str, AfterValidator(_weekday)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SuppressionSpec(_Spec):
+    """Which entries of the suppression list block contact."""
+
+    reasons: tuple[Reason, ...] = Field(
+        REASONS, description="Suppression reasons that block contact on their channel (or every channel for '*')."
+    )
+
+
+class FrequencyCapSpec(_Spec):
+    """At most ``max`` contacts in the ``days`` days up to the wave date, on one channel or all of them.
+
+    Sent contacts count on their wave's day; so do the campaigns' random control customers
+    ("virtual contacts"), so that caps filter treated and control customers alike.
+    """
+
+    max: int = Field(strict=True, ge=1, le=1000, description="Most contacts allowed in the window.")
+    days: int = Field(strict=True, ge=1, le=3660, description="Length of the window in days, up to the wave date.")
+    channel: ChannelName | None = Field(None, description="Count only this channel; omitted = every channel.")
+
+
+class CooldownSpec(_Spec):
+    """Days without contact after a negative signal."""
+
+    complaint_days: int | None = Field(
+        None, strict=True, ge=1, le=3660, description="Days without contact after a complaint was recorded."
+    )
+
+
+class BlockedDaysSpec(_Spec):
+    """Wave dates on which nobody is contacted."""
+
+    weekdays: tuple[Weekday, ...] = Field((), description="Weekdays without contact: mon, tue, ... sun.")
+    dates: tuple[date, ...] = Field((), description="Dates without contact, e.g. 2026-12-25.")
+
+
+class GlobalControlSpec(_Spec):
+    """A fixed share of all customers held out of every campaign (salted hash of the id)."""
+
+    share: float = Field(strict=True, ge=0, le=0.5, allow_inf_nan=False, description="Share held out, 0 to 0.5.")
+    salt: str = Field(
+        min_length=1, max_length=200, description="Text mixed into the hash; a new salt draws a new group."
+    )
+
+
+class PolicySpec(_Spec):
+    """The contact policy; every part optional."""
+
+    consent: dict[ChannelName, ColumnName] = Field(
+        default_factory=dict, description="Channel -> boolean customer column that must be true to contact."
+    )
+    suppression: SuppressionSpec = Field(default_factory=SuppressionSpec, description="Suppression list use.")
+    frequency_caps: tuple[FrequencyCapSpec, ...] = Field((), description="Contact limits across all campaigns.")
+    cooldown: CooldownSpec = Field(default_factory=CooldownSpec, description="Pauses after negative signals.")
+    blocked_days: BlockedDaysSpec = Field(default_factory=BlockedDaysSpec, description="Days without contact.")
+    global_control: GlobalControlSpec | None = Field(None, description="Customers held out of every campaign.")
+
+
+def merge_policy(shared: PolicySpec | None, override: PolicySpec | None) -> PolicySpec:
+    """``shared`` with what ``override`` states laid over it, key by key.
+
+    Mappings (``consent``, ``suppression``, ``cooldown``, ``blocked_days``, ``global_control``)
+    merge key by key; lists (``frequency_caps``, ``reasons``, ``weekdays``, ``dates``) given in
+    the override replace the shared list. Keys the override does not state are kept.
+    """
+    base = shared.model_dump() if shared is not None else {}
+    over = override.model_dump(exclude_unset=True) if override is not None else {}
+    return PolicySpec.model_validate(_deep_merge(base, over))
+
+
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def load_policy(path: Path, columns: Mapping[str, ColumnKind] | None = None) -> tuple[PolicySpec | None, list[Problem]]:
+    """The policy in ``path`` (``None`` if it has any error) and every problem found, in file order.
+
+    ``columns`` is the customer table's ``{name: kind}``; when given, the consent columns are
+    checked against it (``check_policy``). A missing file is an error: callers for which no
+    policy is acceptable check that the file exists first.
+    """
+    file = str(path)
+    text, problems = read_text_file(path, "policy file")
+    if text is None:
+        return None, problems
+    document, problems = parse_yaml(text, file)
+    policy: PolicySpec | None = None
+    if document is not None:
+        data, positions = document.data, document.positions
+        if not isinstance(data, dict):
+            keys = ", ".join(PolicySpec.model_fields)
+            what = "is empty" if data is None else "is not a mapping of keys"
+            problems.append(positions.problem((), f"the policy file {what}; it needs keys such as {keys}"))
+        else:
+            try:
+                policy = PolicySpec.model_validate(data)
+            except ValidationError as exc:
+                problems += _model_problems(exc, positions)
+            if columns is not None:
+                problems += check_policy(data, columns, positions)
+    problems.sort(key=lambda p: (p.line or 0, p.col or 0))
+    if any(p.severity == "error" for p in problems):
+        policy = None
+    return policy, problems
+
+
+def _model_problems(error: ValidationError, positions: Positions) -> list[Problem]:
+    """``model_problems``, with "did you mean" also for unknown keys of a frequency cap.
+
+    (``yaml_source`` does not look into list items for the keys allowed there.)
+    """
+    problems = model_problems(error, PolicySpec, positions)
+    for i, detail in enumerate(error.errors(include_url=False)):
+        loc = detail["loc"]
+        if detail["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "frequency_caps":
+            keys = list(FrequencyCapSpec.model_fields)
+            hint = did_you_mean(str(loc[2]), keys) or f"; the keys here are: {', '.join(keys)}"
+            problems[i] = positions.problem(loc, f"unknown key '{loc[2]}'{hint}", at="key")
+    return problems
+
+
+def check_policy(
+    policy: PolicySpec | Mapping,
+    columns: Mapping[str, ColumnKind],
+    positions: Positions | None = None,
+    *,
+    loc: Sequence[str | int] = (),
+) -> list[Problem]:
+    """Problems with the consent columns: each must exist in the customer table and be boolean.
+
+    ``policy`` is a ``PolicySpec`` or the raw mapping read from YAML (then columns are checked
+    even when other keys are invalid). ``positions`` and ``loc`` (where the policy mapping is
+    in its file, e.g. ``("policy",)`` in a campaign rules file) place the problems.
+    """
+    if isinstance(policy, PolicySpec):
+        consent: object = policy.consent
+    else:
+        consent = policy.get("consent")
+    if not isinstance(consent, Mapping):
+        return []
+    where = positions or Positions("policy")
+    problems: list[Problem] = []
+    for channel, column in consent.items():
+        if not isinstance(column, str) or not _COLUMN.match(column):
+            continue  # reported by the model
+        here = (*loc, "consent", channel)
+        if column not in columns:
+            hint = did_you_mean(column, columns) or ""
+            problems.append(
+                where.problem(
+                    here, f"consent column '{column}' for {channel} is not a column of the customer table{hint}"
+                )
+            )
+        elif columns[column] != "boolean":
+            problems.append(
+                where.problem(
+                    here,
+                    f"consent column '{column}' for {channel} holds {columns[column]} values; "
+                    "it must be a true/false column",
+                )
+            )
+    return problems

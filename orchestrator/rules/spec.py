@@ -1,0 +1,581 @@
+"""What a campaign rules file may say: the v1 format, as pydantic models.
+
+A rules file is a YAML mapping under ``rules/``, one campaign per file::
+
+    name: winback-email            # required; lower-case letters, digits, '-' and '_' (max 100)
+    description: Win back lapsed gold and silver customers by e-mail.   # optional
+    audience:                      # optional; omitted = every customer; see condition_parser
+      all:
+        - consent_email: true                 # a plain value means {eq: value}
+        - email: {is_null: false}
+        - recency_days: {between: [90, 365]}  # both ends included
+        - segment: {in: [gold, silver]}
+        - age: {gte: 18, lt: 80}              # several operators on one column: all of them
+        - any:
+            - region: North
+            - revenue_12m: {gt: 1000}
+        - not:
+            segment: blocked
+    control:                       # required
+      share: 0.1                   # 0 <= share <= 0.9; use 0 for no control group
+      salt: winback-2026           # optional; default: the campaign name
+    channels:                      # required, at least one channel
+      email:
+        template: winback          # templates/email/winback/
+        sender: "Acme Bank <offers@acme.example>"   # an address, or "Name <address>"
+        reply_to: service@acme.example              # optional
+        address_column: email      # optional; the customer column with the address
+    scores:                        # optional: select by a model of the registry
+      model: term-deposit          # a response model (probability) or an uplift model (effect)
+      min_score: 0.2               # and/or top: 5000 / top_percent: 10
+    variants:                      # optional A/B test within the treated group
+      a: {share: 0.5}
+      b: {share: 0.5, template: winback-b}
+    policy:                        # optional overrides of rules/policy.yaml
+      frequency_caps: [{max: 1, days: 14}]
+    schedule:                      # optional; exactly one of cron, interval_minutes, rrule
+      cron: "0 9 * * MON"          # minute hour day-of-month month day-of-week
+      timezone: Europe/Berlin      # IANA name; default UTC
+
+Every key is checked: an unknown or misspelt key is an error, never ignored.
+
+The audience condition grammar (``all``/``any``/``not``, column operators, missing
+values) is described, parsed and modelled in ``condition_parser``; its public names are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime
+from email.utils import parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from cronsim import CronSim, CronSimError
+from dateutil.rrule import rrulestr
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
+
+from orchestrator.errors import did_you_mean
+from orchestrator.rules.condition_parser import (
+    CONDITION_TYPES as CONDITION_TYPES,
+)
+from orchestrator.rules.condition_parser import (
+    LOGIC_KEYS as LOGIC_KEYS,
+)
+from orchestrator.rules.condition_parser import (
+    OPERATORS as OPERATORS,
+)
+from orchestrator.rules.condition_parser import (
+    ORDERING as ORDERING,
+)
+from orchestrator.rules.condition_parser import (
+    All as All,
+)
+from orchestrator.rules.condition_parser import (
+    Any as Any,
+)
+from orchestrator.rules.condition_parser import (
+    ColumnTest as ColumnTest,
+)
+from orchestrator.rules.condition_parser import (
+    Condition as Condition,
+)
+from orchestrator.rules.condition_parser import (
+    Issue as Issue,
+)
+from orchestrator.rules.condition_parser import (
+    Not as Not,
+)
+from orchestrator.rules.condition_parser import (
+    Operator as Operator,
+)
+from orchestrator.rules.condition_parser import (
+    Scalar as Scalar,
+)
+from orchestrator.rules.condition_parser import (
+    condition_to_data as condition_to_data,
+)
+from orchestrator.rules.condition_parser import (
+    parse_condition as parse_condition,
+)
+from orchestrator.rules.policy_spec import PolicySpec
+from orchestrator.rules.yaml_source import CUSTOM_ERROR
+
+__all__ = [
+    "All",
+    "Any",
+    "CampaignSpec",
+    "ChannelsSpec",
+    "ColumnTest",
+    "Condition",
+    "ControlSpec",
+    "AllocationSpec",
+    "CallCenterChannelSpec",
+    "CHANNEL_NAMES",
+    "EmailChannelSpec",
+    "FieldForceChannelSpec",
+    "WebhookChannelSpec",
+    "IdListSpec",
+    "ScoresSpec",
+    "VariantSpec",
+    "Issue",
+    "Not",
+    "OPERATORS",
+    "Operator",
+    "ScheduleSpec",
+    "SuccessSpec",
+    "condition_to_data",
+    "parse_condition",
+]
+
+
+# --- audience -----------------------------------------------------------------------------
+
+
+def _validate_audience(value: object) -> Condition | None:
+    if value is None or isinstance(value, CONDITION_TYPES):
+        return value
+    condition, issues = parse_condition(value, ())
+    if issues:
+        first = issues[0]
+        where = ".".join(str(p) for p in first.loc)
+        raise _fail(f"{where + ': ' if where else ''}{first.message}")
+    return condition
+
+
+_AUDIENCE_SCHEMA = {
+    "description": (
+        "Who the campaign selects: a condition over customer columns, with the keys all/any/not "
+        "or column names; omitted = every customer."
+    ),
+    "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+}
+
+AudienceField = Annotated[
+    Condition | None,
+    PlainValidator(_validate_audience),
+    PlainSerializer(condition_to_data),
+    WithJsonSchema(_AUDIENCE_SCHEMA),
+]
+
+
+# --- the campaign -------------------------------------------------------------------------
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _fail(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown to the campaign manager as it is."""
+    return PydanticCustomError(CUSTOM_ERROR, "{message}", {"message": message})
+
+
+def _slug(what: str, value: str) -> str:
+    if not SLUG.match(value):
+        raise _fail(
+            f"{what} '{value}' is not allowed: use lower-case letters, digits, '-' and '_', "
+            "starting with a letter or digit, at most 100 characters"
+        )
+    return value
+
+
+def _address(what: str, value: str) -> str:
+    _, address = parseaddr(value)
+    if " " in address.strip():
+        raise _fail(
+            f"{what} '{value}' is not an e-mail address; put a name in front of the address in "
+            "angle brackets, e.g. 'Acme Bank <offers@acme.example>'"
+        )
+    if not address or "@" not in address:
+        raise _fail(
+            f"{what} '{value}' is not an e-mail address; write 'offers@acme.example' or 'Acme <offers@acme.example>'"
+        )
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise _fail(f"{what} '{value}' is not a valid e-mail address: {exc}") from exc
+    return value
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ControlSpec(_Spec):
+    """The random control group: customers selected but deliberately not contacted."""
+
+    share: float = Field(
+        strict=True,
+        ge=0,
+        le=0.9,
+        allow_inf_nan=False,
+        description="Share of the selected customers held back, 0 to 0.9 (0 = none).",
+    )
+    salt: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Text mixed into the random split; default the campaign name. Change it to redraw the group.",
+    )
+    stratify_by_score: bool = Field(
+        False, description="Hold out the share within every score decile (needs scores:), so both groups match."
+    )
+    expected_response_rate: float | None = Field(
+        None, gt=0, lt=1, description="Response rate expected without the campaign, e.g. 0.05 (for the size check)."
+    )
+    min_detectable_lift: float | None = Field(
+        None, gt=0, lt=1, description="Smallest absolute lift the campaign must be able to prove, e.g. 0.01."
+    )
+
+    @model_validator(mode="after")
+    def _power_inputs_together(self) -> ControlSpec:
+        if (self.expected_response_rate is None) != (self.min_detectable_lift is None):
+            raise _fail(
+                "give both expected_response_rate and min_detectable_lift (to check the group size), or neither"
+            )
+        return self
+
+
+def _column(value: str) -> str:
+    if not COLUMN.match(value):
+        raise _fail(f"'{value}' is not a column name")
+    return value
+
+
+ColumnName = Annotated[str, AfterValidator(_column)]
+"""A customer column named in a rules file (checked against the table by ``rules``)."""
+
+
+class _ChannelSpec(_Spec):
+    """What every channel of a campaign may say: who is eligible, and what a contact costs and earns.
+
+    Allocation gives each treated customer the eligible channel with the best expected value
+    ``score x value - cost`` within the channels' capacities (``rules/capacity.yaml``); see
+    docs/allocation.md. Without a scoring model the score is 1.
+    """
+
+    eligible: AudienceField = Field(
+        None,
+        description="Condition a customer must meet to be contacted on this channel, e.g. {phone: {is_null: false}}.",
+    )
+    cost: float = Field(0.0, ge=0, le=1_000_000, allow_inf_nan=False, description="Cost of one contact, e.g. 4.50.")
+    value: float = Field(
+        0.0,
+        ge=0,
+        le=1_000_000_000,
+        allow_inf_nan=False,
+        description="Value of a contact at score 1 (value of a response times the channel's response rate).",
+    )
+    template: str = Field(description="Template folder under templates/<channel>/.")
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return _slug("template name", value)
+
+
+class _TaskChannelSpec(_ChannelSpec):
+    """Channels whose systems get task lists: priority and due window."""
+
+    priority: int = Field(
+        3, strict=True, ge=1, le=5, description="Task priority for the channel system, 1 (highest) to 5."
+    )
+    due_days: int = Field(
+        3, strict=True, ge=1, le=90, description="Days from the wave date within which the task is due."
+    )
+    name_columns: tuple[ColumnName, ...] = Field(
+        (), description="Customer columns that make up the name shown to agents/reps, e.g. [first_name, last_name]."
+    )
+
+
+class CallCenterChannelSpec(_TaskChannelSpec):
+    """Call tasks for the call center (task lists over a signed webhook)."""
+
+    phone_column: ColumnName = Field("phone", description="Customer column holding the phone number.")
+
+
+class FieldForceChannelSpec(_TaskChannelSpec):
+    """Visit tasks for sales reps, grouped per rep (visit lists over a signed webhook)."""
+
+    territory_column: ColumnName = Field("territory", description="Customer column with the sales territory.")
+    address_columns: tuple[ColumnName, ...] = Field((), description="Customer columns joined into the visit address.")
+
+
+class WebhookChannelSpec(_ChannelSpec):
+    """Messages for another system, POSTed as signed webhook batches to a named endpoint."""
+
+    endpoint: str = Field(description="Endpoint name in the settings (CAMPAIGN_WEBHOOKS_ENDPOINTS__<NAME>__URL).")
+    data_columns: tuple[ColumnName, ...] = Field((), description="Customer columns passed along as data.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _slug("endpoint name", value)
+
+
+class EmailChannelSpec(_ChannelSpec):
+    """Sending by e-mail."""
+
+    template: str = Field(description="Template folder under templates/email/.")
+    sender: str = Field(description="From address, 'offers@acme.example' or 'Acme Bank <offers@acme.example>'.")
+    reply_to: str | None = Field(None, description="Reply-To address, if replies go elsewhere.")
+    address_column: str = Field("email", description="Customer column holding the e-mail address.")
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return _address("sender", value)
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None else _address("reply_to", value)
+
+    @field_validator("address_column")
+    @classmethod
+    def _address_column(cls, value: str) -> str:
+        if not COLUMN.match(value):
+            raise _fail(f"'{value}' is not a column name")
+        return value
+
+
+class ChannelsSpec(_Spec):
+    """The channels a campaign sends on; at least one."""
+
+    email: EmailChannelSpec | None = Field(None, description="E-mail channel.")
+    call_center: CallCenterChannelSpec | None = Field(None, description="Call tasks for the call center.")
+    field_force: FieldForceChannelSpec | None = Field(None, description="Visits by sales reps.")
+    webhook: WebhookChannelSpec | None = Field(None, description="Messages to another system over a webhook.")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> ChannelsSpec:
+        if not self.names():
+            raise _fail("at least one channel is required, e.g. 'email:' with template and sender")
+        return self
+
+    def names(self) -> list[str]:
+        """The channels this campaign uses, in the order of preference when values tie."""
+        return [name for name in CHANNEL_NAMES if getattr(self, name) is not None]
+
+    def items(self) -> list[tuple[str, _ChannelSpec]]:
+        return [(name, getattr(self, name)) for name in self.names()]
+
+
+CHANNEL_NAMES = ("email", "call_center", "field_force", "webhook")
+"""Channel sections a rules file may have, in the order ties are broken."""
+
+
+class SuccessSpec(_Spec):
+    """How success control measures the campaign (``campaign report``)."""
+
+    goal: Literal["response", "conversion"] = Field(
+        "conversion",
+        description=(
+            "conversion: customers who convert (imported conversions or conversion outcomes) within the window, "
+            "treated and control alike; response: customers with a response outcome (only contacted ones can respond)."
+        ),
+    )
+    window_days: int = Field(
+        30, strict=True, ge=1, le=730, description="Days after the wave date a conversion is attributed to it."
+    )
+    product: str | None = Field(None, max_length=200, description="Count only conversions of this product.")
+    value: Literal["conversions", "outcomes"] = Field(
+        "conversions",
+        description="Where revenue comes from: imported conversions' amounts, or the values of conversion outcomes.",
+    )
+
+
+class AllocationSpec(_Spec):
+    """What happens to customers whose best channel is full."""
+
+    overflow: Literal["fallback", "wait"] = Field(
+        "fallback",
+        description="fallback: give them their next eligible channel if that pays off; wait: keep them for a later wave.",
+    )
+
+
+class ScoresSpec(_Spec):
+    """Selection by a scoring model of the registry (``campaign models train``)."""
+
+    model: str = Field(description="Registered model name; its champion version scores the audience.")
+    version: int | None = Field(None, strict=True, ge=1, description="A fixed model version instead of the champion.")
+    min_score: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Keep customers scoring at least this; for an uplift model the predicted effect, e.g. 0 = only a positive effect.",
+    )
+    top: int | None = Field(None, strict=True, ge=1, description="Keep the N best-scoring customers.")
+    top_percent: float | None = Field(None, gt=0, le=100, description="Keep the best-scoring N percent.")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return _slug("model name", value)
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> ScoresSpec:
+        if self.top is not None and self.top_percent is not None:
+            raise _fail("give top or top_percent, not both")
+        return self
+
+
+class VariantSpec(_Spec):
+    """One A/B variant of the treated group."""
+
+    share: float = Field(gt=0, le=1, description="Share of the treated customers who get this variant.")
+    template: str | None = Field(None, description="E-mail template of this variant; default the channel's.")
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return None if value is None else _slug("template name", value)
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+class ScheduleSpec(_Spec):
+    """When waves run: exactly one of ``cron``, ``interval_minutes`` or ``rrule``."""
+
+    cron: str | None = Field(None, description="Cron expression, e.g. '0 9 * * MON' (09:00 every Monday).")
+    interval_minutes: int | None = Field(
+        None, strict=True, ge=1, le=527_040, description="Run every this many minutes (at most a year)."
+    )
+    rrule: str | None = Field(None, description="iCalendar RRULE, e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9'.")
+    timezone: str = Field("UTC", description="IANA time zone of the schedule, e.g. Europe/Berlin.")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronSim(value, datetime(2000, 1, 1))
+            except CronSimError as exc:
+                raise _fail(
+                    f"invalid cron expression '{value}': {str(exc).lower()} "
+                    "(the 5 fields are minute hour day-of-month month day-of-week, e.g. '0 9 * * MON')"
+                ) from exc
+        return value
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                rrulestr(value, dtstart=datetime(2000, 1, 1))
+            except (ValueError, TypeError) as exc:
+                detail = f": {exc}" if str(exc).startswith(("invalid", "unknown")) else ""
+                raise _fail(f"invalid rrule '{value}'{detail}; write it like 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9'") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        if value not in _time_zones():
+            raise _fail(f"unknown time zone '{value}'{did_you_mean(value, _time_zones()) or ', e.g. Europe/Berlin'}")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScheduleSpec:
+        given = [k for k in ("cron", "interval_minutes", "rrule") if getattr(self, k) is not None]
+        if len(given) != 1:
+            got = "none" if not given else " and ".join(given)
+            raise _fail(f"a schedule needs exactly one of cron, interval_minutes or rrule; got {got}")
+        return self
+
+
+class IdListSpec(_Spec):
+    """Customer ids for ``include``/``exclude``: exactly one of ``file`` or ``table`` (see ``id_lists``)."""
+
+    file: str | None = Field(
+        None, min_length=1, description="CSV or text file of customer ids, relative to the rules file."
+    )
+    table: str | None = Field(None, description="Database table with a customer_id column.")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str | None) -> str | None:
+        if value is not None and not COLUMN.match(value):
+            raise _fail(f"'{value}' is not a table name: use letters, digits and '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IdListSpec:
+        if (self.file is None) == (self.table is None):
+            got = "both" if self.file is not None else "neither"
+            raise _fail(f"a list needs exactly one of 'file: ids.csv' or 'table: name'; got {got}")
+        return self
+
+
+class CampaignSpec(_Spec):
+    """One campaign rules file, validated. ``source`` and ``sha256`` identify the file."""
+
+    name: str = Field(description="Campaign name: lower-case letters, digits, '-' and '_'.")
+    description: str | None = Field(None, max_length=2000, description="What the campaign is for.")
+    audience: AudienceField = None
+    control: ControlSpec = Field(description="The random control group.")
+    channels: ChannelsSpec = Field(description="How the campaign contacts customers.")
+    schedule: ScheduleSpec | None = Field(None, description="When waves run; omitted = only when started by hand.")
+    scores: ScoresSpec | None = Field(None, description="Select and order by a scoring model.")
+    variants: dict[str, VariantSpec] | None = Field(None, description="A/B variants of the treated group.")
+    policy: PolicySpec | None = Field(None, description="Overrides of the shared contact policy (rules/policy.yaml).")
+    priority: int = Field(
+        0,
+        strict=True,
+        ge=-1000,
+        le=1000,
+        description="Arbitration: when campaigns of one cycle want the same customer, the higher priority wins.",
+    )
+    allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
+    success: SuccessSpec = Field(default_factory=SuccessSpec, description="How the campaign's success is measured.")
+    source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
+    sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
+    include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")
+    exclude: tuple[IdListSpec, ...] = Field((), description="Never customers on any of these id lists.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _slug("name", value)
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: dict[str, VariantSpec] | None) -> dict[str, VariantSpec] | None:
+        if value is not None:
+            if len(value) < 2:
+                raise _fail("give at least two variants, e.g. a: {share: 0.5} and b: {share: 0.5}")
+            for name in value:
+                _slug("variant name", name)
+            total = sum(v.share for v in value.values())
+            if abs(total - 1) > 1e-9:
+                raise _fail(f"the variant shares must add up to 1, not {total:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _stratify_needs_scores(self) -> CampaignSpec:
+        if self.control.stratify_by_score and self.scores is None:
+            raise _fail("control.stratify_by_score needs a scores: section naming the model")
+        return self
+
+
+FILE_FIELDS = ("source", "sha256")
+"""Fields of ``CampaignSpec`` that come from the file itself, never from its content."""

@@ -1,0 +1,588 @@
+"""Success control: the report comparing a campaign's treated customers with its random control group.
+
+Contract. ``build_report(contacts, campaign=..., goal=...)`` takes one row per contact of the
+campaign's waves (columns in ``REQUIRED_COLUMNS``; the loader fills them from the ledger and the
+outcomes) and returns a ``SuccessReport``: plain data that the HTML, chart and terminal renderers
+read. It touches no database and never invents a lift:
+
+- Only the arms ``"treatment"`` and ``"control"`` count; other arms are left out (a note says
+  how many). Rows of other campaigns in the frame are left out too.
+- "Success" is ``responded`` (goal ``"response"``) or ``converted`` (goal ``"conversion"``).
+- Segments: ``overall`` (key ``"all"``), one per ``wave`` (in wave-date order), per ``channel``
+  and per ``variant`` (when any contact has one; a missing value is the key ``"none"``) and per
+  ``score_decile`` (deciles over all contacts with a score, ``orchestrator.targeting.control.score_deciles``,
+  so equal scores share a decile; key ``"1"`` = highest scores; skipped when no contact has a score).
+  Variants split the treated customers only: when no control customer has a variant, every
+  variant is compared with the whole control group.
+- Statistics per segment come from ``orchestrator.success.statistics`` (Newcombe interval for the
+  absolute lift, log risk ratio for the relative lift, z-test or Fisher's exact test, t and
+  Welch intervals for revenue). Incremental successes and revenue are the lift and its bounds
+  times the number of treated customers; ROI is ``(incremental revenue - cost) / cost`` with the
+  cost (summed over treated customers) taken as known.
+- Without control customers a segment's lift, test and incremental fields are None and its flags
+  say ``"no control group"``; without treated customers likewise with ``"no treated customers"``.
+  Zero successes never fail: rates are 0, the intervals stay defined (see success_stats), the
+  relative lift's point estimate is None when the control group has no successes.
+- Flags: ``"no control group"``, ``"no treated customers"``, ``"control group too small"``
+  (fewer than ``min_control`` = 30 control customers, or fewer than ``min_expected_control_successes``
+  = 5 control successes expected when treated and control succeed alike, i.e. control size x
+  the segment's pooled success rate: below that the interval is wide and the test has little power),
+  ``"not significant"`` (p >= alpha), ``"negative lift"`` (significant and below the control
+  group), ``"relative lift undefined: no control successes"``.
+- Curve: for day d = 0 .. ``window_days`` (or the last observed day), the share of each arm that
+  succeeded within d days of its wave date (``days_to_<goal> <= d``). The conversion curve uses a
+  ``days_to_conversion`` column when the frame has one, otherwise the day of the first response
+  of converted customers.
+- Gains: one point per score decile: rates, uplift, and the cumulative share of the incremental
+  successes (uplift x treated) summed from decile 1; None when any decile's uplift is unknown or
+  the total is not positive.
+
+Speed: the groups of every dimension come from one stable argsort of integer codes (no Python loop
+over contacts); the statistics run once per segment. A 1,000,000-contact frame takes about half a
+second (``bench/report_bench.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.success.statistics import (
+    ABSOLUTE_LIFT_METHOD,
+    RELATIVE_LIFT_METHOD,
+    Estimate,
+    absolute_lift,
+    compare_proportions,
+    mean_difference,
+    mean_with_ci,
+    rate,
+    relative_lift,
+    return_on_cost,
+    scaled,
+)
+from orchestrator.targeting.control import score_deciles
+
+__all__ = [
+    "DIMENSIONS",
+    "FLAG_CONTROL_TOO_SMALL",
+    "FLAG_NEGATIVE_LIFT",
+    "FLAG_NO_CONTROL",
+    "FLAG_NO_TREATED",
+    "FLAG_NOT_SIGNIFICANT",
+    "FLAG_RELATIVE_UNDEFINED",
+    "GOALS",
+    "REQUIRED_COLUMNS",
+    "CurvePoint",
+    "Estimate",
+    "GainsPoint",
+    "Segment",
+    "SuccessReport",
+    "build_report",
+]
+
+GOALS = ("response", "conversion")
+DIMENSIONS = ("overall", "wave", "channel", "variant", "score_decile")
+REQUIRED_COLUMNS = (
+    "campaign",
+    "wave",
+    "wave_date",
+    "channel",
+    "variant",
+    "arm",
+    "score",
+    "responded",
+    "converted",
+    "revenue",
+    "cost",
+    "days_to_response",
+)
+TREATMENT, CONTROL = "treatment", "control"
+MISSING_KEY = "none"
+
+FLAG_NO_CONTROL = "no control group"
+FLAG_NO_TREATED = "no treated customers"
+FLAG_CONTROL_TOO_SMALL = "control group too small"
+FLAG_NOT_SIGNIFICANT = "not significant"
+FLAG_NEGATIVE_LIFT = "negative lift"
+FLAG_RELATIVE_UNDEFINED = "relative lift undefined: no control successes"
+
+_SUCCESS_COLUMN = {"response": "responded", "conversion": "converted"}
+
+
+@dataclass
+class Segment:
+    """One row of the report: treated against control within one key of one dimension."""
+
+    dimension: str
+    key: str
+    treated: int
+    control: int
+    treated_successes: int
+    control_successes: int
+    treated_rate: float | None
+    control_rate: float | None
+    absolute_lift: Estimate
+    relative_lift: Estimate
+    p_value: float | None
+    test: str | None
+    incremental_successes: Estimate
+    revenue_per_treated: Estimate
+    revenue_per_control: Estimate
+    revenue_lift: Estimate
+    incremental_revenue: Estimate
+    cost: float
+    roi: Estimate
+    significant: bool
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CurvePoint:
+    """Cumulative success rate of each arm ``day`` days after contact."""
+
+    day: int
+    treated_rate: float | None
+    control_rate: float | None
+
+
+@dataclass
+class GainsPoint:
+    """One score decile (1 = highest scores) of the gains table."""
+
+    decile: int
+    treated: int
+    treated_rate: float | None
+    control_rate: float | None
+    uplift: float | None
+    cumulative_share_of_incremental: float | None
+    control: int = 0
+    incremental_successes: float | None = None
+
+
+@dataclass
+class SuccessReport:
+    """Everything the renderers show for one campaign."""
+
+    campaign: str
+    goal: str
+    window_days: int | None
+    waves: list[str]
+    segments: list[Segment]
+    curve: list[CurvePoint]
+    gains: list[GainsPoint]
+    notes: list[str]
+    alpha: float = 0.05
+    methods: dict[str, str] = field(default_factory=dict)
+
+    def overall(self) -> Segment:
+        for segment in self.segments:
+            if segment.dimension == "overall":
+                return segment
+        raise LookupError(f"The success report of campaign {self.campaign!r} has no overall segment.")
+
+    def by(self, dimension: str) -> list[Segment]:
+        """The segments of one dimension, in report order."""
+        if dimension not in DIMENSIONS:
+            raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}. Got {dimension!r} instead.")
+        return [s for s in self.segments if s.dimension == dimension]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-safe data: NaN and infinities become None, numpy numbers Python numbers."""
+        return _json_safe(asdict(self))
+
+
+def build_report(
+    contacts: pd.DataFrame,
+    *,
+    campaign: str,
+    goal: Literal["response", "conversion"] = "response",
+    window_days: int | None = None,
+    alpha: float = 0.05,
+    min_control: int = 30,
+    min_expected_control_successes: float = 5.0,
+) -> SuccessReport:
+    """The success report of ``campaign`` from its contact-level frame (see the module docstring)."""
+    _check_arguments(contacts, goal, window_days, alpha, min_control, min_expected_control_successes)
+    frame, ignored = _campaign_rows(contacts, campaign)
+    treated = (frame["arm"] == TREATMENT).to_numpy()
+    success = frame[_SUCCESS_COLUMN[goal]].fillna(False).to_numpy(dtype=bool)
+    revenue = frame["revenue"].to_numpy(dtype=np.float64, na_value=0.0)
+    cost = frame["cost"].to_numpy(dtype=np.float64, na_value=0.0)
+    data = _Data(treated, success, np.nan_to_num(revenue), np.nan_to_num(cost))
+    rules = _Rules(alpha, min_control, min_expected_control_successes)
+
+    waves = _wave_order(frame)
+    segments = [_segment("overall", "all", np.arange(len(frame)), data, rules)]
+    notes: list[str] = []
+    segments += _dimension_segments("wave", frame["wave"], data, rules, order=waves)
+    if frame["channel"].notna().any():
+        segments += _dimension_segments("channel", frame["channel"], data, rules)
+        if not frame.loc[~treated, "channel"].notna().any() and (~treated).any():
+            notes.append(
+                "per-channel lift cannot be measured: control customers have no channel "
+                "(the control group was not mirrored onto the channels)"
+            )
+    if frame.loc[treated, "variant"].notna().any():
+        shared = (~treated).any() and not frame.loc[~treated, "variant"].notna().any()
+        segments += _dimension_segments("variant", frame["variant"], data, rules, shared_control=shared)
+        if shared:
+            notes.append("each variant is compared with the whole control group (control customers get no variant)")
+    scores = frame["score"].to_numpy(dtype=np.float64, na_value=np.nan)
+    scored = ~np.isnan(scores)
+    gains: list[GainsPoint] = []
+    if scored.any():
+        deciles = np.full(len(frame), -1, dtype=np.int64)
+        deciles[scored] = 10 - score_deciles(scores[scored])
+        decile_segments = _dimension_segments(
+            "score_decile", pd.Series(deciles), data, rules, order=[str(d) for d in range(1, 11)], skip="-1"
+        )
+        segments += decile_segments
+        gains = _gains(decile_segments)
+        if not scored.all():
+            notes.append(f"{int((~scored).sum()):,} contacts without a score are in no score decile")
+    else:
+        notes.append("no score deciles: the campaign had no scoring model")
+
+    curve, curve_notes = _curve(frame, goal, success, treated, window_days)
+    report = SuccessReport(
+        campaign=campaign,
+        goal=goal,
+        window_days=window_days,
+        waves=waves,
+        segments=segments,
+        curve=curve,
+        gains=gains,
+        notes=[],
+        alpha=alpha,
+        methods={
+            "absolute_lift": f"Newcombe hybrid score interval (statsmodels '{ABSOLUTE_LIFT_METHOD}')",
+            "relative_lift": f"log risk ratio, 0.5 added to counts (statsmodels '{RELATIVE_LIFT_METHOD}')",
+            "p_value": "two-sided pooled two-proportion z-test; Fisher's exact test when an expected cell < 5",
+            "revenue": "t interval of the mean; Welch interval for the difference of means",
+        },
+    )
+    report.notes = _overall_notes(report, ignored, min_control, min_expected_control_successes) + notes + curve_notes
+    return report
+
+
+# --- segments ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Data:
+    treated: np.ndarray
+    success: np.ndarray
+    revenue: np.ndarray
+    cost: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Rules:
+    alpha: float
+    min_control: int
+    min_expected_control_successes: float
+
+
+def _dimension_segments(
+    dimension: str,
+    values: pd.Series,
+    data: _Data,
+    rules: _Rules,
+    *,
+    order: list[str] | None = None,
+    shared_control: bool = False,
+    skip: str | None = None,
+) -> list[Segment]:
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    labels = [str(label) for label in uniques]
+    if (codes < 0).any():  # missing values form the key "none"
+        codes = np.where(codes < 0, len(labels), codes)
+        labels.append(MISSING_KEY)
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"The {dimension} values of contacts must differ as text. Got {labels!r} instead.")
+    groups = _split(codes, len(labels))
+    if order is not None:
+        ranked = {key: i for i, key in enumerate(order)}
+        listing = sorted(range(len(labels)), key=lambda i: (ranked.get(labels[i], len(ranked)), labels[i]))
+    else:  # alphabetical, the missing key last
+        listing = sorted(range(len(labels)), key=lambda i: (labels[i] == MISSING_KEY, labels[i]))
+    all_control = np.flatnonzero(~data.treated) if shared_control else None
+    segments = []
+    for i in listing:
+        if labels[i] == skip:
+            continue
+        rows = groups[i]
+        if all_control is not None:
+            rows = np.concatenate([rows[data.treated[rows]], all_control])
+            if not data.treated[groups[i]].any():  # only control customers without a variant
+                continue
+        segments.append(_segment(dimension, labels[i], rows, data, rules))
+    return segments
+
+
+def _split(codes: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Row positions of each code, from one stable argsort (ascending positions within a group)."""
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=n_groups)
+    return np.split(order, np.cumsum(counts)[:-1])
+
+
+def _segment(dimension: str, key: str, rows: np.ndarray, data: _Data, rules: _Rules) -> Segment:
+    is_treated = data.treated[rows]
+    t_rows, c_rows = rows[is_treated], rows[~is_treated]
+    nt, nc = int(t_rows.size), int(c_rows.size)
+    st, sc = int(data.success[t_rows].sum()), int(data.success[c_rows].sum())
+    t_revenue, c_revenue = data.revenue[t_rows], data.revenue[c_rows]
+    cost = float(data.cost[t_rows].sum())
+    alpha = rules.alpha
+
+    lift = absolute_lift(st, nt, sc, nc, alpha)
+    relative = relative_lift(st, nt, sc, nc, alpha)
+    tested = compare_proportions(st, nt, sc, nc)
+    revenue_lift = mean_difference(t_revenue, c_revenue, alpha)
+    incremental_revenue = scaled(revenue_lift, nt)
+    significant = tested.p_value is not None and tested.p_value < alpha
+
+    flags: list[str] = []
+    if nc == 0:
+        flags.append(FLAG_NO_CONTROL)
+    if nt == 0:
+        flags.append(FLAG_NO_TREATED)
+    if nc and nt:
+        pooled = (st + sc) / (nt + nc)
+        if nc < rules.min_control or nc * pooled < rules.min_expected_control_successes:
+            flags.append(FLAG_CONTROL_TOO_SMALL)
+        if not significant:
+            flags.append(FLAG_NOT_SIGNIFICANT)
+        elif lift.value is not None and lift.value < 0:
+            flags.append(FLAG_NEGATIVE_LIFT)
+        if sc == 0:
+            flags.append(FLAG_RELATIVE_UNDEFINED)
+
+    return Segment(
+        dimension=dimension,
+        key=key,
+        treated=nt,
+        control=nc,
+        treated_successes=st,
+        control_successes=sc,
+        treated_rate=rate(st, nt),
+        control_rate=rate(sc, nc),
+        absolute_lift=lift,
+        relative_lift=relative,
+        p_value=tested.p_value,
+        test=tested.test,
+        incremental_successes=scaled(lift, nt),
+        revenue_per_treated=mean_with_ci(t_revenue, alpha),
+        revenue_per_control=mean_with_ci(c_revenue, alpha),
+        revenue_lift=revenue_lift,
+        incremental_revenue=incremental_revenue,
+        cost=cost,
+        roi=return_on_cost(incremental_revenue, cost),
+        significant=significant,
+        flags=flags,
+    )
+
+
+# --- gains, curve, notes ----------------------------------------------------------------------
+
+
+def _gains(deciles: list[Segment]) -> list[GainsPoint]:
+    incremental = [s.incremental_successes.value for s in deciles]
+    known = all(x is not None for x in incremental)
+    total = sum(incremental) if known else None  # type: ignore[arg-type]
+    shares: list[float | None] = [None] * len(deciles)
+    if known and total is not None and total > 0:
+        cumulative = np.cumsum(np.asarray(incremental, dtype=np.float64)) / total
+        shares = [float(x) for x in cumulative]
+    return [
+        GainsPoint(
+            decile=int(s.key),
+            treated=s.treated,
+            treated_rate=s.treated_rate,
+            control_rate=s.control_rate,
+            uplift=s.absolute_lift.value,
+            cumulative_share_of_incremental=share,
+            control=s.control,
+            incremental_successes=s.incremental_successes.value,
+        )
+        for s, share in zip(deciles, shares, strict=True)
+    ]
+
+
+def _curve(
+    frame: pd.DataFrame, goal: str, success: np.ndarray, treated: np.ndarray, window_days: int | None
+) -> tuple[list[CurvePoint], list[str]]:
+    notes: list[str] = []
+    column = "days_to_response"
+    if goal == "conversion":
+        if "days_to_conversion" in frame.columns:
+            column = "days_to_conversion"
+        else:
+            notes.append("the conversion curve counts converted customers from the day of their first response")
+    days = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+    dated = success & ~np.isnan(days)
+    undated = int((success & np.isnan(days)).sum())
+    if undated:
+        notes.append(f"{undated:,} successes have no day and are missing from the curve")
+    if not len(frame):
+        return [], notes
+    # Day index: a success on day x counts from day ceil(x) on (days <= d).
+    day_index = np.ceil(np.clip(days[dated], 0.0, None)).astype(np.int64)
+    last = window_days if window_days is not None else (int(day_index.max()) if day_index.size else 0)
+    in_window = day_index <= last
+    arm_treated = treated[dated][in_window]
+    day_index = day_index[in_window]
+    n_treated, n_control = int(treated.sum()), int((~treated).sum())
+
+    def cumulative(mask: np.ndarray, n: int) -> list[float | None]:
+        if not n:
+            return [None] * (last + 1)
+        counts = np.bincount(day_index[mask], minlength=last + 1)
+        return [float(x) for x in np.cumsum(counts) / n]
+
+    treated_rates = cumulative(arm_treated, n_treated)
+    control_rates = cumulative(~arm_treated, n_control)
+    curve = [CurvePoint(d, treated_rates[d], control_rates[d]) for d in range(last + 1)]
+    return curve, notes
+
+
+def _overall_notes(report: SuccessReport, ignored: int, min_control: int, min_expected: float) -> list[str]:
+    overall = report.overall()
+    noun = "responded" if report.goal == "response" else "converted"
+    gained = "responses" if report.goal == "response" else "conversions"
+    notes: list[str] = []
+    if overall.treated + overall.control == 0:
+        notes.append(f"no treated or control contacts in the waves of campaign {report.campaign!r}")
+    elif overall.control == 0:
+        notes.append("lift cannot be measured: the campaign has no control group")
+    elif overall.treated == 0:
+        notes.append("lift cannot be measured: the campaign has no treated customers")
+    else:
+        lift = overall.absolute_lift
+        verdict = (
+            f"significant at {report.alpha * 100:g}% (p {_p(overall.p_value)}, {_test_name(overall.test)})"
+            if overall.significant
+            else f"not significant at {report.alpha * 100:g}% (p {_p(overall.p_value)}, {_test_name(overall.test)})"
+        )
+        level = f"{(1 - report.alpha) * 100:g}%"
+        notes.append(
+            f"{_pct(overall.treated_rate)} of the {overall.treated:,} treated customers {noun} against "
+            f"{_pct(overall.control_rate)} of the {overall.control:,} control customers: a lift of "
+            f"{_points(lift.value)} points ({level} CI {_points(lift.low)} to {_points(lift.high)}), {verdict}"
+        )
+        inc = overall.incremental_successes
+        if overall.significant and None not in (inc.value, inc.low, inc.high):
+            notes.append(
+                f"the campaign brought about {inc.value:,.0f} additional {gained} "
+                f"({level} CI {inc.low:,.0f} to {inc.high:,.0f})"
+            )
+        if FLAG_CONTROL_TOO_SMALL in overall.flags:
+            notes.append(
+                f"the control group of {overall.control:,} customers is too small for a reliable lift "
+                f"(wanted: at least {min_control:,} customers and {min_expected:g} expected successes)"
+            )
+    if ignored:
+        notes.append(f"{ignored:,} contacts in arms other than treatment and control are left out")
+    if report.window_days is not None:
+        notes.append(f"successes are counted within {report.window_days} days of each wave's date")
+    return notes
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.2f}%"
+
+
+def _points(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:+.2f}"
+
+
+def _p(x: float | None) -> str:
+    return "n/a" if x is None else (f"= {x:.3g}" if x >= 0.001 else "< 0.001")
+
+
+def _test_name(test: str | None) -> str:
+    return {"z": "two-proportion z-test", "fisher": "Fisher's exact test"}.get(test or "", "no test")
+
+
+# --- input ------------------------------------------------------------------------------------
+
+
+def _check_arguments(
+    contacts: pd.DataFrame,
+    goal: str,
+    window_days: int | None,
+    alpha: float,
+    min_control: int,
+    min_expected: float,
+) -> None:
+    def fail(name: str, expected: str, got: object) -> None:
+        raise ValueError(f"The {name!r} parameter of build_report must be {expected}. Got {got!r} instead.")
+
+    if not isinstance(contacts, pd.DataFrame):
+        fail("contacts", "a pandas DataFrame", type(contacts).__name__)
+    missing = [c for c in REQUIRED_COLUMNS if c not in contacts.columns]
+    if missing:
+        fail(
+            "contacts",
+            f"a frame with the columns {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)}",
+            list(contacts.columns),
+        )
+    if goal not in GOALS:
+        fail("goal", " or ".join(repr(g) for g in GOALS), goal)
+    if window_days is not None and (
+        isinstance(window_days, bool) or not isinstance(window_days, int | np.integer) or window_days < 0
+    ):
+        fail("window_days", "None or an int >= 0", window_days)
+    if not (isinstance(alpha, float | int) and 0.0 < alpha < 1.0):
+        fail("alpha", "in (0, 1)", alpha)
+    if isinstance(min_control, bool) or not isinstance(min_control, int) or min_control < 0:
+        fail("min_control", "an int >= 0", min_control)
+    if not (isinstance(min_expected, float | int) and math.isfinite(min_expected) and min_expected >= 0):
+        fail("min_expected_control_successes", "a number >= 0", min_expected)
+
+
+def _campaign_rows(contacts: pd.DataFrame, campaign: str) -> tuple[pd.DataFrame, int]:
+    """The campaign's treatment and control rows, and how many rows of other arms were left out."""
+    frame = contacts
+    names = contacts["campaign"]
+    if len(contacts) and not (names == campaign).all():
+        if not (names == campaign).any():
+            found = sorted(str(x) for x in names.dropna().unique()[:5])
+            raise ValueError(
+                f"contacts has no rows of campaign {campaign!r}; it holds {', '.join(map(repr, found))}. "
+                f"Pass the campaign the frame was loaded for."
+            )
+        frame = contacts[(names == campaign).to_numpy()]
+    arms = frame["arm"].isin((TREATMENT, CONTROL)).to_numpy()
+    ignored = int((~arms).sum())
+    if ignored:
+        frame = frame[arms]
+    return frame.reset_index(drop=True), ignored
+
+
+def _wave_order(frame: pd.DataFrame) -> list[str]:
+    if not len(frame):
+        return []
+    waves = pd.DataFrame({"wave": frame["wave"], "date": pd.to_datetime(frame["wave_date"])})
+    first = waves.groupby("wave", sort=True)["date"].min().reset_index()  # missing waves left out
+    first["wave"] = first["wave"].astype(str)
+    return first.sort_values(["date", "wave"], na_position="last", kind="stable")["wave"].tolist()
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value

@@ -1,0 +1,14 @@
+"""Who is contacted, on which channel: selection in SQL, contact policy, control split, arbitration, allocation.
+
+Contracts:
+
+* ``selection``: the audience, lists and contact policy ANDed into one SQL query; scores cut on chunks.
+* ``policy``: consent, suppression list, frequency caps over the ledger, global control.
+* ``control``: stable salted-hash treatment/control split and A/B variants.
+* ``arbitration``: one campaign per customer across a cycle.
+* ``capacity`` / ``allocation``: channel pools and the exact min-cost-flow allocation.
+* ``planning.plan``: all of the above for the campaigns of one cycle -> ``CampaignPlan``.
+
+May import: ``orchestrator.rules``, ``orchestrator.scoring``, ``orchestrator.customers``,
+``orchestrator.execution``, ``orchestrator.db``, ``orchestrator.settings``, ``orchestrator.errors``.
+"""

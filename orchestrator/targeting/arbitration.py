@@ -1,0 +1,93 @@
+"""Arbitration: which campaign of a cycle gets a customer several of them selected.
+
+Campaigns that run in the same cycle (the same wave key, together or one after another)
+contact each customer at most once in that cycle, so no customer gets more contacts than
+the contact policy allows (the policy's caps already keep out customers who have no
+contact left). A customer wanted by several campaigns goes to:
+
+1. a campaign that already recorded them in this cycle (a wave run earlier with the key);
+2. else the campaign with the highest ``priority:``;
+3. else the one where the customer's best channel has the highest expected value;
+4. else the campaign listed first.
+
+The others lose the customer; ``losses`` counts per (loser, winner) how many, which
+``campaign explain`` shows and the ledger keeps (``arbitration_losses``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Arbitration:
+    won: list[np.ndarray]  # per campaign: bool mask over its candidates
+    losses: dict[tuple[str, str], int] = field(default_factory=dict)  # (loser, winner) -> customers
+
+    def lost(self, campaign: str) -> dict[str, int]:
+        """Customers ``campaign`` lost, by winner."""
+        return {winner: n for (loser, winner), n in self.losses.items() if loser == campaign}
+
+
+def arbitrate(
+    names: Sequence[str],
+    priorities: Sequence[int],
+    ids: Sequence[Sequence[str]],
+    best_values: Sequence[np.ndarray],
+    taken: Mapping[str, str] | None = None,
+) -> Arbitration:
+    """Decide every contested customer; ``taken`` maps customers recorded earlier in the cycle to their campaign."""
+    if not (len(names) == len(priorities) == len(ids) == len(best_values)):
+        raise ValueError("names, priorities, ids and best_values need one entry per campaign")
+    taken = dict(taken or {})
+    frames = []
+    for i, (cids, values) in enumerate(zip(ids, best_values, strict=True)):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer": pd.Series(cids, dtype=object),
+                    "campaign": i,
+                    "position": np.arange(len(cids)),
+                    "rank": float(priorities[i]),
+                    "value": np.nan_to_num(np.asarray(values, dtype=float), nan=-np.inf),
+                }
+            )
+        )
+    earlier = [name for name in dict.fromkeys(taken.values()) if name not in names]
+    codes = {name: len(names) + j for j, name in enumerate(earlier)}
+    all_names = list(names) + earlier
+    if taken:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer": pd.Series(list(taken), dtype=object),
+                    "campaign": [codes.get(c, names.index(c) if c in names else 0) for c in taken.values()],
+                    "position": -1,
+                    "rank": np.inf,
+                    "value": np.inf,
+                }
+            )
+        )
+    if not frames:
+        return Arbitration([])
+    table = pd.concat(frames, ignore_index=True)
+    table = table.sort_values(
+        ["customer", "rank", "value", "campaign"], ascending=[True, False, False, True], kind="stable"
+    )
+    first = ~table["customer"].duplicated(keep="first")
+    winner = table.loc[first, ["customer", "campaign"]].set_index("customer")["campaign"]
+    table["winner"] = table["customer"].map(winner)
+    won = []
+    for i, cids in enumerate(ids):
+        mask = np.zeros(len(cids), dtype=bool)
+        rows = table[(table["campaign"] == i) & (table["position"] >= 0) & (table["winner"] == i)]
+        mask[rows["position"].to_numpy()] = True
+        won.append(mask)
+    lost = table[(table["winner"] != table["campaign"]) & (table["position"] >= 0)]
+    counts = lost.groupby(["campaign", "winner"]).size()
+    losses = {(all_names[int(a)], all_names[int(b)]): int(n) for (a, b), n in counts.items()}
+    return Arbitration(won, losses)

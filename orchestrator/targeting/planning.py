@@ -1,0 +1,319 @@
+"""Planning a cycle: arbitration, control split and channel allocation for one or more campaigns.
+
+Order (every step column-oriented, no per-customer objects):
+
+1. per campaign, its candidates come with one eligibility flag per channel (the channel's
+   ``eligible:`` condition AND the contact policy for that channel, computed in the
+   selection query) and, for the field force, the customer's territory;
+2. the expected value of every eligible channel is ``score x value - cost`` (score 1
+   without a model); customers with no eligible channel drop out;
+3. ``arbitration.arbitrate`` gives each customer wanted by several campaigns to one;
+4. each campaign draws its random control group among the customers it won
+   (``selection.split``: stable salted hash, per score decile if asked);
+5. the treated customers of ALL campaigns are allocated to channel pools jointly, since
+   the pools (call center, reps' visits, e-mail limit) are shared (``allocation.allocate``:
+   maximum total expected value within what is left of today's capacity);
+6. the control group mirrors that allocation: each campaign's control customers are
+   allocated by the same rule with capacities in proportion (``share / (1 - share)`` of
+   what its treated customers got), so treated and control stay comparable per channel;
+7. visits are spread over the reps of the territory, best customers first.
+
+Customers who lost arbitration, had no eligible or worthwhile channel, or found their
+channel full (``overflow: wait``, or no fallback) are not recorded: a later wave can select
+them again. The funnel gets one step per reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from orchestrator.db.tables import Arm
+from orchestrator.rules.conditions import compile_audience
+from orchestrator.rules.spec import CampaignSpec
+from orchestrator.targeting.allocation import allocate
+from orchestrator.targeting.arbitration import arbitrate
+from orchestrator.targeting.capacity import Capacity, Pools, day_pools, pool_name
+from orchestrator.targeting.selection import Candidates, FunnelStep, Selection, channel_policy, split
+
+ELIGIBLE = "eligible:"
+TERRITORY = "territory"
+
+
+def selection_columns(spec: CampaignSpec, policy, table: sa.Table, as_of: date) -> dict[str, sa.ColumnElement]:
+    """SQL expressions the selection query computes for planning: eligibility per channel, territory."""
+    columns: dict[str, sa.ColumnElement] = {}
+    for name, channel in spec.channels.items():
+        conditions = [cond for _label, cond in channel_policy(policy, name, as_of, table)] if policy is not None else []
+        if channel.eligible is not None:
+            conditions.append(compile_audience(channel.eligible, table, as_of=as_of))
+        columns[ELIGIBLE + name] = sa.case((sa.and_(sa.true(), *conditions), 1), else_=0)
+    if spec.channels.field_force is not None:
+        columns[TERRITORY] = table.c[spec.channels.field_force.territory_column]
+    return columns
+
+
+@dataclass
+class CampaignPlan:
+    """What one campaign records: its selection plus channel, rep/endpoint and value per customer."""
+
+    spec: CampaignSpec
+    selection: Selection
+    channels: np.ndarray  # channel name per selected customer (object)
+    assignees: np.ndarray  # rep id (field force) or endpoint (webhook) or None
+    values: np.ndarray  # expected value of the allocated channel (nan for global control)
+    lost_to: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0  # treated customers whose channel was full (overflow) this cycle
+    channel_counts: dict[str, int] = field(default_factory=dict)  # treated per channel
+    pools: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # pool index per customer, -1 none
+
+
+def _pool_of(spec: CampaignSpec, name: str, territory) -> str | None:
+    if name == "field_force":
+        return None if territory is None else pool_name("field_force", str(territory))
+    if name == "webhook":
+        return pool_name("webhook", spec.channels.webhook.endpoint)
+    return name
+
+
+def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """Expected value per (customer, channel of the campaign); NaN where not eligible."""
+    scores = (
+        np.ones(n) if candidates.scores is None else np.nan_to_num(np.asarray(candidates.scores, dtype=float), nan=0.0)
+    )
+    names = spec.channels.names()
+    values = np.full((n, len(names)), np.nan)
+    for j, (name, channel) in enumerate(spec.channels.items()):
+        eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
+        if name == "field_force":
+            eligible &= np.array([t is not None for t in extra[TERRITORY]], dtype=bool)
+        values[eligible, j] = scores[eligible] * channel.value - channel.cost
+    return values
+
+
+@dataclass
+class _Options:
+    """Allocation options of one group of customers: (customer, pool, value) rows."""
+
+    customer: np.ndarray
+    pool: np.ndarray
+    value: np.ndarray
+    channel: np.ndarray  # channel index in the campaign's channel list
+
+
+def _options(
+    spec: CampaignSpec, values: np.ndarray, territories: np.ndarray | None, pools: Mapping[str, int], offset: int = 0
+) -> _Options:
+    names = spec.channels.names()
+    customers, pool_ids, vals, chans = [], [], [], []
+    wait = spec.allocation.overflow == "wait"
+    best = np.full(len(values), -1)
+    if wait and len(values):
+        filled = np.where(np.isnan(values), -np.inf, values)
+        best = np.where(np.isfinite(filled).any(axis=1), np.argmax(filled, axis=1), -1)
+    for j, name in enumerate(names):
+        rows = np.flatnonzero(~np.isnan(values[:, j]))
+        if wait:
+            rows = rows[best[rows] == j]
+        if name == "field_force":  # territory -> its pool, as one vectorised lookup
+            prefix = pool_name("field_force", "")
+            by_territory = {key[len(prefix) :]: index for key, index in pools.items() if key.startswith(prefix)}
+            keys = pd.Series(territories[rows]).astype(str).map(by_territory).fillna(-1).to_numpy(dtype=np.int64)
+        else:
+            keys = np.full(len(rows), pools[_pool_of(spec, name, None)], dtype=np.int64)
+        known = keys >= 0  # a territory without reps has no visits to give
+        rows, keys = rows[known], keys[known]
+        customers.append(rows + offset)
+        pool_ids.append(keys)
+        vals.append(values[rows, j])
+        chans.append(np.full(len(rows), j, dtype=np.int64))
+    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
+    return _Options(cat(customers, np.int64), cat(pool_ids, np.int64), cat(vals, float), cat(chans, np.int64))
+
+
+def plan_cycle(
+    specs: Sequence[CampaignSpec],
+    candidates: Sequence[Candidates],
+    capacity: Capacity,
+    used: Mapping[tuple[str, str | None], int],
+    *,
+    taken: Mapping[str, str] | None = None,
+    with_funnel: bool = False,
+) -> list[CampaignPlan]:
+    """Plan every campaign of a cycle; see the module docstring for the steps."""
+    endpoints = sorted({s.channels.webhook.endpoint for s in specs if s.channels.webhook is not None})
+    pools = day_pools(capacity, used, endpoints)
+    index = pools.index()
+
+    values = [_values(s, c, c.extra, len(c.ids)) for s, c in zip(specs, candidates, strict=True)]
+    best = [
+        np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values
+    ]
+    reachable = [np.isfinite(b) for b in best]
+    arbitration = arbitrate(
+        [s.name for s in specs],
+        [s.priority for s in specs],
+        [
+            [cid for cid, r in zip(c.ids, ok.tolist(), strict=True) if r]
+            for c, ok in zip(candidates, reachable, strict=True)
+        ],
+        [b[ok] for b, ok in zip(best, reachable, strict=True)],
+        taken,
+    )
+
+    # 3-4: each campaign's won customers, split into treated and control
+    splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
+    for spec, cand, v, ok, won in zip(specs, candidates, values, reachable, arbitration.won, strict=True):
+        funnel = list(cand.funnel)
+        if with_funnel and (not ok.all() or any(ch.eligible is not None for _n, ch in spec.channels.items())):
+            _step(funnel, "channels", "no eligible channel (eligible: and contact policy per channel)", int(ok.sum()))
+        keep = np.flatnonzero(ok)[won]
+        mine = cand.subset(np.isin(np.arange(len(cand.ids)), keep))
+        if with_funnel and (len(specs) > 1 or not won.all()):
+            lost = arbitration.lost(spec.name)
+            label = (
+                "lost to " + ", ".join(f"{w} ({n:,})" for w, n in sorted(lost.items()))
+                if lost
+                else "lost to other campaigns"
+            )
+            _step(funnel, "arbitration", label, len(mine.ids))
+        mine.funnel = funnel
+        selection = split(spec, mine, with_funnel=with_funnel)
+        n_won = len(mine.ids)
+        territories = mine.extra.get(TERRITORY)
+        splits.append((mine, selection, v[keep], territories))
+        assert len(selection.ids) == n_won + len(mine.global_control)
+
+    # 5: treated customers of all campaigns, jointly
+    treated_parts, offsets, total = [], [], 0
+    for spec, (mine, selection, v, terr) in zip(specs, splits, strict=True):
+        n_won = len(mine.ids)
+        treated = selection.arms[:n_won] == Arm.TREATMENT.value
+        idx = np.flatnonzero(treated)
+        treated_parts.append(_options(spec, v[idx], None if terr is None else terr[idx], index, total))
+        offsets.append((total, idx))
+        total += len(idx)
+    options = _concat(treated_parts)
+    result = allocate(options.customer, options.pool, options.value, pools.capacities, n_customers=total)
+    chosen = np.asarray(result.option)
+
+    plans: list[CampaignPlan] = []
+    for k, (spec, (mine, selection, v, terr)) in enumerate(zip(specs, splits, strict=True)):
+        start, idx = offsets[k]
+        names = spec.channels.names()
+        n_won = len(mine.ids)
+        pick = chosen[start : start + len(idx)]
+        channel_of = np.full(n_won, None, dtype=object)
+        value_of = np.full(n_won, np.nan)
+        pool_of = np.full(n_won, -1, dtype=np.int64)
+        got = pick >= 0
+        channel_of[idx[got]] = np.array(names, dtype=object)[options.channel[pick[got]]]
+        value_of[idx[got]] = options.value[pick[got]]
+        pool_of[idx[got]] = options.pool[pick[got]]
+        worth = (np.nan_to_num(v[idx], nan=-np.inf) >= 0).any(axis=1) if len(idx) else np.zeros(0, dtype=bool)
+        waiting = int(np.count_nonzero(worth & ~got))
+
+        # 6: control mirrors the treated allocation with proportional capacities
+        control_idx = np.flatnonzero(selection.arms[:n_won] == Arm.CONTROL.value)
+        if len(control_idx):
+            share = spec.control.share
+            ratio = share / (1 - share) if share < 1 else 0.0
+            caps = _mirror_capacities(
+                pools.capacities, np.bincount(pool_of[pool_of >= 0], minlength=len(pools.names)), ratio
+            )
+            c_opts = _options(spec, v[control_idx], None if terr is None else terr[control_idx], index)
+            c_pick = np.asarray(
+                allocate(c_opts.customer, c_opts.pool, c_opts.value, caps, n_customers=len(control_idx)).option
+            )
+            c_got = c_pick >= 0
+            channel_of[control_idx[c_got]] = np.array(names, dtype=object)[c_opts.channel[c_pick[c_got]]]
+            value_of[control_idx[c_got]] = c_opts.value[c_pick[c_got]]
+            pool_of[control_idx[c_got]] = c_opts.pool[c_pick[c_got]]
+
+        plans.append(_plan(spec, mine, selection, channel_of, value_of, pool_of, pools, v, waiting, with_funnel))
+        plans[-1].lost_to = arbitration.lost(spec.name)
+    _assign_reps(plans, pools)
+    return plans
+
+
+def _mirror_capacities(capacities: Sequence[int | None], treated: np.ndarray, ratio: float) -> list[int | None]:
+    """Control capacities: ``ratio`` times the treated customers per pool, rounded by largest remainder
+    (so a day of many small territories keeps the right total instead of rounding each to 0)."""
+    limited = [p for p, cap in enumerate(capacities) if cap is not None]
+    exact = np.array([treated[p] * ratio for p in limited], dtype=float)
+    caps: list[int | None] = [None] * len(capacities)
+    if not limited:
+        return caps
+    floors = np.floor(exact).astype(np.int64)
+    extra = int(round(exact.sum())) - int(floors.sum())
+    order = np.argsort(-(exact - floors), kind="stable")[: max(extra, 0)]
+    floors[order] += 1
+    for p, n in zip(limited, floors.tolist(), strict=True):
+        caps[p] = n
+    return caps
+
+
+def _concat(parts: Sequence[_Options]) -> _Options:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Options(empty, empty, np.zeros(0), empty)
+    return _Options(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("customer", "pool", "value", "channel")))
+
+
+def _plan(spec, mine, selection, channel_of, value_of, pool_of, pools: Pools, v, waiting, with_funnel) -> CampaignPlan:
+    """Keep the allocated customers (and the global control group) of one campaign."""
+    n_won = len(mine.ids)
+    keep = np.concatenate([channel_of != None, np.ones(len(selection.ids) - n_won, dtype=bool)])  # noqa: E711
+    funnel = list(selection.funnel)
+    treated = selection.arms[:n_won] == Arm.TREATMENT.value
+    allocated = int(np.count_nonzero(treated & (channel_of != None)))  # noqa: E711
+    if with_funnel and (allocated < int(treated.sum()) or len(spec.channels.names()) > 1):
+        _step(funnel, "allocation", "treated left for a later wave: channel full or not worth its cost", allocated)
+    ids = [cid for cid, k in zip(selection.ids, keep.tolist(), strict=True) if k]
+    best_channel = np.full(len(selection.ids) - n_won, None, dtype=object)
+    if len(best_channel) and len(spec.channels.names()):
+        best_channel[:] = spec.channels.names()[0]
+    channels = np.concatenate([channel_of, best_channel])[keep]
+    values = np.concatenate([value_of, np.full(len(best_channel), np.nan)])[keep]
+    pools_kept = np.concatenate([pool_of, np.full(len(best_channel), -1)])[keep]
+    assignees = np.full(len(ids), None, dtype=object)
+    if spec.channels.webhook is not None:
+        assignees[channels == "webhook"] = spec.channels.webhook.endpoint
+    result = Selection(
+        ids,
+        selection.arms[keep],
+        selection.variants[keep],
+        None if selection.scores is None else np.asarray(selection.scores)[keep],
+        funnel,
+    )
+    plan = CampaignPlan(spec, result, channels, assignees, values, waiting=waiting, pools=pools_kept)
+    treated = result.arms == Arm.TREATMENT.value
+    plan.channel_counts = {name: int(np.count_nonzero(treated & (channels == name))) for name in spec.channels.names()}
+    return plan
+
+
+def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
+    """Spread each territory's treated visits over its reps by visits left, best value first."""
+    names = pools.names
+    for territory, room in pools.rep_room.items():
+        p = names.index(pool_name("field_force", territory))
+        picks = []  # (value, plan index, row)
+        for k, plan in enumerate(plans):
+            rows = np.flatnonzero((plan.pools == p) & (plan.selection.arms == Arm.TREATMENT.value))
+            picks.extend((-plan.values[r], k, int(r)) for r in rows)
+        picks.sort()
+        # round-robin over reps: every rep gets its j-th visit before any rep gets its (j+1)-th
+        slots = sorted((j, i, rep) for i, (rep, left) in enumerate(room) for j in range(left))
+        for (_v, k, r), (_j, _i, rep) in zip(picks, slots, strict=False):
+            plans[k].assignees[r] = rep
+
+
+def _step(funnel: list[FunnelStep], stage: str, label: str, remaining: int) -> None:
+    counted = [step for step in funnel if step.stage != "variant"]  # variant rows split the treated, not filter them
+    previous = counted[-1].remaining if counted else remaining
+    funnel.append(FunnelStep(stage, label, remaining, previous - remaining))

@@ -1,0 +1,291 @@
+"""Target-group selection: audience, lists, contact policy, global control, scores, split.
+
+Every filter that can run in the database runs there as one SQL condition over the
+customer table (bound parameters, no per-customer queries). ``funnel`` counts how many
+customers remain after each filter in ONE scan (cumulative ``SUM(CASE ...)``), which
+``campaign explain`` and ``campaign run --dry-run`` print. Scores are computed on column
+batches of the customers left after the SQL filters; the control split and A/B variants
+are salted hashes (``orchestrator.targeting.control``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import sqlalchemy as sa
+import yaml
+
+from orchestrator.customers.table import ID_COLUMN, frame_of
+from orchestrator.db.tables import Arm
+from orchestrator.execution.chunks import Mapper, in_process
+from orchestrator.execution.chunks import split as split_chunks
+from orchestrator.rules.condition_parser import All, condition_to_data
+from orchestrator.rules.conditions import compile_audience
+from orchestrator.rules.spec import CampaignSpec
+from orchestrator.targeting import control as groups
+
+CHANNEL = "email"
+
+
+class WaveBlocked(RuntimeError):
+    """The wave date is a blocked day of the contact policy: nobody is contacted."""
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    stage: str  # audience, lists, policy, global control, score, control, variant
+    label: str
+    remaining: int
+    removed: int
+
+
+@dataclass
+class Candidates:
+    """Customers left after every filter and the score cut, before the control split."""
+
+    ids: list[str]
+    scores: np.ndarray | None
+    global_control: list[str]  # held out of every campaign by the contact policy
+    funnel: list[FunnelStep] = field(default_factory=list)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # asked-for columns, aligned with ids
+    global_extra: dict[str, np.ndarray] = field(default_factory=dict)  # the same, aligned with global_control
+
+    def subset(self, mask: np.ndarray) -> Candidates:
+        """The candidates where ``mask`` is true (global control and funnel kept as they are)."""
+        index = np.flatnonzero(mask)
+        return Candidates(
+            [self.ids[i] for i in index],
+            None if self.scores is None else np.asarray(self.scores)[index],
+            self.global_control,
+            list(self.funnel),
+            {k: v[index] for k, v in self.extra.items()},
+            self.global_extra,
+        )
+
+
+@dataclass
+class Selection:
+    """The customers a wave contacts (or holds out), with their arm, variant and score."""
+
+    ids: list[str]
+    arms: np.ndarray  # Arm values
+    variants: np.ndarray  # variant name or None (treated customers only)
+    scores: np.ndarray | None
+    funnel: list[FunnelStep] = field(default_factory=list)
+
+    def count(self, arm: str) -> int:
+        return int(np.count_nonzero(self.arms == arm))
+
+
+def named_conditions(
+    spec: CampaignSpec, table: sa.Table, policy, *, as_of: date, conn: sa.Connection
+) -> list[tuple[str, str, sa.ColumnElement[bool]]]:
+    """``(stage, label, condition)`` of every SQL filter, in funnel order."""
+    steps: list[tuple[str, str, sa.ColumnElement[bool]]] = []
+    audience = spec.audience
+    if isinstance(audience, All):
+        for part in audience.conditions:
+            steps.append(("audience", _label(part), compile_audience(part, table, as_of=as_of)))
+    elif audience is not None:
+        steps.append(("audience", _label(audience), compile_audience(audience, table, as_of=as_of)))
+    steps.extend(("lists", label, cond) for label, cond in list_conditions(spec, table, conn))
+    if policy is not None:
+        channels = spec.channels.names()
+        if len(channels) == 1:
+            steps.extend(("policy", label, cond) for label, cond in channel_policy(policy, channels[0], as_of, table))
+        else:  # several channels: the policy must allow at least one of them (each is checked per channel later)
+            allowed = sa.or_(
+                *(sa.and_(sa.true(), *(c for _l, c in channel_policy(policy, ch, as_of, table))) for ch in channels)
+            )
+            steps.append(("policy", f"contact policy allows one of {', '.join(channels)}", allowed))
+    return steps
+
+
+def channel_policy(policy, channel: str, as_of: date, table: sa.Table) -> list[tuple[str, sa.ColumnElement[bool]]]:
+    """The contact policy's named conditions for contacting on ``channel``."""
+    from orchestrator.targeting.policy import policy_filters
+
+    return policy_filters(policy, channel=channel, as_of=as_of, customer_table=table)
+
+
+def list_conditions(
+    spec: CampaignSpec, table: sa.Table, conn: sa.Connection
+) -> list[tuple[str, sa.ColumnElement[bool]]]:
+    """Include/exclude lists of the rules file as one SQL condition (id files become temp tables on ``conn``)."""
+    if not getattr(spec, "include", None) and not getattr(spec, "exclude", None):
+        return []
+    from orchestrator.rules.id_lists import list_condition
+
+    condition = list_condition(spec, table, conn)
+    return [] if condition is None else [("include/exclude lists", condition)]
+
+
+def _label(condition) -> str:
+    """The condition as the rules file writes it (YAML flow style), shortened for a table."""
+    text = yaml.safe_dump(condition_to_data(condition), default_flow_style=True, width=10_000).strip()
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def funnel_counts(
+    conn: sa.Connection, table: sa.Table, steps: Sequence[tuple[str, str, sa.ColumnElement[bool]]]
+) -> list[FunnelStep]:
+    """Customers left after each step, cumulatively, in one scan of the customer table."""
+    columns = [sa.func.count().label("total")]
+    running: list[sa.ColumnElement[bool]] = []
+    for i, (_stage, _label, cond) in enumerate(steps):
+        running.append(cond)
+        columns.append(sa.func.coalesce(sa.func.sum(sa.case((sa.and_(*running), 1), else_=0)), 0).label(f"s{i}"))
+    row = conn.execute(sa.select(*columns).select_from(table)).one()
+    funnel = [FunnelStep("customers", "customer table", row.total, 0)]
+    previous = row.total
+    for i, (stage, label, _cond) in enumerate(steps):
+        remaining = int(row[i + 1])
+        funnel.append(FunnelStep(stage, label, remaining, previous - remaining))
+        previous = remaining
+    return funnel
+
+
+def _add(funnel: list[FunnelStep], stage: str, label: str, remaining: int) -> None:
+    previous = funnel[-1].remaining if funnel else remaining
+    funnel.append(FunnelStep(stage, label, remaining, previous - remaining))
+
+
+def check_day(policy, as_of: date) -> None:
+    """Raise ``WaveBlocked`` when ``as_of`` is a blocked day of the contact policy."""
+    if policy is not None:
+        from orchestrator.targeting.policy import blocked_day
+
+        reason = blocked_day(policy, as_of)
+        if reason:
+            raise WaveBlocked(
+                f"{as_of.isoformat()} is a blocked day of the contact policy ({reason}); nobody is contacted"
+            )
+
+
+def filter_customers(
+    engine: sa.Engine,
+    spec: CampaignSpec,
+    table: sa.Table,
+    policy,
+    *,
+    as_of: date,
+    with_funnel: bool = False,
+    extra: Mapping[str, sa.ColumnElement] | None = None,
+) -> Candidates:
+    """Every filter that runs in the database (audience, lists, policy) as ONE query, then the global
+    control group; raise ``WaveBlocked`` on a blocked day.
+
+    ``extra`` names SQL expressions (e.g. channel eligibility) computed in the same query
+    and returned aligned with the candidates in ``Candidates.extra``. Scores come after,
+    in chunks (``score_and_cut``).
+    """
+    check_day(policy, as_of)
+    extra = dict(extra or {})
+    with engine.connect() as conn:
+        steps = named_conditions(spec, table, policy, as_of=as_of, conn=conn)
+        funnel = funnel_counts(conn, table, steps) if with_funnel else []
+        labels = [f"x{i}" for i in range(len(extra))]
+        query = sa.select(table.c[ID_COLUMN], *(expr.label(l) for l, expr in zip(labels, extra.values()))).order_by(
+            table.c[ID_COLUMN]
+        )
+        if steps:
+            query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
+        result = conn.execute(query)
+        if extra:  # one frame, not a Python loop per customer and column
+            frame = frame_of(result.all(), ["id", *labels])
+            ids: list[str] = frame["id"].tolist()
+            columns = {name: frame[label].to_numpy(dtype=object) for name, label in zip(extra, labels, strict=True)}
+        else:
+            ids = list(result.scalars())
+            columns = {}
+
+    global_mask = np.zeros(len(ids), dtype=bool)
+    if policy is not None and getattr(policy, "global_control", None) is not None:
+        from orchestrator.targeting.policy import is_global_control
+
+        global_mask = is_global_control(ids, policy)
+        _add(funnel, "global control", "held out of every campaign", len(ids) - int(global_mask.sum()))
+    held_out = [cid for cid, g in zip(ids, global_mask.tolist(), strict=True) if g]
+    candidates = [cid for cid, g in zip(ids, global_mask.tolist(), strict=True) if not g]
+    global_extra = {k: v[global_mask] for k, v in columns.items()}
+    columns = {k: v[~global_mask] for k, v in columns.items()}
+    return Candidates(candidates, None, held_out, funnel, columns, global_extra)
+
+
+def score_and_cut(
+    settings, spec: CampaignSpec, table: str, candidates: Candidates, *, mapper: Mapper = in_process
+) -> Candidates:
+    """Score the candidates in chunks of ``execution.chunk_size`` (one ``mapper`` call each) and keep
+    those the ``scores:`` section asks for, best first; unchanged without a ``scores:`` section."""
+    if spec.scores is None:
+        return candidates
+    from orchestrator.scoring.response import apply_score_rules, score_chunk
+
+    model, version = spec.scores.model, spec.scores.version
+    calls = [
+        (settings, model, version, table, ids) for ids in split_chunks(candidates.ids, settings.execution.chunk_size)
+    ]
+    parts = list(mapper(score_chunk, calls))
+    if parts:
+        scored_ids = np.concatenate([ids for ids, _ in parts])
+        scored = np.concatenate([scores for _, scores in parts])
+    else:
+        scored_ids, scored = np.empty(0, dtype=object), np.empty(0, dtype=np.float64)
+    kept_ids, scores = apply_score_rules(
+        scored_ids, scored, min_score=spec.scores.min_score, top=spec.scores.top, top_percent=spec.scores.top_percent
+    )
+    columns = candidates.extra
+    if columns:
+        position = {cid: i for i, cid in enumerate(candidates.ids)}
+        keep = np.fromiter((position[cid] for cid in kept_ids), dtype=np.int64, count=len(kept_ids))
+        columns = {k: v[keep] for k, v in columns.items()}
+    funnel = list(candidates.funnel)
+    _add(funnel, "score", _score_label(spec), len(kept_ids))
+    return Candidates(list(kept_ids), scores, candidates.global_control, funnel, columns, candidates.global_extra)
+
+
+def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = False) -> Selection:
+    """Draw the random control group (per score decile if asked) and the A/B variants."""
+    ids, scores, funnel = candidates.ids, candidates.scores, list(candidates.funnel)
+    share, salt = spec.control.share, spec.control.salt or spec.name
+    if spec.control.stratify_by_score and scores is not None:
+        control = groups.stratified_control_mask(ids, share, salt, groups.score_deciles(scores))
+    else:
+        control = groups.control_mask(ids, share, salt)
+    if with_funnel:
+        _add(funnel, "control", f"random control group ({share:.0%}) held out", len(ids) - int(control.sum()))
+
+    variants = np.full(len(ids), None, dtype=object)
+    if spec.variants:
+        treated_idx = np.flatnonzero(~control)
+        assigned = groups.assign_variants(
+            [ids[i] for i in treated_idx], {k: v.share for k, v in spec.variants.items()}, salt
+        )
+        variants[treated_idx] = assigned
+        if with_funnel:
+            for name in spec.variants:
+                funnel.append(FunnelStep("variant", f"variant {name}", int(np.count_nonzero(assigned == name)), 0))
+
+    held_out = candidates.global_control
+    arms = np.where(control, Arm.CONTROL.value, Arm.TREATMENT.value).astype(object)
+    all_arms = np.concatenate([arms, np.full(len(held_out), Arm.GLOBAL_CONTROL.value, dtype=object)])
+    all_variants = np.concatenate([variants, np.full(len(held_out), None, dtype=object)])
+    all_scores = (
+        None if scores is None else np.concatenate([np.asarray(scores, dtype=float), np.full(len(held_out), np.nan)])
+    )
+    return Selection(ids + held_out, all_arms, all_variants, all_scores, funnel)
+
+
+def _score_label(spec: CampaignSpec) -> str:
+    s = spec.scores
+    parts = [f"model {s.model}" + (f" v{s.version}" if s.version else "")]
+    if s.min_score is not None:
+        parts.append(f"score >= {s.min_score:g}")
+    if s.top is not None:
+        parts.append(f"top {s.top:,}")
+    if s.top_percent is not None:
+        parts.append(f"top {s.top_percent:g}%")
+    return ", ".join(parts)

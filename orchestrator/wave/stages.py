@@ -1,0 +1,374 @@
+"""One campaign wave as plain functions: prepare, select, render, record, send.
+
+``flows/campaign_wave.py`` wires these into Prefect tasks in this order; each is a plain
+function of the settings, testable without Prefect. Order and guarantees:
+
+1. ``prepare`` validates the rules file against the customer table, its templates (and its
+   A/B variants') statically, and the contact policy: any error raises ``ValidationFailed``
+   and nothing is recorded or sent.
+2. ``select_wave`` runs the audience, include/exclude lists and contact policy as SQL in the
+   database, holds out the global control group, scores and cuts by score, and draws the
+   stable random control group and the variants (``orchestrator.targeting.selection``).
+3. ``render_selection`` renders a sample (a real run) or every treated message (a dry run).
+4. ``record`` writes all contacts of the wave to the ledger in one transaction, before any
+   send. A wave that is already recorded is never selected again.
+5. ``send_pending`` renders and sends the pending contacts chunk by chunk, journalling each
+   accepted message and marking the chunk in bulk, so a killed run resumes with exactly the
+   unsent contacts and never sends twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from orchestrator.customers.table import customer_columns, customer_table
+from orchestrator.db.engine import connect
+from orchestrator.db.tables import Arm
+from orchestrator.delivery.messages import RenderCheck, customer_rows, render_check
+from orchestrator.delivery.prepared import EMAIL, PreparedWave, message_builder, task_builder
+from orchestrator.delivery.sending import (
+    CHANNEL,
+    ChannelFactory,
+    TaskChannelFactory,
+    WaveIncomplete,
+    default_channel,
+    default_task_channel,
+    endpoint_key,
+    journal_path,
+    send_pending,
+)
+from orchestrator.errors import Problem, ValidationFailed
+from orchestrator.execution.chunks import Mapper, in_process
+from orchestrator.execution.chunks import split as split_chunks
+from orchestrator.execution.progress import counted_elsewhere, progress
+from orchestrator.ledger import batches
+from orchestrator.ledger import contacts as ledger
+from orchestrator.ledger.snapshots import write_snapshot
+from orchestrator.settings import Settings
+from orchestrator.targeting.capacity import load_capacity, used_capacity
+from orchestrator.targeting.planning import CampaignPlan, plan_cycle, selection_columns
+from orchestrator.targeting.selection import (
+    Candidates,
+    Selection,
+    WaveBlocked,
+    check_day,
+    filter_customers,
+    score_and_cut,
+    split,
+)
+from orchestrator.wave.validation import validate_campaign
+
+__all__ = [
+    "CHANNEL",
+    "EMAIL",
+    "Candidates",
+    "ChannelFactory",
+    "TaskChannelFactory",
+    "default_channel",
+    "default_task_channel",
+    "endpoint_key",
+    "journal_path",
+    "message_builder",
+    "send_pending",
+    "task_builder",
+    "PreparedWave",
+    "RenderCheck",
+    "Selection",
+    "ValidationFailed",
+    "WaveBlocked",
+    "WaveIncomplete",
+    "WaveSummary",
+]
+
+RENDER_SAMPLE = 200
+
+
+@dataclass
+class WaveSummary:
+    campaign: str
+    wave_key: str
+    dry_run: bool
+    wave_id: int | None = None
+    status: str | None = None
+    selected: int = 0
+    treated: int = 0
+    control: int = 0
+    global_control: int = 0
+    sent_now: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    funnel: list = field(default_factory=list)  # selection.FunnelStep
+    render: RenderCheck = field(default_factory=RenderCheck)
+    already_recorded: bool = False
+    error: str | None = None
+    channels: dict[str, int] = field(default_factory=dict)  # treated per channel
+    by_channel: dict[str, dict[str, int]] = field(default_factory=dict)  # ledger: channel -> status -> n
+    lost_to: dict[str, int] = field(default_factory=dict)  # arbitration: other campaign -> customers
+    waiting: int = 0  # treated customers left for a later wave (channel full)
+    dead_batches: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "campaign": self.campaign,
+            "wave": self.wave_key,
+            "wave_id": self.wave_id,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "selected": self.selected,
+            "treated": self.treated,
+            "control": self.control,
+            "global_control": self.global_control,
+            "sent_this_run": self.sent_now,
+            **{f"ledger_{k}": v for k, v in self.counts.items()},
+            "rendered": self.render.rendered,
+            "render_errors": self.render.errors,
+            "render_problems": [str(p) for p in self.render.problems],
+            "error": self.error,
+            "funnel": [vars(step) for step in self.funnel],
+            "channels": self.channels,
+            "by_channel": self.by_channel,
+            "lost_to": self.lost_to,
+            "waiting_for_capacity": self.waiting,
+            "dead_batches": self.dead_batches,
+        }
+
+    def count_selection(self, selection: Selection) -> None:
+        self.selected = len(selection.ids)
+        self.treated = selection.count(Arm.TREATMENT.value)
+        self.control = selection.count(Arm.CONTROL.value)
+        self.global_control = selection.count(Arm.GLOBAL_CONTROL.value)
+        self.funnel = selection.funnel
+
+    def count_plan(self, plan: CampaignPlan) -> None:
+        self.count_selection(plan.selection)
+        self.channels = dict(plan.channel_counts)
+        self.lost_to = dict(plan.lost_to)
+        self.waiting = plan.waiting
+
+
+# --- 1. prepare ---------------------------------------------------------------------------
+
+
+def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -> PreparedWave:
+    """Load and validate the rules file and its templates; raise ``ValidationFailed`` on any error."""
+    engine = connect(settings)
+    columns = customer_columns(engine, settings.database.customer_table)
+    if columns is None:
+        raise ValidationFailed(
+            [
+                Problem(
+                    str(rules_path),
+                    None,
+                    None,
+                    f"there is no customer table '{settings.database.customer_table}'; "
+                    "load one first with `campaign import customers FILE`",
+                )
+            ]
+        )
+    check = validate_campaign(settings, rules_path, columns, engine)
+    check.raise_for_errors()
+    wave_key = wave_key or date.today().isoformat()
+    return PreparedWave(
+        spec=check.spec,
+        templates=check.templates,
+        policy=check.policy,
+        wave_key=wave_key,
+        as_of=_wave_date(wave_key),
+        task_templates=check.task_templates,
+    )
+
+
+def _wave_date(wave_key: str) -> date:
+    """The date a wave's date rules and contact policy are evaluated at: the key if it is a date."""
+    try:
+        return date.fromisoformat(wave_key)
+    except ValueError:
+        return date.today()
+
+
+# --- 2. select ---------------------------------------------------------------------------
+
+
+def select_candidates(
+    settings: Settings, prepared: PreparedWave, *, with_funnel: bool = False, mapper: Mapper = in_process
+) -> Candidates:
+    """Customers left after audience, lists, policy, global control and scores (in SQL where possible),
+    each with its eligibility per channel (and territory) for planning."""
+    candidates = filter_candidates(settings, prepared, with_funnel=with_funnel)
+    return score_candidates(settings, prepared, candidates, mapper=mapper)
+
+
+def filter_candidates(settings: Settings, prepared: PreparedWave, *, with_funnel: bool = False) -> Candidates:
+    """The SQL part of the selection (audience, lists, policy, channel eligibility) and the global control."""
+    engine = connect(settings)
+    table = customer_table(engine, settings.database.customer_table)
+    extra = selection_columns(prepared.spec, prepared.policy, table, prepared.as_of)
+    return filter_customers(
+        engine, prepared.spec, table, prepared.policy, as_of=prepared.as_of, with_funnel=with_funnel, extra=extra
+    )
+
+
+def score_candidates(
+    settings: Settings, prepared: PreparedWave, candidates: Candidates, *, mapper: Mapper = in_process
+) -> Candidates:
+    """Score the candidates chunk by chunk (one ``mapper`` call per ``execution.chunk_size``) and cut by score."""
+    return score_and_cut(settings, prepared.spec, settings.database.customer_table, candidates, mapper=mapper)
+
+
+def split_wave(prepared: PreparedWave, candidates: Candidates, *, with_funnel: bool = False) -> Selection:
+    """Random control group and A/B variants; see ``orchestrator.targeting.selection.split``."""
+    return split(prepared.spec, candidates, with_funnel=with_funnel)
+
+
+def plan(
+    settings: Settings, prepared: Sequence[PreparedWave], candidates: Sequence[Candidates], *, with_funnel: bool = False
+) -> list[CampaignPlan]:
+    """Arbitration, control split and channel allocation of a cycle's campaigns (``orchestrator.targeting.planning``).
+
+    Uses what is left of the day's channel capacity and leaves customers that campaigns
+    not in ``prepared`` recorded under the same wave key to them.
+    """
+    engine = connect(settings)
+    keys = {p.wave_key for p in prepared}
+    days = {p.as_of for p in prepared}
+    if len(keys) > 1 or len(days) > 1:
+        raise ValueError("the campaigns of one cycle must run under one wave key")
+    capacity = load_capacity(settings.paths.rules_dir)
+    used = used_capacity(engine, next(iter(days))) if days else {}
+    taken = ledger.cycle_customers(engine, next(iter(keys)), exclude=[p.spec.name for p in prepared]) if keys else {}
+    return plan_cycle([p.spec for p in prepared], candidates, capacity, used, taken=taken, with_funnel=with_funnel)
+
+
+# --- 3. render ----------------------------------------------------------------------------
+
+
+def render_selection(
+    settings: Settings,
+    prepared: PreparedWave,
+    selection: Selection | CampaignPlan,
+    *,
+    sample: int | None = RENDER_SAMPLE,
+    mapper: Mapper = in_process,
+) -> RenderCheck:
+    """Render the treated customers' messages per channel: the first ``sample`` of each channel, or all (None),
+    in chunks of ``execution.chunk_size`` (one ``mapper`` call each)."""
+    if isinstance(selection, CampaignPlan):
+        selection, channels = selection.selection, selection.channels
+    else:
+        channels = np.full(len(selection.ids), prepared.spec.channels.names()[0], dtype=object)
+    calls = []
+    for channel in prepared.spec.channels.names():
+        treated = np.flatnonzero((selection.arms == Arm.TREATMENT.value) & (channels == channel))
+        if sample is not None:
+            treated = treated[:sample]
+        for part in split_chunks(treated, settings.execution.chunk_size):
+            ids = np.asarray([selection.ids[i] for i in part], dtype=object)
+            calls.append((settings, prepared, channel, ids, selection.variants[part]))
+    check = RenderCheck()
+    with progress("render", sum(len(call[3]) for call in calls)) as advance:
+        for part in mapper(render_chunk, calls):
+            check.add(part)
+            if counted_elsewhere(part.pid):
+                advance(part.rendered + part.errors)
+    return check
+
+
+def render_chunk(
+    settings: Settings, prepared: PreparedWave, channel: str, ids: np.ndarray, variants: np.ndarray
+) -> RenderCheck:
+    """Render one chunk of treated customers' messages on ``channel`` (a chunk task); nothing is sent."""
+    engine = connect(settings)
+    table = customer_table(engine, settings.database.customer_table)
+    rows = customer_rows(engine, table, list(ids), list(variants), settings.database.chunk_size)
+    builder = (
+        message_builder(settings, prepared, None)
+        if channel == EMAIL
+        else task_builder(settings, prepared, channel, None)
+    )
+    return render_check(builder, rows, len(ids))
+
+
+# --- 4. record ----------------------------------------------------------------------------
+
+
+def open_wave(settings: Settings, prepared: PreparedWave) -> ledger.WaveRef:
+    """The wave's ledger row (created if new); raises ``WaveBlocked`` on a blocked day, writing nothing."""
+    check_day(prepared.policy, prepared.as_of)
+    engine = connect(settings)
+    campaign_id = ledger.ensure_campaign(engine, prepared.spec.name, prepared.spec.description)
+    return ledger.open_wave(engine, campaign_id, prepared.wave_key, prepared.spec.sha256)
+
+
+def record(
+    settings: Settings, wave: ledger.WaveRef, selection: Selection | CampaignPlan, as_of: date | None = None
+) -> tuple[int, int]:
+    """Write the wave's contacts (treatment and control) with their channels to the ledger in one transaction."""
+    engine = connect(settings)
+    if isinstance(selection, CampaignPlan):
+        plan = selection
+        counts = ledger.record_contacts(
+            engine,
+            wave.id,
+            plan.selection.ids,
+            plan.selection.arms,
+            plan.channels,
+            variants=plan.selection.variants,
+            scores=plan.selection.scores,
+            assignees=plan.assignees,
+            values=plan.values,
+            planned_for=as_of,
+        )
+        ledger.record_losses(engine, wave.key, plan.spec.name, plan.lost_to)
+    else:
+        counts = ledger.record_contacts(
+            engine,
+            wave.id,
+            selection.ids,
+            selection.arms,
+            CHANNEL,
+            variants=selection.variants,
+            scores=selection.scores,
+            planned_for=as_of,
+        )
+    write_snapshot(engine, settings, wave.id)  # what was known at selection time, for training later
+    return counts
+
+
+# --- 5. send: orchestrator.delivery.sending.send_pending (re-exported here) --------------------------
+
+
+# --- summary ------------------------------------------------------------------------------
+
+
+def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
+    """Fill the summary's counts from the ledger (the source of truth)."""
+    engine = connect(settings)
+    counts = ledger.wave_counts(engine, summary.wave_id)
+    arms = ledger.arm_counts(engine, summary.wave_id)
+    summary.counts = counts
+    summary.status = ledger.wave_status(engine, summary.wave_id)
+    summary.selected = sum(arms.values())
+    summary.treated = arms[Arm.TREATMENT.value]
+    summary.control = arms[Arm.CONTROL.value]
+    summary.global_control = arms[Arm.GLOBAL_CONTROL.value]
+    summary.by_channel = ledger.channel_counts(engine, summary.wave_id)
+    summary.channels = {ch: sum(v.values()) for ch, v in summary.by_channel.items()}
+    summary.dead_batches = batches.batch_counts(engine, summary.wave_id)["dead"]
+    summary.lost_to = {
+        winner: n for campaign, winner, n in ledger.losses_of(engine, summary.wave_key) if campaign == summary.campaign
+    }
+    return summary
+
+
+def prepare_cycle(settings: Settings, rules_files: list[Path], wave: str | None) -> tuple[list[PreparedWave], list]:
+    """Validate, select (with the funnel) and plan the campaigns of one cycle, recording nothing.
+
+    Raises ``ValidationFailed`` on invalid input and ``WaveBlocked`` on a blocked day.
+    """
+    prepared = [prepare(settings, f, wave) for f in rules_files]
+    candidates = [select_candidates(settings, p, with_funnel=True) for p in prepared]
+    return prepared, plan(settings, prepared, candidates, with_funnel=True)

@@ -1,0 +1,225 @@
+"""Validation of a campaign as a whole: rules file, customer columns, templates, contact policy.
+
+Used by ``campaign validate`` and before every wave, so that both report the same problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from orchestrator.customers.table import ColumnKind
+from orchestrator.errors import Problem, ValidationFailed
+from orchestrator.rules.loader import validate_campaign_file
+from orchestrator.rules.spec import CampaignSpec
+from orchestrator.settings import Settings
+from orchestrator.templates.loader import TemplateSet
+
+EMAIL = "email"
+POLICY_FILE = "policy.yaml"
+
+
+@dataclass
+class CampaignCheck:
+    """A campaign's parts as far as they could be read, and every problem found."""
+
+    spec: CampaignSpec | None = None
+    templates: dict[str | None, TemplateSet] = field(
+        default_factory=dict
+    )  # e-mail, by variant; None = the channel's own
+    task_templates: dict[str, TemplateSet] = field(default_factory=dict)  # call_center, field_force, webhook
+    policy: object | None = None  # orchestrator.targeting.policy.PolicySpec
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not has_errors(self.problems)
+
+    def raise_for_errors(self) -> None:
+        if not self.ok:
+            raise ValidationFailed(self.problems)
+
+
+def _load_template(
+    check: CampaignCheck, settings: Settings, name: str, columns, channel: str = EMAIL
+) -> TemplateSet | None:
+    try:
+        template = TemplateSet.load(settings.paths.templates_dir, channel, name)
+    except ValidationFailed as exc:
+        check.problems.extend(exc.problems)
+        return None
+    if columns is not None:
+        check.problems.extend(template.check(columns))
+    return template
+
+
+def _policy(check: CampaignCheck, settings: Settings, columns) -> None:
+    spec = check.spec
+    shared_path = settings.paths.rules_dir / POLICY_FILE
+    if not shared_path.exists() and not spec.policy:
+        return
+    from orchestrator.rules.policy_spec import check_policy, load_policy, merge_policy
+
+    shared = None
+    if shared_path.exists():
+        shared, problems = load_policy(shared_path)
+        check.problems.extend(problems)
+        if shared is None:
+            return
+    try:
+        policy = merge_policy(shared, spec.policy)
+    except ValueError as exc:  # pydantic's ValidationError: the merged policy is inconsistent
+        check.problems.append(Problem(str(spec.source), None, None, f"policy: {exc}"))
+        return
+    if columns is not None:
+        check.problems.extend(check_policy(policy, columns))
+    check.policy = policy
+
+
+def validate_campaign(
+    settings: Settings,
+    path: Path,
+    columns: dict[str, ColumnKind] | None,
+    engine: sa.Engine | None = None,
+) -> CampaignCheck:
+    """Check the rules file, its templates (and its variants'), the contact policy and, with
+    an engine, whether the control group is large enough for the lift the campaign wants."""
+    spec, problems = validate_campaign_file(path, columns=columns, engine=engine)
+    check = CampaignCheck(spec=spec, problems=problems)
+    if spec is None:
+        return check
+    if spec.channels.email is not None:
+        default = spec.channels.email.template
+        names = {None: default, **{key: v.template or default for key, v in (spec.variants or {}).items()}}
+        loaded: dict[str, TemplateSet | None] = {}
+        for key, name in names.items():
+            if name not in loaded:
+                loaded[name] = _load_template(check, settings, name, columns)
+            if loaded[name] is not None:
+                check.templates[key] = loaded[name]
+    for channel, section in spec.channels.items():
+        if channel != EMAIL:
+            template = _load_template(check, settings, section.template, columns, channel)
+            if template is not None:
+                check.task_templates[channel] = template
+    check.problems.extend(_delivery_problems(settings, spec))
+    _policy(check, settings, columns)
+    if engine is not None and columns is not None and spec.scores is not None:
+        check.problems.extend(_model_problems(settings, spec, engine, columns))
+    if engine is not None and columns is not None and not has_errors(check.problems):
+        check.problems.extend(_control_size(settings, spec, check.policy, engine))
+    return check
+
+
+def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
+    """Warnings for task channels that have no endpoint or no capacity to run with (errors at run time)."""
+    from orchestrator.targeting.capacity import load_capacity
+
+    problems: list[Problem] = []
+    for channel, section in spec.channels.items():
+        if channel == EMAIL:
+            continue
+        key = section.endpoint if channel == "webhook" else channel
+        if key not in settings.webhooks.endpoints:
+            env = f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{key.upper()}"
+            problems.append(
+                Problem(
+                    str(spec.source),
+                    None,
+                    None,
+                    f"channel {channel}: no endpoint '{key}' is configured; set {env}__URL and {env}__SECRET",
+                    "warning",
+                )
+            )
+    if spec.channels.field_force is not None:
+        try:
+            capacity = load_capacity(settings.paths.rules_dir)
+        except ValidationFailed as exc:
+            return problems + exc.problems
+        if not capacity.reps:
+            problems.append(
+                Problem(
+                    str(spec.source),
+                    None,
+                    None,
+                    "channel field_force: no sales reps; list them in rules/capacity.yaml under field_force: {reps: reps.csv, visits_per_rep_per_day: 6}",
+                    "warning",
+                )
+            )
+    return problems
+
+
+def _model_problems(settings: Settings, spec: CampaignSpec, engine: sa.Engine, columns) -> list[Problem]:
+    """The scores section names a registered model that can score the customer table."""
+    from orchestrator.rules.yaml_source import parse_yaml
+    from orchestrator.scoring.registry import ModelNotFound, get, load
+    from orchestrator.scoring.response import FeatureMismatch, table_kinds
+
+    document, _ = parse_yaml(spec.source.read_text(encoding="utf-8"), str(spec.source))
+    scores = spec.scores
+    where = ("scores", "version") if scores.version is not None else ("scores", "model")
+    try:
+        record = get(engine, scores.model, scores.version)
+        if scores.min_score is not None and scores.min_score < 0 and record.kind != "uplift":
+            problem = f"min_score {scores.min_score:g} is below 0: only an uplift model predicts effects below 0; '{scores.model}' is a {record.kind} model"
+            return (
+                [document.positions.problem(("scores", "min_score"), problem, at="value")]
+                if document
+                else [Problem(str(spec.source), None, None, problem)]
+            )
+        model = load(settings, record)
+        model.check_kinds(table_kinds(columns))
+    except ModelNotFound as exc:
+        message = f"{exc}; train one with `campaign models train --name {scores.model} ...`"
+    except FeatureMismatch as exc:
+        message = f"model '{scores.model}' cannot score the customer table: {exc}"
+    except (OSError, ValueError) as exc:
+        message = f"model '{scores.model}' cannot be loaded: {exc}"
+    else:
+        return []
+    if document is None:
+        return [Problem(str(spec.source), None, None, message)]
+    return [document.positions.problem(where, message, at="value")]
+
+
+def _control_size(settings: Settings, spec: CampaignSpec, policy, engine: sa.Engine) -> list[Problem]:
+    """Warn when the control group the wave would draw is too small for the lift it must prove.
+
+    The selection is estimated without scoring: every SQL filter (audience, lists, contact
+    policy) counted in the database at today's date, less the global control share, cut to
+    the score rule's ``top``/``top_percent``.
+    """
+    import math
+    from datetime import date
+
+    control = spec.control
+    if control.expected_response_rate is None or control.min_detectable_lift is None:
+        return []
+    from orchestrator.customers.table import customer_table
+    from orchestrator.success.power import control_group_warning
+    from orchestrator.targeting.selection import named_conditions
+
+    table = customer_table(engine, settings.database.customer_table)
+    with engine.connect() as conn:
+        conditions = [
+            cond for _stage, _label, cond in named_conditions(spec, table, policy, as_of=date.today(), conn=conn)
+        ]
+        n = conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(sa.and_(sa.true(), *conditions))
+        ).scalar_one()
+    if policy is not None and policy.global_control is not None:
+        n = round(n * (1 - policy.global_control.share))
+    if spec.scores is not None and spec.scores.top is not None:
+        n = min(n, spec.scores.top)
+    if spec.scores is not None and spec.scores.top_percent is not None:
+        n = math.ceil(n * spec.scores.top_percent / 100)
+    warning = control_group_warning(
+        n, control.share, control.expected_response_rate, control.min_detectable_lift, 0.05, 0.8
+    )
+    return [Problem(str(spec.source), None, None, warning, "warning")] if warning else []
+
+
+def has_errors(problems: list[Problem]) -> bool:
+    return any(p.severity == "error" for p in problems)

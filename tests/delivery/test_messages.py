@@ -1,0 +1,108 @@
+"""MessageBuilder: stable Message-IDs, signed unsubscribe links and tracking tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from itsdangerous import URLSafeSerializer
+
+from orchestrator.delivery.messages import TRACKING_HEADER, InvalidTrackingToken, MessageBuilder, read_tracking_token
+from orchestrator.rules.spec import CampaignSpec
+from orchestrator.settings import LinkSettings, PathSettings, Settings
+from orchestrator.templates.loader import TemplateSet
+
+SECRET = "a-test-secret-of-32-characters!!"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(
+        paths=PathSettings(data_dir=tmp_path / "var", templates_dir=tmp_path / "templates"),
+        links=LinkSettings(base_url="https://links.bank.example/", secret_key=SECRET),
+    )
+
+
+def builder(settings: Settings, wave_id: int | None = 12) -> MessageBuilder:
+    folder = settings.paths.templates_dir / "email" / "offer"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "subject.txt").write_text("Hello {{ first_name }}\n")
+    (folder / "body.txt").write_text("Hi {{ first_name }}\n{{ unsubscribe_url }}\n")
+    (folder / "body.html").write_text(
+        '<p>Hi {{ first_name }}</p><img src="{{ open_pixel_url }}" alt=""> {{ tracking_token }}\n'
+    )
+    spec = CampaignSpec.model_validate(
+        {
+            "name": "winback",
+            "audience": {"all": [{"segment": {"in": ["gold"]}}]},
+            "control": {"share": 0.1},
+            "channels": {"email": {"template": "offer", "sender": "Bank <news@bank.example>"}},
+            "source": Path("rules/winback.yaml"),
+            "sha256": "0" * 64,
+        }
+    )
+    templates = {None: TemplateSet.load(settings.paths.templates_dir, "email", "offer")}
+    return MessageBuilder(settings, spec, templates, "2026-01-05", wave_id)
+
+
+def rows(n: int, start: int = 1) -> list[dict]:
+    return [
+        {"customer_id": f"c{i}", "first_name": f"Ann{i}", "email": f"ann{i}@example.com", "_contact_id": 100 + i}
+        for i in range(start, start + n)
+    ]
+
+
+def test_every_message_carries_its_own_verifiable_token(settings):
+    messages, skipped = builder(settings).build(rows(5))
+    assert skipped == []
+    tokens = [m.headers[TRACKING_HEADER] for m in messages]
+    assert len(set(tokens)) == 5
+    for message, token in zip(messages, tokens, strict=True):
+        assert read_tracking_token(settings, token) == (12, message.contact_id)
+        assert f'<img src="https://links.bank.example/o/{token}.gif" alt="">' in message.parts["html"]
+        assert message.parts["html"].rstrip().endswith(token)
+
+
+def test_token_and_message_id_are_stable_per_contact(settings):
+    first, _ = builder(settings).build(rows(3))
+    again, _ = builder(settings).build(rows(3)[::-1])  # a re-run, another order
+    by_contact = {m.contact_id: m for m in again}
+    for message in first:
+        assert by_contact[message.contact_id].key == message.key
+        assert by_contact[message.contact_id].headers[TRACKING_HEADER] == message.headers[TRACKING_HEADER]
+    other_wave, _ = builder(settings, wave_id=13).build(rows(3))
+    assert {m.headers[TRACKING_HEADER] for m in other_wave}.isdisjoint(m.headers[TRACKING_HEADER] for m in first)
+
+
+def test_tampered_tokens_are_rejected(settings):
+    [message], _ = builder(settings).build(rows(1))
+    token = message.headers[TRACKING_HEADER]
+    signature = token.rpartition(".")[2]
+    forged = URLSafeSerializer("another-secret-key-0123456789", salt="tracking").dumps([12, 999])
+    for bad in (
+        token[:-1] + ("A" if token[-1] != "A" else "B"),  # signature altered
+        URLSafeSerializer(SECRET, salt="x").dumps([12, 999]).rpartition(".")[0] + "." + signature,  # payload swapped
+        token[:-4],  # cut
+        forged,  # another key
+        "",
+        "not-a-token",
+    ):
+        with pytest.raises(InvalidTrackingToken, match="The tracking token is not valid: it was altered or cut"):
+            read_tracking_token(settings, bad)
+
+
+def test_other_signed_tokens_are_not_tracking_tokens(settings):
+    [message], _ = builder(settings).build(rows(1))
+    unsubscribe_token = message.headers["List-Unsubscribe"].rpartition("/")[2].rstrip(">")
+    with pytest.raises(InvalidTrackingToken):
+        read_tracking_token(settings, unsubscribe_token)  # same key, other salt
+    not_ids = URLSafeSerializer(SECRET, salt="tracking").dumps({"wave": 1})
+    with pytest.raises(InvalidTrackingToken, match=r"must hold \[wave_id, contact_id\]"):
+        read_tracking_token(settings, not_ids)
+
+
+def test_token_holds_no_customer_data(settings):
+    [message], _ = builder(settings).build(rows(1))
+    token = message.headers[TRACKING_HEADER]
+    assert URLSafeSerializer(SECRET, salt="tracking").loads(token) == [12, 101]  # ledger ids only
+    assert "ann1" not in token.lower()

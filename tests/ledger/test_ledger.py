@@ -1,0 +1,118 @@
+import numpy as np
+import sqlalchemy as sa
+
+from channels.base import DeliveryResult
+from orchestrator.db.tables import WaveStatus
+from orchestrator.ledger import contacts as ledger
+from orchestrator.ledger.journal import SendJournal, WaveBusy
+
+
+def _customers(engine, n):
+    meta = sa.MetaData()
+    table = sa.Table(
+        "customers", meta, sa.Column("customer_id", sa.Text, primary_key=True), sa.Column("email", sa.Text)
+    )
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"customer_id": f"C{i}", "email": f"c{i}@example.com"} for i in range(n)])
+    return table
+
+
+def _arms(control_mask):
+    return np.where(control_mask, "control", "treatment").astype(object)
+
+
+def _wave(engine):
+    campaign_id = ledger.ensure_campaign(engine, "spring", "test")
+    return ledger.open_wave(engine, campaign_id, "2026-11-23", "0" * 64)
+
+
+def test_record_contacts_writes_treatment_and_control_once(engine):
+    wave = _wave(engine)
+    ids = [f"C{i}" for i in range(1000)]
+    mask = np.arange(1000) % 10 == 0
+    assert ledger.record_contacts(engine, wave.id, ids, _arms(mask), "email") == (900, 100)
+    # recording again is a no-op that reports the recorded counts
+    assert ledger.record_contacts(engine, wave.id, ids[:5], _arms(mask[:5]), "email") == (900, 100)
+    counts = ledger.wave_counts(engine, wave.id)
+    assert counts["pending"] == 900 and counts["control"] == 100
+    assert ledger.wave_status(engine, wave.id) == WaveStatus.RECORDED
+    assert ledger.open_wave(engine, wave.campaign_id, wave.key, "x").id == wave.id
+
+
+def test_pending_chunks_and_marks_move_forward_only(engine):
+    table = _customers(engine, 250)
+    wave = _wave(engine)
+    ids = [f"C{i}" for i in range(250)]
+    ledger.record_contacts(engine, wave.id, ids, _arms(np.zeros(250, dtype=bool)), "email")
+    seen = []
+    for chunk in ledger.pending_contacts(engine, wave.id, table, 100):
+        assert all(row["email"].endswith("@example.com") for row in chunk)
+        seen.extend(chunk)
+        outcomes = [ledger.Outcome(r["_contact_id"], "sent", None, f"<m{r['_contact_id']}@x>") for r in chunk[:-1]]
+        outcomes.append(ledger.Outcome(chunk[-1]["_contact_id"], "permanent", "550 5.1.1 no such mailbox"))
+        ledger.mark_results(engine, outcomes, "email")
+    assert len(seen) == 250 and len({r["_contact_id"] for r in seen}) == 250
+    counts = ledger.wave_counts(engine, wave.id)
+    assert counts["sent"] == 247 and counts["failed"] == 3 and counts["pending"] == 0
+    # a late "transient" for a sent contact does not move it back
+    ledger.mark_results(engine, [ledger.Outcome(seen[0]["_contact_id"], "transient", "451")], "email")
+    assert ledger.wave_counts(engine, wave.id)["sent"] == 247
+    with engine.connect() as conn:
+        tries = conn.execute(sa.select(sa.func.count()).select_from(ledger.attempts)).scalar_one()
+    assert tries == 251
+
+
+def test_transient_keeps_contact_pending_with_reason(engine):
+    table = _customers(engine, 3)
+    wave = _wave(engine)
+    ledger.record_contacts(engine, wave.id, ["C0", "C1", "C2"], _arms(np.zeros(3, dtype=bool)), "email")
+    chunk = next(ledger.pending_contacts(engine, wave.id, table, 10))
+    ledger.mark_results(engine, [ledger.Outcome(chunk[0]["_contact_id"], "transient", "451 try later")], "email")
+    again = next(ledger.pending_contacts(engine, wave.id, table, 10))
+    assert len(again) == 3
+
+
+def test_journal_survives_and_locks(tmp_path):
+    path = tmp_path / "j" / "wave-1.log"
+    with SendJournal(path) as journal:
+        journal.append(DeliveryResult(7, "sent", provider_id="<a@b>"))
+        journal.append(DeliveryResult(8, "permanent", detail="550"))
+        try:
+            with SendJournal(path):
+                raise AssertionError("second opener must be refused")
+        except WaveBusy:
+            pass
+    with open(path, "a") as f:
+        f.write("9")  # a torn line from a killed process is ignored
+    with SendJournal(path) as journal:
+        assert journal.entries() == {7: "<a@b>"}
+        journal.clear()
+        assert journal.entries() == {}
+
+
+def test_record_keeps_arm_variant_and_score(engine):
+    wave = _wave(engine)
+    arms = np.array(["treatment", "treatment", "control", "global_control"], dtype=object)
+    variants = np.array(["a", "b", None, None], dtype=object)
+    scores = np.array([0.9, 0.5, 0.7, np.nan])
+    assert ledger.record_contacts(
+        engine, wave.id, ["C1", "C2", "C3", "C4"], arms, "email", variants=variants, scores=scores
+    ) == (2, 2)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                ledger.contacts.c.customer_id,
+                ledger.contacts.c.arm,
+                ledger.contacts.c.variant,
+                ledger.contacts.c.score,
+                ledger.contacts.c.status,
+            ).order_by(ledger.contacts.c.customer_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("C1", "treatment", "a", 0.9, "pending"),
+        ("C2", "treatment", "b", 0.5, "pending"),
+        ("C3", "control", None, 0.7, "control"),
+        ("C4", "global_control", None, None, "control"),
+    ]
+    assert ledger.arm_counts(engine, wave.id) == {"treatment": 2, "control": 1, "global_control": 1}

@@ -1,0 +1,81 @@
+"""Whole-campaign validation: rules file + templates + policy + models, with file:line:col."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.customers.importer import import_customers
+from orchestrator.customers.table import customer_columns
+from orchestrator.demo.synthetic import write_csv
+from orchestrator.scoring.registry import register
+from orchestrator.scoring.response import train_response_model
+from orchestrator.wave.validation import validate_campaign
+from tests.conftest import REPO
+
+RULES = (REPO / "rules" / "winback-email.yaml").read_text()
+
+
+def _rules(tmp_path, extra: str) -> Path:  # noqa: F821
+    path = tmp_path / "campaign.yaml"
+    path.write_text(RULES + extra)
+    return path
+
+
+def _line_of(path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def _train(engine, settings, columns=("age", "revenue_12m", "segment")):
+    rng = np.random.default_rng(3)
+    n = 2_000
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n),
+            "revenue_12m": rng.gamma(2, 500, n),
+            "segment": rng.choice(["gold", "silver", "bronze"], n),
+            "shoe_size": rng.integers(36, 48, n),
+        }
+    )
+    frame["y"] = (rng.random(n) < 0.05 + 0.2 * (frame["segment"] == "gold")).astype(int)
+    result = train_response_model(frame[[*columns, "y"]], "y")
+    register(engine, settings, "propensity", result.model, result.metrics, result.fingerprint, "y", result.rows)
+
+
+def test_unknown_model_is_named_at_its_line(engine, settings, tmp_path):
+    import_customers(engine, write_csv(tmp_path / "c.csv", 300))
+    _train(engine, settings)
+    path = _rules(tmp_path, "scores:\n  model: propensty\n  min_score: 0.1\n")
+    check = validate_campaign(settings, path, customer_columns(engine), engine)
+    [problem] = [p for p in check.problems if p.severity == "error"]
+    assert (problem.file, problem.line, problem.col) == (str(path), _line_of(path, "model: propensty"), 10)
+    assert "propensty" in problem.message and "did you mean 'propensity'" in problem.message
+
+
+def test_model_whose_feature_is_missing_from_the_customer_table(engine, settings, tmp_path):
+    import_customers(engine, write_csv(tmp_path / "c.csv", 300))
+    _train(engine, settings, columns=("age", "shoe_size"))
+    path = _rules(tmp_path, "scores:\n  model: propensity\n  top: 100\n")
+    check = validate_campaign(settings, path, customer_columns(engine), engine)
+    [problem] = [p for p in check.problems if p.severity == "error"]
+    assert problem.line == _line_of(path, "model: propensity")
+    assert "feature 'shoe_size' is missing" in problem.message
+
+
+def test_known_model_validates_and_scores_column_stays_optional(engine, settings, tmp_path):
+    import_customers(engine, write_csv(tmp_path / "c.csv", 300))
+    _train(engine, settings)
+    path = _rules(tmp_path, "scores:\n  model: propensity\n  top_percent: 30\n")
+    check = validate_campaign(settings, path, customer_columns(engine), engine)
+    assert check.ok, [str(p) for p in check.problems]
+
+
+def test_control_share_and_policy_cap_errors_name_the_field(settings, tmp_path):
+    path = tmp_path / "campaign.yaml"
+    path.write_text(RULES.replace("share: 0.1", "share: 1.5") + "policy:\n  frequency_caps:\n    - {max: 0, days: 7}\n")
+    check = validate_campaign(settings, path, None)
+    errors = [p for p in check.problems if p.severity == "error"]
+    share = next(p for p in errors if "share" in p.message)
+    assert share.line == _line_of(path, "share: 1.5")
+    cap = next(p for p in errors if "max" in p.message)
+    assert cap.line == _line_of(path, "{max: 0, days: 7}")

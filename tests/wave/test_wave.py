@@ -1,0 +1,328 @@
+"""A whole campaign wave: the Prefect flow against a real Prefect API, a real SMTP server and
+real databases (SQLite and PostgreSQL), including crashes, outages and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from orchestrator.customers.importer import import_customers
+from orchestrator.demo.synthetic import write_csv
+from orchestrator.errors import ValidationFailed
+from orchestrator.ledger import contacts as ledger
+from orchestrator.settings import get_settings
+from orchestrator.wave.stages import WaveIncomplete
+from tests.conftest import REPO
+from tests.smtp_server import SmtpServer, free_port
+
+RULES = REPO / "rules" / "winback-email.yaml"
+# Waves are keyed by weekday dates: the key is the date the contact policy is evaluated at,
+# and rules/policy.yaml blocks Sundays and holidays.
+N_CUSTOMERS = 3000
+
+
+@pytest.fixture
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+def _environment(settings, smtp_port: int, **extra: str) -> dict[str, str]:
+    return {
+        "CAMPAIGN_DATABASE_URL": settings.database_url,
+        "CAMPAIGN_DATABASE_CHUNK_SIZE": "100",
+        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
+        "CAMPAIGN_PATHS_RULES_DIR": str(settings.paths.rules_dir),
+        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(settings.paths.templates_dir),
+        "CAMPAIGN_SMTP_HOST": "127.0.0.1",
+        "CAMPAIGN_SMTP_PORT": str(smtp_port),
+        "CAMPAIGN_SMTP_TIMEOUT": "5",
+        "CAMPAIGN_SMTP_MAX_RETRIES": "1",
+        "CAMPAIGN_SMTP_RETRY_WAIT": "0.01",
+        **extra,
+    }
+
+
+@pytest.fixture
+def customers(engine, tmp_path):
+    csv_path = write_csv(tmp_path / "customers.csv", N_CUSTOMERS, seed=11)
+    import_customers(engine, csv_path)
+    return engine
+
+
+@pytest.fixture
+def wave_env(settings, smtp, customers, monkeypatch, prefect_api_url):
+    """Settings in the environment (as a deployment has them) for the flow under test."""
+    env = _environment(settings, smtp.port)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()
+
+
+def _run(rules=RULES, **kwargs):
+    from flows.run import run_campaign
+
+    return run_campaign(rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False))
+
+
+def _ledger(engine):
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.arm, ledger.contacts.c.status)
+        ).all()
+
+
+def test_wave_sends_every_treated_customer_exactly_once(wave_env, smtp, customers):
+    summary = _run()
+    rows = _ledger(customers)
+    treated = [r for r in rows if r.arm == "treatment"]
+    control = [r for r in rows if r.arm == "control"]
+    assert summary["selected"] == len(rows) > 300
+    assert 0.05 < len(control) / len(rows) < 0.15
+    assert all(r.status == "control" for r in control)
+    sent = [r for r in treated if r.status == "sent"]
+    skipped = [r for r in treated if r.status == "skipped"]
+    assert len(sent) + len(skipped) == len(treated) and summary["ledger_pending"] == 0
+    assert summary["sent_this_run"] == len(sent) == len(smtp.received)
+    assert Counter(smtp.recipients).most_common(1)[0][1] == 1
+    message = smtp.messages[0]
+    assert message["Message-ID"].startswith("<w") and message["List-Unsubscribe"].startswith("<http")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert b"\nList-Unsubscribe: <http" in smtp.received[0].raw.replace(b"\r\n", b"\n")  # not an encoded word
+    assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
+    assert summary["status"] == "completed"
+
+    again = _run()
+    assert again["sent_this_run"] == 0 and len(smtp.received) == len(sent)
+    assert again["ledger_sent"] == len(sent)
+
+
+def test_control_customers_are_never_sent_and_groups_are_stable(wave_env, smtp, customers):
+    _run(wave="2026-11-24")
+    _run(wave="2026-11-25")
+    with customers.connect() as conn:
+        rows = conn.execute(
+            sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.arm, ledger.contacts.c.wave_id)
+        ).all()
+        emails = dict(conn.execute(sa.text("select customer_id, email from customers")).all())
+    arms = {}
+    for customer_id, arm, _wave in rows:
+        arms.setdefault(customer_id, set()).add(arm)
+    assert all(len(a) == 1 for a in arms.values()), "a customer changed group between waves"
+    control_emails = {emails[c] for c, a in arms.items() if a == {"control"}}
+    assert control_emails and not control_emails & set(smtp.recipients)
+
+
+def test_dry_run_renders_everything_and_records_nothing(wave_env, smtp, customers):
+    summary = _run(dry_run=True)
+    assert summary["dry_run"] and summary["selected"] > 300
+    assert summary["rendered"] == summary["treated"] and summary["render_errors"] == 0
+    assert _ledger(customers) == [] and smtp.received == []
+    with customers.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ledger.waves)).scalar_one() == 0
+    real = _run()
+    assert real["selected"] == summary["selected"] and real["control"] == summary["control"]
+
+
+def test_invalid_rules_file_sends_and_records_nothing(wave_env, smtp, customers, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULES.read_text().replace("recency_days", "recency_dayz", 1))
+    with pytest.raises(ValidationFailed) as failure:
+        _run(rules=bad)
+    [problem] = failure.value.errors
+    assert problem.file == str(bad) and problem.line is not None
+    assert "unknown column 'recency_dayz', did you mean 'recency_days'?" in problem.message
+    assert smtp.received == [] and _ledger(customers) == []
+
+
+def test_undefined_template_variable_sends_nothing(wave_env, smtp, customers, tmp_path, monkeypatch):
+    templates = tmp_path / "templates"
+    (templates / "email" / "winback").mkdir(parents=True)
+    (templates / "email" / "winback" / "subject.txt").write_text("Hello {{ frist_name }}\n")
+    (templates / "email" / "winback" / "body.txt").write_text("Hi\n")
+    monkeypatch.setenv("CAMPAIGN_PATHS_TEMPLATES_DIR", str(templates))
+    get_settings.cache_clear()
+    with pytest.raises(ValidationFailed) as failure:
+        _run()
+    text = "\n".join(str(p) for p in failure.value.errors)
+    assert "subject.txt:1" in text and "frist_name" in text and "first_name" in text
+    assert smtp.received == [] and _ledger(customers) == []
+
+
+def test_unreachable_smtp_keeps_contacts_pending_then_resumes(wave_env, smtp, customers, monkeypatch):
+    monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(free_port()))
+    get_settings.cache_clear()
+    with pytest.raises(WaveIncomplete, match="unreachable"):
+        _run()
+    rows = _ledger(customers)
+    assert rows and not [r for r in rows if r.status == "sent"]
+    pending = [r for r in rows if r.status == "pending"]
+    assert pending, "contacts must stay pending"
+    monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(smtp.port))
+    get_settings.cache_clear()
+    summary = _run()
+    assert summary["status"] == "completed" and summary["ledger_pending"] == 0
+    assert summary["sent_this_run"] == len(smtp.received) > 0
+
+
+def test_invalid_addresses_are_skipped_and_reported(wave_env, smtp, customers):
+    with customers.begin() as conn:
+        conn.execute(
+            sa.text(
+                "update customers set email = 'not-an-address' where customer_id in ('C0000001','C0000002','C0000003','C0000004','C0000005','C0000006','C0000007','C0000008','C0000009','C0000010')"
+            )
+        )
+    summary = _run()
+    with customers.connect() as conn:
+        details = (
+            conn.execute(sa.select(ledger.contacts.c.detail).where(ledger.contacts.c.status == "skipped"))
+            .scalars()
+            .all()
+        )
+    assert summary["ledger_skipped"] == len(details) > 0
+    assert "invalid e-mail address" in details
+    assert summary["status"] == "completed"
+
+
+def _pause_rcpt(server: SmtpServer, at: int) -> tuple[threading.Event, threading.Event]:
+    """Make the server hold the ``at``-th RCPT until released (the client is mid-conversation)."""
+    reached, release = threading.Event(), threading.Event()
+    handler = server._controller.handler
+    original = handler.handle_RCPT
+    calls = 0
+
+    async def handle_RCPT(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == at:
+            reached.set()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            return "451 4.3.0 connection gone"
+        return await original(*args, **kwargs)
+
+    handler.handle_RCPT = handle_RCPT
+    return reached, release
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, prefect_api_url, tmp_path, connections):
+    """SIGKILL while one connection waits at RCPT. With one connection nothing is in flight and
+    nothing is sent twice. With several, each other connection may have had a message accepted
+    by the server but not yet journalled (SMTP has no idempotency): at most one per connection
+    can be sent again, with the same Message-ID so the receiving side can recognise it."""
+    env = {**os.environ, **_environment(settings, 0), "PREFECT_API_URL": prefect_api_url}
+    env["CAMPAIGN_SMTP_CONNECTIONS"] = str(connections)
+    command = [
+        sys.executable,
+        "-c",
+        "from orchestrator.cli.main import app; app()",
+        "run",
+        str(RULES),
+        "--wave",
+        "2026-11-26",
+    ]
+    with SmtpServer() as server:
+        env["CAMPAIGN_SMTP_PORT"] = str(server.port)
+        reached, release = _pause_rcpt(server, at=150)  # in the second chunk of 100
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert reached.wait(120), process.stdout.read().decode() if process.poll() is not None else "no RCPT 150"
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+        finally:
+            release.set()
+        first = len(server.received)
+        assert first == 149 if connections == 1 else first >= 149 - connections  # others may be mid-DATA
+        second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stdout + second.stderr
+        counts = Counter(server.recipients)
+        by_message_id = Counter(m["Message-ID"] for m in server.messages)
+    engine = customers
+    rows = _ledger(engine)
+    sent = [r for r in rows if r.status == "sent"]
+    twice = sum(n - 1 for n in counts.values())
+    if connections == 1:
+        assert twice == 0, "a customer got the message twice"
+    else:
+        assert twice <= connections - 1, f"{twice} messages sent twice with {connections} connections"
+        assert sum(n - 1 for n in by_message_id.values()) == twice  # a repeat is the same message
+    assert len(counts) == len(sent) > 149
+    assert not [r for r in rows if r.status == "pending"]
+
+
+def test_cli_validate_reports_file_line_col(settings, customers, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULES.read_text().replace("audience:", "audiance:", 1))
+    env = {**os.environ, **_environment(settings, 25)}
+    good = subprocess.run(
+        [sys.executable, "-c", "from orchestrator.cli.main import app; app()", "validate", str(RULES)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    result = subprocess.run(
+        [sys.executable, "-c", "from orchestrator.cli.main import app; app()", "validate", str(bad)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if text.startswith("audiance:"))
+    assert f"{bad}:{line}:1: unknown key 'audiance', did you mean 'audience'?" in result.stderr
+
+
+def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_env, customers, monkeypatch):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(free_port()))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "2026-11-27"])
+    assert result.exit_code == 1, result.output
+    assert "still unsent" in result.output and "unreachable" in result.output
+    assert "run the wave again" in result.output
+
+
+def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(
+    settings, customers, prefect_api_url, monkeypatch
+):
+    with customers.connect() as conn:
+        emails = dict(
+            conn.execute(
+                sa.text(
+                    "select email, customer_id from customers where email like '%@%.%' order by customer_id limit 400"
+                )
+            ).all()
+        )
+    rejects = {address: "550 5.1.1 mailbox does not exist" for address in emails}
+    with SmtpServer(reject_with=rejects) as server:
+        for key, value in _environment(settings, server.port).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("CAMPAIGN_PATHS_RULES_DIR", str(REPO / "rules"))
+        get_settings.cache_clear()
+        try:
+            _run()
+        finally:
+            get_settings.cache_clear()
+    with customers.connect() as conn:
+        bounced = {
+            r.customer_id for r in conn.execute(sa.text("select customer_id from contacts where status = 'failed'"))
+        }
+        suppressed = dict(
+            conn.execute(sa.text("select customer_id, reason from suppressions where channel = 'email'")).all()
+        )
+    assert bounced and bounced <= set(emails.values())
+    assert set(suppressed) == bounced and set(suppressed.values()) == {"hard_bounce"}
