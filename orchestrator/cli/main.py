@@ -311,10 +311,13 @@ def demo(
     ),
 ) -> None:
     """The whole loop on local servers: three waves, outcomes posted back, retraining, success reports."""
-    from orchestrator.demo.run import run_demo
+    from orchestrator.demo.run import DemoFilesMissing, run_demo
 
     progress.enable(err)
-    run_demo(output, customers, console=console)
+    try:
+        run_demo(output, customers, console=console)
+    except DemoFilesMissing as exc:
+        raise fail(str(exc)) from exc
 
 
 def main() -> None:  # pragma: no cover

@@ -18,7 +18,9 @@
    charts) and the comparison of the model versions.
 
 The demo works on a copy of ``rules/`` in the output folder, so the repository's rules stay
-as they are.
+as they are. It needs a source checkout: an installed wheel ships the engine but not the
+example ``rules/`` and ``templates/``, and there ``run_demo`` raises ``DemoFilesMissing`` naming
+what is missing (``campaign demo`` prints it and exits 1) before it touches the output folder.
 """
 
 from __future__ import annotations
@@ -49,6 +51,23 @@ TASK_CHANNELS = ("call_center", "field_force")
 MODEL = "winback-uplift"
 NOT_FEATURES = ("email", "phone", "first_name", "last_name", "consent_email", "consent_phone")
 WAVE_GAP_DAYS = 50  # longer than the campaigns' attribution windows, so each retraining sees closed ones
+
+
+class DemoFilesMissing(FileNotFoundError):
+    """The example campaigns the demo runs are not there (an installed wheel ships the engine, not the examples)."""
+
+
+def _check_example_files() -> None:
+    """The demo runs the checkout's ``rules/`` and ``templates/``; say which are missing before touching anything."""
+    templates = Path(os.environ.get("CAMPAIGN_PATHS_TEMPLATES_DIR") or REPO / "templates")
+    needed = [REPO / "rules" / name for name in DEMO_RULES] + [templates]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        raise DemoFilesMissing(
+            f"campaign demo runs the example campaigns of a source checkout, and these are missing: "
+            f"{', '.join(missing)}. An installed package ships the engine, not the example rules and "
+            f"templates: run `scripts/demo` in a checkout of the repository."
+        )
 
 
 def _secret() -> str:
@@ -119,6 +138,7 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
     from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
     from orchestrator.wave.stages import prepare_cycle
 
+    _check_example_files()
     output = output.resolve()
     if output.exists():
         shutil.rmtree(output)
