@@ -2,9 +2,10 @@
 
 Contracts:
 
-* ``stages``: ``prepare`` (validate rules and templates), ``select_candidates``, ``plan``,
-  ``render_sample``, ``record`` and ``send``, each taking the ``Settings``; ``prepare_cycle`` runs the
-  first three for the campaigns of one cycle.
+* ``stages``: ``prepare`` (validate rules and templates), ``open_wave``, ``select_candidates``
+  (``filter_candidates`` + ``score_candidates``), ``plan``, ``render_selection``, ``record`` and
+  ``send_pending`` (from ``orchestrator.delivery.sending``), each taking the ``Settings``;
+  ``prepare_cycle`` runs prepare, select and plan for the campaigns of one cycle, recording nothing.
 * ``validation.validate_campaign``: everything checked before anything runs.
 * ``preview``: a few rendered messages per variant; ``console``: the rich tables of a wave.
 
