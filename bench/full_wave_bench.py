@@ -127,7 +127,10 @@ frequency_caps:
 
 
 def capacity_yaml(calls: int, visits_per_rep: int, email_limit: int | None) -> str:
-    text = f"call_center:\n  tasks_per_day: {calls}\nfield_force:\n  visits_per_rep_per_day: {visits_per_rep}\n  reps: reps.csv\n"
+    text = (
+        f"call_center:\n  tasks_per_day: {calls}\n"
+        f"field_force:\n  visits_per_rep_per_day: {visits_per_rep}\n  reps: reps.csv\n"
+    )
     if email_limit is not None:
         text += f"email:\n  per_day: {email_limit}\n"
     return text
@@ -570,7 +573,10 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
         title, body = (t.render(context) for t in templates[channel_name])
         return " ".join(title.split()), body
 
-    columns = "c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.age, c.region, c.segment, c.revenue_12m, c.recency_days, c.territory"
+    columns = (
+        "c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.age, c.region, c.segment, "
+        "c.revenue_12m, c.recency_days, c.territory"
+    )
     keys = [
         "customer_id",
         "first_name",
@@ -637,7 +643,8 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             cur = raw.cursor()
             if pg:
                 with cur.copy(
-                    "COPY hand_contacts (id, wave, customer_id, arm, channel, assignee, score, value, status, created_at, sent_at) FROM STDIN"
+                    "COPY hand_contacts (id, wave, customer_id, arm, channel, assignee, score, value, status, "
+                    "created_at, sent_at) FROM STDIN"
                 ) as copy:
                     for row in rows:
                         copy.write_row(row)
@@ -654,7 +661,8 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
     def pending(conn, name: str) -> list[dict]:
         mark = "%s" if pg else "?"
         result = conn.exec_driver_sql(
-            f"SELECT h.id, h.assignee, {columns} FROM hand_contacts h JOIN customers c ON c.customer_id = h.customer_id "
+            f"SELECT h.id, h.assignee, {columns} FROM hand_contacts h "
+            "JOIN customers c ON c.customer_id = h.customer_id "
             f"WHERE h.channel = {mark} AND h.status = 'pending' ORDER BY h.id",
             (name,),
         )

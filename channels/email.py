@@ -185,7 +185,8 @@ def classify_smtp_error(exc: OSError, *, server: str) -> tuple[Outcome, str]:
             return "transient", detail
         if handling == "sender" and code == 530:
             raise PermanentDeliveryError(
-                f"SMTP server {server} requires a login: set CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
+                f"SMTP server {server} requires a login: "
+                f"set CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
             ) from exc
         if handling == "sender" and code != 552:
             raise PermanentDeliveryError(f"SMTP server {server} refused the sender address: {detail}") from exc
@@ -260,7 +261,8 @@ def connect_error(exc: OSError, *, server: str) -> DeliveryError:
         if 400 <= code < 500:
             return TransientDeliveryError(f"SMTP server {server} could not log in for now: {detail}")
         return PermanentDeliveryError(
-            f"SMTP server {server} refused the login; check CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
+            f"SMTP server {server} refused the login; "
+            f"check CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
         )
     if handling in ("unsupported", "setup"):
         return PermanentDeliveryError(f"SMTP server {server} does not support what the settings ask for: {detail}")

@@ -125,7 +125,10 @@ class DeploymentPlan:
 
 
 def prefect_schedule(schedule: ScheduleSpec):
-    """The Prefect schedule (``CronSchedule`` / ``IntervalSchedule`` / ``RRuleSchedule``) of a rules file, with its time zone."""
+    """The Prefect schedule (``CronSchedule`` / ``IntervalSchedule`` / ``RRuleSchedule``) of a rules file.
+
+    The schedule carries the rules file's time zone.
+    """
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 
     if schedule.cron is not None:
@@ -258,7 +261,9 @@ def _retrain_deployment(model: str, campaigns: list[str], serve: ServeSettings) 
         schedules=schedules,
         parameters={"name": model, "campaigns": campaigns, "kind": serve.retrain_kind},
         concurrency_limit=_concurrency(),
-        description=f"Retrain model {model} on the waves of {', '.join(campaigns)}; promote it if it beats the champion.",
+        description=(
+            f"Retrain model {model} on the waves of {', '.join(campaigns)}; promote it if it beats the champion."
+        ),
         tags=["retraining", model],
         entrypoint_type=EntrypointType.MODULE_PATH,
     )

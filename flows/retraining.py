@@ -55,7 +55,10 @@ def retrain_model(
     exclude: list[str] | None = None,
     channel: str | None = None,
 ) -> dict:
-    """Retrain model ``name`` on the campaigns' waves; promote the new version if it beats the champion by ``margin``."""
+    """Retrain model ``name`` on the campaigns' waves.
+
+    The new version is promoted if it beats the champion by ``margin``.
+    """
     result = train_and_judge(name, campaigns, kind, margin, outcome, exclude or [], channel)
     get_run_logger().info("%s v%d: %s", name, result.version, result.reason)
     key = f"retrain-{name}".lower().replace("_", "-")[:100]

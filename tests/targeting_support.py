@@ -46,7 +46,8 @@ AUDIENCE_SQL = ["email is not null", "recency_days between 60 and 365", "segment
 POLICY_SQL = [
     "consent_email = :yes",
     "customer_id not in (select customer_id from suppressions where channel in ('email', '*'))",
-    "customer_id not in (select customer_id from contacts where status = 'sent' group by customer_id having count(*) >= 2)",
+    "customer_id not in "
+    "(select customer_id from contacts where status = 'sent' group by customer_id having count(*) >= 2)",
 ]
 
 

@@ -244,9 +244,7 @@ def list_command() -> None:
 @models_app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[
-        int | None, typer.Option("--version", min=1, help="Version; the champion when omitted.")
-    ] = None,
+    version: Annotated[int | None, typer.Option("--version", min=1, help="Version; the champion when omitted.")] = None,
 ) -> None:
     """One model version: stage, validation score, lineage, holdout metrics, calibration table and features."""
     from orchestrator.db.engine import connect
@@ -289,9 +287,7 @@ def promote_command(
 @models_app.command("compare")
 def compare_command(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    versions: Annotated[
-        list[int] | None, typer.Argument(help="Versions to compare; all when none are given.")
-    ] = None,
+    versions: Annotated[list[int] | None, typer.Argument(help="Versions to compare; all when none are given.")] = None,
 ) -> None:
     """Versions of NAME side by side: stage, validation score (and its difference to the champion), rows, window."""
     from orchestrator.db.engine import connect

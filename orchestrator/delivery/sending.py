@@ -157,11 +157,13 @@ def send_pending(
         parts = []
         if remaining:
             parts.append(
-                f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); they stay pending: run the wave again to send them"
+                f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); "
+                "they stay pending: run the wave again to send them"
             )
         if dead:
             parts.append(
-                f"{dead} task list(s) were rejected by the receiver: see `campaign dlq list`, fix, then `campaign dlq retry`"
+                f"{dead} task list(s) were rejected by the receiver: "
+                "see `campaign dlq list`, fix, then `campaign dlq retry`"
             )
         raise WaveIncomplete("; ".join(parts))
     return sent_now

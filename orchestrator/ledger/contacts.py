@@ -332,7 +332,10 @@ def wave_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
 
 
 def cycle_customers(engine: sa.Engine, wave_key: str, *, exclude: Sequence[str] = ()) -> dict[str, str]:
-    """Customers recorded (treated or control) under ``wave_key`` by campaigns not in ``exclude``: customer -> campaign."""
+    """Customers recorded (treated or control) under ``wave_key`` by campaigns not in ``exclude``.
+
+    Returns customer -> campaign.
+    """
     query = (
         sa.select(contacts.c.customer_id, campaigns.c.name)
         .join_from(contacts, waves, waves.c.id == contacts.c.wave_id)

@@ -193,7 +193,9 @@ def create_app(settings: Settings) -> FastAPI:
         responses={
             401: {"model": Problem, "description": "Missing or wrong signature, or timestamp out of tolerance."},
             422: {
-                "description": "Not JSON, not the schema, or more events than CAMPAIGN_API_MAX_BATCH (FastAPI's format).",
+                "description": (
+                    "Not JSON, not the schema, or more events than CAMPAIGN_API_MAX_BATCH (FastAPI's format)."
+                ),
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
             },
         },
@@ -229,7 +231,10 @@ def create_app(settings: Settings) -> FastAPI:
                     {
                         "type": "too_long",
                         "loc": ("body", "events"),
-                        "msg": f"List should have at most {api.max_batch} items (CAMPAIGN_API_MAX_BATCH), not {len(batch.events)}",
+                        "msg": (
+                            f"List should have at most {api.max_batch} items (CAMPAIGN_API_MAX_BATCH), "
+                            f"not {len(batch.events)}"
+                        ),
                     }
                 ]
             )
@@ -329,7 +334,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def unsubscribe_now(token: str) -> HTMLResponse:
         """Suppresses the customer for e-mail and records an `unsubscribe` event; repeating it changes nothing.
 
-        Mail clients send `List-Unsubscribe=One-Click` (form-encoded) as the body; the token in the URL is the authorisation.
+        Mail clients send `List-Unsubscribe=One-Click` (form-encoded) as the body;
+        the token in the URL is the authorisation.
         """
         try:
             await run_in_threadpool(unsubscribe, engine, settings, token)

@@ -90,7 +90,8 @@ def import_results(
                     file,
                     1,
                     None,
-                    f"{what} '{column}' is not in the header{did_you_mean(column, header) or '; columns: ' + ', '.join(header)}",
+                    f"{what} '{column}' is not in the header"
+                    f"{did_you_mean(column, header) or '; columns: ' + ', '.join(header)}",
                 )
             )
     if not outcome_columns:
@@ -129,7 +130,8 @@ def import_results(
                 file,
                 None,
                 None,
-                f"no row has the control label '{control_label}' in '{arm_column}'{did_you_mean(control_label, arms) or '; arms: ' + ', '.join(sorted(arms))}",
+                f"no row has the control label '{control_label}' in '{arm_column}'"
+                f"{did_you_mean(control_label, arms) or '; arms: ' + ', '.join(sorted(arms))}",
             )
         )
     if problems:

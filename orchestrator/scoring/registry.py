@@ -531,7 +531,10 @@ def decide(engine: sa.Engine, name: str, version: int, *, margin: float) -> Deci
 
 
 def promote_if_better(engine: sa.Engine, name: str, version: int, margin: float) -> Decision:
-    """``decide`` and, when the verdict is promote, ``promote``, in one transaction (the champion cannot change in between)."""
+    """``decide`` and, when the verdict is promote, ``promote``, in one transaction.
+
+    The champion cannot change in between.
+    """
     with _write_transaction(engine) as conn:
         rows = _locked_versions(conn, name)
         decision = _decide(name, version, rows, margin)

@@ -340,7 +340,10 @@ class TemplateSet:
         return {name: list(places) for name, places in self._variables.items()}
 
     def check(self, available: Iterable[str]) -> list[Problem]:
-        """Warnings from loading, and an error at every use of a variable not in ``available`` or ``ENGINE_VARIABLES``."""
+        """Warnings from loading.
+
+        Also an error at every use of a variable not in ``available`` or ``ENGINE_VARIABLES``.
+        """
         known = set(available) | ENGINE_VARIABLES
         problems = list(self.warnings)
         for variable, places in self._variables.items():

@@ -2,8 +2,8 @@
 
 ``preview_messages`` picks ``n`` treated customers per allocated channel and variant
 (deterministically: the first by customer id among the treated) and renders their e-mails,
-call scripts, visit briefs or webhook messages exactly as a wave would; ``write_html`` writes them to one HTML page a person can open, each e-mail's HTML
-shown in a sandboxed ``iframe``. Nothing is recorded or sent.
+call scripts, visit briefs or webhook messages exactly as a wave would; ``write_html`` writes them
+to one HTML page a person can open, each e-mail's HTML shown in a sandboxed ``iframe``. Nothing is recorded or sent.
 """
 
 from __future__ import annotations

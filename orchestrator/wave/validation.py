@@ -144,7 +144,8 @@ def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
                     str(spec.source),
                     None,
                     None,
-                    "channel field_force: no sales reps; list them in rules/capacity.yaml under field_force: {reps: reps.csv, visits_per_rep_per_day: 6}",
+                    "channel field_force: no sales reps; list them in rules/capacity.yaml "
+                    "under field_force: {reps: reps.csv, visits_per_rep_per_day: 6}",
                     "warning",
                 )
             )
@@ -163,7 +164,10 @@ def _model_problems(settings: Settings, spec: CampaignSpec, engine: sa.Engine, c
     try:
         record = get(engine, scores.model, scores.version)
         if scores.min_score is not None and scores.min_score < 0 and record.kind != "uplift":
-            problem = f"min_score {scores.min_score:g} is below 0: only an uplift model predicts effects below 0; '{scores.model}' is a {record.kind} model"
+            problem = (
+                f"min_score {scores.min_score:g} is below 0: only an uplift model predicts effects below 0; "
+                f"'{scores.model}' is a {record.kind} model"
+            )
             return (
                 [document.positions.problem(("scores", "min_score"), problem, at="value")]
                 if document

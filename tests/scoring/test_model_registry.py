@@ -203,7 +203,10 @@ def test_decide_needs_the_same_metric(engine, settings, trained):
     _register(engine, settings, trained, stage="challenger")  # no validation score
     with pytest.raises(
         registry.MetricMismatch,
-        match=r"cannot compare model 'response' version 2 \(qini_auc\) with the champion, version 1 \(roc_auc\): the validation metrics differ",
+        match=(
+            r"cannot compare model 'response' version 2 \(qini_auc\) with the champion, version 1 \(roc_auc\): "
+            r"the validation metrics differ"
+        ),
     ):
         registry.decide(engine, "response", 2, margin=0)
     with pytest.raises(registry.MetricMismatch, match="version 3 has no validation score to compare"):

@@ -99,7 +99,8 @@ global_control:
     policy, problems = _problems(tmp_path, monkeypatch, text)
     assert policy is None
     assert problems == [
-        "policy.yaml:2:10: consent column 'consent_emial' for email is not a column of the customer table, did you mean 'consent_email'?",
+        "policy.yaml:2:10: consent column 'consent_emial' for email is not a column of the customer table, "
+        "did you mean 'consent_email'?",
         "policy.yaml:3:16: consent column 'phone' for call_center holds text values; it must be a true/false column",
         "policy.yaml:4:1: unknown key 'frequncy_caps', did you mean 'frequency_caps'?",
         "policy.yaml:7:3: unknown key 'complaint_day', did you mean 'complaint_days'?",
