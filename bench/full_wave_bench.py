@@ -519,7 +519,7 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             left = capacity.copy()
             got = np.full(len(rows), -1)
             got_pool = np.full(len(rows), -1)
-            for c, ch, p in zip(cust[order].tolist(), chan[order].tolist(), pool[order].tolist()):
+            for c, ch, p in zip(cust[order].tolist(), chan[order].tolist(), pool[order].tolist(), strict=True):
                 if got[c] < 0 and left[p] > 0:
                     got[c], got_pool[c] = ch, p
                     left[p] -= 1
@@ -597,7 +597,7 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             chunk = where_ids[start : start + 900]
             marks = ",".join(["%s" if pg else "?"] * len(chunk))
             out += [
-                dict(zip(keys, r))
+                dict(zip(keys, r, strict=True))
                 for r in conn.exec_driver_sql(
                     f"SELECT {columns} FROM customers c WHERE c.customer_id IN ({marks})", tuple(chunk)
                 )
@@ -666,7 +666,7 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             f"WHERE h.channel = {mark} AND h.status = 'pending' ORDER BY h.id",
             (name,),
         )
-        return [{"_id": r[0], "_assignee": r[1], **dict(zip(keys, r[2:]))} for r in result]
+        return [{"_id": r[0], "_assignee": r[1], **dict(zip(keys, r[2:], strict=True))} for r in result]
 
     def mark_sent(conn, done: list[int]) -> None:
         now = datetime.now(UTC)

@@ -380,7 +380,11 @@ class EmailChannel(Channel):
     # -- the contract ------------------------------------------------------------------
 
     def send(
-        self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None, batch_key: str | None = None
+        self,
+        batch: Sequence[Outbound],
+        *,
+        on_result: ResultCallback | None = None,
+        batch_key: str | None = None,  # noqa: ARG002 - the contract's key; e-mail delivers message by message
     ) -> DeliveryReport:
         report = DeliveryReport()
         if not batch:

@@ -23,7 +23,7 @@ Exit status 0 on success, 1 when the data or a name is wrong (the message says w
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -44,7 +44,7 @@ TABLE_PREFIX = "table:"
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-class Estimator(str, Enum):
+class Estimator(StrEnum):
     logistic = "logistic"
     gradient_boosting = "gradient_boosting"
 

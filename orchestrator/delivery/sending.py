@@ -239,6 +239,19 @@ def _pending_count(engine: sa.Engine, wave_id: int, channel: str) -> int:
         ).scalar_one()
 
 
+def _journalled(
+    journal: SendJournal, results: list[DeliveryResult], advance: Callable[[int], None]
+) -> Callable[[DeliveryResult], None]:
+    """An ``on_result`` callback that journals each result, collects it in ``results`` and counts it."""
+
+    def on_result(result: DeliveryResult) -> None:
+        journal.append(result)
+        results.append(result)
+        advance(1)
+
+    return on_result
+
+
 def send_email_chunk(
     settings: Settings,
     prepared: PreparedWave,
@@ -266,14 +279,8 @@ def send_email_chunk(
             for rows in pending:
                 messages, skipped = builder.build(rows)
                 results: list[DeliveryResult] = []
-
-                def on_result(result: DeliveryResult) -> None:
-                    journal.append(result)
-                    results.append(result)
-                    advance(1)
-
                 try:
-                    channel.send(messages, on_result=on_result)
+                    channel.send(messages, on_result=_journalled(journal, results, advance))
                 except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
                     failure = exc
                 outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]

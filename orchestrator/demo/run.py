@@ -143,7 +143,9 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
                 customers = pd.read_sql(sa.text("select customer_id, age, segment, email from customers"), conn)
             world = HiddenWorld.from_customers(customers)
             address_of = {
-                str(e).strip().lower(): str(c) for c, e in zip(customers["customer_id"], customers["email"]) if e
+                str(e).strip().lower(): str(c)
+                for c, e in zip(customers["customer_id"], customers["email"], strict=True)
+                if e
             }
             console.print(
                 f"imported {report.rows_imported:,} customers; local systems: SMTP 127.0.0.1:{sink.port}, "

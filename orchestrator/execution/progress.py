@@ -43,7 +43,7 @@ def counted_elsewhere(pid: int) -> bool:
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     if _console is None:
-        yield lambda n=1: None
+        yield lambda _n=1: None
         return
     if _open:  # inside an open bar (a chunk of its work): advance that one
         yield _open[-1]

@@ -144,7 +144,7 @@ def read_conversions(path: Path) -> Iterator[tuple[int, dict | Problem]]:
 
 
 def import_conversions(
-    engine: sa.Engine, path: Path, *, strict: bool = False, progress: Callable[[int], None] = lambda n: None
+    engine: sa.Engine, path: Path, *, strict: bool = False, progress: Callable[[int], None] = lambda _n: None
 ) -> ConversionImport:
     """Import the file's conversions; see the module docstring."""
     report = ConversionImport()

@@ -298,7 +298,7 @@ def _imatch_sqlite(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001
 
 
 @compiles(_IMatch)
-def _imatch_other(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001
+def _imatch_other(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001, ARG001 - SQLAlchemy's @compiles signature
     raise sa.exc.CompileError(f"'matches' is supported on SQLite and PostgreSQL, not {compiler.dialect.name}")
 
 

@@ -253,16 +253,16 @@ def _fallback(customer, pool, value, caps, unlimited, eligible, n_customers) -> 
     if kept:
         kept = [_prune(np.concatenate(kept), customer, pool, value - base[customer], caps)]
     if not kept:
-        return _fill(customer, pool, value, caps, unlimited, eligible, chosen)
+        return _fill(customer, pool, caps, unlimited, eligible, chosen)
     cand = np.concatenate(kept)
     cand = cand[np.lexsort((pool[cand], customer[cand]))]  # arcs in customer, then pool order
     gain = value[cand] - base[customer[cand]]
 
     assigned = _solve_flow(customer[cand], pool[cand], gain, caps)
-    _canonical_ties(cand, assigned, customer, pool, gain, n_pools)
+    _canonical_ties(cand, assigned, customer, pool, gain)
     won = cand[assigned]
     chosen[customer[won]] = won
-    return _fill(customer, pool, value, caps, unlimited, eligible, chosen)
+    return _fill(customer, pool, caps, unlimited, eligible, chosen)
 
 
 def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -> np.ndarray:
@@ -336,7 +336,7 @@ def _solve_flow(cust: np.ndarray, pools: np.ndarray, gain: np.ndarray, caps: np.
     return np.asarray(flow.flows(arcs)) > 0
 
 
-def _canonical_ties(cand, assigned, customer, pool, gain, n_pools) -> None:
+def _canonical_ties(cand, assigned, customer, pool, gain) -> None:
     """Among equal gains for a pool, give it to the lowest customer indices (value-neutral swaps).
 
     A customer assigned to pool p is exchanged with a candidate of p who has exactly the same gain
@@ -360,7 +360,7 @@ def _canonical_ties(cand, assigned, customer, pool, gain, n_pools) -> None:
             assigned[group[:a]] = True
 
 
-def _fill(customer, pool, value, caps, unlimited, eligible, chosen) -> np.ndarray:
+def _fill(customer, pool, caps, unlimited, eligible, chosen) -> np.ndarray:
     """Uncontacted customers whose eligible option in a pool with room is worth exactly 0 take it.
 
     In an optimum a pool with room holds every uncontacted customer with a positive option there,

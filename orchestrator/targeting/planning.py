@@ -235,7 +235,7 @@ def plan_cycle(
             value_of[control_idx[c_got]] = c_opts.value[c_pick[c_got]]
             pool_of[control_idx[c_got]] = c_opts.pool[c_pick[c_got]]
 
-        plans.append(_plan(spec, mine, selection, channel_of, value_of, pool_of, pools, v, waiting, with_funnel))
+        plans.append(_plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel))
         plans[-1].lost_to = arbitration.lost(spec.name)
     _assign_reps(plans, pools)
     return plans
@@ -265,7 +265,7 @@ def _concat(parts: Sequence[_Options]) -> _Options:
     return _Options(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("customer", "pool", "value", "channel")))
 
 
-def _plan(spec, mine, selection, channel_of, value_of, pool_of, pools: Pools, v, waiting, with_funnel) -> CampaignPlan:
+def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel) -> CampaignPlan:
     """Keep the allocated customers (and the global control group) of one campaign."""
     n_won = len(mine.ids)
     keep = np.concatenate([channel_of != None, np.ones(len(selection.ids) - n_won, dtype=bool)])  # noqa: E711

@@ -188,9 +188,9 @@ def filter_customers(
         steps = named_conditions(spec, table, policy, as_of=as_of, conn=conn)
         funnel = funnel_counts(conn, table, steps) if with_funnel else []
         labels = [f"x{i}" for i in range(len(extra))]
-        query = sa.select(table.c[ID_COLUMN], *(expr.label(l) for l, expr in zip(labels, extra.values()))).order_by(
-            table.c[ID_COLUMN]
-        )
+        query = sa.select(
+            table.c[ID_COLUMN], *(expr.label(label) for label, expr in zip(labels, extra.values(), strict=True))
+        ).order_by(table.c[ID_COLUMN])
         if steps:
             query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
         result = conn.execute(query)

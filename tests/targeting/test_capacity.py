@@ -58,7 +58,7 @@ def test_capacity_file_and_reps_give_pools_with_what_is_left(tmp_path):
     capacity = load_capacity(rules)
     used = {("call_center", None): 30, ("field_force", "R1"): 4, ("webhook", "crm"): 7}
     pools = day_pools(capacity, used, ["crm"])
-    assert dict(zip(pools.names, pools.capacities)) == {
+    assert dict(zip(pools.names, pools.capacities, strict=True)) == {
         "email": None,
         "call_center": 70,
         "webhook:crm": 0,

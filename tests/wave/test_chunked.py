@@ -12,6 +12,7 @@ uvicorn receivers on 127.0.0.1, a Dask LocalCluster.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 from collections import Counter
@@ -66,7 +67,7 @@ def test_id_ranges_are_disjoint_and_cover_every_id_once(engine, size):
         assert chunks.id_ranges(conn, query.where(table.c.id < 0), size) == []
     covered = [i for first, last in ranges for i in kept if first <= i <= last]
     assert covered == kept  # every id once, in order
-    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
     per_range = [sum(first <= i <= last for i in kept) for first, last in ranges]
     assert all(n == size for n in per_range[:-1]) and 0 < per_range[-1] <= size
 
