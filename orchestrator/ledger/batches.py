@@ -24,13 +24,13 @@ from itertools import groupby
 
 import sqlalchemy as sa
 
-from orchestrator.db.tables import BatchStatus, Campaign, Contact, ContactStatus, DispatchBatch, Wave, utcnow
+from orchestrator.db.tables import BatchStatus, Campaign, Contact, ContactStatus, DispatchBatch, Wave, table_of, utcnow
 from orchestrator.ledger import contacts as ledger
 
-batches = DispatchBatch.__table__
-contacts = Contact.__table__
-waves = Wave.__table__
-campaigns = Campaign.__table__
+batches = table_of(DispatchBatch)
+contacts = table_of(Contact)
+waves = table_of(Wave)
+campaigns = table_of(Campaign)
 
 DEAD_LETTER = "dead letter: "
 

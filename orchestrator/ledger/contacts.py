@@ -30,13 +30,14 @@ from orchestrator.db.tables import (
     DeliveryAttempt,
     Wave,
     WaveStatus,
+    table_of,
     utcnow,
 )
 
-campaigns = Campaign.__table__
-waves = Wave.__table__
-contacts = Contact.__table__
-attempts = DeliveryAttempt.__table__
+campaigns = table_of(Campaign)
+waves = table_of(Wave)
+contacts = table_of(Contact)
+attempts = table_of(DeliveryAttempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +351,7 @@ def cycle_customers(engine: sa.Engine, wave_key: str, *, exclude: Sequence[str] 
 
 def record_losses(engine: sa.Engine, cycle: str, campaign: str, lost_to: dict[str, int]) -> None:
     """Keep how many customers ``campaign`` lost to each other campaign in ``cycle`` (replacing earlier counts)."""
-    losses = ArbitrationLoss.__table__
+    losses = table_of(ArbitrationLoss)
     with engine.begin() as conn:
         conn.execute(losses.delete().where(losses.c.cycle == cycle, losses.c.campaign == campaign))
         if lost_to:
@@ -366,7 +367,7 @@ def record_losses(engine: sa.Engine, cycle: str, campaign: str, lost_to: dict[st
 
 def losses_of(engine: sa.Engine, cycle: str) -> list[tuple[str, str, int]]:
     """``(campaign, lost_to, customers)`` of a cycle."""
-    losses = ArbitrationLoss.__table__
+    losses = table_of(ArbitrationLoss)
     with engine.connect() as conn:
         return [
             tuple(r)

@@ -26,10 +26,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from orchestrator.db.bulk import insert_new, raw_timestamp
-from orchestrator.db.tables import Conversion, utcnow
+from orchestrator.db.tables import Conversion, table_of, utcnow
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
 
-conversions = Conversion.__table__
+conversions = table_of(Conversion)
 
 TIME_COLUMNS = ("occurred_at", "time", "date", "timestamp", "converted_at")
 ID_COLUMNS = ("customer_id", "customer")
@@ -192,7 +192,7 @@ def attributed(
     """
     from orchestrator.db.tables import Contact
 
-    contacts = Contact.__table__
+    contacts = table_of(Contact)
     out: dict[int, tuple[int, float, datetime]] = {}
     with engine.connect() as conn:
         for wave_id, day in wave_ids_and_dates:

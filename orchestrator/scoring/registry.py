@@ -57,7 +57,7 @@ import joblib
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from orchestrator.db.tables import ModelVersion, utcnow
+from orchestrator.db.tables import ModelVersion, table_of, utcnow
 from orchestrator.errors import did_you_mean
 from orchestrator.settings import Settings
 
@@ -446,7 +446,7 @@ def _promote_locked(conn: sa.Connection, name: str, version: int, rows: Sequence
         raise PromotionRefused(
             f"model '{name}' version {version} is retired; promote it again with force=True (--force)"
         )
-    table = ModelVersion.__table__
+    table = table_of(ModelVersion)
     conn.execute(
         sa.update(table)
         .where(table.c.name == name, table.c.stage == "champion", table.c.version != version)

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent
+from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent, table_of
 from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.conversions import attributed
 from orchestrator.responses.results_import import CHANNEL as IMPORTED
 from orchestrator.rules.outcomes import Outcomes
 
-events = ResponseEvent.__table__
+events = table_of(ResponseEvent)
 
 
 class CampaignNotFound(LookupError):

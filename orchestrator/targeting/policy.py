@@ -36,7 +36,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from orchestrator.customers.table import ID_COLUMN
 from orchestrator.db.bulk import bulk_insert
-from orchestrator.db.tables import Arm, Contact, ContactStatus, Suppression, utcnow
+from orchestrator.db.tables import Arm, Contact, ContactStatus, Suppression, table_of, utcnow
 from orchestrator.rules.policy_spec import (
     ALL_CHANNELS,
     REASONS,
@@ -63,8 +63,8 @@ __all__ = [
     "suppression_counts",
 ]
 
-contacts = Contact.__table__
-suppressions = Suppression.__table__
+contacts = table_of(Contact)
+suppressions = table_of(Suppression)
 
 Filter = tuple[str, sa.ColumnElement[bool]]
 """A named condition: customers for whom it is true may be contacted."""

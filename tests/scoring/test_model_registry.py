@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from orchestrator.db.tables import ModelVersion
+from orchestrator.db.tables import ModelVersion, table_of
 from orchestrator.scoring import registry
 from orchestrator.scoring.response import train_response_model
 from tests.scoring.test_scoring import synthetic_customers
@@ -52,8 +52,8 @@ def _champions(engine, name="response") -> int:
     with engine.connect() as conn:
         return conn.execute(
             sa.select(sa.func.count())
-            .select_from(ModelVersion.__table__)
-            .where(ModelVersion.__table__.c.name == name, ModelVersion.__table__.c.stage == "champion")
+            .select_from(table_of(ModelVersion))
+            .where(table_of(ModelVersion).c.name == name, table_of(ModelVersion).c.stage == "champion")
         ).scalar_one()
 
 

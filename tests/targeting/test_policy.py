@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
-from orchestrator.db.tables import Contact
+from orchestrator.db.tables import Contact, table_of
 from orchestrator.ledger import contacts as ledger
 from orchestrator.rules.policy_spec import PolicySpec, check_policy, load_policy, merge_policy
 from orchestrator.rules.yaml_source import parse_yaml
@@ -260,7 +260,7 @@ def world(engine):
     contact("c14", "email", "sent", MIDNIGHT + timedelta(hours=8))  # today counts
     contact("c14", "email", "sent", _ago(6.5))
     with engine.begin() as conn:
-        conn.execute(Contact.__table__.insert(), contacts)
+        conn.execute(table_of(Contact).insert(), contacts)
     return engine, table, set(ids)
 
 

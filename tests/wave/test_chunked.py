@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from orchestrator.customers.importer import import_customers
 from orchestrator.db.engine import connect
+from orchestrator.db.tables import table_of
 from orchestrator.demo.synthetic import customers as synthetic_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.execution import chunks
@@ -195,7 +196,7 @@ def _ledger(engine) -> dict:
                 b.c.channel, b.c.seq
             )
         ).all()
-        losses = conn.execute(sa.select(ledger.ArbitrationLoss.__table__).order_by(sa.text("1"))).all()
+        losses = conn.execute(sa.select(table_of(ledger.ArbitrationLoss)).order_by(sa.text("1"))).all()
         waves = conn.execute(
             sa.select(k.c.name, w.c.key, w.c.status).join_from(w, k, k.c.id == w.c.campaign_id).order_by(k.c.name)
         ).all()
