@@ -10,12 +10,16 @@ attribution windows of the last waves closed).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from orchestrator.settings import get_settings
+
+if TYPE_CHECKING:
+    from orchestrator.learning.retraining import RetrainResult
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
@@ -27,9 +31,9 @@ def train_and_judge(
     outcome: str | None,
     exclude: list[str],
     channel: str | None,
-):
+) -> RetrainResult:
     from orchestrator.db.engine import connect
-    from orchestrator.learning.retraining import retrain
+    from orchestrator.learning.retraining import Kind, retrain
 
     settings = get_settings()
     return retrain(
@@ -37,7 +41,7 @@ def train_and_judge(
         settings,
         name,
         campaigns=campaigns,
-        kind=kind,
+        kind=cast(Kind, kind),  # retrain refuses a kind it does not know
         margin=margin,
         outcome=outcome,
         exclude=exclude,

@@ -55,12 +55,16 @@ TaskChannelFactory = Callable[[Settings, PreparedWave, str], Channel]
 
 def default_channel(settings: Settings, prepared: PreparedWave) -> Channel:
     email = prepared.spec.channels.email
-    return channel_class(CHANNEL)(settings.smtp, sender=email.sender, reply_to=email.reply_to)
+    if email is None:
+        raise PermanentDeliveryError(f"campaign '{prepared.spec.name}' has no email channel")
+    cls: Callable[..., Channel] = channel_class(CHANNEL)  # each channel class has its own constructor
+    return cls(settings.smtp, sender=email.sender, reply_to=email.reply_to)
 
 
 def endpoint_key(prepared: PreparedWave, channel: str) -> str:
     """The settings key of the endpoint a task channel posts to: the channel, or the webhook's name."""
-    return prepared.spec.channels.webhook.endpoint if channel == "webhook" else channel
+    webhook = prepared.spec.channels.webhook
+    return webhook.endpoint if channel == "webhook" and webhook is not None else channel
 
 
 def default_task_channel(settings: Settings, prepared: PreparedWave, channel: str) -> Channel:
@@ -71,7 +75,8 @@ def default_task_channel(settings: Settings, prepared: PreparedWave, channel: st
         raise PermanentDeliveryError(
             f"no endpoint '{key}' is configured for channel {channel}; set {env}__URL and {env}__SECRET"
         )
-    return channel_class(channel)(endpoint, settings.webhooks, name=key)
+    cls: Callable[..., Channel] = channel_class(channel)  # each channel class has its own constructor
+    return cls(endpoint, settings.webhooks, name=key)
 
 
 def journal_path(settings: Settings, wave_id: int) -> Path:
@@ -128,6 +133,8 @@ def send_pending(
                 _recover(engine, chunk_journal)
             path.unlink()
         for channel in sorted(prepared.spec.channels.names(), key=lambda name: name != EMAIL):
+            calls: list[tuple]
+            work: Callable[..., ChunkResult]
             if channel == EMAIL:
                 calls = [
                     (settings, prepared, wave, first, last, channel_factory)

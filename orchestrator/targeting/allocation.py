@@ -294,8 +294,8 @@ def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -
                 break
             both += np.bincount(pl[same] * n_pools + pl[same + d], minlength=n_pools * n_pools)
             both += np.bincount(pl[same + d] * n_pools + pl[same], minlength=n_pools * n_pools)
-        both = both.reshape(n_pools, n_pools)
-        limit = caps + np.minimum(np.where(caps > 0, caps, 0)[None, :], both).sum(axis=1)
+        pair_counts = both.reshape(n_pools, n_pools)
+        limit = caps + np.minimum(np.where(caps > 0, caps, 0)[None, :], pair_counts).sum(axis=1)
         sizes = np.bincount(pl, minlength=n_pools)
         if np.all((sizes <= limit) | (sizes == 0)):
             return cand

@@ -59,7 +59,7 @@ def preview_messages(settings, prepared, plan, n: int) -> list[PreviewMessage]:
         treated = np.flatnonzero((selection.arms == Arm.TREATMENT.value) & (channels == channel))
         chosen: list[int] = []
         for variant in dict.fromkeys(selection.variants[treated].tolist()):
-            chosen.extend([i for i in treated if selection.variants[i] == variant][:n])
+            chosen.extend([i for i in treated.tolist() if selection.variants[i] == variant][:n])
         ids = [selection.ids[i] for i in chosen]
         variants = [selection.variants[i] for i in chosen]
         builder = (
