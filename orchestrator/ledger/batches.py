@@ -263,5 +263,5 @@ def batch_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
             sa.select(batches.c.status, sa.func.count()).where(batches.c.wave_id == wave_id).group_by(batches.c.status)
         ).all()
     counts = {s.value: 0 for s in BatchStatus}
-    counts.update(dict(rows))
+    counts.update({status: n for status, n in rows})
     return counts

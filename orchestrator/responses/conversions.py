@@ -90,7 +90,7 @@ def read_conversions(path: Path) -> Iterator[tuple[int, dict | Problem]]:
     customer, when, amount = _pick(header, ID_COLUMNS), _pick(header, TIME_COLUMNS), _pick(header, AMOUNT_COLUMNS)
     product = _pick(header, ("product",))
     missing = [what for what, col in (("customer_id", customer), ("occurred_at (or time/date)", when)) if col is None]
-    if missing:
+    if customer is None or when is None:
         hint = "".join(did_you_mean(h, ID_COLUMNS + TIME_COLUMNS) for h in header[:1])
         raise ValidationFailed(
             [

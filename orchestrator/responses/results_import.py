@@ -104,13 +104,14 @@ def import_results(
             .where(ledger.contacts.c.wave_id == wave.id, ledger.contacts.c.arm == Arm.TREATMENT.value)
             .values(status=ContactStatus.SENT, sent_at=occurred, detail="imported result")
         )
-        contact_of = dict(
-            conn.execute(
+        contact_of: dict[str, int] = {
+            cid: contact_id
+            for cid, contact_id in conn.execute(
                 sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.id).where(
                     ledger.contacts.c.wave_id == wave.id
                 )
-            ).all()
-        )
+            )
+        }
 
         report.events = bulk_insert(
             conn,

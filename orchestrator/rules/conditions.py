@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -334,7 +334,7 @@ def _compile_date(test: ColumnTest, column: sa.ColumnElement, kind: ColumnKind, 
         return sa.and_(present, on_or_after(relative_day(test.value, as_of) + timedelta(days=1)))  # type: ignore[arg-type]
     # days_ago: the column's day is as_of - n days
     if test.op == "between":
-        low, high = test.value  # type: ignore[misc]
+        low, high = cast(tuple[int, int], test.value)  # the parser checked: [low, high] whole days
         return sa.and_(present, on_or_after(as_of - timedelta(days=high)), on_or_before(as_of - timedelta(days=low)))
     n = test.value
     if not isinstance(n, int) or isinstance(n, bool):

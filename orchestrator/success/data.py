@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ class CampaignNotFound(LookupError):
 class Measure:
     """What counts: the goal, the window, and for imported results the outcome columns."""
 
-    goal: str = "conversion"  # response | conversion
+    goal: Literal["response", "conversion"] = "conversion"
     window_days: int = 30
     product: str | None = None
     value: str = "conversions"  # conversions | outcomes

@@ -170,24 +170,24 @@ def _analyse(
     reads = _Reads()
     reads.walk(ast, frozenset(env.globals) | {"self", "super"}, True)
     literals = {node.name for node in ast.find_all(nodes.Name)}
-    for node in ast.find_all(nodes.Const):
-        if isinstance(node.value, str):
-            literals.add(node.value)
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+    for const in ast.find_all(nodes.Const):
+        if isinstance(const.value, str):
+            literals.add(const.value)
+    for access in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = access.attr if isinstance(access, nodes.Getattr) else getattr(access.arg, "value", None)
         if isinstance(attr, str):
             literals.add(attr)
             if attr.startswith("_"):
-                problems.append(Problem(file, node.lineno, None, f"access to '{attr}' is not allowed in templates"))
-    for node in ast.find_all(nodes.Filter):
-        attr = getattr(node.args[0], "value", None) if node.name == "attr" and node.args else None
+                problems.append(Problem(file, access.lineno, None, f"access to '{attr}' is not allowed in templates"))
+    for applied in ast.find_all(nodes.Filter):
+        attr = getattr(applied.args[0], "value", None) if applied.name == "attr" and applied.args else None
         if isinstance(attr, str) and attr.startswith("_"):
-            problems.append(Problem(file, node.lineno, None, f"access to '{attr}' is not allowed in templates"))
+            problems.append(Problem(file, applied.lineno, None, f"access to '{attr}' is not allowed in templates"))
     for kind, known in (("filter", env.filters), ("test", env.tests)):
-        for node in ast.find_all(nodes.Filter if kind == "filter" else nodes.Test):
-            if node.name not in known:
-                message = f"unknown {kind} '{node.name}'{did_you_mean(node.name, known)}"
-                problems.append(Problem(file, node.lineno, None, message))
+        for named in ast.find_all(nodes.Filter if kind == "filter" else nodes.Test):
+            if named.name not in known:
+                message = f"unknown {kind} '{named.name}'{did_you_mean(named.name, known)}"
+                problems.append(Problem(file, named.lineno, None, message))
 
     dependencies = _dependencies(env, file, ast, problems)
 
@@ -209,13 +209,15 @@ def _dependencies(
     """(template, line) of each include, extends and import found; a missing or computed name is a problem."""
     dependencies: list[tuple[str, int]] = []
     for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        if not isinstance(node, nodes.Extends | nodes.Include | nodes.Import | nodes.FromImport):
+            continue  # find_all yields only these
         target = node.template
+        items = target.items if isinstance(target, nodes.List | nodes.Tuple) else []
+        quoted = [i.value for i in items if isinstance(i, nodes.Const) and isinstance(i.value, str)]
         if isinstance(target, nodes.Const) and isinstance(target.value, str):
             names = [target.value]
-        elif isinstance(target, nodes.List | nodes.Tuple) and all(
-            isinstance(i, nodes.Const) and isinstance(i.value, str) for i in target.items
-        ):
-            names = [i.value for i in target.items]  # the first one found is used
+        elif isinstance(target, nodes.List | nodes.Tuple) and len(quoted) == len(items):
+            names = quoted  # the first one found is used
         else:
             problems.append(
                 Problem(
