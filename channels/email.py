@@ -64,7 +64,7 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from fractions import Fraction
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pyrate_limiter import Limiter, Rate, SingleBucketFactory, StateBucket
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
@@ -151,15 +151,16 @@ def _handling(exc: BaseException) -> Handling | None:
 
 def _reply_code(exc: BaseException) -> tuple[int, str]:
     """The SMTP reply code and text of an error, with e-mail addresses blanked out."""
+    raw: bytes | str
     if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
-        code, text = next(iter(exc.recipients.values()))
+        code, raw = next(iter(exc.recipients.values()))
     elif isinstance(exc, smtplib.SMTPResponseException):
-        code, text = exc.smtp_code, exc.smtp_error
+        code, raw = exc.smtp_code, exc.smtp_error
     else:
         return -1, str(exc)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = _ADDRESS.sub("address", " ".join(str(text).split()))
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    text = _ADDRESS.sub("address", " ".join(str(raw).split()))
     return code, text[:300]
 
 
@@ -286,7 +287,7 @@ def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
 
 def open_smtp(settings: SmtpSettings) -> smtplib.SMTP:
     """Connect to the configured server, with implicit TLS or STARTTLS as configured (no login)."""
-    common = {"local_hostname": settings.local_hostname, "timeout": settings.timeout}
+    common: dict[str, Any] = {"local_hostname": settings.local_hostname, "timeout": settings.timeout}
     if settings.security == "tls":
         return smtplib.SMTP_SSL(settings.host, settings.port, context=_tls_context(settings), **common)
     client = smtplib.SMTP(settings.host, settings.port, **common)

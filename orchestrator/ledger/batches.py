@@ -108,13 +108,10 @@ def assign_batches(
 
 
 def _ids_by_webhook(conn: sa.Connection, wave_id: int, channel: str) -> dict[str, int]:
-    return dict(
-        conn.execute(
-            sa.select(batches.c.webhook_id, batches.c.id).where(
-                batches.c.wave_id == wave_id, batches.c.channel == channel
-            )
-        ).all()
+    rows = conn.execute(
+        sa.select(batches.c.webhook_id, batches.c.id).where(batches.c.wave_id == wave_id, batches.c.channel == channel)
     )
+    return {webhook_id: batch_id for webhook_id, batch_id in rows}
 
 
 def open_batches(engine: sa.Engine, wave_id: int, channel: str) -> list[BatchRef]:

@@ -346,7 +346,7 @@ def cycle_customers(engine: sa.Engine, wave_key: str, *, exclude: Sequence[str] 
     if exclude:
         query = query.where(campaigns.c.name.not_in(list(exclude)))
     with engine.connect() as conn:
-        return dict(conn.execute(query).all())
+        return {customer: campaign for customer, campaign in conn.execute(query)}
 
 
 def record_losses(engine: sa.Engine, cycle: str, campaign: str, lost_to: dict[str, int]) -> None:

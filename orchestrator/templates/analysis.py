@@ -174,7 +174,12 @@ def _analyse(
         if isinstance(const.value, str):
             literals.add(const.value)
     for access in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = access.attr if isinstance(access, nodes.Getattr) else getattr(access.arg, "value", None)
+        if isinstance(access, nodes.Getattr):
+            attr = access.attr
+        elif isinstance(access, nodes.Getitem):
+            attr = getattr(access.arg, "value", None)
+        else:
+            continue  # find_all yields only these
         if isinstance(attr, str):
             literals.add(attr)
             if attr.startswith("_"):
