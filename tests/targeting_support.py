@@ -133,7 +133,7 @@ def ledger_rows(engine: sa.Engine, wave_id: int | None = None) -> list:
     if wave_id is not None:
         query = query.where(c.wave_id == wave_id)
     with engine.connect() as conn:
-        return conn.execute(query).all()
+        return list(conn.execute(query).all())
 
 
 def sql_ids(engine: sa.Engine, conditions: list[str]) -> list[str]:

@@ -75,6 +75,12 @@ NO_CONTROL = "no control group"
 # numbers
 
 
+def _finite_or(x: float | None, fallback: float) -> float:
+    """``x`` when it is a finite number, else ``fallback``."""
+    known = finite(x)
+    return fallback if known is None else known
+
+
 def finite(x: float | None) -> float | None:
     """``x`` as a finite float, or None (None, NaN and infinities are 'not known')."""
     if x is None:
@@ -414,7 +420,7 @@ def table_rows(report: SuccessReport) -> list[dict[str, Any]]:
 
 BLUE, ORANGE, GREEN, VERMILLION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#6b6b6b"
 LIFT_DIMENSIONS = ("overall", "channel", "variant")
-_RC: dict[str, Any] = {"svg.fonttype": "none", "font.size": 10, "axes.spines.top": False, "axes.spines.right": False}
+_RC: dict[Any, Any] = {"svg.fonttype": "none", "font.size": 10, "axes.spines.top": False, "axes.spines.right": False}
 _ids = itertools.count(1)
 
 
@@ -482,15 +488,10 @@ def lift_chart(report: SuccessReport) -> str:
         )
     rows.sort(key=lambda s: LIFT_DIMENSIONS.index(s.dimension))
     labels = [_label(segment_label(s)) for s in rows]
-    values = [s.absolute_lift.value * 100 for s in rows]
-    lows = [
-        (finite(s.absolute_lift.low) if finite(s.absolute_lift.low) is not None else s.absolute_lift.value) * 100
-        for s in rows
-    ]
-    highs = [
-        (finite(s.absolute_lift.high) if finite(s.absolute_lift.high) is not None else s.absolute_lift.value) * 100
-        for s in rows
-    ]
+    centres = [_finite_or(s.absolute_lift.value, math.nan) for s in rows]  # finite: rows keeps only those
+    values = [c * 100 for c in centres]
+    lows = [_finite_or(s.absolute_lift.low, c) * 100 for s, c in zip(rows, centres, strict=True)]
+    highs = [_finite_or(s.absolute_lift.high, c) * 100 for s, c in zip(rows, centres, strict=True)]
     with mpl.rc_context(_RC):
         fig = Figure(figsize=(7.5, 0.45 * len(rows) + 1.4))
         ax = fig.add_subplot()

@@ -174,6 +174,7 @@ def _analyse(
         if isinstance(const.value, str):
             literals.add(const.value)
     for access in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        attr: str | None
         if isinstance(access, nodes.Getattr):
             attr = access.attr
         elif isinstance(access, nodes.Getitem):
