@@ -215,7 +215,8 @@ def main() -> None:
         table.add_row(
             f"{mode}: over capacity / not worth / no option",
             *(
-                f"{results[n][mode]['over_capacity']:,} / {results[n][mode]['not_worth']:,} / {results[n][mode]['no_option']:,}"
+                f"{results[n][mode]['over_capacity']:,} / {results[n][mode]['not_worth']:,} / "
+                f"{results[n][mode]['no_option']:,}"
                 for n in names
             ),
         )

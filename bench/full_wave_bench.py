@@ -127,7 +127,10 @@ frequency_caps:
 
 
 def capacity_yaml(calls: int, visits_per_rep: int, email_limit: int | None) -> str:
-    text = f"call_center:\n  tasks_per_day: {calls}\nfield_force:\n  visits_per_rep_per_day: {visits_per_rep}\n  reps: reps.csv\n"
+    text = (
+        f"call_center:\n  tasks_per_day: {calls}\n"
+        f"field_force:\n  visits_per_rep_per_day: {visits_per_rep}\n  reps: reps.csv\n"
+    )
     if email_limit is not None:
         text += f"email:\n  per_day: {email_limit}\n"
     return text
@@ -516,7 +519,7 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             left = capacity.copy()
             got = np.full(len(rows), -1)
             got_pool = np.full(len(rows), -1)
-            for c, ch, p in zip(cust[order].tolist(), chan[order].tolist(), pool[order].tolist()):
+            for c, ch, p in zip(cust[order].tolist(), chan[order].tolist(), pool[order].tolist(), strict=True):
                 if got[c] < 0 and left[p] > 0:
                     got[c], got_pool[c] = ch, p
                     left[p] -= 1
@@ -570,7 +573,10 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
         title, body = (t.render(context) for t in templates[channel_name])
         return " ".join(title.split()), body
 
-    columns = "c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.age, c.region, c.segment, c.revenue_12m, c.recency_days, c.territory"
+    columns = (
+        "c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.age, c.region, c.segment, "
+        "c.revenue_12m, c.recency_days, c.territory"
+    )
     keys = [
         "customer_id",
         "first_name",
@@ -591,7 +597,7 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             chunk = where_ids[start : start + 900]
             marks = ",".join(["%s" if pg else "?"] * len(chunk))
             out += [
-                dict(zip(keys, r))
+                dict(zip(keys, r, strict=True))
                 for r in conn.exec_driver_sql(
                     f"SELECT {columns} FROM customers c WHERE c.customer_id IN ({marks})", tuple(chunk)
                 )
@@ -637,7 +643,8 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
             cur = raw.cursor()
             if pg:
                 with cur.copy(
-                    "COPY hand_contacts (id, wave, customer_id, arm, channel, assignee, score, value, status, created_at, sent_at) FROM STDIN"
+                    "COPY hand_contacts (id, wave, customer_id, arm, channel, assignee, score, value, status, "
+                    "created_at, sent_at) FROM STDIN"
                 ) as copy:
                     for row in rows:
                         copy.write_row(row)
@@ -654,11 +661,12 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:
     def pending(conn, name: str) -> list[dict]:
         mark = "%s" if pg else "?"
         result = conn.exec_driver_sql(
-            f"SELECT h.id, h.assignee, {columns} FROM hand_contacts h JOIN customers c ON c.customer_id = h.customer_id "
+            f"SELECT h.id, h.assignee, {columns} FROM hand_contacts h "
+            "JOIN customers c ON c.customer_id = h.customer_id "
             f"WHERE h.channel = {mark} AND h.status = 'pending' ORDER BY h.id",
             (name,),
         )
-        return [{"_id": r[0], "_assignee": r[1], **dict(zip(keys, r[2:]))} for r in result]
+        return [{"_id": r[0], "_assignee": r[1], **dict(zip(keys, r[2:], strict=True))} for r in result]
 
     def mark_sent(conn, done: list[int]) -> None:
         now = datetime.now(UTC)

@@ -103,7 +103,8 @@ def main() -> None:
         signer = outcome_signer(settings)
         refs = [signer.sign(task_id(wave.id, cid)).decode() for cid in ids]
         print(
-            f"setup: {n:,} contacts and references in {time.perf_counter() - t0:.1f} s ({'PostgreSQL' if schema else 'SQLite'})"
+            f"setup: {n:,} contacts and references in {time.perf_counter() - t0:.1f} s "
+            f"({'PostgreSQL' if schema else 'SQLite'})"
         )
 
         port = _free_port()

@@ -488,7 +488,10 @@ def report(console, info: dict, min_score: float, results: dict, pandas: dict) -
     console.print(setup)
 
     table = Table(
-        title=f"Selection: seconds per stage (peak RSS MiB so far); six conditions, cap {CAP_MAX} in {CAP_DAYS} days, score >= {min_score}"
+        title=(
+            f"Selection: seconds per stage (peak RSS MiB so far); six conditions, cap {CAP_MAX} in {CAP_DAYS} days, "
+            f"score >= {min_score}"
+        )
     )
     table.add_column("stage")
     for b in backends:

@@ -189,9 +189,11 @@ def main() -> None:
     metrics = uplift.metrics
     console.print(
         f"uplift holdout: Qini {metrics['qini_auc']:.3f}, AUUC {metrics['auuc']:.3f}, top decile "
-        f"{metrics['uplift_by_decile'][0]['uplift'] * 100:+.1f} points, observed {metrics['validation_uplift'] * 100:+.2f}; "
+        f"{metrics['uplift_by_decile'][0]['uplift'] * 100:+.1f} points, "
+        f"observed {metrics['validation_uplift'] * 100:+.2f}; "
         f"response holdout ROC AUC {response.metrics['roc_auc']:.3f}; "
-        f"largest score difference to bare: uplift {uplift_gap:.1e}, response {response_gap:.1e}; peak {peak_mib():.0f} MiB"
+        f"largest score difference to bare: uplift {uplift_gap:.1e}, response {response_gap:.1e}; "
+        f"peak {peak_mib():.0f} MiB"
     )
 
     out = REPO / "bench" / "out"

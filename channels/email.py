@@ -64,7 +64,7 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from fractions import Fraction
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pyrate_limiter import Limiter, Rate, SingleBucketFactory, StateBucket
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
@@ -151,15 +151,16 @@ def _handling(exc: BaseException) -> Handling | None:
 
 def _reply_code(exc: BaseException) -> tuple[int, str]:
     """The SMTP reply code and text of an error, with e-mail addresses blanked out."""
+    raw: bytes | str
     if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
-        code, text = next(iter(exc.recipients.values()))
+        code, raw = next(iter(exc.recipients.values()))
     elif isinstance(exc, smtplib.SMTPResponseException):
-        code, text = exc.smtp_code, exc.smtp_error
+        code, raw = exc.smtp_code, exc.smtp_error
     else:
         return -1, str(exc)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = _ADDRESS.sub("address", " ".join(str(text).split()))
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    text = _ADDRESS.sub("address", " ".join(str(raw).split()))
     return code, text[:300]
 
 
@@ -185,7 +186,8 @@ def classify_smtp_error(exc: OSError, *, server: str) -> tuple[Outcome, str]:
             return "transient", detail
         if handling == "sender" and code == 530:
             raise PermanentDeliveryError(
-                f"SMTP server {server} requires a login: set CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
+                f"SMTP server {server} requires a login: "
+                f"set CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
             ) from exc
         if handling == "sender" and code != 552:
             raise PermanentDeliveryError(f"SMTP server {server} refused the sender address: {detail}") from exc
@@ -260,7 +262,8 @@ def connect_error(exc: OSError, *, server: str) -> DeliveryError:
         if 400 <= code < 500:
             return TransientDeliveryError(f"SMTP server {server} could not log in for now: {detail}")
         return PermanentDeliveryError(
-            f"SMTP server {server} refused the login; check CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
+            f"SMTP server {server} refused the login; "
+            f"check CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
         )
     if handling in ("unsupported", "setup"):
         return PermanentDeliveryError(f"SMTP server {server} does not support what the settings ask for: {detail}")
@@ -284,7 +287,7 @@ def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
 
 def open_smtp(settings: SmtpSettings) -> smtplib.SMTP:
     """Connect to the configured server, with implicit TLS or STARTTLS as configured (no login)."""
-    common = {"local_hostname": settings.local_hostname, "timeout": settings.timeout}
+    common: dict[str, Any] = {"local_hostname": settings.local_hostname, "timeout": settings.timeout}
     if settings.security == "tls":
         return smtplib.SMTP_SSL(settings.host, settings.port, context=_tls_context(settings), **common)
     client = smtplib.SMTP(settings.host, settings.port, **common)
@@ -378,7 +381,11 @@ class EmailChannel(Channel):
     # -- the contract ------------------------------------------------------------------
 
     def send(
-        self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None, batch_key: str | None = None
+        self,
+        batch: Sequence[Outbound],
+        *,
+        on_result: ResultCallback | None = None,
+        batch_key: str | None = None,  # noqa: ARG002 - the contract's key; e-mail delivers message by message
     ) -> DeliveryReport:
         report = DeliveryReport()
         if not batch:

@@ -47,7 +47,7 @@ def prefect_mapper(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]) -> It
         wait(futures)
 
 
-def task_runner(execution: ExecutionSettings) -> TaskRunner:
+def task_runner(execution: ExecutionSettings) -> TaskRunner[Any]:
     """The task runner the execution settings ask for (see the module docstring)."""
     if execution.task_runner == "dask":
         from prefect_dask import DaskTaskRunner

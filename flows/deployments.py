@@ -34,10 +34,11 @@ them.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
 import yaml
@@ -125,7 +126,10 @@ class DeploymentPlan:
 
 
 def prefect_schedule(schedule: ScheduleSpec):
-    """The Prefect schedule (``CronSchedule`` / ``IntervalSchedule`` / ``RRuleSchedule``) of a rules file, with its time zone."""
+    """The Prefect schedule (``CronSchedule`` / ``IntervalSchedule`` / ``RRuleSchedule``) of a rules file.
+
+    The schedule carries the rules file's time zone.
+    """
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 
     if schedule.cron is not None:
@@ -154,6 +158,8 @@ def next_runs(schedule: ScheduleSpec, n: int = 3, *, after: datetime | None = No
         return [(anchor + (k + i) * step).astimezone(tz) for i in range(n)]
     from dateutil.rrule import rrulestr
 
+    if schedule.rrule is None:
+        raise ValueError("the schedule has none of cron, interval_minutes and rrule")
     rule = rrulestr(schedule.rrule, dtstart=INTERVAL_ANCHOR.replace(tzinfo=tz))
     out: list[datetime] = []
     current = now
@@ -212,20 +218,39 @@ def _concurrency():
     return ConcurrencyLimitConfig(limit=CONCURRENCY_LIMIT, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
+_T = TypeVar("_T")
+
+
+def _synchronous(value: _T | Coroutine[Any, Any, _T]) -> _T:
+    """The result of a Prefect sync-compatible call made from synchronous code, where it is never a coroutine."""
+    if isinstance(value, Coroutine):
+        value.close()
+        raise TypeError("a Prefect call returned a coroutine: deployments are planned from synchronous code only")
+    return value
+
+
+def _schedule_of(spec: CampaignSpec) -> ScheduleSpec:
+    if spec.schedule is None:
+        raise ValueError(f"campaign '{spec.name}' has no schedule: it gets no deployment")
+    return spec.schedule
+
+
 def _wave_deployment(spec: CampaignSpec) -> RunnerDeployment:
     from prefect.deployments.runner import EntrypointType
 
     from flows.campaign_wave import campaign_wave
 
-    return campaign_wave.to_deployment(
-        name=spec.name,
-        schedules=[prefect_schedule(spec.schedule)],
-        parameters={"rules_path": str(Path(spec.source).resolve()), "wave_key": None, "dry_run": False},
-        concurrency_limit=_concurrency(),
-        description=spec.description or f"Waves of campaign {spec.name} ({Path(spec.source).name}).",
-        tags=["campaign", spec.name],
-        version=spec.sha256[:12],
-        entrypoint_type=EntrypointType.MODULE_PATH,
+    return _synchronous(
+        campaign_wave.to_deployment(
+            name=spec.name,
+            schedules=[prefect_schedule(_schedule_of(spec))],
+            parameters={"rules_path": str(Path(spec.source).resolve()), "wave_key": None, "dry_run": False},
+            concurrency_limit=_concurrency(),
+            description=spec.description or f"Waves of campaign {spec.name} ({Path(spec.source).name}).",
+            tags=["campaign", spec.name],
+            version=spec.sha256[:12],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
     )
 
 
@@ -235,14 +260,16 @@ def _report_deployment(spec: CampaignSpec, cron: str | None) -> RunnerDeployment
 
     from flows.success_report import success_report
 
-    return success_report.to_deployment(
-        name=spec.name,
-        schedules=[CronSchedule(cron=cron, timezone=spec.schedule.timezone)] if cron else [],
-        parameters={"campaign": spec.name},
-        concurrency_limit=_concurrency(),
-        description=f"Success control of campaign {spec.name}: treated against control, as artifacts.",
-        tags=["success-report", spec.name],
-        entrypoint_type=EntrypointType.MODULE_PATH,
+    return _synchronous(
+        success_report.to_deployment(
+            name=spec.name,
+            schedules=[CronSchedule(cron=cron, timezone=_schedule_of(spec).timezone)] if cron else [],
+            parameters={"campaign": spec.name},
+            concurrency_limit=_concurrency(),
+            description=f"Success control of campaign {spec.name}: treated against control, as artifacts.",
+            tags=["success-report", spec.name],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
     )
 
 
@@ -253,14 +280,18 @@ def _retrain_deployment(model: str, campaigns: list[str], serve: ServeSettings) 
     from flows.retraining import retrain_model
 
     schedules = [CronSchedule(cron=serve.retrain_cron, timezone=serve.retrain_timezone)] if serve.retrain_cron else []
-    return retrain_model.to_deployment(
-        name=model,
-        schedules=schedules,
-        parameters={"name": model, "campaigns": campaigns, "kind": serve.retrain_kind},
-        concurrency_limit=_concurrency(),
-        description=f"Retrain model {model} on the waves of {', '.join(campaigns)}; promote it if it beats the champion.",
-        tags=["retraining", model],
-        entrypoint_type=EntrypointType.MODULE_PATH,
+    return _synchronous(
+        retrain_model.to_deployment(
+            name=model,
+            schedules=schedules,
+            parameters={"name": model, "campaigns": campaigns, "kind": serve.retrain_kind},
+            concurrency_limit=_concurrency(),
+            description=(
+                f"Retrain model {model} on the waves of {', '.join(campaigns)}; promote it if it beats the champion."
+            ),
+            tags=["retraining", model],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
     )
 
 
@@ -310,7 +341,7 @@ def _unschedule_stale(names: list[str]) -> None:
 
 def apply_plan(plan: DeploymentPlan) -> list[UUID]:
     """Register the plan's deployments with the Prefect API (create or update); their ids."""
-    ids = [deployment.apply() for deployment in plan.deployments]
+    ids = [_synchronous(deployment.apply()) for deployment in plan.deployments]
     _unschedule_stale(plan.unscheduled())
     return ids
 

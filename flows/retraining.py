@@ -10,12 +10,16 @@ attribution windows of the last waves closed).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from orchestrator.settings import get_settings
+
+if TYPE_CHECKING:
+    from orchestrator.learning.retraining import RetrainResult
 
 
 @task(name="retrain", cache_policy=NO_CACHE)
@@ -27,9 +31,9 @@ def train_and_judge(
     outcome: str | None,
     exclude: list[str],
     channel: str | None,
-):
+) -> RetrainResult:
     from orchestrator.db.engine import connect
-    from orchestrator.learning.retraining import retrain
+    from orchestrator.learning.retraining import Kind, retrain
 
     settings = get_settings()
     return retrain(
@@ -37,7 +41,7 @@ def train_and_judge(
         settings,
         name,
         campaigns=campaigns,
-        kind=kind,
+        kind=cast(Kind, kind),  # retrain refuses a kind it does not know
         margin=margin,
         outcome=outcome,
         exclude=exclude,
@@ -55,7 +59,10 @@ def retrain_model(
     exclude: list[str] | None = None,
     channel: str | None = None,
 ) -> dict:
-    """Retrain model ``name`` on the campaigns' waves; promote the new version if it beats the champion by ``margin``."""
+    """Retrain model ``name`` on the campaigns' waves.
+
+    The new version is promoted if it beats the champion by ``margin``.
+    """
     result = train_and_judge(name, campaigns, kind, margin, outcome, exclude or [], channel)
     get_run_logger().info("%s v%d: %s", name, result.version, result.reason)
     key = f"retrain-{name}".lower().replace("_", "-")[:100]

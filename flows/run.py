@@ -8,8 +8,12 @@ returns the summaries or raises the stage's exception.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.settings import get_settings
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 __all__ = ["run_campaign", "run_cycle"]
 
@@ -28,12 +32,13 @@ def run_cycle(rules_files: list[Path], *, wave: str | None, dry_run: bool) -> li
     from flows.chunk_runner import task_runner
 
     runner = task_runner(get_settings().execution)
+    state: State[Any]
     if len(rules_files) == 1:
-        flow = campaign_wave.with_options(task_runner=runner)
-        state = flow(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
+        wave_flow = campaign_wave.with_options(task_runner=runner)
+        state = wave_flow(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
     else:
-        flow = campaign_cycle.with_options(task_runner=runner)
-        state = flow([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
+        cycle_flow = campaign_cycle.with_options(task_runner=runner)
+        state = cycle_flow([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result

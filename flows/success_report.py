@@ -10,6 +10,7 @@ attribution window is open).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -17,9 +18,12 @@ from prefect.cache_policies import NO_CACHE
 
 from orchestrator.settings import get_settings
 
+if TYPE_CHECKING:
+    from orchestrator.success.report import SuccessReport
+
 
 @task(name="build-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def build(campaign: str, waves: list[str] | None):
+def build(campaign: str, waves: list[str] | None) -> SuccessReport:
     from orchestrator.success.campaign import build_campaign_report
 
     return build_campaign_report(get_settings(), campaign, waves=waves)

@@ -46,7 +46,8 @@ AUDIENCE_SQL = ["email is not null", "recency_days between 60 and 365", "segment
 POLICY_SQL = [
     "consent_email = :yes",
     "customer_id not in (select customer_id from suppressions where channel in ('email', '*'))",
-    "customer_id not in (select customer_id from contacts where status = 'sent' group by customer_id having count(*) >= 2)",
+    "customer_id not in "
+    "(select customer_id from contacts where status = 'sent' group by customer_id having count(*) >= 2)",
 ]
 
 
@@ -132,7 +133,7 @@ def ledger_rows(engine: sa.Engine, wave_id: int | None = None) -> list:
     if wave_id is not None:
         query = query.where(c.wave_id == wave_id)
     with engine.connect() as conn:
-        return conn.execute(query).all()
+        return list(conn.execute(query).all())
 
 
 def sql_ids(engine: sa.Engine, conditions: list[str]) -> list[str]:

@@ -37,7 +37,8 @@ def api(
         )
     app = create_app(settings)
     console.print(
-        f"response API on http://{host}:{port} (docs: /docs); sources: {', '.join(sorted(settings.api.sources)) or 'none'}"
+        f"response API on http://{host}:{port} (docs: /docs); "
+        f"sources: {', '.join(sorted(settings.api.sources)) or 'none'}"
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

@@ -98,6 +98,8 @@ def retry(
             raise fail(f"no rules file for campaign '{campaign}' in {settings.paths.rules_dir}; pass --rules FILE")
         prepared = stages.prepare(settings, path, wave_key)
         wave = find_wave(engine, ledger.ensure_campaign(engine, campaign, prepared.spec.description), wave_key)
+        if wave is None:
+            raise fail(f"campaign '{campaign}' has no wave '{wave_key}'")
         reopen(engine, ids)
         try:
             sent = stages.send_pending(settings, prepared, wave)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -275,7 +275,12 @@ def run(
     if not as_json:
         progress.enable(err)
     label = ", ".join(str(f) for f in rules_files)
-    options = {"task_runner": task_runner, "workers": workers, "dask_address": dask_address, "chunk_size": chunk_size}
+    options: dict[str, Any] = {
+        "task_runner": task_runner,
+        "workers": workers,
+        "dask_address": dask_address,
+        "chunk_size": chunk_size,
+    }
     try:
         ExecutionSettings(**{name: value for name, value in options.items() if value is not None})
     except ValidationError as exc:

@@ -23,7 +23,7 @@ Exit status 0 on success, 1 when the data or a name is wrong (the message says w
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -44,7 +44,7 @@ TABLE_PREFIX = "table:"
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-class Estimator(str, Enum):
+class Estimator(StrEnum):
     logistic = "logistic"
     gradient_boosting = "gradient_boosting"
 
@@ -244,9 +244,7 @@ def list_command() -> None:
 @models_app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[
-        int | None, typer.Option("--version", min=1, help="Version; the champion when omitted.")
-    ] = None,
+    version: Annotated[int | None, typer.Option("--version", min=1, help="Version; the champion when omitted.")] = None,
 ) -> None:
     """One model version: stage, validation score, lineage, holdout metrics, calibration table and features."""
     from orchestrator.db.engine import connect
@@ -289,9 +287,7 @@ def promote_command(
 @models_app.command("compare")
 def compare_command(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    versions: Annotated[
-        list[int] | None, typer.Argument(help="Versions to compare; all when none are given.")
-    ] = None,
+    versions: Annotated[list[int] | None, typer.Argument(help="Versions to compare; all when none are given.")] = None,
 ) -> None:
     """Versions of NAME side by side: stage, validation score (and its difference to the champion), rows, window."""
     from orchestrator.db.engine import connect

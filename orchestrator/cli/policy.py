@@ -93,9 +93,7 @@ def list_command(
 
 @policy_app.command("check")
 def check_command(
-    file: Annotated[
-        Path | None, typer.Argument(help="Policy file; default policy.yaml in the rules folder.")
-    ] = None,
+    file: Annotated[Path | None, typer.Argument(help="Policy file; default policy.yaml in the rules folder.")] = None,
 ) -> None:
     """Check the policy file against its schema and the customer table's columns."""
     from orchestrator.customers.table import customer_columns

@@ -34,9 +34,7 @@ def report_command(
     wave: Annotated[list[str] | None, typer.Option(help="Only these waves (repeat the option).")] = None,
     format_: Annotated[str, typer.Option("--format", help="table (terminal) or json.")] = "table",
     html: Annotated[Path | None, typer.Option(help="Also write an HTML report with charts to this file.")] = None,
-    outcome: Annotated[
-        str | None, typer.Option(help="Imported results: the outcome column that is success.")
-    ] = None,
+    outcome: Annotated[str | None, typer.Option(help="Imported results: the outcome column that is success.")] = None,
     revenue: Annotated[str | None, typer.Option(help="Imported results: the money outcome column.")] = None,
 ) -> None:
     """Success control: treated against control, lift with confidence, revenue, cost, ROI."""

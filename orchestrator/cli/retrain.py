@@ -21,9 +21,7 @@ def retrain_command(
     campaign: Annotated[list[str], typer.Option(help="Campaign whose waves it learns from (repeat).")],
     kind: Annotated[str, typer.Option(help="uplift (treated vs control) or response (treated only).")] = "uplift",
     margin: Annotated[float, typer.Option(help="How much better than the champion a new version must be.")] = 0.0,
-    outcome: Annotated[
-        str | None, typer.Option(help="Imported results: the outcome column that is success.")
-    ] = None,
+    outcome: Annotated[str | None, typer.Option(help="Imported results: the outcome column that is success.")] = None,
     exclude: Annotated[
         list[str] | None, typer.Option(help="Column never to learn from (repeat), e.g. --exclude email.")
     ] = None,

@@ -59,7 +59,7 @@ def serve_command(
     for deployment in plan.deployments:
         what, tz = _schedule_text(deployment)
         spec = by_name.get(deployment.name) if deployment.flow_name == "campaign_wave" else None
-        runs = ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in next_runs(spec.schedule)) if spec else ""
+        runs = ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in next_runs(spec.schedule)) if spec and spec.schedule else ""
         table.add_row(escape(f"{deployment.flow_name}/{deployment.name}"), escape(what), escape(tz), runs)
     console.print(table)
     for skipped in plan.skipped:

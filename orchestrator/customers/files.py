@@ -264,18 +264,24 @@ def _sniff_header(records: list[list[str]]) -> bool:
     return votes >= 0
 
 
+def _skip_into(invalid: list[tuple[int, str]]) -> Callable[[pa_csv.InvalidRow], str]:
+    """An ``invalid_row_handler`` that skips a row and records it in ``invalid``."""
+
+    def skip(row: pa_csv.InvalidRow) -> str:
+        # ``number`` counts non-empty records from 1, the header included (single-threaded reads only).
+        invalid.append((row.number or 0, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
+        return "skip"
+
+    return skip
+
+
 def _parse_csv(
     path: Path, layout: _CsvLayout, id_index: int | None
 ) -> tuple[pa.Table, list[tuple[int, str]], _CsvLayout]:
     """The table and the skipped rows, trying UTF-8 (or the sniffed encoding), then Windows-1252, then Latin-1."""
     for encoding in dict.fromkeys([layout.encoding, "cp1252", "latin-1"]):
         invalid: list[tuple[int, str]] = []
-
-        def skip(row: pa_csv.InvalidRow) -> str:
-            # ``number`` counts non-empty records from 1, the header included (single-threaded reads only).
-            invalid.append((row.number or 0, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
-            return "skip"
-
+        skip = _skip_into(invalid)
         column_types = {}
         if id_index is not None:
             column_types[layout.names[id_index] if layout.header else f"f{id_index}"] = pa.string()

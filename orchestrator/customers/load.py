@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from orchestrator.customers.report import ImportFailed, ImportReport
 from orchestrator.customers.table import ID_COLUMN, kind_of
-from orchestrator.db.bulk import bulk_insert_arrow
+from orchestrator.db.bulk import bulk_insert_arrow, driver_connection
 
 __all__ = ["STAGING_TABLE", "load_customers"]
 
@@ -49,8 +49,7 @@ def load_customers(
     """Upsert ``rows`` into ``table`` and fill ``report``; see the module docstring for the contract."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        raw = conn.connection.driver_connection
-        if not raw.in_transaction:  # pysqlite would run the DDL outside any transaction
+        if not driver_connection(conn).in_transaction:  # pysqlite would run the DDL outside any transaction
             conn.exec_driver_sql("BEGIN IMMEDIATE")
     elif dialect != "postgresql":
         raise ImportFailed(path, f"customer import supports SQLite and PostgreSQL, not {dialect}")

@@ -25,7 +25,7 @@ import io
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -37,11 +37,19 @@ __all__ = ["bulk_insert", "bulk_insert_arrow", "dialect_insert", "insert_new", "
 BATCH_ROWS = 10_000
 
 
+def driver_connection(conn: sa.Connection) -> Any:
+    """The DB-API connection under ``conn`` (psycopg's or sqlite3's); SQLAlchemy types it as optional."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the connection has no DB-API connection (it was invalidated or closed)")
+    return driver
+
+
 def bulk_insert(conn: sa.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     """Insert ``rows`` (tuples in ``columns`` order) into ``table``; returns the number of rows."""
     if conn.dialect.name == "postgresql":
         count = 0
-        with conn.connection.driver_connection.cursor() as cursor:
+        with driver_connection(conn).cursor() as cursor:
             with cursor.copy(f"COPY {_quoted(conn, table, columns)} FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -64,11 +72,11 @@ def raw_timestamp(conn: sa.Connection, value: datetime):  # noqa: ANN201
 
 def dialect_insert(conn: sa.Connection, table: sa.Table):  # noqa: ANN201 - a dialect Insert
     """The INSERT of the connection's dialect for ``table`` (it has ``on_conflict_do_nothing``)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def insert_new(
@@ -110,7 +118,7 @@ def bulk_insert_arrow(conn: sa.Connection, table: str, rows: pa.Table) -> int:
     if conn.dialect.name == "postgresql":
         buffer = io.BytesIO()
         pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-        with conn.connection.driver_connection.cursor() as cursor:
+        with driver_connection(conn).cursor() as cursor:
             with cursor.copy(f"COPY {_quoted(conn, table, rows.column_names)} FROM STDIN (FORMAT csv)") as copy:
                 copy.write(buffer.getbuffer())
         return rows.num_rows
@@ -128,7 +136,7 @@ def _executemany(conn: sa.Connection, table: str, columns: Sequence[str], rows: 
     statement = f"INSERT INTO {_quoted(conn, table, columns)} VALUES ({placeholders})"
     count = 0
     rows = iter(rows)
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = driver_connection(conn).cursor()
     try:
         while batch := list(itertools.islice(rows, BATCH_ROWS)):
             cursor.executemany(statement, batch)

@@ -19,6 +19,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The ``sa.Table`` of a SQLModel table class (SQLModel sets ``__table__`` without declaring its type)."""
+    table = getattr(model, "__table__", None)
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not a SQLModel table class (declared with table=True)")
+    return table
+
+
 class WaveStatus(StrEnum):
     SELECTING = "selecting"  # created; ledger not written yet
     RECORDED = "recorded"  # ledger written, nothing sent yet

@@ -50,7 +50,7 @@ def dispatch_channel(
     *,
     batch_size: int,
     concurrency: int = 4,
-    advance: Callable[[int], None] = lambda n: None,
+    advance: Callable[[int], None] = lambda _n: None,
 ) -> DispatchResult:
     """Deliver every pending contact of ``channel_name`` in the wave; see the module docstring."""
     batches.assign_batches(
@@ -71,7 +71,7 @@ def deliver_batches(
     channel: Channel,
     *,
     concurrency: int = 4,
-    advance: Callable[[int], None] = lambda n: None,
+    advance: Callable[[int], None] = lambda _n: None,
 ) -> DispatchResult:
     """Deliver batches fixed before (``batches.assign_batches``), ``concurrency`` in flight at once."""
     result = DispatchResult()

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import partial
+from typing import Protocol
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -116,13 +117,16 @@ class MessageBuilder:
         self.templates = templates
         self.wave_key = wave_key
         self.wave_id = wave_id
-        self.address_column = spec.channels.email.address_column
+        email = spec.channels.email
+        if email is None:
+            raise ValueError(f"campaign '{spec.name}' has no email channel")
+        self.address_column = email.address_column
         self.base_url = settings.links.base_url.rstrip("/")
         self.mailto = settings.links.unsubscribe_mailto
         self.signer = URLSafeSerializer(settings.link_secret(), salt="unsubscribe")
         self.tracker = _tracking_signer(settings.link_secret())
         self.clicks = click_signer(settings.link_secret())
-        sender = parseaddr(spec.channels.email.sender)[1]
+        sender = parseaddr(email.sender)[1]
         self.domain = sender.rpartition("@")[2] or "campaign.local"
 
     def context(self, row: dict) -> dict:
@@ -210,7 +214,13 @@ def customer_rows(
             yield rows
 
 
-def render_check(builder: MessageBuilder, rows: Iterator[list[dict]], total: int) -> RenderCheck:
+class Renderer(Protocol):
+    """What ``render_check`` renders with: a ``MessageBuilder`` or a ``TaskBuilder``."""
+
+    def render(self, rows: list[dict]) -> tuple[list[dict], list[dict[str, str] | RenderError]]: ...
+
+
+def render_check(builder: Renderer, rows: Iterator[list[dict]], total: int) -> RenderCheck:
     """Render every row of ``rows``; count failures and keep each distinct problem once."""
     check = RenderCheck()
     seen: set[str] = set()

@@ -55,12 +55,16 @@ TaskChannelFactory = Callable[[Settings, PreparedWave, str], Channel]
 
 def default_channel(settings: Settings, prepared: PreparedWave) -> Channel:
     email = prepared.spec.channels.email
-    return channel_class(CHANNEL)(settings.smtp, sender=email.sender, reply_to=email.reply_to)
+    if email is None:
+        raise PermanentDeliveryError(f"campaign '{prepared.spec.name}' has no email channel")
+    cls: Callable[..., Channel] = channel_class(CHANNEL)  # each channel class has its own constructor
+    return cls(settings.smtp, sender=email.sender, reply_to=email.reply_to)
 
 
 def endpoint_key(prepared: PreparedWave, channel: str) -> str:
     """The settings key of the endpoint a task channel posts to: the channel, or the webhook's name."""
-    return prepared.spec.channels.webhook.endpoint if channel == "webhook" else channel
+    webhook = prepared.spec.channels.webhook
+    return webhook.endpoint if channel == "webhook" and webhook is not None else channel
 
 
 def default_task_channel(settings: Settings, prepared: PreparedWave, channel: str) -> Channel:
@@ -71,7 +75,8 @@ def default_task_channel(settings: Settings, prepared: PreparedWave, channel: st
         raise PermanentDeliveryError(
             f"no endpoint '{key}' is configured for channel {channel}; set {env}__URL and {env}__SECRET"
         )
-    return channel_class(channel)(endpoint, settings.webhooks, name=key)
+    cls: Callable[..., Channel] = channel_class(channel)  # each channel class has its own constructor
+    return cls(endpoint, settings.webhooks, name=key)
 
 
 def journal_path(settings: Settings, wave_id: int) -> Path:
@@ -128,6 +133,8 @@ def send_pending(
                 _recover(engine, chunk_journal)
             path.unlink()
         for channel in sorted(prepared.spec.channels.names(), key=lambda name: name != EMAIL):
+            calls: list[tuple]
+            work: Callable[..., ChunkResult]
             if channel == EMAIL:
                 calls = [
                     (settings, prepared, wave, first, last, channel_factory)
@@ -157,11 +164,13 @@ def send_pending(
         parts = []
         if remaining:
             parts.append(
-                f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); they stay pending: run the wave again to send them"
+                f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); "
+                "they stay pending: run the wave again to send them"
             )
         if dead:
             parts.append(
-                f"{dead} task list(s) were rejected by the receiver: see `campaign dlq list`, fix, then `campaign dlq retry`"
+                f"{dead} task list(s) were rejected by the receiver: "
+                "see `campaign dlq list`, fix, then `campaign dlq retry`"
             )
         raise WaveIncomplete("; ".join(parts))
     return sent_now
@@ -237,6 +246,19 @@ def _pending_count(engine: sa.Engine, wave_id: int, channel: str) -> int:
         ).scalar_one()
 
 
+def _journalled(
+    journal: SendJournal, results: list[DeliveryResult], advance: Callable[[int], None]
+) -> Callable[[DeliveryResult], None]:
+    """An ``on_result`` callback that journals each result, collects it in ``results`` and counts it."""
+
+    def on_result(result: DeliveryResult) -> None:
+        journal.append(result)
+        results.append(result)
+        advance(1)
+
+    return on_result
+
+
 def send_email_chunk(
     settings: Settings,
     prepared: PreparedWave,
@@ -264,14 +286,8 @@ def send_email_chunk(
             for rows in pending:
                 messages, skipped = builder.build(rows)
                 results: list[DeliveryResult] = []
-
-                def on_result(result: DeliveryResult) -> None:
-                    journal.append(result)
-                    results.append(result)
-                    advance(1)
-
                 try:
-                    channel.send(messages, on_result=on_result)
+                    channel.send(messages, on_result=_journalled(journal, results, advance))
                 except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
                     failure = exc
                 outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]

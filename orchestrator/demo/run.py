@@ -163,7 +163,9 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
                 customers = pd.read_sql(sa.text("select customer_id, age, segment, email from customers"), conn)
             world = HiddenWorld.from_customers(customers)
             address_of = {
-                str(e).strip().lower(): str(c) for c, e in zip(customers["customer_id"], customers["email"]) if e
+                str(e).strip().lower(): str(c)
+                for c, e in zip(customers["customer_id"], customers["email"], strict=True)
+                if e
             }
             console.print(
                 f"imported {report.rows_imported:,} customers; local systems: SMTP 127.0.0.1:{sink.port}, "
@@ -268,7 +270,8 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
         + ", ".join(f"{s['treated']:,} treated / {s['control']:,} control" for s in winback),
         f"SMTP server received {sink.received:,} e-mails (one .eml file each): {mail_dir}",
         f"receivers accepted {sum(store.tasks_per_customer('/call_center').values()):,} call tasks and "
-        f"{sum(store.tasks_per_customer('/field_force').values()):,} visits in {len(store.lists())} signed task lists: {hooks_dir}",
+        f"{sum(store.tasks_per_customer('/field_force').values()):,} visits "
+        f"in {len(store.lists())} signed task lists: {hooks_dir}",
         f"model {MODEL}: "
         + (
             ", ".join(f"v{row['version']} {row['stage']}" for row in compare(engine, MODEL))

@@ -27,7 +27,7 @@ class _Handler:
         self.count = 0
         self._lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, ARG002 - aiosmtpd's hook signature
         with self._lock:
             self.count += 1
             n = self.count

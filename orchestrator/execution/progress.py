@@ -40,10 +40,14 @@ def counted_elsewhere(pid: int) -> bool:
     return pid != os.getpid()
 
 
+def _ignore(_n: int = 1) -> None:
+    """The ``advance`` of a bar nobody sees."""
+
+
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     if _console is None:
-        yield lambda n=1: None
+        yield _ignore
         return
     if _open:  # inside an open bar (a chunk of its work): advance that one
         yield _open[-1]

@@ -118,7 +118,7 @@ def retrain(
     if kind == "response":
         model, score, metrics = _response(train, validation, frame, features, estimator, random_state)
     else:
-        model, score, metrics = _uplift(train, validation, frame, features, estimator, approach, random_state)
+        model, score, metrics = _uplift(train, validation, features, estimator, approach, random_state)
     champion = _champion(engine, name)
     champion_score = None
     if champion is not None and validation is not None:
@@ -220,7 +220,7 @@ def _response(train, validation, frame, features, estimator, random_state):
     return result.model, score, metrics
 
 
-def _uplift(train, validation, frame, features, estimator, approach, random_state):
+def _uplift(train, validation, features, estimator, approach, random_state):
     """An uplift model on treated and control contacts; Qini coefficient on the later waves."""
     from orchestrator.scoring.uplift import train_uplift_model
 

@@ -24,13 +24,13 @@ from itertools import groupby
 
 import sqlalchemy as sa
 
-from orchestrator.db.tables import BatchStatus, Campaign, Contact, ContactStatus, DispatchBatch, Wave, utcnow
+from orchestrator.db.tables import BatchStatus, Campaign, Contact, ContactStatus, DispatchBatch, Wave, table_of, utcnow
 from orchestrator.ledger import contacts as ledger
 
-batches = DispatchBatch.__table__
-contacts = Contact.__table__
-waves = Wave.__table__
-campaigns = Campaign.__table__
+batches = table_of(DispatchBatch)
+contacts = table_of(Contact)
+waves = table_of(Wave)
+campaigns = table_of(Campaign)
 
 DEAD_LETTER = "dead letter: "
 
@@ -108,13 +108,10 @@ def assign_batches(
 
 
 def _ids_by_webhook(conn: sa.Connection, wave_id: int, channel: str) -> dict[str, int]:
-    return dict(
-        conn.execute(
-            sa.select(batches.c.webhook_id, batches.c.id).where(
-                batches.c.wave_id == wave_id, batches.c.channel == channel
-            )
-        ).all()
+    rows = conn.execute(
+        sa.select(batches.c.webhook_id, batches.c.id).where(batches.c.wave_id == wave_id, batches.c.channel == channel)
     )
+    return {webhook_id: batch_id for webhook_id, batch_id in rows}
 
 
 def open_batches(engine: sa.Engine, wave_id: int, channel: str) -> list[BatchRef]:
@@ -263,5 +260,5 @@ def batch_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
             sa.select(batches.c.status, sa.func.count()).where(batches.c.wave_id == wave_id).group_by(batches.c.status)
         ).all()
     counts = {s.value: 0 for s in BatchStatus}
-    counts.update(dict(rows))
+    counts.update({status: n for status, n in rows})
     return counts

@@ -30,13 +30,14 @@ from orchestrator.db.tables import (
     DeliveryAttempt,
     Wave,
     WaveStatus,
+    table_of,
     utcnow,
 )
 
-campaigns = Campaign.__table__
-waves = Wave.__table__
-contacts = Contact.__table__
-attempts = DeliveryAttempt.__table__
+campaigns = table_of(Campaign)
+waves = table_of(Wave)
+contacts = table_of(Contact)
+attempts = table_of(DeliveryAttempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +333,10 @@ def wave_counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
 
 
 def cycle_customers(engine: sa.Engine, wave_key: str, *, exclude: Sequence[str] = ()) -> dict[str, str]:
-    """Customers recorded (treated or control) under ``wave_key`` by campaigns not in ``exclude``: customer -> campaign."""
+    """Customers recorded (treated or control) under ``wave_key`` by campaigns not in ``exclude``.
+
+    Returns customer -> campaign.
+    """
     query = (
         sa.select(contacts.c.customer_id, campaigns.c.name)
         .join_from(contacts, waves, waves.c.id == contacts.c.wave_id)
@@ -342,12 +346,12 @@ def cycle_customers(engine: sa.Engine, wave_key: str, *, exclude: Sequence[str] 
     if exclude:
         query = query.where(campaigns.c.name.not_in(list(exclude)))
     with engine.connect() as conn:
-        return dict(conn.execute(query).all())
+        return {customer: campaign for customer, campaign in conn.execute(query)}
 
 
 def record_losses(engine: sa.Engine, cycle: str, campaign: str, lost_to: dict[str, int]) -> None:
     """Keep how many customers ``campaign`` lost to each other campaign in ``cycle`` (replacing earlier counts)."""
-    losses = ArbitrationLoss.__table__
+    losses = table_of(ArbitrationLoss)
     with engine.begin() as conn:
         conn.execute(losses.delete().where(losses.c.cycle == cycle, losses.c.campaign == campaign))
         if lost_to:
@@ -363,7 +367,7 @@ def record_losses(engine: sa.Engine, cycle: str, campaign: str, lost_to: dict[st
 
 def losses_of(engine: sa.Engine, cycle: str) -> list[tuple[str, str, int]]:
     """``(campaign, lost_to, customers)`` of a cycle."""
-    losses = ArbitrationLoss.__table__
+    losses = table_of(ArbitrationLoss)
     with engine.connect() as conn:
         return [
             tuple(r)

@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from orchestrator.customers.table import ID_COLUMN, customer_table
-from orchestrator.db.tables import Arm, Contact, utcnow
+from orchestrator.db.tables import Arm, Contact, table_of, utcnow
 from orchestrator.settings import Settings
 
-contacts = Contact.__table__
+contacts = table_of(Contact)
 CHUNK = 50_000
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from typing import Any, Literal
@@ -57,7 +58,7 @@ from orchestrator.responses.ingest import (
     read_unsubscribe_token,
     unsubscribe,
 )
-from orchestrator.rules.outcomes import load_outcomes
+from orchestrator.rules.outcomes import Outcomes, load_outcomes
 from orchestrator.settings import Settings
 from orchestrator.templates.links import click_link, click_signer
 from orchestrator.templates.links import is_http_url as _http_url
@@ -155,7 +156,6 @@ def create_app(settings: Settings) -> FastAPI:
         links = settings.links.model_copy(update={"secret_key": SecretStr(settings.link_secret())})
         settings = settings.model_copy(update={"links": links})
     sources = {name: (_Source(s.secret.get_secret_value()), s.channels or (name,)) for name, s in api.sources.items()}
-    clicks = _click_signer(settings)
 
     app = FastAPI(
         title="Campaign response API",
@@ -163,6 +163,26 @@ def create_app(settings: Settings) -> FastAPI:
         description="Outcomes of tasks and messages: channel systems post them signed (Standard Webhooks); "
         "e-mail recipients open, click and unsubscribe through the link endpoints. See docs/response-api.md.",
     )
+
+    _outcome_routes(app, engine, settings, outcomes, sources)
+    _link_routes(app, engine, settings, outcomes)
+    _unsubscribe_routes(app, engine, settings)
+    _health_route(app, engine)
+    # the body is read raw (signature first), so its schema is added here; FastAPI documents replacing app.openapi
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    app.state.engine = engine
+    return app
+
+
+def _outcome_routes(
+    app: FastAPI,
+    engine: sa.Engine,
+    settings: Settings,
+    outcomes: Outcomes,
+    sources: dict[str, tuple[_Source, tuple[str, ...]]],
+) -> None:
+    """``POST /v1/outcomes``: outcome batches from the channel systems, signed with a source's secret."""
+    api = settings.api
 
     def _sender(body: bytes, headers: dict[str, str]) -> str:
         missing = [h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if not headers.get(h)]
@@ -193,7 +213,9 @@ def create_app(settings: Settings) -> FastAPI:
         responses={
             401: {"model": Problem, "description": "Missing or wrong signature, or timestamp out of tolerance."},
             422: {
-                "description": "Not JSON, not the schema, or more events than CAMPAIGN_API_MAX_BATCH (FastAPI's format).",
+                "description": (
+                    "Not JSON, not the schema, or more events than CAMPAIGN_API_MAX_BATCH (FastAPI's format)."
+                ),
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
             },
         },
@@ -229,7 +251,10 @@ def create_app(settings: Settings) -> FastAPI:
                     {
                         "type": "too_long",
                         "loc": ("body", "events"),
-                        "msg": f"List should have at most {api.max_batch} items (CAMPAIGN_API_MAX_BATCH), not {len(batch.events)}",
+                        "msg": (
+                            f"List should have at most {api.max_batch} items (CAMPAIGN_API_MAX_BATCH), "
+                            f"not {len(batch.events)}"
+                        ),
                     }
                 ]
             )
@@ -251,6 +276,12 @@ def create_app(settings: Settings) -> FastAPI:
             rejected=counts["rejected"],
             items=[ItemOut(event_id=r.event_id, status=r.status, reason=r.reason) for r in results],
         )
+
+
+def _link_routes(app: FastAPI, engine: sa.Engine, settings: Settings, outcomes: Outcomes) -> None:
+    """``GET /o/{token}.gif`` (open pixel) and ``GET /c/{token}`` (tracked link) of the e-mails."""
+    api = settings.api
+    clicks = _click_signer(settings)
 
     def _record_link(token: str, kind: str, event_id: str) -> None:
         event = EventIn(event_id=event_id, type=kind, occurred_at=datetime.now(UTC), tracking_token=token)
@@ -304,6 +335,10 @@ def create_app(settings: Settings) -> FastAPI:
                 log.exception("click: recording failed (contact %d)", ids[1])
         return RedirectResponse(u, status_code=303, headers={"Cache-Control": "no-store"})
 
+
+def _unsubscribe_routes(app: FastAPI, engine: sa.Engine, settings: Settings) -> None:
+    """``GET /unsubscribe/{token}`` (confirmation page) and ``POST`` (RFC 8058 one-click)."""
+
     def _unsubscribe_token_ok(token: str) -> bool:
         try:
             read_unsubscribe_token(settings, token)
@@ -329,13 +364,18 @@ def create_app(settings: Settings) -> FastAPI:
     async def unsubscribe_now(token: str) -> HTMLResponse:
         """Suppresses the customer for e-mail and records an `unsubscribe` event; repeating it changes nothing.
 
-        Mail clients send `List-Unsubscribe=One-Click` (form-encoded) as the body; the token in the URL is the authorisation.
+        Mail clients send `List-Unsubscribe=One-Click` (form-encoded) as the body;
+        the token in the URL is the authorisation.
         """
         try:
             await run_in_threadpool(unsubscribe, engine, settings, token)
         except InvalidUnsubscribeToken:
             return _page("This link is not valid", invalid_unsubscribe, 400)
         return _page("You are unsubscribed", "<p>You will not receive these e-mails any more.</p>")
+
+
+def _health_route(app: FastAPI, engine: sa.Engine) -> None:
+    """``GET /healthz``: whether the database answers."""
 
     @app.get("/healthz", summary="Health check")
     def healthz() -> JSONResponse:
@@ -347,6 +387,10 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with the ``OutcomeBatch`` request body schema, built once."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -357,6 +401,4 @@ def create_app(settings: Settings) -> FastAPI:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # the body is read raw (signature first), so its schema is added here
-    app.state.engine = engine
-    return app
+    return openapi

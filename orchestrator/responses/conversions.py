@@ -26,10 +26,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from orchestrator.db.bulk import insert_new, raw_timestamp
-from orchestrator.db.tables import Conversion, utcnow
+from orchestrator.db.tables import Conversion, table_of, utcnow
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
 
-conversions = Conversion.__table__
+conversions = table_of(Conversion)
 
 TIME_COLUMNS = ("occurred_at", "time", "date", "timestamp", "converted_at")
 ID_COLUMNS = ("customer_id", "customer")
@@ -90,7 +90,7 @@ def read_conversions(path: Path) -> Iterator[tuple[int, dict | Problem]]:
     customer, when, amount = _pick(header, ID_COLUMNS), _pick(header, TIME_COLUMNS), _pick(header, AMOUNT_COLUMNS)
     product = _pick(header, ("product",))
     missing = [what for what, col in (("customer_id", customer), ("occurred_at (or time/date)", when)) if col is None]
-    if missing:
+    if customer is None or when is None:
         hint = "".join(did_you_mean(h, ID_COLUMNS + TIME_COLUMNS) for h in header[:1])
         raise ValidationFailed(
             [
@@ -144,7 +144,7 @@ def read_conversions(path: Path) -> Iterator[tuple[int, dict | Problem]]:
 
 
 def import_conversions(
-    engine: sa.Engine, path: Path, *, strict: bool = False, progress: Callable[[int], None] = lambda n: None
+    engine: sa.Engine, path: Path, *, strict: bool = False, progress: Callable[[int], None] = lambda _n: None
 ) -> ConversionImport:
     """Import the file's conversions; see the module docstring."""
     report = ConversionImport()
@@ -192,7 +192,7 @@ def attributed(
     """
     from orchestrator.db.tables import Contact
 
-    contacts = Contact.__table__
+    contacts = table_of(Contact)
     out: dict[int, tuple[int, float, datetime]] = {}
     with engine.connect() as conn:
         for wave_id, day in wave_ids_and_dates:

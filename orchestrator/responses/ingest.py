@@ -44,7 +44,7 @@ from itsdangerous import BadData, URLSafeSerializer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from orchestrator.db.bulk import dialect_insert, insert_new
-from orchestrator.db.tables import Contact, ResponseEvent, Suppression, utcnow
+from orchestrator.db.tables import Contact, ResponseEvent, Suppression, table_of, utcnow
 from orchestrator.delivery.messages import InvalidTrackingToken, read_tracking_token
 from orchestrator.delivery.tasks import read_outcome_ref
 from orchestrator.rules.outcomes import Outcomes
@@ -77,9 +77,9 @@ SUPPRESSING_TYPES: dict[str, str] = {
 _EMAIL = "email"
 _UNSUBSCRIBE_SALT = "unsubscribe"
 
-contacts = Contact.__table__
-events_table = ResponseEvent.__table__
-suppressions = Suppression.__table__
+contacts = table_of(Contact)
+events_table = table_of(ResponseEvent)
+suppressions = table_of(Suppression)
 
 
 class EventIn(BaseModel):

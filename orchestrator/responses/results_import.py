@@ -27,11 +27,11 @@ import numpy as np
 import sqlalchemy as sa
 
 from orchestrator.db.bulk import bulk_insert, raw_timestamp
-from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent, WaveStatus, utcnow
+from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent, WaveStatus, table_of, utcnow
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
 from orchestrator.ledger import contacts as ledger
 
-events = ResponseEvent.__table__
+events = table_of(ResponseEvent)
 CHANNEL = "import"
 SOURCE = "import"
 TRUE = {"1", "true", "yes", "y", "t"}
@@ -78,6 +78,72 @@ def import_results(
     text = Path(path).read_bytes()
     reader = csv.reader(text.decode("utf-8-sig").splitlines())
     header = [h.strip() for h in next(reader, [])]
+    _check_header(file, header, id_column, arm_column, outcome_columns)
+    rows: list[tuple[int, list[str]]] = [(i + 2, r) for i, r in enumerate(reader) if any(v.strip() for v in r)]
+    at = {name: header.index(name) for name in [id_column, arm_column, *outcome_columns]}
+    kinds = _check_rows(file, header, rows, at, id_column, arm_column, control_label, outcome_columns)
+
+    key = wave_key or Path(path).stem
+    day = wave_date or date.today()
+    report = ResultsImport(campaign, key, outcomes=kinds)
+    campaign_id = ledger.ensure_campaign(engine, campaign, f"imported from {Path(path).name}")
+    wave = ledger.open_wave(engine, campaign_id, key, hashlib.sha256(text).hexdigest())
+    if wave.status != WaveStatus.SELECTING:
+        report.already_imported = True
+        return report
+    ids = [r[at[id_column]].strip() for _l, r in rows]
+    labels = [r[at[arm_column]].strip() for _l, r in rows]
+    arm_of = np.array([Arm.CONTROL.value if a == control_label else Arm.TREATMENT.value for a in labels], dtype=object)
+    variants = np.array([None if a == control_label else a for a in labels], dtype=object)
+    ledger.record_contacts(engine, wave.id, ids, arm_of, CHANNEL, variants=variants, planned_for=day)
+    occurred = datetime.combine(day, time(), tzinfo=UTC)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            ledger.contacts.update()
+            .where(ledger.contacts.c.wave_id == wave.id, ledger.contacts.c.arm == Arm.TREATMENT.value)
+            .values(status=ContactStatus.SENT, sent_at=occurred, detail="imported result")
+        )
+        contact_of: dict[str, int] = {
+            cid: contact_id
+            for cid, contact_id in conn.execute(
+                sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.id).where(
+                    ledger.contacts.c.wave_id == wave.id
+                )
+            )
+        }
+
+        report.events = bulk_insert(
+            conn,
+            events.name,
+            [
+                "source",
+                "event_id",
+                "contact_id",
+                "wave_id",
+                "customer_id",
+                "channel",
+                "type",
+                "value",
+                "occurred_at",
+                "received_at",
+            ],
+            _event_rows(conn, rows, ids, kinds, at, wave.id, contact_of, occurred, now),
+        )
+        conn.execute(
+            ledger.waves.update()
+            .where(ledger.waves.c.id == wave.id)
+            .values(status=WaveStatus.COMPLETED, finished_at=now)
+        )
+    report.customers = len(ids)
+    report.arms = {label: labels.count(label) for label in sorted(set(labels))}
+    if settings is not None:  # the file's other columns are what was known about each customer then
+        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns})
+    return report
+
+
+def _check_header(file: str, header: list[str], id_column: str, arm_column: str, outcome_columns: list[str]) -> None:
+    """The named columns are in the header and there is at least one outcome column; else ``ValidationFailed``."""
     problems: list[Problem] = []
     for what, column in [
         ("id column", id_column),
@@ -90,15 +156,28 @@ def import_results(
                     file,
                     1,
                     None,
-                    f"{what} '{column}' is not in the header{did_you_mean(column, header) or '; columns: ' + ', '.join(header)}",
+                    f"{what} '{column}' is not in the header"
+                    f"{did_you_mean(column, header) or '; columns: ' + ', '.join(header)}",
                 )
             )
     if not outcome_columns:
         problems.append(Problem(file, None, None, "name at least one outcome column (--outcome visited)"))
     if problems:
         raise ValidationFailed(problems)
-    rows: list[tuple[int, list[str]]] = [(i + 2, r) for i, r in enumerate(reader) if any(v.strip() for v in r)]
-    at = {name: header.index(name) for name in [id_column, arm_column, *outcome_columns]}
+
+
+def _check_rows(
+    file: str,
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
+    at: dict[str, int],
+    id_column: str,
+    arm_column: str,
+    control_label: str,
+    outcome_columns: list[str],
+) -> dict[str, str]:
+    """The kind of each outcome column; ``ValidationFailed`` naming every bad row, outcome or a missing control arm."""
+    problems: list[Problem] = []
     seen: dict[str, int] = {}
     for line, row in rows:
         if len(row) != len(header):
@@ -129,100 +208,47 @@ def import_results(
                 file,
                 None,
                 None,
-                f"no row has the control label '{control_label}' in '{arm_column}'{did_you_mean(control_label, arms) or '; arms: ' + ', '.join(sorted(arms))}",
+                f"no row has the control label '{control_label}' in '{arm_column}'"
+                f"{did_you_mean(control_label, arms) or '; arms: ' + ', '.join(sorted(arms))}",
             )
         )
     if problems:
         raise ValidationFailed(problems)
+    return kinds
 
-    key = wave_key or Path(path).stem
-    day = wave_date or date.today()
-    report = ResultsImport(campaign, key, outcomes=kinds)
-    campaign_id = ledger.ensure_campaign(engine, campaign, f"imported from {Path(path).name}")
-    wave = ledger.open_wave(engine, campaign_id, key, hashlib.sha256(text).hexdigest())
-    if wave.status != WaveStatus.SELECTING:
-        report.already_imported = True
-        return report
-    ids = [r[at[id_column]].strip() for _l, r in rows]
-    labels = [r[at[arm_column]].strip() for _l, r in rows]
-    arm_of = np.array([Arm.CONTROL.value if a == control_label else Arm.TREATMENT.value for a in labels], dtype=object)
-    variants = np.array([None if a == control_label else a for a in labels], dtype=object)
-    ledger.record_contacts(engine, wave.id, ids, arm_of, CHANNEL, variants=variants, planned_for=day)
-    occurred = datetime.combine(day, time(), tzinfo=UTC)
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            ledger.contacts.update()
-            .where(ledger.contacts.c.wave_id == wave.id, ledger.contacts.c.arm == Arm.TREATMENT.value)
-            .values(status=ContactStatus.SENT, sent_at=occurred, detail="imported result")
-        )
-        contact_of = dict(
-            conn.execute(
-                sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.id).where(
-                    ledger.contacts.c.wave_id == wave.id
+
+def _event_rows(conn, rows, ids, kinds, at, wave_id: int, contact_of, occurred, now):
+    """An event row per true binary outcome and per non-zero money outcome of each customer."""
+    for (_line, row), cid in zip(rows, ids, strict=True):
+        for column, kind in kinds.items():
+            raw = row[at[column]].strip()
+            if kind == "binary":
+                if raw.lower() in TRUE:
+                    yield (
+                        SOURCE,
+                        f"{wave_id}:{contact_of[cid]}:{column}",
+                        contact_of[cid],
+                        wave_id,
+                        cid,
+                        CHANNEL,
+                        column,
+                        None,
+                        raw_timestamp(conn, occurred),
+                        raw_timestamp(conn, now),
+                    )
+            elif raw and float(raw) != 0:
+                yield (
+                    SOURCE,
+                    f"{wave_id}:{contact_of[cid]}:{column}",
+                    contact_of[cid],
+                    wave_id,
+                    cid,
+                    CHANNEL,
+                    column,
+                    float(raw),
+                    raw_timestamp(conn, occurred),
+                    raw_timestamp(conn, now),
                 )
-            ).all()
-        )
-
-        def event_rows():
-            for (_line, row), cid in zip(rows, ids, strict=True):
-                for column, kind in kinds.items():
-                    raw = row[at[column]].strip()
-                    if kind == "binary":
-                        if raw.lower() in TRUE:
-                            yield (
-                                SOURCE,
-                                f"{wave.id}:{contact_of[cid]}:{column}",
-                                contact_of[cid],
-                                wave.id,
-                                cid,
-                                CHANNEL,
-                                column,
-                                None,
-                                raw_timestamp(conn, occurred),
-                                raw_timestamp(conn, now),
-                            )
-                    elif raw and float(raw) != 0:
-                        yield (
-                            SOURCE,
-                            f"{wave.id}:{contact_of[cid]}:{column}",
-                            contact_of[cid],
-                            wave.id,
-                            cid,
-                            CHANNEL,
-                            column,
-                            float(raw),
-                            raw_timestamp(conn, occurred),
-                            raw_timestamp(conn, now),
-                        )
-
-        report.events = bulk_insert(
-            conn,
-            events.name,
-            [
-                "source",
-                "event_id",
-                "contact_id",
-                "wave_id",
-                "customer_id",
-                "channel",
-                "type",
-                "value",
-                "occurred_at",
-                "received_at",
-            ],
-            event_rows(),
-        )
-        conn.execute(
-            ledger.waves.update()
-            .where(ledger.waves.c.id == wave.id)
-            .values(status=WaveStatus.COMPLETED, finished_at=now)
-        )
-    report.customers = len(ids)
-    report.arms = {label: labels.count(label) for label in sorted(set(labels))}
-    if settings is not None:  # the file's other columns are what was known about each customer then
-        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns})
-    return report
 
 
 def _write_snapshot(settings, wave_id: int, path: Path, id_column: str, drop: set[str]) -> None:

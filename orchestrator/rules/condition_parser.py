@@ -81,7 +81,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal, Union
+from typing import Literal
 
 from orchestrator.errors import did_you_mean
 from orchestrator.rules.yaml_source import Loc, describe
@@ -133,7 +133,7 @@ RELATIVE_DAY = re.compile(r"^(?:today|[+-][0-9]{1,5}d)$")
 """A day relative to the wave date: ``today``, ``-30d`` (30 days earlier), ``+7d``."""
 SEGMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
-Scalar = Union[str, int, float, bool, date, datetime]
+Scalar = str | int | float | bool | date | datetime
 """A value a column is compared with; ``in``/``not_in``/``between`` take a tuple of them."""
 
 _OPERATOR_ALIASES = {
@@ -202,7 +202,7 @@ class InSegment:
     loc: Loc = field(default=(), compare=False, repr=False)
 
 
-Condition = Union[All, Any, Not, ColumnTest, InSegment]
+Condition = All | Any | Not | ColumnTest | InSegment
 CONDITION_TYPES = (All, Any, Not, ColumnTest, InSegment)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -233,13 +233,20 @@ def _compile_test(test: ColumnTest, table: sa.Table, as_of: date) -> sa.ColumnEl
         raise ValueError(problems[0])
     coerced = [_coerce(kind, v) for v in values]
     bind_type = sa.Float() if kind == "integer" and any(isinstance(v, float) for v in coerced) else column.type
+    return _compare(test.op, column, coerced, bind_type)
+
+
+def _compare(
+    op: str, column: sa.ColumnElement, coerced: list, bind_type: sa.types.TypeEngine
+) -> sa.ColumnElement[bool]:
+    """``column`` compared by ``op`` with the ``coerced`` values; a missing value matches only ``ne``/``not_in``."""
 
     def param(value: object) -> sa.BindParameter:
         return sa.bindparam(None, value, type_=bind_type)
 
     present = column.is_not(None)
     missing = column.is_(None)
-    match test.op:
+    match op:
         case "eq":
             return sa.and_(present, column == param(coerced[0]))
         case "ne":
@@ -258,7 +265,7 @@ def _compile_test(test: ColumnTest, table: sa.Table, as_of: date) -> sa.ColumnEl
             return sa.and_(present, column.in_(sa.bindparam(None, coerced, expanding=True, type_=bind_type)))
         case "not_in":
             return sa.or_(missing, column.not_in(sa.bindparam(None, coerced, expanding=True, type_=bind_type)))
-    raise ValueError(f"unknown operator '{test.op}'")
+    raise ValueError(f"unknown operator '{op}'")
 
 
 def _compile_text(test: ColumnTest, column: sa.ColumnElement, kind: ColumnKind) -> sa.ColumnElement[bool]:
@@ -298,7 +305,7 @@ def _imatch_sqlite(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001
 
 
 @compiles(_IMatch)
-def _imatch_other(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001
+def _imatch_other(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001, ARG001 - SQLAlchemy's @compiles signature
     raise sa.exc.CompileError(f"'matches' is supported on SQLite and PostgreSQL, not {compiler.dialect.name}")
 
 
@@ -327,7 +334,7 @@ def _compile_date(test: ColumnTest, column: sa.ColumnElement, kind: ColumnKind, 
         return sa.and_(present, on_or_after(relative_day(test.value, as_of) + timedelta(days=1)))  # type: ignore[arg-type]
     # days_ago: the column's day is as_of - n days
     if test.op == "between":
-        low, high = test.value  # type: ignore[misc]
+        low, high = cast(tuple[int, int], test.value)  # the parser checked: [low, high] whole days
         return sa.and_(present, on_or_after(as_of - timedelta(days=high)), on_or_before(as_of - timedelta(days=low)))
     n = test.value
     if not isinstance(n, int) or isinstance(n, bool):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -142,6 +143,8 @@ def _check_address_column(data: dict, columns: dict[str, ColumnKind], positions:
     column = email.get("address_column", "email")
     if not isinstance(column, str) or not COLUMN.match(column):
         return []  # reported by the model
+    loc: tuple[str, ...]
+    at: Literal["key", "value"]
     if "address_column" in email:
         loc, at, what = ("channels", "email", "address_column"), "value", f"address column '{column}'"
     else:
@@ -203,6 +206,8 @@ def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions
             for i, column in enumerate(names):
                 if not isinstance(column, str) or not COLUMN.match(column):
                     continue  # reported by the model
+                loc: tuple[str | int, ...]
+                at: Literal["key", "value"]
                 if key in section:
                     loc = ("channels", channel, key) if isinstance(given, str) else ("channels", channel, key, i)
                     at, what = "value", f"{key.replace('_', ' ').removesuffix('s')} '{column}'"

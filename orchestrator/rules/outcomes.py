@@ -116,7 +116,8 @@ class Outcomes:
         if known is None:
             return f"unknown channel '{channel}'{did_you_mean(channel, OUTCOME_TYPES)}"
         if kind not in known:
-            return f"unknown outcome type '{kind}' for {channel}{did_you_mean(kind, known) or '; known: ' + ', '.join(known)}"
+            suggestion = did_you_mean(kind, known) or "; known: " + ", ".join(known)
+            return f"unknown outcome type '{kind}' for {channel}{suggestion}"
         return None
 
 

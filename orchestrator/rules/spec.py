@@ -406,7 +406,9 @@ class AllocationSpec(_Spec):
 
     overflow: Literal["fallback", "wait"] = Field(
         "fallback",
-        description="fallback: give them their next eligible channel if that pays off; wait: keep them for a later wave.",
+        description=(
+            "fallback: give them their next eligible channel if that pays off; wait: keep them for a later wave."
+        ),
     )
 
 
@@ -419,7 +421,10 @@ class ScoresSpec(_Spec):
         None,
         ge=-1,
         le=1,
-        description="Keep customers scoring at least this; for an uplift model the predicted effect, e.g. 0 = only a positive effect.",
+        description=(
+            "Keep customers scoring at least this; for an uplift model the predicted effect, "
+            "e.g. 0 = only a positive effect."
+        ),
     )
     top: int | None = Field(None, strict=True, ge=1, description="Keep the N best-scoring customers.")
     top_percent: float | None = Field(None, gt=0, le=100, description="Keep the best-scoring N percent.")

@@ -55,9 +55,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import joblib
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from orchestrator.db.tables import ModelVersion, utcnow
+from orchestrator.db.bulk import driver_connection
+from orchestrator.db.tables import ModelVersion, table_of, utcnow
 from orchestrator.errors import did_you_mean
 from orchestrator.settings import Settings
 
@@ -102,7 +103,9 @@ class ScoringModel(Protocol):
     features_: list[str]
     feature_kinds_: dict[str, str]
 
-    def score_frame(self, frame: Any) -> Any: ...
+    def score_frame(self, frame: Any, *, check: bool = True) -> Any: ...
+
+    def check_kinds(self, kinds: Mapping[str, str | None]) -> None: ...
 
 
 def _check_name(name: str) -> str:
@@ -284,10 +287,11 @@ def get(engine: sa.Engine, name: str, version: int | None = None) -> ModelVersio
     """The ``version`` of model ``name``, or its newest champion when ``version`` is ``None``."""
     with Session(engine) as session:
         records = session.exec(
-            select(ModelVersion).where(ModelVersion.name == name).order_by(ModelVersion.version)
+            select(ModelVersion).where(ModelVersion.name == name).order_by(col(ModelVersion.version))
         ).all()
         if not records:
             raise _unknown_name(name, session.exec(select(ModelVersion.name).distinct()).all())
+        chosen: ModelVersion | None
         if version is None:
             champions = [r for r in records if r.stage == "champion"]
             if not champions:
@@ -325,7 +329,7 @@ def load(settings: Settings, record: ModelVersion) -> ScoringModel:
 def list_models(engine: sa.Engine) -> list[ModelVersion]:
     """Every registered version, by name then version."""
     with Session(engine) as session:
-        records = session.exec(select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version)).all()
+        records = session.exec(select(ModelVersion).order_by(col(ModelVersion.name), col(ModelVersion.version))).all()
         for record in records:
             session.expunge(record)
         return list(records)
@@ -339,7 +343,7 @@ def compare(engine: sa.Engine, name: str, versions: Sequence[int] | None = None)
     """
     with Session(engine) as session:
         records = session.exec(
-            select(ModelVersion).where(ModelVersion.name == name).order_by(ModelVersion.version)
+            select(ModelVersion).where(ModelVersion.name == name).order_by(col(ModelVersion.version))
         ).all()
         if not records:
             raise _unknown_name(name, session.exec(select(ModelVersion.name).distinct()).all())
@@ -397,11 +401,11 @@ class Decision:
 
 
 _COLUMNS = sa.select(
-    ModelVersion.id,
-    ModelVersion.version,
-    ModelVersion.stage,
-    ModelVersion.validation_metric,
-    ModelVersion.validation_score,
+    col(ModelVersion.id),
+    col(ModelVersion.version),
+    col(ModelVersion.stage),
+    col(ModelVersion.validation_metric),
+    col(ModelVersion.validation_score),
 )
 
 
@@ -409,7 +413,7 @@ _COLUMNS = sa.select(
 def _write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A transaction that holds the write lock from its start on SQLite (rows are locked on PostgreSQL)."""
     with engine.connect() as conn:
-        if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:
+        if conn.dialect.name == "sqlite" and not driver_connection(conn).in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout) for another writer, never upgrades later
         try:
             yield conn
@@ -422,12 +426,12 @@ def _write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
 def _locked_versions(conn: sa.Connection, name: str) -> list[Any]:
     """Every version of ``name``, its rows locked until the transaction ends (FOR UPDATE)."""
     rows = conn.execute(
-        _COLUMNS.where(ModelVersion.name == name).order_by(ModelVersion.version).with_for_update()
+        _COLUMNS.where(col(ModelVersion.name) == name).order_by(col(ModelVersion.version)).with_for_update()
     ).all()
     if not rows:
-        names = conn.execute(sa.select(ModelVersion.name).distinct()).scalars().all()
+        names = conn.execute(sa.select(col(ModelVersion.name)).distinct()).scalars().all()
         raise _unknown_name(name, names)
-    return rows
+    return list(rows)
 
 
 def _pick(name: str, version: int, rows: Sequence[Any]) -> Any:
@@ -446,7 +450,7 @@ def _promote_locked(conn: sa.Connection, name: str, version: int, rows: Sequence
         raise PromotionRefused(
             f"model '{name}' version {version} is retired; promote it again with force=True (--force)"
         )
-    table = ModelVersion.__table__
+    table = table_of(ModelVersion)
     conn.execute(
         sa.update(table)
         .where(table.c.name == name, table.c.stage == "champion", table.c.version != version)
@@ -523,7 +527,9 @@ def decide(engine: sa.Engine, name: str, version: int, *, margin: float) -> Deci
     """
     with Session(engine) as session:
         rows = (
-            session.connection().execute(_COLUMNS.where(ModelVersion.name == name).order_by(ModelVersion.version)).all()
+            session.connection()
+            .execute(_COLUMNS.where(col(ModelVersion.name) == name).order_by(col(ModelVersion.version)))
+            .all()
         )
         if not rows:
             raise _unknown_name(name, session.exec(select(ModelVersion.name).distinct()).all())
@@ -531,7 +537,10 @@ def decide(engine: sa.Engine, name: str, version: int, *, margin: float) -> Deci
 
 
 def promote_if_better(engine: sa.Engine, name: str, version: int, margin: float) -> Decision:
-    """``decide`` and, when the verdict is promote, ``promote``, in one transaction (the champion cannot change in between)."""
+    """``decide`` and, when the verdict is promote, ``promote``, in one transaction.
+
+    The champion cannot change in between.
+    """
     with _write_transaction(engine) as conn:
         rows = _locked_versions(conn, name)
         decision = _decide(name, version, rows, margin)

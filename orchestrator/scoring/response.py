@@ -37,7 +37,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -237,7 +237,8 @@ class ResponseModel(TabularInput, ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has {len(frame)} rows but y has {len(y)}")
         _check_classes(y, str(target))
         features, ignored = self._choose_features(frame)
-        kinds = {name: kind_of_series(frame[name]) for name in features}
+        # _choose_features keeps only columns of a known kind
+        kinds = cast(dict[str, str], {name: kind_of_series(frame[name]) for name in features})
         self.features_ = features
         self.feature_kinds_ = kinds
         self.ignored_ = ignored
@@ -634,14 +635,14 @@ def apply_score_rules(
         raise ValueError(f"top must be 0 or more; got {top}")
     if top_percent is not None and not 0 < top_percent <= 100:
         raise ValueError(f"top_percent must be more than 0 and at most 100; got {top_percent}")
-    ids = np.asarray(ids, dtype=object)
-    scores = np.asarray(scores, dtype=np.float64)
-    if ids.shape != scores.shape:
-        raise ValueError(f"ids and scores differ in length: {len(ids)} and {len(scores)}")
-    keep = ~np.isnan(scores)
-    ids, scores = ids[keep], scores[keep]
-    order = np.lexsort((ids.astype(str), -scores))  # the last key sorts first: score descending, then id
-    ids, scores = ids[order], scores[order]
+    id_array = np.asarray(ids, dtype=object)
+    score_array = np.asarray(scores, dtype=np.float64)
+    if id_array.shape != score_array.shape:
+        raise ValueError(f"ids and scores differ in length: {len(id_array)} and {len(score_array)}")
+    keep = ~np.isnan(score_array)
+    id_array, score_array = id_array[keep], score_array[keep]
+    order = np.lexsort((id_array.astype(str), -score_array))  # the last key sorts first: score descending, then id
+    ids, scores = id_array[order], score_array[order]
     if top_percent is not None:
         top = math.ceil(len(ids) * top_percent / 100)
     if top is not None:

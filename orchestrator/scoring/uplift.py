@@ -98,7 +98,10 @@ _CONTROL_WORDS = {"control"}
 
 
 def parse_treatment(values: Iterable[Any], name: str = "treatment") -> np.ndarray:
-    """``values`` as 0/1: ``treatment``/``treated`` or ``control`` (the ledger's arms), or any pair ``parse_target`` accepts."""
+    """``values`` as 0/1.
+
+    Accepts ``treatment``/``treated`` or ``control`` (the ledger's arms), or any pair ``parse_target`` accepts.
+    """
     series = pd.Series(values if not isinstance(values, pd.Series) else values.to_numpy(), dtype=object)
     words = series.map(lambda v: str(v).strip().lower() if isinstance(v, str) else v)
     words = words.map(lambda v: 1 if v in _TREATED_WORDS else 0 if v in _CONTROL_WORDS else v)
@@ -203,7 +206,10 @@ class UpliftModel(TabularInput, BaseEstimator):
         return self.score_frame(X)
 
     def score_frame(self, frame: pd.DataFrame, *, check: bool = True) -> np.ndarray:
-        """The predicted uplift for each row of ``frame`` (other columns are ignored); see ``ResponseModel.score_frame``."""
+        """The predicted uplift for each row of ``frame`` (other columns are ignored).
+
+        See ``ResponseModel.score_frame``.
+        """
         self._check_fitted()
         models = self.response_models_
         if self.approach == "class_transformation":
@@ -286,7 +292,8 @@ def _metric_inputs(y: Iterable[Any], uplift: Iterable[float], treatment: Iterabl
     treated = int(t.sum())
     if treated == 0 or treated == len(t):
         raise ValueError(
-            f"uplift metrics need both treated and control customers; got {treated} treated and {len(t) - treated} control"
+            "uplift metrics need both treated and control customers; "
+            f"got {treated} treated and {len(t) - treated} control"
         )
     if y.min() == y.max():
         raise ValueError(f"uplift metrics need responders and non-responders; all {len(y)} outcomes are {int(y[0])}")
@@ -367,7 +374,9 @@ def evaluate_uplift(
     *,
     validation: tuple[pd.DataFrame, Iterable[Any], Iterable[Any]],
 ) -> dict[str, Any]:
-    """Fit ``model`` (an unfitted ``UpliftModel``, cloned; its parameters; or a factory) on ``X``, measure it on ``validation``.
+    """Fit ``model`` on ``X`` and measure it on ``validation``.
+
+    ``model`` is an unfitted ``UpliftModel`` (cloned), its parameters, or a factory.
 
     Returns a JSON-ready dict: ``approach``, ``estimator``, ``n_train``, ``n_validation``,
     ``train_treated``/``train_control``, ``validation_treated``/``validation_control``, the observed

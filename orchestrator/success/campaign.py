@@ -34,9 +34,9 @@ def build_campaign_report(
         )
         costs = channel_costs(spec)
     else:
-        from orchestrator.db.tables import ResponseEvent
+        from orchestrator.db.tables import ResponseEvent, table_of
 
-        events = ResponseEvent.__table__
+        events = table_of(ResponseEvent)
         with engine.connect() as conn:
             kinds = conn.execute(
                 sa.select(events.c.type, sa.func.max(events.c.value))

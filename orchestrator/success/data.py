@@ -16,18 +16,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent
+from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent, table_of
 from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.conversions import attributed
 from orchestrator.responses.results_import import CHANNEL as IMPORTED
 from orchestrator.rules.outcomes import Outcomes
 
-events = ResponseEvent.__table__
+events = table_of(ResponseEvent)
 
 
 class CampaignNotFound(LookupError):
@@ -38,7 +39,7 @@ class CampaignNotFound(LookupError):
 class Measure:
     """What counts: the goal, the window, and for imported results the outcome columns."""
 
-    goal: str = "conversion"  # response | conversion
+    goal: Literal["response", "conversion"] = "conversion"
     window_days: int = 30
     product: str | None = None
     value: str = "conversions"  # conversions | outcomes

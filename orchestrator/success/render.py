@@ -75,6 +75,12 @@ NO_CONTROL = "no control group"
 # numbers
 
 
+def _finite_or(x: float | None, fallback: float) -> float:
+    """``x`` when it is a finite number, else ``fallback``."""
+    known = finite(x)
+    return fallback if known is None else known
+
+
 def finite(x: float | None) -> float | None:
     """``x`` as a finite float, or None (None, NaN and infinities are 'not known')."""
     if x is None:
@@ -321,8 +327,8 @@ def print_report(report: SuccessReport, console: Console) -> None:
             row[-1].stylize("yellow")
             rows.append(row)
         for k, columns in enumerate(groups):
-            title = heading if k == 0 else f"{heading}: revenue and cost"
-            table = Table(title=Text(title, style="bold"), title_justify="left")
+            caption = heading if k == 0 else f"{heading}: revenue and cost"
+            table = Table(title=Text(caption, style="bold"), title_justify="left")
             for i in columns:
                 table.add_column(TERMINAL_COLUMNS[i], justify="right" if i in NUMERIC else "left", overflow="fold")
             for row in rows:
@@ -414,7 +420,7 @@ def table_rows(report: SuccessReport) -> list[dict[str, Any]]:
 
 BLUE, ORANGE, GREEN, VERMILLION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#6b6b6b"
 LIFT_DIMENSIONS = ("overall", "channel", "variant")
-_RC = {"svg.fonttype": "none", "font.size": 10, "axes.spines.top": False, "axes.spines.right": False}
+_RC: dict[Any, Any] = {"svg.fonttype": "none", "font.size": 10, "axes.spines.top": False, "axes.spines.right": False}
 _ids = itertools.count(1)
 
 
@@ -482,20 +488,15 @@ def lift_chart(report: SuccessReport) -> str:
         )
     rows.sort(key=lambda s: LIFT_DIMENSIONS.index(s.dimension))
     labels = [_label(segment_label(s)) for s in rows]
-    values = [s.absolute_lift.value * 100 for s in rows]
-    lows = [
-        (finite(s.absolute_lift.low) if finite(s.absolute_lift.low) is not None else s.absolute_lift.value) * 100
-        for s in rows
-    ]
-    highs = [
-        (finite(s.absolute_lift.high) if finite(s.absolute_lift.high) is not None else s.absolute_lift.value) * 100
-        for s in rows
-    ]
+    centres = [_finite_or(s.absolute_lift.value, math.nan) for s in rows]  # finite: rows keeps only those
+    values = [c * 100 for c in centres]
+    lows = [_finite_or(s.absolute_lift.low, c) * 100 for s, c in zip(rows, centres, strict=True)]
+    highs = [_finite_or(s.absolute_lift.high, c) * 100 for s, c in zip(rows, centres, strict=True)]
     with mpl.rc_context(_RC):
         fig = Figure(figsize=(7.5, 0.45 * len(rows) + 1.4))
         ax = fig.add_subplot()
         ax.axvline(0, color="#222", linewidth=1)
-        legend = {}
+        legend: dict[str, Any] = {}
         for y, (s, v, lo, hi) in enumerate(zip(rows, values, lows, highs, strict=True)):
             kind = verdict(s)
             colour = {"worked": GREEN, "harmed": VERMILLION}.get(kind, GREY)
@@ -517,7 +518,7 @@ def lift_chart(report: SuccessReport) -> str:
         ax.invert_yaxis()
         ax.set_xlabel("absolute lift (percentage points)")
         ax.grid(axis="x", color="#ddd", linewidth=0.6)
-        ax.legend(legend.values(), legend.keys(), loc="best", fontsize=8, frameon=False)
+        ax.legend(list(legend.values()), list(legend.keys()), loc="best", fontsize=8, frameon=False)
     description = "Absolute lift in points with 95% CI: " + "; ".join(
         f"{segment_label(s)} {v:+.1f} ({lo:.1f} to {hi:.1f}){', significant' if s.significant else ''}"
         for s, v, lo, hi in zip(rows, values, lows, highs, strict=True)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -192,7 +192,7 @@ class SuccessReport:
 
     def to_dict(self) -> dict:
         """Plain JSON-safe data: NaN and infinities become None, numpy numbers Python numbers."""
-        return _json_safe(asdict(self))
+        return cast(dict, _json_safe(asdict(self)))  # a dict stays a dict
 
 
 def build_report(

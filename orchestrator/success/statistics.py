@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import fisher_exact, sem, ttest_ind
@@ -224,8 +225,9 @@ def return_on_cost(incremental_revenue: Estimate, cost: float) -> Estimate:
     return Estimate(roi(incremental_revenue.value), roi(incremental_revenue.low), roi(incremental_revenue.high))
 
 
-def _number(x: object) -> float | None:
-    value = float(np.real(x))  # type: ignore[arg-type]
+def _number(x: Any) -> float | None:
+    """A numpy or Python number as a float; None when it is not finite."""
+    value = float(np.real(x))
     return value if math.isfinite(value) else None
 
 

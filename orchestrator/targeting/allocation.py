@@ -120,31 +120,8 @@ def _validate(customer, pool, value, capacities, n_customers, overflow, min_valu
             f"min_value must be a finite number >= 0 (not contacting is worth 0, so an option "
             f"below 0 is never part of the optimum). Got {min_value!r} instead."
         )
-    caps = np.empty(len(capacities), dtype=np.int64)
-    for p, cap in enumerate(capacities):
-        if cap is None:
-            caps[p] = -1
-        elif isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 0:
-            raise ValueError(f"capacities[{p}] must be an int >= 0 or None (unlimited). Got {cap!r} instead.")
-        else:
-            caps[p] = cap
-
-    arrays = {}
-    for name, arr, kind in (("customer", customer, "i"), ("pool", pool, "i"), ("value", value, "f")):
-        a = np.asarray(arr)
-        if a.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array (one entry per option). Got shape {a.shape} instead.")
-        if kind == "i":
-            if a.size == 0:
-                a = a.astype(np.int64)
-            elif a.dtype.kind not in "iu":
-                raise ValueError(f"{name} must be an integer array. Got dtype {a.dtype} instead.")
-            arrays[name] = a.astype(np.int64, copy=False)
-        else:
-            if a.size and a.dtype.kind not in "iuf":
-                raise ValueError(f"value must be a numeric array. Got dtype {a.dtype} instead.")
-            arrays[name] = a.astype(np.float64, copy=False)
-    customer, pool, value = arrays["customer"], arrays["pool"], arrays["value"]
+    caps = _capacity_array(capacities)
+    customer, pool, value = _option_arrays(customer, pool, value)
     if not (len(customer) == len(pool) == len(value)):
         raise ValueError(
             f"customer, pool and value must have one entry per option, the same length. "
@@ -166,6 +143,39 @@ def _validate(customer, pool, value, capacities, n_customers, overflow, min_valu
                 f"customer {customer[a]} pool {pool[a]} ({len(dup)} duplicates). Keep the better one of each pair."
             )
     return customer, pool, value, caps
+
+
+def _capacity_array(capacities) -> np.ndarray:
+    """``capacities`` as int64, -1 for unlimited (``None``); each an int >= 0 or ``None``."""
+    caps = np.empty(len(capacities), dtype=np.int64)
+    for p, cap in enumerate(capacities):
+        if cap is None:
+            caps[p] = -1
+        elif isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 0:
+            raise ValueError(f"capacities[{p}] must be an int >= 0 or None (unlimited). Got {cap!r} instead.")
+        else:
+            caps[p] = cap
+    return caps
+
+
+def _option_arrays(customer, pool, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``customer`` and ``pool`` as 1-D int64 arrays, ``value`` as a 1-D float64 array."""
+    arrays = {}
+    for name, arr, kind in (("customer", customer, "i"), ("pool", pool, "i"), ("value", value, "f")):
+        a = np.asarray(arr)
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array (one entry per option). Got shape {a.shape} instead.")
+        if kind == "i":
+            if a.size == 0:
+                a = a.astype(np.int64)
+            elif a.dtype.kind not in "iu":
+                raise ValueError(f"{name} must be an integer array. Got dtype {a.dtype} instead.")
+            arrays[name] = a.astype(np.int64, copy=False)
+        else:
+            if a.size and a.dtype.kind not in "iuf":
+                raise ValueError(f"value must be a numeric array. Got dtype {a.dtype} instead.")
+            arrays[name] = a.astype(np.float64, copy=False)
+    return arrays["customer"], arrays["pool"], arrays["value"]
 
 
 def _check_range(name: str, arr: np.ndarray, bound: int, bound_name: str) -> None:
@@ -253,16 +263,16 @@ def _fallback(customer, pool, value, caps, unlimited, eligible, n_customers) -> 
     if kept:
         kept = [_prune(np.concatenate(kept), customer, pool, value - base[customer], caps)]
     if not kept:
-        return _fill(customer, pool, value, caps, unlimited, eligible, chosen)
+        return _fill(customer, pool, caps, unlimited, eligible, chosen)
     cand = np.concatenate(kept)
     cand = cand[np.lexsort((pool[cand], customer[cand]))]  # arcs in customer, then pool order
     gain = value[cand] - base[customer[cand]]
 
     assigned = _solve_flow(customer[cand], pool[cand], gain, caps)
-    _canonical_ties(cand, assigned, customer, pool, gain, n_pools)
+    _canonical_ties(cand, assigned, customer, pool, gain)
     won = cand[assigned]
     chosen[customer[won]] = won
-    return _fill(customer, pool, value, caps, unlimited, eligible, chosen)
+    return _fill(customer, pool, caps, unlimited, eligible, chosen)
 
 
 def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -> np.ndarray:
@@ -284,8 +294,8 @@ def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -
                 break
             both += np.bincount(pl[same] * n_pools + pl[same + d], minlength=n_pools * n_pools)
             both += np.bincount(pl[same + d] * n_pools + pl[same], minlength=n_pools * n_pools)
-        both = both.reshape(n_pools, n_pools)
-        limit = caps + np.minimum(np.where(caps > 0, caps, 0)[None, :], both).sum(axis=1)
+        pair_counts = both.reshape(n_pools, n_pools)
+        limit = caps + np.minimum(np.where(caps > 0, caps, 0)[None, :], pair_counts).sum(axis=1)
         sizes = np.bincount(pl, minlength=n_pools)
         if np.all((sizes <= limit) | (sizes == 0)):
             return cand
@@ -336,7 +346,7 @@ def _solve_flow(cust: np.ndarray, pools: np.ndarray, gain: np.ndarray, caps: np.
     return np.asarray(flow.flows(arcs)) > 0
 
 
-def _canonical_ties(cand, assigned, customer, pool, gain, n_pools) -> None:
+def _canonical_ties(cand, assigned, customer, pool, gain) -> None:
     """Among equal gains for a pool, give it to the lowest customer indices (value-neutral swaps).
 
     A customer assigned to pool p is exchanged with a candidate of p who has exactly the same gain
@@ -360,7 +370,7 @@ def _canonical_ties(cand, assigned, customer, pool, gain, n_pools) -> None:
             assigned[group[:a]] = True
 
 
-def _fill(customer, pool, value, caps, unlimited, eligible, chosen) -> np.ndarray:
+def _fill(customer, pool, caps, unlimited, eligible, chosen) -> np.ndarray:
     """Uncontacted customers whose eligible option in a pool with room is worth exactly 0 take it.
 
     In an optimum a pool with room holds every uncontacted customer with a positive option there,

@@ -32,12 +32,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.db.tables import Arm, Contact, ContactStatus
+from orchestrator.db.tables import Arm, Contact, ContactStatus, table_of
 from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.rules.yaml_source import model_problems, parse_yaml, read_text_file
 
 CAPACITY_FILE = "capacity.yaml"
-contacts = Contact.__table__
+contacts = table_of(Contact)
 
 
 class _Spec(BaseModel):

@@ -73,11 +73,13 @@ class CampaignPlan:
     pools: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # pool index per customer, -1 none
 
 
-def _pool_of(spec: CampaignSpec, name: str, territory) -> str | None:
-    if name == "field_force":
-        return None if territory is None else pool_name("field_force", str(territory))
+def _channel_pool(spec: CampaignSpec, name: str) -> str:
+    """The capacity pool of channel ``name``, other than field_force (whose pools are its territories)."""
     if name == "webhook":
-        return pool_name("webhook", spec.channels.webhook.endpoint)
+        webhook = spec.channels.webhook
+        if webhook is None:
+            raise ValueError(f"campaign '{spec.name}' has no webhook channel")
+        return pool_name("webhook", webhook.endpoint)
     return name
 
 
@@ -121,11 +123,13 @@ def _options(
         if wait:
             rows = rows[best[rows] == j]
         if name == "field_force":  # territory -> its pool, as one vectorised lookup
+            if territories is None:
+                raise ValueError("field_force options need the customers' territories")
             prefix = pool_name("field_force", "")
             by_territory = {key[len(prefix) :]: index for key, index in pools.items() if key.startswith(prefix)}
             keys = pd.Series(territories[rows]).astype(str).map(by_territory).fillna(-1).to_numpy(dtype=np.int64)
         else:
-            keys = np.full(len(rows), pools[_pool_of(spec, name, None)], dtype=np.int64)
+            keys = np.full(len(rows), pools[_channel_pool(spec, name)], dtype=np.int64)
         known = keys >= 0  # a territory without reps has no visits to give
         rows, keys = rows[known], keys[known]
         customers.append(rows + offset)
@@ -235,7 +239,7 @@ def plan_cycle(
             value_of[control_idx[c_got]] = c_opts.value[c_pick[c_got]]
             pool_of[control_idx[c_got]] = c_opts.pool[c_pick[c_got]]
 
-        plans.append(_plan(spec, mine, selection, channel_of, value_of, pool_of, pools, v, waiting, with_funnel))
+        plans.append(_plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel))
         plans[-1].lost_to = arbitration.lost(spec.name)
     _assign_reps(plans, pools)
     return plans
@@ -265,7 +269,7 @@ def _concat(parts: Sequence[_Options]) -> _Options:
     return _Options(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("customer", "pool", "value", "channel")))
 
 
-def _plan(spec, mine, selection, channel_of, value_of, pool_of, pools: Pools, v, waiting, with_funnel) -> CampaignPlan:
+def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel) -> CampaignPlan:
     """Keep the allocated customers (and the global control group) of one campaign."""
     n_won = len(mine.ids)
     keep = np.concatenate([channel_of != None, np.ones(len(selection.ids) - n_won, dtype=bool)])  # noqa: E711
@@ -302,7 +306,7 @@ def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
     names = pools.names
     for territory, room in pools.rep_room.items():
         p = names.index(pool_name("field_force", territory))
-        picks = []  # (value, plan index, row)
+        picks: list[tuple[float, int, int]] = []  # (value, plan index, row)
         for k, plan in enumerate(plans):
             rows = np.flatnonzero((plan.pools == p) & (plan.selection.arms == Arm.TREATMENT.value))
             picks.extend((-plan.values[r], k, int(r)) for r in rows)

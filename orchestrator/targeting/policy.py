@@ -36,7 +36,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 
 from orchestrator.customers.table import ID_COLUMN
 from orchestrator.db.bulk import bulk_insert
-from orchestrator.db.tables import Arm, Contact, ContactStatus, Suppression, utcnow
+from orchestrator.db.tables import Arm, Contact, ContactStatus, Suppression, table_of, utcnow
 from orchestrator.rules.policy_spec import (
     ALL_CHANNELS,
     REASONS,
@@ -63,8 +63,8 @@ __all__ = [
     "suppression_counts",
 ]
 
-contacts = Contact.__table__
-suppressions = Suppression.__table__
+contacts = table_of(Contact)
+suppressions = table_of(Suppression)
 
 Filter = tuple[str, sa.ColumnElement[bool]]
 """A named condition: customers for whom it is true may be contacted."""
@@ -306,15 +306,15 @@ def _insert_new(conn: sa.Connection, rows: sa.Select) -> int:
     columns = ["customer_id", "channel", "reason", "source", "created_at"]
     # ON CONFLICT DO NOTHING covers entries added concurrently since the check above.
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects import postgresql
 
-        statement = insert(suppressions).from_select(columns, first).on_conflict_do_nothing()
+        statement = postgresql.insert(suppressions).from_select(columns, first).on_conflict_do_nothing()
         # psycopg reports no row count for INSERT ... SELECT here: count what RETURNING gives.
         added = statement.returning(suppressions.c.id).cte("added")
         return conn.execute(sa.select(sa.func.count()).select_from(added)).scalar_one()
-    from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import sqlite
 
-    return conn.execute(insert(suppressions).from_select(columns, first).on_conflict_do_nothing()).rowcount
+    return conn.execute(sqlite.insert(suppressions).from_select(columns, first).on_conflict_do_nothing()).rowcount
 
 
 def suppression_counts(engine: sa.Engine, reason: str | None = None) -> list[tuple[str, str, int]]:

@@ -24,7 +24,7 @@ from orchestrator.execution.chunks import Mapper, in_process
 from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.rules.condition_parser import All, condition_to_data
 from orchestrator.rules.conditions import compile_audience
-from orchestrator.rules.spec import CampaignSpec
+from orchestrator.rules.spec import CampaignSpec, ScoresSpec
 from orchestrator.targeting import control as groups
 
 CHANNEL = "email"
@@ -188,9 +188,9 @@ def filter_customers(
         steps = named_conditions(spec, table, policy, as_of=as_of, conn=conn)
         funnel = funnel_counts(conn, table, steps) if with_funnel else []
         labels = [f"x{i}" for i in range(len(extra))]
-        query = sa.select(table.c[ID_COLUMN], *(expr.label(l) for l, expr in zip(labels, extra.values()))).order_by(
-            table.c[ID_COLUMN]
-        )
+        query = sa.select(
+            table.c[ID_COLUMN], *(expr.label(label) for label, expr in zip(labels, extra.values(), strict=True))
+        ).order_by(table.c[ID_COLUMN])
         if steps:
             query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
         result = conn.execute(query)
@@ -243,7 +243,7 @@ def score_and_cut(
         keep = np.fromiter((position[cid] for cid in kept_ids), dtype=np.int64, count=len(kept_ids))
         columns = {k: v[keep] for k, v in columns.items()}
     funnel = list(candidates.funnel)
-    _add(funnel, "score", _score_label(spec), len(kept_ids))
+    _add(funnel, "score", _score_label(spec.scores), len(kept_ids))
     return Candidates(list(kept_ids), scores, candidates.global_control, funnel, columns, candidates.global_extra)
 
 
@@ -279,8 +279,7 @@ def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = Fal
     return Selection(ids + held_out, all_arms, all_variants, all_scores, funnel)
 
 
-def _score_label(spec: CampaignSpec) -> str:
-    s = spec.scores
+def _score_label(s: ScoresSpec) -> str:
     parts = [f"model {s.model}" + (f" v{s.version}" if s.version else "")]
     if s.min_score is not None:
         parts.append(f"score >= {s.min_score:g}")

@@ -80,49 +80,62 @@ class _Reads:
             if node.ctx == "load" and node.name not in visible:
                 self.loads.append((node.name, node.lineno))
             return
+        if isinstance(node, nodes.Include):
+            self.shared |= visible
+        if self._walk_scope(node, visible, top) or self._walk_guarded(node, visible, top):
+            return
+        for child in node.iter_child_nodes():
+            self.walk(child, visible, top)
+
+    def _walk_scope(self, node: nodes.Node, visible: frozenset[str], top: bool) -> bool:
+        """Walk a node that defines names (for, macro, call, with, block, set, import); False for any other."""
         if isinstance(node, nodes.For):
-            self.walk(node.iter, visible, top)
-            inner = visible | _assigned(node.target) | _assigned(node.body) | {"loop"}
-            for child in [*node.body, *([node.test] if node.test else [])]:
-                self.walk(child, inner, False)
-            for child in node.else_:
-                self.walk(child, visible, top)
-            return
-        if isinstance(node, nodes.Macro | nodes.CallBlock):
-            if isinstance(node, nodes.Macro) and top:
-                self.stores.add(node.name)
-            if isinstance(node, nodes.CallBlock):
-                self.walk(node.call, visible, top)
-            for default in node.defaults:
-                self.walk(default, visible, top)
-            inner = visible | {a.name for a in node.args} | _assigned(node.body) | _ALWAYS_DEFINED
-            for child in node.body:
-                self.walk(child, inner, False)
-            return
-        if isinstance(node, nodes.With):
+            self._walk_for(node, visible, top)
+        elif isinstance(node, nodes.Macro | nodes.CallBlock):
+            self._walk_macro(node, visible, top)
+        elif isinstance(node, nodes.With):
             for value in node.values:
                 self.walk(value, visible, top)
-            inner = visible | _assigned(list(node.targets)) | _assigned(node.body)
-            for child in node.body:
-                self.walk(child, inner, False)
-            return
-        if isinstance(node, nodes.Block):
-            inner = visible | _assigned(node.body)
-            for child in node.body:
-                self.walk(child, inner, False)
-            return
-        if isinstance(node, nodes.Assign | nodes.AssignBlock):
+            self._walk_body(node.body, visible | _assigned(list(node.targets)))
+        elif isinstance(node, nodes.Block):
+            self._walk_body(node.body, visible)
+        elif isinstance(node, nodes.Assign | nodes.AssignBlock):
             if top:
                 self.stores |= _assigned(node.target)
             for child in node.iter_child_nodes(exclude=("target",)):
                 self.walk(child, visible, top)
-            return
-        if isinstance(node, nodes.Include):
-            self.shared |= visible
-        if isinstance(node, nodes.Import | nodes.FromImport):
+        elif isinstance(node, nodes.Import | nodes.FromImport):
             if top:
                 self.stores |= _assigned(node)
-            return
+        else:
+            return False
+        return True
+
+    def _walk_body(self, body: list[nodes.Node], visible: frozenset[str]) -> None:
+        """A nested body, which sees what it assigns itself."""
+        inner = visible | _assigned(body)
+        for child in body:
+            self.walk(child, inner, False)
+
+    def _walk_for(self, node: nodes.For, visible: frozenset[str], top: bool) -> None:
+        self.walk(node.iter, visible, top)
+        inner = visible | _assigned(node.target) | _assigned(node.body) | {"loop"}
+        for child in [*node.body, *([node.test] if node.test else [])]:
+            self.walk(child, inner, False)
+        for child in node.else_:
+            self.walk(child, visible, top)
+
+    def _walk_macro(self, node: nodes.Macro | nodes.CallBlock, visible: frozenset[str], top: bool) -> None:
+        if isinstance(node, nodes.Macro) and top:
+            self.stores.add(node.name)
+        if isinstance(node, nodes.CallBlock):
+            self.walk(node.call, visible, top)
+        for default in node.defaults:
+            self.walk(default, visible, top)
+        self._walk_body(node.body, visible | {a.name for a in node.args} | _ALWAYS_DEFINED)
+
+    def _walk_guarded(self, node: nodes.Node, visible: frozenset[str], top: bool) -> bool:
+        """Walk an ``if`` (its body sees names tested ``is defined``) or skip a guarded read; False otherwise."""
         if isinstance(node, nodes.If):
             self.walk(node.test, visible, top)
             guarded = visible | _tested_defined(node.test)
@@ -130,15 +143,14 @@ class _Reads:
                 self.walk(child, guarded, top)
             for child in [*node.elif_, *node.else_]:
                 self.walk(child, visible, top)
-            return
+            return True
         if isinstance(node, nodes.Filter) and node.name in ("default", "d") and isinstance(node.node, nodes.Name):
             for child in node.iter_child_nodes(exclude=("node",)):
                 self.walk(child, visible, top)
-            return
-        if isinstance(node, nodes.Test) and node.name in ("defined", "undefined") and isinstance(node.node, nodes.Name):
-            return
-        for child in node.iter_child_nodes():
-            self.walk(child, visible, top)
+            return True
+        return (
+            isinstance(node, nodes.Test) and node.name in ("defined", "undefined") and isinstance(node.node, nodes.Name)
+        )
 
 
 def _tested_defined(test: nodes.Node) -> set[str]:
@@ -158,34 +170,60 @@ def _analyse(
     reads = _Reads()
     reads.walk(ast, frozenset(env.globals) | {"self", "super"}, True)
     literals = {node.name for node in ast.find_all(nodes.Name)}
-    for node in ast.find_all(nodes.Const):
-        if isinstance(node.value, str):
-            literals.add(node.value)
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+    for const in ast.find_all(nodes.Const):
+        if isinstance(const.value, str):
+            literals.add(const.value)
+    for access in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        attr: str | None
+        if isinstance(access, nodes.Getattr):
+            attr = access.attr
+        elif isinstance(access, nodes.Getitem):
+            attr = getattr(access.arg, "value", None)
+        else:
+            continue  # find_all yields only these
         if isinstance(attr, str):
             literals.add(attr)
             if attr.startswith("_"):
-                problems.append(Problem(file, node.lineno, None, f"access to '{attr}' is not allowed in templates"))
-    for node in ast.find_all(nodes.Filter):
-        attr = getattr(node.args[0], "value", None) if node.name == "attr" and node.args else None
+                problems.append(Problem(file, access.lineno, None, f"access to '{attr}' is not allowed in templates"))
+    for applied in ast.find_all(nodes.Filter):
+        attr = getattr(applied.args[0], "value", None) if applied.name == "attr" and applied.args else None
         if isinstance(attr, str) and attr.startswith("_"):
-            problems.append(Problem(file, node.lineno, None, f"access to '{attr}' is not allowed in templates"))
+            problems.append(Problem(file, applied.lineno, None, f"access to '{attr}' is not allowed in templates"))
     for kind, known in (("filter", env.filters), ("test", env.tests)):
-        for node in ast.find_all(nodes.Filter if kind == "filter" else nodes.Test):
-            if node.name not in known:
-                message = f"unknown {kind} '{node.name}'{did_you_mean(node.name, known)}"
-                problems.append(Problem(file, node.lineno, None, message))
+        for named in ast.find_all(nodes.Filter if kind == "filter" else nodes.Test):
+            if named.name not in known:
+                message = f"unknown {kind} '{named.name}'{did_you_mean(named.name, known)}"
+                problems.append(Problem(file, named.lineno, None, message))
 
+    dependencies = _dependencies(env, file, ast, problems)
+
+    analysis = _Analysis(
+        name=name,
+        file=file,
+        loads=tuple(reads.loads),
+        stores=frozenset(reads.stores),
+        shared=frozenset(reads.shared),
+        dependencies=tuple(dependencies),
+        literals=frozenset(literals),
+    )
+    return analysis, problems
+
+
+def _dependencies(
+    env: ImmutableSandboxedEnvironment, file: str, ast: nodes.Template, problems: list[Problem]
+) -> list[tuple[str, int]]:
+    """(template, line) of each include, extends and import found; a missing or computed name is a problem."""
     dependencies: list[tuple[str, int]] = []
     for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        if not isinstance(node, nodes.Extends | nodes.Include | nodes.Import | nodes.FromImport):
+            continue  # find_all yields only these
         target = node.template
+        items = target.items if isinstance(target, nodes.List | nodes.Tuple) else []
+        quoted = [i.value for i in items if isinstance(i, nodes.Const) and isinstance(i.value, str)]
         if isinstance(target, nodes.Const) and isinstance(target.value, str):
             names = [target.value]
-        elif isinstance(target, nodes.List | nodes.Tuple) and all(
-            isinstance(i, nodes.Const) and isinstance(i.value, str) for i in target.items
-        ):
-            names = [i.value for i in target.items]  # the first one found is used
+        elif isinstance(target, nodes.List | nodes.Tuple) and len(quoted) == len(items):
+            names = quoted  # the first one found is used
         else:
             problems.append(
                 Problem(
@@ -204,22 +242,20 @@ def _analyse(
             wanted = " or ".join(f"'{n}'" for n in names)
             message = f"template {wanted} not found{did_you_mean(names[0], env.list_templates())}"
             problems.append(Problem(file, node.lineno, None, message))
+    return dependencies
 
-    analysis = _Analysis(
-        name=name,
-        file=file,
-        loads=tuple(reads.loads),
-        stores=frozenset(reads.stores),
-        shared=frozenset(reads.shared),
-        dependencies=tuple(dependencies),
-        literals=frozenset(literals),
-    )
-    return analysis, problems
+
+def _source(env: ImmutableSandboxedEnvironment, name: str) -> tuple[str, str]:
+    """The source of template ``name`` and the file it was read from, through the environment's loader."""
+    if env.loader is None:
+        raise TypeError("the template environment has no loader")
+    source, filename, _ = env.loader.get_source(env, name)
+    return source, filename or name
 
 
 def _exists(env: ImmutableSandboxedEnvironment, name: str) -> bool:
     try:
-        env.loader.get_source(env, name)
+        _source(env, name)
     except TemplateNotFound:
         return False
     return True

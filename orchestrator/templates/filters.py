@@ -46,7 +46,10 @@ def _number(value: Any, places: int = 0, thousands: str = ",", decimal: str = ".
 
 
 def money(value: Any, places: int = 2, thousands: str = ",", decimal: str = ".") -> str:
-    """``1234.5`` -> ``"1,234.50"``; ``money(0)`` for whole units, ``thousands="."``/``decimal=","`` for German style."""
+    """``1234.5`` -> ``"1,234.50"``.
+
+    ``money(0)`` for whole units, ``thousands="."``/``decimal=","`` for German style.
+    """
     return _number(value, places, thousands, decimal, _name="money")
 
 

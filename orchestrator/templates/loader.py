@@ -49,7 +49,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
-from orchestrator.templates.analysis import _analyse, _Analysis, _collect_variables, _family
+from orchestrator.templates.analysis import _analyse, _Analysis, _collect_variables, _family, _source
 from orchestrator.templates.filters import FILTERS, _FilterError, money, number  # noqa: F401 (money, number re-exported)
 
 __all__ = [
@@ -160,6 +160,86 @@ def _environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
     return env
 
 
+def _template_folder(templates_dir: Path, channel: str, name: str) -> tuple[ChannelLayout, Path]:
+    """The layout of ``channel`` and the folder of template ``name``; raise if either does not exist."""
+    if channel not in LAYOUTS:
+        raise ValueError(
+            f"No template layout for channel '{channel}'{did_you_mean(channel, LAYOUTS)}; "
+            f"expected one of: {', '.join(sorted(LAYOUTS))}"
+        )
+    layout = LAYOUTS[channel]
+    folder = templates_dir / channel / name
+    channel_dir = templates_dir / channel
+    if not name or name != Path(name).name or name.startswith((".", "_")):
+        message = f"template name must be a folder name in {_display(channel_dir)}, got '{name}'"
+        raise ValidationFailed([Problem(_display(channel_dir), None, None, message)])
+    if not folder.is_dir():
+        if channel_dir.is_dir():
+            choices = [p.name for p in channel_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+            message = f"template '{name}' not found in {_display(channel_dir)}{did_you_mean(name, choices)}"
+        else:
+            message = f"template '{name}' not found: folder {_display(channel_dir)} does not exist"
+        raise ValidationFailed([Problem(_display(folder), None, None, message)])
+    return layout, folder
+
+
+def _analyse_family(
+    env: ImmutableSandboxedEnvironment, templates_dir: Path, roots: Iterable[str], problems: list[Problem]
+) -> dict[str, _Analysis]:
+    """The analysis of each of ``roots`` and of every template they depend on; what is wrong goes to ``problems``."""
+    analyses: dict[str, _Analysis] = {}
+
+    def analyse(template_name: str) -> _Analysis | None:
+        if template_name in analyses:
+            return analyses[template_name]
+        try:
+            source, filename = _source(env, template_name)
+            ast = env.parse(source, template_name, filename)
+        except TemplateSyntaxError as exc:
+            where = _display(exc.filename or template_name)
+            problems.append(Problem(where, exc.lineno, None, f"syntax error: {exc.message}"))
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(_display(templates_dir / template_name), None, None, f"cannot read: {exc}"))
+            return None
+        analysis, found = _analyse(env, template_name, _display(filename), ast)
+        analyses[template_name] = analysis
+        problems.extend(found)
+        for dependency, _line in analysis.dependencies:
+            analyse(dependency)
+        return analysis
+
+    for template_name in roots:
+        analyse(template_name)
+    return analyses
+
+
+def _compile_parts(
+    env: ImmutableSandboxedEnvironment,
+    layout: ChannelLayout,
+    part_names: dict[str, str],
+    analyses: dict[str, _Analysis],
+    problems: list[Problem],
+) -> list[tuple[str, Template, bool]]:
+    """(part, compiled template, single line) in layout order, with their includes compiled too."""
+    compiled = []
+    for part in layout.parts:
+        if part.key in part_names:
+            try:
+                template = env.get_template(part_names[part.key])
+                # A plain dict instead of jinja's ChainMap: render() merges it into every
+                # context, and iterating a ChainMap costs a third of the render time.
+                template.globals = dict(template.globals)
+                for dependency in _family(analyses, part_names[part.key]):
+                    env.get_template(dependency)  # compile includes now, not at the first render
+            except TemplateSyntaxError as exc:
+                where = _display(exc.filename or part_names[part.key])
+                problems.append(Problem(where, exc.lineno, None, f"syntax error: {exc.message}"))
+                continue
+            compiled.append((part.key, template, part.single_line))
+    return compiled
+
+
 # --- paths --------------------------------------------------------------------------------
 
 
@@ -235,54 +315,13 @@ class TemplateSet:
     def load(cls, templates_dir: Path, channel: str, name: str) -> TemplateSet:
         """Load and compile ``templates_dir/channel/name/``; raise ``ValidationFailed`` listing every error."""
         templates_dir = Path(templates_dir)
-        if channel not in LAYOUTS:
-            raise ValueError(
-                f"No template layout for channel '{channel}'{did_you_mean(channel, LAYOUTS)}; "
-                f"expected one of: {', '.join(sorted(LAYOUTS))}"
-            )
-        layout = LAYOUTS[channel]
-        folder = templates_dir / channel / name
-        channel_dir = templates_dir / channel
-        if not name or name != Path(name).name or name.startswith((".", "_")):
-            message = f"template name must be a folder name in {_display(channel_dir)}, got '{name}'"
-            raise ValidationFailed([Problem(_display(channel_dir), None, None, message)])
-        if not folder.is_dir():
-            if channel_dir.is_dir():
-                choices = [p.name for p in channel_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
-                message = f"template '{name}' not found in {_display(channel_dir)}{did_you_mean(name, choices)}"
-            else:
-                message = f"template '{name}' not found: folder {_display(channel_dir)} does not exist"
-            raise ValidationFailed([Problem(_display(folder), None, None, message)])
-
+        layout, folder = _template_folder(templates_dir, channel, name)
         problems = _layout_problems(layout, channel, folder)
         env = _environment(templates_dir)
         files = {p.key: folder / p.filename for p in layout.parts if (folder / p.filename).is_file()}
 
-        analyses: dict[str, _Analysis] = {}
-
-        def analyse(template_name: str) -> _Analysis | None:
-            if template_name in analyses:
-                return analyses[template_name]
-            try:
-                source, filename, _ = env.loader.get_source(env, template_name)
-                ast = env.parse(source, template_name, filename)
-            except TemplateSyntaxError as exc:
-                where = _display(exc.filename or template_name)
-                problems.append(Problem(where, exc.lineno, None, f"syntax error: {exc.message}"))
-                return None
-            except (OSError, UnicodeDecodeError) as exc:
-                problems.append(Problem(_display(templates_dir / template_name), None, None, f"cannot read: {exc}"))
-                return None
-            analysis, found = _analyse(env, template_name, _display(filename), ast)
-            analyses[template_name] = analysis
-            problems.extend(found)
-            for dependency, _line in analysis.dependencies:
-                analyse(dependency)
-            return analysis
-
         part_names = {key: f"{channel}/{name}/{layout.part(key).filename}" for key in files}
-        for template_name in part_names.values():
-            analyse(template_name)
+        analyses = _analyse_family(env, templates_dir, part_names.values(), problems)
 
         variables: dict[str, list[tuple[str, int]]] = {}
         for template_name in part_names.values():
@@ -292,30 +331,14 @@ class TemplateSet:
         if any(p.severity == "error" for p in problems):
             raise ValidationFailed(problems)
 
-        compiled = []
-        for part in layout.parts:
-            if part.key in part_names:
-                try:
-                    template = env.get_template(part_names[part.key])
-                    # A plain dict instead of jinja's ChainMap: render() merges it into every
-                    # context, and iterating a ChainMap costs a third of the render time.
-                    template.globals = dict(template.globals)
-                    for dependency in _family(analyses, part_names[part.key]):
-                        env.get_template(dependency)  # compile includes now, not at the first render
-                except TemplateSyntaxError as exc:
-                    where = _display(exc.filename or part_names[part.key])
-                    problems.append(Problem(where, exc.lineno, None, f"syntax error: {exc.message}"))
-                    continue
-                compiled.append((part.key, template, part.single_line))
+        compiled = _compile_parts(env, layout, part_names, analyses, problems)
         if any(p.severity == "error" for p in problems):
             raise ValidationFailed(problems)
 
         literals = frozenset().union(*(a.literals for a in analyses.values()))
         digest = hashlib.sha256()
         for template_name in sorted(analyses):
-            digest.update(
-                template_name.encode() + b"\0" + env.loader.get_source(env, template_name)[0].encode() + b"\0"
-            )
+            digest.update(template_name.encode() + b"\0" + _source(env, template_name)[0].encode() + b"\0")
         return cls(
             templates_dir=templates_dir,
             channel=channel,
@@ -340,7 +363,10 @@ class TemplateSet:
         return {name: list(places) for name, places in self._variables.items()}
 
     def check(self, available: Iterable[str]) -> list[Problem]:
-        """Warnings from loading, and an error at every use of a variable not in ``available`` or ``ENGINE_VARIABLES``."""
+        """Warnings from loading.
+
+        Also an error at every use of a variable not in ``available`` or ``ENGINE_VARIABLES``.
+        """
         known = set(available) | ENGINE_VARIABLES
         problems = list(self.warnings)
         for variable, places in self._variables.items():

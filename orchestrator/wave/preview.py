@@ -2,8 +2,8 @@
 
 ``preview_messages`` picks ``n`` treated customers per allocated channel and variant
 (deterministically: the first by customer id among the treated) and renders their e-mails,
-call scripts, visit briefs or webhook messages exactly as a wave would; ``write_html`` writes them to one HTML page a person can open, each e-mail's HTML
-shown in a sandboxed ``iframe``. Nothing is recorded or sent.
+call scripts, visit briefs or webhook messages exactly as a wave would; ``write_html`` writes them
+to one HTML page a person can open, each e-mail's HTML shown in a sandboxed ``iframe``. Nothing is recorded or sent.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def preview_messages(settings, prepared, plan, n: int) -> list[PreviewMessage]:
         treated = np.flatnonzero((selection.arms == Arm.TREATMENT.value) & (channels == channel))
         chosen: list[int] = []
         for variant in dict.fromkeys(selection.variants[treated].tolist()):
-            chosen.extend([i for i in treated if selection.variants[i] == variant][:n])
+            chosen.extend([i for i in treated.tolist() if selection.variants[i] == variant][:n])
         ids = [selection.ids[i] for i in chosen]
         variants = [selection.variants[i] for i in chosen]
         builder = (

@@ -171,6 +171,8 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
         )
     check = validate_campaign(settings, rules_path, columns, engine)
     check.raise_for_errors()
+    if check.spec is None:  # a rules file that could not be read has errors: raised above
+        raise ValidationFailed(check.problems)
     wave_key = wave_key or date.today().isoformat()
     return PreparedWave(
         spec=check.spec,
@@ -257,7 +259,8 @@ def render_selection(
     """Render the treated customers' messages per channel: the first ``sample`` of each channel, or all (None),
     in chunks of ``execution.chunk_size`` (one ``mapper`` call each)."""
     if isinstance(selection, CampaignPlan):
-        selection, channels = selection.selection, selection.channels
+        channels = selection.channels
+        selection = selection.selection
     else:
         channels = np.full(len(selection.ids), prepared.spec.channels.names()[0], dtype=object)
     calls = []
@@ -346,18 +349,21 @@ def record(
 
 def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     """Fill the summary's counts from the ledger (the source of truth)."""
+    wave_id = summary.wave_id
+    if wave_id is None:
+        raise ValueError(f"the summary of campaign '{summary.campaign}' has no wave yet")
     engine = connect(settings)
-    counts = ledger.wave_counts(engine, summary.wave_id)
-    arms = ledger.arm_counts(engine, summary.wave_id)
+    counts = ledger.wave_counts(engine, wave_id)
+    arms = ledger.arm_counts(engine, wave_id)
     summary.counts = counts
-    summary.status = ledger.wave_status(engine, summary.wave_id)
+    summary.status = ledger.wave_status(engine, wave_id)
     summary.selected = sum(arms.values())
     summary.treated = arms[Arm.TREATMENT.value]
     summary.control = arms[Arm.CONTROL.value]
     summary.global_control = arms[Arm.GLOBAL_CONTROL.value]
-    summary.by_channel = ledger.channel_counts(engine, summary.wave_id)
+    summary.by_channel = ledger.channel_counts(engine, wave_id)
     summary.channels = {ch: sum(v.values()) for ch, v in summary.by_channel.items()}
-    summary.dead_batches = batches.batch_counts(engine, summary.wave_id)["dead"]
+    summary.dead_batches = batches.batch_counts(engine, wave_id)["dead"]
     summary.lost_to = {
         winner: n for campaign, winner, n in ledger.losses_of(engine, summary.wave_key) if campaign == summary.campaign
     }

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from orchestrator.customers.table import ColumnKind
 from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.rules.loader import validate_campaign_file
-from orchestrator.rules.spec import CampaignSpec
+from orchestrator.rules.spec import CampaignSpec, WebhookChannelSpec
 from orchestrator.settings import Settings
 from orchestrator.templates.loader import TemplateSet
 
@@ -55,8 +55,7 @@ def _load_template(
     return template
 
 
-def _policy(check: CampaignCheck, settings: Settings, columns) -> None:
-    spec = check.spec
+def _policy(check: CampaignCheck, spec: CampaignSpec, settings: Settings, columns) -> None:
     shared_path = settings.paths.rules_dir / POLICY_FILE
     if not shared_path.exists() and not spec.policy:
         return
@@ -92,20 +91,24 @@ def validate_campaign(
         return check
     if spec.channels.email is not None:
         default = spec.channels.email.template
-        names = {None: default, **{key: v.template or default for key, v in (spec.variants or {}).items()}}
+        names: dict[str | None, str] = {
+            None: default,
+            **{key: v.template or default for key, v in (spec.variants or {}).items()},
+        }
         loaded: dict[str, TemplateSet | None] = {}
         for key, name in names.items():
             if name not in loaded:
                 loaded[name] = _load_template(check, settings, name, columns)
-            if loaded[name] is not None:
-                check.templates[key] = loaded[name]
+            template = loaded[name]
+            if template is not None:
+                check.templates[key] = template
     for channel, section in spec.channels.items():
         if channel != EMAIL:
             template = _load_template(check, settings, section.template, columns, channel)
             if template is not None:
                 check.task_templates[channel] = template
     check.problems.extend(_delivery_problems(settings, spec))
-    _policy(check, settings, columns)
+    _policy(check, spec, settings, columns)
     if engine is not None and columns is not None and spec.scores is not None:
         check.problems.extend(_model_problems(settings, spec, engine, columns))
     if engine is not None and columns is not None and not has_errors(check.problems):
@@ -121,7 +124,7 @@ def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
     for channel, section in spec.channels.items():
         if channel == EMAIL:
             continue
-        key = section.endpoint if channel == "webhook" else channel
+        key = section.endpoint if isinstance(section, WebhookChannelSpec) else channel
         if key not in settings.webhooks.endpoints:
             env = f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{key.upper()}"
             problems.append(
@@ -144,7 +147,8 @@ def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
                     str(spec.source),
                     None,
                     None,
-                    "channel field_force: no sales reps; list them in rules/capacity.yaml under field_force: {reps: reps.csv, visits_per_rep_per_day: 6}",
+                    "channel field_force: no sales reps; list them in rules/capacity.yaml "
+                    "under field_force: {reps: reps.csv, visits_per_rep_per_day: 6}",
                     "warning",
                 )
             )
@@ -159,11 +163,16 @@ def _model_problems(settings: Settings, spec: CampaignSpec, engine: sa.Engine, c
 
     document, _ = parse_yaml(spec.source.read_text(encoding="utf-8"), str(spec.source))
     scores = spec.scores
+    if scores is None:
+        return []
     where = ("scores", "version") if scores.version is not None else ("scores", "model")
     try:
         record = get(engine, scores.model, scores.version)
         if scores.min_score is not None and scores.min_score < 0 and record.kind != "uplift":
-            problem = f"min_score {scores.min_score:g} is below 0: only an uplift model predicts effects below 0; '{scores.model}' is a {record.kind} model"
+            problem = (
+                f"min_score {scores.min_score:g} is below 0: only an uplift model predicts effects below 0; "
+                f"'{scores.model}' is a {record.kind} model"
+            )
             return (
                 [document.positions.problem(("scores", "min_score"), problem, at="value")]
                 if document

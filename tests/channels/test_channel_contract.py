@@ -76,7 +76,8 @@ def call_outbound(i: int) -> Outbound:
 
 def visit_outbound(i: int) -> Outbound:
     fields = {"customer_id": f"C{i}", "customer_name": f"Shop {i}", "address": f"Road {i}", "territory": "north",
-              "rep_id": "rep-7", "priority": 1, "due_date": "2026-03-09", "outcome_ref": f"ref{i}", **COMMON}  # fmt: skip
+              "rep_id": "rep-7", "priority": 1, "due_date": "2026-03-09", "outcome_ref": f"ref{i}",
+              **COMMON}  # fmt: skip
     return Outbound(i, "rep-7", {"brief": f"Brief {i}"}, f"w1.v{i}", fields=fields)
 
 

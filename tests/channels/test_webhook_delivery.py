@@ -202,7 +202,7 @@ def test_400_is_permanent_with_a_sanitized_reason_and_not_retried(receiver, deli
 def test_unsupported_url_scheme_is_permanent():
     endpoint = WebhookEndpoint(url="http://127.0.0.1:9/x", secret=SECRET)
     client = httpx.Client(
-        transport=httpx.MockTransport(lambda request: (_ for _ in ()).throw(httpx.UnsupportedProtocol("x")))
+        transport=httpx.MockTransport(lambda _request: (_ for _ in ()).throw(httpx.UnsupportedProtocol("x")))
     )
     with WebhookDelivery(endpoint, FAST, client=client) as delivery:
         with pytest.raises(PermanentDeliveryError, match="cannot be made"):

@@ -68,7 +68,8 @@ def rules(tmp_path) -> dict:
     _campaign(
         folder,
         names["weekly"],
-        f'scores:\n  model: {names["model"]}\n  min_score: 0.1\nschedule:\n  cron: "0 9 * * MON"\n  timezone: Europe/Berlin\n',
+        f"scores:\n  model: {names['model']}\n  min_score: 0.1\n"
+        'schedule:\n  cron: "0 9 * * MON"\n  timezone: Europe/Berlin\n',
         description="Weekly win-back.",
     )
     _campaign(folder, names["hourly"], "schedule:\n  interval_minutes: 60\n")

@@ -7,12 +7,12 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.db.tables import Suppression
+from orchestrator.db.tables import Suppression, table_of
 from orchestrator.ledger.suppressions import suppress_hard_bounces
 from orchestrator.rules.policy_spec import PolicySpec
 from orchestrator.targeting.policy import SuppressionRow, add_suppressions, policy_filters
 
-suppressions = Suppression.__table__
+suppressions = table_of(Suppression)
 
 
 def entries(engine: sa.Engine) -> list[tuple[str, str, str, str | None]]:

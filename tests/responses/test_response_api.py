@@ -274,7 +274,10 @@ def test_docs_and_health(served):
 
 
 def test_api_command_serves(tmp_path):
-    """``python -m orchestrator.cli.api`` (the ``campaign api`` command) serves the app from the environment's settings."""
+    """``python -m orchestrator.cli.api`` (the ``campaign api`` command) serves the app.
+
+    The app is built from the environment's settings.
+    """
     import socket
     import subprocess
     import sys

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from itsdangerous import URLSafeSerializer
 from pydantic import ValidationError
 
-from orchestrator.db.tables import Arm, ResponseEvent, Suppression
+from orchestrator.db.tables import Arm, ResponseEvent, Suppression, table_of
 from orchestrator.delivery.messages import TRACKING_SALT
 from orchestrator.delivery.tasks import outcome_signer, task_id
 from orchestrator.ledger import contacts as ledger
@@ -19,8 +19,8 @@ from orchestrator.responses.ingest import EventIn, ingest, read_unsubscribe_toke
 from orchestrator.rules.outcomes import load_outcomes
 from orchestrator.settings import Settings
 
-events_table = ResponseEvent.__table__
-suppressions = Suppression.__table__
+events_table = table_of(ResponseEvent)
+suppressions = table_of(Suppression)
 
 WHEN = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
 

@@ -44,7 +44,7 @@ def customers(engine) -> sa.Table:
     )
     metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(table.insert(), [dict(zip(COLUMNS, row)) for row in ROWS])
+        conn.execute(table.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in ROWS])
     return customer_table(engine, "customers")
 
 

@@ -196,7 +196,8 @@ def test_in_segment_needs_a_name(rules):
         ),
         (
             "email: {matches: 'a(b'}",
-            "3:20: 'matches' needs a regular expression; 'a(b' is not one: missing ), unterminated subpattern at position 1",
+            "3:20: 'matches' needs a regular expression; 'a(b' is not one: "
+            "missing ), unterminated subpattern at position 1",
         ),
         ("region: {days_ago: {gte: 90}}", "3:12: column 'region' holds text; 'days_ago' only applies to date columns"),
         (
@@ -210,16 +211,19 @@ def test_in_segment_needs_a_name(rules):
         ("signup: {days_ago: {gtee: 9}}", "3:23: unknown operator 'gtee' in 'days_ago', did you mean 'gte'?"),
         (
             "signup: {days_ago: 90}",
-            "3:22: 'days_ago' needs a mapping of comparisons such as {gte: 90} (eq, lt, lte, gt, gte, between), not the number 90",
+            "3:22: 'days_ago' needs a mapping of comparisons such as {gte: 90} (eq, lt, lte, gt, gte, between), "
+            "not the number 90",
         ),
         ("signup: {days_ago: {between: [9, 1]}}", "3:32: 'between' needs [low, high] with low <= high, got [9, 1]"),
         (
             "signup: {after: '-30 days'}",
-            "3:19: 'after' needs a day: a date such as 2026-01-31, or one relative to the wave date such as today, -30d or +7d; not the text '-30 days'",
+            "3:19: 'after' needs a day: a date such as 2026-01-31, or one relative to the wave date such as today, "
+            "-30d or +7d; not the text '-30 days'",
         ),
         (
             "signup: {before: 2026-01-01 10:00:00}",
-            "3:20: 'before' needs a day: a date such as 2026-01-31, or one relative to the wave date such as today, -30d or +7d; not the date and time 2026-01-01T10:00:00",
+            "3:20: 'before' needs a day: a date such as 2026-01-31, or one relative to the wave date such as today, "
+            "-30d or +7d; not the date and time 2026-01-01T10:00:00",
         ),
         ("region: {containz: x}", "3:12: unknown operator 'containz' for column 'region', did you mean 'contains'?"),
     ],

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from orchestrator.db.tables import ModelVersion
+from orchestrator.db.tables import ModelVersion, table_of
 from orchestrator.scoring import registry
 from orchestrator.scoring.response import train_response_model
 from tests.scoring.test_scoring import synthetic_customers
@@ -52,8 +52,8 @@ def _champions(engine, name="response") -> int:
     with engine.connect() as conn:
         return conn.execute(
             sa.select(sa.func.count())
-            .select_from(ModelVersion.__table__)
-            .where(ModelVersion.__table__.c.name == name, ModelVersion.__table__.c.stage == "champion")
+            .select_from(table_of(ModelVersion))
+            .where(table_of(ModelVersion).c.name == name, table_of(ModelVersion).c.stage == "champion")
         ).scalar_one()
 
 
@@ -203,7 +203,10 @@ def test_decide_needs_the_same_metric(engine, settings, trained):
     _register(engine, settings, trained, stage="challenger")  # no validation score
     with pytest.raises(
         registry.MetricMismatch,
-        match=r"cannot compare model 'response' version 2 \(qini_auc\) with the champion, version 1 \(roc_auc\): the validation metrics differ",
+        match=(
+            r"cannot compare model 'response' version 2 \(qini_auc\) with the champion, version 1 \(roc_auc\): "
+            r"the validation metrics differ"
+        ),
     ):
         registry.decide(engine, "response", 2, margin=0)
     with pytest.raises(registry.MetricMismatch, match="version 3 has no validation score to compare"):

@@ -114,7 +114,10 @@ def test_estimator_api(frame):
     assert evaluate(ResponseModel(exclude=("call_seconds",), estimator="gradient_boosting"), X, y)["roc_auc"] > 0.7
     with pytest.raises(
         ValueError,
-        match="The 'estimator' parameter of ResponseModel must be one of logistic, gradient_boosting. Got 'forest' instead",
+        match=(
+            "The 'estimator' parameter of ResponseModel must be one of logistic, gradient_boosting. "
+            "Got 'forest' instead"
+        ),
     ):
         ResponseModel(estimator="forest").fit(X, y)
 
@@ -334,7 +337,10 @@ def test_score_customers_refuses_a_table_that_does_not_fit(engine, settings, fra
     _register(engine, settings, as_text, name="text-age")
     with pytest.raises(
         FeatureMismatch,
-        match="model 'text-age' cannot score customer table 'customers': feature 'age' was text at training, is a number now",
+        match=(
+            "model 'text-age' cannot score customer table 'customers': "
+            "feature 'age' was text at training, is a number now"
+        ),
     ):
         score_customers(engine, settings, "text-age")
     extra = train_response_model(frame, "responded")  # learnt from call_seconds, not in the table

@@ -291,7 +291,10 @@ def test_estimator_api(train):
     assert model.features_ == ["age", "segment", "income"]
     with pytest.raises(
         ValueError,
-        match="The 'approach' parameter of UpliftModel must be one of two_model, class_transformation. Got 'meta' instead.",
+        match=(
+            "The 'approach' parameter of UpliftModel must be one of two_model, class_transformation. "
+            "Got 'meta' instead."
+        ),
     ):
         UpliftModel(approach="meta").fit(X, t, y)
     with pytest.raises(ValueError, match="The 'estimator' parameter"):

@@ -50,7 +50,8 @@ def _wave(engine, tmp_path, campaign: str, *, n: int = 4000, control_share: floa
     buys = rng.random(n) < np.where(control, 0.05, 0.05 + effect)
     path = tmp_path / f"{campaign}-conversions.csv"
     path.write_text(
-        "customer_id,occurred_at,amount\n" + "".join(f"{cid},2026-11-30,50\n" for cid, b in zip(ids, buys) if b)
+        "customer_id,occurred_at,amount\n"
+        + "".join(f"{cid},2026-11-30,50\n" for cid, b in zip(ids, buys, strict=True) if b)
     )
     import_conversions(engine, path)
     return wave

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.db.tables import ResponseEvent
+from orchestrator.db.tables import ResponseEvent, table_of
 from orchestrator.errors import ValidationFailed
 from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.conversions import attributed, import_conversions
@@ -101,7 +101,7 @@ def test_contact_frame_joins_outcomes_and_conversions(engine, tmp_path):
         engine, _csv(tmp_path, "conv.csv", "customer_id,occurred_at,amount\nC,2026-11-30,40\nA,2026-11-27,15\n")
     )
     at = datetime(2026, 11, 25, 12, tzinfo=UTC)
-    events = ResponseEvent.__table__
+    events = table_of(ResponseEvent)
     with engine.begin() as conn:
         conn.execute(
             events.insert(),

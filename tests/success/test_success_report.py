@@ -339,7 +339,6 @@ def test_missing_columns_are_named(frame):
 
 
 def small_frame(arms, responded, days=None) -> pd.DataFrame:
-    n = len(arms)
     responded = np.asarray(responded, dtype=bool)
     if days is None:
         days = np.where(responded, 0.0, np.nan)

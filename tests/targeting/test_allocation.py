@@ -49,7 +49,7 @@ def lp_optimum(customer, pool, value, capacities, n_customers, min_value=0.0) ->
 
 def wait_reference(customer, pool, value, capacities, n_customers, min_value=0.0) -> np.ndarray:
     """Plain Python: each customer's best option; per full pool the highest values (then lowest index) win."""
-    best = {}
+    best: dict[int, int] = {}
     for k in range(len(customer)):
         if value[k] < min_value:
             continue

@@ -50,13 +50,15 @@ def test_no_capacity_file_means_unlimited(tmp_path):
 def test_capacity_file_and_reps_give_pools_with_what_is_left(tmp_path):
     rules = _write(
         tmp_path,
-        "call_center:\n  tasks_per_day: 100\nfield_force:\n  visits_per_rep_per_day: 5\n  reps: reps.csv\nwebhook:\n  crm: {per_day: 7}\n",
+        "call_center:\n  tasks_per_day: 100\n"
+        "field_force:\n  visits_per_rep_per_day: 5\n  reps: reps.csv\n"
+        "webhook:\n  crm: {per_day: 7}\n",
         "rep_id,territory,name,visits_per_day\nR1,North,Anna,\nR2,North,Ben,2\nR3,South,,\n",
     )
     capacity = load_capacity(rules)
     used = {("call_center", None): 30, ("field_force", "R1"): 4, ("webhook", "crm"): 7}
     pools = day_pools(capacity, used, ["crm"])
-    assert dict(zip(pools.names, pools.capacities)) == {
+    assert dict(zip(pools.names, pools.capacities, strict=True)) == {
         "email": None,
         "call_center": 70,
         "webhook:crm": 0,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
-from orchestrator.db.tables import Contact
+from orchestrator.db.tables import Contact, table_of
 from orchestrator.ledger import contacts as ledger
 from orchestrator.rules.policy_spec import PolicySpec, check_policy, load_policy, merge_policy
 from orchestrator.rules.yaml_source import parse_yaml
@@ -99,7 +99,8 @@ global_control:
     policy, problems = _problems(tmp_path, monkeypatch, text)
     assert policy is None
     assert problems == [
-        "policy.yaml:2:10: consent column 'consent_emial' for email is not a column of the customer table, did you mean 'consent_email'?",
+        "policy.yaml:2:10: consent column 'consent_emial' for email is not a column of the customer table, "
+        "did you mean 'consent_email'?",
         "policy.yaml:3:16: consent column 'phone' for call_center holds text values; it must be a true/false column",
         "policy.yaml:4:1: unknown key 'frequncy_caps', did you mean 'frequency_caps'?",
         "policy.yaml:7:3: unknown key 'complaint_day', did you mean 'complaint_days'?",
@@ -259,7 +260,7 @@ def world(engine):
     contact("c14", "email", "sent", MIDNIGHT + timedelta(hours=8))  # today counts
     contact("c14", "email", "sent", _ago(6.5))
     with engine.begin() as conn:
-        conn.execute(Contact.__table__.insert(), contacts)
+        conn.execute(table_of(Contact).insert(), contacts)
     return engine, table, set(ids)
 
 

@@ -4,6 +4,7 @@ SQLite and PostgreSQL, against counts computed independently in plain SQL."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import date, timedelta
 
@@ -72,7 +73,7 @@ def test_explain_funnel_matches_sql_counts_and_the_selection(settings, customers
     ]
     assert all(
         s.removed == prev.remaining - s.remaining
-        for prev, s in zip(explained.funnel, explained.funnel[1:])
+        for prev, s in itertools.pairwise(explained.funnel)
         if s.stage != "variant"
     )
 

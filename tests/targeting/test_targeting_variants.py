@@ -164,8 +164,8 @@ def test_validate_warns_when_the_control_group_is_too_small(settings, customers,
     text = flat(result.output)
     assert f"{rules}: warning: the control group of " in text
     assert (
-        f"is too small to detect a lift of 1.0 point over a 5.0% response rate (needs {needed:,} at 5% significance and 80% power)"
-        in text
+        "is too small to detect a lift of 1.0 point over a 5.0% response rate "
+        f"(needs {needed:,} at 5% significance and 80% power)" in text
     )
     assert f"{rules}: ok" in text
 

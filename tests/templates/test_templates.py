@@ -263,7 +263,8 @@ def test_check_finds_undefined_variables_with_lines_and_suggestions(tmp_path):
                 "{% if segment == 'gold' %}\n"
                 "  <p>You spent {{ revenu_12m|money }}.</p>\n"
                 "{% endif %}\n"
-                "{% for product in products %}{{ loop.index }}. {{ product }}{% include 'email/_product.html' %}{% endfor %}\n"
+                "{% for product in products %}{{ loop.index }}. {{ product }}"
+                "{% include 'email/_product.html' %}{% endfor %}\n"
                 "{% endblock %}\n"
             ),
             "body.txt": (
@@ -339,7 +340,9 @@ def test_unknown_filter_and_missing_partial_are_errors_with_suggestions(tmp_path
         "typos",
         {
             "subject.txt": "Hi\n",
-            "body.html": "{% if segment == 'gold' %}\n{{ revenue_12m|mony }}\n{% endif %}\n{% include 'email/_fotter.html' %}\n",
+            "body.html": (
+                "{% if segment == 'gold' %}\n{{ revenue_12m|mony }}\n{% endif %}\n{% include 'email/_fotter.html' %}\n"
+            ),
             "body.txt": "{{ first_name|tittle }}\n",
         },
     )

@@ -12,6 +12,7 @@ uvicorn receivers on 127.0.0.1, a Dask LocalCluster.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 from collections import Counter
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 
 from orchestrator.customers.importer import import_customers
 from orchestrator.db.engine import connect
+from orchestrator.db.tables import table_of
 from orchestrator.demo.synthetic import customers as synthetic_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.execution import chunks
@@ -66,7 +68,7 @@ def test_id_ranges_are_disjoint_and_cover_every_id_once(engine, size):
         assert chunks.id_ranges(conn, query.where(table.c.id < 0), size) == []
     covered = [i for first, last in ranges for i in kept if first <= i <= last]
     assert covered == kept  # every id once, in order
-    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
     per_range = [sum(first <= i <= last for i in kept) for first, last in ranges]
     assert all(n == size for n in per_range[:-1]) and 0 < per_range[-1] <= size
 
@@ -194,7 +196,7 @@ def _ledger(engine) -> dict:
                 b.c.channel, b.c.seq
             )
         ).all()
-        losses = conn.execute(sa.select(ledger.ArbitrationLoss.__table__).order_by(sa.text("1"))).all()
+        losses = conn.execute(sa.select(table_of(ledger.ArbitrationLoss)).order_by(sa.text("1"))).all()
         waves = conn.execute(
             sa.select(k.c.name, w.c.key, w.c.status).join_from(w, k, k.c.id == w.c.campaign_id).order_by(k.c.name)
         ).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -16,7 +18,7 @@ from tests.conftest import REPO
 RULES = (REPO / "rules" / "winback-email.yaml").read_text()
 
 
-def _rules(tmp_path, extra: str) -> Path:  # noqa: F821
+def _rules(tmp_path, extra: str) -> Path:
     path = tmp_path / "campaign.yaml"
     path.write_text(RULES + extra)
     return path

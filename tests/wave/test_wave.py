@@ -179,7 +179,9 @@ def test_invalid_addresses_are_skipped_and_reported(wave_env, smtp, customers):
     with customers.begin() as conn:
         conn.execute(
             sa.text(
-                "update customers set email = 'not-an-address' where customer_id in ('C0000001','C0000002','C0000003','C0000004','C0000005','C0000006','C0000007','C0000008','C0000009','C0000010')"
+                "update customers set email = 'not-an-address' where customer_id in "
+                "('C0000001','C0000002','C0000003','C0000004','C0000005',"
+                "'C0000006','C0000007','C0000008','C0000009','C0000010')"
             )
         )
     summary = _run()

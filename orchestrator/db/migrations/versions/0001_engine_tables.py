@@ -6,7 +6,7 @@ Create Date: 2026-11-23 19:52:26.531270
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0001"

@@ -6,7 +6,7 @@ Create Date: 2026-11-23 20:37:36.781545
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0002"

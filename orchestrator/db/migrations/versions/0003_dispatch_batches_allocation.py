@@ -6,7 +6,7 @@ Create Date: 2026-11-23 22:40:00
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0003"
