@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from orchestrator.settings import get_settings
-
 
 def test_demo_runs_the_whole_loop(tmp_path, monkeypatch, prefect_api_url):
     from orchestrator.demo.run import run_demo
@@ -14,10 +12,7 @@ def test_demo_runs_the_whole_loop(tmp_path, monkeypatch, prefect_api_url):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)
     console = Console(record=True, width=160)
-    try:
-        result = run_demo(tmp_path / "demo-output", 20_000, console)  # the README demo as it is
-    finally:
-        get_settings.cache_clear()
+    result = run_demo(tmp_path / "demo-output", 20_000, console)  # the README demo as it is
     output = console.export_text()
     assert len(result["waves"]) == 3 and "the re-run of wave 1 sent nothing" in output
     assert result["received"] > 0 and all(
