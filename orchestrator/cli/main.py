@@ -47,7 +47,6 @@ import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
 
 
-
 @app.callback()
 def _prefect_defaults(ctx: typer.Context) -> None:
     """While a command runs, an ephemeral Prefect server it starts sends no usage telemetry (unless told otherwise)."""
@@ -55,16 +54,12 @@ def _prefect_defaults(ctx: typer.Context) -> None:
 
 
 def analytics_opt_out():
-    """``temporary_settings`` turning off the Prefect server's analytics, unless a profile, `.env` or the
-    environment sets ``PREFECT_SERVER_ANALYTICS_ENABLED``. The ephemeral server (started by the first
-    flow run without ``PREFECT_API_URL``) gets the current Prefect settings as its environment."""
-    from contextlib import nullcontext
+    """Prefect settings whose default for ``PREFECT_SERVER_ANALYTICS_ENABLED`` is false; a value set in the
+    environment, `.env` or a Prefect profile still wins. The ephemeral server (started by the first flow
+    run without ``PREFECT_API_URL``) gets the current Prefect settings as its environment."""
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
 
-    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, get_current_settings, temporary_settings
-
-    if "analytics_enabled" in get_current_settings().server.model_fields_set:
-        return nullcontext()
-    return temporary_settings(updates={PREFECT_SERVER_ANALYTICS_ENABLED: False})
+    return temporary_settings(set_defaults={PREFECT_SERVER_ANALYTICS_ENABLED: False})
 
 
 # --- db -----------------------------------------------------------------------------------

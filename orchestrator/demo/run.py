@@ -72,9 +72,7 @@ def demo_settings(
     smtp = base.smtp.model_copy(
         update={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": None, "password": None}
     )
-    endpoints = {
-        c: WebhookEndpoint(url=f"{receiver_url}/{c}", secret=keys[f"out_{c}"]) for c in TASK_CHANNELS
-    }
+    endpoints = {c: WebhookEndpoint(url=f"{receiver_url}/{c}", secret=keys[f"out_{c}"]) for c in TASK_CHANNELS}
     sources = {c: ApiSource(secret=keys[f"in_{c}"]) for c in TASK_CHANNELS}
     return base.model_copy(
         update={

@@ -228,12 +228,8 @@ def _assert_same_and_delivered_once(one: dict, other: dict) -> None:
 def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(
     kind, tmp_path, scored_workspace, response_model, prefect_api_url
 ):
-    whole = _run_on_fresh_database(
-        kind, tmp_path, "whole", scored_workspace, response_model, chunk_size=1_000_000
-    )
-    cut = _run_on_fresh_database(
-        kind, tmp_path, "cut", scored_workspace, response_model, chunk_size=97, workers=3
-    )
+    whole = _run_on_fresh_database(kind, tmp_path, "whole", scored_workspace, response_model, chunk_size=1_000_000)
+    cut = _run_on_fresh_database(kind, tmp_path, "cut", scored_workspace, response_model, chunk_size=97, workers=3)
     _assert_same_and_delivered_once(whole, cut)
 
 
@@ -246,9 +242,7 @@ def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
     the run is sent to a cluster that was already running (a scheduler and two workers)."""
     from distributed import LocalCluster
 
-    here = _run_on_fresh_database(
-        "postgresql", tmp_path, "threads", scored_workspace, response_model, chunk_size=300
-    )
+    here = _run_on_fresh_database("postgresql", tmp_path, "threads", scored_workspace, response_model, chunk_size=300)
     if cluster == "local":
         with _messages_of("prefect.task_runner.dask") as messages:
             dask = _run_on_fresh_database(

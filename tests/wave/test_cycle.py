@@ -286,9 +286,7 @@ def test_explain_shows_the_losses_between_campaigns(run_settings):
 # --- faults at the receiver -------------------------------------------------------------------
 
 
-def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(
-    run_settings, customers, receivers
-):
+def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(run_settings, customers, receivers):
     calls, visits = receivers
     calls.fail(2, status=500)
     calls.throttle("0", n=1)
@@ -302,9 +300,7 @@ def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(
     assert sum(calls.redeliveries.values()) + sum(visits.redeliveries.values()) >= 1  # the timed-out and dropped ones
 
 
-def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(
-    run_settings, customers, receivers
-):
+def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(run_settings, customers, receivers):
     calls, visits = receivers
     calls.fail(1000, status=503)
     with pytest.raises(WaveIncomplete, match="still unsent"):
@@ -318,9 +314,7 @@ def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(
     _delivered_once(_contacts(customers), calls, "call_center")
 
 
-def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them(
-    run_settings, customers, receivers
-):
+def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them(run_settings, customers, receivers):
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app

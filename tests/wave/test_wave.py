@@ -84,9 +84,7 @@ def wave_settings(settings, smtp, customers, prefect_api_url) -> Settings:
 def _run(settings, rules=RULES, **kwargs):
     from flows.run import run_campaign
 
-    return run_campaign(
-        settings, rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False)
-    )
+    return run_campaign(settings, rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False))
 
 
 def _ledger(engine):
@@ -303,9 +301,7 @@ def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_settings
     assert "run the wave again" in result.output
 
 
-def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(
-    settings, customers, prefect_api_url
-):
+def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(settings, customers, prefect_api_url):
     with customers.connect() as conn:
         emails = dict(
             conn.execute(
