@@ -3,7 +3,9 @@
 The logic lives in ``orchestrator.learning.retraining.retrain``; this flow runs it as one task, logs the
 decision and attaches the comparison of the challenger with the champion (on the same
 validation waves) as a table artifact plus a markdown artifact with the lineage, so every
-retraining shows in the Prefect UI. Schedule it like a campaign (e.g. weekly, after the
+retraining shows in the Prefect UI. The flow reads its ``Settings`` once at its start
+(``get_settings()``: the caller's ``use_settings`` object, else the environment) and passes
+it to the task. Schedule it like a campaign (e.g. weekly, after the
 attribution windows of the last waves closed).
 """
 
@@ -16,7 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from orchestrator.settings import get_settings
+from orchestrator.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from orchestrator.learning.retraining import RetrainResult
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 @task(name="retrain", cache_policy=NO_CACHE)
 def train_and_judge(
+    settings: Settings,
     name: str,
     campaigns: list[str],
     kind: str,
@@ -35,7 +38,6 @@ def train_and_judge(
     from orchestrator.db.engine import connect
     from orchestrator.learning.retraining import Kind, retrain
 
-    settings = get_settings()
     return retrain(
         connect(settings),
         settings,
@@ -63,7 +65,8 @@ def retrain_model(
 
     The new version is promoted if it beats the champion by ``margin``.
     """
-    result = train_and_judge(name, campaigns, kind, margin, outcome, exclude or [], channel)
+    settings = get_settings()  # once, at the start; passed to the task, never a parameter (secrets)
+    result = train_and_judge(settings, name, campaigns, kind, margin, outcome, exclude or [], channel)
     get_run_logger().info("%s v%d: %s", name, result.version, result.reason)
     key = f"retrain-{name}".lower().replace("_", "-")[:100]
     create_table_artifact(

@@ -1,8 +1,13 @@
 """Run campaigns as Prefect flows from plain code (the CLI, the demo, tests).
 
-``run_cycle(rules_files, wave=, dry_run=)`` runs one rules file as the ``campaign_wave``
-flow or several as ``campaign_cycle`` on the task runner the execution settings choose, and
-returns the summaries or raises the stage's exception.
+``run_cycle(settings, rules_files, wave=, dry_run=)`` runs one rules file as the ``campaign_wave``
+flow or several as ``campaign_cycle`` with ``settings``, on the task runner of
+``settings.execution``, and returns the summaries or raises the stage's exception. The flow
+gets the object through ``use_settings`` (a context variable its ``get_settings()`` honours),
+never as a flow parameter, so no secret is stored in the Prefect API. ``retrain_model`` and
+``success_report`` are called the same way inside ``with use_settings(settings):``.
+Other processes (deployments served by ``campaign serve``, Dask workers) read their own
+``CAMPAIGN_*`` environment; chunks get the flow's ``Settings`` as their first argument.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.settings import get_settings
+from orchestrator.settings import Settings, use_settings
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -18,27 +23,28 @@ if TYPE_CHECKING:
 __all__ = ["run_campaign", "run_cycle"]
 
 
-def run_campaign(rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:
+def run_campaign(settings: Settings, rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:
     """Run the ``campaign_wave`` flow; returns its summary or raises the stage's exception."""
-    return run_cycle([rules_file], wave=wave, dry_run=dry_run)[0]
+    return run_cycle(settings, [rules_file], wave=wave, dry_run=dry_run)[0]
 
 
-def run_cycle(rules_files: list[Path], *, wave: str | None, dry_run: bool) -> list[dict]:
+def run_cycle(settings: Settings, rules_files: list[Path], *, wave: str | None, dry_run: bool) -> list[dict]:
     """Run one campaign as ``campaign_wave`` or several as the ``campaign_cycle`` flow; returns the summaries.
 
-    The flow runs its chunk tasks on the task runner of the execution settings (``CAMPAIGN_EXECUTION_*``).
+    The flow runs with ``settings`` and its chunk tasks on the task runner of ``settings.execution``.
     """
     from flows.campaign_wave import campaign_cycle, campaign_wave
     from flows.chunk_runner import task_runner
 
-    runner = task_runner(get_settings().execution)
+    runner = task_runner(settings.execution)
     state: State[Any]
-    if len(rules_files) == 1:
-        wave_flow = campaign_wave.with_options(task_runner=runner)
-        state = wave_flow(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
-    else:
-        cycle_flow = campaign_cycle.with_options(task_runner=runner)
-        state = cycle_flow([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
+    with use_settings(settings):
+        if len(rules_files) == 1:
+            wave_flow = campaign_wave.with_options(task_runner=runner)
+            state = wave_flow(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
+        else:
+            cycle_flow = campaign_cycle.with_options(task_runner=runner)
+            state = cycle_flow([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result

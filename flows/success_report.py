@@ -4,7 +4,9 @@ The logic lives in ``orchestrator.success.campaign.build_campaign_report`` (ledg
 frame -> ``orchestrator.success.report``); this flow runs it as one task, attaches the result as
 a markdown artifact (headline, notes, the segments) and a table artifact, and writes the
 HTML report with charts when asked. Schedulable like the campaigns (e.g. daily while the
-attribution window is open).
+attribution window is open). The flow reads its ``Settings`` once at its start
+(``get_settings()``: the caller's ``use_settings`` object, else the environment) and passes
+it to the task.
 """
 
 from __future__ import annotations
@@ -16,17 +18,17 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from orchestrator.settings import get_settings
+from orchestrator.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from orchestrator.success.report import SuccessReport
 
 
 @task(name="build-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def build(campaign: str, waves: list[str] | None) -> SuccessReport:
+def build(settings: Settings, campaign: str, waves: list[str] | None) -> SuccessReport:
     from orchestrator.success.campaign import build_campaign_report
 
-    return build_campaign_report(get_settings(), campaign, waves=waves)
+    return build_campaign_report(settings, campaign, waves=waves)
 
 
 @flow(name="success_report", log_prints=False, validate_parameters=True)
@@ -34,7 +36,7 @@ def success_report(campaign: str, waves: list[str] | None = None, html_path: str
     """Success control of ``campaign``: treated against control with confidence, as Prefect artifacts."""
     from orchestrator.success.render import markdown_report, table_rows, write_html
 
-    report = build(campaign, waves)
+    report = build(get_settings(), campaign, waves)  # settings read once, passed to the task
     key = f"success-{campaign}".lower().replace("_", "-")[:100]
     create_markdown_artifact(markdown_report(report), key=key, description=f"Success control of {campaign}")
     create_table_artifact(table_rows(report), key=f"{key}-segments"[:100], description=f"Segments of {campaign}")

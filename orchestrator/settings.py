@@ -3,12 +3,23 @@
 Every variable starts with ``CAMPAIGN_`` followed by the area, e.g.
 ``CAMPAIGN_DATABASE_URL``, ``CAMPAIGN_SMTP_HOST``, ``CAMPAIGN_PATHS_RULES_DIR``.
 Secrets are ``SecretStr`` and never printed. Pass a ``Settings`` object into
-functions explicitly; ``get_settings()`` builds the default one.
+functions explicitly; ``get_settings()`` gives the one of the current context.
+
+Where a flow's settings come from: a flow reads them once, at its start, with
+``get_settings()`` and passes the object to every task (task inputs are not stored in the
+Prefect API; flow parameters are, so settings never travel as parameters). ``get_settings()``
+returns the object an in-process caller (the CLI, the demo, tests) set with
+``use_settings(settings)``, else it reads the environment and ``.env`` afresh (no cache, so
+it cannot go stale). ``use_settings`` holds for the current thread and what Prefect runs
+from it; other processes (a deployment's flow runs, Dask workers) read their own
+environment, or, for chunks, get the flow's object as an argument.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -251,7 +262,20 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
-@lru_cache(maxsize=1)
+_current: ContextVar[Settings | None] = ContextVar("campaign_settings", default=None)
+
+
+@contextmanager
+def use_settings(settings: Settings) -> Iterator[Settings]:
+    """Make ``get_settings()`` return ``settings`` in this context (this thread and the flows it runs)."""
+    token = _current.set(settings)
+    try:
+        yield settings
+    finally:
+        _current.reset(token)
+
+
 def get_settings() -> Settings:
-    """The settings from the environment and `.env`, read once."""
-    return Settings()
+    """The settings of ``use_settings``, else read from the environment and `.env` now (not cached)."""
+    current = _current.get()
+    return Settings() if current is None else current

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from orchestrator.customers.importer import import_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.ledger import contacts as ledger
-from orchestrator.settings import DatabaseSettings, PathSettings, Settings, get_settings
+from orchestrator.settings import DatabaseSettings, PathSettings, Settings, use_settings
 from orchestrator.wave import stages
 from tests.conftest import REPO
 
@@ -72,22 +72,18 @@ def customers(engine, tmp_path) -> sa.Engine:
 
 @pytest.fixture
 def cli(settings, customers, monkeypatch):
-    """``cli(*args)``: the ``campaign`` command in-process with the test's settings in the environment."""
+    """``cli(*args)``: the ``campaign`` command in-process with the test's settings (``use_settings``)."""
     from orchestrator.cli import main as module
 
-    for key, value in {
-        "CAMPAIGN_DATABASE_URL": settings.database_url,
-        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
-        "CAMPAIGN_PATHS_RULES_DIR": str(settings.paths.rules_dir),
-        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(settings.paths.templates_dir),
-    }.items():
-        monkeypatch.setenv(key, value)
     # Wide consoles, so table cells and messages are not wrapped.
     monkeypatch.setattr(module, "console", Console(width=250))
     monkeypatch.setattr(module, "err", Console(stderr=True, width=250))
-    get_settings.cache_clear()
-    yield lambda *args: CliRunner().invoke(module.app, [str(a) for a in args])
-    get_settings.cache_clear()
+
+    def invoke(*args):
+        with use_settings(settings):
+            return CliRunner().invoke(module.app, [str(a) for a in args])
+
+    return invoke
 
 
 def write_rules(settings: Settings, name: str, *, audience=AUDIENCE, control=None, template="winback", **extra) -> Path:

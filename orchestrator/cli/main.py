@@ -8,9 +8,6 @@ a wave could not finish (the output says why and what to do), 2 on wrong usage.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,11 +27,8 @@ from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
 from orchestrator.errors import ValidationFailed
 from orchestrator.execution import progress
-from orchestrator.settings import ExecutionSettings, get_settings
+from orchestrator.settings import Settings, get_settings
 from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
-
-# The embedded Prefect server would try to send usage telemetry; opt out unless told otherwise.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
 db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
@@ -51,6 +45,22 @@ app.command("serve")(serve_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
+
+
+@app.callback()
+def _prefect_defaults(ctx: typer.Context) -> None:
+    """While a command runs, an ephemeral Prefect server it starts sends no usage telemetry (unless told otherwise)."""
+    ctx.with_resource(analytics_opt_out())
+
+
+def analytics_opt_out():
+    """Prefect settings whose default for ``PREFECT_SERVER_ANALYTICS_ENABLED`` is false; a value set in the
+    environment, `.env` or a Prefect profile still wins. The ephemeral server (started by the first flow
+    run without ``PREFECT_API_URL``) gets the current Prefect settings as its environment."""
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
+
+    return temporary_settings(set_defaults={PREFECT_SERVER_ANALYTICS_ENABLED: False})
+
 
 # --- db -----------------------------------------------------------------------------------
 
@@ -223,26 +233,15 @@ def preview(
         raise typer.Exit(1)
 
 
-@contextmanager
-def execution_overrides(**values: object) -> Iterator[None]:
-    """Set ``CAMPAIGN_EXECUTION_<NAME>`` for the options given (not None) while the block runs.
+def with_execution(settings: Settings, **values: object) -> Settings:
+    """``settings`` with the execution options given (not None) in place of the configured ones, validated.
 
-    The flow reads its settings from the environment (no secret travels as a flow parameter),
-    so command-line options reach it the same way.
+    The flow gets the object from ``flows.run.run_cycle``, not as flow parameters, so it
+    needs no environment change; raises ``ValidationError`` for a value out of bounds.
     """
     given = {name: value for name, value in values.items() if value is not None}
-    saved = {name: os.environ.get(f"CAMPAIGN_EXECUTION_{name.upper()}") for name in given}
-    os.environ.update({f"CAMPAIGN_EXECUTION_{name.upper()}": str(value) for name, value in given.items()})
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(f"CAMPAIGN_EXECUTION_{name.upper()}", None)
-            else:
-                os.environ[f"CAMPAIGN_EXECUTION_{name.upper()}"] = value
-        get_settings.cache_clear()
+    execution = type(settings.execution).model_validate(settings.execution.model_dump() | given)
+    return settings.model_copy(update={"execution": execution})
 
 
 @app.command()
@@ -282,13 +281,12 @@ def run(
         "chunk_size": chunk_size,
     }
     try:
-        ExecutionSettings(**{name: value for name, value in options.items() if value is not None})
+        settings = with_execution(get_settings(), **options)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
     try:
-        with execution_overrides(**options):
-            summaries = run_cycle(rules_files, wave=wave, dry_run=dry_run)
+        summaries = run_cycle(settings, rules_files, wave=wave, dry_run=dry_run)
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc

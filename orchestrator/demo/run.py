@@ -26,7 +26,6 @@ what is missing (``campaign demo`` prints it and exits 1) before it touches the 
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import shutil
 from datetime import date, timedelta
@@ -43,7 +42,7 @@ from rich.text import Text
 from orchestrator.demo.smtp_sink import SmtpSink, free_port
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.execution import progress
-from orchestrator.settings import get_settings
+from orchestrator.settings import ApiSource, Settings, WebhookEndpoint, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_RULES = ("retention-multichannel.yaml", "winback-email.yaml")
@@ -74,23 +73,36 @@ def _secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def _configure(output: Path, smtp_port: int, receiver_url: str, api_port: int, keys: dict[str, str]) -> None:
-    """Point the settings at the demo folder and the local servers (environment, like any deployment)."""
-    os.environ["CAMPAIGN_PATHS_DATA_DIR"] = str(output / "var")
-    os.environ["CAMPAIGN_PATHS_RULES_DIR"] = str(output / "rules")
-    os.environ.setdefault("CAMPAIGN_PATHS_TEMPLATES_DIR", str(REPO / "templates"))
-    os.environ.pop("CAMPAIGN_DATABASE_URL", None)
-    os.environ["CAMPAIGN_SMTP_HOST"] = "127.0.0.1"
-    os.environ["CAMPAIGN_SMTP_PORT"] = str(smtp_port)
-    os.environ["CAMPAIGN_SMTP_SECURITY"] = "none"
-    os.environ.pop("CAMPAIGN_SMTP_USERNAME", None)
-    os.environ.pop("CAMPAIGN_SMTP_PASSWORD", None)
-    os.environ["CAMPAIGN_LINKS_BASE_URL"] = f"http://127.0.0.1:{api_port}"
-    for channel in TASK_CHANNELS:
-        os.environ[f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{channel.upper()}__URL"] = f"{receiver_url}/{channel}"
-        os.environ[f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{channel.upper()}__SECRET"] = keys[f"out_{channel}"]
-        os.environ[f"CAMPAIGN_API_SOURCES__{channel.upper()}__SECRET"] = keys[f"in_{channel}"]
-    get_settings.cache_clear()
+def demo_settings(
+    base: Settings, output: Path, smtp_port: int, receiver_url: str, api_port: int, keys: dict[str, str]
+) -> Settings:
+    """``base`` pointed at the demo folder and the local servers: the demo's own SQLite database, the SMTP
+    sink without login, the receivers' endpoints and the response API's sources with the demo's secrets.
+    A templates folder configured in ``base`` is kept; everything else of ``base`` (execution, limits) too."""
+    paths = base.paths.model_copy(
+        update={
+            "data_dir": output / "var",
+            "rules_dir": output / "rules",
+            "templates_dir": base.paths.templates_dir
+            if "templates_dir" in base.paths.model_fields_set
+            else REPO / "templates",
+        }
+    )
+    smtp = base.smtp.model_copy(
+        update={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": None, "password": None}
+    )
+    endpoints = {c: WebhookEndpoint(url=f"{receiver_url}/{c}", secret=keys[f"out_{c}"]) for c in TASK_CHANNELS}
+    sources = {c: ApiSource(secret=keys[f"in_{c}"]) for c in TASK_CHANNELS}
+    return base.model_copy(
+        update={
+            "paths": paths,
+            "database": base.database.model_copy(update={"url": None}),
+            "smtp": smtp,
+            "links": base.links.model_copy(update={"base_url": f"http://127.0.0.1:{api_port}"}),
+            "webhooks": base.webhooks.model_copy(update={"endpoints": base.webhooks.endpoints | endpoints}),
+            "api": base.api.model_copy(update={"sources": base.api.sources | sources}),
+        }
+    )
 
 
 def _open_day(settings, day: date) -> date:
@@ -124,6 +136,7 @@ def _target_by_uplift(rules: Path) -> None:
 
 
 def run_demo(output: Path, n_customers: int, console: Console) -> dict:
+    """The demo (see the module docstring): the settings of the environment, pointed at the demo's servers."""
     from flows.run import run_cycle
     from orchestrator.customers.importer import import_customers
     from orchestrator.db.engine import connect
@@ -151,8 +164,7 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
     api_port = free_port("127.0.0.1")
     rng = np.random.default_rng(2026)
     with SmtpSink(mail_dir) as sink, serve_receiver(receivers) as receiver:
-        _configure(output, sink.port, receiver.url, api_port, keys)
-        settings = get_settings()
+        settings = demo_settings(get_settings(), output, sink.port, receiver.url, api_port, keys)
         engine = connect(settings)
         with serve_receiver(create_app(settings), port=api_port) as api:
             console.rule("1. A synthetic customer base, with behaviour the engine does not see")
@@ -187,13 +199,13 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
                     print_funnel(console, [vars(step) for step in plan.selection.funnel])
                     print_channels(console, plan)
                 print_losses(console, plans)
-                summaries = run_cycle(cycle, wave=wave, dry_run=False)
+                summaries = run_cycle(settings, cycle, wave=wave, dry_run=False)
                 for summary in summaries:
                     print_summary(console, summary)
                 waves.append(summaries)
                 if number == 1:
                     console.rule("The same wave again: the ledger makes it exactly once")
-                    again = run_cycle(cycle, wave=wave, dry_run=False)
+                    again = run_cycle(settings, cycle, wave=wave, dry_run=False)
                     console.print(f"sent in the re-run: {sum(s['sent_this_run'] for s in again)}")
 
                 console.rule(f"What came of wave {number}: outcomes, clicks and purchases flow back")

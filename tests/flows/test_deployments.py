@@ -25,7 +25,7 @@ from flows.deployments import (
     plan_deployments,
 )
 from orchestrator.rules.spec import ScheduleSpec
-from orchestrator.settings import PathSettings, Settings, get_settings
+from orchestrator.settings import PathSettings, Settings, use_settings
 
 CAMPAIGN = """\
 name: {name}
@@ -245,8 +245,6 @@ def serve_cli(rules, monkeypatch, prefect_api_url):
     from orchestrator.cli import output as cli_output
     from orchestrator.cli import serve as cli_serve
 
-    monkeypatch.setenv("CAMPAIGN_PATHS_RULES_DIR", str(rules["folder"]))
-    monkeypatch.setenv("CAMPAIGN_PATHS_DATA_DIR", str(rules["settings"].paths.data_dir))
     wide, wide_err = Console(width=250), Console(stderr=True, width=250)
     monkeypatch.setattr(cli_serve, "console", wide)
     monkeypatch.setattr(cli_serve, "err", wide_err)
@@ -254,9 +252,12 @@ def serve_cli(rules, monkeypatch, prefect_api_url):
     app = typer.Typer()
     app.callback()(lambda: None)
     app.command("serve")(cli_serve.serve_command)
-    get_settings.cache_clear()
-    yield lambda *args: CliRunner().invoke(app, ["serve", *args])
-    get_settings.cache_clear()
+
+    def invoke(*args):
+        with use_settings(rules["settings"]):  # rules_dir is the rules folder
+            return CliRunner().invoke(app, ["serve", *args])
+
+    return invoke
 
 
 def test_cli_register_only(serve_cli, rules):

@@ -153,23 +153,16 @@ def test_retraining_needs_outcomes_and_a_control_group(world):
         )
 
 
-def test_retrain_command_runs_the_flow_and_promotes_the_first_version(world, monkeypatch, prefect_api_url):
+def test_retrain_command_runs_the_flow_and_promotes_the_first_version(world, prefect_api_url):
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
-    from orchestrator.settings import get_settings
+    from orchestrator.settings import use_settings
 
     settings, engine, hidden, tmp_path = world
     run_wave(settings, engine, hidden, tmp_path, date(2026, 1, 5), np.random.default_rng(2))
-    for key, value in {
-        "CAMPAIGN_DATABASE_URL": settings.database_url,
-        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
-        "CAMPAIGN_PATHS_RULES_DIR": str(settings.paths.rules_dir),
-        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(REPO / "templates"),
-    }.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    try:
+    paths = settings.paths.model_copy(update={"templates_dir": REPO / "templates"})
+    with use_settings(settings.model_copy(update={"paths": paths})):  # what the CLI and its flow get
         result = CliRunner().invoke(
             app,
             [
@@ -187,8 +180,6 @@ def test_retrain_command_runs_the_flow_and_promotes_the_first_version(world, mon
             ],
         )
         missing = CliRunner().invoke(app, ["models", "retrain", "other", "--campaign", "nosuch"])
-    finally:
-        get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "the first version of this model" in result.output and "qini_auc" in result.output
     assert get(engine, "sim-uplift").kind == "uplift"

@@ -305,18 +305,19 @@ def cli(settings, monkeypatch):
     from orchestrator.cli import models as cli_models
     from orchestrator.cli import output as cli_output
     from orchestrator.execution import progress
-    from orchestrator.settings import get_settings
+    from orchestrator.settings import use_settings
 
-    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", settings.database.url)
-    monkeypatch.setenv("CAMPAIGN_PATHS_DATA_DIR", str(settings.paths.data_dir))
     monkeypatch.setattr(cli_models, "console", Console(width=250))
     monkeypatch.setattr(cli_output, "err", Console(stderr=True, width=250))
-    get_settings.cache_clear()
     app = typer.Typer()
     app.add_typer(cli_models.models_app, name="models")
     runner = CliRunner()
-    yield lambda *args: runner.invoke(app, ["models", *map(str, args)])
-    get_settings.cache_clear()
+
+    def invoke(*args):
+        with use_settings(settings):
+            return runner.invoke(app, ["models", *map(str, args)])
+
+    yield invoke
     progress.disable()
 
 

@@ -353,19 +353,20 @@ def test_score_customers_refuses_a_table_that_does_not_fit(engine, settings, fra
 
 
 @pytest.fixture
-def cli(settings, monkeypatch):
+def cli(settings):
     """Run ``campaign models ...`` against the test database and data folder."""
     from orchestrator.cli.models import models_app
-    from orchestrator.settings import get_settings
+    from orchestrator.settings import use_settings
 
-    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", settings.database.url)
-    monkeypatch.setenv("CAMPAIGN_PATHS_DATA_DIR", str(settings.paths.data_dir))
-    get_settings.cache_clear()
     app = typer.Typer()
     app.add_typer(models_app, name="models")
     runner = CliRunner()
-    yield lambda *args: runner.invoke(app, ["models", *args])
-    get_settings.cache_clear()
+
+    def invoke(*args):
+        with use_settings(settings):
+            return runner.invoke(app, ["models", *args])
+
+    yield invoke
     progress.disable()
 
 

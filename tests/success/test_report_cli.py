@@ -15,26 +15,20 @@ from typer.testing import CliRunner
 from orchestrator.cli.main import app
 from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.conversions import import_conversions
-from orchestrator.settings import get_settings
+from orchestrator.settings import use_settings
 from tests.conftest import REPO
 
 WAVE = "2026-11-24"
 
 
 @pytest.fixture
-def report_env(settings, engine, tmp_path, monkeypatch):
+def report_env(settings, engine, tmp_path):
+    """The engine; while the test runs, the CLI and the flows get the test's settings (``use_settings``)."""
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules)
-    for key, value in {
-        "CAMPAIGN_DATABASE_URL": settings.database_url,
-        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
-        "CAMPAIGN_PATHS_RULES_DIR": str(rules),
-        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(REPO / "templates"),
-    }.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield engine
-    get_settings.cache_clear()
+    paths = settings.paths.model_copy(update={"rules_dir": rules, "templates_dir": REPO / "templates"})
+    with use_settings(settings.model_copy(update={"paths": paths})):
+        yield engine
 
 
 def _wave(engine, tmp_path, campaign: str, *, n: int = 4000, control_share: float = 0.2, effect: float = 0.04):

@@ -30,10 +30,9 @@ from orchestrator.demo.synthetic import customers as synthetic_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.execution import chunks
 from orchestrator.ledger import contacts as ledger
-from orchestrator.settings import get_settings
 from tests.conftest import REPO, fresh_database
 from tests.smtp_server import SmtpServer
-from tests.wave.test_cycle import _environment, workspace  # noqa: F401 - the fixture
+from tests.wave.test_cycle import _settings, workspace  # noqa: F401 - the fixture
 from tests.webhook_receiver import TestReceiver
 
 WAVE = "2026-11-24"
@@ -126,7 +125,7 @@ def scored_workspace(workspace):
     return workspace
 
 
-def _run_on_fresh_database(kind, tmp_path, name, workspace, model, monkeypatch, **execution) -> dict:
+def _run_on_fresh_database(kind, tmp_path, name, workspace, model, **execution) -> dict:
     """Import the customers and the model into a fresh database, run the cycle, return what it left."""
     from flows.run import run_cycle
     from orchestrator.scoring.registry import register
@@ -144,17 +143,13 @@ def _run_on_fresh_database(kind, tmp_path, name, workspace, model, monkeypatch, 
             ),
             database=DatabaseSettings(url=url),
         )
-        env = _environment(settings, smtp.port, calls, visits)
-        env.update({f"CAMPAIGN_EXECUTION_{key.upper()}": str(value) for key, value in execution.items()})
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
+        settings = _settings(settings, smtp.port, calls, visits)
+        settings = settings.model_copy(update={"execution": settings.execution.model_copy(update=execution)})
         engine = connect(settings)
         import_customers(engine, write_csv(tmp_path / "customers.csv", N_CUSTOMERS, seed=8))
         register(engine, settings, MODEL, model.model, model.metrics, model.fingerprint, model.target, model.rows)
         rules = [workspace / "rules" / "retention-multichannel.yaml", workspace / "rules" / "winback-email.yaml"]
-        summaries = run_cycle(rules, wave=WAVE, dry_run=False)
-        get_settings.cache_clear()
+        summaries = run_cycle(settings, rules, wave=WAVE, dry_run=False)
         return {
             "summaries": [{k: v for k, v in s.items() if k not in ("wave_id", "funnel")} for s in summaries],
             "ledger": _ledger(engine),
@@ -233,29 +228,23 @@ def _assert_same_and_delivered_once(one: dict, other: dict) -> None:
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(
-    kind, tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url
+    kind, tmp_path, scored_workspace, response_model, prefect_api_url
 ):
-    whole = _run_on_fresh_database(
-        kind, tmp_path, "whole", scored_workspace, response_model, monkeypatch, chunk_size=1_000_000
-    )
-    cut = _run_on_fresh_database(
-        kind, tmp_path, "cut", scored_workspace, response_model, monkeypatch, chunk_size=97, workers=3
-    )
+    whole = _run_on_fresh_database(kind, tmp_path, "whole", scored_workspace, response_model, chunk_size=1_000_000)
+    cut = _run_on_fresh_database(kind, tmp_path, "cut", scored_workspace, response_model, chunk_size=97, workers=3)
     _assert_same_and_delivered_once(whole, cut)
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("cluster", ["local", "address"])
 def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
-    cluster, tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url
+    cluster, tmp_path, scored_workspace, response_model, prefect_api_url
 ):
     """``local``: prefect-dask starts a cluster of two worker processes for the run; ``address``:
     the run is sent to a cluster that was already running (a scheduler and two workers)."""
     from distributed import LocalCluster
 
-    here = _run_on_fresh_database(
-        "postgresql", tmp_path, "threads", scored_workspace, response_model, monkeypatch, chunk_size=300
-    )
+    here = _run_on_fresh_database("postgresql", tmp_path, "threads", scored_workspace, response_model, chunk_size=300)
     if cluster == "local":
         with _messages_of("prefect.task_runner.dask") as messages:
             dask = _run_on_fresh_database(
@@ -264,7 +253,6 @@ def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
                 "dask",
                 scored_workspace,
                 response_model,
-                monkeypatch,
                 chunk_size=300,
                 task_runner="dask",
                 workers=2,
@@ -278,7 +266,6 @@ def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
                 "dask",
                 scored_workspace,
                 response_model,
-                monkeypatch,
                 chunk_size=300,
                 task_runner="dask",
                 dask_address=running.scheduler_address,
@@ -389,15 +376,14 @@ def test_the_execution_settings_choose_the_task_runner():
         (["--chunk-size", "0"], "--chunk-size:"),
     ],
 )
-def test_run_refuses_bad_execution_options_before_anything_runs(option, message, settings, monkeypatch):
+def test_run_refuses_bad_execution_options_before_anything_runs(option, message, settings):
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
+    from orchestrator.settings import use_settings
 
-    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-    result = CliRunner().invoke(app, ["run", str(REPO / "rules" / "winback-email.yaml"), *option])
-    get_settings.cache_clear()
+    with use_settings(settings):
+        result = CliRunner().invoke(app, ["run", str(REPO / "rules" / "winback-email.yaml"), *option])
     assert result.exit_code == 1 and message in result.output, result.output
     from orchestrator.db.engine import connect as engine_of
 

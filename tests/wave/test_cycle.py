@@ -24,12 +24,13 @@ from orchestrator.customers.importer import import_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
-from orchestrator.settings import get_settings
+from orchestrator.settings import Settings, WebhookEndpoint, use_settings
 from orchestrator.targeting.arbitration import arbitrate
 from orchestrator.wave.stages import WaveIncomplete
 from tests.conftest import REPO
 from tests.smtp_server import SmtpServer
 from tests.wave.test_wave import _environment as wave_environment
+from tests.wave.test_wave import _settings as wave_settings
 from tests.webhook_receiver import SECRET, TestReceiver
 
 WAVE = "2026-11-24"  # a Tuesday: rules/policy.yaml blocks Sundays and holidays
@@ -127,14 +128,29 @@ def _environment(settings, smtp_port: int, calls: TestReceiver, visits: TestRece
     }
 
 
+def _settings(settings, smtp_port: int, calls: TestReceiver, visits: TestReceiver) -> Settings:
+    """The settings ``_environment`` gives a process, as the object in-process callers pass."""
+    base = wave_settings(settings, smtp_port)
+    endpoints = {
+        "call_center": WebhookEndpoint(url=calls.url, secret=SECRET),
+        "field_force": WebhookEndpoint(url=visits.url, secret=SECRET),
+    }
+    webhooks = {
+        "endpoints": endpoints,
+        "batch_size": 7,
+        "timeout": 2.0,
+        "max_attempts": 3,
+        "retry_wait": 0.01,
+        "retry_wait_max": 0.05,
+        "concurrency": 3,
+    }
+    return base.model_copy(update={"webhooks": base.webhooks.model_copy(update=webhooks)})
+
+
 @pytest.fixture
-def cycle_env(cycle_settings, smtp, receivers, customers, monkeypatch, prefect_api_url):
-    env = _environment(cycle_settings, smtp.port, *receivers)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield env
-    get_settings.cache_clear()
+def run_settings(cycle_settings, smtp, receivers, customers, prefect_api_url) -> Settings:
+    """The settings of the cycle under test: its workspace, the test SMTP server and receivers."""
+    return _settings(cycle_settings, smtp.port, *receivers)
 
 
 def _rules(settings, *names: str) -> list[Path]:
@@ -144,7 +160,7 @@ def _rules(settings, *names: str) -> list[Path]:
 def _run(settings, *names: str, wave: str = WAVE, dry_run: bool = False) -> list[dict]:
     from flows.run import run_cycle
 
-    return run_cycle(_rules(settings, *names), wave=wave, dry_run=dry_run)
+    return run_cycle(settings, _rules(settings, *names), wave=wave, dry_run=dry_run)
 
 
 def _contacts(engine, campaign: str | None = None):
@@ -174,10 +190,10 @@ def _delivered_once(rows, receiver: TestReceiver, channel: str) -> None:
 
 
 def test_cycle_allocates_within_capacity_arbitrates_and_delivers_each_task_once(
-    cycle_env, cycle_settings, customers, receivers, smtp
+    run_settings, customers, receivers, smtp
 ):
     calls, visits = receivers
-    summaries = _run(cycle_settings, "retention-multichannel", "winback-email")
+    summaries = _run(run_settings, "retention-multichannel", "winback-email")
     retention, winback = summaries
     rows = _contacts(customers)
     campaigns_per_customer = Counter(r.customer_id for r in rows if r.arm != "global_control")
@@ -206,14 +222,14 @@ def test_cycle_allocates_within_capacity_arbitrates_and_delivers_each_task_once(
     assert retention["by_channel"]["call_center"] == {"sent": CALLS_PER_DAY}
 
     # the same cycle again sends nothing; a later cycle the same day gets no call capacity left
-    again = _run(cycle_settings, "retention-multichannel", "winback-email")
+    again = _run(run_settings, "retention-multichannel", "winback-email")
     assert [s["sent_this_run"] for s in again] == [0, 0]
     assert sum(calls.tasks_per_customer().values()) == CALLS_PER_DAY
 
 
-def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(cycle_env, cycle_settings, customers, receivers):
-    _run(cycle_settings, "retention-multichannel")
-    rules = cycle_settings.paths.rules_dir
+def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(run_settings, customers, receivers):
+    _run(run_settings, "retention-multichannel")
+    rules = run_settings.paths.rules_dir
     second = rules / "retention-second.yaml"
     second.write_text(
         (rules / "retention-multichannel.yaml")
@@ -221,7 +237,7 @@ def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(cycle_env
         .replace("name: retention-multichannel", "name: retention-second")
         .replace("salt: retention-2026", "salt: second")
     )
-    [summary] = _run(cycle_settings, "retention-second")
+    [summary] = _run(run_settings, "retention-second")
     rows = _contacts(customers)
     assert Counter(r.channel for r in rows if r.arm == "treatment")["call_center"] == CALLS_PER_DAY
     assert summary["channels"].get("call_center", 0) == 0
@@ -230,13 +246,13 @@ def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(cycle_env
     assert not first & {r.customer_id for r in rows if r.campaign == "retention-second" and r.arm != "global_control"}
 
 
-def test_overflow_wait_keeps_customers_for_a_later_wave(cycle_env, cycle_settings, customers):
-    rules = cycle_settings.paths.rules_dir
+def test_overflow_wait_keeps_customers_for_a_later_wave(run_settings, customers):
+    rules = run_settings.paths.rules_dir
     path = rules / "retention-multichannel.yaml"
     path.write_text(path.read_text().replace("overflow: fallback", "overflow: wait"))
-    [plan_wait] = _plans(cycle_settings, "retention-multichannel")
+    [plan_wait] = _plans(run_settings, "retention-multichannel")
     path.write_text(path.read_text().replace("overflow: wait", "overflow: fallback"))
-    [plan_fallback] = _plans(cycle_settings, "retention-multichannel")
+    [plan_fallback] = _plans(run_settings, "retention-multichannel")
     assert plan_wait.waiting > plan_fallback.waiting
     treated = lambda p: int(np.count_nonzero(p.selection.arms == "treatment"))  # noqa: E731
     assert treated(plan_fallback) - treated(plan_wait) == plan_wait.waiting - plan_fallback.waiting
@@ -253,14 +269,15 @@ def _plans(settings, *names):
     return stages.plan(settings, prepared, [stages.select_candidates(settings, p) for p in prepared])
 
 
-def test_explain_shows_the_losses_between_campaigns(cycle_env, cycle_settings):
+def test_explain_shows_the_losses_between_campaigns(run_settings):
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
 
-    result = CliRunner().invoke(
-        app, ["explain", *map(str, _rules(cycle_settings, "retention-multichannel", "winback-email")), "--wave", WAVE]
-    )
+    with use_settings(run_settings):
+        result = CliRunner().invoke(
+            app, ["explain", *map(str, _rules(run_settings, "retention-multichannel", "winback-email")), "--wave", WAVE]
+        )
     assert result.exit_code == 0, result.output
     assert "Arbitration: customers lost" in result.output and "lost to retention-multichannel" in result.output
     assert "call_center" in result.output and "field_force" in result.output
@@ -269,15 +286,13 @@ def test_explain_shows_the_losses_between_campaigns(cycle_env, cycle_settings):
 # --- faults at the receiver -------------------------------------------------------------------
 
 
-def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(
-    cycle_env, cycle_settings, customers, receivers
-):
+def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(run_settings, customers, receivers):
     calls, visits = receivers
     calls.fail(2, status=500)
     calls.throttle("0", n=1)
     visits.drop(1)
     calls.slow(3.0, n=1)  # past the 2 s timeout: retried; the receiver still stores the first copy
-    [summary] = _run(cycle_settings, "retention-multichannel")
+    [summary] = _run(run_settings, "retention-multichannel")
     assert summary["status"] == "completed"
     rows = _contacts(customers)
     _delivered_once(rows, calls, "call_center")
@@ -285,25 +300,21 @@ def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(
     assert sum(calls.redeliveries.values()) + sum(visits.redeliveries.values()) >= 1  # the timed-out and dropped ones
 
 
-def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(
-    cycle_env, cycle_settings, customers, receivers
-):
+def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(run_settings, customers, receivers):
     calls, visits = receivers
     calls.fail(1000, status=503)
     with pytest.raises(WaveIncomplete, match="still unsent"):
-        _run(cycle_settings, "retention-multichannel")
+        _run(run_settings, "retention-multichannel")
     rows = _contacts(customers)
     assert {r.status for r in rows if r.channel == "call_center" and r.arm == "treatment"} == {"pending"}
     assert not calls.batches
     calls.heal()  # the receiver is back
-    [summary] = _run(cycle_settings, "retention-multichannel")
+    [summary] = _run(run_settings, "retention-multichannel")
     assert summary["status"] == "completed" and summary["channels"]["call_center"] == CALLS_PER_DAY
     _delivered_once(_contacts(customers), calls, "call_center")
 
 
-def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them(
-    cycle_env, cycle_settings, customers, receivers
-):
+def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them(run_settings, customers, receivers):
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
@@ -311,21 +322,24 @@ def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them
     calls, _visits = receivers
     calls.reject(400, '{"error": "unknown campaign"}')
     with pytest.raises(WaveIncomplete, match="dlq"):
-        _run(cycle_settings, "retention-multichannel")
+        _run(run_settings, "retention-multichannel")
     rows = _contacts(customers)
     failed = [r for r in rows if r.channel == "call_center" and r.arm == "treatment"]
     assert {r.status for r in failed} == {"failed"}
     runner = CliRunner()
-    listing = runner.invoke(app, ["dlq", "list"])
+    with use_settings(run_settings):
+        listing = runner.invoke(app, ["dlq", "list"])
     assert listing.exit_code == 0 and "unknown" in listing.output and "400" in listing.output
     assert [d.reason for d in batches.dead_letters(customers)][0] == '{"error": "unknown campaign"}'
     assert not calls.batches
 
     calls.heal()  # the call center fixed its side
-    retried = runner.invoke(app, ["dlq", "retry", "--all"])
+    with use_settings(run_settings):
+        retried = runner.invoke(app, ["dlq", "retry", "--all"])
     assert retried.exit_code == 0, retried.output
     _delivered_once(_contacts(customers), calls, "call_center")
-    assert runner.invoke(app, ["dlq", "list"]).output.strip() == "no dead letters"
+    with use_settings(run_settings):
+        assert runner.invoke(app, ["dlq", "list"]).output.strip() == "no dead letters"
     assert batches.dead_letters(customers) == []
 
 

@@ -18,7 +18,7 @@ from orchestrator.customers.importer import import_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.errors import ValidationFailed
 from orchestrator.ledger import contacts as ledger
-from orchestrator.settings import get_settings
+from orchestrator.settings import Settings, use_settings
 from orchestrator.wave.stages import WaveIncomplete
 from tests.conftest import REPO
 from tests.smtp_server import SmtpServer, free_port
@@ -58,21 +58,33 @@ def customers(engine, tmp_path):
     return engine
 
 
+def _settings(settings, smtp_port: int) -> Settings:
+    """The settings ``_environment`` gives a process, as the object in-process callers pass."""
+    return settings.model_copy(
+        update={
+            "database": settings.database.model_copy(update={"chunk_size": 100}),
+            "smtp": settings.smtp.model_copy(
+                update={"host": "127.0.0.1", "port": smtp_port, "timeout": 5.0, "max_retries": 1, "retry_wait": 0.01}
+            ),
+        }
+    )
+
+
+def _changed(settings: Settings, area: str, **values) -> Settings:
+    """``settings`` with some fields of one area changed."""
+    return settings.model_copy(update={area: getattr(settings, area).model_copy(update=values)})
+
+
 @pytest.fixture
-def wave_env(settings, smtp, customers, monkeypatch, prefect_api_url):
-    """Settings in the environment (as a deployment has them) for the flow under test."""
-    env = _environment(settings, smtp.port)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield env
-    get_settings.cache_clear()
+def wave_settings(settings, smtp, customers, prefect_api_url) -> Settings:
+    """The settings of the flow under test: the test database, the test SMTP server."""
+    return _settings(settings, smtp.port)
 
 
-def _run(rules=RULES, **kwargs):
+def _run(settings, rules=RULES, **kwargs):
     from flows.run import run_campaign
 
-    return run_campaign(rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False))
+    return run_campaign(settings, rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False))
 
 
 def _ledger(engine):
@@ -82,8 +94,8 @@ def _ledger(engine):
         ).all()
 
 
-def test_wave_sends_every_treated_customer_exactly_once(wave_env, smtp, customers):
-    summary = _run()
+def test_wave_sends_every_treated_customer_exactly_once(wave_settings, smtp, customers):
+    summary = _run(wave_settings)
     rows = _ledger(customers)
     treated = [r for r in rows if r.arm == "treatment"]
     control = [r for r in rows if r.arm == "control"]
@@ -102,14 +114,14 @@ def test_wave_sends_every_treated_customer_exactly_once(wave_env, smtp, customer
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
     assert summary["status"] == "completed"
 
-    again = _run()
+    again = _run(wave_settings)
     assert again["sent_this_run"] == 0 and len(smtp.received) == len(sent)
     assert again["ledger_sent"] == len(sent)
 
 
-def test_control_customers_are_never_sent_and_groups_are_stable(wave_env, smtp, customers):
-    _run(wave="2026-11-24")
-    _run(wave="2026-11-25")
+def test_control_customers_are_never_sent_and_groups_are_stable(wave_settings, smtp, customers):
+    _run(wave_settings, wave="2026-11-24")
+    _run(wave_settings, wave="2026-11-25")
     with customers.connect() as conn:
         rows = conn.execute(
             sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.arm, ledger.contacts.c.wave_id)
@@ -123,59 +135,53 @@ def test_control_customers_are_never_sent_and_groups_are_stable(wave_env, smtp, 
     assert control_emails and not control_emails & set(smtp.recipients)
 
 
-def test_dry_run_renders_everything_and_records_nothing(wave_env, smtp, customers):
-    summary = _run(dry_run=True)
+def test_dry_run_renders_everything_and_records_nothing(wave_settings, smtp, customers):
+    summary = _run(wave_settings, dry_run=True)
     assert summary["dry_run"] and summary["selected"] > 300
     assert summary["rendered"] == summary["treated"] and summary["render_errors"] == 0
     assert _ledger(customers) == [] and smtp.received == []
     with customers.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(ledger.waves)).scalar_one() == 0
-    real = _run()
+    real = _run(wave_settings)
     assert real["selected"] == summary["selected"] and real["control"] == summary["control"]
 
 
-def test_invalid_rules_file_sends_and_records_nothing(wave_env, smtp, customers, tmp_path):
+def test_invalid_rules_file_sends_and_records_nothing(wave_settings, smtp, customers, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(RULES.read_text().replace("recency_days", "recency_dayz", 1))
     with pytest.raises(ValidationFailed) as failure:
-        _run(rules=bad)
+        _run(wave_settings, rules=bad)
     [problem] = failure.value.errors
     assert problem.file == str(bad) and problem.line is not None
     assert "unknown column 'recency_dayz', did you mean 'recency_days'?" in problem.message
     assert smtp.received == [] and _ledger(customers) == []
 
 
-def test_undefined_template_variable_sends_nothing(wave_env, smtp, customers, tmp_path, monkeypatch):
+def test_undefined_template_variable_sends_nothing(wave_settings, smtp, customers, tmp_path):
     templates = tmp_path / "templates"
     (templates / "email" / "winback").mkdir(parents=True)
     (templates / "email" / "winback" / "subject.txt").write_text("Hello {{ frist_name }}\n")
     (templates / "email" / "winback" / "body.txt").write_text("Hi\n")
-    monkeypatch.setenv("CAMPAIGN_PATHS_TEMPLATES_DIR", str(templates))
-    get_settings.cache_clear()
     with pytest.raises(ValidationFailed) as failure:
-        _run()
+        _run(_changed(wave_settings, "paths", templates_dir=templates))
     text = "\n".join(str(p) for p in failure.value.errors)
     assert "subject.txt:1" in text and "frist_name" in text and "first_name" in text
     assert smtp.received == [] and _ledger(customers) == []
 
 
-def test_unreachable_smtp_keeps_contacts_pending_then_resumes(wave_env, smtp, customers, monkeypatch):
-    monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(free_port()))
-    get_settings.cache_clear()
+def test_unreachable_smtp_keeps_contacts_pending_then_resumes(wave_settings, smtp, customers):
     with pytest.raises(WaveIncomplete, match="unreachable"):
-        _run()
+        _run(_changed(wave_settings, "smtp", port=free_port()))
     rows = _ledger(customers)
     assert rows and not [r for r in rows if r.status == "sent"]
     pending = [r for r in rows if r.status == "pending"]
     assert pending, "contacts must stay pending"
-    monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(smtp.port))
-    get_settings.cache_clear()
-    summary = _run()
+    summary = _run(wave_settings)
     assert summary["status"] == "completed" and summary["ledger_pending"] == 0
     assert summary["sent_this_run"] == len(smtp.received) > 0
 
 
-def test_invalid_addresses_are_skipped_and_reported(wave_env, smtp, customers):
+def test_invalid_addresses_are_skipped_and_reported(wave_settings, smtp, customers):
     with customers.begin() as conn:
         conn.execute(
             sa.text(
@@ -184,7 +190,7 @@ def test_invalid_addresses_are_skipped_and_reported(wave_env, smtp, customers):
                 "'C0000006','C0000007','C0000008','C0000009','C0000010')"
             )
         )
-    summary = _run()
+    summary = _run(wave_settings)
     with customers.connect() as conn:
         details = (
             conn.execute(sa.select(ledger.contacts.c.detail).where(ledger.contacts.c.status == "skipped"))
@@ -285,22 +291,19 @@ def test_cli_validate_reports_file_line_col(settings, customers, tmp_path):
     assert f"{bad}:{line}:1: unknown key 'audiance', did you mean 'audience'?" in result.stderr
 
 
-def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_env, customers, monkeypatch):
+def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_settings, customers):
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
 
-    monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(free_port()))
-    get_settings.cache_clear()
-    result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "2026-11-27"])
+    with use_settings(_changed(wave_settings, "smtp", port=free_port())):  # what the CLI's get_settings() gives
+        result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "2026-11-27"])
     assert result.exit_code == 1, result.output
     assert "still unsent" in result.output and "unreachable" in result.output
     assert "run the wave again" in result.output
 
 
-def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(
-    settings, customers, prefect_api_url, monkeypatch
-):
+def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(settings, customers, prefect_api_url):
     with customers.connect() as conn:
         emails = dict(
             conn.execute(
@@ -311,14 +314,7 @@ def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(
         )
     rejects = {address: "550 5.1.1 mailbox does not exist" for address in emails}
     with SmtpServer(reject_with=rejects) as server:
-        for key, value in _environment(settings, server.port).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("CAMPAIGN_PATHS_RULES_DIR", str(REPO / "rules"))
-        get_settings.cache_clear()
-        try:
-            _run()
-        finally:
-            get_settings.cache_clear()
+        _run(_changed(_settings(settings, server.port), "paths", rules_dir=REPO / "rules"))
     with customers.connect() as conn:
         bounced = {
             r.customer_id for r in conn.execute(sa.text("select customer_id from contacts where status = 'failed'"))
