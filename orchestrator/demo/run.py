@@ -56,9 +56,13 @@ class DemoFilesMissing(FileNotFoundError):
     """The example campaigns the demo runs are not there (an installed wheel ships the engine, not the examples)."""
 
 
-def _check_example_files() -> None:
+def _demo_templates(base: Settings) -> Path:
+    """The templates folder the demo renders: one configured in ``base``, else the checkout's."""
+    return base.paths.templates_dir if "templates_dir" in base.paths.model_fields_set else REPO / "templates"
+
+
+def _check_example_files(templates: Path) -> None:
     """The demo runs the checkout's ``rules/`` and ``templates/``; say which are missing before touching anything."""
-    templates = Path(os.environ.get("CAMPAIGN_PATHS_TEMPLATES_DIR") or REPO / "templates")
     needed = [REPO / "rules" / name for name in DEMO_RULES] + [templates]
     missing = [str(path) for path in needed if not path.exists()]
     if missing:
@@ -83,9 +87,7 @@ def demo_settings(
         update={
             "data_dir": output / "var",
             "rules_dir": output / "rules",
-            "templates_dir": base.paths.templates_dir
-            if "templates_dir" in base.paths.model_fields_set
-            else REPO / "templates",
+            "templates_dir": _demo_templates(base),
         }
     )
     smtp = base.smtp.model_copy(
@@ -151,7 +153,8 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
     from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
     from orchestrator.wave.stages import prepare_cycle
 
-    _check_example_files()
+    base = get_settings()
+    _check_example_files(_demo_templates(base))
     output = output.resolve()
     if output.exists():
         shutil.rmtree(output)
@@ -164,7 +167,7 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
     api_port = free_port("127.0.0.1")
     rng = np.random.default_rng(2026)
     with SmtpSink(mail_dir) as sink, serve_receiver(receivers) as receiver:
-        settings = demo_settings(get_settings(), output, sink.port, receiver.url, api_port, keys)
+        settings = demo_settings(base, output, sink.port, receiver.url, api_port, keys)
         engine = connect(settings)
         with serve_receiver(create_app(settings), port=api_port) as api:
             console.rule("1. A synthetic customer base, with behaviour the engine does not see")
