@@ -87,6 +87,7 @@ def main() -> None:
     from orchestrator.db.engine import connect
     from orchestrator.delivery.dispatch import dispatch_channel
     from orchestrator.delivery.tasks import TaskBuilder
+    from orchestrator.rules.kinds import channel_kind
     from orchestrator.demo.smtp_sink import free_port
     from orchestrator.demo.synthetic import write_csv
     from orchestrator.ledger import batches
@@ -159,7 +160,7 @@ def main() -> None:
     bodies: dict[str, list[tuple[str, bytes]]] = {}
     for channel, count in (("call_center", args.calls), ("field_force", args.visits)):
         endpoint = WebhookEndpoint(url=f"{base}/{channel}", secret=SECRET)
-        template = TemplateSet.load(settings.paths.templates_dir, channel, "retention")
+        template = TemplateSet.load(settings.paths.templates_dir, channel, "retention", channel_kind(channel).layout)
         builder = TaskBuilder(settings, spec, channel, template, wave.key, wave.id, WAVE_DAY)
         with channel_class(channel)(endpoint, hooks, name=channel) as adapter:
             t0 = time.perf_counter()

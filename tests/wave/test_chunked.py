@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.customers.importer import import_customers
 from orchestrator.db.engine import connect
 from orchestrator.demo.synthetic import customers as synthetic_customers
@@ -82,7 +83,7 @@ def test_a_template_travels_to_other_processes_by_its_files_and_refuses_changed_
     from orchestrator.templates.loader import TemplateSet
 
     shutil.copytree(REPO / "templates", tmp_path / "templates")
-    template = TemplateSet.load(tmp_path / "templates", "call_center", "retention")
+    template = TemplateSet.load(tmp_path / "templates", "call_center", "retention", channel_kind("call_center").layout)
     copy = pickle.loads(pickle.dumps(template))
     context = {name: 1 for name in template.variables()} | {
         "first_name": "Ada",
