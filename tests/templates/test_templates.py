@@ -356,7 +356,7 @@ def test_missing_template_folder_suggests_the_closest_name(tmp_path, monkeypatch
     write(tmp_path / "templates", "winback", {"subject.txt": "Hi\n", "body.txt": "Hi\n"})
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValidationFailed) as info:
-        TemplateSet.load(Path("templates"), "email", "winbak")
+        TemplateSet.load(Path("templates"), "email", "winbak", channel_kind("email").layout)
     assert messages(info.value.problems) == [
         "templates/email/winbak: template 'winbak' not found in templates/email, did you mean 'winback'?"
     ]
