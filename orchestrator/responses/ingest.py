@@ -357,7 +357,8 @@ def unsubscribe(
     wave_id, customer_id = read_unsubscribe_token(settings, token)
     now = utcnow()
     with engine.begin() as conn:
-        added = _suppress(conn, [(customer_id, "unsubscribed")], f"{LINKS_SOURCE}: unsubscribe link")
+        entry = (customer_id, EMAIL_KIND.name, EMAIL_KIND.suppressing["unsubscribe"])
+        added = _suppress(conn, [entry], f"{LINKS_SOURCE}: unsubscribe link")
         contact = conn.execute(
             sa.select(contacts.c.id, contacts.c.channel).where(
                 contacts.c.wave_id == wave_id, contacts.c.customer_id == customer_id
