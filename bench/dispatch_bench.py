@@ -87,11 +87,11 @@ def main() -> None:
     from orchestrator.db.engine import connect
     from orchestrator.delivery.dispatch import dispatch_channel
     from orchestrator.delivery.tasks import TaskBuilder
-    from orchestrator.rules.kinds import channel_kind
     from orchestrator.demo.smtp_sink import free_port
     from orchestrator.demo.synthetic import write_csv
     from orchestrator.ledger import batches
     from orchestrator.ledger import contacts as ledger
+    from orchestrator.rules.kinds import channel_kind
     from orchestrator.rules.loader import load_campaign
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings, WebhookEndpoint, WebhookSettings
     from orchestrator.templates.loader import TemplateSet
@@ -198,9 +198,7 @@ def main() -> None:
                 with engine.connect() as conn:
                     chunk = [dict(r._mapping) for r in conn.execute(q)]
                 tasks, _skipped = builder.build(chunk)
-                model = adapter.payload(
-                    tasks, batch_key=f"bare-{ref.webhook_id}", created_at=_dt.datetime.now(_dt.UTC)
-                )
+                model = adapter.payload(tasks, batch_key=f"bare-{ref.webhook_id}", created_at=_dt.datetime.now(_dt.UTC))
                 payloads.append((f"bare-{ref.webhook_id}", model.model_dump_json().encode()))
         bodies[channel] = payloads
         bare_endpoint = WebhookEndpoint(url=f"{base}/bare/{channel}", secret=SECRET)

@@ -69,7 +69,7 @@ class TaskBuilder:
         if self.kind.builder is None:
             raise ValueError(f"Channel {channel!r} does not deliver task lists (its kind has no builder).")
         self._build: TaskFunction = load_target(self.kind.builder)
-        self.section = spec.channels.section(channel)
+        self.section: Any = spec.channels.section(channel)  # the kind's section model; its builder knows which
         self.template = template
         self.wave_key = wave_key
         self.wave_id = wave_id

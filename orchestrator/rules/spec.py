@@ -50,6 +50,7 @@ import zoneinfo
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any as _Any
 from typing import Literal
 
 from cronsim import CronSim, CronSimError
@@ -205,9 +206,12 @@ class ChannelsSpec(_Spec):
     def items(self) -> list[tuple[str, ChannelSpec]]:
         return [(name, getattr(self, name)) for name in self.names()]
 
-    def section(self, name: str) -> ChannelSpec | None:
-        """The section of channel kind ``name``, ``None`` when the campaign does not use it."""
-        return getattr(self, name, None)
+    def section(self, name: str) -> ChannelSpec:
+        """The section of channel kind ``name``; ``ValueError`` when the campaign does not use it."""
+        section = getattr(self, name, None)
+        if section is None:
+            raise ValueError(f"The campaign has no '{name}' channel; it uses {', '.join(self.names())}.")
+        return section
 
 
 def _sync_sections() -> None:
@@ -217,10 +221,9 @@ def _sync_sections() -> None:
     for name in [n for n in fields if n not in wanted]:
         del fields[name]
     for name, kind in wanted.items():
-        if name not in fields or fields[name].annotation != (kind.spec | None):
-            fields[name] = FieldInfo.from_annotated_attribute(
-                kind.spec | None, Field(None, description=kind.description)
-            )
+        optional: _Any = kind.spec | None
+        if name not in fields or fields[name].annotation != optional:
+            fields[name] = FieldInfo.from_annotated_attribute(optional, Field(None, description=kind.description))
     ChannelsSpec.model_rebuild(force=True)
     campaign = globals().get("CampaignSpec")
     if campaign is not None:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import pytest
 
 from channels import CHANNELS, Channel, DeliveryResult, DeliveryStatus, Outbound, TransientDeliveryError, channel_class
-from channels.webhook_delivery import TaskListChannel
 from channels.memory import MemoryChannel
+from channels.webhook_delivery import TaskListChannel
 from orchestrator.rules.kinds import kind_names, kinds
 from orchestrator.settings import WebhookEndpoint
 from tests.smtp_server import SmtpServer

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from orchestrator.rules.kinds import channel_kind
 from orchestrator.delivery.messages import TRACKING_HEADER, InvalidTrackingToken, MessageBuilder, read_tracking_token
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import LinkSettings, PathSettings, Settings
 from orchestrator.templates.loader import TemplateSet

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.rules.kinds import channel_kind
 from orchestrator.delivery.tasks import TaskBuilder, read_outcome_ref, task_id
 from orchestrator.errors import ValidationFailed
 from orchestrator.ledger import contacts as ledger
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.loader import validate_campaign_file
 from orchestrator.targeting.capacity import UNLIMITED, day_pools, load_capacity, used_capacity
 from orchestrator.templates.loader import TemplateSet

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.rules.kinds import KINDS, channel_kind
 from orchestrator.errors import Problem, ValidationFailed
+from orchestrator.rules.kinds import KINDS, channel_kind
 from orchestrator.templates.loader import ENGINE_VARIABLES, RenderError, TemplateSet, check_template, money
 
 REPO = Path(__file__).resolve().parents[2]
@@ -329,7 +329,10 @@ def test_syntax_errors_are_reported_as_file_and_line(tmp_path):
         ]
     )
     assert all(p.message.startswith("syntax error: ") for p in info.value.errors)
-    assert check_template(tmp_path, "email", "broken", channel_kind("email").layout, CUSTOMER_COLUMNS) == info.value.problems
+    assert (
+        check_template(tmp_path, "email", "broken", channel_kind("email").layout, CUSTOMER_COLUMNS)
+        == info.value.problems
+    )
 
 
 def test_unknown_filter_and_missing_partial_are_errors_with_suggestions(tmp_path):
@@ -360,7 +363,9 @@ def test_missing_template_folder_suggests_the_closest_name(tmp_path, monkeypatch
     assert messages(info.value.problems) == [
         "templates/email/winbak: template 'winbak' not found in templates/email, did you mean 'winback'?"
     ]
-    absolute = check_template(tmp_path / "templates", "email", "winbak", channel_kind("email").layout, [])  # below the current folder: shown relative
+    absolute = check_template(
+        tmp_path / "templates", "email", "winbak", channel_kind("email").layout, []
+    )  # below the current folder: shown relative
     assert messages(absolute) == messages(info.value.problems)
 
 

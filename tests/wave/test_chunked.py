@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.rules.kinds import channel_kind
 from orchestrator.customers.importer import import_customers
 from orchestrator.db.engine import connect
 from orchestrator.demo.synthetic import customers as synthetic_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.execution import chunks
 from orchestrator.ledger import contacts as ledger
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.settings import get_settings
 from tests.conftest import REPO, fresh_database
 from tests.smtp_server import SmtpServer

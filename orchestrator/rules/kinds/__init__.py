@@ -107,7 +107,8 @@ def webhook_adapter(kind: ChannelKind, settings: Settings, section: ChannelSpec)
         raise PermanentDeliveryError(
             f"no endpoint '{key}' is configured for channel {kind.name}; set {env}__URL and {env}__SECRET"
         )
-    return kind.adapter_class()(endpoint, settings.webhooks, name=key)
+    adapter: Any = kind.adapter_class()  # a TaskListChannel: (endpoint, settings, name=)
+    return adapter(endpoint, settings.webhooks, name=key)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ through the response API.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -51,9 +51,10 @@ class EmailChannelSpec(ChannelSpec):
         return value
 
 
-def smtp_adapter(kind: ChannelKind, settings: Settings, section: EmailChannelSpec) -> Channel:  # type: ignore[override]
+def smtp_adapter(kind: ChannelKind, settings: Settings, section: EmailChannelSpec) -> Channel:
     """The e-mail adapter for the SMTP settings, sending as the section's sender."""
-    return kind.adapter_class()(settings.smtp, sender=section.sender, reply_to=section.reply_to)  # type: ignore[call-arg]
+    adapter: Any = kind.adapter_class()  # EmailChannel(smtp, sender=, reply_to=)
+    return adapter(settings.smtp, sender=section.sender, reply_to=section.reply_to)
 
 
 KIND = ChannelKind(
