@@ -91,6 +91,7 @@ def main() -> None:
     from orchestrator.demo.synthetic import write_csv
     from orchestrator.ledger import batches
     from orchestrator.ledger import contacts as ledger
+    from orchestrator.rules.kinds import channel_kind
     from orchestrator.rules.loader import load_campaign
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings, WebhookEndpoint, WebhookSettings
     from orchestrator.templates.loader import TemplateSet
@@ -159,7 +160,7 @@ def main() -> None:
     bodies: dict[str, list[tuple[str, bytes]]] = {}
     for channel, count in (("call_center", args.calls), ("field_force", args.visits)):
         endpoint = WebhookEndpoint(url=f"{base}/{channel}", secret=SECRET)
-        template = TemplateSet.load(settings.paths.templates_dir, channel, "retention")
+        template = TemplateSet.load(settings.paths.templates_dir, channel, "retention", channel_kind(channel).layout)
         builder = TaskBuilder(settings, spec, channel, template, wave.key, wave.id, WAVE_DAY)
         with channel_class(channel)(endpoint, hooks, name=channel) as adapter:
             t0 = time.perf_counter()

@@ -5,13 +5,18 @@ A channel adapter receives a batch of rendered ``Outbound`` messages and returns
 underneath (smtplib, httpx, ...) are mapped where they enter the adapter:
 
 * a failure of one message is a result with ``outcome`` ``"transient"`` (worth retrying
-  later; the ledger keeps the contact pending) or ``"permanent"`` (never retried);
+  later; the ledger keeps the contact pending) or ``"permanent"`` (never retried), with a
+  structured ``reason`` (what the receiving side said, sanitized) and, for HTTP receivers,
+  the ``http_status``; ``detail`` is the same as one line of text for the ledger and logs;
 * a failure of the channel as a whole that retries could not cure (server unreachable,
   authentication refused) is raised as ``TransientDeliveryError`` or
   ``PermanentDeliveryError``; results already reported through ``on_result`` stand.
 
 Adapters call ``on_result`` as soon as each message's fate is known, so that the caller can
 journal deliveries one by one (a crash between two ledger updates then never sends twice).
+
+Adapters that send whole batches under an idempotency key set ``needs_batch_key = True``;
+their ``send`` raises ``ValueError`` when called without a ``batch_key``.
 """
 
 from __future__ import annotations
@@ -19,9 +24,18 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import ClassVar, Literal
 
 Outcome = Literal["sent", "transient", "permanent"]
+
+
+class DeliveryStatus(StrEnum):
+    """The outcome of one message (``DeliveryResult.outcome``); equal to the plain strings."""
+
+    SENT = "sent"
+    TRANSIENT = "transient"  # worth retrying later; the contact stays pending
+    PERMANENT = "permanent"  # never retried
 
 
 class DeliveryError(Exception):
@@ -50,11 +64,24 @@ class Outbound:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
+    """The fate of one message: ``outcome`` (a ``DeliveryStatus`` value) and, for a failure, why."""
+
     contact_id: int
     outcome: Outcome
-    detail: str | None = None  # reason of a failure, e.g. "550 5.1.1 mailbox unavailable"
+    detail: str | None = None  # the failure as one line, e.g. "550 5.1.1 mailbox unavailable", "HTTP 400: ..."
     provider_id: str | None = None  # id the channel system knows the delivery by
     hard_bounce: bool = False  # the address does not exist (e.g. SMTP 550 5.1.1): suppress it
+    reason: str | None = None  # what the receiving side said, sanitized (without the status), if anything
+    http_status: int | None = None  # the HTTP status of a webhook receiver's answer, if there was one
+
+    def __post_init__(self) -> None:
+        if self.outcome not in _OUTCOMES:
+            raise ValueError(
+                f"The outcome of a DeliveryResult must be one of {', '.join(_OUTCOMES)}. Got {self.outcome!r} instead."
+            )
+
+
+_OUTCOMES = tuple(status.value for status in DeliveryStatus)
 
 
 @dataclass(slots=True)
@@ -81,6 +108,7 @@ class Channel(abc.ABC):
     """Base class of channel adapters. Subclasses set ``name`` and implement ``send``."""
 
     name: ClassVar[str]
+    needs_batch_key: ClassVar[bool] = False  # True: every send needs a batch_key (ValueError without one)
 
     @abc.abstractmethod
     def send(
@@ -94,8 +122,9 @@ class Channel(abc.ABC):
 
         ``batch_key`` is the stable idempotency key of the batch: when the same batch is sent
         again (after a crash or a transient failure) it carries the same key, so the receiving
-        system can recognise the redelivery. Webhook channels send it as ``webhook-id``;
-        channels that deliver message by message (e-mail) may ignore it.
+        system can recognise the redelivery. Webhook channels send it as ``webhook-id`` and
+        require it (``needs_batch_key``); channels that deliver message by message (e-mail)
+        may ignore it.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

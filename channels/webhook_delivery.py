@@ -28,6 +28,7 @@ secret or anything from the payload. ``HTTPX_ERRORS`` maps every ``httpx`` reque
 
 from __future__ import annotations
 
+import abc
 import logging
 import re
 import threading
@@ -336,12 +337,14 @@ class TaskListChannel(Channel):
     which builds the list model from the ``Outbound`` messages (raising ``ValueError`` when
     they do not fit). The batch is atomic: when the receiver accepts it every message is
     ``"sent"`` (``provider_id`` = the task id); when it rejects it (``BatchRejected``) every
-    message is ``"permanent"`` with detail ``"HTTP 400: <reason>"``; when retries run out,
+    message is ``"permanent"`` with ``http_status`` and ``reason`` (detail ``"HTTP 400:
+    <reason>"``); when retries run out,
     ``TransientDeliveryError`` is raised and no result is reported. Thread-safe: batches
     may be sent from several threads at once over the one pooled client.
     """
 
     name: ClassVar[str]
+    needs_batch_key: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -356,9 +359,9 @@ class TaskListChannel(Channel):
         self.endpoint_name = name or type(self).name
         self.delivery = WebhookDelivery(endpoint, settings, client=client, name=self.endpoint_name)
 
+    @abc.abstractmethod
     def payload(self, batch: Sequence[Outbound], *, batch_key: str, created_at: datetime) -> BaseModel:
-        """The list to POST for ``batch``."""
-        raise NotImplementedError
+        """The list to POST for ``batch`` (``ValueError`` when the messages do not fit)."""
 
     def send(
         self, batch: Sequence[Outbound], *, on_result: ResultCallback | None = None, batch_key: str | None = None
@@ -383,7 +386,11 @@ class TaskListChannel(Channel):
         except BatchRejected as exc:
             detail = f"HTTP {exc.status}: {exc.reason}"
             for message in batch:
-                done(DeliveryResult(message.contact_id, "permanent", detail=detail))
+                done(
+                    DeliveryResult(
+                        message.contact_id, "permanent", detail=detail, reason=exc.reason, http_status=exc.status
+                    )
+                )
             return report
         for message in batch:
             done(DeliveryResult(message.contact_id, "sent", provider_id=message.key))

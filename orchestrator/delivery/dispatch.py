@@ -14,7 +14,6 @@ knows it was accepted, and the receiver ignores a ``webhook-id`` it already has.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -25,8 +24,7 @@ from channels.base import Channel, DeliveryError, DeliveryResult, PermanentDeliv
 from orchestrator.delivery.tasks import TaskBuilder
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
-
-HTTP_DETAIL = re.compile(r"^HTTP (\d{3}): (.*)$", re.S)
+from orchestrator.rules.kinds import channel_kind
 
 
 @dataclass
@@ -53,9 +51,8 @@ def dispatch_channel(
     advance: Callable[[int], None] = lambda _n: None,
 ) -> DispatchResult:
     """Deliver every pending contact of ``channel_name`` in the wave; see the module docstring."""
-    batches.assign_batches(
-        engine, wave_id, channel_name, endpoint, batch_size, per_assignee=channel_name == "field_force"
-    )
+    per_assignee = channel_kind(channel_name).per_assignee
+    batches.assign_batches(engine, wave_id, channel_name, endpoint, batch_size, per_assignee=per_assignee)
     todo = batches.open_batches(engine, wave_id, channel_name)
     return deliver_batches(
         engine, customer_table, channel_name, todo, builder, channel, concurrency=concurrency, advance=advance
@@ -129,9 +126,8 @@ def _record(
         return
     outcomes = [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
     if any(r.outcome == "permanent" for r in results):
-        detail = next(r.detail for r in results if r.outcome == "permanent") or "rejected"
-        match = HTTP_DETAIL.match(detail)  # adapters report "HTTP 400: <receiver's reason>"
-        status, reason = (int(match[1]), match[2]) if match else (None, detail)
+        failed = next(r for r in results if r.outcome == "permanent")
+        status, reason = failed.http_status, failed.reason or failed.detail or "rejected"
         batches.mark_dead(engine, batch.id, outcomes + skipped, channel_name, status, reason)
         result.dead_batches += 1
         result.dead_reasons.append(reason)

@@ -34,6 +34,8 @@ from orchestrator.customers.table import ID_COLUMN, among_ids
 from orchestrator.errors import Problem
 from orchestrator.execution.progress import progress
 from orchestrator.ledger import contacts as ledger
+from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
+from orchestrator.rules.kinds.email import EmailChannelSpec
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import Settings
 from orchestrator.templates.links import click_link, click_signer
@@ -117,9 +119,9 @@ class MessageBuilder:
         self.templates = templates
         self.wave_key = wave_key
         self.wave_id = wave_id
-        email = spec.channels.email
-        if email is None:
-            raise ValueError(f"campaign '{spec.name}' has no email channel")
+        email = spec.channels.section(EMAIL_KIND.name)  # ValueError when the campaign has no e-mail channel
+        if not isinstance(email, EmailChannelSpec):
+            raise TypeError(f"the e-mail section of campaign '{spec.name}' is a {type(email).__name__}")
         self.address_column = email.address_column
         self.base_url = settings.links.base_url.rstrip("/")
         self.mailto = settings.links.unsubscribe_mailto

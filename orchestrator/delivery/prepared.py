@@ -13,11 +13,12 @@ from datetime import date
 
 from orchestrator.delivery.messages import MessageBuilder
 from orchestrator.delivery.tasks import TaskBuilder
+from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import Settings
 from orchestrator.templates.loader import TemplateSet
 
-EMAIL = "email"
+EMAIL = EMAIL_KIND.name  # the kind whose messages have A/B variants (``templates``)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ contacts that a ``Mapper`` runs here or on a Dask cluster (``orchestrator.execut
   chunk's own journal before the page's bulk ledger update, so a killed run resumes with
   exactly the unsent contacts: the next run first marks every journalled message sent
   (``_recover``), whatever chunks it then cuts. Hard bounces go to the suppression list;
-* call center, field force, webhook: ``orchestrator.ledger.batches`` fixes the batches in the
-  ledger (one transaction) before any chunk runs; each chunk delivers a group of them under
+* call center, field force, webhook (every kind whose ``delivery`` is ``"batches"``):
+  ``orchestrator.ledger.batches`` fixes the batches in the ledger (one transaction) before any
+  chunk runs; each chunk delivers a group of them under
   their stored ``webhook-id`` (``deliver_chunk``).
 
 Contacts that could not be delivered stay pending (``WaveIncomplete``); rejected task lists
@@ -26,8 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from channels import channel_class
-from channels.base import Channel, DeliveryError, DeliveryResult, PermanentDeliveryError
+from channels.base import Channel, DeliveryError, DeliveryResult
 from orchestrator.customers.table import ID_COLUMN, customer_table
 from orchestrator.db.engine import connect
 from orchestrator.db.tables import WaveStatus
@@ -40,6 +40,7 @@ from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.journal import SendJournal
 from orchestrator.ledger.snapshots import ensure_snapshot
 from orchestrator.ledger.suppressions import suppress_hard_bounces
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.settings import Settings
 
 CHANNEL = EMAIL
@@ -54,29 +55,19 @@ TaskChannelFactory = Callable[[Settings, PreparedWave, str], Channel]
 
 
 def default_channel(settings: Settings, prepared: PreparedWave) -> Channel:
-    email = prepared.spec.channels.email
-    if email is None:
-        raise PermanentDeliveryError(f"campaign '{prepared.spec.name}' has no email channel")
-    cls: Callable[..., Channel] = channel_class(CHANNEL)  # each channel class has its own constructor
-    return cls(settings.smtp, sender=email.sender, reply_to=email.reply_to)
+    """The e-mail adapter of the wave, as its kind makes it from the settings."""
+    return channel_kind(CHANNEL).make_adapter(settings, prepared.spec.channels.section(CHANNEL))
 
 
 def endpoint_key(prepared: PreparedWave, channel: str) -> str:
-    """The settings key of the endpoint a task channel posts to: the channel, or the webhook's name."""
-    webhook = prepared.spec.channels.webhook
-    return webhook.endpoint if channel == "webhook" and webhook is not None else channel
+    """The settings key of the endpoint a task channel posts to: the channel, or its section's endpoint."""
+    return channel_kind(channel).endpoint_key(prepared.spec.channels.section(channel))
 
 
 def default_task_channel(settings: Settings, prepared: PreparedWave, channel: str) -> Channel:
-    key = endpoint_key(prepared, channel)
-    endpoint = settings.webhooks.endpoints.get(key)
-    if endpoint is None:
-        env = f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{key.upper()}"
-        raise PermanentDeliveryError(
-            f"no endpoint '{key}' is configured for channel {channel}; set {env}__URL and {env}__SECRET"
-        )
-    cls: Callable[..., Channel] = channel_class(channel)  # each channel class has its own constructor
-    return cls(endpoint, settings.webhooks, name=key)
+    """The adapter of a task channel, as its kind makes it from the settings (``PermanentDeliveryError``
+    when its endpoint is not configured)."""
+    return channel_kind(channel).make_adapter(settings, prepared.spec.channels.section(channel))
 
 
 def journal_path(settings: Settings, wave_id: int) -> Path:
@@ -132,10 +123,11 @@ def send_pending(
             with SendJournal(path) as chunk_journal:  # busy: a chunk task of a killed run still sends
                 _recover(engine, chunk_journal)
             path.unlink()
-        for channel in sorted(prepared.spec.channels.names(), key=lambda name: name != EMAIL):
+        journal_first = sorted(prepared.spec.channels.names(), key=lambda n: channel_kind(n).delivery != "journal")
+        for channel in journal_first:
             calls: list[tuple]
             work: Callable[..., ChunkResult]
-            if channel == EMAIL:
+            if channel_kind(channel).delivery == "journal":
                 calls = [
                     (settings, prepared, wave, first, last, channel_factory)
                     for first, last in _pending_ranges(engine, wave.id, settings.execution.chunk_size)
@@ -192,7 +184,7 @@ def _batch_groups(settings, prepared, engine, wave_id: int, channel: str) -> lis
         channel,
         endpoint_key(prepared, channel),
         settings.webhooks.batch_size,
-        per_assignee=channel == "field_force",
+        per_assignee=channel_kind(channel).per_assignee,
     )
     groups: list[list[batches.BatchRef]] = []
     size = 0
@@ -299,6 +291,7 @@ def send_email_chunk(
                         engine,
                         [row[ID_COLUMN] for row in rows if row["_contact_id"] in bounced],
                         source=f"hard bounce, wave {wave.id}",
+                        channel=EMAIL,
                     )
                 advance(len(skipped))
                 done.sent += sum(1 for r in results if r.outcome == "sent")

@@ -2,7 +2,8 @@
 
 ``TaskBuilder`` renders a chunk of ledger rows (customer columns plus ``_contact_id`` and
 ``_assignee``) with the channel's template (``templates/<channel>/<name>/``) in the sandbox,
-and fills the structured fields the channel adapters put into their payloads
+and the channel kind's ``builder`` (``call_task``, ``visit_task``, ``message_task`` here, a
+``TaskFunction``) fills the structured fields the channel adapters put into their payloads
 (``channels/payloads.py``): task id, customer name, phone or rep, priority, due window and
 a signed outcome reference the channel system posts back with the outcome. Rows that
 cannot become a task (render error, no phone, no rep) are skipped with the reason; nothing
@@ -11,6 +12,7 @@ here logs customer data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +22,7 @@ from itsdangerous import Signer
 from channels.base import Outbound
 from orchestrator.customers.table import ID_COLUMN
 from orchestrator.ledger import contacts as ledger
+from orchestrator.rules.kinds import channel_kind, load_target
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import Settings
 from orchestrator.templates.loader import RenderError, TemplateSet
@@ -62,7 +65,11 @@ class TaskBuilder:
     ):
         self.spec = spec
         self.channel = channel
-        self.section = getattr(spec.channels, channel)
+        self.kind = channel_kind(channel)
+        if self.kind.builder is None:
+            raise ValueError(f"Channel {channel!r} does not deliver task lists (its kind has no builder).")
+        self._build: TaskFunction = load_target(self.kind.builder)
+        self.section: Any = spec.channels.section(channel)  # the kind's section model; its builder knows which
         self.template = template
         self.wave_key = wave_key
         self.wave_id = wave_id
@@ -97,7 +104,6 @@ class TaskBuilder:
         return tasks, skipped
 
     def _task(self, row: dict, contact_id: int, parts: dict[str, str]) -> Outbound | str:
-        section = self.section
         fields: dict[str, object] = {
             "customer_id": row[ID_COLUMN],
             "campaign": self.spec.name,
@@ -105,28 +111,53 @@ class TaskBuilder:
             "outcome_ref": self.signer.sign(task_id(self.wave_id, contact_id)).decode(),
             "outcome_url": self.outcome_url,
         }
-        key = task_id(self.wave_id, contact_id)
-        if self.channel == "webhook":
-            fields["data"] = {c: _plain(row.get(c)) for c in section.data_columns}
-            return Outbound(contact_id, str(row[ID_COLUMN]), parts, key, fields=fields)
-        due_to = self.as_of + timedelta(days=section.due_days)
-        fields.update(customer_name=_joined(row, section.name_columns, " "), priority=section.priority)
-        if self.channel == "call_center":
-            phone = row.get(section.phone_column)
-            if phone in (None, "") or not str(phone).strip():
-                return "no phone number"
-            fields.update(phone=str(phone).strip(), due_from=self.as_of, due_to=due_to)
-            return Outbound(contact_id, str(phone).strip(), parts, key, fields=fields)
-        rep = row.get("_assignee")
-        if not rep:
-            return "no sales rep assigned"
-        fields.update(
-            rep_id=rep,
-            territory=str(row.get(section.territory_column) or ""),
-            address=_joined(row, section.address_columns, ", "),
-            due_date=due_to,
-        )
-        return Outbound(contact_id, rep, parts, key, fields=fields)
+        return self._build(self, row, contact_id, parts, fields)
+
+
+TaskFunction = Callable[[TaskBuilder, dict, int, dict[str, str], dict[str, object]], Outbound | str]
+"""A kind's ``builder``: ``(builder, row, contact_id, parts, fields) -> Outbound`` or why the row is skipped.
+
+``fields`` already holds what every task carries (customer id, campaign, wave, signed outcome
+reference and URL); ``builder.section`` is the campaign's section of the channel.
+"""
+
+
+def message_task(builder: TaskBuilder, row: dict, contact_id: int, parts: dict[str, str], fields: dict) -> Outbound:
+    """A message for another system (webhook kind): the customer id as recipient, data columns as data."""
+    fields["data"] = {c: _plain(row.get(c)) for c in builder.section.data_columns}
+    return Outbound(contact_id, str(row[ID_COLUMN]), parts, task_id(builder.wave_id, contact_id), fields=fields)
+
+
+def _task_fields(builder: TaskBuilder, row: dict, fields: dict) -> date:
+    section = builder.section
+    fields.update(customer_name=_joined(row, section.name_columns, " "), priority=section.priority)
+    return builder.as_of + timedelta(days=section.due_days)
+
+
+def call_task(builder: TaskBuilder, row: dict, contact_id: int, parts: dict[str, str], fields: dict) -> Outbound | str:
+    """A call task (call-center kind): the phone number as recipient, due within ``due_days``."""
+    due_to = _task_fields(builder, row, fields)
+    phone = row.get(builder.section.phone_column)
+    if phone in (None, "") or not str(phone).strip():
+        return "no phone number"
+    fields.update(phone=str(phone).strip(), due_from=builder.as_of, due_to=due_to)
+    return Outbound(contact_id, str(phone).strip(), parts, task_id(builder.wave_id, contact_id), fields=fields)
+
+
+def visit_task(builder: TaskBuilder, row: dict, contact_id: int, parts: dict[str, str], fields: dict) -> Outbound | str:
+    """A visit (field-force kind): the assigned rep as recipient, with territory and address."""
+    due_to = _task_fields(builder, row, fields)
+    rep = row.get("_assignee")
+    if not rep:
+        return "no sales rep assigned"
+    section = builder.section
+    fields.update(
+        rep_id=rep,
+        territory=str(row.get(section.territory_column) or ""),
+        address=_joined(row, section.address_columns, ", "),
+        due_date=due_to,
+    )
+    return Outbound(contact_id, rep, parts, task_id(builder.wave_id, contact_id), fields=fields)
 
 
 def outcome_signer(settings: Settings) -> Signer:

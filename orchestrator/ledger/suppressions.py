@@ -17,17 +17,19 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.targeting.policy import SuppressionRow, add_suppressions
 
 __all__ = ["HARD_BOUNCE", "suppress_hard_bounces"]
 
 HARD_BOUNCE = "hard_bounce"
-_EMAIL = "email"
 _MAX_SOURCE = 200
 
 
-def suppress_hard_bounces(engine: sa.Engine, customer_ids: Iterable[str], *, source: str) -> int:
-    """Suppress ``customer_ids`` on e-mail as hard bounces; returns how many entries were new.
+def suppress_hard_bounces(
+    engine: sa.Engine, customer_ids: Iterable[str], *, source: str, channel: str = EMAIL_KIND.name
+) -> int:
+    """Suppress ``customer_ids`` on ``channel`` (e-mail) as hard bounces; returns how many entries were new.
 
     ``source`` says where the bounces came from, e.g. ``"wave 12"`` (cut to 200 characters).
     """
@@ -38,6 +40,6 @@ def suppress_hard_bounces(engine: sa.Engine, customer_ids: Iterable[str], *, sou
         )
     source = source.strip()[:_MAX_SOURCE]
     rows = (
-        SuppressionRow(str(customer_id), HARD_BOUNCE, _EMAIL, source) for customer_id in dict.fromkeys(customer_ids)
+        SuppressionRow(str(customer_id), HARD_BOUNCE, channel, source) for customer_id in dict.fromkeys(customer_ids)
     )
     return add_suppressions(engine, rows)

@@ -58,6 +58,7 @@ from orchestrator.responses.ingest import (
     read_unsubscribe_token,
     unsubscribe,
 )
+from orchestrator.rules.kinds import kinds
 from orchestrator.rules.outcomes import Outcomes, load_outcomes
 from orchestrator.settings import Settings
 from orchestrator.templates.links import click_link, click_signer
@@ -67,7 +68,11 @@ __all__ = ["OutcomeBatch", "OutcomeReceipt", "click_url", "create_app"]
 
 log = logging.getLogger(__name__)
 
-LINK_CHANNELS = ("email",)
+
+def link_channels() -> tuple[str, ...]:
+    """The channels whose messages carry the tracked links this API serves (``ChannelKind.links``: e-mail)."""
+    return tuple(kind.name for kind in kinds() if kind.links)
+
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 """A 1x1 transparent GIF."""
@@ -285,7 +290,7 @@ def _link_routes(app: FastAPI, engine: sa.Engine, settings: Settings, outcomes: 
 
     def _record_link(token: str, kind: str, event_id: str) -> None:
         event = EventIn(event_id=event_id, type=kind, occurred_at=datetime.now(UTC), tracking_token=token)
-        ingest(engine, LINKS_SOURCE, [event], settings=settings, outcomes=outcomes, allowed_channels=LINK_CHANNELS)
+        ingest(engine, LINKS_SOURCE, [event], settings=settings, outcomes=outcomes, allowed_channels=link_channels())
 
     def _tracked(token: str) -> tuple[int, int] | None:
         try:

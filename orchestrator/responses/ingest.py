@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -47,6 +47,8 @@ from orchestrator.db.bulk import dialect_insert, insert_new
 from orchestrator.db.tables import Contact, ResponseEvent, Suppression, table_of, utcnow
 from orchestrator.delivery.messages import InvalidTrackingToken, read_tracking_token
 from orchestrator.delivery.tasks import read_outcome_ref
+from orchestrator.rules.kinds import kinds
+from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.outcomes import Outcomes
 from orchestrator.settings import Settings
 
@@ -67,14 +69,10 @@ log = logging.getLogger(__name__)
 LINKS_SOURCE = "links"
 """Source of the events the e-mail link endpoints (open pixel, click, unsubscribe) record."""
 
-SUPPRESSING_TYPES: dict[str, str] = {
-    "unsubscribe": "unsubscribed",
-    "complaint": "complaint",
-    "hard_bounce": "hard_bounce",
-}
-"""E-mail outcome types that put the customer on the suppression list, with the reason."""
+SUPPRESSING_TYPES: Mapping[str, str] = EMAIL_KIND.suppressing
+"""E-mail outcome types that put the customer on the suppression list, with the reason (every
+channel kind declares its own: ``ChannelKind.suppressing``)."""
 
-_EMAIL = "email"
 _UNSUBSCRIBE_SALT = "unsubscribe"
 
 contacts = table_of(Contact)
@@ -205,14 +203,14 @@ def _store(conn: sa.Connection, rows: list[dict]) -> set[str]:
     return set(conn.execute(statement.returning(events_table.c.event_id), rows).scalars())
 
 
-def _suppress(conn: sa.Connection, entries: list[tuple[str, str]], source: str) -> int:
-    """Put ``(customer_id, reason)`` on the suppression list for e-mail; entries already there stay as they are."""
+def _suppress(conn: sa.Connection, entries: list[tuple[str, str, str]], source: str) -> int:
+    """Put ``(customer_id, channel, reason)`` on the suppression list; entries already there stay as they are."""
     if not entries:
         return 0
     now = utcnow()
     rows = [
-        {"customer_id": customer, "channel": _EMAIL, "reason": reason, "source": source[:200], "created_at": now}
-        for customer, reason in dict.fromkeys(entries)
+        {"customer_id": customer, "channel": channel, "reason": reason, "source": source[:200], "created_at": now}
+        for customer, channel, reason in dict.fromkeys(entries)
     ]
     statement = dialect_insert(conn, suppressions).on_conflict_do_nothing(
         index_elements=["customer_id", "channel", "reason"]
@@ -241,6 +239,7 @@ def ingest(
         )
     settings = _resolved(settings)
     allowed = frozenset(allowed_channels)
+    suppressing = {kind.name: kind.suppressing for kind in kinds()}
     results: list[ItemResult | None] = [None] * len(events)
     named: dict[int, tuple[int, int]] = {}
     for i, event in enumerate(events):
@@ -254,7 +253,7 @@ def ingest(
         found = _contacts_by_id(conn, sorted({contact for _, contact in named.values()}))
         rows: list[dict] = []
         pending: dict[str, int] = {}  # event_id -> index of its first accepted item in this batch
-        suppress_on: dict[str, tuple[str, str]] = {}
+        suppress_on: dict[str, tuple[str, str, str]] = {}
         for i, (wave_id, contact_id) in named.items():
             event = events[i]
             contact = found.get(contact_id)
@@ -295,8 +294,9 @@ def ingest(
                     "detail": event.detail,
                 }
             )
-            if channel == _EMAIL and event.type in SUPPRESSING_TYPES:
-                suppress_on[event.event_id] = (customer_id, SUPPRESSING_TYPES[event.type])
+            reason = suppressing.get(channel, {}).get(event.type)
+            if reason is not None:  # e.g. an e-mail unsubscribe: the channel's kind says which types suppress
+                suppress_on[event.event_id] = (customer_id, channel, reason)
         stored = _store(conn, rows)
         _suppress(conn, [entry for event_id, entry in suppress_on.items() if event_id in stored], f"response:{source}")
     for event_id, i in pending.items():
@@ -357,7 +357,8 @@ def unsubscribe(
     wave_id, customer_id = read_unsubscribe_token(settings, token)
     now = utcnow()
     with engine.begin() as conn:
-        added = _suppress(conn, [(customer_id, "unsubscribed")], f"{LINKS_SOURCE}: unsubscribe link")
+        entry = (customer_id, EMAIL_KIND.name, EMAIL_KIND.suppressing["unsubscribe"])
+        added = _suppress(conn, [entry], f"{LINKS_SOURCE}: unsubscribe link")
         contact = conn.execute(
             sa.select(contacts.c.id, contacts.c.channel).where(
                 contacts.c.wave_id == wave_id, contacts.c.customer_id == customer_id

@@ -28,6 +28,7 @@ from orchestrator.customers.table import ColumnKind
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
 from orchestrator.rules.conditions import check_audience
 from orchestrator.rules.id_lists import check_lists
+from orchestrator.rules.kinds import kinds
 from orchestrator.rules.segments import resolve_segments, segments_dir_for
 from orchestrator.rules.spec import COLUMN, FILE_FIELDS, CampaignSpec, Condition, parse_condition
 from orchestrator.rules.yaml_source import Positions, YamlDocument, model_problems, parse_yaml, read_text_file
@@ -129,32 +130,9 @@ def _check_document(
             problems += check_audience(audience, columns, positions)
         for condition in eligible:
             problems += check_audience(condition, columns, positions)
-        problems += _check_address_column(data, columns, positions)
         problems += _check_channel_columns(data, columns, positions)
     problems += check_lists(data, positions, base=path.parent, engine=engine)
     return spec, problems
-
-
-def _check_address_column(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
-    channels = data.get("channels")
-    email = channels.get("email") if isinstance(channels, dict) else None
-    if not isinstance(email, dict):
-        return []
-    column = email.get("address_column", "email")
-    if not isinstance(column, str) or not COLUMN.match(column):
-        return []  # reported by the model
-    loc: tuple[str, ...]
-    at: Literal["key", "value"]
-    if "address_column" in email:
-        loc, at, what = ("channels", "email", "address_column"), "value", f"address column '{column}'"
-    else:
-        loc, at, what = ("channels", "email"), "key", f"the default address column '{column}'"
-    if column not in columns:
-        hint = did_you_mean(column, columns) or "; name the column with 'address_column'"
-        return [positions.problem(loc, f"{what} is not a column of the customer table{hint}", at=at)]
-    if columns[column] != "text":
-        return [positions.problem(loc, f"{what} holds {columns[column]} values, not e-mail addresses", at=at)]
-    return []
 
 
 def _parse_eligibility(
@@ -182,25 +160,20 @@ def _parse_eligibility(
     return parsed
 
 
-_CHANNEL_COLUMNS = {
-    "call_center": (("phone_column", "phone", "text"), ("name_columns", (), None)),
-    "field_force": (("territory_column", "territory", None), ("name_columns", (), None), ("address_columns", (), None)),
-    "webhook": (("data_columns", (), None),),
-}
-"""Channel keys that name customer columns: (key, default, kind the column must have or None)."""
-
-
 def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
-    """Every column a channel section names (phone, territory, name, address, data) exists."""
+    """Every column a channel section names (address, phone, territory, name, data: the kind's ``columns``) exists."""
     channels = data.get("channels")
     if not isinstance(channels, dict):
         return []
     problems: list[Problem] = []
-    for channel, keys in _CHANNEL_COLUMNS.items():
-        section = channels.get(channel)
+    for kind in kinds():
+        section = channels.get(kind.name)
         if not isinstance(section, dict):
             continue
-        for key, default, kind in keys:
+        channel = kind.name
+        for column_key in kind.columns:
+            key, default, kind_of = column_key.key, column_key.default, column_key.kind
+            holds = column_key.holds or kind_of
             given = section.get(key, default)
             names = [given] if isinstance(given, str) else given if isinstance(given, (list, tuple)) else []
             for i, column in enumerate(names):
@@ -218,8 +191,10 @@ def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions
                     problems.append(
                         positions.problem(loc, f"{what} is not a column of the customer table{hint}", at=at)
                     )
-                elif kind is not None and columns[column] != kind:
-                    problems.append(positions.problem(loc, f"{what} holds {columns[column]} values, not {kind}", at=at))
+                elif kind_of is not None and columns[column] != kind_of:
+                    problems.append(
+                        positions.problem(loc, f"{what} holds {columns[column]} values, not {holds}", at=at)
+                    )
     return problems
 
 

@@ -1,8 +1,8 @@
 """Outcome types per channel, and which of them count as a response, a conversion or a negative outcome.
 
 Channel systems and e-mail links report outcomes by type. The types each channel knows are
-fixed here (an unknown type is rejected with a suggestion); what they *mean* for success
-control is configurable in ``rules/outcomes.yaml`` (optional)::
+declared by its kind (``ChannelKind.outcome_types``; an unknown type is rejected with a
+suggestion); what they *mean* for success control is configurable in ``rules/outcomes.yaml`` (optional)::
 
     call_center:
       response: [interested, appointment, sale]   # counts as a response
@@ -11,60 +11,38 @@ control is configurable in ``rules/outcomes.yaml`` (optional)::
     email:
       response: [click]
 
-A channel the file does not mention keeps the defaults in ``DEFAULT_CLASSES``.
+A channel the file does not mention keeps its kind's defaults (``ChannelKind.outcome_classes``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
+from orchestrator.rules.kinds import OUTCOME_CLASSES, kind_names, kinds
 from orchestrator.rules.yaml_source import model_problems, parse_yaml, read_text_file
 
 OUTCOMES_FILE = "outcomes.yaml"
 
-OUTCOME_TYPES: dict[str, tuple[str, ...]] = {
-    "call_center": (
-        "reached",
-        "no_answer",
-        "busy",
-        "wrong_number",
-        "callback",
-        "interested",
-        "not_interested",
-        "appointment",
-        "sale",
-    ),
-    "field_force": ("visited", "not_met", "interested", "not_interested", "appointment", "sale"),
-    "email": ("delivered", "soft_bounce", "hard_bounce", "complaint", "unsubscribe", "open", "click"),
-    "webhook": ("delivered", "reached", "interested", "not_interested", "sale", "unsubscribe", "complaint"),
-    "import": (),  # historical results: outcome columns of the imported file
-}
-"""Outcome types each source channel may report."""
+IMPORT_SOURCE = "import"
+"""Historical results (``campaign import results``): outcome columns of the imported file, no fixed types."""
 
-CLASSES = ("response", "conversion", "negative")
+CLASSES = OUTCOME_CLASSES
 
-DEFAULT_CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
-    "call_center": {
-        "response": ("interested", "appointment", "sale"),
-        "conversion": ("sale",),
-        "negative": ("not_interested", "wrong_number"),
-    },
-    "field_force": {
-        "response": ("interested", "appointment", "sale"),
-        "conversion": ("sale",),
-        "negative": ("not_interested",),
-    },
-    "email": {"response": ("click",), "conversion": (), "negative": ("unsubscribe", "complaint", "hard_bounce")},
-    "webhook": {
-        "response": ("interested", "sale"),
-        "conversion": ("sale",),
-        "negative": ("not_interested", "unsubscribe", "complaint"),
-    },
-}
+
+def outcome_types() -> dict[str, tuple[str, ...]]:
+    """Outcome types each source channel may report: every channel kind's ``outcome_types``, and ``import``."""
+    return {**{kind.name: kind.outcome_types for kind in kinds()}, IMPORT_SOURCE: ()}
+
+
+def default_classes() -> dict[str, dict[str, tuple[str, ...]]]:
+    """Per channel kind, the outcome types of each class when ``outcomes.yaml`` does not say otherwise."""
+    return {kind.name: {name: tuple(kind.outcome_classes.get(name, ())) for name in CLASSES} for kind in kinds()}
 
 
 class _ChannelClasses(BaseModel):
@@ -75,29 +53,33 @@ class _ChannelClasses(BaseModel):
     negative: tuple[str, ...] | None = Field(None, description="Outcome types that are a negative outcome.")
 
 
-class OutcomesSpec(BaseModel):
+class _OutcomesBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    call_center: _ChannelClasses | None = None
-    field_force: _ChannelClasses | None = None
-    email: _ChannelClasses | None = None
-    webhook: _ChannelClasses | None = None
-
     @model_validator(mode="after")
-    def _known_types(self) -> OutcomesSpec:
-        for channel in ("call_center", "field_force", "email", "webhook"):
+    def _known_types(self) -> _OutcomesBase:
+        types = outcome_types()
+        for channel in type(self).model_fields:
             classes = getattr(self, channel)
             if classes is None:
                 continue
             for name in CLASSES:
                 for kind in getattr(classes, name) or ():
-                    if kind not in OUTCOME_TYPES[channel]:
-                        hint = (
-                            did_you_mean(kind, OUTCOME_TYPES[channel])
-                            or f"; {channel} reports {', '.join(OUTCOME_TYPES[channel])}"
-                        )
+                    if kind not in types[channel]:
+                        hint = did_you_mean(kind, types[channel]) or f"; {channel} reports {', '.join(types[channel])}"
                         raise ValueError(f"{channel}.{name}: unknown outcome type '{kind}'{hint}")
         return self
+
+
+def outcomes_model() -> type[BaseModel]:
+    """The model of ``outcomes.yaml``: one optional section per registered channel kind."""
+    return _outcomes_model(kind_names())
+
+
+@lru_cache(maxsize=8)
+def _outcomes_model(names: tuple[str, ...]) -> type[BaseModel]:
+    sections: dict[str, Any] = {name: (_ChannelClasses | None, None) for name in names}
+    return create_model("OutcomesSpec", __base__=_OutcomesBase, **sections)
 
 
 @dataclass(frozen=True)
@@ -112,9 +94,10 @@ class Outcomes:
 
     def check(self, channel: str, kind: str) -> str | None:
         """Why ``kind`` is not an outcome type of ``channel`` (with a suggestion), or ``None``."""
-        known = OUTCOME_TYPES.get(channel)
+        types = outcome_types()
+        known = types.get(channel)
         if known is None:
-            return f"unknown channel '{channel}'{did_you_mean(channel, OUTCOME_TYPES)}"
+            return f"unknown channel '{channel}'{did_you_mean(channel, types)}"
         if kind not in known:
             suggestion = did_you_mean(kind, known) or "; known: " + ", ".join(known)
             return f"unknown outcome type '{kind}' for {channel}{suggestion}"
@@ -123,22 +106,23 @@ class Outcomes:
 
 def load_outcomes(rules_dir: Path) -> Outcomes:
     """The defaults, overridden by ``rules_dir/outcomes.yaml`` when it exists; ``ValidationFailed`` on errors."""
-    classes = {ch: {k: frozenset(v) for k, v in kinds.items()} for ch, kinds in DEFAULT_CLASSES.items()}
+    classes = {ch: {k: frozenset(v) for k, v in by_class.items()} for ch, by_class in default_classes().items()}
     path = Path(rules_dir) / OUTCOMES_FILE
     if not path.exists():
         return Outcomes(classes)
     text, problems = read_text_file(path, "outcomes file")
     spec = None
+    model = outcomes_model()
     if text is not None:
         document, problems = parse_yaml(text, str(path))
         if document is not None:
             try:
-                spec = OutcomesSpec.model_validate(document.data or {})
+                spec = model.model_validate(document.data or {})
             except ValidationError as exc:
-                problems += model_problems(exc, OutcomesSpec, document.positions)
+                problems += model_problems(exc, model, document.positions)
     if problems or spec is None:
         raise ValidationFailed(problems or [Problem(str(path), None, None, "the outcomes file could not be read")])
-    for channel in ("call_center", "field_force", "email", "webhook"):
+    for channel in type(spec).model_fields:
         override = getattr(spec, channel)
         if override is None:
             continue

@@ -46,32 +46,25 @@ re-exported here.
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from datetime import datetime
-from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any as _Any
+from typing import Literal
 
 from cronsim import CronSim, CronSimError
 from dateutil.rrule import rrulestr
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    PlainSerializer,
-    PlainValidator,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import PydanticCustomError
 
 from orchestrator.errors import did_you_mean
+from orchestrator.rules import kinds as _kinds
 from orchestrator.rules.condition_parser import (
     CONDITION_TYPES as CONDITION_TYPES,
 )
@@ -114,8 +107,20 @@ from orchestrator.rules.condition_parser import (
 from orchestrator.rules.condition_parser import (
     parse_condition as parse_condition,
 )
+from orchestrator.rules.kinds.call_center import CallCenterChannelSpec as CallCenterChannelSpec
+from orchestrator.rules.kinds.email import EmailChannelSpec as EmailChannelSpec
+from orchestrator.rules.kinds.field_force import FieldForceChannelSpec as FieldForceChannelSpec
+from orchestrator.rules.kinds.webhook import WebhookChannelSpec as WebhookChannelSpec
 from orchestrator.rules.policy_spec import PolicySpec
-from orchestrator.rules.yaml_source import CUSTOM_ERROR
+from orchestrator.rules.sections import COLUMN as COLUMN
+from orchestrator.rules.sections import SLUG as SLUG
+from orchestrator.rules.sections import AudienceField as AudienceField
+from orchestrator.rules.sections import ChannelSpec as ChannelSpec
+from orchestrator.rules.sections import ColumnName as ColumnName
+from orchestrator.rules.sections import TaskChannelSpec as TaskChannelSpec
+from orchestrator.rules.sections import _ChannelSpec as _ChannelSpec
+from orchestrator.rules.sections import _fail, _slug
+from orchestrator.rules.sections import _Spec as _Spec
 
 __all__ = [
     "All",
@@ -127,7 +132,8 @@ __all__ = [
     "ControlSpec",
     "AllocationSpec",
     "CallCenterChannelSpec",
-    "CHANNEL_NAMES",
+    "ChannelSpec",
+    "TaskChannelSpec",
     "EmailChannelSpec",
     "FieldForceChannelSpec",
     "WebhookChannelSpec",
@@ -143,78 +149,6 @@ __all__ = [
     "condition_to_data",
     "parse_condition",
 ]
-
-
-# --- audience -----------------------------------------------------------------------------
-
-
-def _validate_audience(value: object) -> Condition | None:
-    if value is None or isinstance(value, CONDITION_TYPES):
-        return value
-    condition, issues = parse_condition(value, ())
-    if issues:
-        first = issues[0]
-        where = ".".join(str(p) for p in first.loc)
-        raise _fail(f"{where + ': ' if where else ''}{first.message}")
-    return condition
-
-
-_AUDIENCE_SCHEMA = {
-    "description": (
-        "Who the campaign selects: a condition over customer columns, with the keys all/any/not "
-        "or column names; omitted = every customer."
-    ),
-    "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
-}
-
-AudienceField = Annotated[
-    Condition | None,
-    PlainValidator(_validate_audience),
-    PlainSerializer(condition_to_data),
-    WithJsonSchema(_AUDIENCE_SCHEMA),
-]
-
-
-# --- the campaign -------------------------------------------------------------------------
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def _fail(message: str) -> PydanticCustomError:
-    """A validation error whose message is shown to the campaign manager as it is."""
-    return PydanticCustomError(CUSTOM_ERROR, "{message}", {"message": message})
-
-
-def _slug(what: str, value: str) -> str:
-    if not SLUG.match(value):
-        raise _fail(
-            f"{what} '{value}' is not allowed: use lower-case letters, digits, '-' and '_', "
-            "starting with a letter or digit, at most 100 characters"
-        )
-    return value
-
-
-def _address(what: str, value: str) -> str:
-    _, address = parseaddr(value)
-    if " " in address.strip():
-        raise _fail(
-            f"{what} '{value}' is not an e-mail address; put a name in front of the address in "
-            "angle brackets, e.g. 'Acme Bank <offers@acme.example>'"
-        )
-    if not address or "@" not in address:
-        raise _fail(
-            f"{what} '{value}' is not an e-mail address; write 'offers@acme.example' or 'Acme <offers@acme.example>'"
-        )
-    try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise _fail(f"{what} '{value}' is not a valid e-mail address: {exc}") from exc
-    return value
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ControlSpec(_Spec):
@@ -252,116 +186,12 @@ class ControlSpec(_Spec):
         return self
 
 
-def _column(value: str) -> str:
-    if not COLUMN.match(value):
-        raise _fail(f"'{value}' is not a column name")
-    return value
-
-
-ColumnName = Annotated[str, AfterValidator(_column)]
-"""A customer column named in a rules file (checked against the table by ``rules``)."""
-
-
-class _ChannelSpec(_Spec):
-    """What every channel of a campaign may say: who is eligible, and what a contact costs and earns.
-
-    Allocation gives each treated customer the eligible channel with the best expected value
-    ``score x value - cost`` within the channels' capacities (``rules/capacity.yaml``); see
-    docs/allocation.md. Without a scoring model the score is 1.
-    """
-
-    eligible: AudienceField = Field(
-        None,
-        description="Condition a customer must meet to be contacted on this channel, e.g. {phone: {is_null: false}}.",
-    )
-    cost: float = Field(0.0, ge=0, le=1_000_000, allow_inf_nan=False, description="Cost of one contact, e.g. 4.50.")
-    value: float = Field(
-        0.0,
-        ge=0,
-        le=1_000_000_000,
-        allow_inf_nan=False,
-        description="Value of a contact at score 1 (value of a response times the channel's response rate).",
-    )
-    template: str = Field(description="Template folder under templates/<channel>/.")
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        return _slug("template name", value)
-
-
-class _TaskChannelSpec(_ChannelSpec):
-    """Channels whose systems get task lists: priority and due window."""
-
-    priority: int = Field(
-        3, strict=True, ge=1, le=5, description="Task priority for the channel system, 1 (highest) to 5."
-    )
-    due_days: int = Field(
-        3, strict=True, ge=1, le=90, description="Days from the wave date within which the task is due."
-    )
-    name_columns: tuple[ColumnName, ...] = Field(
-        (), description="Customer columns that make up the name shown to agents/reps, e.g. [first_name, last_name]."
-    )
-
-
-class CallCenterChannelSpec(_TaskChannelSpec):
-    """Call tasks for the call center (task lists over a signed webhook)."""
-
-    phone_column: ColumnName = Field("phone", description="Customer column holding the phone number.")
-
-
-class FieldForceChannelSpec(_TaskChannelSpec):
-    """Visit tasks for sales reps, grouped per rep (visit lists over a signed webhook)."""
-
-    territory_column: ColumnName = Field("territory", description="Customer column with the sales territory.")
-    address_columns: tuple[ColumnName, ...] = Field((), description="Customer columns joined into the visit address.")
-
-
-class WebhookChannelSpec(_ChannelSpec):
-    """Messages for another system, POSTed as signed webhook batches to a named endpoint."""
-
-    endpoint: str = Field(description="Endpoint name in the settings (CAMPAIGN_WEBHOOKS_ENDPOINTS__<NAME>__URL).")
-    data_columns: tuple[ColumnName, ...] = Field((), description="Customer columns passed along as data.")
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        return _slug("endpoint name", value)
-
-
-class EmailChannelSpec(_ChannelSpec):
-    """Sending by e-mail."""
-
-    template: str = Field(description="Template folder under templates/email/.")
-    sender: str = Field(description="From address, 'offers@acme.example' or 'Acme Bank <offers@acme.example>'.")
-    reply_to: str | None = Field(None, description="Reply-To address, if replies go elsewhere.")
-    address_column: str = Field("email", description="Customer column holding the e-mail address.")
-
-    @field_validator("sender")
-    @classmethod
-    def _sender(cls, value: str) -> str:
-        return _address("sender", value)
-
-    @field_validator("reply_to")
-    @classmethod
-    def _reply_to(cls, value: str | None) -> str | None:
-        return None if value is None else _address("reply_to", value)
-
-    @field_validator("address_column")
-    @classmethod
-    def _address_column(cls, value: str) -> str:
-        if not COLUMN.match(value):
-            raise _fail(f"'{value}' is not a column name")
-        return value
-
-
 class ChannelsSpec(_Spec):
-    """The channels a campaign sends on; at least one."""
+    """The channels a campaign sends on; at least one.
 
-    email: EmailChannelSpec | None = Field(None, description="E-mail channel.")
-    call_center: CallCenterChannelSpec | None = Field(None, description="Call tasks for the call center.")
-    field_force: FieldForceChannelSpec | None = Field(None, description="Visits by sales reps.")
-    webhook: WebhookChannelSpec | None = Field(None, description="Messages to another system over a webhook.")
+    One optional section per registered channel kind (``orchestrator.rules.kinds``), each
+    validated by the kind's ``spec`` model; the fields follow the registry (``_sync_sections``).
+    """
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ChannelsSpec:
@@ -371,14 +201,37 @@ class ChannelsSpec(_Spec):
 
     def names(self) -> list[str]:
         """The channels this campaign uses, in the order of preference when values tie."""
-        return [name for name in CHANNEL_NAMES if getattr(self, name) is not None]
+        return [name for name in _kinds.kind_names() if getattr(self, name, None) is not None]
 
-    def items(self) -> list[tuple[str, _ChannelSpec]]:
+    def items(self) -> list[tuple[str, ChannelSpec]]:
         return [(name, getattr(self, name)) for name in self.names()]
 
+    def section(self, name: str) -> ChannelSpec:
+        """The section of channel kind ``name``; ``ValueError`` when the campaign does not use it."""
+        section = getattr(self, name, None)
+        if section is None:
+            raise ValueError(f"The campaign has no '{name}' channel; it uses {', '.join(self.names())}.")
+        return section
 
-CHANNEL_NAMES = ("email", "call_center", "field_force", "webhook")
-"""Channel sections a rules file may have, in the order ties are broken."""
+
+def _sync_sections() -> None:
+    """Give ``ChannelsSpec`` one optional field per registered kind, then rebuild the models holding it."""
+    fields = ChannelsSpec.__pydantic_fields__
+    wanted = {kind.name: kind for kind in _kinds.kinds()}
+    for name in [n for n in fields if n not in wanted]:
+        del fields[name]
+    for name, kind in wanted.items():
+        optional: _Any = kind.spec | None
+        if name not in fields or fields[name].annotation != optional:
+            fields[name] = FieldInfo.from_annotated_attribute(optional, Field(None, description=kind.description))
+    ChannelsSpec.model_rebuild(force=True)
+    campaign = globals().get("CampaignSpec")
+    if campaign is not None:
+        campaign.model_rebuild(force=True)
+
+
+_sync_sections()
+_kinds.on_change(_sync_sections)
 
 
 class SuccessSpec(_Spec):

@@ -15,9 +15,10 @@ field force, which needs its reps)::
 
 Capacity is per day: contacts of every campaign planned for the wave's date (treated,
 pending or sent) use it up, so a second wave on the same day gets what is left. The pools
-allocation fills are ``email``, ``call_center``, ``field_force:<territory>`` (the reps of a
-territory together) and ``webhook:<endpoint>``; the ledger's ``assignee`` of a contact is its
-rep (field force) or endpoint (webhook).
+allocation fills follow each channel kind's ``pool`` (``orchestrator.rules.kinds``): ``email``,
+``call_center``, ``field_force:<territory>`` (the reps of a territory together) and
+``webhook:<endpoint>``; the ledger's ``assignee`` of a contact is its rep (field force) or
+endpoint (webhook).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.db.tables import Arm, Contact, ContactStatus, table_of
 from orchestrator.errors import Problem, ValidationFailed
+from orchestrator.rules.kinds import channel_kind, kinds
 from orchestrator.rules.yaml_source import model_problems, parse_yaml, read_text_file
 
 CAPACITY_FILE = "capacity.yaml"
@@ -85,15 +87,19 @@ class Capacity:
     source: Path | None = None
 
     def per_day(self, channel: str, endpoint: str | None = None) -> int | None:
-        """Daily limit of a channel without territories; ``None`` = unlimited."""
-        if channel == "call_center":
-            return None if self.spec.call_center is None else self.spec.call_center.tasks_per_day
-        if channel == "email":
-            return None if self.spec.email is None else self.spec.email.per_day
-        if channel == "webhook":
-            limit = self.spec.webhook.get(endpoint or "")
-            return None if limit is None else limit.per_day
-        raise ValueError(f"channel {channel!r} has no single daily limit")
+        """Daily limit of a channel without territories; ``None`` = unlimited.
+
+        The kind's ``daily_limit`` attribute of the channel's section of the capacity file (of
+        the endpoint's entry for per-endpoint pools); a kind the file has no section for is
+        unlimited.
+        """
+        kind = channel_kind(channel)
+        if kind.pool == "territory" or kind.daily_limit is None:
+            raise ValueError(f"channel {channel!r} has no single daily limit")
+        section = getattr(self.spec, channel, None)
+        if kind.pool == "endpoint":
+            section = (section or {}).get(endpoint or "")
+        return None if section is None else getattr(section, kind.daily_limit)
 
     def reps_by_territory(self) -> dict[str, list[Rep]]:
         out: dict[str, list[Rep]] = {}
@@ -223,28 +229,37 @@ def pool_name(channel: str, key: str | None = None) -> str:
     return channel if key is None else f"{channel}:{key}"
 
 
-def day_pools(capacity: Capacity, used: Mapping[tuple[str, str | None], int], endpoints: Sequence[str] = ()) -> Pools:
-    """The pools of a day with what ``used`` (``used_capacity``) leaves of them."""
+def day_pools(
+    capacity: Capacity, used: Mapping[tuple[str, str | None], int], endpoints: Sequence[tuple[str, str]] = ()
+) -> Pools:
+    """The pools of a day with what ``used`` (``used_capacity``) leaves of them.
+
+    Per the channel kinds' ``pool``: one pool per ``"channel"`` kind, one per ``(kind,
+    endpoint)`` of ``endpoints`` for ``"endpoint"`` kinds, one per territory of the reps for
+    ``"territory"`` kinds (the reps' visits left in ``rep_room``).
+    """
     names: list[str] = []
     caps: list[int | None] = []
 
     def used_by(channel: str) -> int:
         return sum(n for (ch, _a), n in used.items() if ch == channel)
 
-    email = capacity.per_day("email")
-    names.append("email")
-    caps.append(None if email is None else max(0, email - used_by("email")))
-    calls = capacity.per_day("call_center")
-    names.append("call_center")
-    caps.append(None if calls is None else max(0, calls - used_by("call_center")))
-    for endpoint in endpoints:
-        limit = capacity.per_day("webhook", endpoint)
-        names.append(pool_name("webhook", endpoint))
-        caps.append(None if limit is None else max(0, limit - used.get(("webhook", endpoint), 0)))
+    for kind in kinds():
+        if kind.pool == "channel":
+            limit = capacity.per_day(kind.name)
+            names.append(kind.name)
+            caps.append(None if limit is None else max(0, limit - used_by(kind.name)))
+    for channel, endpoint in endpoints:
+        limit = capacity.per_day(channel, endpoint)
+        names.append(pool_name(channel, endpoint))
+        caps.append(None if limit is None else max(0, limit - used.get((channel, endpoint), 0)))
     rep_room: dict[str, list[tuple[str, int]]] = {}
-    for territory, reps in sorted(capacity.reps_by_territory().items()):
-        room = [(r.rep_id, max(0, r.visits_per_day - used.get(("field_force", r.rep_id), 0))) for r in reps]
-        rep_room[territory] = room
-        names.append(pool_name("field_force", territory))
-        caps.append(sum(n for _rep, n in room))
+    for kind in kinds():
+        if kind.pool != "territory":
+            continue
+        for territory, reps in sorted(capacity.reps_by_territory().items()):
+            room = [(r.rep_id, max(0, r.visits_per_day - used.get((kind.name, r.rep_id), 0))) for r in reps]
+            rep_room[territory] = room
+            names.append(pool_name(kind.name, territory))
+            caps.append(sum(n for _rep, n in room))
     return Pools(names, caps, rep_room)

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from orchestrator.db.tables import Arm
 from orchestrator.rules.conditions import compile_audience
+from orchestrator.rules.kinds import channel_kind, kinds
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.targeting.allocation import allocate
 from orchestrator.targeting.arbitration import arbitrate
@@ -53,8 +54,10 @@ def selection_columns(spec: CampaignSpec, policy, table: sa.Table, as_of: date) 
         if channel.eligible is not None:
             conditions.append(compile_audience(channel.eligible, table, as_of=as_of))
         columns[ELIGIBLE + name] = sa.case((sa.and_(sa.true(), *conditions), 1), else_=0)
-    if spec.channels.field_force is not None:
-        columns[TERRITORY] = table.c[spec.channels.field_force.territory_column]
+    for name, channel in spec.channels.items():
+        territory_column = channel_kind(name).territory_column(channel)
+        if territory_column is not None:
+            columns[TERRITORY] = table.c[territory_column]
     return columns
 
 
@@ -74,12 +77,10 @@ class CampaignPlan:
 
 
 def _channel_pool(spec: CampaignSpec, name: str) -> str:
-    """The capacity pool of channel ``name``, other than field_force (whose pools are its territories)."""
-    if name == "webhook":
-        webhook = spec.channels.webhook
-        if webhook is None:
-            raise ValueError(f"campaign '{spec.name}' has no webhook channel")
-        return pool_name("webhook", webhook.endpoint)
+    """The capacity pool of channel ``name`` whose kind has no territory pools: one per channel or per endpoint."""
+    kind = channel_kind(name)
+    if kind.pool == "endpoint":
+        return pool_name(name, kind.endpoint_key(spec.channels.section(name)))
     return name
 
 
@@ -92,7 +93,7 @@ def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.n
     values = np.full((n, len(names)), np.nan)
     for j, (name, channel) in enumerate(spec.channels.items()):
         eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
-        if name == "field_force":
+        if channel_kind(name).pool == "territory":
             eligible &= np.array([t is not None for t in extra[TERRITORY]], dtype=bool)
         values[eligible, j] = scores[eligible] * channel.value - channel.cost
     return values
@@ -122,10 +123,10 @@ def _options(
         rows = np.flatnonzero(~np.isnan(values[:, j]))
         if wait:
             rows = rows[best[rows] == j]
-        if name == "field_force":  # territory -> its pool, as one vectorised lookup
+        if channel_kind(name).pool == "territory":  # territory -> its pool, as one vectorised lookup
             if territories is None:
-                raise ValueError("field_force options need the customers' territories")
-            prefix = pool_name("field_force", "")
+                raise ValueError(f"{name} options need the customers' territories")
+            prefix = pool_name(name, "")
             by_territory = {key[len(prefix) :]: index for key, index in pools.items() if key.startswith(prefix)}
             keys = pd.Series(territories[rows]).astype(str).map(by_territory).fillna(-1).to_numpy(dtype=np.int64)
         else:
@@ -150,7 +151,14 @@ def plan_cycle(
     with_funnel: bool = False,
 ) -> list[CampaignPlan]:
     """Plan every campaign of a cycle; see the module docstring for the steps."""
-    endpoints = sorted({s.channels.webhook.endpoint for s in specs if s.channels.webhook is not None})
+    endpoints = sorted(
+        {
+            (name, kind.endpoint_key(section))
+            for s in specs
+            for name, section in s.channels.items()
+            if (kind := channel_kind(name)).pool == "endpoint"
+        }
+    )
     pools = day_pools(capacity, used, endpoints)
     index = pools.index()
 
@@ -286,8 +294,10 @@ def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_fu
     values = np.concatenate([value_of, np.full(len(best_channel), np.nan)])[keep]
     pools_kept = np.concatenate([pool_of, np.full(len(best_channel), -1)])[keep]
     assignees = np.full(len(ids), None, dtype=object)
-    if spec.channels.webhook is not None:
-        assignees[channels == "webhook"] = spec.channels.webhook.endpoint
+    for name, section in spec.channels.items():
+        kind = channel_kind(name)
+        if kind.pool == "endpoint":  # the assignee of a per-endpoint channel's contact is its endpoint
+            assignees[channels == name] = kind.endpoint_key(section)
     result = Selection(
         ids,
         selection.arms[keep],
@@ -303,9 +313,10 @@ def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_fu
 
 def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
     """Spread each territory's treated visits over its reps by visits left, best value first."""
-    names = pools.names
+    index = pools.index()
+    territorial = [kind.name for kind in kinds() if kind.pool == "territory"]
     for territory, room in pools.rep_room.items():
-        p = names.index(pool_name("field_force", territory))
+        p = next(index[pool] for name in territorial if (pool := pool_name(name, territory)) in index)
         picks: list[tuple[float, int, int]] = []  # (value, plan index, row)
         for k, plan in enumerate(plans):
             rows = np.flatnonzero((plan.pools == p) & (plan.selection.arms == Arm.TREATMENT.value))

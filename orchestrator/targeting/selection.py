@@ -24,10 +24,11 @@ from orchestrator.execution.chunks import Mapper, in_process
 from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.rules.condition_parser import All, condition_to_data
 from orchestrator.rules.conditions import compile_audience
+from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.spec import CampaignSpec, ScoresSpec
 from orchestrator.targeting import control as groups
 
-CHANNEL = "email"
+CHANNEL = EMAIL_KIND.name  # the channel of a single-channel selection (no planning)
 
 
 class WaveBlocked(RuntimeError):

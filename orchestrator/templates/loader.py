@@ -1,7 +1,8 @@
 """Campaign managers' message templates: load, check statically, render in a sandbox.
 
 A template is a folder ``templates/<channel>/<name>/`` with one Jinja file per part of the
-message; ``LAYOUTS`` says which parts each channel has and which are required. For e-mail:
+message; the channel's ``ChannelLayout`` (declared by its kind, ``orchestrator.rules.kinds``,
+and passed in by the caller) says which parts it has and which are required. For e-mail:
 
     subject.txt   required; rendered, then stripped and joined to one line (no header injection)
     body.html     HTML part, autoescaped
@@ -54,7 +55,6 @@ from orchestrator.templates.filters import FILTERS, _FilterError, money, number 
 
 __all__ = [
     "ENGINE_VARIABLES",
-    "LAYOUTS",
     "ChannelLayout",
     "Part",
     "RenderError",
@@ -88,42 +88,6 @@ class ChannelLayout:
 
     def part(self, key: str) -> Part:
         return next(p for p in self.parts if p.key == key)
-
-
-LAYOUTS: dict[str, ChannelLayout] = {
-    "email": ChannelLayout(
-        parts=(
-            Part("subject", "subject.txt", "the subject line", single_line=True),
-            Part("html", "body.html", "the HTML body"),
-            Part("text", "body.txt", "the plain-text body"),
-        ),
-        required=(("subject",), ("html", "text")),
-        recommended=("html", "text"),
-    ),
-    "call_center": ChannelLayout(
-        parts=(
-            Part("title", "title.txt", "the task title agents see in their list", single_line=True),
-            Part("script", "script.txt", "the call script"),
-        ),
-        required=(("script",),),
-        recommended=("title",),
-    ),
-    "field_force": ChannelLayout(
-        parts=(
-            Part("title", "title.txt", "the visit title reps see in their list", single_line=True),
-            Part("brief", "brief.txt", "the visit brief"),
-        ),
-        required=(("brief",),),
-        recommended=("title",),
-    ),
-    "webhook": ChannelLayout(
-        parts=(
-            Part("title", "title.txt", "a one-line title", single_line=True),
-            Part("text", "body.txt", "the message text"),
-        ),
-        required=(("text",),),
-    ),
-}
 
 
 class RenderError(Exception):
@@ -160,14 +124,13 @@ def _environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
     return env
 
 
-def _template_folder(templates_dir: Path, channel: str, name: str) -> tuple[ChannelLayout, Path]:
-    """The layout of ``channel`` and the folder of template ``name``; raise if either does not exist."""
-    if channel not in LAYOUTS:
-        raise ValueError(
-            f"No template layout for channel '{channel}'{did_you_mean(channel, LAYOUTS)}; "
-            f"expected one of: {', '.join(sorted(LAYOUTS))}"
+def _template_folder(templates_dir: Path, channel: str, name: str, layout: ChannelLayout) -> Path:
+    """The folder of template ``name`` of ``channel``; raise if ``layout`` is no layout or the folder does not exist."""
+    if not isinstance(layout, ChannelLayout):
+        raise TypeError(
+            f"The 'layout' parameter of TemplateSet.load must be a ChannelLayout (the channel kind's "
+            f"layout, e.g. channel_kind({channel!r}).layout). Got {layout!r} instead."
         )
-    layout = LAYOUTS[channel]
     folder = templates_dir / channel / name
     channel_dir = templates_dir / channel
     if not name or name != Path(name).name or name.startswith((".", "_")):
@@ -180,7 +143,7 @@ def _template_folder(templates_dir: Path, channel: str, name: str) -> tuple[Chan
         else:
             message = f"template '{name}' not found: folder {_display(channel_dir)} does not exist"
         raise ValidationFailed([Problem(_display(folder), None, None, message)])
-    return layout, folder
+    return folder
 
 
 def _analyse_family(
@@ -257,8 +220,8 @@ def _display(path: str | os.PathLike[str]) -> str:
 # --- the template set ---------------------------------------------------------------------
 
 
-def _reload(templates_dir: Path, channel: str, name: str, digest: str) -> TemplateSet:
-    template = TemplateSet.load(templates_dir, channel, name)
+def _reload(templates_dir: Path, channel: str, name: str, layout: ChannelLayout, digest: str) -> TemplateSet:
+    template = TemplateSet.load(templates_dir, channel, name, layout)
     if template.digest != digest:
         raise ValidationFailed(
             [
@@ -292,7 +255,9 @@ class TemplateSet:
         literals: frozenset[str],
         warnings: list[Problem],
         digest: str = "",
+        layout: ChannelLayout | None = None,
     ):
+        self.layout = layout  # the parts it was loaded with (to load it again elsewhere)
         self.digest = digest  # sha256 of the sources of every file the template reads (includes too)
         self.templates_dir = templates_dir
         self.channel = channel
@@ -312,10 +277,11 @@ class TemplateSet:
     # -- loading
 
     @classmethod
-    def load(cls, templates_dir: Path, channel: str, name: str) -> TemplateSet:
-        """Load and compile ``templates_dir/channel/name/``; raise ``ValidationFailed`` listing every error."""
+    def load(cls, templates_dir: Path, channel: str, name: str, layout: ChannelLayout) -> TemplateSet:
+        """Load and compile ``templates_dir/channel/name/`` with the parts of ``layout`` (the channel kind's);
+        raise ``ValidationFailed`` listing every error."""
         templates_dir = Path(templates_dir)
-        layout, folder = _template_folder(templates_dir, channel, name)
+        folder = _template_folder(templates_dir, channel, name, layout)
         problems = _layout_problems(layout, channel, folder)
         env = _environment(templates_dir)
         files = {p.key: folder / p.filename for p in layout.parts if (folder / p.filename).is_file()}
@@ -349,12 +315,13 @@ class TemplateSet:
             literals=literals,
             warnings=problems,
             digest=digest.hexdigest(),
+            layout=layout,
         )
 
     def __reduce__(self):
         """Pickled as where to load it from and the digest of its sources: a worker process (Dask)
         compiles the same files and refuses to render if they changed since the wave validated them."""
-        return (_reload, (self.templates_dir, self.channel, self.name, self.digest))
+        return (_reload, (self.templates_dir, self.channel, self.name, self.layout, self.digest))
 
     # -- static checks
 
@@ -499,9 +466,11 @@ def _layout_problems(layout: ChannelLayout, channel: str, folder: Path) -> list[
     return problems
 
 
-def check_template(templates_dir: Path, channel: str, name: str, available: Iterable[str]) -> list[Problem]:
+def check_template(
+    templates_dir: Path, channel: str, name: str, layout: ChannelLayout, available: Iterable[str]
+) -> list[Problem]:
     """Every problem of the template ``templates_dir/channel/name`` against the columns ``available``."""
     try:
-        return TemplateSet.load(templates_dir, channel, name).check(available)
+        return TemplateSet.load(templates_dir, channel, name, layout).check(available)
     except ValidationFailed as exc:
         return exc.problems

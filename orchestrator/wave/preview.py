@@ -16,6 +16,8 @@ import numpy as np
 
 from orchestrator.db.tables import Arm
 from orchestrator.delivery.messages import customer_rows
+from orchestrator.rules.kinds import channel_kind
+from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.templates.loader import RenderError
 
 
@@ -25,7 +27,7 @@ class PreviewMessage:
     variant: str | None
     parts: dict[str, str] | None
     error: str | None = None
-    channel: str = "email"
+    channel: str = EMAIL_KIND.name
 
     @property
     def headline(self) -> str:
@@ -89,7 +91,7 @@ def write_html(path: Path, campaign: str, messages: list[PreviewMessage]) -> Pat
         )
         if m.parts is None:
             body = f'<p class="error">{html.escape(m.error or "")}</p>'
-        elif m.channel == "email":
+        elif channel_kind(m.channel).delivery == "journal":  # an e-mail: subject, HTML and text parts
             body = f"<p><b>Subject:</b> {html.escape(m.parts.get('subject', ''))}</p>"
             if "html" in m.parts:
                 body += f'<iframe sandbox srcdoc="{html.escape(m.parts["html"], quote=True)}"></iframe>'

@@ -12,12 +12,14 @@ import sqlalchemy as sa
 
 from orchestrator.customers.table import ColumnKind
 from orchestrator.errors import Problem, ValidationFailed
+from orchestrator.rules.kinds import channel_kind
+from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.loader import validate_campaign_file
-from orchestrator.rules.spec import CampaignSpec, WebhookChannelSpec
+from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import Settings
 from orchestrator.templates.loader import TemplateSet
 
-EMAIL = "email"
+EMAIL = EMAIL_KIND.name  # the kind whose template has A/B variants
 POLICY_FILE = "policy.yaml"
 
 
@@ -46,7 +48,7 @@ def _load_template(
     check: CampaignCheck, settings: Settings, name: str, columns, channel: str = EMAIL
 ) -> TemplateSet | None:
     try:
-        template = TemplateSet.load(settings.paths.templates_dir, channel, name)
+        template = TemplateSet.load(settings.paths.templates_dir, channel, name, channel_kind(channel).layout)
     except ValidationFailed as exc:
         check.problems.extend(exc.problems)
         return None
@@ -89,8 +91,9 @@ def validate_campaign(
     check = CampaignCheck(spec=spec, problems=problems)
     if spec is None:
         return check
-    if spec.channels.email is not None:
-        default = spec.channels.email.template
+    email = getattr(spec.channels, EMAIL, None)
+    if email is not None:
+        default = email.template
         names: dict[str | None, str] = {
             None: default,
             **{key: v.template or default for key, v in (spec.variants or {}).items()},
@@ -122,9 +125,10 @@ def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
 
     problems: list[Problem] = []
     for channel, section in spec.channels.items():
-        if channel == EMAIL:
+        kind = channel_kind(channel)
+        if kind.delivery != "batches":
             continue
-        key = section.endpoint if isinstance(section, WebhookChannelSpec) else channel
+        key = kind.endpoint_key(section)
         if key not in settings.webhooks.endpoints:
             env = f"CAMPAIGN_WEBHOOKS_ENDPOINTS__{key.upper()}"
             problems.append(
@@ -136,22 +140,24 @@ def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
                     "warning",
                 )
             )
-    if spec.channels.field_force is not None:
+    territorial = [name for name in spec.channels.names() if channel_kind(name).pool == "territory"]
+    if territorial:
         try:
             capacity = load_capacity(settings.paths.rules_dir)
         except ValidationFailed as exc:
             return problems + exc.problems
         if not capacity.reps:
-            problems.append(
+            problems += [
                 Problem(
                     str(spec.source),
                     None,
                     None,
-                    "channel field_force: no sales reps; list them in rules/capacity.yaml "
-                    "under field_force: {reps: reps.csv, visits_per_rep_per_day: 6}",
+                    f"channel {name}: no sales reps; list them in rules/capacity.yaml under {name}: "
+                    "{reps: reps.csv, visits_per_rep_per_day: 6}",
                     "warning",
                 )
-            )
+                for name in territorial
+            ]
     return problems
 
 

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from channels import CHANNELS, Channel, DeliveryResult, Outbound, TransientDeliveryError, channel_class
+from channels import CHANNELS, Channel, DeliveryResult, DeliveryStatus, Outbound, TransientDeliveryError, channel_class
 from channels.memory import MemoryChannel
+from channels.webhook_delivery import TaskListChannel
+from orchestrator.rules.kinds import kind_names, kinds
+from orchestrator.settings import WebhookEndpoint
 from tests.smtp_server import SmtpServer
-from tests.webhook_receiver import FAST, TestReceiver
+from tests.webhook_receiver import FAST, SECRET, TestReceiver
 
 OUTCOMES = {"sent", "transient", "permanent"}
 
@@ -209,13 +212,50 @@ def test_webhook_redelivery_is_recognised_by_the_receiver(name):
         assert list(receiver.batches) == ["w1-b1"]
 
 
-@pytest.mark.parametrize("name", ["call_center", "field_force", "webhook"])
+BATCH_KEYED = [name for name in sorted(CHANNELS) if channel_class(name).needs_batch_key]
+
+
+def test_the_webhook_channels_declare_that_they_need_a_batch_key():
+    assert BATCH_KEYED == ["call_center", "field_force", "webhook"]
+    assert not channel_class("email").needs_batch_key and not channel_class("memory").needs_batch_key
+
+
+@pytest.mark.parametrize("name", BATCH_KEYED)
 def test_webhook_channels_need_a_batch_key(name):
     spec = CASES[name]
     with TestReceiver(path=f"/{name}") as receiver, channel_class(name)(receiver.endpoint, FAST) as channel:
         with pytest.raises(ValueError, match="batch_key"):
             channel.send([spec.outbound(1)])
         assert receiver.requests == []
+
+
+@pytest.mark.parametrize("name", BATCH_KEYED)
+def test_a_rejected_batch_reports_the_status_and_reason_as_fields(name):
+    spec = CASES[name]
+    with spec.make({2}) as harness:
+        report = harness.channel.send([spec.outbound(1), spec.outbound(2)], batch_key="w1-b1")
+    assert {(r.outcome, r.http_status) for r in report.results} == {(DeliveryStatus.PERMANENT, 400)}
+    (result, _) = report.results
+    assert result.reason and result.detail == f"HTTP 400: {result.reason}"
+
+
+def test_a_task_list_channel_must_build_its_payload():
+    class NoPayload(TaskListChannel):
+        name = "no_payload"
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoPayload(WebhookEndpoint(url="http://127.0.0.1:9/x", secret=SECRET), FAST)
+
+
+def test_a_delivery_result_has_one_of_the_three_outcomes():
+    assert DeliveryResult(1, "sent") == DeliveryResult(1, DeliveryStatus.SENT)
+    with pytest.raises(ValueError, match="must be one of sent, transient, permanent"):
+        DeliveryResult(1, "bounced")  # type: ignore[arg-type]
+
+
+def test_every_channel_kind_delivers_through_its_registered_channel():
+    assert {kind.name: kind.adapter for kind in kinds()} == {name: CHANNELS[name] for name in kind_names()}
+    assert all(issubclass(kind.adapter_class(), Channel) for kind in kinds())
 
 
 # -- MemoryChannel specifics ----------------------------------------------------------------

@@ -565,6 +565,7 @@ def test_public_api():
         "DeliveryError",
         "DeliveryReport",
         "DeliveryResult",
+        "DeliveryStatus",
         "Outbound",
         "Outcome",
         "PermanentDeliveryError",

@@ -8,6 +8,7 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from orchestrator.delivery.messages import TRACKING_HEADER, InvalidTrackingToken, MessageBuilder, read_tracking_token
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import LinkSettings, PathSettings, Settings
 from orchestrator.templates.loader import TemplateSet
@@ -41,7 +42,7 @@ def builder(settings: Settings, wave_id: int | None = 12) -> MessageBuilder:
             "sha256": "0" * 64,
         }
     )
-    templates = {None: TemplateSet.load(settings.paths.templates_dir, "email", "offer")}
+    templates = {None: TemplateSet.load(settings.paths.templates_dir, "email", "offer", channel_kind("email").layout)}
     return MessageBuilder(settings, spec, templates, "2026-01-05", wave_id)
 
 

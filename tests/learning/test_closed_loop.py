@@ -25,17 +25,23 @@ from orchestrator.demo.webhook_receiver import serve_receiver
 from orchestrator.responses.api import create_app
 from orchestrator.settings import ApiSettings, ApiSource
 from orchestrator.success.campaign import build_campaign_report
-from tests.wave.test_cycle import _run, customers, cycle_env, cycle_settings, receivers, smtp, workspace  # noqa: F401 - fixtures
+from tests.wave.test_cycle import (  # noqa: F401 - fixtures
+    _run,
+    customers,
+    cycle_settings,
+    receivers,
+    run_settings,
+    smtp,
+    workspace,
+)
 
 CC_SECRET = "whsec_" + base64.b64encode(b"call-center-outcomes-secret-0123").decode()
 
 
-def test_outcomes_and_link_events_flow_back_into_the_success_report(
-    cycle_env, cycle_settings, customers, receivers, smtp
-):
+def test_outcomes_and_link_events_flow_back_into_the_success_report(run_settings, receivers):
     calls, _visits = receivers
-    _run(cycle_settings, "retention-multichannel")
-    settings = cycle_settings.model_copy(
+    _run(run_settings, "retention-multichannel")
+    settings = run_settings.model_copy(
         update={"api": ApiSettings(sources={"call_center": ApiSource(secret=CC_SECRET)})}
     )
     tasks = [task for batch in calls.batches.values() for task in batch.tasks]

@@ -11,6 +11,7 @@ import pytest
 from orchestrator.delivery.tasks import TaskBuilder, read_outcome_ref, task_id
 from orchestrator.errors import ValidationFailed
 from orchestrator.ledger import contacts as ledger
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.loader import validate_campaign_file
 from orchestrator.targeting.capacity import UNLIMITED, day_pools, load_capacity, used_capacity
 from orchestrator.templates.loader import TemplateSet
@@ -57,7 +58,7 @@ def test_capacity_file_and_reps_give_pools_with_what_is_left(tmp_path):
     )
     capacity = load_capacity(rules)
     used = {("call_center", None): 30, ("field_force", "R1"): 4, ("webhook", "crm"): 7}
-    pools = day_pools(capacity, used, ["crm"])
+    pools = day_pools(capacity, used, [("webhook", "crm")])
     assert dict(zip(pools.names, pools.capacities, strict=True)) == {
         "email": None,
         "call_center": 70,
@@ -167,7 +168,7 @@ def test_task_builder_fills_fields_and_skips_what_cannot_become_a_task(settings)
         settings,
         spec,
         "call_center",
-        TemplateSet.load(REPO / "templates", "call_center", "retention"),
+        TemplateSet.load(REPO / "templates", "call_center", "retention", channel_kind("call_center").layout),
         "w",
         3,
         date(2026, 11, 24),
@@ -183,7 +184,7 @@ def test_task_builder_fills_fields_and_skips_what_cannot_become_a_task(settings)
         settings,
         spec,
         "field_force",
-        TemplateSet.load(REPO / "templates", "field_force", "retention"),
+        TemplateSet.load(REPO / "templates", "field_force", "retention", channel_kind("field_force").layout),
         "w",
         3,
         date(2026, 11, 24),

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import Problem, ValidationFailed
-from orchestrator.templates.loader import ENGINE_VARIABLES, LAYOUTS, RenderError, TemplateSet, check_template, money
+from orchestrator.rules.kinds import KINDS, channel_kind
+from orchestrator.templates.loader import ENGINE_VARIABLES, RenderError, TemplateSet, check_template, money
 
 REPO = Path(__file__).resolve().parents[2]
 CUSTOMER_COLUMNS = [
@@ -64,7 +65,7 @@ def simple(root: Path, name: str = "hello", **parts: str) -> TemplateSet:
     }
     files.update({k.replace("_", "."): v for k, v in parts.items()})
     write(root, name, files)
-    return TemplateSet.load(root, "email", name)
+    return TemplateSet.load(root, "email", name, channel_kind("email").layout)
 
 
 def messages(problems: list[Problem]) -> list[str]:
@@ -75,7 +76,7 @@ def messages(problems: list[Problem]) -> list[str]:
 
 
 def test_shipped_winback_is_clean_against_the_customer_columns():
-    template = TemplateSet.load(REPO / "templates", "email", "winback")
+    template = TemplateSet.load(REPO / "templates", "email", "winback", channel_kind("email").layout)
     assert template.parts == ("subject", "html", "text")
     assert set(template.files) == {"subject", "html", "text"}
     assert template.check(CUSTOMER_COLUMNS) == []
@@ -83,7 +84,7 @@ def test_shipped_winback_is_clean_against_the_customer_columns():
 
 
 def test_shipped_winback_renders_a_personal_segment_offer_with_unsubscribe_link():
-    template = TemplateSet.load(REPO / "templates", "email", "winback")
+    template = TemplateSet.load(REPO / "templates", "email", "winback", channel_kind("email").layout)
     gold = template.render(customer())
     assert gold["subject"] == "Anna, we miss you: €100 to welcome you back"
     assert "Dear Anna," in gold["html"] and "Dear Anna," in gold["text"]
@@ -146,7 +147,7 @@ def test_missing_value_is_a_render_error_with_file_and_line(tmp_path):
 def test_render_error_in_included_partial_names_the_partial(tmp_path):
     write(tmp_path, "hello", {"subject.txt": "Hi\n", "body.html": "<p>Hi</p>\n{% include 'email/_footer.html' %}\n"})
     (tmp_path / "email/_footer.html").write_text("<p>\n{{ unsubscribe_url }}\n{{ territory }}</p>\n")
-    template = TemplateSet.load(tmp_path, "email", "hello")
+    template = TemplateSet.load(tmp_path, "email", "hello", channel_kind("email").layout)
     context = customer()
     del context["territory"]
     with pytest.raises(RenderError) as info:
@@ -225,7 +226,7 @@ def test_templates_are_compiled_once(tmp_path):
 def test_access_to_python_internals_is_refused_when_loading(tmp_path, attack):
     write(tmp_path, "evil", {"subject.txt": "Hi\n", "body.txt": f"Hello\n{attack}\n"})
     with pytest.raises(ValidationFailed) as info:
-        TemplateSet.load(tmp_path, "email", "evil")
+        TemplateSet.load(tmp_path, "email", "evil", channel_kind("email").layout)
     problem = info.value.errors[0]
     assert (problem.file, problem.line) == (str(tmp_path / "email/evil/body.txt"), 2)
     assert "is not allowed in templates" in problem.message
@@ -282,7 +283,7 @@ def test_check_finds_undefined_variables_with_lines_and_suggestions(tmp_path):
         "<html>\n<body>\n{% block content %}{% endblock %}\n{{ terrritory }}\n{{ unsubscribe_url }}</body>\n</html>\n"
     )
     (tmp_path / "email/_product.html").write_text("({{ product }}, {{ regoin }})\n")
-    template = TemplateSet.load(tmp_path, "email", "offer")
+    template = TemplateSet.load(tmp_path, "email", "offer", channel_kind("email").layout)
 
     assert messages(template.check(CUSTOMER_COLUMNS + ["products"])) == [
         f"{folder / 'subject.txt'}:1: undefined variable 'frist_name', did you mean 'first_name'?",
@@ -319,7 +320,7 @@ def test_syntax_errors_are_reported_as_file_and_line(tmp_path):
     )
     (tmp_path / "email/_broken.txt").write_text("ok\n{% for x in %}\n")
     with pytest.raises(ValidationFailed) as info:
-        TemplateSet.load(tmp_path, "email", "broken")
+        TemplateSet.load(tmp_path, "email", "broken", channel_kind("email").layout)
     where = sorted((p.file, p.line) for p in info.value.errors)
     assert where == sorted(
         [
@@ -329,7 +330,10 @@ def test_syntax_errors_are_reported_as_file_and_line(tmp_path):
         ]
     )
     assert all(p.message.startswith("syntax error: ") for p in info.value.errors)
-    assert check_template(tmp_path, "email", "broken", CUSTOMER_COLUMNS) == info.value.problems
+    assert (
+        check_template(tmp_path, "email", "broken", channel_kind("email").layout, CUSTOMER_COLUMNS)
+        == info.value.problems
+    )
 
 
 def test_unknown_filter_and_missing_partial_are_errors_with_suggestions(tmp_path):
@@ -346,7 +350,7 @@ def test_unknown_filter_and_missing_partial_are_errors_with_suggestions(tmp_path
             "body.txt": "{{ first_name|tittle }}\n",
         },
     )
-    problems = check_template(tmp_path, "email", "typos", CUSTOMER_COLUMNS)
+    problems = check_template(tmp_path, "email", "typos", channel_kind("email").layout, CUSTOMER_COLUMNS)
     assert sorted((Path(p.file).name, p.line, p.message) for p in problems) == [
         ("body.html", 2, "unknown filter 'mony', did you mean 'money'?"),
         ("body.html", 4, "template 'email/_fotter.html' not found, did you mean 'email/_footer.html'?"),
@@ -358,36 +362,38 @@ def test_missing_template_folder_suggests_the_closest_name(tmp_path, monkeypatch
     write(tmp_path / "templates", "winback", {"subject.txt": "Hi\n", "body.txt": "Hi\n"})
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValidationFailed) as info:
-        TemplateSet.load(Path("templates"), "email", "winbak")
+        TemplateSet.load(Path("templates"), "email", "winbak", channel_kind("email").layout)
     assert messages(info.value.problems) == [
         "templates/email/winbak: template 'winbak' not found in templates/email, did you mean 'winback'?"
     ]
-    absolute = check_template(tmp_path / "templates", "email", "winbak", [])  # below the current folder: shown relative
+    absolute = check_template(
+        tmp_path / "templates", "email", "winbak", channel_kind("email").layout, []
+    )  # below the current folder: shown relative
     assert messages(absolute) == messages(info.value.problems)
 
 
 def test_missing_channel_folder(tmp_path):
-    (problem,) = check_template(tmp_path, "email", "winback", [])
+    (problem,) = check_template(tmp_path, "email", "winback", channel_kind("email").layout, [])
     assert problem.message == f"template 'winback' not found: folder {tmp_path / 'email'} does not exist"
 
 
 def test_template_name_must_be_a_plain_folder_name(tmp_path):
     (tmp_path / "email").mkdir()
-    (problem,) = check_template(tmp_path, "email", "../../etc", [])
+    (problem,) = check_template(tmp_path, "email", "../../etc", channel_kind("email").layout, [])
     assert "must be a folder name" in problem.message
 
 
 def test_missing_required_parts(tmp_path):
     write(tmp_path, "nosubject", {"body.txt": "Hi\n", "body.html": "<p>Hi</p>\n"})
     write(tmp_path, "nobody", {"subject.txt": "Hi\n"})
-    (nosubject,) = check_template(tmp_path, "email", "nosubject", [])
+    (nosubject,) = check_template(tmp_path, "email", "nosubject", channel_kind("email").layout, [])
     assert nosubject == Problem(
         str(tmp_path / "email/nosubject"),
         None,
         None,
         "missing subject.txt: every email template needs the subject line",
     )
-    (nobody,) = check_template(tmp_path, "email", "nobody", [])
+    (nobody,) = check_template(tmp_path, "email", "nobody", channel_kind("email").layout, [])
     assert nobody.message == (
         "missing body.html (the HTML body) or body.txt (the plain-text body): every email template needs at least one"
     )
@@ -399,7 +405,7 @@ def test_one_body_only_is_a_warning_and_stray_files_are_pointed_out(tmp_path):
         "htmlonly",
         {"subject.txt": "Hi\n", "body.html": "<p>Hi</p>\n", "subjet.txt": "x\n", "_partial.html": "p\n"},
     )
-    template = TemplateSet.load(tmp_path, "email", "htmlonly")
+    template = TemplateSet.load(tmp_path, "email", "htmlonly", channel_kind("email").layout)
     assert template.parts == ("subject", "html")
     assert template.render(customer()) == {"subject": "Hi", "html": "<p>Hi</p>\n"}
     problems = template.check(CUSTOMER_COLUMNS)
@@ -414,8 +420,8 @@ def test_one_body_only_is_a_warning_and_stray_files_are_pointed_out(tmp_path):
 
 def test_unknown_channel_is_a_programming_error(tmp_path):
     with pytest.raises(ValueError, match="did you mean 'email'"):
-        TemplateSet.load(tmp_path, "emial", "winback")
-    assert "email" in LAYOUTS
+        TemplateSet.load(tmp_path, "emial", "winback", channel_kind("emial").layout)
+    assert "email" in KINDS
 
 
 def test_render_error_survives_pickling(tmp_path):

@@ -30,6 +30,7 @@ from orchestrator.demo.synthetic import customers as synthetic_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.execution import chunks
 from orchestrator.ledger import contacts as ledger
+from orchestrator.rules.kinds import channel_kind
 from tests.conftest import REPO, fresh_database
 from tests.smtp_server import SmtpServer
 from tests.wave.test_cycle import _settings, workspace  # noqa: F401 - the fixture
@@ -83,7 +84,7 @@ def test_a_template_travels_to_other_processes_by_its_files_and_refuses_changed_
     from orchestrator.templates.loader import TemplateSet
 
     shutil.copytree(REPO / "templates", tmp_path / "templates")
-    template = TemplateSet.load(tmp_path / "templates", "call_center", "retention")
+    template = TemplateSet.load(tmp_path / "templates", "call_center", "retention", channel_kind("call_center").layout)
     copy = pickle.loads(pickle.dumps(template))
     context = {name: 1 for name in template.variables()} | {
         "first_name": "Ada",
