@@ -1,7 +1,7 @@
 """Rendering call tasks, visits and webhook messages: customer rows in, ``Outbound`` tasks out.
 
-``TaskBuilder`` renders a chunk of ledger rows (customer columns plus ``_contact_id`` and
-``_assignee``) with the channel's template (``templates/<channel>/<name>/``) in the sandbox,
+``TaskBuilder`` renders a ``ContactChunk`` (``orchestrator.ledger.contacts``: customer rows plus
+contact id and assignee) with the channel's template (``templates/<channel>/<name>/``) in the sandbox,
 and fills the structured fields the channel adapters put into their payloads
 (``channels/payloads.py``): task id, customer name, phone or rep, priority, due window and
 a signed outcome reference the channel system posts back with the outcome. Rows that
@@ -11,6 +11,7 @@ here logs customer data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,13 +43,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _joined(row: dict, columns: tuple[str, ...], sep: str) -> str | None:
+def _joined(row: Mapping[str, Any], columns: tuple[str, ...], sep: str) -> str | None:
     parts = [str(row[c]).strip() for c in columns if row.get(c) not in (None, "")]
     return sep.join(parts) or None
 
 
 class TaskBuilder:
-    """Turns ledger rows into ``Outbound`` tasks for one task channel of one wave."""
+    """Turns chunks of ledger contacts into ``Outbound`` tasks for one task channel of one wave."""
 
     def __init__(
         self,
@@ -70,33 +71,37 @@ class TaskBuilder:
         self.signer = outcome_signer(settings)
         self.outcome_url = settings.links.base_url.rstrip("/") + OUTCOME_PATH
 
-    def context(self, row: dict) -> dict:
-        context = {k: v for k, v in row.items() if not k.startswith("_")}
+    def context(self, customer: Mapping[str, Any]) -> dict:
+        """The template context of one contact: its customer columns plus campaign and wave."""
+        context = {k: v for k, v in customer.items() if not k.startswith("_")}
         context.update(campaign=self.spec.name, wave=self.wave_key)
         return context
 
-    def render(self, rows: list[dict]) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
-        """Contexts and rendered parts (or the error) per row; the same shape as ``MessageBuilder.render``."""
-        contexts = [self.context(row) for row in rows]
+    def render(self, chunk: ledger.ContactChunk) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
+        """Contexts and rendered parts (or the error) per contact; the same shape as ``MessageBuilder.render``."""
+        contexts = [self.context(customer) for customer in chunk.customers]
         return contexts, self.template.render_many(contexts)
 
-    def build(self, rows: list[dict]) -> tuple[list[Outbound], list[ledger.Outcome]]:
-        """Tasks for ``rows`` and the contacts skipped, with why."""
+    def build(self, chunk: ledger.ContactChunk) -> tuple[list[Outbound], list[ledger.Outcome]]:
+        """Tasks for the contacts of ``chunk`` and the contacts skipped, with why."""
         tasks: list[Outbound] = []
         skipped: list[ledger.Outcome] = []
-        for row, parts in zip(rows, self.render(rows)[1], strict=True):
-            contact_id = row.get("_contact_id", 0)
+        for row, contact_id, assignee, parts in zip(
+            chunk.customers, chunk.contact_ids, chunk.assignees, self.render(chunk)[1], strict=True
+        ):
             if isinstance(parts, RenderError):
                 skipped.append(ledger.Outcome(contact_id, "skipped", f"render error: {parts.problem}"))
                 continue
-            built = self._task(row, contact_id, parts)
+            built = self._task(row, contact_id, assignee, parts)
             if isinstance(built, str):
                 skipped.append(ledger.Outcome(contact_id, "skipped", built))
             else:
                 tasks.append(built)
         return tasks, skipped
 
-    def _task(self, row: dict, contact_id: int, parts: dict[str, str]) -> Outbound | str:
+    def _task(
+        self, row: Mapping[str, Any], contact_id: int, assignee: str | None, parts: dict[str, str]
+    ) -> Outbound | str:
         section = self.section
         fields: dict[str, object] = {
             "customer_id": row[ID_COLUMN],
@@ -117,7 +122,7 @@ class TaskBuilder:
                 return "no phone number"
             fields.update(phone=str(phone).strip(), due_from=self.as_of, due_to=due_to)
             return Outbound(contact_id, str(phone).strip(), parts, key, fields=fields)
-        rep = row.get("_assignee")
+        rep = assignee
         if not rep:
             return "no sales rep assigned"
         fields.update(
