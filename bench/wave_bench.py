@@ -80,7 +80,7 @@ def run_size(size: int, send: bool, database_url: str | None, csv_path: Path) ->
     return {
         "customers": size,
         "database": engine.dialect.name,
-        "selected": len(selection.ids),
+        "selected": len(selection.contacts),
         "control": selection.count("control") + selection.count("global_control"),
         "rendered": check.rendered,
         "render_errors": check.errors,
