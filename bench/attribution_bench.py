@@ -47,9 +47,9 @@ def main() -> None:
     from orchestrator.responses.conversions import import_conversions
     from orchestrator.rules.outcomes import load_outcomes
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings
-    from orchestrator.targeting.frame import ContactFrame
     from orchestrator.success.data import Measure, contact_frame
     from orchestrator.success.report import build_report
+    from orchestrator.targeting.frame import ContactFrame
 
     console = Console(width=120)
     work = Path(tempfile.mkdtemp(prefix="attribution-bench-"))

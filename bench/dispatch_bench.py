@@ -192,9 +192,7 @@ def main() -> None:
                 with engine.connect() as conn:
                     chunk = ledger.contact_chunk(conn.execute(q))
                 tasks, _skipped = builder.build(chunk)
-                model = adapter.payload(
-                    tasks, batch_key=f"bare-{ref.webhook_id}", created_at=_dt.datetime.now(_dt.UTC)
-                )
+                model = adapter.payload(tasks, batch_key=f"bare-{ref.webhook_id}", created_at=_dt.datetime.now(_dt.UTC))
                 payloads.append((f"bare-{ref.webhook_id}", model.model_dump_json().encode()))
         bodies[channel] = payloads
         bare_endpoint = WebhookEndpoint(url=f"{base}/bare/{channel}", secret=SECRET)

@@ -27,7 +27,9 @@ def base(engine, tmp_path):
 def _wave(engine, settings, key: str, ids: list[str], *, campaign: str = "sim") -> int:
     wave = ledger.open_wave(engine, ledger.ensure_campaign(engine, campaign, None), key, "0" * 64)
     arms = np.array(["treatment" if i % 2 else "control" for i in range(len(ids))], dtype=object)
-    ledger.record_contacts(engine, wave.id, ContactFrame.of(ids, arms, channel="email"), planned_for=date.fromisoformat(key))
+    ledger.record_contacts(
+        engine, wave.id, ContactFrame.of(ids, arms, channel="email"), planned_for=date.fromisoformat(key)
+    )
     write_snapshot(engine, settings, wave.id)
     return wave.id
 
