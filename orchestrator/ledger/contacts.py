@@ -195,7 +195,11 @@ class ContactChunk:
 
     def __post_init__(self) -> None:
         n = len(self.customers)
-        columns = {"contact_ids": self.contact_ids, "variants": self.variants, "assignees": self.assignees}
+        columns: dict[str, Sequence[object]] = {
+            "contact_ids": self.contact_ids,
+            "variants": self.variants,
+            "assignees": self.assignees,
+        }
         wrong = {k: len(v) for k, v in columns.items() if len(v) != n}
         if wrong:
             got = ", ".join(f"{k}: {v}" for k, v in wrong.items())
