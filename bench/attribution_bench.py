@@ -24,7 +24,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 WAVE_DAY = date(2026, 11, 24)
@@ -49,6 +49,7 @@ def main() -> None:
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings
     from orchestrator.success.data import Measure, contact_frame
     from orchestrator.success.report import build_report
+    from orchestrator.targeting.frame import ContactFrame
 
     console = Console(width=120)
     work = Path(tempfile.mkdtemp(prefix="attribution-bench-"))
@@ -73,7 +74,8 @@ def main() -> None:
     arms = np.where(treated, "treatment", "control").astype(object)
     channels = rng.choice(np.array(["email", "call_center"], dtype=object), n, p=[0.8, 0.2])
     scores = rng.beta(2, 8, n)
-    ledger.record_contacts(engine, wave.id, ids.tolist(), arms, channels, scores=scores, planned_for=WAVE_DAY)
+    frame = ContactFrame.of(ids, arms, channel=channels, score=scores)
+    ledger.record_contacts(engine, wave.id, frame, planned_for=WAVE_DAY)
     with engine.begin() as conn:
         conn.execute(ledger.contacts.update().where(ledger.contacts.c.arm == "treatment").values(status="sent"))
     # conversions: random customers (some twice), more likely among the treated and the high scores

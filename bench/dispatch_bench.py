@@ -34,7 +34,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -94,6 +94,7 @@ def main() -> None:
     from orchestrator.rules.kinds import channel_kind
     from orchestrator.rules.loader import load_campaign
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings, WebhookEndpoint, WebhookSettings
+    from orchestrator.targeting.frame import ContactFrame
     from orchestrator.templates.loader import TemplateSet
 
     console = Console(width=150)
@@ -142,16 +143,10 @@ def main() -> None:
     assert len(ids) == n, "not enough synthetic customers"
     channels = np.array(["call_center"] * args.calls + ["field_force"] * args.visits, dtype=object)
     assignees = np.array([None] * args.calls + [f"R{i // 50:04d}" for i in range(args.visits)], dtype=object)
-    ledger.record_contacts(
-        engine,
-        wave.id,
-        ids,
-        np.full(n, "treatment", dtype=object),
-        channels,
-        assignees=assignees,
-        values=np.ones(n),
-        planned_for=WAVE_DAY,
+    frame = ContactFrame.of(
+        ids, np.full(n, "treatment", dtype=object), channel=channels, assignee=assignees, expected_value=np.ones(n)
     )
+    ledger.record_contacts(engine, wave.id, frame, planned_for=WAVE_DAY)
     setup = time.perf_counter() - started
     console.print(f"setup: {n:,} customers and ledger contacts in {setup:.1f} s (not compared)")
 
@@ -196,7 +191,7 @@ def main() -> None:
                     .order_by(ledger.contacts.c.id)
                 )
                 with engine.connect() as conn:
-                    chunk = [dict(r._mapping) for r in conn.execute(q)]
+                    chunk = ledger.contact_chunk(conn.execute(q))
                 tasks, _skipped = builder.build(chunk)
                 model = adapter.payload(tasks, batch_key=f"bare-{ref.webhook_id}", created_at=_dt.datetime.now(_dt.UTC))
                 payloads.append((f"bare-{ref.webhook_id}", model.model_dump_json().encode()))

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -57,6 +57,7 @@ def main() -> None:
     from orchestrator.delivery.tasks import outcome_signer, task_id
     from orchestrator.ledger import contacts as ledger
     from orchestrator.settings import DatabaseSettings, LinkSettings, PathSettings, Settings
+    from orchestrator.targeting.frame import ContactFrame
 
     tmp = Path(tempfile.mkdtemp(prefix="response-bench-"))
     schema = None
@@ -86,9 +87,9 @@ def main() -> None:
         ledger.record_contacts(
             engine,
             wave.id,
-            [f"cust{i}" for i in range(n)],
-            np.full(n, Arm.TREATMENT.value, dtype=object),
-            "call_center",
+            ContactFrame.of(
+                [f"cust{i}" for i in range(n)], np.full(n, Arm.TREATMENT.value, dtype=object), channel="call_center"
+            ),
         )
         with engine.connect() as conn:
             ids = (

@@ -42,7 +42,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

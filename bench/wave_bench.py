@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
@@ -80,7 +80,7 @@ def run_size(size: int, send: bool, database_url: str | None, csv_path: Path) ->
     return {
         "customers": size,
         "database": engine.dialect.name,
-        "selected": len(selection.ids),
+        "selected": len(selection.contacts),
         "control": selection.count("control") + selection.count("global_control"),
         "rendered": check.rendered,
         "render_errors": check.errors,

@@ -1,7 +1,8 @@
 """Rendering a wave's e-mails: customer rows in, ``Outbound`` messages (or skip reasons) out.
 
-``MessageBuilder`` renders chunks of customer rows with the template of each row's A/B
-variant, validates the address, and builds the headers (stable ``Message-ID`` per contact,
+``MessageBuilder`` renders a ``ContactChunk`` (``orchestrator.ledger.contacts``: customer rows
+plus contact id and variant) with the template of each contact's A/B variant, validates the
+address, and builds the headers (stable ``Message-ID`` per contact,
 signed one-click unsubscribe link, signed tracking token). ``render_check`` renders the
 treated customers of a selection, a sample before a real wave or all of them in a dry run,
 and collects every distinct template problem. Nothing here logs or reports customer data.
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -51,7 +52,6 @@ __all__ = [
     "render_check",
 ]
 
-VARIANT_KEY = "_variant"
 TRACKING_SALT = "tracking"
 TRACKING_HEADER = "X-Campaign-Token"
 
@@ -131,10 +131,11 @@ class MessageBuilder:
         sender = parseaddr(email.sender)[1]
         self.domain = sender.rpartition("@")[2] or "campaign.local"
 
-    def context(self, row: dict) -> dict:
-        context = {k: v for k, v in row.items() if not k.startswith("_")}
-        token = self.signer.dumps([self.wave_id or 0, row[ID_COLUMN]])
-        tracking = self.tracker.dumps([self.wave_id or 0, row.get("_contact_id", 0)])
+    def context(self, customer: Mapping[str, Any], contact_id: int) -> dict:
+        """The template context of one contact: its customer columns plus campaign, wave and links."""
+        context = {k: v for k, v in customer.items() if not k.startswith("_")}
+        token = self.signer.dumps([self.wave_id or 0, customer[ID_COLUMN]])
+        tracking = self.tracker.dumps([self.wave_id or 0, contact_id])
         context.update(
             campaign=self.spec.name,
             wave=self.wave_key,
@@ -145,13 +146,12 @@ class MessageBuilder:
         )
         return context
 
-    def render(self, rows: Sequence[dict]) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
-        """Contexts and rendered parts (or the error) per row, each with its variant's template."""
-        contexts = [self.context(row) for row in rows]
-        rendered: list[dict[str, str] | RenderError] = [None] * len(rows)  # type: ignore[list-item]
+    def render(self, chunk: ledger.ContactChunk) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
+        """Contexts and rendered parts (or the error) per contact, each with its variant's template."""
+        contexts = [self.context(c, cid) for c, cid in zip(chunk.customers, chunk.contact_ids, strict=True)]
+        rendered: list[dict[str, str] | RenderError] = [None] * len(chunk)  # type: ignore[list-item]
         by_variant: dict[str | None, list[int]] = {}
-        for i, row in enumerate(rows):
-            variant = row.get(VARIANT_KEY)
+        for i, variant in enumerate(chunk.variants):
             by_variant.setdefault(variant if variant in self.templates else None, []).append(i)
         for variant, indexes in by_variant.items():
             for i, parts in zip(
@@ -160,13 +160,12 @@ class MessageBuilder:
                 rendered[i] = parts
         return contexts, rendered
 
-    def build(self, rows: list[dict]) -> tuple[list[Outbound], list[ledger.Outcome]]:
-        """Messages for ``rows`` (each with ``_contact_id``) and the contacts skipped, with why."""
-        contexts, rendered = self.render(rows)
+    def build(self, chunk: ledger.ContactChunk) -> tuple[list[Outbound], list[ledger.Outcome]]:
+        """Messages for the contacts of ``chunk`` and the contacts skipped, with why."""
+        contexts, rendered = self.render(chunk)
         messages: list[Outbound] = []
         skipped: list[ledger.Outcome] = []
-        for row, context, parts in zip(rows, contexts, rendered, strict=True):
-            contact_id = row.get("_contact_id", 0)
+        for row, contact_id, context, parts in zip(chunk.customers, chunk.contact_ids, contexts, rendered, strict=True):
             if isinstance(parts, RenderError):
                 skipped.append(ledger.Outcome(contact_id, "skipped", f"render error: {parts.problem}"))
                 continue
@@ -201,8 +200,8 @@ class MessageBuilder:
 
 def customer_rows(
     engine: sa.Engine, table: sa.Table, ids: Sequence[str], variants: Sequence[str | None], chunk_size: int
-) -> Iterator[list[dict]]:
-    """Customer rows for ``ids`` in chunks (one query per chunk), each with its variant."""
+) -> Iterator[ledger.ContactChunk]:
+    """Customers ``ids``, not recorded yet, as chunks (one query each) in id order, each with its variant."""
     step = min(chunk_size, 1000)  # stays far below every driver's parameter limit
     with engine.connect() as conn:
         query = sa.select(table).where(among_ids(table.c[ID_COLUMN], conn.dialect.name))
@@ -210,20 +209,18 @@ def customer_rows(
             chunk = [str(i) for i in ids[start : start + step]]
             variant_of = dict(zip(chunk, variants[start : start + step], strict=True))
             rows = [dict(r) for r in conn.execute(query, {"ids": chunk}).mappings()]
-            for row in rows:
-                row[VARIANT_KEY] = variant_of[row[ID_COLUMN]]
             rows.sort(key=lambda r: r[ID_COLUMN])
-            yield rows
+            yield ledger.ContactChunk.unrecorded(rows, [variant_of[row[ID_COLUMN]] for row in rows])
 
 
 class Renderer(Protocol):
     """What ``render_check`` renders with: a ``MessageBuilder`` or a ``TaskBuilder``."""
 
-    def render(self, rows: list[dict]) -> tuple[list[dict], list[dict[str, str] | RenderError]]: ...
+    def render(self, chunk: ledger.ContactChunk) -> tuple[list[dict], list[dict[str, str] | RenderError]]: ...
 
 
-def render_check(builder: Renderer, rows: Iterator[list[dict]], total: int) -> RenderCheck:
-    """Render every row of ``rows``; count failures and keep each distinct problem once."""
+def render_check(builder: Renderer, rows: Iterator[ledger.ContactChunk], total: int) -> RenderCheck:
+    """Render every contact of ``rows``; count failures and keep each distinct problem once."""
     check = RenderCheck()
     seen: set[str] = set()
     with progress("render", total) as advance:

@@ -13,6 +13,7 @@ from datetime import date
 
 from orchestrator.delivery.messages import MessageBuilder
 from orchestrator.delivery.tasks import TaskBuilder
+from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import Settings
@@ -45,3 +46,12 @@ def task_builder(settings: Settings, prepared: PreparedWave, channel: str, wave_
     return TaskBuilder(
         settings, prepared.spec, channel, prepared.task_templates[channel], prepared.wave_key, wave_id, prepared.as_of
     )
+
+
+def builder_for(
+    settings: Settings, prepared: PreparedWave, channel: str, wave_id: int | None
+) -> MessageBuilder | TaskBuilder:
+    """The builder of ``channel``'s messages: per-message (journal) kinds render e-mails, batch kinds tasks."""
+    if channel_kind(channel).delivery == "journal":
+        return message_builder(settings, prepared, wave_id)
+    return task_builder(settings, prepared, channel, wave_id)

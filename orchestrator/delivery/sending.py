@@ -275,8 +275,8 @@ def send_email_chunk(
             engine, wave.id, table, settings.database.chunk_size, channel=EMAIL, id_range=(first, last)
         )
         with progress("send email", last - first + 1) as advance, channel_factory(settings, prepared) as channel:
-            for rows in pending:
-                messages, skipped = builder.build(rows)
+            for chunk in pending:
+                messages, skipped = builder.build(chunk)
                 results: list[DeliveryResult] = []
                 try:
                     channel.send(messages, on_result=_journalled(journal, results, advance))
@@ -289,7 +289,11 @@ def send_email_chunk(
                 if bounced:  # the address does not exist: no campaign writes to it again
                     suppress_hard_bounces(
                         engine,
-                        [row[ID_COLUMN] for row in rows if row["_contact_id"] in bounced],
+                        [
+                            customer[ID_COLUMN]
+                            for customer, contact_id in zip(chunk.customers, chunk.contact_ids, strict=True)
+                            if contact_id in bounced
+                        ],
                         source=f"hard bounce, wave {wave.id}",
                         channel=EMAIL,
                     )

@@ -1,8 +1,8 @@
 """Rendering call tasks, visits and webhook messages: customer rows in, ``Outbound`` tasks out.
 
-``TaskBuilder`` renders a chunk of ledger rows (customer columns plus ``_contact_id`` and
-``_assignee``) with the channel's template (``templates/<channel>/<name>/``) in the sandbox,
-and the channel kind's ``builder`` (``call_task``, ``visit_task``, ``message_task`` here, a
+``TaskBuilder`` renders a ``ContactChunk`` (``orchestrator.ledger.contacts``: customer rows plus
+contact id and assignee) with the channel's template (``templates/<channel>/<name>/``) in the
+sandbox, and the channel kind's ``builder`` (``call_task``, ``visit_task``, ``message_task`` here, a
 ``TaskFunction``) fills the structured fields the channel adapters put into their payloads
 (``channels/payloads.py``): task id, customer name, phone or rep, priority, due window and
 a signed outcome reference the channel system posts back with the outcome. Rows that
@@ -12,7 +12,8 @@ here logs customer data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -45,7 +46,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _joined(row: dict, columns: tuple[str, ...], sep: str) -> str | None:
+def _joined(row: Mapping[str, Any], columns: tuple[str, ...], sep: str) -> str | None:
     parts = [str(row[c]).strip() for c in columns if row.get(c) not in (None, "")]
     return sep.join(parts) or None
 
@@ -77,33 +78,37 @@ class TaskBuilder:
         self.signer = outcome_signer(settings)
         self.outcome_url = settings.links.base_url.rstrip("/") + OUTCOME_PATH
 
-    def context(self, row: dict) -> dict:
-        context = {k: v for k, v in row.items() if not k.startswith("_")}
+    def context(self, customer: Mapping[str, Any]) -> dict:
+        """The template context of one contact: its customer columns plus campaign and wave."""
+        context = {k: v for k, v in customer.items() if not k.startswith("_")}
         context.update(campaign=self.spec.name, wave=self.wave_key)
         return context
 
-    def render(self, rows: list[dict]) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
-        """Contexts and rendered parts (or the error) per row; the same shape as ``MessageBuilder.render``."""
-        contexts = [self.context(row) for row in rows]
+    def render(self, chunk: ledger.ContactChunk) -> tuple[list[dict], list[dict[str, str] | RenderError]]:
+        """Contexts and rendered parts (or the error) per contact; the same shape as ``MessageBuilder.render``."""
+        contexts = [self.context(customer) for customer in chunk.customers]
         return contexts, self.template.render_many(contexts)
 
-    def build(self, rows: list[dict]) -> tuple[list[Outbound], list[ledger.Outcome]]:
-        """Tasks for ``rows`` and the contacts skipped, with why."""
+    def build(self, chunk: ledger.ContactChunk) -> tuple[list[Outbound], list[ledger.Outcome]]:
+        """Tasks for the contacts of ``chunk`` and the contacts skipped, with why."""
         tasks: list[Outbound] = []
         skipped: list[ledger.Outcome] = []
-        for row, parts in zip(rows, self.render(rows)[1], strict=True):
-            contact_id = row.get("_contact_id", 0)
+        for row, contact_id, assignee, parts in zip(
+            chunk.customers, chunk.contact_ids, chunk.assignees, self.render(chunk)[1], strict=True
+        ):
             if isinstance(parts, RenderError):
                 skipped.append(ledger.Outcome(contact_id, "skipped", f"render error: {parts.problem}"))
                 continue
-            built = self._task(row, contact_id, parts)
+            built = self._task(row, contact_id, assignee, parts)
             if isinstance(built, str):
                 skipped.append(ledger.Outcome(contact_id, "skipped", built))
             else:
                 tasks.append(built)
         return tasks, skipped
 
-    def _task(self, row: dict, contact_id: int, parts: dict[str, str]) -> Outbound | str:
+    def _task(
+        self, row: Mapping[str, Any], contact_id: int, assignee: str | None, parts: dict[str, str]
+    ) -> Outbound | str:
         fields: dict[str, object] = {
             "customer_id": row[ID_COLUMN],
             "campaign": self.spec.name,
@@ -111,43 +116,55 @@ class TaskBuilder:
             "outcome_ref": self.signer.sign(task_id(self.wave_id, contact_id)).decode(),
             "outcome_url": self.outcome_url,
         }
-        return self._build(self, row, contact_id, parts, fields)
+        return self._build(self, Contact(row, contact_id, assignee), parts, fields)
 
 
-TaskFunction = Callable[[TaskBuilder, dict, int, dict[str, str], dict[str, object]], Outbound | str]
-"""A kind's ``builder``: ``(builder, row, contact_id, parts, fields) -> Outbound`` or why the row is skipped.
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One contact a kind's builder turns into a task: the customer's columns, its ledger id and assignee."""
+
+    customer: Mapping[str, Any]
+    id: int
+    assignee: str | None  # the rep (territory pools) or endpoint (endpoint pools), else None
+
+
+TaskFunction = Callable[[TaskBuilder, Contact, dict[str, str], dict[str, object]], Outbound | str]
+"""A kind's ``builder``: ``(builder, contact, parts, fields) -> Outbound`` or why the contact is skipped.
 
 ``fields`` already holds what every task carries (customer id, campaign, wave, signed outcome
 reference and URL); ``builder.section`` is the campaign's section of the channel.
 """
 
 
-def message_task(builder: TaskBuilder, row: dict, contact_id: int, parts: dict[str, str], fields: dict) -> Outbound:
+def message_task(builder: TaskBuilder, contact: Contact, parts: dict[str, str], fields: dict) -> Outbound:
     """A message for another system (webhook kind): the customer id as recipient, data columns as data."""
+    row = contact.customer
     fields["data"] = {c: _plain(row.get(c)) for c in builder.section.data_columns}
-    return Outbound(contact_id, str(row[ID_COLUMN]), parts, task_id(builder.wave_id, contact_id), fields=fields)
+    return Outbound(contact.id, str(row[ID_COLUMN]), parts, task_id(builder.wave_id, contact.id), fields=fields)
 
 
-def _task_fields(builder: TaskBuilder, row: dict, fields: dict) -> date:
+def _task_fields(builder: TaskBuilder, row: Mapping[str, Any], fields: dict) -> date:
     section = builder.section
     fields.update(customer_name=_joined(row, section.name_columns, " "), priority=section.priority)
     return builder.as_of + timedelta(days=section.due_days)
 
 
-def call_task(builder: TaskBuilder, row: dict, contact_id: int, parts: dict[str, str], fields: dict) -> Outbound | str:
+def call_task(builder: TaskBuilder, contact: Contact, parts: dict[str, str], fields: dict) -> Outbound | str:
     """A call task (call-center kind): the phone number as recipient, due within ``due_days``."""
+    row = contact.customer
     due_to = _task_fields(builder, row, fields)
     phone = row.get(builder.section.phone_column)
     if phone in (None, "") or not str(phone).strip():
         return "no phone number"
     fields.update(phone=str(phone).strip(), due_from=builder.as_of, due_to=due_to)
-    return Outbound(contact_id, str(phone).strip(), parts, task_id(builder.wave_id, contact_id), fields=fields)
+    return Outbound(contact.id, str(phone).strip(), parts, task_id(builder.wave_id, contact.id), fields=fields)
 
 
-def visit_task(builder: TaskBuilder, row: dict, contact_id: int, parts: dict[str, str], fields: dict) -> Outbound | str:
+def visit_task(builder: TaskBuilder, contact: Contact, parts: dict[str, str], fields: dict) -> Outbound | str:
     """A visit (field-force kind): the assigned rep as recipient, with territory and address."""
+    row = contact.customer
     due_to = _task_fields(builder, row, fields)
-    rep = row.get("_assignee")
+    rep = contact.assignee
     if not rep:
         return "no sales rep assigned"
     section = builder.section
@@ -157,7 +174,7 @@ def visit_task(builder: TaskBuilder, row: dict, contact_id: int, parts: dict[str
         address=_joined(row, section.address_columns, ", "),
         due_date=due_to,
     )
-    return Outbound(contact_id, rep, parts, task_id(builder.wave_id, contact_id), fields=fields)
+    return Outbound(contact.id, rep, parts, task_id(builder.wave_id, contact.id), fields=fields)
 
 
 def outcome_signer(settings: Settings) -> Signer:

@@ -2,8 +2,10 @@
 
 Contracts:
 
-* ``contacts``: waves and contacts written in bulk in one transaction before any send; status
-  updates pending -> sent | failed | skipped in bulk.
+* ``contacts``: waves and contacts (a ``targeting.frame.ContactFrame``) written in bulk in one
+  transaction before any send; pending contacts read back as ``ContactChunk`` (customer rows
+  plus contact ids, variants, assignees) for the builders; status updates pending -> sent |
+  failed | skipped in bulk.
 * ``batches``: task-list batches fixed in one transaction with their stored ``webhook-id``.
 * ``journal``: the e-mail send journal (exactly-once across a kill, see docs/architecture.md).
 * ``snapshots``: each wave's point-in-time feature snapshot; ``suppressions``: hard bounces.

@@ -124,7 +124,7 @@ def open_batches(engine: sa.Engine, wave_id: int, channel: str) -> list[BatchRef
     return [BatchRef(*row) for row in rows]
 
 
-def batch_rows(engine: sa.Engine, batch_id: int, customer_table: sa.Table) -> list[dict]:
+def batch_rows(engine: sa.Engine, batch_id: int, customer_table: sa.Table) -> ledger.ContactChunk:
     """The batch's pending contacts joined with their customer rows, in contact order."""
     query = (
         ledger.contact_rows(customer_table)
@@ -132,7 +132,7 @@ def batch_rows(engine: sa.Engine, batch_id: int, customer_table: sa.Table) -> li
         .order_by(contacts.c.id)
     )
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        return ledger.contact_chunk(conn.execute(query))
 
 
 def mark_delivered(

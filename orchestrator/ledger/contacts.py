@@ -4,8 +4,11 @@ Contract:
 
 * ``record_contacts`` writes a wave's treatment and control contacts in bulk, in ONE
   transaction, before anything is sent; a wave is recorded once (re-recording is a no-op).
-* ``pending_contacts`` streams the treated contacts still to send in chunks (keyset paging,
-  joined with the customer table), so a resumed wave continues with exactly the unsent ones.
+* ``record_contacts`` takes the wave's ``ContactFrame`` (``orchestrator.targeting.frame``):
+  customer, arm, variant, channel, assignee, score and expected value as equal-length columns.
+* ``pending_contacts`` streams the treated contacts still to send in ``ContactChunk``s (keyset
+  paging, joined with the customer table), so a resumed wave continues with exactly the unsent
+  ones.
 * ``mark_results`` writes a chunk's outcomes in bulk: contact status plus one delivery
   attempt row per try. Statuses only move forward: a ``sent`` contact never goes back.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -33,6 +37,7 @@ from orchestrator.db.tables import (
     table_of,
     utcnow,
 )
+from orchestrator.targeting.frame import ContactFrame
 
 campaigns = table_of(Campaign)
 waves = table_of(Wave)
@@ -107,25 +112,15 @@ def open_wave(engine: sa.Engine, campaign_id: int, key: str, rules_sha256: str) 
 
 
 def record_contacts(
-    engine: sa.Engine,
-    wave_id: int,
-    customer_ids: Sequence[str],
-    arms: np.ndarray,
-    channel: str | np.ndarray,
-    *,
-    variants: np.ndarray | None = None,
-    scores: np.ndarray | None = None,
-    assignees: np.ndarray | None = None,
-    values: np.ndarray | None = None,
-    planned_for: date | None = None,
+    engine: sa.Engine, wave_id: int, frame: ContactFrame, *, planned_for: date | None = None
 ) -> tuple[int, int]:
     """Write the wave's contacts in one transaction; returns (treated, held out) counts.
 
-    ``arms`` holds an ``Arm`` value per customer; treated contacts start ``pending``, the
-    others ``control``. ``channel`` is one channel for all or one per customer; ``assignees``
-    (rep or endpoint), ``values`` (expected value) and ``planned_for`` (the day whose channel
-    capacity the contacts use) come from allocation. Does nothing (and returns the recorded
-    counts) when the wave was recorded before.
+    ``frame`` holds one contact per customer: treated contacts start ``pending``, the others
+    ``control``; channel, assignee (rep or endpoint) and expected value come from allocation
+    (its ``pool`` is not recorded). ``planned_for`` is the day whose channel capacity the
+    contacts use. Does nothing (and returns the recorded counts) when the wave was recorded
+    before.
     """
     with engine.begin() as conn:
         wave = conn.execute(
@@ -134,28 +129,22 @@ def record_contacts(
         if wave.status != WaveStatus.SELECTING:
             return wave.selected - wave.control, wave.control
         now = raw_timestamp(conn, utcnow())
-        n = len(customer_ids)
-        variants = variants if variants is not None else np.full(n, None, dtype=object)
-        score_list = _floats(scores, n)
-        value_list = _floats(values, n)
-        channels = [channel] * n if isinstance(channel, str) else list(channel)
-        assignee_list = list(assignees) if assignees is not None else [None] * n
         day = (
             None if planned_for is None else (planned_for.isoformat() if conn.dialect.name == "sqlite" else planned_for)
         )
-        treated = np.asarray(arms) == Arm.TREATMENT.value
-        n_held_out = n - int(np.count_nonzero(treated))
+        treated = frame.treated
+        n_held_out = len(frame) - int(np.count_nonzero(treated))
 
         def rows():
             for cid, arm, is_treated, variant, ch, score, value, assignee in zip(
-                customer_ids,
-                list(arms),
+                frame.customer_id.tolist(),
+                frame.arm.tolist(),
                 treated.tolist(),
-                list(variants),
-                channels,
-                score_list,
-                value_list,
-                assignee_list,
+                frame.variant.tolist(),
+                frame.channel.tolist(),
+                _floats(frame.score),
+                _floats(frame.expected_value),
+                frame.assignee.tolist(),
                 strict=True,
             ):
                 status = ContactStatus.PENDING if is_treated else ContactStatus.CONTROL
@@ -185,20 +174,73 @@ def record_contacts(
     return total - n_held_out, n_held_out
 
 
-def _floats(values: np.ndarray | None, n: int) -> list[float | None]:
-    if values is None:
-        return [None] * n
-    return [None if v != v else float(v) for v in np.asarray(values, dtype=float).tolist()]
+def _floats(values: np.ndarray) -> list[float | None]:
+    """Python floats for the database, None for NaN."""
+    return [None if v != v else v for v in values.astype(float).tolist()]
+
+
+@dataclass(frozen=True, eq=False)
+class ContactChunk:
+    """Contacts handed to the message and task builders: customer rows plus the contact fields, in parallel.
+
+    ``customers`` hold exactly the customer table's columns (what templates see);
+    ``contact_ids`` are ledger ids (0 where nothing is recorded yet: render checks and
+    previews), ``variants`` the A/B variant (or None) and ``assignees`` the rep or endpoint
+    (or None) of each contact.
+    """
+
+    customers: list[dict[str, Any]]
+    contact_ids: list[int]
+    variants: list[str | None]
+    assignees: list[str | None]
+
+    def __post_init__(self) -> None:
+        n = len(self.customers)
+        columns: dict[str, Sequence[object]] = {
+            "contact_ids": self.contact_ids,
+            "variants": self.variants,
+            "assignees": self.assignees,
+        }
+        wrong = {k: len(v) for k, v in columns.items() if len(v) != n}
+        if wrong:
+            got = ", ".join(f"{k}: {v}" for k, v in wrong.items())
+            raise ValueError(f"A ContactChunk needs one value per customer row ({n}). Got {got}.")
+
+    def __len__(self) -> int:
+        return len(self.customers)
+
+    @classmethod
+    def unrecorded(cls, customers: list[dict[str, Any]], variants: Sequence[str | None]) -> ContactChunk:
+        """Customers not in the ledger yet (contact id 0, no assignee), e.g. to check or preview rendering."""
+        return cls(customers, [0] * len(customers), list(variants), [None] * len(customers))
+
+
+_CONTACT_FIELDS = 3  # contact id, variant, assignee: the first columns of ``contact_rows``
 
 
 def contact_rows(customer_table: sa.Table) -> sa.Select:
-    """Contacts joined with their customer row: customer columns plus ``_contact_id``, ``_variant``, ``_assignee``."""
+    """Contacts joined with their customer row: contact id, variant and assignee, then the customer columns.
+
+    Read its results with ``contact_chunk``.
+    """
     return sa.select(
-        contacts.c.id.label("_contact_id"),
-        contacts.c.variant.label("_variant"),
-        contacts.c.assignee.label("_assignee"),
+        contacts.c.id.label("contact_id_"),
+        contacts.c.variant.label("variant_"),
+        contacts.c.assignee.label("assignee_"),
         *customer_table.c,
     ).join_from(contacts, customer_table, customer_table.c[ID_COLUMN] == contacts.c.customer_id, isouter=True)
+
+
+def contact_chunk(result: sa.CursorResult) -> ContactChunk:
+    """The rows of a ``contact_rows`` query as one ``ContactChunk``."""
+    keys = list(result.keys())[_CONTACT_FIELDS:]
+    rows = result.all()
+    return ContactChunk(
+        customers=[dict(zip(keys, row[_CONTACT_FIELDS:], strict=True)) for row in rows],
+        contact_ids=[row[0] for row in rows],
+        variants=[row[1] for row in rows],
+        assignees=[row[2] for row in rows],
+    )
 
 
 def pending_contacts(
@@ -209,10 +251,9 @@ def pending_contacts(
     *,
     channel: str | None = None,
     id_range: tuple[int, int] | None = None,
-) -> Iterator[list[dict]]:
+) -> Iterator[ContactChunk]:
     """Chunks of pending treated contacts (of ``channel``, if given) joined with their customer row.
 
-    Each item is the customer's columns plus ``_contact_id``, ``_variant`` and ``_assignee``.
     Keyset paging by contact id, so contacts marked while iterating are not skipped or repeated.
     ``id_range`` (inclusive) limits it to the contacts of one chunk task.
     """
@@ -229,10 +270,10 @@ def pending_contacts(
         if id_range is not None:
             query = query.where(contacts.c.id <= id_range[1])
         with engine.connect() as conn:
-            chunk = [dict(row._mapping) for row in conn.execute(query)]
-        if not chunk:
+            chunk = contact_chunk(conn.execute(query))
+        if not len(chunk):
             return
-        last_id = chunk[-1]["_contact_id"]
+        last_id = chunk.contact_ids[-1]
         yield chunk
 
 

@@ -30,6 +30,7 @@ from orchestrator.db.bulk import bulk_insert, raw_timestamp
 from orchestrator.db.tables import Arm, ContactStatus, ResponseEvent, WaveStatus, table_of, utcnow
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
 from orchestrator.ledger import contacts as ledger
+from orchestrator.targeting.frame import ContactFrame
 
 events = table_of(ResponseEvent)
 CHANNEL = "import"
@@ -95,7 +96,9 @@ def import_results(
     labels = [r[at[arm_column]].strip() for _l, r in rows]
     arm_of = np.array([Arm.CONTROL.value if a == control_label else Arm.TREATMENT.value for a in labels], dtype=object)
     variants = np.array([None if a == control_label else a for a in labels], dtype=object)
-    ledger.record_contacts(engine, wave.id, ids, arm_of, CHANNEL, variants=variants, planned_for=day)
+    ledger.record_contacts(
+        engine, wave.id, ContactFrame.of(ids, arm_of, variant=variants, channel=CHANNEL), planned_for=day
+    )
     occurred = datetime.combine(day, time(), tzinfo=UTC)
     now = utcnow()
     with engine.begin() as conn:

@@ -8,6 +8,9 @@ Contracts:
 * ``arbitration``: one campaign per customer across a cycle.
 * ``capacity`` / ``allocation``: channel pools and the exact min-cost-flow allocation.
 * ``planning.plan``: all of the above for the campaigns of one cycle -> ``CampaignPlan``.
+* ``frame``: ``ContactFrame``, what a wave records as equal-length columns (customer, arm,
+  variant, channel, assignee, score, expected value, pool); ``Selection`` and ``CampaignPlan``
+  carry one, ``orchestrator.ledger.contacts.record_contacts`` writes it.
 
 May import: ``orchestrator.rules``, ``orchestrator.scoring``, ``orchestrator.customers``,
 ``orchestrator.execution``, ``orchestrator.db``, ``orchestrator.settings``, ``orchestrator.errors``.

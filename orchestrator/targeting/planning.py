@@ -40,6 +40,7 @@ from orchestrator.rules.spec import CampaignSpec
 from orchestrator.targeting.allocation import allocate
 from orchestrator.targeting.arbitration import arbitrate
 from orchestrator.targeting.capacity import Capacity, Pools, day_pools, pool_name
+from orchestrator.targeting.frame import ContactFrame
 from orchestrator.targeting.selection import Candidates, FunnelStep, Selection, channel_policy, split
 
 ELIGIBLE = "eligible:"
@@ -63,17 +64,18 @@ def selection_columns(spec: CampaignSpec, policy, table: sa.Table, as_of: date) 
 
 @dataclass
 class CampaignPlan:
-    """What one campaign records: its selection plus channel, rep/endpoint and value per customer."""
+    """What one campaign records: its selection, whose ``contacts`` carry the allocated channel, the rep or
+    endpoint, the expected value (NaN for global control) and the capacity pool of each customer."""
 
     spec: CampaignSpec
     selection: Selection
-    channels: np.ndarray  # channel name per selected customer (object)
-    assignees: np.ndarray  # rep id (field force) or endpoint (webhook) or None
-    values: np.ndarray  # expected value of the allocated channel (nan for global control)
     lost_to: dict[str, int] = field(default_factory=dict)
     waiting: int = 0  # treated customers whose channel was full (overflow) this cycle
     channel_counts: dict[str, int] = field(default_factory=dict)  # treated per channel
-    pools: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # pool index per customer, -1 none
+
+    @property
+    def contacts(self) -> ContactFrame:
+        return self.selection.contacts
 
 
 def _channel_pool(spec: CampaignSpec, name: str) -> str:
@@ -199,13 +201,13 @@ def plan_cycle(
         n_won = len(mine.ids)
         territories = mine.extra.get(TERRITORY)
         splits.append((mine, selection, v[keep], territories))
-        assert len(selection.ids) == n_won + len(mine.global_control)
+        assert len(selection.contacts) == n_won + len(mine.global_control)
 
     # 5: treated customers of all campaigns, jointly
     treated_parts, offsets, total = [], [], 0
     for spec, (mine, selection, v, terr) in zip(specs, splits, strict=True):
         n_won = len(mine.ids)
-        treated = selection.arms[:n_won] == Arm.TREATMENT.value
+        treated = selection.contacts.arm[:n_won] == Arm.TREATMENT.value
         idx = np.flatnonzero(treated)
         treated_parts.append(_options(spec, v[idx], None if terr is None else terr[idx], index, total))
         offsets.append((total, idx))
@@ -231,7 +233,7 @@ def plan_cycle(
         waiting = int(np.count_nonzero(worth & ~got))
 
         # 6: control mirrors the treated allocation with proportional capacities
-        control_idx = np.flatnonzero(selection.arms[:n_won] == Arm.CONTROL.value)
+        control_idx = np.flatnonzero(selection.contacts.arm[:n_won] == Arm.CONTROL.value)
         if len(control_idx):
             share = spec.control.share
             ratio = share / (1 - share) if share < 1 else 0.0
@@ -280,33 +282,30 @@ def _concat(parts: Sequence[_Options]) -> _Options:
 def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel) -> CampaignPlan:
     """Keep the allocated customers (and the global control group) of one campaign."""
     n_won = len(mine.ids)
-    keep = np.concatenate([channel_of != None, np.ones(len(selection.ids) - n_won, dtype=bool)])  # noqa: E711
+    contacts = selection.contacts
+    keep = np.concatenate([channel_of != None, np.ones(len(contacts) - n_won, dtype=bool)])  # noqa: E711
     funnel = list(selection.funnel)
-    treated = selection.arms[:n_won] == Arm.TREATMENT.value
+    treated = contacts.arm[:n_won] == Arm.TREATMENT.value
     allocated = int(np.count_nonzero(treated & (channel_of != None)))  # noqa: E711
     if with_funnel and (allocated < int(treated.sum()) or len(spec.channels.names()) > 1):
         _step(funnel, "allocation", "treated left for a later wave: channel full or not worth its cost", allocated)
-    ids = [cid for cid, k in zip(selection.ids, keep.tolist(), strict=True) if k]
-    best_channel = np.full(len(selection.ids) - n_won, None, dtype=object)
+    best_channel = np.full(len(contacts) - n_won, None, dtype=object)
     if len(best_channel) and len(spec.channels.names()):
         best_channel[:] = spec.channels.names()[0]
     channels = np.concatenate([channel_of, best_channel])[keep]
-    values = np.concatenate([value_of, np.full(len(best_channel), np.nan)])[keep]
-    pools_kept = np.concatenate([pool_of, np.full(len(best_channel), -1)])[keep]
-    assignees = np.full(len(ids), None, dtype=object)
+    assignees = np.full(len(channels), None, dtype=object)
     for name, section in spec.channels.items():
         kind = channel_kind(name)
         if kind.pool == "endpoint":  # the assignee of a per-endpoint channel's contact is its endpoint
             assignees[channels == name] = kind.endpoint_key(section)
-    result = Selection(
-        ids,
-        selection.arms[keep],
-        selection.variants[keep],
-        None if selection.scores is None else np.asarray(selection.scores)[keep],
-        funnel,
+    kept = contacts.take(keep).replace(
+        channel=channels,
+        assignee=assignees,
+        expected_value=np.concatenate([value_of, np.full(len(best_channel), np.nan)])[keep],
+        pool=np.concatenate([pool_of, np.full(len(best_channel), -1, dtype=np.int64)])[keep],
     )
-    plan = CampaignPlan(spec, result, channels, assignees, values, waiting=waiting, pools=pools_kept)
-    treated = result.arms == Arm.TREATMENT.value
+    plan = CampaignPlan(spec, Selection(kept, funnel), waiting=waiting)
+    treated = kept.treated
     plan.channel_counts = {name: int(np.count_nonzero(treated & (channels == name))) for name in spec.channels.names()}
     return plan
 
@@ -315,17 +314,20 @@ def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
     """Spread each territory's treated visits over its reps by visits left, best value first."""
     index = pools.index()
     territorial = [kind.name for kind in kinds() if kind.pool == "territory"]
+    assignees = [plan.contacts.assignee.copy() for plan in plans]
     for territory, room in pools.rep_room.items():
         p = next(index[pool] for name in territorial if (pool := pool_name(name, territory)) in index)
         picks: list[tuple[float, int, int]] = []  # (value, plan index, row)
         for k, plan in enumerate(plans):
-            rows = np.flatnonzero((plan.pools == p) & (plan.selection.arms == Arm.TREATMENT.value))
-            picks.extend((-plan.values[r], k, int(r)) for r in rows)
+            rows = np.flatnonzero((plan.contacts.pool == p) & plan.contacts.treated)
+            picks.extend((-plan.contacts.expected_value[r], k, int(r)) for r in rows)
         picks.sort()
         # round-robin over reps: every rep gets its j-th visit before any rep gets its (j+1)-th
         slots = sorted((j, i, rep) for i, (rep, left) in enumerate(room) for j in range(left))
         for (_v, k, r), (_j, _i, rep) in zip(picks, slots, strict=False):
-            plans[k].assignees[r] = rep
+            assignees[k][r] = rep
+    for plan, assignee in zip(plans, assignees, strict=True):
+        plan.selection = Selection(plan.contacts.replace(assignee=assignee), plan.selection.funnel)
 
 
 def _step(funnel: list[FunnelStep], stage: str, label: str, remaining: int) -> None:

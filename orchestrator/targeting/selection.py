@@ -27,6 +27,7 @@ from orchestrator.rules.conditions import compile_audience
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.spec import CampaignSpec, ScoresSpec
 from orchestrator.targeting import control as groups
+from orchestrator.targeting.frame import ContactFrame
 
 CHANNEL = EMAIL_KIND.name  # the channel of a single-channel selection (no planning)
 
@@ -69,16 +70,18 @@ class Candidates:
 
 @dataclass
 class Selection:
-    """The customers a wave contacts (or holds out), with their arm, variant and score."""
+    """The customers a wave contacts (or holds out) and the funnel that led to them.
 
-    ids: list[str]
-    arms: np.ndarray  # Arm values
-    variants: np.ndarray  # variant name or None (treated customers only)
-    scores: np.ndarray | None
+    ``contacts`` holds each customer's arm, variant (treated customers only) and score (NaN
+    without a model); ``split`` puts everyone on the campaign's first channel, planning
+    (``planning.plan_cycle``) allocates the channels.
+    """
+
+    contacts: ContactFrame
     funnel: list[FunnelStep] = field(default_factory=list)
 
     def count(self, arm: str) -> int:
-        return int(np.count_nonzero(self.arms == arm))
+        return self.contacts.count(arm)
 
 
 def named_conditions(
@@ -277,7 +280,11 @@ def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = Fal
     all_scores = (
         None if scores is None else np.concatenate([np.asarray(scores, dtype=float), np.full(len(held_out), np.nan)])
     )
-    return Selection(ids + held_out, all_arms, all_variants, all_scores, funnel)
+    names = spec.channels.names()
+    contacts = ContactFrame.of(
+        ids + held_out, all_arms, variant=all_variants, channel=names[0] if names else None, score=all_scores
+    )
+    return Selection(contacts, funnel)
 
 
 def _score_label(s: ScoresSpec) -> str:

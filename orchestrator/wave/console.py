@@ -69,9 +69,9 @@ def print_channels(console: Console, plan) -> None:
     table.add_column("channel")
     table.add_column("treated", justify="right")
     table.add_column("control", justify="right")
-    arms = plan.selection.arms
+    arms = plan.contacts.arm
     for channel in plan.spec.channels.names():
-        on = plan.channels == channel
+        on = plan.contacts.channel == channel
         table.add_row(
             channel,
             f"{int(np.count_nonzero(on & (arms == 'treatment'))):,}",

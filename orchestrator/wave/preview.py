@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.db.tables import Arm
 from orchestrator.delivery.messages import customer_rows
 from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
@@ -48,31 +47,23 @@ def preview_messages(settings, prepared, plan, n: int) -> list[PreviewMessage]:
     (every customer on the campaign's first channel)."""
     from orchestrator.customers.table import ID_COLUMN, customer_table
     from orchestrator.db.engine import connect
-    from orchestrator.wave.stages import EMAIL, message_builder, task_builder
+    from orchestrator.delivery.prepared import builder_for
 
-    selection = getattr(plan, "selection", plan)
-    channels = getattr(plan, "channels", None)
-    if channels is None:
-        channels = np.full(len(selection.ids), prepared.spec.channels.names()[0], dtype=object)
+    contacts = plan.contacts
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
     out: list[PreviewMessage] = []
     for channel in prepared.spec.channels.names():
-        treated = np.flatnonzero((selection.arms == Arm.TREATMENT.value) & (channels == channel))
+        treated = np.flatnonzero(contacts.treated & (contacts.channel == channel))
         chosen: list[int] = []
-        for variant in dict.fromkeys(selection.variants[treated].tolist()):
-            chosen.extend([i for i in treated.tolist() if selection.variants[i] == variant][:n])
-        ids = [selection.ids[i] for i in chosen]
-        variants = [selection.variants[i] for i in chosen]
-        builder = (
-            message_builder(settings, prepared, None)
-            if channel == EMAIL
-            else task_builder(settings, prepared, channel, None)
-        )
-        for rows in customer_rows(engine, table, ids, variants, len(ids) or 1):
-            _contexts, rendered = builder.render(rows)
-            for row, parts in zip(rows, rendered, strict=True):
-                variant = row.get("_variant")
+        for variant in dict.fromkeys(contacts.variant[treated].tolist()):
+            chosen.extend([i for i in treated.tolist() if contacts.variant[i] == variant][:n])
+        ids = contacts.customer_id[chosen].tolist()
+        variants = contacts.variant[chosen].tolist()
+        builder = builder_for(settings, prepared, channel, None)
+        for chunk in customer_rows(engine, table, ids, variants, len(ids) or 1):
+            _contexts, rendered = builder.render(chunk)
+            for row, variant, parts in zip(chunk.customers, chunk.variants, rendered, strict=True):
                 if isinstance(parts, RenderError):
                     out.append(PreviewMessage(row[ID_COLUMN], variant, None, str(parts.problem), channel))
                 else:

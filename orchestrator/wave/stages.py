@@ -10,8 +10,9 @@ function of the settings, testable without Prefect. Order and guarantees:
    database, holds out the global control group, scores and cuts by score, and draws the
    stable random control group and the variants (``orchestrator.targeting.selection``).
 3. ``render_selection`` renders a sample (a real run) or every treated message (a dry run).
-4. ``record`` writes all contacts of the wave to the ledger in one transaction, before any
-   send. A wave that is already recorded is never selected again.
+4. ``record`` writes all contacts of the wave (the ``ContactFrame`` of its selection or plan)
+   to the ledger in one transaction, before any send. A wave that is already recorded is
+   never selected again.
 5. ``send_pending`` renders and sends the pending contacts chunk by chunk, journalling each
    accepted message and marking the chunk in bulk, so a killed run resumes with exactly the
    unsent contacts and never sends twice.
@@ -30,7 +31,7 @@ from orchestrator.customers.table import customer_columns, customer_table
 from orchestrator.db.engine import connect
 from orchestrator.db.tables import Arm
 from orchestrator.delivery.messages import RenderCheck, customer_rows, render_check
-from orchestrator.delivery.prepared import EMAIL, PreparedWave, message_builder, task_builder
+from orchestrator.delivery.prepared import EMAIL, PreparedWave, builder_for, message_builder, task_builder
 from orchestrator.delivery.sending import (
     CHANNEL,
     ChannelFactory,
@@ -137,7 +138,7 @@ class WaveSummary:
         }
 
     def count_selection(self, selection: Selection) -> None:
-        self.selected = len(selection.ids)
+        self.selected = len(selection.contacts)
         self.treated = selection.count(Arm.TREATMENT.value)
         self.control = selection.count(Arm.CONTROL.value)
         self.global_control = selection.count(Arm.GLOBAL_CONTROL.value)
@@ -258,19 +259,14 @@ def render_selection(
 ) -> RenderCheck:
     """Render the treated customers' messages per channel: the first ``sample`` of each channel, or all (None),
     in chunks of ``execution.chunk_size`` (one ``mapper`` call each)."""
-    if isinstance(selection, CampaignPlan):
-        channels = selection.channels
-        selection = selection.selection
-    else:
-        channels = np.full(len(selection.ids), prepared.spec.channels.names()[0], dtype=object)
+    contacts = selection.contacts
     calls = []
     for channel in prepared.spec.channels.names():
-        treated = np.flatnonzero((selection.arms == Arm.TREATMENT.value) & (channels == channel))
+        treated = np.flatnonzero(contacts.treated & (contacts.channel == channel))
         if sample is not None:
             treated = treated[:sample]
         for part in split_chunks(treated, settings.execution.chunk_size):
-            ids = np.asarray([selection.ids[i] for i in part], dtype=object)
-            calls.append((settings, prepared, channel, ids, selection.variants[part]))
+            calls.append((settings, prepared, channel, contacts.customer_id[part], contacts.variant[part]))
     check = RenderCheck()
     with progress("render", sum(len(call[3]) for call in calls)) as advance:
         for part in mapper(render_chunk, calls):
@@ -287,11 +283,7 @@ def render_chunk(
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
     rows = customer_rows(engine, table, list(ids), list(variants), settings.database.chunk_size)
-    builder = (
-        message_builder(settings, prepared, None)
-        if channel == EMAIL
-        else task_builder(settings, prepared, channel, None)
-    )
+    builder = builder_for(settings, prepared, channel, None)
     return render_check(builder, rows, len(ids))
 
 
@@ -309,34 +301,15 @@ def open_wave(settings: Settings, prepared: PreparedWave) -> ledger.WaveRef:
 def record(
     settings: Settings, wave: ledger.WaveRef, selection: Selection | CampaignPlan, as_of: date | None = None
 ) -> tuple[int, int]:
-    """Write the wave's contacts (treatment and control) with their channels to the ledger in one transaction."""
+    """Write the wave's contacts (treatment and control) with their channels to the ledger in one transaction.
+
+    A bare ``Selection`` records every customer on the campaign's first channel; a ``CampaignPlan``
+    records its allocation and the customers the campaign lost in arbitration.
+    """
     engine = connect(settings)
+    counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
     if isinstance(selection, CampaignPlan):
-        plan = selection
-        counts = ledger.record_contacts(
-            engine,
-            wave.id,
-            plan.selection.ids,
-            plan.selection.arms,
-            plan.channels,
-            variants=plan.selection.variants,
-            scores=plan.selection.scores,
-            assignees=plan.assignees,
-            values=plan.values,
-            planned_for=as_of,
-        )
-        ledger.record_losses(engine, wave.key, plan.spec.name, plan.lost_to)
-    else:
-        counts = ledger.record_contacts(
-            engine,
-            wave.id,
-            selection.ids,
-            selection.arms,
-            CHANNEL,
-            variants=selection.variants,
-            scores=selection.scores,
-            planned_for=as_of,
-        )
+        ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)
     write_snapshot(engine, settings, wave.id)  # what was known at selection time, for training later
     return counts
 

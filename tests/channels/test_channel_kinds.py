@@ -23,7 +23,7 @@ from pydantic import Field
 from channels.base import Outbound
 from orchestrator.customers.importer import import_customers
 from orchestrator.customers.table import customer_columns
-from orchestrator.delivery.tasks import task_id
+from orchestrator.delivery.tasks import Contact, task_id
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.demo.webhook_receiver import serve_receiver
 from orchestrator.ledger import contacts as ledger
@@ -60,12 +60,12 @@ class SmsChannelSpec(ChannelSpec):
     phone_column: ColumnName = Field("phone", description="Customer column with the mobile number.")
 
 
-def sms_task(builder, row: dict, contact_id: int, parts: dict[str, str], fields: dict) -> Outbound | str:
+def sms_task(builder, contact: Contact, parts: dict[str, str], fields: dict) -> Outbound | str:
     """The kind's builder: the phone number is the recipient."""
-    phone = row.get(builder.section.phone_column)
+    phone = contact.customer.get(builder.section.phone_column)
     if phone in (None, "") or not str(phone).strip():
         return "no phone number"
-    return Outbound(contact_id, str(phone).strip(), parts, task_id(builder.wave_id, contact_id), fields=fields)
+    return Outbound(contact.id, str(phone).strip(), parts, task_id(builder.wave_id, contact.id), fields=fields)
 
 
 SMS = ChannelKind(
@@ -175,7 +175,7 @@ def test_a_wave_on_the_kind_is_planned_recorded_and_delivered_once(sms, workspac
         prepared = stages.prepare(settings, settings.paths.rules_dir / "sms-hello.yaml", WAVE)
         (plan,) = stages.plan(settings, [prepared], [stages.select_candidates(settings, prepared)])
         treated = plan.channel_counts["sms"]
-        assert treated > 0 and set(plan.channels) == {"sms"}
+        assert treated > 0 and set(plan.contacts.channel) == {"sms"}
         wave = stages.open_wave(settings, prepared)
         stages.record(settings, wave, plan, prepared.as_of)
 

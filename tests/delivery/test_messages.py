@@ -8,6 +8,7 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from orchestrator.delivery.messages import TRACKING_HEADER, InvalidTrackingToken, MessageBuilder, read_tracking_token
+from orchestrator.ledger.contacts import ContactChunk
 from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import LinkSettings, PathSettings, Settings
@@ -46,15 +47,21 @@ def builder(settings: Settings, wave_id: int | None = 12) -> MessageBuilder:
     return MessageBuilder(settings, spec, templates, "2026-01-05", wave_id)
 
 
-def rows(n: int, start: int = 1) -> list[dict]:
+def rows(n: int, start: int = 1) -> list[tuple[dict, int]]:
+    """``(customer row, contact id)`` pairs."""
     return [
-        {"customer_id": f"c{i}", "first_name": f"Ann{i}", "email": f"ann{i}@example.com", "_contact_id": 100 + i}
+        ({"customer_id": f"c{i}", "first_name": f"Ann{i}", "email": f"ann{i}@example.com"}, 100 + i)
         for i in range(start, start + n)
     ]
 
 
+def chunk(contacts: list[tuple[dict, int]]) -> ContactChunk:
+    n = len(contacts)
+    return ContactChunk([c for c, _ in contacts], [cid for _, cid in contacts], [None] * n, [None] * n)
+
+
 def test_every_message_carries_its_own_verifiable_token(settings):
-    messages, skipped = builder(settings).build(rows(5))
+    messages, skipped = builder(settings).build(chunk(rows(5)))
     assert skipped == []
     tokens = [m.headers[TRACKING_HEADER] for m in messages]
     assert len(set(tokens)) == 5
@@ -65,18 +72,18 @@ def test_every_message_carries_its_own_verifiable_token(settings):
 
 
 def test_token_and_message_id_are_stable_per_contact(settings):
-    first, _ = builder(settings).build(rows(3))
-    again, _ = builder(settings).build(rows(3)[::-1])  # a re-run, another order
+    first, _ = builder(settings).build(chunk(rows(3)))
+    again, _ = builder(settings).build(chunk(rows(3)[::-1]))  # a re-run, another order
     by_contact = {m.contact_id: m for m in again}
     for message in first:
         assert by_contact[message.contact_id].key == message.key
         assert by_contact[message.contact_id].headers[TRACKING_HEADER] == message.headers[TRACKING_HEADER]
-    other_wave, _ = builder(settings, wave_id=13).build(rows(3))
+    other_wave, _ = builder(settings, wave_id=13).build(chunk(rows(3)))
     assert {m.headers[TRACKING_HEADER] for m in other_wave}.isdisjoint(m.headers[TRACKING_HEADER] for m in first)
 
 
 def test_tampered_tokens_are_rejected(settings):
-    [message], _ = builder(settings).build(rows(1))
+    [message], _ = builder(settings).build(chunk(rows(1)))
     token = message.headers[TRACKING_HEADER]
     signature = token.rpartition(".")[2]
     forged = URLSafeSerializer("another-secret-key-0123456789", salt="tracking").dumps([12, 999])
@@ -93,7 +100,7 @@ def test_tampered_tokens_are_rejected(settings):
 
 
 def test_other_signed_tokens_are_not_tracking_tokens(settings):
-    [message], _ = builder(settings).build(rows(1))
+    [message], _ = builder(settings).build(chunk(rows(1)))
     unsubscribe_token = message.headers["List-Unsubscribe"].rpartition("/")[2].rstrip(">")
     with pytest.raises(InvalidTrackingToken):
         read_tracking_token(settings, unsubscribe_token)  # same key, other salt
@@ -103,7 +110,21 @@ def test_other_signed_tokens_are_not_tracking_tokens(settings):
 
 
 def test_token_holds_no_customer_data(settings):
-    [message], _ = builder(settings).build(rows(1))
+    [message], _ = builder(settings).build(chunk(rows(1)))
     token = message.headers[TRACKING_HEADER]
     assert URLSafeSerializer(SECRET, salt="tracking").loads(token) == [12, 101]  # ledger ids only
     assert "ann1" not in token.lower()
+
+
+def test_templates_see_the_customer_columns_and_the_engine_variables(settings):
+    customer, contact_id = rows(1)[0]
+    context = builder(settings).context(customer, contact_id)
+    engine = {"campaign", "wave", "unsubscribe_url", "tracking_token", "open_pixel_url", "click"}
+    assert set(context) == set(customer) | engine
+    assert {k: context[k] for k in customer} == customer
+
+
+def test_a_chunk_needs_one_contact_field_per_customer_row():
+    customers = [customer for customer, _ in rows(2)]
+    with pytest.raises(ValueError, match=r"one value per customer row \(2\)\. Got contact_ids: 1"):
+        ContactChunk(customers, [1], [None, None], [None, None])

@@ -74,7 +74,7 @@ def run_wave(settings, engine, hidden, tmp_path, day: date, rng) -> pd.DataFrame
         conn.execute(
             sa.text("update contacts set status = 'sent' where wave_id = :w and arm = 'treatment'"), {"w": wave.id}
         )
-    chosen = pd.DataFrame({"customer_id": plan.selection.ids, "arm": plan.selection.arms})
+    chosen = pd.DataFrame({"customer_id": plan.contacts.customer_id, "arm": plan.contacts.arm})
     chosen = chosen[chosen["arm"] != "global_control"]
     truth_of = hidden.loc[chosen["customer_id"]]
     p = truth_of["base"].to_numpy() + truth_of["effect"].to_numpy() * (chosen["arm"] == "treatment").to_numpy()

@@ -15,6 +15,7 @@ from orchestrator.learning.training_data import features_of, split_by_time, trai
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.snapshots import ensure_snapshot, is_late, read_snapshot, snapshot_path, write_snapshot
 from orchestrator.responses.conversions import import_conversions
+from orchestrator.targeting.frame import ContactFrame
 
 
 @pytest.fixture
@@ -26,7 +27,9 @@ def base(engine, tmp_path):
 def _wave(engine, settings, key: str, ids: list[str], *, campaign: str = "sim") -> int:
     wave = ledger.open_wave(engine, ledger.ensure_campaign(engine, campaign, None), key, "0" * 64)
     arms = np.array(["treatment" if i % 2 else "control" for i in range(len(ids))], dtype=object)
-    ledger.record_contacts(engine, wave.id, ids, arms, "email", planned_for=date.fromisoformat(key))
+    ledger.record_contacts(
+        engine, wave.id, ContactFrame.of(ids, arms, channel="email"), planned_for=date.fromisoformat(key)
+    )
     write_snapshot(engine, settings, wave.id)
     return wave.id
 

@@ -5,6 +5,7 @@ from channels.base import DeliveryResult
 from orchestrator.db.tables import WaveStatus
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.journal import SendJournal, WaveBusy
+from orchestrator.targeting.frame import ContactFrame
 
 
 def _customers(engine, n):
@@ -22,6 +23,10 @@ def _arms(control_mask):
     return np.where(control_mask, "control", "treatment").astype(object)
 
 
+def _frame(ids, control_mask):
+    return ContactFrame.of(ids, _arms(control_mask), channel="email")
+
+
 def _wave(engine):
     campaign_id = ledger.ensure_campaign(engine, "spring", "test")
     return ledger.open_wave(engine, campaign_id, "2026-11-23", "0" * 64)
@@ -31,9 +36,9 @@ def test_record_contacts_writes_treatment_and_control_once(engine):
     wave = _wave(engine)
     ids = [f"C{i}" for i in range(1000)]
     mask = np.arange(1000) % 10 == 0
-    assert ledger.record_contacts(engine, wave.id, ids, _arms(mask), "email") == (900, 100)
+    assert ledger.record_contacts(engine, wave.id, _frame(ids, mask)) == (900, 100)
     # recording again is a no-op that reports the recorded counts
-    assert ledger.record_contacts(engine, wave.id, ids[:5], _arms(mask[:5]), "email") == (900, 100)
+    assert ledger.record_contacts(engine, wave.id, _frame(ids[:5], mask[:5])) == (900, 100)
     counts = ledger.wave_counts(engine, wave.id)
     assert counts["pending"] == 900 and counts["control"] == 100
     assert ledger.wave_status(engine, wave.id) == WaveStatus.RECORDED
@@ -44,19 +49,19 @@ def test_pending_chunks_and_marks_move_forward_only(engine):
     table = _customers(engine, 250)
     wave = _wave(engine)
     ids = [f"C{i}" for i in range(250)]
-    ledger.record_contacts(engine, wave.id, ids, _arms(np.zeros(250, dtype=bool)), "email")
+    ledger.record_contacts(engine, wave.id, _frame(ids, np.zeros(250, dtype=bool)))
     seen = []
     for chunk in ledger.pending_contacts(engine, wave.id, table, 100):
-        assert all(row["email"].endswith("@example.com") for row in chunk)
-        seen.extend(chunk)
-        outcomes = [ledger.Outcome(r["_contact_id"], "sent", None, f"<m{r['_contact_id']}@x>") for r in chunk[:-1]]
-        outcomes.append(ledger.Outcome(chunk[-1]["_contact_id"], "permanent", "550 5.1.1 no such mailbox"))
+        assert all(row["email"].endswith("@example.com") for row in chunk.customers)
+        seen.extend(chunk.contact_ids)
+        outcomes = [ledger.Outcome(cid, "sent", None, f"<m{cid}@x>") for cid in chunk.contact_ids[:-1]]
+        outcomes.append(ledger.Outcome(chunk.contact_ids[-1], "permanent", "550 5.1.1 no such mailbox"))
         ledger.mark_results(engine, outcomes, "email")
-    assert len(seen) == 250 and len({r["_contact_id"] for r in seen}) == 250
+    assert len(seen) == 250 and len(set(seen)) == 250
     counts = ledger.wave_counts(engine, wave.id)
     assert counts["sent"] == 247 and counts["failed"] == 3 and counts["pending"] == 0
     # a late "transient" for a sent contact does not move it back
-    ledger.mark_results(engine, [ledger.Outcome(seen[0]["_contact_id"], "transient", "451")], "email")
+    ledger.mark_results(engine, [ledger.Outcome(seen[0], "transient", "451")], "email")
     assert ledger.wave_counts(engine, wave.id)["sent"] == 247
     with engine.connect() as conn:
         tries = conn.execute(sa.select(sa.func.count()).select_from(ledger.attempts)).scalar_one()
@@ -66,9 +71,9 @@ def test_pending_chunks_and_marks_move_forward_only(engine):
 def test_transient_keeps_contact_pending_with_reason(engine):
     table = _customers(engine, 3)
     wave = _wave(engine)
-    ledger.record_contacts(engine, wave.id, ["C0", "C1", "C2"], _arms(np.zeros(3, dtype=bool)), "email")
+    ledger.record_contacts(engine, wave.id, _frame(["C0", "C1", "C2"], np.zeros(3, dtype=bool)))
     chunk = next(ledger.pending_contacts(engine, wave.id, table, 10))
-    ledger.mark_results(engine, [ledger.Outcome(chunk[0]["_contact_id"], "transient", "451 try later")], "email")
+    ledger.mark_results(engine, [ledger.Outcome(chunk.contact_ids[0], "transient", "451 try later")], "email")
     again = next(ledger.pending_contacts(engine, wave.id, table, 10))
     assert len(again) == 3
 
@@ -96,9 +101,8 @@ def test_record_keeps_arm_variant_and_score(engine):
     arms = np.array(["treatment", "treatment", "control", "global_control"], dtype=object)
     variants = np.array(["a", "b", None, None], dtype=object)
     scores = np.array([0.9, 0.5, 0.7, np.nan])
-    assert ledger.record_contacts(
-        engine, wave.id, ["C1", "C2", "C3", "C4"], arms, "email", variants=variants, scores=scores
-    ) == (2, 2)
+    frame = ContactFrame.of(["C1", "C2", "C3", "C4"], arms, channel="email", variant=variants, score=scores)
+    assert ledger.record_contacts(engine, wave.id, frame) == (2, 2)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(

@@ -18,6 +18,7 @@ from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.ingest import EventIn, ingest, read_unsubscribe_token, unsubscribe
 from orchestrator.rules.outcomes import load_outcomes
 from orchestrator.settings import Settings
+from orchestrator.targeting.frame import ContactFrame
 
 events_table = table_of(ResponseEvent)
 suppressions = table_of(Suppression)
@@ -51,7 +52,8 @@ def make_ledger(engine: sa.Engine, settings: Settings) -> Ledger:
     wave = ledger.open_wave(engine, campaign, "2026-03-02", "0" * 64)
     customers = ["c1", "c2", "c3", "e1", "e2", "e3"]
     channels = np.array(["call_center"] * 3 + ["email"] * 3, dtype=object)
-    ledger.record_contacts(engine, wave.id, customers, np.array([Arm.TREATMENT.value] * 6, dtype=object), channels)
+    arms = np.array([Arm.TREATMENT.value] * 6, dtype=object)
+    ledger.record_contacts(engine, wave.id, ContactFrame.of(customers, arms, channel=channels))
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.id).where(ledger.contacts.c.wave_id == wave.id)

@@ -16,6 +16,7 @@ from orchestrator.cli.main import app
 from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.conversions import import_conversions
 from orchestrator.settings import use_settings
+from orchestrator.targeting.frame import ContactFrame
 from tests.conftest import REPO
 
 WAVE = "2026-11-24"
@@ -38,7 +39,8 @@ def _wave(engine, tmp_path, campaign: str, *, n: int = 4000, control_share: floa
     ids = [f"C{i:06d}" for i in range(n)]
     control = rng.random(n) < control_share
     arms = np.where(control, "control", "treatment").astype(object)
-    ledger.record_contacts(engine, wave.id, ids, arms, "email", scores=rng.random(n), planned_for=date(2026, 11, 24))
+    frame = ContactFrame.of(ids, arms, channel="email", score=rng.random(n))
+    ledger.record_contacts(engine, wave.id, frame, planned_for=date(2026, 11, 24))
     with engine.begin() as conn:
         conn.execute(ledger.contacts.update().where(ledger.contacts.c.arm == "treatment").values(status="sent"))
     buys = rng.random(n) < np.where(control, 0.05, 0.05 + effect)

@@ -17,6 +17,7 @@ from orchestrator.responses.conversions import attributed, import_conversions
 from orchestrator.responses.results_import import import_results
 from orchestrator.rules.outcomes import load_outcomes
 from orchestrator.success.data import CampaignNotFound, Measure, contact_frame
+from orchestrator.targeting.frame import ContactFrame
 
 WAVE_DAY = date(2026, 11, 24)
 
@@ -33,7 +34,7 @@ def _wave(engine, campaign="c", key="2026-11-24"):
     ids = ["A", "B", "C", "D"]
     arms = np.array(["treatment", "treatment", "control", "control"], dtype=object)
     channels = np.array(["call_center", "email", "call_center", "email"], dtype=object)
-    ledger.record_contacts(engine, wave.id, ids, arms, channels, planned_for=WAVE_DAY)
+    ledger.record_contacts(engine, wave.id, ContactFrame.of(ids, arms, channel=channels), planned_for=WAVE_DAY)
     with engine.begin() as conn:
         conn.execute(ledger.contacts.update().where(ledger.contacts.c.arm == "treatment").values(status="sent"))
         contact_of = dict(conn.execute(sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.id)).all())

@@ -11,9 +11,11 @@ import pytest
 from orchestrator.delivery.tasks import TaskBuilder, read_outcome_ref, task_id
 from orchestrator.errors import ValidationFailed
 from orchestrator.ledger import contacts as ledger
+from orchestrator.ledger.contacts import ContactChunk
 from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.loader import validate_campaign_file
 from orchestrator.targeting.capacity import UNLIMITED, day_pools, load_capacity, used_capacity
+from orchestrator.targeting.frame import ContactFrame
 from orchestrator.templates.loader import TemplateSet
 from tests.conftest import REPO
 
@@ -110,9 +112,8 @@ def test_used_capacity_counts_treated_pending_and_sent_of_the_day(engine):
     arms = np.array(["treatment"] * 4 + ["control"], dtype=object)
     channels = np.array(["call_center", "call_center", "field_force", "field_force", "call_center"], dtype=object)
     assignees = np.array([None, None, "R1", "R1", None], dtype=object)
-    ledger.record_contacts(
-        engine, wave.id, ["a", "b", "c", "d", "e"], arms, channels, assignees=assignees, planned_for=day
-    )
+    frame = ContactFrame.of(["a", "b", "c", "d", "e"], arms, channel=channels, assignee=assignees)
+    ledger.record_contacts(engine, wave.id, frame, planned_for=day)
     with engine.begin() as conn:
         conn.execute(ledger.contacts.update().where(ledger.contacts.c.customer_id == "b").values(status="failed"))
     assert used_capacity(engine, day) == {("call_center", None): 1, ("field_force", "R1"): 2}
@@ -161,8 +162,6 @@ def test_task_builder_fills_fields_and_skips_what_cannot_become_a_task(settings)
         "revenue_12m": 2500.0,
         "region": "North",
         "territory": "T01",
-        "_contact_id": 7,
-        "_assignee": "R1",
     }
     calls = TaskBuilder(
         settings,
@@ -173,7 +172,9 @@ def test_task_builder_fills_fields_and_skips_what_cannot_become_a_task(settings)
         3,
         date(2026, 11, 24),
     )
-    [task], skipped = calls.build([row, {**row, "_contact_id": 8, "customer_id": "C2", "phone": None}])
+    [task], skipped = calls.build(
+        ContactChunk([row, {**row, "customer_id": "C2", "phone": None}], [7, 8], [None, None], ["R1", "R1"])
+    )
     assert skipped[0].contact_id == 8 and skipped[0].detail == "no phone number"
     assert task.key == task_id(3, 7) == "w3-c7" and task.recipient == "+49 30 1234567"
     assert task.fields["customer_name"] == "Anna Weber" and task.fields["due_to"] == date(2026, 11, 27)
@@ -189,7 +190,7 @@ def test_task_builder_fills_fields_and_skips_what_cannot_become_a_task(settings)
         3,
         date(2026, 11, 24),
     )
-    [visit], skipped = visits.build([row, {**row, "_contact_id": 9, "_assignee": None}])
+    [visit], skipped = visits.build(ContactChunk([row, row], [7, 9], [None, None], ["R1", None]))
     assert visit.recipient == "R1" and visit.fields["address"] == "North, T01" and visit.fields["territory"] == "T01"
     assert skipped[0].detail == "no sales rep assigned"
 

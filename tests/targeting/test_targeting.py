@@ -34,7 +34,8 @@ from tests.targeting_support import (  # noqa: F401 - fixtures
 
 
 def _treated(selection) -> list[str]:
-    return [cid for cid, arm in zip(selection.ids, selection.arms, strict=True) if arm == "treatment"]
+    contacts = selection.contacts
+    return [cid for cid, arm in zip(contacts.customer_id, contacts.arm, strict=True) if arm == "treatment"]
 
 
 def test_explain_funnel_matches_sql_counts_and_the_selection(settings, customers, cli):
@@ -125,15 +126,15 @@ def test_suppressed_customers_are_never_selected(settings, customers):
     )
 
     _prepared, _candidates, after = select_wave(settings, rules, funnel=True)
-    assert set(after.ids) == set(before.ids) - {email_only, everywhere}
-    arms_before = dict(zip(before.ids, before.arms, strict=True))
-    assert all(arms_before[cid] == arm for cid, arm in zip(after.ids, after.arms, strict=True))
+    assert set(after.contacts.customer_id) == set(before.contacts.customer_id) - {email_only, everywhere}
+    arms_before = dict(zip(before.contacts.customer_id, before.contacts.arm, strict=True))
+    assert all(arms_before[cid] == arm for cid, arm in zip(after.contacts.customer_id, after.contacts.arm, strict=True))
     step = next(s for s in after.funnel if s.label == "suppressed")
     assert step.removed == 2
 
     _prepared, _selection, ref = run_wave(settings, rules)
     recorded = {row.customer_id for row in ledger_rows(customers, ref.id)}
-    assert recorded == set(after.ids) and not recorded & {email_only, everywhere}
+    assert recorded == set(after.contacts.customer_id) and not recorded & {email_only, everywhere}
 
 
 def test_frequency_cap_counts_sent_and_control_contacts_of_every_campaign(settings, customers):
@@ -171,14 +172,14 @@ def test_frequency_cap_counts_sent_and_control_contacts_of_every_campaign(settin
     assert {"failed", "skipped"} <= statuses  # in both waves, but never delivered: not at the cap
 
     _prepared, _candidates, third = select_wave(settings, three, "2026-11-26", funnel=True)
-    assert set(third.ids) == set(base.ids) - at_cap
-    assert set(rejected + invalid) <= set(third.ids)
+    assert set(third.contacts.customer_id) == set(base.contacts.customer_id) - at_cap
+    assert set(rejected + invalid) <= set(third.contacts.customer_id)
     step = next(s for s in third.funnel if s.label == "frequency cap 2 in 30 days")
     assert step.removed == len(at_cap)
     # A wave dated after the window (a Monday over 30 days from now) no longer counts those contacts.
     later_day = date.today() + timedelta(days=31 + (7 - (date.today() + timedelta(days=31)).weekday()) % 7)
     _prepared, _candidates, later = select_wave(settings, three, later_day.isoformat())
-    assert set(later.ids) == set(base.ids)
+    assert set(later.contacts.customer_id) == set(base.contacts.customer_id)
 
 
 def test_blocked_day_selects_and_records_nothing(settings, customers, cli):

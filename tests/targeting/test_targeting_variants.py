@@ -131,7 +131,11 @@ def test_preview_writes_n_messages_per_variant(settings, customers, cli, tmp_pat
     page = output.read_text()
     assert page.count("<iframe sandbox srcdoc=") == 4
     for variant in ("a", "b"):
-        first_two = sorted(cid for cid, v in zip(selection.ids, selection.variants, strict=True) if v == variant)[:2]
+        first_two = sorted(
+            cid
+            for cid, v in zip(selection.contacts.customer_id, selection.contacts.variant, strict=True)
+            if v == variant
+        )[:2]
         assert re.findall(rf"<h2>email: customer (\w+), variant {variant}</h2>", page) == first_two
     assert page.count("A different offer for ") == 2 and page.count("we miss you: €") == 2
     assert "4 message(s) written to" in flat(result.output)

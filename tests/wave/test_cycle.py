@@ -254,7 +254,7 @@ def test_overflow_wait_keeps_customers_for_a_later_wave(run_settings, customers)
     path.write_text(path.read_text().replace("overflow: wait", "overflow: fallback"))
     [plan_fallback] = _plans(run_settings, "retention-multichannel")
     assert plan_wait.waiting > plan_fallback.waiting
-    treated = lambda p: int(np.count_nonzero(p.selection.arms == "treatment"))  # noqa: E731
+    treated = lambda p: int(np.count_nonzero(p.contacts.arm == "treatment"))  # noqa: E731
     assert treated(plan_fallback) - treated(plan_wait) == plan_wait.waiting - plan_fallback.waiting
     # gold customers are worth most as visits; with wait, those the reps can't take wait instead of
     # falling back to a call, so the call center only gets customers whose best channel is a call
