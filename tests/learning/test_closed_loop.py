@@ -38,7 +38,7 @@ from tests.wave.test_cycle import (  # noqa: F401 - fixtures
 CC_SECRET = "whsec_" + base64.b64encode(b"call-center-outcomes-secret-0123").decode()
 
 
-def test_outcomes_and_link_events_flow_back_into_the_success_report(run_settings, receivers):
+def test_outcomes_and_link_events_flow_back_into_the_success_report(run_settings, receivers, smtp):
     calls, _visits = receivers
     _run(run_settings, "retention-multichannel")
     settings = run_settings.model_copy(
