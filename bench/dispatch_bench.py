@@ -81,7 +81,7 @@ def main() -> None:
     from rich.table import Table
 
     from channels import channel_class
-    from channels.webhook_delivery import WebhookDelivery
+    from channels.webhook_delivery import TaskListChannel, WebhookDelivery
     from orchestrator.customers.importer import import_customers
     from orchestrator.customers.table import customer_table
     from orchestrator.db.engine import connect
@@ -157,7 +157,9 @@ def main() -> None:
         endpoint = WebhookEndpoint(url=f"{base}/{channel}", secret=SECRET)
         template = TemplateSet.load(settings.paths.templates_dir, channel, "retention", channel_kind(channel).layout)
         builder = TaskBuilder(settings, spec, channel, template, wave.key, wave.id, WAVE_DAY)
-        with channel_class(channel)(endpoint, hooks, name=channel) as adapter:
+        adapter_class = channel_class(channel)
+        assert issubclass(adapter_class, TaskListChannel), adapter_class
+        with adapter_class(endpoint, hooks, name=channel) as adapter:
             t0 = time.perf_counter()
             result = dispatch_channel(
                 engine,
@@ -183,7 +185,7 @@ def main() -> None:
         payloads = []
         import datetime as _dt
 
-        with channel_class(channel)(endpoint, hooks, name=channel) as adapter:
+        with adapter_class(endpoint, hooks, name=channel) as adapter:
             for ref in refs:
                 q = (
                     ledger.contact_rows(table)

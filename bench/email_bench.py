@@ -38,7 +38,7 @@ def serve(port: int, latency: float, ready, stop, count) -> None:  # noqa: ANN00
                 await asyncio.sleep(latency)
                 return await handle_data(*args, **kwargs)
 
-            sink.handler.handle_DATA = slow
+            sink.handler.handle_DATA = slow  # type: ignore[method-assign]  # aiosmtpd looks the hook up on the handler
         ready.set()
         stop.wait()
         count.value = sink.received

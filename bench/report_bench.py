@@ -50,7 +50,9 @@ def make_contacts(n: int, waves: int, seed: int = 2026):
             "channel": rng.choice(
                 np.array(["call_center", "email", "field_force"], dtype=object), n, p=[0.3, 0.6, 0.1]
             ),
-            "variant": np.where(treated, rng.choice(np.array(["a", "b"], dtype=object), n), None),
+            "variant": np.where(
+                treated, rng.choice(np.array(["a", "b"], dtype=object), n), np.array(None, dtype=object)
+            ),
             "arm": np.where(treated, "treatment", "control"),
             "score": score,
             "responded": responded,
@@ -97,10 +99,13 @@ def main() -> None:
     table.add_row(str(len(seconds)), f"{min(seconds):.2f}", f"{statistics.median(seconds):.2f}", f"{peak_mib():.0f}")
     console.print(table)
     lift = overall.absolute_lift
-    console.print(
-        f"overall lift {lift.value * 100:+.2f} points ({lift.low * 100:+.2f} to {lift.high * 100:+.2f}), "
-        f"p = {overall.p_value:.3g} ({overall.test})"
-    )
+    if lift.value is None or lift.low is None or lift.high is None:
+        console.print(f"overall lift undefined (p = {overall.p_value}, {overall.test})")
+    else:
+        console.print(
+            f"overall lift {lift.value * 100:+.2f} points ({lift.low * 100:+.2f} to {lift.high * 100:+.2f}), "
+            f"p = {overall.p_value:.3g} ({overall.test})"
+        )
 
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)

@@ -25,7 +25,7 @@ import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
 Outcome = Literal["sent", "transient", "permanent"]
 
@@ -130,7 +130,7 @@ class Channel(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called once after the last batch."""
 
-    def __enter__(self) -> Channel:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
