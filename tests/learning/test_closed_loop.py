@@ -25,16 +25,16 @@ from orchestrator.demo.webhook_receiver import serve_receiver
 from orchestrator.responses.api import create_app
 from orchestrator.settings import ApiSettings, ApiSource
 from orchestrator.success.campaign import build_campaign_report
-from tests.wave.test_cycle import _run, customers, cycle_env, cycle_settings, receivers, smtp, workspace  # noqa: F401 - fixtures
+from tests.support.wave import run_cycle
 
 CC_SECRET = "whsec_" + base64.b64encode(b"call-center-outcomes-secret-0123").decode()
 
 
 def test_outcomes_and_link_events_flow_back_into_the_success_report(
-    cycle_env, cycle_settings, customers, receivers, smtp
+    cycle_env, cycle_settings, cycle_customers, receivers, smtp
 ):
     calls, _visits = receivers
-    _run(cycle_settings, "retention-multichannel")
+    run_cycle(cycle_settings, "retention-multichannel")
     settings = cycle_settings.model_copy(
         update={"api": ApiSettings(sources={"call_center": ApiSource(secret=CC_SECRET)})}
     )
@@ -90,7 +90,7 @@ def test_outcomes_and_link_events_flow_back_into_the_success_report(
             == 200
         )
 
-    with customers.connect() as conn:
+    with cycle_customers.connect() as conn:
         kinds = dict(conn.execute(sa.text("select type, count(*) from response_events group by type")).all())
         suppressed = conn.execute(
             sa.text("select count(*) from suppressions where reason = 'unsubscribed'")

@@ -20,7 +20,7 @@ from orchestrator.rules.loader import load_campaign, validate_campaign_file
 from orchestrator.rules.segments import resolve_segments
 from orchestrator.rules.spec import ColumnTest, Not, condition_to_data, parse_condition
 from orchestrator.rules.yaml_source import load_yaml
-from tests.rules.test_rules import DEMO_COLUMNS
+from tests.support.rules import DEMO_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,14 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from typer.testing import CliRunner
 
 from orchestrator.customers.files import read_customer_file
 from orchestrator.customers.importer import import_customers
-from orchestrator.execution import progress
 from orchestrator.scoring import registry as model_registry
 from orchestrator.scoring.response import (
     FeatureMismatch,
@@ -27,35 +24,7 @@ from orchestrator.scoring.response import (
     split_target,
     train_response_model,
 )
-
-
-def synthetic_customers(n: int = 3000, seed: int = 7) -> pd.DataFrame:
-    """Customers whose response depends on age, segment and a yes/no flag; some values missing."""
-    rng = np.random.default_rng(seed)
-    age = rng.integers(18, 80, n).astype(float)
-    segment = rng.choice(["gold", "silver", "bronze", "tin"], n, p=[0.2, 0.3, 0.4, 0.1]).astype(object)
-    member = rng.random(n) < 0.4
-    logit = (
-        -1.5
-        + 0.06 * (age - 50)
-        + np.where(segment == "gold", 2.0, 0.0)
-        - np.where(segment == "tin", 1.0, 0.0)
-        + 1.2 * member
-    )
-    responded = rng.random(n) < 1 / (1 + np.exp(-logit))
-    age[rng.random(n) < 0.08] = np.nan
-    segment[rng.random(n) < 0.05] = None
-    return pd.DataFrame(
-        {
-            "customer_id": [f"c{i:05d}" for i in range(n)],
-            "age": age,
-            "segment": segment,
-            "member": member,
-            "noise": rng.normal(size=n),
-            "call_seconds": np.where(responded, 300, 60) + rng.integers(0, 30, n),  # known only afterwards
-            "responded": np.where(responded, "yes", "no"),
-        }
-    )
+from tests.support.scoring import synthetic_customers
 
 
 @pytest.fixture(scope="module")
@@ -344,23 +313,6 @@ def test_score_customers_refuses_a_table_that_does_not_fit(engine, settings, fra
 
 
 # --- command line -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(settings, monkeypatch):
-    """Run ``campaign models ...`` against the test database and data folder."""
-    from orchestrator.cli.models import models_app
-    from orchestrator.settings import get_settings
-
-    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", settings.database.url)
-    monkeypatch.setenv("CAMPAIGN_PATHS_DATA_DIR", str(settings.paths.data_dir))
-    get_settings.cache_clear()
-    app = typer.Typer()
-    app.add_typer(models_app, name="models")
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, ["models", *args])
-    get_settings.cache_clear()
-    progress.disable()
 
 
 def test_cli_train_list_show(cli, engine, frame, tmp_path):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 import typer
-from typer.testing import CliRunner
 
 from orchestrator.db.tables import Contact
 from orchestrator.ledger import contacts as ledger
@@ -386,26 +385,22 @@ def test_suppression_rejects_unknown_reason(engine, tmp_path):
 
 
 @pytest.fixture
-def cli(settings, monkeypatch, engine):
+def cli(make_cli, engine):
+    """``campaign suppressions ...`` and ``campaign policy ...``; ``result.text`` is the output
+    without rich's boxes and wrapping."""
     from orchestrator.cli.policy import policy_app, suppressions_app
-    from orchestrator.settings import get_settings
 
-    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("CAMPAIGN_PATHS_RULES_DIR", str(settings.paths.rules_dir))
-    monkeypatch.setenv("CAMPAIGN_PATHS_DATA_DIR", str(settings.paths.data_dir))
-    get_settings.cache_clear()
     app = typer.Typer()
     app.add_typer(suppressions_app, name="suppressions")
     app.add_typer(policy_app, name="policy")
-    runner = CliRunner()
+    run = make_cli(app)
 
     def invoke(*args):
-        result = runner.invoke(app, list(args))
+        result = run(*args)
         result.text = " ".join(result.output.replace("│", " ").split())  # without rich's boxes and wrapping
         return result
 
-    yield invoke
-    get_settings.cache_clear()
+    return invoke
 
 
 def test_cli_suppressions_and_policy_check(cli, engine, tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from orchestrator.ledger import contacts as ledger
 from orchestrator.settings import get_settings
 from tests.conftest import REPO, fresh_database
 from tests.smtp_server import SmtpServer
-from tests.wave.test_cycle import _environment, workspace  # noqa: F401 - the fixture
+from tests.support.wave import RULES, cycle_environment, pause_rcpt, wave_environment, wave_ledger
 from tests.webhook_receiver import TestReceiver
 
 WAVE = "2026-11-24"
@@ -142,7 +142,7 @@ def _run_on_fresh_database(kind, tmp_path, name, workspace, model, monkeypatch, 
             ),
             database=DatabaseSettings(url=url),
         )
-        env = _environment(settings, smtp.port, calls, visits)
+        env = cycle_environment(settings, smtp.port, calls, visits)
         env.update({f"CAMPAIGN_EXECUTION_{key.upper()}": str(value) for key, value in execution.items()})
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -313,9 +313,6 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
     import subprocess
     import sys
 
-    from tests.wave.test_wave import RULES, _ledger, _pause_rcpt
-    from tests.wave.test_wave import _environment as wave_environment
-
     engine = connect(settings)
     import_customers(engine, write_csv(tmp_path / "customers.csv", 3000, seed=11))
     workers = 3
@@ -337,7 +334,7 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
     journals = settings.paths.data_dir / "journal"
     with SmtpServer() as server:
         env["CAMPAIGN_SMTP_PORT"] = str(server.port)
-        reached, release = _pause_rcpt(server, at=300)
+        reached, release = pause_rcpt(server, at=300)
         process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             assert reached.wait(120), process.stdout.read().decode() if process.poll() is not None else "no RCPT 300"
@@ -352,7 +349,7 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
         assert second.returncode == 0, second.stdout + second.stderr
         counts = Counter(server.recipients)
         by_message_id = Counter(m["Message-ID"] for m in server.messages)
-    rows = _ledger(engine)
+    rows = wave_ledger(engine)
     sent = [r for r in rows if r.status == "sent"]
     twice = sum(n - 1 for n in counts.values())
     assert twice <= workers - 1, f"{twice} messages sent twice with {workers} chunks in flight"
