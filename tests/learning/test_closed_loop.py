@@ -30,6 +30,7 @@ from tests.support.wave import run_cycle
 CC_SECRET = "whsec_" + base64.b64encode(b"call-center-outcomes-secret-0123").decode()
 
 
+@pytest.mark.slow
 def test_outcomes_and_link_events_flow_back_into_the_success_report(
     cycle_env, cycle_settings, cycle_customers, receivers, smtp
 ):

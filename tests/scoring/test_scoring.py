@@ -63,6 +63,7 @@ def test_model_learns_a_known_signal_with_missing_values(trained, frame):
     np.testing.assert_allclose(proba[:, 1], scores)
 
 
+@pytest.mark.slow
 def test_estimator_api(frame):
     X, y, dropped = split_target(frame, "responded")
     assert dropped == 0 and "responded" not in X.columns
@@ -315,6 +316,7 @@ def test_score_customers_refuses_a_table_that_does_not_fit(engine, settings, fra
 # --- command line -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_train_list_show(cli, engine, frame, tmp_path):
     data = tmp_path / "outcomes.csv"
     frame.rename(columns={"call_seconds": "call.seconds"}).to_csv(data, index=False)

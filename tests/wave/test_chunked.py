@@ -230,6 +230,7 @@ def _assert_same_and_delivered_once(one: dict, other: dict) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.slow
 def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(
     kind, tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url
 ):
@@ -244,6 +245,7 @@ def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("cluster", ["local", "address"])
+@pytest.mark.slow
 def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
     cluster, tmp_path, scored_workspace, response_model, monkeypatch, prefect_api_url
 ):
@@ -302,6 +304,7 @@ def _messages_of(name: str) -> Iterator[list[str]]:
 # --- a killed run with several e-mail chunks in flight ------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_path, prefect_api_url):
     """SIGKILL while three e-mail chunks send at once (three threads, one SMTP connection each)
     and one of them waits at RCPT. The next run first marks every chunk journal's messages sent,

@@ -80,6 +80,7 @@ def _delivered_once(rows, receiver: TestReceiver, channel: str) -> None:
 # --- a cycle end to end -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cycle_allocates_within_capacity_arbitrates_and_delivers_each_task_once(
     cycle_env, cycle_settings, cycle_customers, receivers, smtp
 ):
@@ -242,6 +243,7 @@ def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them
 # --- SIGKILL during dispatch ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_during_dispatch_delivers_every_task_exactly_once(
     cycle_settings, cycle_customers, prefect_api_url, tmp_path
 ):

@@ -41,6 +41,7 @@ def _run(rules=RULES, **kwargs):
     return run_campaign(rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False))
 
 
+@pytest.mark.slow
 def test_wave_sends_every_treated_customer_exactly_once(wave_env, smtp, customers):
     summary = _run()
     rows = wave_ledger(customers)
@@ -66,6 +67,7 @@ def test_wave_sends_every_treated_customer_exactly_once(wave_env, smtp, customer
     assert again["ledger_sent"] == len(sent)
 
 
+@pytest.mark.slow
 def test_control_customers_are_never_sent_and_groups_are_stable(wave_env, smtp, customers):
     _run(wave="2026-11-24")
     _run(wave="2026-11-25")
@@ -118,6 +120,7 @@ def test_undefined_template_variable_sends_nothing(wave_env, smtp, customers, tm
     assert smtp.received == [] and wave_ledger(customers) == []
 
 
+@pytest.mark.slow
 def test_unreachable_smtp_keeps_contacts_pending_then_resumes(wave_env, smtp, customers, monkeypatch):
     monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(free_port()))
     get_settings.cache_clear()
@@ -134,6 +137,7 @@ def test_unreachable_smtp_keeps_contacts_pending_then_resumes(wave_env, smtp, cu
     assert summary["sent_this_run"] == len(smtp.received) > 0
 
 
+@pytest.mark.slow
 def test_invalid_addresses_are_skipped_and_reported(wave_env, smtp, customers):
     with customers.begin() as conn:
         conn.execute(
@@ -154,6 +158,7 @@ def test_invalid_addresses_are_skipped_and_reported(wave_env, smtp, customers):
 
 
 @pytest.mark.parametrize("connections", [1, 4])
+@pytest.mark.slow
 def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, prefect_api_url, tmp_path, connections):
     """SIGKILL while one connection waits at RCPT. With one connection nothing is in flight and
     nothing is sent twice. With several, each other connection may have had a message accepted
@@ -234,6 +239,7 @@ def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_env, cus
     assert "run the wave again" in result.output
 
 
+@pytest.mark.slow
 def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(
     settings, customers, prefect_api_url, monkeypatch
 ):
