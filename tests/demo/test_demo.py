@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_loop(tmp_path, monkeypatch, prefect_api_url):
     from orchestrator.demo.run import run_demo
 

@@ -195,6 +195,7 @@ def test_apply_registers_schedules_parameters_tags_and_concurrency(rules, prefec
     assert _missing("campaign_wave/policy")
 
 
+@pytest.mark.slow
 def test_reapplying_updates_the_schedule_in_place(rules, prefect_api_url):
     from prefect.client.schemas.schedules import RRuleSchedule
 

@@ -25,22 +25,15 @@ from orchestrator.demo.webhook_receiver import serve_receiver
 from orchestrator.responses.api import create_app
 from orchestrator.settings import ApiSettings, ApiSource
 from orchestrator.success.campaign import build_campaign_report
-from tests.wave.test_cycle import (  # noqa: F401 - fixtures
-    _run,
-    customers,
-    cycle_settings,
-    receivers,
-    run_settings,
-    smtp,
-    workspace,
-)
+from tests.support.wave import run_cycle
 
 CC_SECRET = "whsec_" + base64.b64encode(b"call-center-outcomes-secret-0123").decode()
 
 
-def test_outcomes_and_link_events_flow_back_into_the_success_report(run_settings, receivers, smtp):
+@pytest.mark.slow
+def test_outcomes_and_link_events_flow_back_into_the_success_report(run_settings, cycle_customers, receivers, smtp):
     calls, _visits = receivers
-    _run(run_settings, "retention-multichannel")
+    run_cycle(run_settings, "retention-multichannel")
     settings = run_settings.model_copy(
         update={"api": ApiSettings(sources={"call_center": ApiSource(secret=CC_SECRET)})}
     )
@@ -96,7 +89,7 @@ def test_outcomes_and_link_events_flow_back_into_the_success_report(run_settings
             == 200
         )
 
-    with customers.connect() as conn:
+    with cycle_customers.connect() as conn:
         kinds = dict(conn.execute(sa.text("select type, count(*) from response_events group by type")).all())
         suppressed = conn.execute(
             sa.text("select count(*) from suppressions where reason = 'unsubscribed'")

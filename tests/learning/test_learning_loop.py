@@ -98,6 +98,7 @@ def measured(engine, settings, day: date) -> tuple[float, float]:
     return float(rates["treatment"]), float(rates["treatment"] - rates["control"])
 
 
+@pytest.mark.slow
 def test_targeting_improves_wave_after_wave_with_retraining(world):
     settings, engine, hidden, tmp_path = world
     rng = np.random.default_rng(4)
@@ -153,6 +154,7 @@ def test_retraining_needs_outcomes_and_a_control_group(world):
         )
 
 
+@pytest.mark.slow
 def test_retrain_command_runs_the_flow_and_promotes_the_first_version(world, prefect_api_url):
     from typer.testing import CliRunner
 

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from orchestrator.demo.webhook_receiver import serve_receiver
 from orchestrator.responses.api import PIXEL, click_url, create_app
 from orchestrator.settings import ApiSettings, ApiSource, Settings
-from tests.responses.test_responses import make_ledger, stored, suppressed
+from tests.support.responses import make_ledger, stored, suppressed
 
 CC_SECRET = "whsec_" + base64.b64encode(b"call-center-secret-0123456789abc").decode()
 ESP_SECRET = "whsec_" + base64.b64encode(b"e-mail-service-secret-0123456789").decode()

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.customers.table import customer_columns, customer_table
+from orchestrator.customers.table import customer_columns
 from orchestrator.rules.conditions import compile_audience
 from orchestrator.rules.spec import ColumnTest, parse_condition
 from orchestrator.rules.yaml_source import load_yaml
@@ -26,26 +26,22 @@ EVERYONE = {row[0] for row in ROWS}
 
 
 @pytest.fixture
-def customers(engine) -> sa.Table:
+def customers(make_customer_table) -> sa.Table:
     """A small customer table, reflected back from the database as the engine does."""
-    metadata = sa.MetaData()
-    table = sa.Table(
-        "customers",
-        metadata,
-        sa.Column("customer_id", sa.Text, primary_key=True),
-        sa.Column("region", sa.Text),
-        sa.Column("segment", sa.String(20)),
-        sa.Column("age", sa.Integer),
-        sa.Column("revenue", sa.Float),
-        sa.Column("consent", sa.Boolean),
-        sa.Column("signup", sa.Date),
-        sa.Column("seen", sa.DateTime),
-        sa.Column("note", sa.Text),
+    return make_customer_table(
+        [
+            sa.Column("customer_id", sa.Text, primary_key=True),
+            sa.Column("region", sa.Text),
+            sa.Column("segment", sa.String(20)),
+            sa.Column("age", sa.Integer),
+            sa.Column("revenue", sa.Float),
+            sa.Column("consent", sa.Boolean),
+            sa.Column("signup", sa.Date),
+            sa.Column("seen", sa.DateTime),
+            sa.Column("note", sa.Text),
+        ],
+        [dict(zip(COLUMNS, row, strict=True)) for row in ROWS],
     )
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(table.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in ROWS])
-    return customer_table(engine, "customers")
 
 
 def condition_of(text: str):

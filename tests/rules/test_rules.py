@@ -13,24 +13,9 @@ from orchestrator.rules.conditions import check_audience
 from orchestrator.rules.loader import NO_TABLE_WARNING, load_campaign, validate_campaign_file
 from orchestrator.rules.spec import All, Any, CampaignSpec, ColumnTest, Not, parse_condition
 from orchestrator.rules.yaml_source import load_yaml, parse_yaml
+from tests.support.rules import DEMO_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
-
-DEMO_COLUMNS = {
-    "customer_id": "text",
-    "first_name": "text",
-    "last_name": "text",
-    "email": "text",
-    "phone": "text",
-    "age": "integer",
-    "region": "text",
-    "segment": "text",
-    "revenue_12m": "number",
-    "recency_days": "integer",
-    "consent_email": "boolean",
-    "consent_phone": "boolean",
-    "territory": "text",
-}
 
 # Line numbers below refer to this file.
 VALID = """\

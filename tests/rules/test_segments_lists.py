@@ -20,7 +20,7 @@ from orchestrator.rules.loader import load_campaign, validate_campaign_file
 from orchestrator.rules.segments import resolve_segments
 from orchestrator.rules.spec import ColumnTest, Not, condition_to_data, parse_condition
 from orchestrator.rules.yaml_source import load_yaml
-from tests.rules.test_rules import DEMO_COLUMNS
+from tests.support.rules import DEMO_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -313,35 +313,28 @@ RECENCY = {"c1": 30, "c2": 95, "c3": 200, "c4": 400, "c5": 100, "c6": 365, "c7":
 
 
 @pytest.fixture
-def customers(engine) -> sa.Table:
-    metadata = sa.MetaData()
-    table = sa.Table(
-        "customers",
-        metadata,
-        sa.Column("customer_id", sa.Text, primary_key=True),
-        sa.Column("consent_email", sa.Boolean),
-        sa.Column("recency_days", sa.Integer),
-        sa.Column("email", sa.Text),
-        sa.Column("last_purchase", sa.Date),
+def customers(make_customer_table) -> sa.Table:
+    return make_customer_table(
+        [
+            sa.Column("customer_id", sa.Text, primary_key=True),
+            sa.Column("consent_email", sa.Boolean),
+            sa.Column("recency_days", sa.Integer),
+            sa.Column("email", sa.Text),
+            sa.Column("last_purchase", sa.Date),
+        ],
+        [
+            {
+                "customer_id": i,
+                "consent_email": i != "c5",
+                "recency_days": RECENCY[i],
+                "email": f"{i}@{'acme' if int(i[1:]) % 2 else 'other'}.example",
+                "last_purchase": None
+                if RECENCY[i] is None
+                else date.fromordinal(date(2026, 1, 1).toordinal() - RECENCY[i]),
+            }
+            for i in IDS
+        ],
     )
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            table.insert(),
-            [
-                {
-                    "customer_id": i,
-                    "consent_email": i != "c5",
-                    "recency_days": RECENCY[i],
-                    "email": f"{i}@{'acme' if int(i[1:]) % 2 else 'other'}.example",
-                    "last_purchase": None
-                    if RECENCY[i] is None
-                    else date.fromordinal(date(2026, 1, 1).toordinal() - RECENCY[i]),
-                }
-                for i in IDS
-            ],
-        )
-    return customer_table(engine, "customers")
 
 
 def selection(engine, table, path: Path, **kwargs) -> list[str]:

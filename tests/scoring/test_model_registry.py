@@ -9,14 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import typer
-from rich.console import Console
-from typer.testing import CliRunner
 
 from orchestrator.db.tables import ModelVersion, table_of
 from orchestrator.scoring import registry
 from orchestrator.scoring.response import train_response_model
-from tests.scoring.test_scoring import synthetic_customers
+from tests.support.scoring import synthetic_customers
 
 
 @pytest.fixture(scope="module")
@@ -297,28 +294,6 @@ def test_load_any_model_with_score_frame(engine, settings):
 
 
 # --- command line -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(settings, monkeypatch):
-    """Run ``campaign models ...`` against the test database and data folder, on wide consoles."""
-    from orchestrator.cli import models as cli_models
-    from orchestrator.cli import output as cli_output
-    from orchestrator.execution import progress
-    from orchestrator.settings import use_settings
-
-    monkeypatch.setattr(cli_models, "console", Console(width=250))
-    monkeypatch.setattr(cli_output, "err", Console(stderr=True, width=250))
-    app = typer.Typer()
-    app.add_typer(cli_models.models_app, name="models")
-    runner = CliRunner()
-
-    def invoke(*args):
-        with use_settings(settings):
-            return runner.invoke(app, ["models", *map(str, args)])
-
-    yield invoke
-    progress.disable()
 
 
 def test_cli_promote(cli, engine, settings, trained):

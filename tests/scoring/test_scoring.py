@@ -7,14 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from typer.testing import CliRunner
 
 from orchestrator.customers.files import read_customer_file
 from orchestrator.customers.importer import import_customers
-from orchestrator.execution import progress
 from orchestrator.scoring import registry as model_registry
 from orchestrator.scoring.response import (
     FeatureMismatch,
@@ -27,35 +24,7 @@ from orchestrator.scoring.response import (
     split_target,
     train_response_model,
 )
-
-
-def synthetic_customers(n: int = 3000, seed: int = 7) -> pd.DataFrame:
-    """Customers whose response depends on age, segment and a yes/no flag; some values missing."""
-    rng = np.random.default_rng(seed)
-    age = rng.integers(18, 80, n).astype(float)
-    segment = rng.choice(["gold", "silver", "bronze", "tin"], n, p=[0.2, 0.3, 0.4, 0.1]).astype(object)
-    member = rng.random(n) < 0.4
-    logit = (
-        -1.5
-        + 0.06 * (age - 50)
-        + np.where(segment == "gold", 2.0, 0.0)
-        - np.where(segment == "tin", 1.0, 0.0)
-        + 1.2 * member
-    )
-    responded = rng.random(n) < 1 / (1 + np.exp(-logit))
-    age[rng.random(n) < 0.08] = np.nan
-    segment[rng.random(n) < 0.05] = None
-    return pd.DataFrame(
-        {
-            "customer_id": [f"c{i:05d}" for i in range(n)],
-            "age": age,
-            "segment": segment,
-            "member": member,
-            "noise": rng.normal(size=n),
-            "call_seconds": np.where(responded, 300, 60) + rng.integers(0, 30, n),  # known only afterwards
-            "responded": np.where(responded, "yes", "no"),
-        }
-    )
+from tests.support.scoring import synthetic_customers
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +63,7 @@ def test_model_learns_a_known_signal_with_missing_values(trained, frame):
     np.testing.assert_allclose(proba[:, 1], scores)
 
 
+@pytest.mark.slow
 def test_estimator_api(frame):
     X, y, dropped = split_target(frame, "responded")
     assert dropped == 0 and "responded" not in X.columns
@@ -352,24 +322,7 @@ def test_score_customers_refuses_a_table_that_does_not_fit(engine, settings, fra
 # --- command line -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli(settings):
-    """Run ``campaign models ...`` against the test database and data folder."""
-    from orchestrator.cli.models import models_app
-    from orchestrator.settings import use_settings
-
-    app = typer.Typer()
-    app.add_typer(models_app, name="models")
-    runner = CliRunner()
-
-    def invoke(*args):
-        with use_settings(settings):
-            return runner.invoke(app, ["models", *args])
-
-    yield invoke
-    progress.disable()
-
-
+@pytest.mark.slow
 def test_cli_train_list_show(cli, engine, frame, tmp_path):
     data = tmp_path / "outcomes.csv"
     frame.rename(columns={"call_seconds": "call.seconds"}).to_csv(data, index=False)

@@ -112,6 +112,7 @@ def test_uplift_ranks_the_affected_customers_first(approach, treated_share, vali
     assert scores.min() < 0  # uplift can be negative
 
 
+@pytest.mark.slow
 def test_gradient_boosting_learns_the_interaction(train, validation):
     X, t, y, _ = train
     X_val, t_val, y_val, _ = validation

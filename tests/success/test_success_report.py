@@ -360,6 +360,7 @@ def small_frame(arms, responded, days=None) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_coverage_of_the_lift_interval_in_repeated_campaigns():
     # 200 small campaigns with the true lift: the 95% interval should cover it about 95% of the time.
     covered = 0

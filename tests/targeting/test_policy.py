@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 import typer
-from typer.testing import CliRunner
 
 from orchestrator.db.tables import Contact, table_of
 from orchestrator.ledger import contacts as ledger
@@ -387,18 +386,18 @@ def test_suppression_rejects_unknown_reason(engine, tmp_path):
 
 
 @pytest.fixture
-def cli(settings, engine):
+def cli(make_cli, engine):
+    """``campaign suppressions ...`` and ``campaign policy ...``; ``result.text`` is the output
+    without rich's boxes and wrapping."""
     from orchestrator.cli.policy import policy_app, suppressions_app
-    from orchestrator.settings import use_settings
 
     app = typer.Typer()
     app.add_typer(suppressions_app, name="suppressions")
     app.add_typer(policy_app, name="policy")
-    runner = CliRunner()
+    run = make_cli(app)
 
     def invoke(*args):
-        with use_settings(settings):
-            result = runner.invoke(app, list(args))
+        result = run(*args)
         result.text = " ".join(result.output.replace("│", " ").split())  # without rich's boxes and wrapping
         return result
 

@@ -15,22 +15,25 @@ from orchestrator.ledger import contacts as ledger
 from orchestrator.targeting.policy import add_suppressions
 from orchestrator.wave import stages
 from tests.smtp_server import SmtpServer
-from tests.targeting_support import (  # noqa: F401 - fixtures
+from tests.support.targeting import (
     AUDIENCE_SQL,
     POLICY_SQL,
     WAVE,
-    cli,
-    customers,
     flat,
     in_global_control,
     ledger_rows,
     position,
     run_wave,
     select_wave,
-    settings,
     sql_ids,
     write_rules,
 )
+
+
+@pytest.fixture
+def settings(policy_settings):
+    """The tests here run under the test contact policy (``tests.support.targeting.POLICY``)."""
+    return policy_settings
 
 
 def _treated(selection) -> list[str]:

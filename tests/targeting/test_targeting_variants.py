@@ -15,26 +15,29 @@ from orchestrator.scoring import registry as model_registry
 from orchestrator.scoring.response import train_response_model
 from orchestrator.success.power import required_control_size
 from tests.smtp_server import SmtpServer
-from tests.targeting_support import (  # noqa: F401 - fixtures
+from tests.support.targeting import (
     AUDIENCE_SQL,
     POLICY_SQL,
     WAVE,
-    cli,
     copy_template,
-    customers,
     flat,
     in_global_control,
     ledger_rows,
     position,
     run_wave,
     select_wave,
-    settings,
     sql_ids,
     write_rules,
 )
 
 B_SUBJECT = "A different offer for {{ first_name }}"
 VARIANTS = {"a": {"share": 0.5}, "b": {"share": 0.5, "template": "winback-b"}}
+
+
+@pytest.fixture
+def settings(policy_settings):
+    """The tests here run under the test contact policy (``tests.support.targeting.POLICY``)."""
+    return policy_settings
 
 
 def _customer_frame(engine) -> pd.DataFrame:

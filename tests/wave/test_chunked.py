@@ -33,7 +33,7 @@ from orchestrator.ledger import contacts as ledger
 from orchestrator.rules.kinds import channel_kind
 from tests.conftest import REPO, fresh_database
 from tests.smtp_server import SmtpServer
-from tests.wave.test_cycle import _settings, workspace  # noqa: F401 - the fixture
+from tests.support.wave import RULES, cycle_settings_for, pause_rcpt, wave_environment, wave_ledger
 from tests.webhook_receiver import TestReceiver
 
 WAVE = "2026-11-24"
@@ -144,7 +144,7 @@ def _run_on_fresh_database(kind, tmp_path, name, workspace, model, **execution) 
             ),
             database=DatabaseSettings(url=url),
         )
-        settings = _settings(settings, smtp.port, calls, visits)
+        settings = cycle_settings_for(settings, smtp.port, calls, visits)
         settings = settings.model_copy(update={"execution": settings.execution.model_copy(update=execution)})
         engine = connect(settings)
         import_customers(engine, write_csv(tmp_path / "customers.csv", N_CUSTOMERS, seed=8))
@@ -228,6 +228,7 @@ def _assert_same_and_delivered_once(one: dict, other: dict) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.slow
 def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(
     kind, tmp_path, scored_workspace, response_model, prefect_api_url
 ):
@@ -238,6 +239,7 @@ def test_many_small_chunks_leave_the_same_ledger_as_one_chunk(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("cluster", ["local", "address"])
+@pytest.mark.slow
 def test_a_dask_cluster_leaves_exactly_the_ledger_of_the_in_process_run(
     cluster, tmp_path, scored_workspace, response_model, prefect_api_url
 ):
@@ -292,6 +294,7 @@ def _messages_of(name: str) -> Iterator[list[str]]:
 # --- a killed run with several e-mail chunks in flight ------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_path, prefect_api_url):
     """SIGKILL while three e-mail chunks send at once (three threads, one SMTP connection each)
     and one of them waits at RCPT. The next run first marks every chunk journal's messages sent,
@@ -302,9 +305,6 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
     import signal
     import subprocess
     import sys
-
-    from tests.wave.test_wave import RULES, _ledger, _pause_rcpt
-    from tests.wave.test_wave import _environment as wave_environment
 
     engine = connect(settings)
     import_customers(engine, write_csv(tmp_path / "customers.csv", 3000, seed=11))
@@ -327,7 +327,7 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
     journals = settings.paths.data_dir / "journal"
     with SmtpServer() as server:
         env["CAMPAIGN_SMTP_PORT"] = str(server.port)
-        reached, release = _pause_rcpt(server, at=300)
+        reached, release = pause_rcpt(server, at=300)
         process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             assert reached.wait(120), process.stdout.read().decode() if process.poll() is not None else "no RCPT 300"
@@ -342,7 +342,7 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
         assert second.returncode == 0, second.stdout + second.stderr
         counts = Counter(server.recipients)
         by_message_id = Counter(m["Message-ID"] for m in server.messages)
-    rows = _ledger(engine)
+    rows = wave_ledger(engine)
     sent = [r for r in rows if r.status == "sent"]
     twice = sum(n - 1 for n in counts.values())
     assert twice <= workers - 1, f"{twice} messages sent twice with {workers} chunks in flight"

@@ -8,35 +8,24 @@ uvicorn receivers on 127.0.0.1 that verify the Standard Webhooks signatures.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.customers.importer import import_customers
-from orchestrator.demo.synthetic import write_csv
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
-from orchestrator.settings import Settings, WebhookEndpoint, use_settings
+from orchestrator.settings import use_settings
 from orchestrator.targeting.arbitration import arbitrate
 from orchestrator.wave.stages import WaveIncomplete
-from tests.conftest import REPO
 from tests.smtp_server import SmtpServer
-from tests.wave.test_wave import _environment as wave_environment
-from tests.wave.test_wave import _settings as wave_settings
-from tests.webhook_receiver import SECRET, TestReceiver
-
-WAVE = "2026-11-24"  # a Tuesday: rules/policy.yaml blocks Sundays and holidays
-CALLS_PER_DAY = 60
-VISITS_PER_REP = 3
-
+from tests.support.wave import CALLS_PER_DAY, VISITS_PER_REP, WAVE, cycle_environment, cycle_rules, run_cycle
+from tests.webhook_receiver import TestReceiver
 
 # --- arbitration (plain function) -------------------------------------------------------------
 
@@ -66,103 +55,6 @@ def test_customers_recorded_earlier_in_the_cycle_stay_with_that_campaign():
     assert result.losses == {("b", "a"): 1}
 
 
-# --- fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def workspace(tmp_path):
-    """rules/ and templates/ of the repo, with a small capacity and a retention campaign."""
-    rules = tmp_path / "rules"
-    shutil.copytree(REPO / "rules", rules)
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
-    (rules / "capacity.yaml").write_text(
-        f"call_center:\n  tasks_per_day: {CALLS_PER_DAY}\n"
-        f"field_force:\n  visits_per_rep_per_day: {VISITS_PER_REP}\n  reps: reps.csv\n"
-    )
-    (rules / "reps.csv").write_text("rep_id,territory\nR1,T01\nR2,T01\nR3,T11\nR4,T21\n")
-    return tmp_path
-
-
-@pytest.fixture
-def cycle_settings(settings, workspace):
-    return settings.model_copy(
-        update={
-            "paths": settings.paths.model_copy(
-                update={"rules_dir": workspace / "rules", "templates_dir": workspace / "templates"}
-            )
-        }
-    )
-
-
-@pytest.fixture
-def customers(engine, tmp_path):
-    import_customers(engine, write_csv(tmp_path / "customers.csv", 3000, seed=5))
-    return engine
-
-
-@pytest.fixture
-def receivers():
-    with TestReceiver(path="/call_center") as calls, TestReceiver(path="/field_force") as visits:
-        yield calls, visits
-
-
-@pytest.fixture
-def smtp():
-    with SmtpServer() as server:
-        yield server
-
-
-def _environment(settings, smtp_port: int, calls: TestReceiver, visits: TestReceiver) -> dict[str, str]:
-    return {
-        **wave_environment(settings, smtp_port),
-        "CAMPAIGN_WEBHOOKS_ENDPOINTS__CALL_CENTER__URL": calls.url,
-        "CAMPAIGN_WEBHOOKS_ENDPOINTS__CALL_CENTER__SECRET": SECRET,
-        "CAMPAIGN_WEBHOOKS_ENDPOINTS__FIELD_FORCE__URL": visits.url,
-        "CAMPAIGN_WEBHOOKS_ENDPOINTS__FIELD_FORCE__SECRET": SECRET,
-        "CAMPAIGN_WEBHOOKS_BATCH_SIZE": "7",
-        "CAMPAIGN_WEBHOOKS_TIMEOUT": "2",
-        "CAMPAIGN_WEBHOOKS_MAX_ATTEMPTS": "3",
-        "CAMPAIGN_WEBHOOKS_RETRY_WAIT": "0.01",
-        "CAMPAIGN_WEBHOOKS_RETRY_WAIT_MAX": "0.05",
-        "CAMPAIGN_WEBHOOKS_CONCURRENCY": "3",
-    }
-
-
-def _settings(settings, smtp_port: int, calls: TestReceiver, visits: TestReceiver) -> Settings:
-    """The settings ``_environment`` gives a process, as the object in-process callers pass."""
-    base = wave_settings(settings, smtp_port)
-    endpoints = {
-        "call_center": WebhookEndpoint(url=calls.url, secret=SECRET),
-        "field_force": WebhookEndpoint(url=visits.url, secret=SECRET),
-    }
-    webhooks = {
-        "endpoints": endpoints,
-        "batch_size": 7,
-        "timeout": 2.0,
-        "max_attempts": 3,
-        "retry_wait": 0.01,
-        "retry_wait_max": 0.05,
-        "concurrency": 3,
-    }
-    return base.model_copy(update={"webhooks": base.webhooks.model_copy(update=webhooks)})
-
-
-@pytest.fixture
-def run_settings(cycle_settings, smtp, receivers, customers, prefect_api_url) -> Settings:
-    """The settings of the cycle under test: its workspace, the test SMTP server and receivers."""
-    return _settings(cycle_settings, smtp.port, *receivers)
-
-
-def _rules(settings, *names: str) -> list[Path]:
-    return [settings.paths.rules_dir / f"{name}.yaml" for name in names]
-
-
-def _run(settings, *names: str, wave: str = WAVE, dry_run: bool = False) -> list[dict]:
-    from flows.run import run_cycle
-
-    return run_cycle(settings, _rules(settings, *names), wave=wave, dry_run=dry_run)
-
-
 def _contacts(engine, campaign: str | None = None):
     c, w, k = ledger.contacts, ledger.waves, ledger.campaigns
     query = (
@@ -189,13 +81,14 @@ def _delivered_once(rows, receiver: TestReceiver, channel: str) -> None:
 # --- a cycle end to end -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cycle_allocates_within_capacity_arbitrates_and_delivers_each_task_once(
-    run_settings, customers, receivers, smtp
+    run_settings, cycle_customers, receivers, smtp
 ):
     calls, visits = receivers
-    summaries = _run(run_settings, "retention-multichannel", "winback-email")
+    summaries = run_cycle(run_settings, "retention-multichannel", "winback-email")
     retention, winback = summaries
-    rows = _contacts(customers)
+    rows = _contacts(cycle_customers)
     campaigns_per_customer = Counter(r.customer_id for r in rows if r.arm != "global_control")
     assert max(campaigns_per_customer.values()) == 1, "a customer was recorded by two campaigns of one cycle"
     assert set(winback["lost_to"]) == {"retention-multichannel"} and winback["lost_to"]["retention-multichannel"] > 0
@@ -222,13 +115,13 @@ def test_cycle_allocates_within_capacity_arbitrates_and_delivers_each_task_once(
     assert retention["by_channel"]["call_center"] == {"sent": CALLS_PER_DAY}
 
     # the same cycle again sends nothing; a later cycle the same day gets no call capacity left
-    again = _run(run_settings, "retention-multichannel", "winback-email")
+    again = run_cycle(run_settings, "retention-multichannel", "winback-email")
     assert [s["sent_this_run"] for s in again] == [0, 0]
     assert sum(calls.tasks_per_customer().values()) == CALLS_PER_DAY
 
 
-def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(run_settings, customers, receivers):
-    _run(run_settings, "retention-multichannel")
+def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(run_settings, cycle_customers, receivers):
+    run_cycle(run_settings, "retention-multichannel")
     rules = run_settings.paths.rules_dir
     second = rules / "retention-second.yaml"
     second.write_text(
@@ -237,8 +130,8 @@ def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(run_setti
         .replace("name: retention-multichannel", "name: retention-second")
         .replace("salt: retention-2026", "salt: second")
     )
-    [summary] = _run(run_settings, "retention-second")
-    rows = _contacts(customers)
+    [summary] = run_cycle(run_settings, "retention-second")
+    rows = _contacts(cycle_customers)
     assert Counter(r.channel for r in rows if r.arm == "treatment")["call_center"] == CALLS_PER_DAY
     assert summary["channels"].get("call_center", 0) == 0
     # customers the first campaign recorded under this wave key stay with it
@@ -246,7 +139,7 @@ def test_second_campaign_later_the_same_day_gets_what_capacity_is_left(run_setti
     assert not first & {r.customer_id for r in rows if r.campaign == "retention-second" and r.arm != "global_control"}
 
 
-def test_overflow_wait_keeps_customers_for_a_later_wave(run_settings, customers):
+def test_overflow_wait_keeps_customers_for_a_later_wave(run_settings, cycle_customers):
     rules = run_settings.paths.rules_dir
     path = rules / "retention-multichannel.yaml"
     path.write_text(path.read_text().replace("overflow: fallback", "overflow: wait"))
@@ -265,7 +158,7 @@ def test_overflow_wait_keeps_customers_for_a_later_wave(run_settings, customers)
 def _plans(settings, *names):
     from orchestrator.wave import stages
 
-    prepared = [stages.prepare(settings, p, WAVE) for p in _rules(settings, *names)]
+    prepared = [stages.prepare(settings, p, WAVE) for p in cycle_rules(settings, *names)]
     return stages.plan(settings, prepared, [stages.select_candidates(settings, p) for p in prepared])
 
 
@@ -276,7 +169,13 @@ def test_explain_shows_the_losses_between_campaigns(run_settings):
 
     with use_settings(run_settings):
         result = CliRunner().invoke(
-            app, ["explain", *map(str, _rules(run_settings, "retention-multichannel", "winback-email")), "--wave", WAVE]
+            app,
+            [
+                "explain",
+                *map(str, cycle_rules(run_settings, "retention-multichannel", "winback-email")),
+                "--wave",
+                WAVE,
+            ],
         )
     assert result.exit_code == 0, result.output
     assert "Arbitration: customers lost" in result.output and "lost to retention-multichannel" in result.output
@@ -286,35 +185,37 @@ def test_explain_shows_the_losses_between_campaigns(run_settings):
 # --- faults at the receiver -------------------------------------------------------------------
 
 
-def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(run_settings, customers, receivers):
+def test_receiver_errors_are_retried_and_an_outage_resumes_without_duplicates(run_settings, cycle_customers, receivers):
     calls, visits = receivers
     calls.fail(2, status=500)
     calls.throttle("0", n=1)
     visits.drop(1)
     calls.slow(3.0, n=1)  # past the 2 s timeout: retried; the receiver still stores the first copy
-    [summary] = _run(run_settings, "retention-multichannel")
+    [summary] = run_cycle(run_settings, "retention-multichannel")
     assert summary["status"] == "completed"
-    rows = _contacts(customers)
+    rows = _contacts(cycle_customers)
     _delivered_once(rows, calls, "call_center")
     _delivered_once(rows, visits, "field_force")
     assert sum(calls.redeliveries.values()) + sum(visits.redeliveries.values()) >= 1  # the timed-out and dropped ones
 
 
-def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(run_settings, customers, receivers):
+def test_outage_leaves_tasks_pending_and_the_next_run_delivers_them_once(run_settings, cycle_customers, receivers):
     calls, visits = receivers
     calls.fail(1000, status=503)
     with pytest.raises(WaveIncomplete, match="still unsent"):
-        _run(run_settings, "retention-multichannel")
-    rows = _contacts(customers)
+        run_cycle(run_settings, "retention-multichannel")
+    rows = _contacts(cycle_customers)
     assert {r.status for r in rows if r.channel == "call_center" and r.arm == "treatment"} == {"pending"}
     assert not calls.batches
     calls.heal()  # the receiver is back
-    [summary] = _run(run_settings, "retention-multichannel")
+    [summary] = run_cycle(run_settings, "retention-multichannel")
     assert summary["status"] == "completed" and summary["channels"]["call_center"] == CALLS_PER_DAY
-    _delivered_once(_contacts(customers), calls, "call_center")
+    _delivered_once(_contacts(cycle_customers), calls, "call_center")
 
 
-def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them(run_settings, customers, receivers):
+def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them(
+    run_settings, cycle_customers, receivers
+):
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
@@ -322,37 +223,40 @@ def test_rejected_task_lists_go_to_the_dead_letter_store_and_retry_delivers_them
     calls, _visits = receivers
     calls.reject(400, '{"error": "unknown campaign"}')
     with pytest.raises(WaveIncomplete, match="dlq"):
-        _run(run_settings, "retention-multichannel")
-    rows = _contacts(customers)
+        run_cycle(run_settings, "retention-multichannel")
+    rows = _contacts(cycle_customers)
     failed = [r for r in rows if r.channel == "call_center" and r.arm == "treatment"]
     assert {r.status for r in failed} == {"failed"}
     runner = CliRunner()
     with use_settings(run_settings):
         listing = runner.invoke(app, ["dlq", "list"])
     assert listing.exit_code == 0 and "unknown" in listing.output and "400" in listing.output
-    assert [d.reason for d in batches.dead_letters(customers)][0] == '{"error": "unknown campaign"}'
+    assert [d.reason for d in batches.dead_letters(cycle_customers)][0] == '{"error": "unknown campaign"}'
     assert not calls.batches
 
     calls.heal()  # the call center fixed its side
     with use_settings(run_settings):
         retried = runner.invoke(app, ["dlq", "retry", "--all"])
     assert retried.exit_code == 0, retried.output
-    _delivered_once(_contacts(customers), calls, "call_center")
+    _delivered_once(_contacts(cycle_customers), calls, "call_center")
     with use_settings(run_settings):
         assert runner.invoke(app, ["dlq", "list"]).output.strip() == "no dead letters"
-    assert batches.dead_letters(customers) == []
+    assert batches.dead_letters(cycle_customers) == []
 
 
 # --- SIGKILL during dispatch ------------------------------------------------------------------
 
 
-def test_killed_during_dispatch_delivers_every_task_exactly_once(cycle_settings, customers, prefect_api_url, tmp_path):
+@pytest.mark.slow
+def test_killed_during_dispatch_delivers_every_task_exactly_once(
+    cycle_settings, cycle_customers, prefect_api_url, tmp_path
+):
     """Kill the sending process several times at random points while task lists are in flight
     (some accepted by the receiver before the ledger knew); every task arrives exactly once."""
     with TestReceiver(path="/call_center") as calls, TestReceiver(path="/field_force") as visits, SmtpServer() as smtp:
         env = {
             **os.environ,
-            **_environment(cycle_settings, smtp.port, calls, visits),
+            **cycle_environment(cycle_settings, smtp.port, calls, visits),
             "PREFECT_API_URL": prefect_api_url,
         }
         env["CAMPAIGN_WEBHOOKS_BATCH_SIZE"] = "2"
@@ -362,7 +266,7 @@ def test_killed_during_dispatch_delivers_every_task_exactly_once(cycle_settings,
             "-c",
             "from orchestrator.cli.main import app; app()",
             "run",
-            str(_rules(cycle_settings, "retention-multichannel")[0]),
+            str(cycle_rules(cycle_settings, "retention-multichannel")[0]),
             "--wave",
             WAVE,
         ]
@@ -381,7 +285,7 @@ def test_killed_during_dispatch_delivers_every_task_exactly_once(cycle_settings,
         calls.heal()
         final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
-        rows = _contacts(customers)
+        rows = _contacts(cycle_customers)
         _delivered_once(rows, calls, "call_center")
         _delivered_once(rows, visits, "field_force")
         assert not [r for r in rows if r.status == "pending"]

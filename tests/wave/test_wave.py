@@ -3,71 +3,25 @@ real databases (SQLite and PostgreSQL), including crashes, outages and bad input
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import threading
 from collections import Counter
 
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.customers.importer import import_customers
-from orchestrator.demo.synthetic import write_csv
 from orchestrator.errors import ValidationFailed
 from orchestrator.ledger import contacts as ledger
 from orchestrator.settings import Settings, use_settings
 from orchestrator.wave.stages import WaveIncomplete
-from tests.conftest import REPO
 from tests.smtp_server import SmtpServer, free_port
+from tests.support import REPO
+from tests.support.wave import RULES, pause_rcpt, wave_environment, wave_ledger, wave_settings_for
 
-RULES = REPO / "rules" / "winback-email.yaml"
 # Waves are keyed by weekday dates: the key is the date the contact policy is evaluated at,
 # and rules/policy.yaml blocks Sundays and holidays.
-N_CUSTOMERS = 3000
-
-
-@pytest.fixture
-def smtp():
-    with SmtpServer() as server:
-        yield server
-
-
-def _environment(settings, smtp_port: int, **extra: str) -> dict[str, str]:
-    return {
-        "CAMPAIGN_DATABASE_URL": settings.database_url,
-        "CAMPAIGN_DATABASE_CHUNK_SIZE": "100",
-        "CAMPAIGN_PATHS_DATA_DIR": str(settings.paths.data_dir),
-        "CAMPAIGN_PATHS_RULES_DIR": str(settings.paths.rules_dir),
-        "CAMPAIGN_PATHS_TEMPLATES_DIR": str(settings.paths.templates_dir),
-        "CAMPAIGN_SMTP_HOST": "127.0.0.1",
-        "CAMPAIGN_SMTP_PORT": str(smtp_port),
-        "CAMPAIGN_SMTP_TIMEOUT": "5",
-        "CAMPAIGN_SMTP_MAX_RETRIES": "1",
-        "CAMPAIGN_SMTP_RETRY_WAIT": "0.01",
-        **extra,
-    }
-
-
-@pytest.fixture
-def customers(engine, tmp_path):
-    csv_path = write_csv(tmp_path / "customers.csv", N_CUSTOMERS, seed=11)
-    import_customers(engine, csv_path)
-    return engine
-
-
-def _settings(settings, smtp_port: int) -> Settings:
-    """The settings ``_environment`` gives a process, as the object in-process callers pass."""
-    return settings.model_copy(
-        update={
-            "database": settings.database.model_copy(update={"chunk_size": 100}),
-            "smtp": settings.smtp.model_copy(
-                update={"host": "127.0.0.1", "port": smtp_port, "timeout": 5.0, "max_retries": 1, "retry_wait": 0.01}
-            ),
-        }
-    )
 
 
 def _changed(settings: Settings, area: str, **values) -> Settings:
@@ -78,7 +32,7 @@ def _changed(settings: Settings, area: str, **values) -> Settings:
 @pytest.fixture
 def wave_settings(settings, smtp, customers, prefect_api_url) -> Settings:
     """The settings of the flow under test: the test database, the test SMTP server."""
-    return _settings(settings, smtp.port)
+    return wave_settings_for(settings, smtp.port)
 
 
 def _run(settings, rules=RULES, **kwargs):
@@ -87,16 +41,10 @@ def _run(settings, rules=RULES, **kwargs):
     return run_campaign(settings, rules, wave=kwargs.get("wave", "2026-11-24"), dry_run=kwargs.get("dry_run", False))
 
 
-def _ledger(engine):
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(ledger.contacts.c.customer_id, ledger.contacts.c.arm, ledger.contacts.c.status)
-        ).all()
-
-
+@pytest.mark.slow
 def test_wave_sends_every_treated_customer_exactly_once(wave_settings, smtp, customers):
     summary = _run(wave_settings)
-    rows = _ledger(customers)
+    rows = wave_ledger(customers)
     treated = [r for r in rows if r.arm == "treatment"]
     control = [r for r in rows if r.arm == "control"]
     assert summary["selected"] == len(rows) > 300
@@ -119,6 +67,7 @@ def test_wave_sends_every_treated_customer_exactly_once(wave_settings, smtp, cus
     assert again["ledger_sent"] == len(sent)
 
 
+@pytest.mark.slow
 def test_control_customers_are_never_sent_and_groups_are_stable(wave_settings, smtp, customers):
     _run(wave_settings, wave="2026-11-24")
     _run(wave_settings, wave="2026-11-25")
@@ -139,7 +88,7 @@ def test_dry_run_renders_everything_and_records_nothing(wave_settings, smtp, cus
     summary = _run(wave_settings, dry_run=True)
     assert summary["dry_run"] and summary["selected"] > 300
     assert summary["rendered"] == summary["treated"] and summary["render_errors"] == 0
-    assert _ledger(customers) == [] and smtp.received == []
+    assert wave_ledger(customers) == [] and smtp.received == []
     with customers.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(ledger.waves)).scalar_one() == 0
     real = _run(wave_settings)
@@ -154,7 +103,7 @@ def test_invalid_rules_file_sends_and_records_nothing(wave_settings, smtp, custo
     [problem] = failure.value.errors
     assert problem.file == str(bad) and problem.line is not None
     assert "unknown column 'recency_dayz', did you mean 'recency_days'?" in problem.message
-    assert smtp.received == [] and _ledger(customers) == []
+    assert smtp.received == [] and wave_ledger(customers) == []
 
 
 def test_undefined_template_variable_sends_nothing(wave_settings, smtp, customers, tmp_path):
@@ -166,13 +115,14 @@ def test_undefined_template_variable_sends_nothing(wave_settings, smtp, customer
         _run(_changed(wave_settings, "paths", templates_dir=templates))
     text = "\n".join(str(p) for p in failure.value.errors)
     assert "subject.txt:1" in text and "frist_name" in text and "first_name" in text
-    assert smtp.received == [] and _ledger(customers) == []
+    assert smtp.received == [] and wave_ledger(customers) == []
 
 
+@pytest.mark.slow
 def test_unreachable_smtp_keeps_contacts_pending_then_resumes(wave_settings, smtp, customers):
     with pytest.raises(WaveIncomplete, match="unreachable"):
         _run(_changed(wave_settings, "smtp", port=free_port()))
-    rows = _ledger(customers)
+    rows = wave_ledger(customers)
     assert rows and not [r for r in rows if r.status == "sent"]
     pending = [r for r in rows if r.status == "pending"]
     assert pending, "contacts must stay pending"
@@ -181,6 +131,7 @@ def test_unreachable_smtp_keeps_contacts_pending_then_resumes(wave_settings, smt
     assert summary["sent_this_run"] == len(smtp.received) > 0
 
 
+@pytest.mark.slow
 def test_invalid_addresses_are_skipped_and_reported(wave_settings, smtp, customers):
     with customers.begin() as conn:
         conn.execute(
@@ -202,34 +153,14 @@ def test_invalid_addresses_are_skipped_and_reported(wave_settings, smtp, custome
     assert summary["status"] == "completed"
 
 
-def _pause_rcpt(server: SmtpServer, at: int) -> tuple[threading.Event, threading.Event]:
-    """Make the server hold the ``at``-th RCPT until released (the client is mid-conversation)."""
-    reached, release = threading.Event(), threading.Event()
-    handler = server._controller.handler
-    original = handler.handle_RCPT
-    calls = 0
-
-    async def handle_RCPT(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls == at:
-            reached.set()
-            while not release.is_set():
-                await asyncio.sleep(0.01)
-            return "451 4.3.0 connection gone"
-        return await original(*args, **kwargs)
-
-    handler.handle_RCPT = handle_RCPT
-    return reached, release
-
-
 @pytest.mark.parametrize("connections", [1, 4])
+@pytest.mark.slow
 def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, prefect_api_url, tmp_path, connections):
     """SIGKILL while one connection waits at RCPT. With one connection nothing is in flight and
     nothing is sent twice. With several, each other connection may have had a message accepted
     by the server but not yet journalled (SMTP has no idempotency): at most one per connection
     can be sent again, with the same Message-ID so the receiving side can recognise it."""
-    env = {**os.environ, **_environment(settings, 0), "PREFECT_API_URL": prefect_api_url}
+    env = {**os.environ, **wave_environment(settings, 0), "PREFECT_API_URL": prefect_api_url}
     env["CAMPAIGN_SMTP_CONNECTIONS"] = str(connections)
     command = [
         sys.executable,
@@ -242,7 +173,7 @@ def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, pr
     ]
     with SmtpServer() as server:
         env["CAMPAIGN_SMTP_PORT"] = str(server.port)
-        reached, release = _pause_rcpt(server, at=150)  # in the second chunk of 100
+        reached, release = pause_rcpt(server, at=150)  # in the second chunk of 100
         process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             assert reached.wait(120), process.stdout.read().decode() if process.poll() is not None else "no RCPT 150"
@@ -257,7 +188,7 @@ def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, pr
         counts = Counter(server.recipients)
         by_message_id = Counter(m["Message-ID"] for m in server.messages)
     engine = customers
-    rows = _ledger(engine)
+    rows = wave_ledger(engine)
     sent = [r for r in rows if r.status == "sent"]
     twice = sum(n - 1 for n in counts.values())
     if connections == 1:
@@ -272,7 +203,7 @@ def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, pr
 def test_cli_validate_reports_file_line_col(settings, customers, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(RULES.read_text().replace("audience:", "audiance:", 1))
-    env = {**os.environ, **_environment(settings, 25)}
+    env = {**os.environ, **wave_environment(settings, 25)}
     good = subprocess.run(
         [sys.executable, "-c", "from orchestrator.cli.main import app; app()", "validate", str(RULES)],
         env=env,
@@ -303,6 +234,7 @@ def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_settings
     assert "run the wave again" in result.output
 
 
+@pytest.mark.slow
 def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(settings, customers, prefect_api_url):
     with customers.connect() as conn:
         emails = dict(
@@ -314,7 +246,7 @@ def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(settings, 
         )
     rejects = {address: "550 5.1.1 mailbox does not exist" for address in emails}
     with SmtpServer(reject_with=rejects) as server:
-        _run(_changed(_settings(settings, server.port), "paths", rules_dir=REPO / "rules"))
+        _run(_changed(wave_settings_for(settings, server.port), "paths", rules_dir=REPO / "rules"))
     with customers.connect() as conn:
         bounced = {
             r.customer_id for r in conn.execute(sa.text("select customer_id from contacts where status = 'failed'"))

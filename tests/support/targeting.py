@@ -1,4 +1,5 @@
-"""Shared set-up of the target-group selection tests (``test_targeting*.py``).
+"""Helpers of the target-group selection tests (``tests/targeting/test_targeting*.py``; their
+fixtures are in ``tests/targeting/conftest.py``).
 
 Each test gets a synthetic customer base, its own rules folder with a contact policy written
 for the tests (Sundays and 2026-12-24 blocked, 5% global control, at most 2 contacts in 30
@@ -13,18 +14,12 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 import yaml
-from rich.console import Console
-from typer.testing import CliRunner
 
-from orchestrator.customers.importer import import_customers
-from orchestrator.demo.synthetic import write_csv
 from orchestrator.ledger import contacts as ledger
-from orchestrator.settings import DatabaseSettings, PathSettings, Settings, use_settings
+from orchestrator.settings import Settings
 from orchestrator.wave import stages
-from tests.conftest import REPO
 
 N_CUSTOMERS = 3000
 WAVE = "2026-11-24"  # a Tuesday: the wave key is the date rules and policy are evaluated at
@@ -49,41 +44,6 @@ POLICY_SQL = [
     "customer_id not in "
     "(select customer_id from contacts where status = 'sent' group by customer_id having count(*) >= 2)",
 ]
-
-
-@pytest.fixture
-def settings(db_url, tmp_path) -> Settings:
-    """Settings with the test's own rules folder (and policy) and a copy of the templates."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "policy.yaml").write_text(yaml.safe_dump(POLICY, sort_keys=False))
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
-    return Settings(
-        paths=PathSettings(rules_dir=rules, templates_dir=tmp_path / "templates", data_dir=tmp_path / "var"),
-        database=DatabaseSettings(url=db_url),
-    )
-
-
-@pytest.fixture
-def customers(engine, tmp_path) -> sa.Engine:
-    import_customers(engine, write_csv(tmp_path / "customers.csv", N_CUSTOMERS, seed=11))
-    return engine
-
-
-@pytest.fixture
-def cli(settings, customers, monkeypatch):
-    """``cli(*args)``: the ``campaign`` command in-process with the test's settings (``use_settings``)."""
-    from orchestrator.cli import main as module
-
-    # Wide consoles, so table cells and messages are not wrapped.
-    monkeypatch.setattr(module, "console", Console(width=250))
-    monkeypatch.setattr(module, "err", Console(stderr=True, width=250))
-
-    def invoke(*args):
-        with use_settings(settings):
-            return CliRunner().invoke(module.app, [str(a) for a in args])
-
-    return invoke
 
 
 def write_rules(settings: Settings, name: str, *, audience=AUDIENCE, control=None, template="winback", **extra) -> Path:
