@@ -162,7 +162,8 @@ class _SMTP(SMTP):
         try:
             if refused:
                 await self.push("421 4.7.0 Too many connections, try again later")
-                self.transport.close()
+                if self.transport is not None:
+                    self.transport.close()
                 return
             await super()._handle_client()
         finally:

@@ -32,7 +32,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,7 +174,7 @@ class TestReceiver:
             await self._inner(scope, replay, send)
         elif fault.kind == "drop":
 
-            async def dropping_send(message: dict[str, Any]) -> None:
+            async def dropping_send(message: MutableMapping[str, Any]) -> None:
                 if message["type"] == "http.response.body":
                     raise _Dropped("connection dropped mid-response (simulated)")
                 await send(message)

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ SERVER = "127.0.0.1:2525"
 
 
 def outbound(i: int, **changes) -> Outbound:
-    values = {
+    values: dict[str, Any] = {
         "contact_id": i,
         "recipient": f"customer{i}@example.com",
         "parts": {"subject": f"Offer {i}", "text": f"Hello {i}", "html": f"<p>Hello <b>{i}</b></p>"},

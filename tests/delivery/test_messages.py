@@ -43,7 +43,9 @@ def builder(settings: Settings, wave_id: int | None = 12) -> MessageBuilder:
             "sha256": "0" * 64,
         }
     )
-    templates = {None: TemplateSet.load(settings.paths.templates_dir, "email", "offer", channel_kind("email").layout)}
+    templates: dict[str | None, TemplateSet] = {
+        None: TemplateSet.load(settings.paths.templates_dir, "email", "offer", channel_kind("email").layout)
+    }
     return MessageBuilder(settings, spec, templates, "2026-01-05", wave_id)
 
 

@@ -329,8 +329,8 @@ def customers(make_customer_table) -> sa.Table:
                 "recency_days": RECENCY[i],
                 "email": f"{i}@{'acme' if int(i[1:]) % 2 else 'other'}.example",
                 "last_purchase": None
-                if RECENCY[i] is None
-                else date.fromordinal(date(2026, 1, 1).toordinal() - RECENCY[i]),
+                if (recency := RECENCY[i]) is None
+                else date.fromordinal(date(2026, 1, 1).toordinal() - recency),
             }
             for i in IDS
         ],

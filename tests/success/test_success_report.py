@@ -47,7 +47,7 @@ def campaign_frame(
             "wave": wave,
             "wave_date": pd.to_datetime(wave),
             "channel": rng.choice(["call_center", "email", "field_force"], n, p=[0.3, 0.6, 0.1]),
-            "variant": np.where(treated, rng.choice(["a", "b"], n), None),
+            "variant": np.where(treated, rng.choice(["a", "b"], n), np.array(None, dtype=object)),
             "arm": arm,
             "score": score if scores else np.nan,
             "responded": responded,

@@ -110,6 +110,7 @@ def wave_ledger(engine):
 def pause_rcpt(server: SmtpServer, at: int) -> tuple[threading.Event, threading.Event]:
     """Make the server hold the ``at``-th RCPT until released (the client is mid-conversation)."""
     reached, release = threading.Event(), threading.Event()
+    assert server._controller is not None, "the server is not running"
     handler = server._controller.handler
     original = handler.handle_RCPT
     calls = 0

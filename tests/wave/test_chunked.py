@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from channels.payloads import VisitList
 from orchestrator.customers.importer import import_customers
 from orchestrator.db.engine import connect
 from orchestrator.db.tables import table_of
@@ -157,8 +158,15 @@ def _run_on_fresh_database(kind, tmp_path, name, workspace, model, **execution) 
             "emails": Counter((m["To"], m["Subject"]) for m in smtp.messages),
             "calls": calls.tasks_per_customer(),
             "visits": visits.tasks_per_customer(),
-            "visit_lists": sorted((b.rep_id, sorted(v.customer_id for v in b.visits)) for b in visits.batches.values()),
+            "visit_lists": _visit_lists(visits),
         }
+
+
+def _visit_lists(visits: TestReceiver) -> list[tuple[str, list[str]]]:
+    """Each visit list the receiver accepted: its rep and the customers to visit."""
+    lists = list(visits.batches.values())
+    assert all(isinstance(b, VisitList) for b in lists), "the field-force receiver got another kind of list"
+    return sorted((b.rep_id, sorted(v.customer_id for v in b.visits)) for b in lists if isinstance(b, VisitList))
 
 
 def _ledger(engine) -> dict:
