@@ -220,38 +220,24 @@ def _check_rows(
     return kinds
 
 
+def _outcome_value(kind: str, raw: str) -> tuple[bool, float | None]:
+    """Whether the cell of an outcome column is an event, and its value: a true binary outcome
+    (no value) or a non-zero amount."""
+    if kind == "binary":
+        return raw.lower() in TRUE, None
+    return bool(raw) and float(raw) != 0, float(raw) if raw else None
+
+
 def _event_rows(conn, rows, ids, kinds, at, wave_id: int, contact_of, occurred, now):
     """An event row per true binary outcome and per non-zero money outcome of each customer."""
+    occurred_at, received_at = raw_timestamp(conn, occurred), raw_timestamp(conn, now)
     for (_line, row), cid in zip(rows, ids, strict=True):
+        contact = contact_of[cid]
         for column, kind in kinds.items():
-            raw = row[at[column]].strip()
-            if kind == "binary":
-                if raw.lower() in TRUE:
-                    yield (
-                        SOURCE,
-                        f"{wave_id}:{contact_of[cid]}:{column}",
-                        contact_of[cid],
-                        wave_id,
-                        cid,
-                        CHANNEL,
-                        column,
-                        None,
-                        raw_timestamp(conn, occurred),
-                        raw_timestamp(conn, now),
-                    )
-            elif raw and float(raw) != 0:
-                yield (
-                    SOURCE,
-                    f"{wave_id}:{contact_of[cid]}:{column}",
-                    contact_of[cid],
-                    wave_id,
-                    cid,
-                    CHANNEL,
-                    column,
-                    float(raw),
-                    raw_timestamp(conn, occurred),
-                    raw_timestamp(conn, now),
-                )
+            happened, value = _outcome_value(kind, row[at[column]].strip())
+            if happened:
+                event_id = f"{wave_id}:{contact}:{column}"
+                yield (SOURCE, event_id, contact, wave_id, cid, CHANNEL, column, value, occurred_at, received_at)
 
 
 def _write_snapshot(settings, wave_id: int, path: Path, id_column: str, drop: set[str]) -> None:
