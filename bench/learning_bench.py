@@ -1,0 +1,445 @@
+"""Benchmark: does the closed loop learn which channel moves each customer?
+
+    .venv/bin/python bench/learning_bench.py                       # 3 worlds x 3 waves, small, a few minutes
+    .venv/bin/python bench/learning_bench.py --customers 40000 --emails 10000 --calls 2000 --visits 400
+    .venv/bin/python bench/learning_bench.py --worlds lapsed --waves 4 --postgres postgresql+psycopg://...
+
+Per world (``bench/worlds.py``: synthetic customers with a hidden base purchase probability and a
+hidden incremental effect per channel, which the engine never sees) one multichannel campaign
+(e-mail, call center, field force with eligibility, values and costs, a random control group) runs
+``--waves`` waves with per-wave budgets (``capacity.yaml`` and ``reps.csv`` in a temp folder), in
+process with the engine's plain stages (``orchestrator.wave.stages``: prepare, select, plan, record;
+treated contacts marked sent). Purchases are drawn from the hidden truth and imported with
+``import_conversions``; between waves an uplift model is retrained (``retrain``, docs/models.md) and
+from the first version on the campaign targets by it (``scores: {model, top_percent}``, as the demo).
+
+Per wave it reports the EXPECTED incremental buyers (the sum of the true effect of the channel
+each treated customer got: an expectation, not a draw) of
+
+- ``engine``: the wave's plan;
+- ``random``: the same number of treated contacts per channel (per territory for visits), drawn
+  among the customers eligible for that channel (the whole audience, before any score cut), one
+  channel per customer;
+- ``oracle``: knows the true effects and fills the same budgets (the capacities) greedily by
+  ``effect x value - cost``, only where that is positive, one channel per customer;
+
+and the ratios engine/random and engine/oracle; a JSON line per world follows its table, and a
+summary over the worlds closes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.stages import drop_schema, fresh_schema  # noqa: E402
+from bench.worlds import CHANNELS, WORLDS, World  # noqa: E402
+
+CAMPAIGN = "learnbench"
+MODEL = "learnbench-uplift"
+NOT_FEATURES = ("email", "phone", "first_name", "last_name", "consent_email", "consent_phone", "territory")
+FIRST_WAVE = date(2026, 1, 6)
+WAVE_GAP_DAYS = 56  # longer than the attribution window, so each retraining sees the previous wave's outcomes
+WINDOW_DAYS = 30
+
+CHANNEL_RULES = {  # value, cost and eligibility per channel (modelled on rules/retention-multichannel.yaml)
+    "field_force": {"value": 160.0, "cost": 40.0},
+    "call_center": {"value": 60.0, "cost": 6.0},
+    "email": {"value": 8.0, "cost": 0.05},
+}
+
+
+def rules_text(control_share: float, scores: str = "") -> str:
+    """The benchmark's campaign: everybody of age, three channels, a random control group."""
+    ff, cc, em = (CHANNEL_RULES[c] for c in ("field_force", "call_center", "email"))
+    return f"""\
+name: {CAMPAIGN}
+description: Learning benchmark, one multichannel campaign.
+audience:
+  all:
+    - age: {{gte: 18}}
+control:
+  share: {control_share}
+  salt: learnbench
+channels:
+  field_force:
+    template: retention
+    eligible: {{any: [{{segment: gold}}, {{revenue_12m: {{gt: 1500}}}}]}}
+    name_columns: [first_name, last_name]
+    address_columns: [region, territory]
+    territory_column: territory
+    cost: {ff["cost"]}
+    value: {ff["value"]}
+    due_days: 5
+  call_center:
+    template: retention
+    eligible: {{all: [{{phone: {{is_null: false}}}}, {{consent_phone: true}}]}}
+    phone_column: phone
+    name_columns: [first_name, last_name]
+    cost: {cc["cost"]}
+    value: {cc["value"]}
+    due_days: 3
+  email:
+    template: winback
+    sender: "Acme Bank <offers@acme.example>"
+    eligible: {{all: [{{email: {{is_null: false}}}}, {{consent_email: true}}]}}
+    cost: {em["cost"]}
+    value: {em["value"]}
+allocation:
+  overflow: fallback
+success:
+  goal: conversion
+  window_days: {WINDOW_DAYS}
+{scores}"""
+
+
+@dataclass
+class Budgets:
+    """Contacts per wave: e-mails, calls and visits per territory (one rep per territory)."""
+
+    emails: int
+    calls: int
+    visits_per_territory: dict[str, int]
+
+    def pools(self) -> dict[str, int]:
+        return {
+            "email": self.emails,
+            "call_center": self.calls,
+            **{f"field_force:{t}": n for t, n in self.visits_per_territory.items()},
+        }
+
+
+def write_rules(folder: Path, territories: list[str], args: argparse.Namespace) -> Budgets:
+    """The rules folder: the campaign, capacity.yaml and reps.csv (visits split over the territories)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{CAMPAIGN}.yaml").write_text(rules_text(args.control_share))
+    per_rep = max(1, args.visits // len(territories))
+    (folder / "capacity.yaml").write_text(
+        f"email:\n  per_day: {args.emails}\ncall_center:\n  tasks_per_day: {args.calls}\n"
+        f"field_force:\n  visits_per_rep_per_day: {per_rep}\n  reps: reps.csv\n"
+    )
+    (folder / "reps.csv").write_text(
+        "rep_id,territory\n" + "".join(f"R{i:03d},{t}\n" for i, t in enumerate(territories, start=1))
+    )
+    return Budgets(args.emails, args.calls, dict.fromkeys(territories, per_rep))
+
+
+def pool_of(channel: str, territory: str) -> str:
+    return f"field_force:{territory}" if channel == "field_force" else channel
+
+
+def effect_of(truth: pd.DataFrame, ids: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """The true effect of the channel each customer got (0 without a channel)."""
+    rows = truth.reindex(pd.Index(ids.astype(str)))
+    out = np.zeros(len(ids))
+    for channel in CHANNELS:
+        mask = channels == channel
+        out[mask] = rows[f"effect_{channel}"].to_numpy()[mask]
+    return out
+
+
+def random_targeting(
+    counts: dict[str, int],
+    eligible: dict[str, np.ndarray],
+    ids: np.ndarray,
+    territory: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``counts`` contacts per pool drawn at random among the eligible, one channel per customer;
+    the most constrained pools first (visits, calls, e-mails)."""
+    taken = np.zeros(len(ids), dtype=bool)
+    chosen_ids, chosen_channels = [], []
+    for pool in sorted(counts, key=lambda p: (not p.startswith("field_force"), p != "call_center", p)):
+        channel, _, key = pool.partition(":")
+        mask = eligible[channel] & ~taken
+        if key:
+            mask &= territory == key
+        index = np.flatnonzero(mask)
+        pick = rng.choice(index, size=min(counts[pool], len(index)), replace=False)
+        taken[pick] = True
+        chosen_ids.append(ids[pick])
+        chosen_channels.append(np.full(len(pick), channel, dtype=object))
+    if not chosen_ids:
+        return np.array([], dtype=object), np.array([], dtype=object)
+    return np.concatenate(chosen_ids), np.concatenate(chosen_channels)
+
+
+def oracle_targeting(
+    budgets: dict[str, int],
+    eligible: dict[str, np.ndarray],
+    ids: np.ndarray,
+    territory: np.ndarray,
+    truth: pd.DataFrame,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The budgets filled greedily by true ``effect x value - cost`` (positive only), one channel per customer."""
+    rows = truth.reindex(pd.Index(ids.astype(str)))
+    who, which, net = [], [], []
+    for channel in CHANNELS:
+        index = np.flatnonzero(eligible[channel])
+        gain = rows[f"effect_{channel}"].to_numpy()[index] * CHANNEL_RULES[channel]["value"]
+        gain -= CHANNEL_RULES[channel]["cost"]
+        keep = gain > 0
+        who.append(index[keep])
+        which.append(np.full(int(keep.sum()), channel, dtype=object))
+        net.append(gain[keep])
+    order = np.argsort(-np.concatenate(net), kind="stable")
+    customers, channels = np.concatenate(who)[order], np.concatenate(which)[order]
+    left = dict(budgets)
+    taken = np.zeros(len(ids), dtype=bool)
+    chosen_ids, chosen_channels = [], []
+    for i, channel in zip(customers.tolist(), channels.tolist(), strict=True):
+        pool = pool_of(channel, str(territory[i]))
+        if taken[i] or left.get(pool, 0) <= 0:
+            continue
+        taken[i] = True
+        left[pool] -= 1
+        chosen_ids.append(ids[i])
+        chosen_channels.append(channel)
+    return np.array(chosen_ids, dtype=object), np.array(chosen_channels, dtype=object)
+
+
+@dataclass
+class WaveResult:
+    wave: int
+    day: str
+    targeting: str  # "all (no model)" or "model vN, top N%"
+    contacts: dict[str, int]  # treated contacts of the engine per channel
+    engine: float
+    random: float
+    oracle: float
+    oracle_contacts: dict[str, int] = field(default_factory=dict)
+    retrained: str = ""
+
+    def ratios(self) -> tuple[float | None, float | None]:
+        return (
+            self.engine / self.random if self.random > 0 else None,
+            self.engine / self.oracle if self.oracle > 0 else None,
+        )
+
+
+def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, advance) -> list[WaveResult]:
+    """The loop of one world: waves, outcomes, retraining; the measurements of each wave."""
+    from orchestrator.customers.importer import import_customers
+    from orchestrator.db import engine as database
+    from orchestrator.demo.synthetic import write_csv
+    from orchestrator.learning.retraining import NotEnoughData, retrain
+    from orchestrator.responses.conversions import import_conversions
+    from orchestrator.settings import DatabaseSettings, PathSettings, Settings
+    from orchestrator.targeting.planning import ELIGIBLE, TERRITORY
+    from orchestrator.wave import stages
+
+    settings = Settings(
+        paths=PathSettings(rules_dir=folder / "rules", templates_dir=REPO / "templates", data_dir=folder / "var"),
+        database=DatabaseSettings(url=url),
+    )
+    engine = database.connect(settings)
+    import_customers(engine, write_csv(folder / "customers.csv", args.customers, seed=world.seed))
+    with engine.connect() as conn:
+        customers = pd.read_sql(sa.text("select * from customers"), conn)
+    customers["customer_id"] = customers["customer_id"].astype(str)
+    truth = world.truth(customers)
+    territory_of = customers.set_index("customer_id")["territory"].astype(str)
+    budgets = write_rules(settings.paths.rules_dir, sorted(territory_of.unique()), args)
+    rules = settings.paths.rules_dir / f"{CAMPAIGN}.yaml"
+    rng = np.random.default_rng(world.seed)
+    results: list[WaveResult] = []
+    targeting = "all (no model)"
+    days = [FIRST_WAVE + timedelta(days=WAVE_GAP_DAYS * k) for k in range(args.waves)]
+    for number, day in enumerate(days, start=1):
+        prepared = stages.prepare(settings, rules, day.isoformat())
+        audience = stages.filter_candidates(settings, prepared)  # every eligible customer, before any score cut
+        [plan] = stages.plan(settings, [prepared], [stages.select_candidates(settings, prepared)])
+        wave = stages.open_wave(settings, prepared)
+        stages.record(settings, wave, plan, prepared.as_of)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("update contacts set status = 'sent' where wave_id = :w and arm = 'treatment'"), {"w": wave.id}
+            )
+        contacts = plan.contacts
+        channel = np.array([c if isinstance(c, str) else "" for c in contacts.channel], dtype=object)
+        treated = (contacts.arm == "treatment") & (channel != "")
+        ids, chans = contacts.customer_id[treated].astype(str), channel[treated]
+        engine_effect = float(effect_of(truth, ids, chans).sum())
+
+        pool_ids = np.asarray(audience.ids, dtype=object).astype(str)
+        territory = np.array([str(t) if t is not None else "" for t in audience.extra[TERRITORY]], dtype=object)
+        eligible = {c: np.asarray(audience.extra[ELIGIBLE + c], dtype=float) > 0 for c in CHANNELS}
+        eligible["field_force"] &= territory != ""
+        territories = territory_of.reindex(pd.Index(ids)).to_numpy().astype(str)
+        counts: dict[str, int] = {}
+        for c, t in zip(chans.tolist(), territories.tolist(), strict=True):
+            counts[pool_of(c, t)] = counts.get(pool_of(c, t), 0) + 1
+        r_ids, r_channels = random_targeting(counts, eligible, pool_ids, territory, rng)
+        o_ids, o_channels = oracle_targeting(budgets.pools(), eligible, pool_ids, territory, truth)
+
+        # outcomes: the wave's treated and control customers buy with the hidden probabilities
+        kept = contacts.arm != "global_control"
+        everyone = contacts.customer_id[kept].astype(str)
+        lift = effect_of(truth, everyone, np.where(contacts.arm[kept] == "treatment", channel[kept], ""))
+        p = np.clip(truth["base"].reindex(pd.Index(everyone)).to_numpy() + lift, 0.0, 1.0)
+        buyers = everyone[rng.random(len(everyone)) < p]
+        path = folder / f"conversions-{day}.csv"
+        when = (day + timedelta(days=3)).isoformat()
+        path.write_text("customer_id,occurred_at,amount\n" + "".join(f"{cid},{when},25\n" for cid in buyers))
+        import_conversions(engine, path)
+
+        result = WaveResult(
+            number,
+            day.isoformat(),
+            targeting,
+            {c: int((chans == c).sum()) for c in CHANNELS},
+            engine_effect,
+            float(effect_of(truth, r_ids, r_channels).sum()),
+            float(effect_of(truth, o_ids, o_channels).sum()),
+            {c: int((o_channels == c).sum()) for c in CHANNELS},
+        )
+        if number < len(days):  # retrain on what came back, as of the next wave's day
+            try:
+                trained = retrain(
+                    engine,
+                    settings,
+                    MODEL,
+                    campaigns=[CAMPAIGN],
+                    kind="uplift",
+                    exclude=NOT_FEATURES,
+                    as_of=days[number],
+                )
+            except NotEnoughData as exc:
+                result.retrained = f"not retrained: {exc}"
+            else:
+                result.retrained = f"v{trained.version} {trained.stage} (Qini {fmt_score(trained.challenger_score)})"
+                if trained.version == 1:
+                    scores = f"scores: {{model: {MODEL}, top_percent: {args.top_percent}}}\n"
+                    rules.write_text(rules_text(args.control_share, scores))
+                if trained.promoted or trained.version == 1:
+                    targeting = f"model v{trained.version}, top {args.top_percent:g}%"
+        results.append(result)
+        advance()
+    database.dispose_all()
+    return results
+
+
+def fmt_score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def fmt(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.2f}"
+
+
+def world_table(world: World, results: list[WaveResult]) -> Table:
+    table = Table(title=f"world {world.name}: {world.description}", title_justify="left")
+    for column in ("wave", "targeting", "treated e/c/f", "engine", "random", "oracle", "eng/rand", "eng/oracle"):
+        table.add_column(column, justify="right" if column not in ("targeting",) else "left")
+    table.add_column("retrained after", justify="left")
+    for r in results:
+        to_random, to_oracle = r.ratios()
+        table.add_row(
+            f"{r.wave} ({r.day})",
+            r.targeting,
+            "/".join(f"{r.contacts[c]:,}" for c in CHANNELS),
+            f"{r.engine:.1f}",
+            f"{r.random:.1f}",
+            f"{r.oracle:.1f}",
+            fmt(to_random),
+            fmt(to_oracle),
+            r.retrained,
+        )
+    return table
+
+
+def summary_table(by_world: dict[str, list[WaveResult]]) -> Table:
+    table = Table(title="summary over worlds (expected incremental buyers)", title_justify="left")
+    for column in ("world", "first wave eng/rand", "last wave eng/rand", "last wave eng/oracle", "all waves eng/rand"):
+        table.add_column(column, justify="right" if column != "world" else "left")
+    for name, results in by_world.items():
+        total = sum(r.engine for r in results), sum(r.random for r in results)
+        table.add_row(
+            name,
+            fmt(results[0].ratios()[0]),
+            fmt(results[-1].ratios()[0]),
+            fmt(results[-1].ratios()[1]),
+            fmt(total[0] / total[1] if total[1] > 0 else None),
+        )
+    return table
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--customers", type=int, default=8000, help="customers per world (default 8,000)")
+    parser.add_argument("--emails", type=int, default=2000, help="e-mails per wave (default 2,000)")
+    parser.add_argument("--calls", type=int, default=400, help="call tasks per wave (default 400)")
+    parser.add_argument("--visits", type=int, default=90, help="visits per wave, over 15 territories (default 90)")
+    parser.add_argument("--waves", type=int, default=3, help="waves per world (default 3)")
+    parser.add_argument("--control-share", type=float, default=0.3, help="random control group share (default 0.3)")
+    parser.add_argument("--top-percent", type=float, default=50, help="scores: top_percent once a model exists")
+    parser.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=list(WORLDS), help="default: all")
+    parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (a throwaway schema per world)")
+    args = parser.parse_args(argv)
+    console = Console(width=max(Console().width, 170))  # the tables are wide
+    from orchestrator.execution import progress as engine_progress
+
+    engine_progress.disable()  # one progress bar: the benchmark's
+    by_world: dict[str, list[WaveResult]] = {}
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("waves", total=len(args.worlds) * args.waves)
+        for name in args.worlds:
+            world = WORLDS[name]
+            bar.update(task, description=f"world {name}")
+            with tempfile.TemporaryDirectory(prefix=f"learnbench-{name}-") as tmp:
+                folder = Path(tmp)
+                schema = None
+                if args.postgres:
+                    schema, url = fresh_schema(args.postgres, f"learnbench_{name.replace('-', '_')}")
+                else:
+                    url = f"sqlite:///{folder / 'engine.db'}"
+                try:
+                    by_world[name] = run_world(world, args, folder, url, lambda: bar.advance(task))
+                finally:
+                    if schema is not None and args.postgres:
+                        drop_schema(args.postgres, schema)
+            console.print(world_table(world, by_world[name]))
+            line = {
+                "world": name,
+                "seed": world.seed,
+                "customers": args.customers,
+                "budgets": {"emails": args.emails, "calls": args.calls, "visits": args.visits},
+                "waves": [
+                    {
+                        "wave": r.wave,
+                        "day": r.day,
+                        "targeting": r.targeting,
+                        "contacts": r.contacts,
+                        "oracle_contacts": r.oracle_contacts,
+                        "engine": round(r.engine, 2),
+                        "random": round(r.random, 2),
+                        "oracle": round(r.oracle, 2),
+                        "engine_to_random": r.ratios()[0],
+                        "engine_to_oracle": r.ratios()[1],
+                        "retrained": r.retrained,
+                    }
+                    for r in by_world[name]
+                ],
+            }
+            print(json.dumps(line), flush=True)  # one line per world, for machines
+    console.print(summary_table(by_world))
+    return by_world
+
+
+if __name__ == "__main__":
+    main()
