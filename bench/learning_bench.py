@@ -1,6 +1,6 @@
 """Benchmark: does the closed loop learn which channel moves each customer?
 
-    .venv/bin/python bench/learning_bench.py                       # 3 worlds x 3 waves, small, a few minutes
+    .venv/bin/python bench/learning_bench.py                       # 3 worlds x 3 waves, small: about 10 s
     .venv/bin/python bench/learning_bench.py --customers 40000 --emails 10000 --calls 2000 --visits 400
     .venv/bin/python bench/learning_bench.py --worlds lapsed --waves 4 --postgres postgresql+psycopg://...
 
