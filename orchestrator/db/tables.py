@@ -104,6 +104,12 @@ class Contact(SQLModel, table=True):
     planned_for: date | None = Field(default=None, description="Day whose channel capacity the contact uses.")
     assignee: str | None = Field(default=None, max_length=100, description="Sales rep a visit is assigned to.")
     expected_value: float | None = Field(default=None, description="score x value - cost of the allocated channel.")
+    arm_propensity: float | None = Field(
+        default=None, description="Probability with which the contact got its arm (treatment, control, global control)."
+    )
+    channel_propensity: float | None = Field(
+        default=None, description="Probability with which the contact got its channel (exploration: learning.explore)."
+    )
     batch_id: int | None = Field(
         default=None,
         sa_column=sa.Column(sa.BigInteger, nullable=True, index=True),

@@ -6,7 +6,10 @@ results), and for every treated and control contact joins
 * the customer's features as they were at selection time (``orchestrator.ledger.snapshots``),
 * ``treatment`` (1 treated, 0 random control) and ``outcome`` (1 if the contact succeeded as
   the campaign's ``success:`` defines it, from ``orchestrator.success.data``),
-* ``campaign``, ``wave``, ``wave_date``, ``channel``.
+* ``campaign``, ``wave``, ``wave_date``, ``channel``,
+* ``arm_propensity`` and ``channel_propensity``: the probabilities with which the contact got
+  its arm and its channel, as recorded in the ledger (NaN for contacts recorded before they
+  were), so a learner can weight by their inverse.
 
 Waves whose attribution window has not closed by ``as_of`` are left out (their outcomes are
 not final), as are waves without a snapshot; ``TrainingSet.notes`` says which and why.
@@ -29,7 +32,7 @@ from orchestrator.rules.outcomes import load_outcomes
 from orchestrator.settings import Settings
 from orchestrator.success.data import CampaignNotFound, Measure, campaign_waves, contact_frame
 
-META = ("campaign", "wave", "wave_date", "channel", "treatment", "outcome")
+META = ("campaign", "wave", "wave_date", "channel", "treatment", "outcome", "arm_propensity", "channel_propensity")
 """Columns of a training frame that are not features."""
 
 
@@ -103,6 +106,8 @@ def training_frame(
                     "channel": outcomes_frame["channel"],
                     "treatment": (outcomes_frame["arm"] == Arm.TREATMENT.value).astype("int8"),
                     "outcome": success.astype("int8"),
+                    "arm_propensity": outcomes_frame["arm_propensity"].astype(float),
+                    "channel_propensity": outcomes_frame["channel_propensity"].astype(float),
                 }
             )
             snapshot["customer_id"] = snapshot["customer_id"].astype(str)

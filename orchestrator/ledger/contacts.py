@@ -117,10 +117,10 @@ def record_contacts(
     """Write the wave's contacts in one transaction; returns (treated, held out) counts.
 
     ``frame`` holds one contact per customer: treated contacts start ``pending``, the others
-    ``control``; channel, assignee (rep or endpoint) and expected value come from allocation
-    (its ``pool`` is not recorded). ``planned_for`` is the day whose channel capacity the
-    contacts use. Does nothing (and returns the recorded counts) when the wave was recorded
-    before.
+    ``control``; channel, assignee (rep or endpoint), expected value and the arm and channel
+    propensities come from allocation (its ``pool`` is not recorded). ``planned_for`` is the
+    day whose channel capacity the contacts use. Does nothing (and returns the recorded counts)
+    when the wave was recorded before.
     """
     with engine.begin() as conn:
         wave = conn.execute(
@@ -136,7 +136,7 @@ def record_contacts(
         n_held_out = len(frame) - int(np.count_nonzero(treated))
 
         def rows():
-            for cid, arm, is_treated, variant, ch, score, value, assignee in zip(
+            for cid, arm, is_treated, variant, ch, score, value, p_arm, p_channel, assignee in zip(
                 frame.customer_id.tolist(),
                 frame.arm.tolist(),
                 treated.tolist(),
@@ -144,11 +144,29 @@ def record_contacts(
                 frame.channel.tolist(),
                 _floats(frame.score),
                 _floats(frame.expected_value),
+                _floats(frame.arm_propensity),
+                _floats(frame.channel_propensity),
                 frame.assignee.tolist(),
                 strict=True,
             ):
                 status = ContactStatus.PENDING if is_treated else ContactStatus.CONTROL
-                yield (wave_id, cid, str(arm), variant, ch, score, value, assignee, day, status, 0, now, now)
+                yield (
+                    wave_id,
+                    cid,
+                    str(arm),
+                    variant,
+                    ch,
+                    score,
+                    value,
+                    p_arm,
+                    p_channel,
+                    assignee,
+                    day,
+                    status,
+                    0,
+                    now,
+                    now,
+                )
 
         columns = [
             "wave_id",
@@ -158,6 +176,8 @@ def record_contacts(
             "channel",
             "score",
             "expected_value",
+            "arm_propensity",
+            "channel_propensity",
             "assignee",
             "planned_for",
             "status",

@@ -33,6 +33,8 @@ A rules file is a YAML mapping under ``rules/``, one campaign per file::
       b: {share: 0.5, template: winback-b}
     policy:                        # optional overrides of rules/policy.yaml
       frequency_caps: [{max: 1, days: 14}]
+    learning:                      # optional
+      explore: 0.1                 # 0 <= explore <= 0.5: share of the treated given a random eligible channel
     schedule:                      # optional; exactly one of cron, interval_minutes, rrule
       cron: "0 9 * * MON"          # minute hour day-of-month month day-of-week
       timezone: Europe/Berlin      # IANA name; default UTC
@@ -138,6 +140,7 @@ __all__ = [
     "FieldForceChannelSpec",
     "WebhookChannelSpec",
     "IdListSpec",
+    "LearningSpec",
     "ScoresSpec",
     "VariantSpec",
     "Issue",
@@ -261,6 +264,22 @@ class AllocationSpec(_Spec):
         "fallback",
         description=(
             "fallback: give them their next eligible channel if that pays off; wait: keep them for a later wave."
+        ),
+    )
+
+
+class LearningSpec(_Spec):
+    """How the closed loop learns: exploration of channels beyond the allocated one."""
+
+    explore: float = Field(
+        0.0,
+        strict=True,
+        ge=0,
+        le=0.5,
+        allow_inf_nan=False,
+        description=(
+            "Share of the treated customers, 0 to 0.5 (0 = off), who get a channel drawn at random among "
+            "the channels they are eligible for (within the pools' capacity), so later waves see other channels."
         ),
     )
 
@@ -405,6 +424,7 @@ class CampaignSpec(_Spec):
     )
     allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
     success: SuccessSpec = Field(default_factory=SuccessSpec, description="How the campaign's success is measured.")
+    learning: LearningSpec = Field(default_factory=LearningSpec, description="Channel exploration for learning.")
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
     include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")

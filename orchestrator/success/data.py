@@ -101,6 +101,8 @@ def contact_frame(
                 c.c.arm,
                 c.c.score,
                 c.c.status,
+                c.c.arm_propensity,
+                c.c.channel_propensity,
             )
             .where(c.c.wave_id.in_(ids), c.c.arm.in_([Arm.TREATMENT.value, Arm.CONTROL.value]))
             .order_by(c.c.id),

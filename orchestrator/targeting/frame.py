@@ -1,7 +1,7 @@
 """``ContactFrame``: what a wave records, as equal-length columns (one position per contact).
 
 Selection (``selection.split``) produces one with arm, variant and score; planning
-(``planning.plan_cycle``) fills channel, assignee, expected value and capacity pool; the
+(``planning.plan_cycle``) fills channel, assignee, expected value, capacity pool and the propensities; the
 ledger (``orchestrator.ledger.contacts.record_contacts``) writes it in bulk. Every column is
 a numpy array, so a million contacts are a handful of arrays, never a million objects.
 """
@@ -26,7 +26,9 @@ class ContactFrame:
     ``customer_id``, ``arm`` (an ``Arm`` value), ``variant`` (or None), ``channel`` (or None)
     and ``assignee`` (rep or endpoint, or None) are object arrays; ``score`` and
     ``expected_value`` float arrays (NaN: none); ``pool`` the capacity pool index of the
-    allocated channel (-1: none; planning only, not recorded). Build one with ``of``.
+    allocated channel (-1: none; planning only, not recorded); ``arm_propensity`` and
+    ``channel_propensity`` the probabilities with which the contact got its arm and its
+    channel (NaN: not known; planning fills them). Build one with ``of``.
     """
 
     customer_id: np.ndarray
@@ -37,6 +39,8 @@ class ContactFrame:
     score: np.ndarray
     expected_value: np.ndarray
     pool: np.ndarray
+    arm_propensity: np.ndarray
+    channel_propensity: np.ndarray
 
     def __post_init__(self) -> None:
         n = len(self.customer_id)
@@ -60,6 +64,8 @@ class ContactFrame:
         score: Sequence[float] | np.ndarray | None = None,
         expected_value: Sequence[float] | np.ndarray | None = None,
         pool: Sequence[int] | np.ndarray | None = None,
+        arm_propensity: Sequence[float] | np.ndarray | None = None,
+        channel_propensity: Sequence[float] | np.ndarray | None = None,
     ) -> ContactFrame:
         """A frame from columns; a column left out is None (NaN, -1) for all, one ``channel`` name is for all."""
         ids = np.asarray(customer_id, dtype=object)
@@ -73,6 +79,8 @@ class ContactFrame:
             score=_floats(score, n),
             expected_value=_floats(expected_value, n),
             pool=np.full(n, -1, dtype=np.int64) if pool is None else np.asarray(pool, dtype=np.int64),
+            arm_propensity=_floats(arm_propensity, n),
+            channel_propensity=_floats(channel_propensity, n),
         )
 
     @classmethod

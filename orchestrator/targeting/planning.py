@@ -16,7 +16,16 @@ Order (every step column-oriented, no per-customer objects):
 6. the control group mirrors that allocation: each campaign's control customers are
    allocated by the same rule with capacities in proportion (``share / (1 - share)`` of
    what its treated customers got), so treated and control stay comparable per channel;
-7. visits are spread over the reps of the territory, best customers first.
+7. exploration (``learning: {explore: e}``): a share ``e`` of each campaign's allocated treated
+   customers, chosen by a stable salted hash of (campaign, customer, wave key), get a channel
+   drawn uniformly among their k eligible channels, within what is left of each pool's
+   capacity (a drawn channel whose pool is full leaves the allocated one);
+8. visits are spread over the reps of the territory, best customers first.
+
+Every contact carries its propensities: ``arm_propensity`` (treatment 1 - control share,
+control the control share, global control its share) and ``channel_propensity`` (treated:
+``1 - e + e/k`` for the allocated channel, ``e/k`` for an explored other one, 1 when ``e`` is
+0; control and global control 1, as their channel is never drawn).
 
 Customers who lost arbitration, had no eligible or worthwhile channel, or found their
 channel full (``overflow: wait``, or no fallback) are not recorded: a later wave can select
@@ -40,6 +49,7 @@ from orchestrator.rules.spec import CampaignSpec
 from orchestrator.targeting.allocation import allocate
 from orchestrator.targeting.arbitration import arbitrate
 from orchestrator.targeting.capacity import Capacity, Pools, day_pools, pool_name
+from orchestrator.targeting.control import hash_positions
 from orchestrator.targeting.frame import ContactFrame
 from orchestrator.targeting.selection import Candidates, FunnelStep, Selection, channel_policy, split
 
@@ -72,6 +82,7 @@ class CampaignPlan:
     lost_to: dict[str, int] = field(default_factory=dict)
     waiting: int = 0  # treated customers whose channel was full (overflow) this cycle
     channel_counts: dict[str, int] = field(default_factory=dict)  # treated per channel
+    explored: int = 0  # treated customers moved to a randomly drawn other channel (learning.explore)
 
     @property
     def contacts(self) -> ContactFrame:
@@ -112,11 +123,18 @@ class _Options:
 
 
 def _options(
-    spec: CampaignSpec, values: np.ndarray, territories: np.ndarray | None, pools: Mapping[str, int], offset: int = 0
+    spec: CampaignSpec,
+    values: np.ndarray,
+    territories: np.ndarray | None,
+    pools: Mapping[str, int],
+    offset: int = 0,
+    *,
+    every_eligible: bool = False,
 ) -> _Options:
+    """The customers' options; with ``overflow: wait`` only their best channel unless ``every_eligible``."""
     names = spec.channels.names()
     customers, pool_ids, vals, chans = [], [], [], []
-    wait = spec.allocation.overflow == "wait"
+    wait = spec.allocation.overflow == "wait" and not every_eligible
     best = np.full(len(values), -1)
     if wait and len(values):
         filled = np.where(np.isnan(values), -np.inf, values)
@@ -151,8 +169,15 @@ def plan_cycle(
     *,
     taken: Mapping[str, str] | None = None,
     with_funnel: bool = False,
+    wave_key: str = "",
+    global_control_shares: Sequence[float] | None = None,
 ) -> list[CampaignPlan]:
-    """Plan every campaign of a cycle; see the module docstring for the steps."""
+    """Plan every campaign of a cycle; see the module docstring for the steps.
+
+    ``wave_key`` salts the exploration draw (a re-run of the wave draws the same);
+    ``global_control_shares`` (one per campaign, from its policy) is the arm propensity
+    recorded for its global control contacts (NaN when not given).
+    """
     endpoints = sorted(
         {
             (name, kind.endpoint_key(section))
@@ -204,31 +229,53 @@ def plan_cycle(
         assert len(selection.contacts) == n_won + len(mine.global_control)
 
     # 5: treated customers of all campaigns, jointly
-    treated_parts, offsets, total = [], [], 0
+    treated_parts, eligible_parts, offsets, total = [], [], [], 0
     for spec, (mine, selection, v, terr) in zip(specs, splits, strict=True):
         n_won = len(mine.ids)
         treated = selection.contacts.arm[:n_won] == Arm.TREATMENT.value
         idx = np.flatnonzero(treated)
-        treated_parts.append(_options(spec, v[idx], None if terr is None else terr[idx], index, total))
+        t_terr = None if terr is None else terr[idx]
+        treated_parts.append(_options(spec, v[idx], t_terr, index, total))
+        eligible_parts.append(_options(spec, v[idx], t_terr, index, total, every_eligible=True))
         offsets.append((total, idx))
         total += len(idx)
     options = _concat(treated_parts)
     result = allocate(options.customer, options.pool, options.value, pools.capacities, n_customers=total)
     chosen = np.asarray(result.option)
+    allocated = _Allocated.of(options, chosen)
+
+    # 7: exploration among the allocated treated customers of all campaigns (the pools are shared)
+    treated_ids = [[mine.ids[i] for i in idx.tolist()] for (mine, *_r), (_st, idx) in zip(splits, offsets, strict=True)]
+    rates = np.concatenate(
+        [np.zeros(0)] + [np.full(len(ids), s.learning.explore) for s, ids in zip(specs, treated_ids, strict=True)]
+    )
+    explore_at, channel_at = (
+        np.concatenate(
+            [np.zeros(0)]
+            + [
+                hash_positions(ids, f"{s.name}\x00{wave_key}\x00{part}") if s.learning.explore else np.ones(len(ids))
+                for s, ids in zip(specs, treated_ids, strict=True)
+            ]
+        )
+        for part in ("explore", "explore-channel")
+    )
+    moved = _explore(allocated, _concat(eligible_parts), rates, explore_at, channel_at, pools.capacities)
 
     plans: list[CampaignPlan] = []
     for k, (spec, (mine, selection, v, terr)) in enumerate(zip(specs, splits, strict=True)):
         start, idx = offsets[k]
         names = spec.channels.names()
         n_won = len(mine.ids)
-        pick = chosen[start : start + len(idx)]
+        mine_of = slice(start, start + len(idx))
         channel_of = np.full(n_won, None, dtype=object)
         value_of = np.full(n_won, np.nan)
         pool_of = np.full(n_won, -1, dtype=np.int64)
-        got = pick >= 0
-        channel_of[idx[got]] = np.array(names, dtype=object)[options.channel[pick[got]]]
-        value_of[idx[got]] = options.value[pick[got]]
-        pool_of[idx[got]] = options.pool[pick[got]]
+        propensity_of = np.ones(n_won)
+        got = allocated.channel[mine_of] >= 0
+        channel_of[idx[got]] = np.array(names, dtype=object)[allocated.channel[mine_of][got]]
+        value_of[idx[got]] = allocated.value[mine_of][got]
+        pool_of[idx[got]] = allocated.pool[mine_of][got]
+        propensity_of[idx] = allocated.propensity[mine_of]
         worth = (np.nan_to_num(v[idx], nan=-np.inf) >= 0).any(axis=1) if len(idx) else np.zeros(0, dtype=bool)
         waiting = int(np.count_nonzero(worth & ~got))
 
@@ -249,10 +296,95 @@ def plan_cycle(
             value_of[control_idx[c_got]] = c_opts.value[c_pick[c_got]]
             pool_of[control_idx[c_got]] = c_opts.pool[c_pick[c_got]]
 
-        plans.append(_plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel))
+        global_share = np.nan if global_control_shares is None else float(global_control_shares[k])
+        plan = _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel)
+        n_global = int(np.count_nonzero(plan.contacts.arm == Arm.GLOBAL_CONTROL.value))  # the last rows
+        kept = channel_of != None  # noqa: E711
+        plan.selection = Selection(
+            plan.contacts.replace(
+                arm_propensity=np.where(
+                    plan.contacts.arm == Arm.GLOBAL_CONTROL.value, global_share, plan.contacts.arm_propensity
+                ),
+                channel_propensity=np.concatenate([propensity_of[kept], np.ones(n_global)]),
+            ),
+            plan.selection.funnel,
+        )
+        plan.explored = int(np.count_nonzero(moved[mine_of]))
+        plans.append(plan)
         plans[-1].lost_to = arbitration.lost(spec.name)
     _assign_reps(plans, pools)
     return plans
+
+
+@dataclass
+class _Allocated:
+    """Per treated customer (of all campaigns): channel index (-1: none), pool, value and channel propensity."""
+
+    channel: np.ndarray
+    pool: np.ndarray
+    value: np.ndarray
+    propensity: np.ndarray
+
+    @classmethod
+    def of(cls, options: _Options, chosen: np.ndarray) -> _Allocated:
+        got = chosen >= 0
+        channel = np.full(len(chosen), -1, dtype=np.int64)
+        pool = np.full(len(chosen), -1, dtype=np.int64)
+        value = np.full(len(chosen), np.nan)
+        channel[got] = options.channel[chosen[got]]
+        pool[got] = options.pool[chosen[got]]
+        value[got] = options.value[chosen[got]]
+        return cls(channel, pool, value, np.ones(len(chosen)))
+
+
+def _explore(
+    allocated: _Allocated,
+    eligible: _Options,
+    rates: np.ndarray,
+    explore_at: np.ndarray,
+    channel_at: np.ndarray,
+    capacities: Sequence[int | None],
+) -> np.ndarray:
+    """Move explored customers to a uniformly drawn eligible channel where its pool has room (in place).
+
+    A customer explores when ``explore_at < rate``; the drawn channel is the
+    ``floor(channel_at * k)``-th of the k eligible ones (in channel order). Moves into a pool
+    are taken in order of ``explore_at`` up to what the allocation left of its capacity (room
+    freed by customers moving out is not reused, so no pool is ever exceeded). Sets every
+    allocated customer's channel propensity and returns the mask of the moved ones.
+    """
+    n = len(allocated.channel)
+    got = allocated.channel >= 0
+    k = np.bincount(eligible.customer, minlength=n)
+    allocated.propensity[:] = np.where(got & (k > 0), 1 - rates + rates / np.maximum(k, 1), 1.0)
+    explorers = np.flatnonzero(got & (explore_at < rates) & (k > 0))
+    moved = np.zeros(n, dtype=bool)
+    if not len(explorers):
+        return moved
+    order = np.lexsort((eligible.channel, eligible.customer))  # each customer's options, in channel order
+    starts = np.searchsorted(eligible.customer[order], explorers)
+    nth = np.minimum((channel_at[explorers] * k[explorers]).astype(np.int64), k[explorers] - 1)
+    row = order[starts + nth]
+    drawn_pool = eligible.pool[row]
+    other = eligible.channel[row] != allocated.channel[explorers]
+    explorers, row, drawn_pool = explorers[other], row[other], drawn_pool[other]
+
+    used = np.bincount(allocated.pool[got], minlength=len(capacities))
+    limited = np.array([cap is not None for cap in capacities], dtype=bool)
+    left = np.array([cap if cap is not None else 0 for cap in capacities], dtype=np.int64) - used
+    by_pool = np.lexsort((explore_at[explorers], drawn_pool))
+    sorted_pool = drawn_pool[by_pool]
+    rank = np.arange(len(by_pool)) - np.searchsorted(sorted_pool, sorted_pool, side="left")
+    fits = np.zeros(len(explorers), dtype=bool)
+    fits[by_pool] = ~limited[sorted_pool] | (rank < left[sorted_pool])
+    explorers, row = explorers[fits], row[fits]
+
+    allocated.channel[explorers] = eligible.channel[row]
+    allocated.pool[explorers] = eligible.pool[row]
+    allocated.value[explorers] = eligible.value[row]
+    allocated.propensity[explorers] = rates[explorers] / k[explorers]
+    moved[explorers] = True
+    return moved
 
 
 def _mirror_capacities(capacities: Sequence[int | None], treated: np.ndarray, ratio: float) -> list[int | None]:

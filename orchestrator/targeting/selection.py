@@ -281,8 +281,14 @@ def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = Fal
         None if scores is None else np.concatenate([np.asarray(scores, dtype=float), np.full(len(held_out), np.nan)])
     )
     names = spec.channels.names()
+    arm_propensity = np.concatenate([np.where(control, share, 1 - share), np.full(len(held_out), np.nan)])
     contacts = ContactFrame.of(
-        ids + held_out, all_arms, variant=all_variants, channel=names[0] if names else None, score=all_scores
+        ids + held_out,
+        all_arms,
+        variant=all_variants,
+        channel=names[0] if names else None,
+        score=all_scores,
+        arm_propensity=arm_propensity,
     )
     return Selection(contacts, funnel)
 

@@ -243,7 +243,19 @@ def plan(
     capacity = load_capacity(settings.paths.rules_dir)
     used = used_capacity(engine, next(iter(days))) if days else {}
     taken = ledger.cycle_customers(engine, next(iter(keys)), exclude=[p.spec.name for p in prepared]) if keys else {}
-    return plan_cycle([p.spec for p in prepared], candidates, capacity, used, taken=taken, with_funnel=with_funnel)
+    global_shares = [
+        gc.share if (gc := getattr(p.policy, "global_control", None)) is not None else 0.0 for p in prepared
+    ]
+    return plan_cycle(
+        [p.spec for p in prepared],
+        candidates,
+        capacity,
+        used,
+        taken=taken,
+        with_funnel=with_funnel,
+        wave_key=next(iter(keys), ""),
+        global_control_shares=global_shares,
+    )
 
 
 # --- 3. render ----------------------------------------------------------------------------

@@ -219,6 +219,24 @@ def test_schema_describes_the_file_not_its_digest():
             id="share-not-a-number",
         ),
         pytest.param(
+            "  timezone: Europe/Berlin\n",
+            "  timezone: Europe/Berlin\nlearning:\n  explore: 0.7\n",
+            "campaign.yaml:17:12: 'explore' must be at most 0.5, not 0.7",
+            id="explore-too-big",
+        ),
+        pytest.param(
+            "  timezone: Europe/Berlin\n",
+            "  timezone: Europe/Berlin\nlearning:\n  explore: -0.1\n",
+            "campaign.yaml:17:12: 'explore' must be at least 0.0, not -0.1",
+            id="explore-negative",
+        ),
+        pytest.param(
+            "  timezone: Europe/Berlin\n",
+            "  timezone: Europe/Berlin\nlearning:\n  explor: 0.1\n",
+            "campaign.yaml:17:3: unknown key 'explor', did you mean 'explore'?",
+            id="explore-misspelt",
+        ),
+        pytest.param(
             '"0 9 * * MON"',
             '"0 25 * * MON"',
             "campaign.yaml:14:9: invalid cron expression '0 25 * * MON': bad hour "
