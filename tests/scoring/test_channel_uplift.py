@@ -1,0 +1,128 @@
+"""Per-channel uplift: opposite channel effects per group are found, IPS weights correct a confounded
+channel choice, the estimator API, joblib round trip, refusals."""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from orchestrator.scoring.channel_uplift import CONTROL, ChannelUpliftModel, ips_weights
+from orchestrator.scoring.response import FeatureMismatch
+
+EFFECTS = {  # (channel, group) -> true effect; group 3 are sleeping dogs: every channel puts them off
+    ("A", 1): 0.20,
+    ("A", 2): -0.10,
+    ("A", 3): -0.08,
+    ("B", 1): -0.10,
+    ("B", 2): 0.20,
+    ("B", 3): -0.08,
+}
+
+
+def two_channels(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``(X, channel, y)``: a third each control, A and B at random; A helps group 1 and hurts group 2,
+    B the opposite, both hurt group 3."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(1, 4, n)
+    X = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "segment": np.array(["g1", "g2", "g3"], dtype=object)[group - 1],
+            "income": rng.normal(50, 10, n),
+        }
+    )
+    channel = np.array([CONTROL, "A", "B"], dtype=object)[rng.integers(0, 3, n)]
+    p = np.full(n, 0.25)
+    for (c, g), effect in EFFECTS.items():
+        p[(channel == c) & (group == g)] += effect
+    return X, channel, (rng.random(n) < p).astype(int)
+
+
+@pytest.mark.parametrize("estimator", ["logistic", "gradient_boosting"])
+def test_effects_have_the_right_sign_per_group_and_channel(estimator):
+    X, channel, y = two_channels(9000, seed=1)
+    model = ChannelUpliftModel(estimator=estimator).fit(X, channel, y)
+    assert model.channels_ == ["A", "B"]
+    assert model.features_ == ["segment", "income"]
+    test, _c, _y = two_channels(3000, seed=2)
+    effects = model.effects_frame(test)
+    assert list(effects.columns) == ["A", "B"]
+    for (c, g), truth in EFFECTS.items():
+        mean = effects[c][test["segment"] == f"g{g}"].mean()
+        assert np.sign(mean) == np.sign(truth), (c, g, mean)
+        assert abs(mean - truth) < 0.06, (c, g, mean)
+    # one score per customer: the best channel's effect
+    np.testing.assert_allclose(model.score_frame(test), effects.max(axis=1).to_numpy())
+    ordered = model.effects_of(test, ["B", "email", "A"])
+    np.testing.assert_allclose(ordered[:, 0], effects["B"])
+    assert np.isnan(ordered[:, 1]).all()
+    np.testing.assert_allclose(ordered[:, 2], effects["A"])
+
+
+def confounded(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Channel A has NO effect, but it went mostly to customers with a hidden high base rate (u=1):
+    ``(X, channel, y, propensity)`` with the recorded propensity arm x channel of each row."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(n) < 0.5
+    treated = rng.random(n) < 0.5
+    p_a = np.where(u, 0.9, 0.1)
+    gets_a = rng.random(n) < p_a
+    channel = np.where(treated, np.where(gets_a, "A", "B"), CONTROL).astype(object)
+    propensity = np.where(treated, 0.5 * np.where(gets_a, p_a, 1 - p_a), 0.5)
+    y = (rng.random(n) < np.where(u, 0.4, 0.1)).astype(int)
+    X = pd.DataFrame({"noise": rng.normal(0, 1, n)})
+    return X, channel, y, propensity
+
+
+def test_inverse_propensity_weights_undo_a_confounded_channel_choice():
+    X, channel, y, propensity = confounded(12000, seed=3)
+    plain = ChannelUpliftModel().fit(X, channel, y)
+    weighted = ChannelUpliftModel().fit(X, channel, y, propensity=propensity)
+    assert weighted.weighted_ and not plain.weighted_
+    naive = plain.effects_frame(X).mean()
+    corrected = weighted.effects_frame(X).mean()
+    assert naive["A"] > 0.08 and naive["B"] < -0.08  # confounded: A looks good, B bad
+    assert abs(corrected["A"]) < 0.03 and abs(corrected["B"]) < 0.03  # the truth: no effect
+
+
+def test_ips_weights_clip_and_ignore_unknown_propensities():
+    weights = ips_weights([0.5, 0.01, np.nan, np.inf, 0.0, 0.25], 6, max_weight=20)
+    np.testing.assert_allclose(weights, [2.0, 20.0, 1.0, 1.0, 1.0, 4.0])
+    np.testing.assert_allclose(ips_weights(None, 3), [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="propensity has 2 values for 3 rows"):
+        ips_weights([0.5, 0.5], 3)
+
+
+def test_estimator_api_and_joblib_round_trip(tmp_path):
+    X, channel, y = two_channels(3000, seed=4)
+    model = ChannelUpliftModel(estimator="logistic", max_weight=10)
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.score_frame(X)
+    assert model.fit(X, channel, y) is model
+    joblib.dump(model, tmp_path / "m.joblib")
+    loaded = joblib.load(tmp_path / "m.joblib")
+    np.testing.assert_allclose(loaded.effects_frame(X), model.effects_frame(X))
+    with pytest.raises(FeatureMismatch, match="income"):
+        model.score_frame(X.drop(columns=["income"]))
+    assert model.effects_frame(X.iloc[:0]).shape == (0, 2)
+
+
+def test_refuses_too_few_outcomes_naming_the_group():
+    X, channel, y = two_channels(3000, seed=5)
+    few_b = channel.copy()
+    few_b[np.flatnonzero(channel == "B")[30:]] = "A"
+    with pytest.raises(ValueError, match=r"too few outcomes for channel B: 30 customer\(s\)"):
+        ChannelUpliftModel().fit(X, few_b, y)
+    few_control = np.where(channel == CONTROL, "A", channel).astype(object)
+    few_control[:10] = None
+    with pytest.raises(ValueError, match=r"too few outcomes for the control group: 10 customer\(s\)"):
+        ChannelUpliftModel().fit(X, few_control, y)
+    with pytest.raises(ValueError, match="needs treated customers with their channel"):
+        ChannelUpliftModel().fit(X, np.full(len(X), None, dtype=object), y)
+    with pytest.raises(ValueError, match="'estimator' parameter"):
+        ChannelUpliftModel(estimator="forest").fit(X, channel, y)
