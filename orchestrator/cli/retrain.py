@@ -19,7 +19,12 @@ __all__ = ["retrain_command"]
 def retrain_command(
     name: Annotated[str, typer.Argument(help="Model name in the registry (new or existing).")],
     campaign: Annotated[list[str], typer.Option(help="Campaign whose waves it learns from (repeat).")],
-    kind: Annotated[str, typer.Option(help="uplift (treated vs control) or response (treated only).")] = "uplift",
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="uplift (treated vs control), response (treated only) or channel_uplift (per channel vs control)."
+        ),
+    ] = "uplift",
     margin: Annotated[float, typer.Option(help="How much better than the champion a new version must be.")] = 0.0,
     outcome: Annotated[str | None, typer.Option(help="Imported results: the outcome column that is success.")] = None,
     exclude: Annotated[
@@ -33,8 +38,8 @@ def retrain_command(
     from flows.retraining import retrain_model
     from orchestrator.learning.retraining import NotEnoughData
 
-    if kind not in ("uplift", "response"):
-        raise typer.BadParameter("kind is uplift or response", param_hint="--kind")
+    if kind not in ("uplift", "response", "channel_uplift"):
+        raise typer.BadParameter("kind is uplift, response or channel_uplift", param_hint="--kind")
     state = retrain_model(
         name,
         campaign,

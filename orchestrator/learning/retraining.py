@@ -7,10 +7,13 @@ Prefect flow:
    as they were at selection time, treatment, attributed outcome; open windows left out);
 2. a time-ordered split: the model learns from the earlier waves and is judged on the later
    ones (with a single wave date, on a stratified holdout instead, and the lineage says so);
-3. a response model (treated contacts: who converts when contacted) or an uplift model (treated
-   and control: who converts *because* they were contacted);
+3. a response model (treated contacts: who converts when contacted), an uplift model (treated
+   and control: who converts *because* they were contacted) or a channel uplift model
+   (``scoring.channel_uplift``: the effect of EACH channel, treatment = the channel of the
+   treated contact, control = the no-contact arm, rows weighted by their inverse propensity);
 4. the challenger's validation score (ROC AUC for response models, the Qini coefficient for
-   uplift models) against the champion's score on the SAME validation rows; the challenger
+   uplift models; for channel uplift models the Qini coefficient of the effect of each row's own
+   channel) against the champion's score on the SAME validation rows; the challenger
    is promoted when it beats the champion by ``margin``, and otherwise stays a challenger. The
    first version of a name becomes champion;
 5. every version keeps its lineage: campaigns, waves, training window, rows, outcome
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -31,8 +35,8 @@ from orchestrator.learning.training_data import TrainingSet, features_of, measur
 from orchestrator.scoring import registry
 from orchestrator.settings import Settings
 
-Kind = Literal["response", "uplift"]
-METRIC = {"response": "roc_auc", "uplift": "qini_auc"}
+Kind = Literal["response", "uplift", "channel_uplift"]
+METRIC = {"response": "roc_auc", "uplift": "qini_auc", "channel_uplift": "qini_auc"}
 
 
 class NotEnoughData(ValueError):
@@ -103,7 +107,7 @@ def retrain(
     ``channel`` keeps only the contacts of that channel (a model per campaign and channel).
     """
     if kind not in METRIC:
-        raise ValueError(f"kind must be response or uplift; got {kind!r}")
+        raise ValueError(f"kind must be response, uplift or channel_uplift; got {kind!r}")
     data = training_frame(engine, settings, campaigns, as_of=as_of, outcome=outcome)
     frame = data.frame
     if channel is not None and not frame.empty:
@@ -117,6 +121,8 @@ def retrain(
     train, validation = split_by_time(frame, validation_share)
     if kind == "response":
         model, score, metrics = _response(train, validation, frame, features, estimator, random_state)
+    elif kind == "channel_uplift":
+        model, score, metrics = _channel_uplift(train, validation, frame, features, estimator, random_state)
     else:
         model, score, metrics = _uplift(train, validation, features, estimator, approach, random_state)
     champion = _champion(engine, name)
@@ -244,10 +250,77 @@ def _uplift(train, validation, features, estimator, approach, random_state):
     )
 
 
+def _channel_labels(frame: pd.DataFrame):
+    """The channel of each treated row, ``CONTROL`` for the control group."""
+    from orchestrator.scoring.channel_uplift import CONTROL
+
+    return frame["channel"].where(frame["treatment"] == 1, CONTROL).fillna(CONTROL).to_numpy(dtype=object)
+
+
+def _propensity(frame: pd.DataFrame):
+    return (frame["arm_propensity"].astype(float) * frame["channel_propensity"].astype(float)).to_numpy()
+
+
+def _own_channel_qini(model, frame: pd.DataFrame) -> float | None:
+    """The Qini coefficient of the effect of each row's own channel (treated: the one it got; control: the
+    one the mirrored allocation gave it; the best one where the model does not know that channel)."""
+    from orchestrator.scoring.uplift import qini_auc_score
+
+    names = list(model.channels_)
+    effects = model.effects_of(frame, names)
+    channel = frame["channel"].to_numpy(dtype=object)
+    column = np.array([names.index(c) if c in names else -1 for c in channel], dtype=np.int64)
+    own = np.where(column >= 0, effects[np.arange(len(frame)), np.maximum(column, 0)], effects.max(axis=1))
+    try:
+        return float(qini_auc_score(frame["outcome"], own, frame["treatment"]))
+    except ValueError:
+        return None
+
+
+def _channel_uplift(train, validation, frame, features, estimator, random_state):
+    """A channel uplift model on treated and control contacts; the Qini coefficient of the own channel's effect
+    on the later waves (or a stratified holdout), then a refit on every wave."""
+    from sklearn.model_selection import train_test_split
+
+    from orchestrator.scoring.channel_uplift import ChannelUpliftModel
+    from orchestrator.scoring.response import HOLDOUT_SHARE
+
+    def fit(rows: pd.DataFrame) -> ChannelUpliftModel:
+        model = ChannelUpliftModel(estimator=estimator, random_state=random_state)
+        try:
+            return model.fit(rows[features], _channel_labels(rows), rows["outcome"], propensity=_propensity(rows))
+        except ValueError as exc:
+            raise NotEnoughData(str(exc)) from exc
+
+    if validation is None:
+        strata = frame["treatment"].astype(int) * 2 + frame["outcome"].astype(int)
+        train, validation = train_test_split(frame, test_size=HOLDOUT_SHARE, stratify=strata, random_state=random_state)
+        scheme = "holdout"
+    else:
+        scheme = "time"
+    first = fit(train)
+    score = _own_channel_qini(first, validation)
+    model = fit(frame)
+    metrics = {
+        "validation": scheme,
+        "qini_auc": score,
+        "channels": list(model.channels_),
+        "rows": int(len(frame)),
+        "train_rows": int(len(train)),
+        "validation_rows": int(len(validation)),
+        "weighted": bool(np.isfinite(_propensity(frame)).any()),
+    }
+    if model.ignored_:
+        metrics["ignored_columns"] = dict(model.ignored_)
+    return model, score, metrics
+
+
 def _champion_score(settings: Settings, champion, kind: str, validation: pd.DataFrame) -> float | None:
     """The champion's score on the challenger's validation rows (so both are judged on the same data)."""
     try:
         model = registry.load(settings, champion)
+        if kind == "channel_uplift":
+            return _own_channel_qini(model, validation) if hasattr(model, "effects_of") else None
         if kind == "response":
             from sklearn.metrics import roc_auc_score
 
@@ -293,7 +366,7 @@ def _lineage(
         ),
         "kind": kind,
         "estimator": estimator,
-        "approach": approach if kind == "uplift" else None,
+        "approach": approach if kind == "uplift" else "pooled_t_learner" if kind == "channel_uplift" else None,
         "compared_with": None if champion is None else champion.version,
         "code_version": registry.code_version(),
     }

@@ -213,3 +213,48 @@ def test_a_response_model_per_channel(world):
             channel="call_center",
             as_of=date(2026, 2, 1),
         )
+
+
+def test_a_channel_uplift_model_from_the_waves(world):
+    settings, engine, hidden, tmp_path = world
+    run_wave(settings, engine, hidden, tmp_path, date(2026, 1, 5), np.random.default_rng(5))
+    result = retrain(
+        engine,
+        settings,
+        "sim-channels",
+        campaigns=["sim"],
+        kind="channel_uplift",
+        exclude=NOT_FEATURES,
+        as_of=date(2026, 2, 1),
+    )
+    assert result.promoted and result.kind == "channel_uplift" and result.metric == "qini_auc"
+    assert result.challenger_score is not None and result.challenger_score > 0
+    assert result.lineage["approach"] == "pooled_t_learner"
+    record = get(engine, "sim-channels")
+    assert record.kind == "channel_uplift"
+    from orchestrator.scoring.registry import load
+
+    model = load(settings, record)
+    assert model.channels_ == ["email"]
+    with engine.connect() as conn:
+        customers = pd.read_sql(sa.text("select * from customers"), conn)
+    effect = model.effects_frame(customers)["email"].to_numpy()
+    true_effect = hidden.loc[customers["customer_id"], "effect"].to_numpy()
+    assert effect[true_effect > 0.2].mean() > effect[true_effect == 0].mean() + 0.1
+
+
+def test_a_channel_uplift_model_refuses_without_a_control_group(world):
+    settings, engine, hidden, tmp_path = world
+    rules = settings.paths.rules_dir / "sim.yaml"
+    rules.write_text(RULES.replace("share: 0.5", "share: 0"))
+    run_wave(settings, engine, hidden, tmp_path, date(2026, 1, 5), np.random.default_rng(6))
+    with pytest.raises(NotEnoughData, match=r"too few outcomes for the control group: 0 customer\(s\)"):
+        retrain(
+            engine,
+            settings,
+            "sim-channels",
+            campaigns=["sim"],
+            kind="channel_uplift",
+            exclude=NOT_FEATURES,
+            as_of=date(2026, 2, 1),
+        )
