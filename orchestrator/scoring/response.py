@@ -570,16 +570,7 @@ def score_customers(
     and ``FeatureMismatch`` naming the column when the table lacks a feature or its kind changed.
     ``progress`` is called with the number of customers scored in each chunk.
     """
-    from orchestrator.scoring.registry import get, load
-
-    model = load(settings, get(engine, name, version))
-    columns = customer_columns(engine, table)
-    if columns is None:
-        customer_table(engine, table)  # raises the "no customer table" LookupError
-    try:
-        model.check_kinds(table_kinds(columns or {}))
-    except FeatureMismatch as error:
-        raise FeatureMismatch(f"model '{name}' cannot score customer table '{table}': {error}") from error
+    model = _checked_model(engine, settings, name, version, table)
     all_ids: list[np.ndarray] = []
     all_scores: list[np.ndarray] = []
     for frame in iter_customer_frames(
@@ -596,6 +587,51 @@ def score_customers(
     if not all_ids:
         return np.empty(0, dtype=object), np.empty(0, dtype=np.float64)
     return np.concatenate(all_ids), np.concatenate(all_scores)
+
+
+def _checked_model(engine: sa.Engine, settings: Settings, name: str, version: int | None, table: str):
+    """Model ``name`` (``version`` or the champion), checked against the customer table's columns."""
+    from orchestrator.scoring.registry import get, load
+
+    model = load(settings, get(engine, name, version))
+    columns = customer_columns(engine, table)
+    if columns is None:
+        customer_table(engine, table)  # raises the "no customer table" LookupError
+    try:
+        model.check_kinds(table_kinds(columns or {}))
+    except FeatureMismatch as error:
+        raise FeatureMismatch(f"model '{name}' cannot score customer table '{table}': {error}") from error
+    return model
+
+
+def score_chunk_by_channel(
+    settings: Settings,
+    name: str,
+    version: int | None,
+    table: str,
+    customer_ids: Sequence[str] | np.ndarray,
+    channels: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``score_chunk`` plus, for a model with per-channel effects (``ChannelUpliftModel``), the
+    ``(n, len(channels))`` effects in the order of ``channels`` (NaN for a channel the model does
+    not know); ``None`` instead for a model with one score. One query for the chunk's features."""
+    from orchestrator.db.engine import connect
+
+    ids = np.asarray(customer_ids, dtype=object)
+    engine = connect(settings)
+    model = _checked_model(engine, settings, name, version, table)
+    by_channel = hasattr(model, "effects_of")
+    if not len(ids):
+        return ids, np.empty(0, dtype=np.float64), np.empty((0, len(channels))) if by_channel else None
+    frames = list(iter_customer_frames(engine, model.features_, table=table, customer_ids=ids, chunk_size=len(ids)))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[ID_COLUMN, *model.features_])
+    found = frame[ID_COLUMN].to_numpy(dtype=object)
+    if not by_channel:
+        return found, model.score_frame(frame, check=False), None
+    effects = model.effects_of(frame, list(channels), check=False)
+    known = ~np.isnan(effects).all(axis=0)
+    scores = effects[:, known].max(axis=1) if known.any() else model.score_frame(frame, check=False)
+    return found, scores, effects
 
 
 def score_chunk(

@@ -6,7 +6,9 @@ Order (every step column-oriented, no per-customer objects):
    ``eligible:`` condition AND the contact policy for that channel, computed in the
    selection query) and, for the field force, the customer's territory;
 2. the expected value of every eligible channel is ``score x value - cost`` (score 1
-   without a model); customers with no eligible channel drop out;
+   without a model), or with a channel uplift model ``effect(channel, customer) x value - cost``
+   per channel (``Candidates.effects``), where customers negative on every channel get no
+   option; customers with no eligible channel drop out;
 3. ``arbitration.arbitrate`` gives each customer wanted by several campaigns to one;
 4. each campaign draws its random control group among the customers it won
    (``selection.split``: stable salted hash, per score decile if asked);
@@ -98,17 +100,26 @@ def _channel_pool(spec: CampaignSpec, name: str) -> str:
 
 
 def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """Expected value per (customer, channel of the campaign); NaN where not eligible."""
+    """Expected value per (customer, channel of the campaign); NaN where not eligible.
+
+    With per-channel effects (a channel uplift model, ``Candidates.effects``) the value of a channel is
+    ``effect(channel, customer) x value - cost`` (the one score where the model does not know the
+    channel), and customers whose value is negative on every eligible channel get no option at all.
+    """
     scores = (
         np.ones(n) if candidates.scores is None else np.nan_to_num(np.asarray(candidates.scores, dtype=float), nan=0.0)
     )
+    effects = candidates.effects
     names = spec.channels.names()
     values = np.full((n, len(names)), np.nan)
     for j, (name, channel) in enumerate(spec.channels.items()):
         eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
         if channel_kind(name).pool == "territory":
             eligible &= np.array([t is not None for t in extra[TERRITORY]], dtype=bool)
-        values[eligible, j] = scores[eligible] * channel.value - channel.cost
+        score = scores if effects is None else np.where(np.isnan(effects[:, j]), scores, effects[:, j])
+        values[eligible, j] = score[eligible] * channel.value - channel.cost
+    if effects is not None and n:
+        values[~(np.nan_to_num(values, nan=-np.inf) >= 0).any(axis=1)] = np.nan  # sleeping dogs: left alone
     return values
 
 

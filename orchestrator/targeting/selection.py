@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 import yaml
 
@@ -54,6 +55,8 @@ class Candidates:
     funnel: list[FunnelStep] = field(default_factory=list)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # asked-for columns, aligned with ids
     global_extra: dict[str, np.ndarray] = field(default_factory=dict)  # the same, aligned with global_control
+    # per-channel effects of a channel uplift model: (n, channels of the campaign), NaN where unknown
+    effects: np.ndarray | None = None
 
     def subset(self, mask: np.ndarray) -> Candidates:
         """The candidates where ``mask`` is true (global control and funnel kept as they are)."""
@@ -65,6 +68,7 @@ class Candidates:
             list(self.funnel),
             {k: v[index] for k, v in self.extra.items()},
             self.global_extra,
+            None if self.effects is None else self.effects[index],
         )
 
 
@@ -226,29 +230,37 @@ def score_and_cut(
     those the ``scores:`` section asks for, best first; unchanged without a ``scores:`` section."""
     if spec.scores is None:
         return candidates
-    from orchestrator.scoring.response import apply_score_rules, score_chunk
+    from orchestrator.scoring.response import apply_score_rules, score_chunk_by_channel
 
     model, version = spec.scores.model, spec.scores.version
+    channels = spec.channels.names()
     calls = [
-        (settings, model, version, table, ids) for ids in split_chunks(candidates.ids, settings.execution.chunk_size)
+        (settings, model, version, table, ids, channels)
+        for ids in split_chunks(candidates.ids, settings.execution.chunk_size)
     ]
-    parts = list(mapper(score_chunk, calls))
+    parts = list(mapper(score_chunk_by_channel, calls))
     if parts:
-        scored_ids = np.concatenate([ids for ids, _ in parts])
-        scored = np.concatenate([scores for _, scores in parts])
+        scored_ids = np.concatenate([ids for ids, _s, _e in parts])
+        scored = np.concatenate([scores for _i, scores, _e in parts])
     else:
         scored_ids, scored = np.empty(0, dtype=object), np.empty(0, dtype=np.float64)
+    by_channel = bool(parts) and all(effects is not None for _i, _s, effects in parts)
     kept_ids, scores = apply_score_rules(
         scored_ids, scored, min_score=spec.scores.min_score, top=spec.scores.top, top_percent=spec.scores.top_percent
     )
+    effects = None
+    if by_channel:  # the per-channel effects follow the kept customers, column-wise
+        scored_effects = np.concatenate([e for _i, _s, e in parts if e is not None])
+        effects = scored_effects[pd.Index(scored_ids).get_indexer(pd.Index(kept_ids))]
     columns = candidates.extra
     if columns:
-        position = {cid: i for i, cid in enumerate(candidates.ids)}
-        keep = np.fromiter((position[cid] for cid in kept_ids), dtype=np.int64, count=len(kept_ids))
+        keep = pd.Index(candidates.ids).get_indexer(pd.Index(kept_ids))
         columns = {k: v[keep] for k, v in columns.items()}
     funnel = list(candidates.funnel)
     _add(funnel, "score", _score_label(spec.scores), len(kept_ids))
-    return Candidates(list(kept_ids), scores, candidates.global_control, funnel, columns, candidates.global_extra)
+    return Candidates(
+        list(kept_ids), scores, candidates.global_control, funnel, columns, candidates.global_extra, effects
+    )
 
 
 def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = False) -> Selection:

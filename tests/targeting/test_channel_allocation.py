@@ -1,0 +1,144 @@
+"""Allocation by expected incremental value: with a channel uplift model each channel's value is
+``effect(channel, customer) x value - cost``; each group goes to the channel that moves it and
+sleeping dogs (negative on every channel) are left alone. Hand-made candidates for the planning
+rule, then a registered model scoring a real customer table (SQLite and PostgreSQL) through the
+wave's stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from orchestrator.customers.importer import import_customers
+from orchestrator.demo.synthetic import write_csv
+from orchestrator.rules.loader import load_campaign
+from orchestrator.scoring import registry
+from orchestrator.scoring.channel_uplift import CONTROL, ChannelUpliftModel
+from orchestrator.targeting.capacity import UNLIMITED
+from orchestrator.targeting.planning import ELIGIBLE, plan_cycle
+from orchestrator.targeting.selection import Candidates
+from orchestrator.wave import stages
+
+RULES = """\
+name: by-effect
+control: {share: 0.2, salt: by-effect}
+channels:
+  email:
+    template: winback
+    sender: "Acme Bank <offers@acme.example>"
+    value: 10
+    cost: 1
+  call_center:
+    template: retention
+    phone_column: phone
+    value: 60
+    cost: 6
+"""
+# per group: (effect of an e-mail, effect of a call)
+GROUPS = {"mail": (0.5, -0.1), "call": (-0.1, 0.3), "dogs": (-0.2, -0.2)}
+
+
+def _spec(tmp_path: Path, text: str = RULES):
+    path = tmp_path / "by-effect.yaml"
+    path.write_text(text)
+    return load_campaign(path, columns=None)
+
+
+def _candidates(by_channel: bool) -> tuple[Candidates, np.ndarray]:
+    group = np.repeat(list(GROUPS), 300)
+    effects = np.array([GROUPS[g] for g in group], dtype=float)
+    ids = [f"C{i:04d}" for i in range(len(group))]
+    extra = {ELIGIBLE + "email": np.ones(len(ids), dtype=np.int64), ELIGIBLE + "call_center": np.ones(len(ids))}
+    scores = effects.max(axis=1)  # the one score a channel uplift model gives: the best channel's effect
+    return Candidates(ids, scores, [], extra=extra, effects=effects if by_channel else None), group
+
+
+def _treated_channels(plan, group: np.ndarray) -> pd.DataFrame:
+    ids = [f"C{i:04d}" for i in range(len(group))]
+    of = pd.Series(group, index=ids)
+    contacts = plan.contacts
+    frame = pd.DataFrame({"id": contacts.customer_id, "arm": contacts.arm, "channel": contacts.channel})
+    frame["group"] = of.reindex(frame["id"]).to_numpy()
+    return frame
+
+
+def test_each_group_gets_the_channel_that_moves_it_and_sleeping_dogs_are_left_alone(tmp_path):
+    spec = _spec(tmp_path)
+    candidates, group = _candidates(by_channel=True)
+    (plan,) = plan_cycle([spec], [candidates], UNLIMITED, {})
+    frame = _treated_channels(plan, group)
+    treated = frame[frame["arm"] == "treatment"]
+    assert set(treated.loc[treated["group"] == "mail", "channel"]) == {"email"}
+    assert set(treated.loc[treated["group"] == "call", "channel"]) == {"call_center"}
+    assert (treated["group"] == "mail").sum() > 200 and (treated["group"] == "call").sum() > 200
+    assert "dogs" not in set(frame["group"])  # neither treated nor held out as control: left alone
+    # expected values are effect x value - cost of the chosen channel
+    assert np.allclose(plan.contacts.expected_value[(plan.contacts.channel == "email")], 0.5 * 10 - 1)
+    assert np.allclose(plan.contacts.expected_value[(plan.contacts.channel == "call_center")], 0.3 * 60 - 6)
+
+
+def test_one_score_for_every_channel_sends_everybody_to_the_dearest_channel(tmp_path):
+    """What the per-channel effects fix: the best effect times each channel's value puts the e-mail
+    group on calls, which in truth put them off."""
+    spec = _spec(tmp_path)
+    candidates, group = _candidates(by_channel=False)
+    (plan,) = plan_cycle([spec], [candidates], UNLIMITED, {})
+    frame = _treated_channels(plan, group)
+    treated = frame[frame["arm"] == "treatment"]
+    assert set(treated.loc[treated["group"] == "mail", "channel"]) == {"call_center"}
+
+
+def test_a_channel_the_model_does_not_know_is_valued_by_the_one_score(tmp_path):
+    spec = _spec(tmp_path)
+    candidates, group = _candidates(by_channel=True)
+    candidates.effects[:, 1] = np.nan  # no call effect known: score x value - cost, as without effects
+    (plan,) = plan_cycle([spec], [candidates], UNLIMITED, {})
+    frame = _treated_channels(plan, group)
+    treated = frame[frame["arm"] == "treatment"]
+    assert set(treated.loc[treated["group"] == "call", "channel"]) == {"call_center"}  # score 0.3 x 60 - 6 > 0
+    assert set(treated.loc[treated["group"] == "mail", "channel"]) == {"call_center"}  # 0.5 x 60 - 6 > 4
+
+
+def test_a_registered_channel_uplift_model_allocates_a_real_wave(settings, engine, tmp_path):
+    import_customers(engine, write_csv(tmp_path / "customers.csv", 4000, seed=11))
+    with engine.connect() as conn:
+        customers = pd.read_sql(sa.text("select * from customers"), conn)
+    # the past: e-mail moved gold customers, calls silver ones, and both put bronze customers off
+    rng = np.random.default_rng(3)
+    truth = {"gold": (0.4, -0.1), "silver": (-0.1, 0.3), "bronze": (-0.1, -0.1)}
+    history = pd.concat([customers] * 2, ignore_index=True)
+    channel = np.array([CONTROL, "email", "call_center"], dtype=object)[rng.integers(0, 3, len(history))]
+    p = np.full(len(history), 0.2)
+    for segment, (mail, call) in truth.items():
+        mine = (history["segment"] == segment).to_numpy()
+        p[mine & (channel == "email")] += mail
+        p[mine & (channel == "call_center")] += call
+    y = (rng.random(len(history)) < p).astype(int)
+    model = ChannelUpliftModel(features=["segment", "age"]).fit(history, channel, y)
+    registry.register(engine, settings, "by-channel", model, {}, "test", "outcome", len(history), kind="channel_uplift")
+
+    rules_dir = tmp_path / "rules-effect"
+    rules_dir.mkdir()
+    (rules_dir / "by-effect.yaml").write_text(RULES + "scores: {model: by-channel}\n")
+    wave_settings = settings.model_copy(update={"paths": settings.paths.model_copy(update={"rules_dir": rules_dir})})
+    prepared = stages.prepare(wave_settings, rules_dir / "by-effect.yaml", "2026-11-24")
+    candidates = stages.select_candidates(wave_settings, prepared)
+    assert candidates.effects is not None and candidates.effects.shape == (len(candidates.ids), 2)
+    [plan] = stages.plan(wave_settings, [prepared], [candidates])
+    contacts = plan.contacts
+    segment = customers.set_index(customers["customer_id"].astype(str))["segment"]
+    frame = pd.DataFrame(
+        {
+            "segment": segment.reindex(contacts.customer_id.astype(str)).to_numpy(),
+            "arm": contacts.arm,
+            "channel": contacts.channel,
+        }
+    )
+    treated = frame[frame["arm"] == "treatment"]
+    assert (treated.loc[treated["segment"] == "gold", "channel"] == "email").mean() > 0.95
+    called = treated.loc[treated["segment"] == "silver", "channel"]
+    assert len(called) > 0 and (called == "call_center").all()  # the callable silver customers
+    assert "bronze" not in set(frame["segment"])  # sleeping dogs: left alone
