@@ -10,8 +10,11 @@ hidden incremental effect per channel, which the engine never sees) one multicha
 ``--waves`` waves with per-wave budgets (``capacity.yaml`` and ``reps.csv`` in a temp folder), in
 process with the engine's plain stages (``orchestrator.wave.stages``: prepare, select, plan, record;
 treated contacts marked sent). Purchases are drawn from the hidden truth and imported with
-``import_conversions``; between waves an uplift model is retrained (``retrain``, docs/models.md) and
-from the first version on the campaign targets by it (``scores: {model, top_percent}``, as the demo).
+``import_conversions``; between waves a model is retrained (``retrain``, docs/models.md) and from the
+first version on the campaign targets by it (``scores: {model, top_percent}``, as the demo):
+``--model channel_uplift`` (default) learns each channel's effect and the allocation values every
+channel by ``effect x value - cost``; ``--model uplift`` learns one effect of a contact (the
+baseline). ``--explore E`` writes ``learning: {explore: E}`` into the campaign.
 
 Per wave it reports the EXPECTED incremental buyers (the sum of the true effect of the channel
 each treated customer got: an expectation, not a draw) of
@@ -64,8 +67,10 @@ CHANNEL_RULES = {  # value, cost and eligibility per channel (modelled on rules/
 }
 
 
-def rules_text(control_share: float, scores: str = "") -> str:
-    """The benchmark's campaign: everybody of age, three channels, a random control group."""
+def rules_text(control_share: float, scores: str = "", explore: float = 0.0) -> str:
+    """The benchmark's campaign: everybody of age, three channels, a random control group; with
+    ``explore`` > 0 that share of the treated gets a random eligible channel (``learning:``)."""
+    learning = f"learning:\n  explore: {explore}\n" if explore > 0 else ""
     ff, cc, em = (CHANNEL_RULES[c] for c in ("field_force", "call_center", "email"))
     return f"""\
 name: {CAMPAIGN}
@@ -105,7 +110,7 @@ allocation:
 success:
   goal: conversion
   window_days: {WINDOW_DAYS}
-{scores}"""
+{learning}{scores}"""
 
 
 @dataclass
@@ -127,7 +132,7 @@ class Budgets:
 def write_rules(folder: Path, territories: list[str], args: argparse.Namespace) -> Budgets:
     """The rules folder: the campaign, capacity.yaml and reps.csv (visits split over the territories)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{CAMPAIGN}.yaml").write_text(rules_text(args.control_share))
+    (folder / f"{CAMPAIGN}.yaml").write_text(rules_text(args.control_share, explore=args.explore))
     per_rep = max(1, args.visits // len(territories))
     (folder / "capacity.yaml").write_text(
         f"email:\n  per_day: {args.emails}\ncall_center:\n  tasks_per_day: {args.calls}\n"
@@ -315,7 +320,8 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
                     settings,
                     MODEL,
                     campaigns=[CAMPAIGN],
-                    kind="uplift",
+                    kind=args.model,
+                    estimator=args.estimator,
                     exclude=NOT_FEATURES,
                     as_of=days[number],
                 )
@@ -325,7 +331,7 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
                 result.retrained = f"v{trained.version} {trained.stage} (Qini {fmt_score(trained.challenger_score)})"
                 if trained.version == 1:
                     scores = f"scores: {{model: {MODEL}, top_percent: {args.top_percent}}}\n"
-                    rules.write_text(rules_text(args.control_share, scores))
+                    rules.write_text(rules_text(args.control_share, scores, args.explore))
                 if trained.promoted or trained.version == 1:
                     targeting = f"model v{trained.version}, top {args.top_percent:g}%"
         results.append(result)
@@ -387,10 +393,28 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
     parser.add_argument("--visits", type=int, default=90, help="visits per wave, over 15 territories (default 90)")
     parser.add_argument("--waves", type=int, default=3, help="waves per world (default 3)")
     parser.add_argument("--control-share", type=float, default=0.3, help="random control group share (default 0.3)")
-    parser.add_argument("--top-percent", type=float, default=50, help="scores: top_percent once a model exists")
+    parser.add_argument(
+        "--top-percent",
+        type=float,
+        default=None,
+        help="scores: top_percent once a model exists (default 50 for uplift; 100 for channel_uplift, whose "
+        "allocation leaves alone whoever no channel is worth contacting)",
+    )
+    parser.add_argument(
+        "--model",
+        default="channel_uplift",
+        choices=["channel_uplift", "uplift"],
+        help="what is retrained between waves: an effect per channel (default) or one effect of a contact",
+    )
+    parser.add_argument(
+        "--estimator", default="logistic", choices=["logistic", "gradient_boosting"], help="the model's learner"
+    )
+    parser.add_argument("--explore", type=float, default=0.0, help="learning: explore share of the treated (0)")
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=list(WORLDS), help="default: all")
     parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (a throwaway schema per world)")
     args = parser.parse_args(argv)
+    if args.top_percent is None:
+        args.top_percent = 100.0 if args.model == "channel_uplift" else 50.0
     console = Console(width=max(Console().width, 170))  # the tables are wide
     from orchestrator.execution import progress as engine_progress
 

@@ -20,8 +20,9 @@ weighting); rows without a propensity weigh 1.
 the best channel's effect (so a ``scores:`` selection works unchanged) and ``effects_of(frame,
 channels)`` the effects in a given channel order (NaN for a channel the model never saw).
 
-Training needs, for every channel and for the control group, at least ``MIN_GROUP_ROWS`` rows
-and ``MIN_CLASS_ROWS`` responders and non-responders; otherwise a ``ValueError`` says which
+Training needs, for every channel and for the control group, at least ``MIN_GROUP_ROWS`` rows,
+and responders and non-responders: ``MIN_CLASS_ROWS`` of each in the control group,
+``MIN_CHANNEL_CLASS_ROWS`` in each channel; otherwise a ``ValueError`` says which
 group fell short and with how many.
 """
 
@@ -47,11 +48,14 @@ from orchestrator.scoring.response import (
 )
 from orchestrator.scoring.uplift import MIN_GROUP_ROWS
 
-__all__ = ["CONTROL", "MAX_WEIGHT", "ChannelUpliftModel", "ips_weights"]
+__all__ = ["CONTROL", "MAX_WEIGHT", "MIN_CHANNEL_CLASS_ROWS", "ChannelUpliftModel", "ips_weights"]
 
 CONTROL = "control"
 """The channel label of the control group (no contact); ``None`` and ``""`` mean the same."""
 MAX_WEIGHT = 20.0
+MIN_CHANNEL_CLASS_ROWS = 5
+"""Responders (and non-responders) a channel needs: fewer than ``MIN_CLASS_ROWS``, since the pooled
+model learns the rest from every row, but not so few that its effect is noise."""
 
 
 def ips_weights(propensity: Iterable[float] | None, n: int, max_weight: float = MAX_WEIGHT) -> np.ndarray:
@@ -230,9 +234,10 @@ def _check_groups(labels: np.ndarray, y: np.ndarray, channels: Sequence[str]) ->
         mask = labels == group
         rows, responders = int(mask.sum()), int(y[mask].sum())
         what = "the control group" if group == CONTROL else f"channel {group}"
-        if rows < MIN_GROUP_ROWS or min(responders, rows - responders) < MIN_CLASS_ROWS:
+        least = MIN_CLASS_ROWS if group == CONTROL else MIN_CHANNEL_CLASS_ROWS
+        if rows < MIN_GROUP_ROWS or min(responders, rows - responders) < least:
             raise ValueError(
                 f"too few outcomes for {what}: {rows} customer(s), {responders} responder(s) and "
                 f"{rows - responders} non-responder(s); a channel uplift model needs at least {MIN_GROUP_ROWS} "
-                f"customers and {MIN_CLASS_ROWS} responders and non-responders in every channel and the control group"
+                f"customers and {least} responders and non-responders in {what}"
             )
