@@ -268,8 +268,7 @@ def _own_channel_qini(model, frame: pd.DataFrame) -> float | None:
 
     names = list(model.channels_)
     effects = model.effects_of(frame, names)
-    channel = frame["channel"].to_numpy(dtype=object)
-    column = np.array([names.index(c) if c in names else -1 for c in channel], dtype=np.int64)
+    column = frame["channel"].map({name: j for j, name in enumerate(names)}).fillna(-1).to_numpy(dtype=np.int64)
     own = np.where(column >= 0, effects[np.arange(len(frame)), np.maximum(column, 0)], effects.max(axis=1))
     try:
         return float(qini_auc_score(frame["outcome"], own, frame["treatment"]))
