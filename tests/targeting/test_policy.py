@@ -24,26 +24,12 @@ from orchestrator.targeting.policy import (
     policy_filters,
     suppression_counts,
 )
+from tests.support.rules import DEMO_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 6, 10)  # a Wednesday
 MIDNIGHT = datetime.combine(AS_OF, time(0), tzinfo=UTC)
 
-DEMO_COLUMNS = {
-    "customer_id": "text",
-    "first_name": "text",
-    "last_name": "text",
-    "email": "text",
-    "phone": "text",
-    "age": "integer",
-    "region": "text",
-    "segment": "text",
-    "revenue_12m": "number",
-    "recency_days": "integer",
-    "consent_email": "boolean",
-    "consent_phone": "boolean",
-    "territory": "text",
-}
 
 POLICY = PolicySpec.model_validate(
     {
