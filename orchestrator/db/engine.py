@@ -3,6 +3,10 @@
 ``connect(settings)`` returns a SQLAlchemy engine for the configured URL (a SQLite file by
 default, PostgreSQL via ``postgresql+psycopg://``) with the schema upgraded to the newest
 Alembic revision on first use. ``upgrade(engine)`` is what ``campaign db upgrade`` runs.
+
+Errors never show SQL parameters (``hide_parameters``: they hold customer data), and a SQLite
+database file the engine creates is readable by its owner only (0600, its folder 0700; SQLite
+gives its journal and WAL files the database file's permissions).
 """
 
 from __future__ import annotations
@@ -47,10 +51,10 @@ def create_engine(url: str, *, echo: bool = False) -> sa.Engine:
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
 
 
 def current_revision(engine: sa.Engine) -> str | None:
