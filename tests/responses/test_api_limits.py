@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator.demo.webhook_receiver import serve_receiver
 from orchestrator.responses.api import create_app
-from tests.responses.test_response_api import CC_SECRET, api_settings, event, post, signed
+from tests.responses.test_response_api import CC_SECRET, api_settings, event, post
 from tests.support.flood import api_process, flood, post_large, rss_mb
 from tests.support.responses import make_ledger, stored
 
