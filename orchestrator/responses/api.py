@@ -52,7 +52,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -63,12 +63,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import Signer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from orchestrator.db.engine import connect
 from orchestrator.delivery.messages import read_tracking_token
+from orchestrator.ledger.erasure import erase
 from orchestrator.responses.ingest import (
     LINKS_SOURCE,
     EventIn,
@@ -110,7 +111,33 @@ class OutcomeBatch(BaseModel):
     )
 
 
-REQUEST_MODELS: list[type[BaseModel]] = [OutcomeBatch]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+
+
+class ErasureRequest(BaseModel):
+    """Customers to erase everywhere (the right to erasure), from a privacy tool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[CustomerId] = Field(
+        min_length=1, max_length=10_000, description="The customer ids to erase (at most 10,000 per request)."
+    )
+    requested_by: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^[^\x00]*$",
+        description="A ticket or case reference for the audit trail (no personal data).",
+    )
+
+
+class ErasureReceipt(BaseModel):
+    """What the erasure did: rows and files affected per kind, and the audit event recorded."""
+
+    audit_id: int = Field(description="The id of the audit event (table audit_events).")
+    counts: dict[str, int] = Field(description="Rows and files affected per kind, e.g. contacts_pseudonymised.")
+
+
+REQUEST_MODELS: list[type[BaseModel]] = [OutcomeBatch, ErasureRequest]
 """Request bodies the app reads raw (signature first) and documents in ``/openapi.json``."""
 
 
@@ -269,6 +296,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     verify = _verifier(settings, sources)
     _outcome_routes(app, engine, settings, outcomes, sources, verify)
+    _erasure_routes(app, engine, settings, sources, verify)
     _link_routes(app, engine, settings, outcomes)
     _unsubscribe_routes(app, engine, settings)
     _health_route(app, engine)
@@ -403,6 +431,49 @@ def _outcome_routes(
             rejected=counts["rejected"],
             items=[ItemOut(event_id=r.event_id, status=r.status, reason=r.reason) for r in results],
         )
+
+
+def _erasure_routes(
+    app: FastAPI,
+    engine: sa.Engine,
+    settings: Settings,
+    sources: Sources,
+    verify: Callable[[bytes, dict[str, str]], str],
+) -> None:
+    """``POST /v1/erasures``: a privacy tool (a source with ``erase`` rights) erases customers."""
+
+    def run(source: str, body: bytes) -> ErasureReceipt:
+        try:
+            request = ErasureRequest.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        actor = f"api:{source}" + (f" ({request.requested_by})" if request.requested_by else "")
+        report = erase(engine, settings, request.customer_ids, actor=actor)
+        return ErasureReceipt(audit_id=report.audit_id, counts=report.counts)
+
+    @app.post(
+        "/v1/erasures",
+        response_model=ErasureReceipt,
+        summary="Erase customers (signed, privacy tools only)",
+        tags=["privacy"],
+        responses={**SIGNED_ANSWERS, 403: _problem("The signing source may not request erasures (its erase setting).")},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErasureRequest"}}},
+            },
+            "parameters": SIGNATURE_HEADERS,
+        },
+    )
+    async def post_erasures(request: Request) -> ErasureReceipt:
+        """Remove or pseudonymise the customers everywhere (see docs/operations.md, "Erasure"); idempotent."""
+        source, body = await signed_request(request, verify)
+        if not sources[source][1].erase:
+            raise HTTPException(
+                403, detail=f"source {source} may not request erasures (CAMPAIGN_API_SOURCES__<NAME>__ERASE)"
+            )
+        return await anyio.to_thread.run_sync(run, source, body, limiter=request.app.state.workers)
 
 
 SIGNATURE_HEADERS = [
