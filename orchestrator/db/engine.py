@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, private_dir, private_file
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -71,7 +71,11 @@ def create_engine(url: str, *, echo: bool = False) -> sa.Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(database)
+            if not path.parent.exists():
+                private_dir(path.parent)
+            if not path.exists():  # SQLite gives its journal and WAL files the same permissions
+                private_file(path).close()
         engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True)
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
