@@ -59,9 +59,10 @@ def contact_columns(spec: object | None = None) -> frozenset[str]:
     ``CONTACT_KEYS``, and the columns ``spec``'s channel sections name under those keys (lower case)."""
     names = set(CONTACT_COLUMNS)
     for kind in kinds():
-        for key in kind.columns:
-            if key.key in CONTACT_KEYS:
-                names.update([key.default] if isinstance(key.default, str) else key.default)
+        for column_key in kind.columns:
+            if column_key.key in CONTACT_KEYS:
+                default = column_key.default
+                names.update([default] if isinstance(default, str) else default)
     channels = getattr(spec, "channels", None)
     if channels is not None:
         for name in channels.names():

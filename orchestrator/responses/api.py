@@ -576,7 +576,7 @@ def _unsubscribe_routes(app: FastAPI, engine: sa.Engine, settings: Settings) -> 
             return _page("This link has expired", expired, 410)
         return _page("This link is not valid", invalid_unsubscribe, 400)
 
-    answers = {
+    answers: dict[int | str, dict[str, Any]] = {
         400: _page_answer("The token was altered or cut."),
         403: _page_answer("A link of a preview or dry run: nothing changes."),
         410: _page_answer("The link is older than CAMPAIGN_LINKS_UNSUBSCRIBE_DAYS."),

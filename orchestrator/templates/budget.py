@@ -281,8 +281,8 @@ def instrument(node: nodes.Node, repeating: bool = False) -> None:
     """Rewrite a parsed template in place so that it reports to the meter (see the module docstring)."""
     inside = repeating or isinstance(node, _REPEATING)
     if isinstance(node, nodes.For):
-        node.iter = _hook("counted", node.iter)
-    for field, value in node.iter_fields():
+        node.iter = _hook("counted", node.iter)  # type: ignore[arg-type] # a For's iter is an expression
+    for field, value in node.iter_fields():  # value: a node, a list of nodes, or plain data
         if isinstance(value, list):
             rewritten: list[Any] = []
             for child in value:

@@ -176,7 +176,7 @@ def test_audit_events_are_append_only(engine):
             conn.execute(sa.text(statement))
     assert [e.actor for e in audit.events(engine)] == ["test"]
     with pytest.raises(ValueError, match="whole numbers"), engine.begin() as conn:
-        audit.record(conn, actor="test", action="erase", counts={"customer": "C0000001"})  # type: ignore[dict-item]
+        audit.record(conn, actor="test", action="erase", counts={"customer": "C0000001"})
 
 
 def test_files_the_engine_writes_are_private(tmp_path):
