@@ -186,6 +186,7 @@ def _page_answer(description: str) -> dict[str, Any]:
 
 
 BODY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    500: _problem("A server fault; nothing of the request was stored (one transaction): retry later."),
     400: _problem("Content-Length is not a number."),
     408: _problem("The body did not arrive within CAMPAIGN_API_BODY_TIMEOUT seconds."),
     413: _problem("The body is larger than CAMPAIGN_API_MAX_BODY_BYTES; nothing was read further."),

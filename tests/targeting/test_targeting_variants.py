@@ -196,6 +196,7 @@ def test_preview_links_act_on_no_real_customer(settings, customers, cli, tmp_pat
     output = tmp_path / "preview.html"
     assert cli("preview", rules, "--n", 2, "--wave", WAVE, "--output", output).exit_code == 0
     page = output.read_text()
+    assert output.stat().st_mode & 0o777 == 0o600  # a preview shows customers' data: its owner's alone
     tokens = set(re.findall(r"/unsubscribe/([A-Za-z0-9_-]+)", page))
     clicks = set(re.findall(r"/c/([A-Za-z0-9_-]+)\?u=([^&\"]+)&amp;s=([A-Za-z0-9_-]+)", page))
     assert tokens and clicks
