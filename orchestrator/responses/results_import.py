@@ -244,12 +244,16 @@ def _write_snapshot(settings, wave_id: int, path: Path, id_column: str, drop: se
     import pandas as pd
 
     from orchestrator.customers.identifiers import normalise_names
-    from orchestrator.ledger.snapshots import snapshot_path
+    from orchestrator.ledger.snapshots import contact_columns, snapshot_path
+    from orchestrator.settings import private_dir, private_file
 
     frame = pd.read_csv(path, dtype={id_column: str}).drop(columns=sorted(drop))
     features = [c for c in frame.columns if c != id_column]
     frame = frame[[id_column, *features]]
     frame.columns = ["customer_id", *normalise_names(features, reserved=["customer_id"])]
+    contact = contact_columns()
+    frame = frame[[c for c in frame.columns if c == "customer_id" or c.lower() not in contact]]  # features only
     target = snapshot_path(settings, wave_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
+    private_file(target).close()
     frame.to_parquet(target, index=False)
