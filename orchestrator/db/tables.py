@@ -111,7 +111,9 @@ class Contact(SQLModel, table=True):
         default=None, description="Probability with which the contact got its channel (exploration: learning.explore)."
     )
     eligible_channels: str | None = Field(
-        default=None, max_length=500, description="The campaign's channels the customer was eligible for, comma-separated."
+        default=None,
+        max_length=500,
+        description="The campaign's channels the customer was eligible for, comma-separated.",
     )
     batch_id: int | None = Field(
         default=None,
