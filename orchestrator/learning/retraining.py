@@ -288,6 +288,30 @@ def _own_channel_qini(model, frame: pd.DataFrame) -> float | None:
         return None
 
 
+def _check_control_group(frame: pd.DataFrame) -> None:
+    """Refuse, wave by wave, when the control group cannot show the no-contact outcome every channel's
+    effect is measured against (``MIN_CONTROL_ROWS`` customers and ``MIN_CLASS_ROWS`` responders)."""
+    from orchestrator.scoring.channel_uplift import MIN_CONTROL_ROWS
+    from orchestrator.scoring.response import MIN_CLASS_ROWS
+
+    control = frame[frame["treatment"] == 0]
+    rows, responders = len(control), int(control["outcome"].sum())
+    if rows >= MIN_CONTROL_ROWS and min(responders, rows - responders) >= MIN_CLASS_ROWS:
+        return
+    waves = list(dict.fromkeys(frame["wave"].astype(str)))
+    per_wave = control.groupby(control["wave"].astype(str))["outcome"].agg(["size", "sum"]).reindex(waves, fill_value=0)
+    said = "; ".join(
+        f"wave {wave} has {int(n):,} outcomes in its control group ({int(r):,} responders)"
+        for wave, (n, r) in per_wave.iterrows()
+    )
+    raise NotEnoughData(
+        f"{said}; at least {MIN_CONTROL_ROWS:,} control customers with outcomes, {MIN_CLASS_ROWS} of them "
+        f"responders and {MIN_CLASS_ROWS} not, are needed to learn the no-contact outcome every channel's effect "
+        f"is measured against (now {rows:,} and {responders:,}): give the campaign a control group "
+        "(control: {share: 0.1}) or a larger one, or wait for more waves"
+    )
+
+
 def _channel_uplift(train, validation, frame, features, estimator, approach, random_state):
     """A channel uplift model on treated and control contacts; the Qini coefficient of the own channel's effect
     on the later waves (or a stratified holdout), then a refit on every wave."""
@@ -295,6 +319,8 @@ def _channel_uplift(train, validation, frame, features, estimator, approach, ran
 
     from orchestrator.scoring.channel_uplift import ChannelUpliftModel
     from orchestrator.scoring.response import HOLDOUT_SHARE
+
+    _check_control_group(frame)
 
     def fit(rows: pd.DataFrame) -> ChannelUpliftModel:
         model = ChannelUpliftModel(estimator=estimator, approach=approach, random_state=random_state)

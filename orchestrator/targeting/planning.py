@@ -51,7 +51,7 @@ from orchestrator.rules.conditions import compile_audience
 from orchestrator.rules.kinds import channel_kind, kinds
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.targeting.allocation import allocate
-from orchestrator.targeting.arbitration import arbitrate
+from orchestrator.targeting.arbitration import Arbitration, arbitrate
 from orchestrator.targeting.capacity import Capacity, Pools, day_pools, pool_name
 from orchestrator.targeting.control import hash_positions
 from orchestrator.targeting.frame import ContactFrame
@@ -220,37 +220,34 @@ def plan_cycle(
     pools = day_pools(capacity, used, endpoints)
     index = pools.index()
 
+    cut = [len(c.ids) for c in candidates]  # a score cut's customers come first, its reserve after them
+    candidates = [c.with_reserve() for c in candidates]
     values = [_values(s, c, c.extra, len(c.ids)) for s, c in zip(specs, candidates, strict=True)]
     best = [
         np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values
     ]
     reachable = [np.isfinite(b) for b in best]
-    arbitration = arbitrate(
-        [s.name for s in specs],
-        [s.priority for s in specs],
-        [
-            [cid for cid, r in zip(c.ids, ok.tolist(), strict=True) if r]
-            for c, ok in zip(candidates, reachable, strict=True)
-        ],
-        [b[ok] for b, ok in zip(best, reachable, strict=True)],
-        taken,
-    )
+    arbitration, active, refilled = _arbitrate_and_refill(specs, candidates, best, reachable, cut, taken)
 
     # 3-4: each campaign's won customers, split into treated and control
     splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
-    for spec, cand, v, ok, won in zip(specs, candidates, values, reachable, arbitration.won, strict=True):
+    groups = zip(specs, candidates, values, reachable, arbitration.won, strict=True)
+    for k, (spec, cand, v, ok, won) in enumerate(groups):
         funnel = list(cand.funnel)
-        if with_funnel and (not ok.all() or any(ch.eligible is not None for _n, ch in spec.channels.items())):
-            _step(funnel, "channels", "no eligible channel (eligible: and contact policy per channel)", int(ok.sum()))
-        keep = np.flatnonzero(ok)[won]
+        in_cut = int(ok[: cut[k]].sum())
+        if with_funnel and (in_cut < cut[k] or any(ch.eligible is not None for _n, ch in spec.channels.items())):
+            _step(funnel, "channels", "no eligible channel (eligible: and contact policy per channel)", in_cut)
+        keep = active[k][won]
         mine = cand.subset(np.isin(np.arange(len(cand.ids)), keep))
-        if with_funnel and (len(specs) > 1 or not won.all()):
+        if with_funnel and (len(specs) > 1 or not won.all() or refilled[k]):
             lost = arbitration.lost(spec.name)
             label = (
                 "lost to " + ", ".join(f"{w} ({n:,})" for w, n in sorted(lost.items()))
                 if lost
                 else "lost to other campaigns"
             )
+            if refilled[k]:
+                label += f"; {refilled[k]:,} next best after the score cut took their place"
             _step(funnel, "arbitration", label, len(mine.ids))
         mine.funnel = funnel
         selection = split(spec, mine, with_funnel=with_funnel)
@@ -345,6 +342,48 @@ def plan_cycle(
         plans[-1].lost_to = arbitration.lost(spec.name)
     _assign_reps(plans, pools)
     return plans
+
+
+MAX_REFILLS = 50
+"""Rounds of arbitration and refilling at most (each round only takes customers away; it ends far sooner)."""
+
+
+def _arbitrate_and_refill(
+    specs: Sequence[CampaignSpec],
+    candidates: Sequence[Candidates],
+    best: Sequence[np.ndarray],
+    reachable: Sequence[np.ndarray],
+    cut: Sequence[int],
+    taken: Mapping[str, str] | None,
+) -> tuple[Arbitration, list[np.ndarray], list[int]]:
+    """Arbitrate, and let every campaign that lost customers of its score cut take the next best of its
+    reserve in their place, until nobody loses anyone new (so a cycle of campaigns with ``top:`` cuts
+    still fills what the cuts asked for). Returns the last arbitration (with every loss counted), each
+    campaign's arbitrated positions and how many came from its reserve."""
+    wanted = [int(ok[:n].sum()) for ok, n in zip(reachable, cut, strict=True)]
+    lost = [np.zeros(len(ok), dtype=bool) for ok in reachable]
+    losses: dict[tuple[str, str], int] = {}
+    for _round in range(MAX_REFILLS):
+        active = [np.flatnonzero(ok & ~gone)[:n] for ok, gone, n in zip(reachable, lost, wanted, strict=True)]
+        result = arbitrate(
+            [s.name for s in specs],
+            [s.priority for s in specs],
+            [[c.ids[i] for i in rows.tolist()] for c, rows in zip(candidates, active, strict=True)],
+            [b[rows] for b, rows in zip(best, active, strict=True)],
+            taken,
+        )
+        refill = False
+        for k, (rows, won) in enumerate(zip(active, result.won, strict=True)):
+            if (~won).any():
+                lost[k][rows[~won]] = True
+                # a campaign with more reachable customers than it keeps now takes the next of them
+                refill = refill or int((reachable[k] & ~lost[k]).sum()) > int(won.sum())
+        for pair, n in result.losses.items():
+            losses[pair] = losses.get(pair, 0) + n
+        if not refill:
+            break
+    refilled = [int(np.count_nonzero(rows >= n)) for rows, n in zip(active, cut, strict=True)]
+    return Arbitration(result.won, losses), active, refilled
 
 
 def explore_rate(spec: CampaignSpec, candidates: Candidates) -> float:
