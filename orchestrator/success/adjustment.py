@@ -58,9 +58,7 @@ class AdjustedEffect:
         return cls(None, None, None, None, None, None, None, [], dropped or [])
 
 
-def design(
-    treated: np.ndarray, covariates: dict[str, np.ndarray]
-) -> tuple[np.ndarray, list[str], list[str]]:
+def design(treated: np.ndarray, covariates: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str], list[str]]:
     """The design matrix ``[1, T, Xc, T * Xc]`` (Xc centred), the covariate names used and those dropped."""
     t = np.asarray(treated, dtype=np.float64)
     n = t.size

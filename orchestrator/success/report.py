@@ -356,7 +356,7 @@ def build_report(
         gains=gains,
         notes=[],
         alpha=alpha,
-        methods=_methods(covariates, by, frame),
+        methods=_methods(covariates),
         covariates=list(covariates),
         sample_ratios=checks,
         as_of=None if as_of is None else as_of.isoformat(),
@@ -378,7 +378,7 @@ def build_report(
     return report
 
 
-def _methods(covariates: Sequence_[str], by: Sequence_[str], frame: pd.DataFrame) -> dict[str, str]:
+def _methods(covariates: Sequence_[str]) -> dict[str, str]:
     methods = {
         "absolute_lift": f"Newcombe hybrid score interval (statsmodels '{ABSOLUTE_LIFT_METHOD}')",
         "relative_lift": f"log risk ratio, 0.5 added to counts (statsmodels '{RELATIVE_LIFT_METHOD}')",
