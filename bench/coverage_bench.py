@@ -1,6 +1,6 @@
 """Benchmark: do the report's 95% intervals for incremental successes cover the truth in 95% of waves?
 
-    .venv/bin/python bench/coverage_bench.py                         # about 15 minutes on 2 cores
+    .venv/bin/python bench/coverage_bench.py                         # about 25 minutes on a busy 2-core machine
     .venv/bin/python bench/coverage_bench.py --replicates 100 --loops 1 --worlds lapsed   # quick look
 
 Simulated worlds (``bench/worlds.py``: synthetic customers with a hidden base purchase probability

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["AdjustedEffect", "adjusted_effect", "design"]
+__all__ = ["AdjustedEffect", "adjusted_effect", "adjusted_effects", "design"]
 
 _RANK_TOLERANCE = 1e-10
 
@@ -59,7 +59,12 @@ class AdjustedEffect:
 
 
 def design(treated: np.ndarray, covariates: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str], list[str]]:
-    """The design matrix ``[1, T, Xc, T * Xc]`` (Xc centred), the covariate names used and those dropped."""
+    """The design matrix ``[1, T, Xc, T * Xc]`` (Xc centred), the covariate names used and those dropped.
+
+    Covariates are taken in order; one whose two columns do not raise the rank (constant,
+    collinear with those before, or without variation in an arm) is dropped. The rank is read
+    from the ``p x p`` Gram matrix of the unit-scaled columns, so it costs one pass over the rows.
+    """
     t = np.asarray(treated, dtype=np.float64)
     n = t.size
     columns: list[np.ndarray] = []
@@ -81,23 +86,25 @@ def design(treated: np.ndarray, covariates: dict[str, np.ndarray]) -> tuple[np.n
             names.append(f"{name} missing")
         columns.append(x)
         names.append(name)
-    base = [np.ones(n), t]
-    kept: list[np.ndarray] = []
+    centred = [x - x.mean() for x in columns]
+    full = np.column_stack([np.ones(n), t, *centred, *(t * x for x in centred)])
+    k = len(centred)
+    norms = np.linalg.norm(full, axis=0)
+    norms = np.where(norms > 0, norms, 1.0)
+    scaled_gram = (full.T @ full) / np.outer(norms, norms)
+    kept = [0, 1]
     kept_names: list[str] = []
-    current = np.column_stack(base)
-    rank = _rank(current)
-    for x, name in zip(columns, names, strict=True):
-        xc = x - x.mean()
-        trial = np.column_stack([current, xc, t * xc])
-        trial_rank = _rank(trial)
+    rank = _gram_rank(scaled_gram, kept)
+    for j, name in enumerate(names):
+        trial = [*kept, 2 + j, 2 + k + j]
+        trial_rank = _gram_rank(scaled_gram, trial)
         if trial_rank < rank + 2:  # constant, collinear, or no variation in one arm: leave it out
             dropped.append(name)
             continue
-        current, rank = trial, trial_rank
-        kept.append(xc)
+        kept, rank = trial, trial_rank
         kept_names.append(name)
-    matrix = np.column_stack(base + kept + [t * xc for xc in kept])
-    return matrix, kept_names, dropped
+    order = [0, 1] + [c for c in kept[2:] if c < 2 + k] + [c for c in kept[2:] if c >= 2 + k]
+    return full[:, order], kept_names, dropped
 
 
 def adjusted_effect(
@@ -108,66 +115,85 @@ def adjusted_effect(
     None values (``AdjustedEffect.missing``) when an arm has fewer than two customers or the
     regression has no residual degrees of freedom.
     """
-    y = np.asarray(y, dtype=np.float64)
+    return adjusted_effects({"y": y}, treated, covariates, alpha)["y"]
+
+
+def adjusted_effects(
+    ys: dict[str, np.ndarray], treated: np.ndarray, covariates: dict[str, np.ndarray], alpha: float = 0.05
+) -> dict[str, AdjustedEffect]:
+    """``adjusted_effect`` of several outcomes of the same customers, the design built once."""
     t = np.asarray(treated, dtype=bool)
-    if y.shape != t.shape:
-        raise ValueError(f"y and treated must have the same shape. Got {y.shape} and {t.shape}.")
-    if not np.isfinite(y).all():
-        raise ValueError("y must be finite for every customer (no NaN).")
+    for name, y in ys.items():
+        if np.shape(y) != t.shape:
+            raise ValueError(f"y and treated must have the same shape. Got {np.shape(y)} and {t.shape} ({name}).")
+        if not np.isfinite(np.asarray(y, dtype=np.float64)).all():
+            raise ValueError(f"y must be finite for every customer (no NaN) ({name}).")
     n_t, n_c = int(t.sum()), int((~t).sum())
     if n_t < 2 or n_c < 2:
-        return AdjustedEffect.missing()
+        return {name: AdjustedEffect.missing() for name in ys}
     x, names, dropped = design(t, covariates)
-    plain = _hc1(y, x[:, :2])
-    if plain is None:
-        return AdjustedEffect.missing(dropped)
-    adjusted = _hc1(y, x) if names else plain
-    if adjusted is None:
-        return AdjustedEffect.missing(dropped)
-    tau, se = adjusted
     z = float(norm.ppf(1 - alpha / 2))
-    reduction = 1.0 - (se / plain[1]) ** 2 if plain[1] > 0 else None
-    return AdjustedEffect(
-        value=tau,
-        low=tau - z * se,
-        high=tau + z * se,
-        se=se,
-        unadjusted=plain[0],
-        unadjusted_se=plain[1],
-        variance_reduction=reduction if names else 0.0,
-        covariates=names,
-        dropped=dropped,
-    )
+    plain_fit = _Fit.of(x[:, :2])
+    full_fit = _Fit.of(x) if names else plain_fit
+    out: dict[str, AdjustedEffect] = {}
+    for key, raw in ys.items():
+        y = np.asarray(raw, dtype=np.float64)
+        plain = plain_fit.effect(y) if plain_fit is not None else None
+        adjusted = full_fit.effect(y) if full_fit is not None else None
+        if plain is None or adjusted is None:
+            out[key] = AdjustedEffect.missing(dropped)
+            continue
+        tau, se = adjusted
+        if not names:
+            reduction: float | None = 0.0
+        else:
+            reduction = 1.0 - (se / plain[1]) ** 2 if plain[1] > 0 else None
+        out[key] = AdjustedEffect(
+            value=tau,
+            low=tau - z * se,
+            high=tau + z * se,
+            se=se,
+            unadjusted=plain[0],
+            unadjusted_se=plain[1],
+            variance_reduction=reduction,
+            covariates=names,
+            dropped=dropped,
+        )
+    return out
 
 
-def _hc1(y: np.ndarray, x: np.ndarray) -> tuple[float, float] | None:
-    """Coefficient of column 1 (the treatment) and its HC1 standard error; None if not estimable."""
-    n, p = x.shape
-    if n <= p:
-        return None
-    xtx = x.T @ x
-    try:
-        inverse = np.linalg.inv(xtx)
-    except np.linalg.LinAlgError:
-        return None
-    beta = inverse @ (x.T @ y)
-    residual = y - x @ beta
-    weighted = x * residual[:, None]
-    meat = weighted.T @ weighted
-    cov = inverse @ meat @ inverse * (n / (n - p))
-    variance = float(cov[1, 1])
-    if not math.isfinite(variance) or variance < 0:
-        return None
-    return float(beta[1]), math.sqrt(variance)
+@dataclass
+class _Fit:
+    """An OLS design with the inverse of its Gram matrix, ready for several outcomes."""
+
+    x: np.ndarray
+    inverse: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> _Fit | None:
+        n, p = x.shape
+        if n <= p:
+            return None
+        try:
+            return cls(x, np.linalg.inv(x.T @ x))
+        except np.linalg.LinAlgError:
+            return None
+
+    def effect(self, y: np.ndarray) -> tuple[float, float] | None:
+        """Coefficient of column 1 (the treatment) and its HC1 standard error; None if not estimable."""
+        n, p = self.x.shape
+        beta = self.inverse @ (self.x.T @ y)
+        residual = y - self.x @ beta
+        weighted = self.x * residual[:, None]
+        meat = weighted.T @ weighted
+        cov = self.inverse @ meat @ self.inverse * (n / (n - p))
+        variance = float(cov[1, 1])
+        if not math.isfinite(variance) or variance < 0:
+            return None
+        return float(beta[1]), math.sqrt(variance)
 
 
-def _rank(matrix: np.ndarray) -> int:
-    """Rank of an ``n x p`` matrix from its ``p x p`` Gram matrix, columns scaled to unit norm (so the
-    covariates' units do not matter); a column within 1e-10 of the others' span does not count."""
-    if not matrix.size:
-        return 0
-    norms = np.linalg.norm(matrix, axis=0)
-    scaled = matrix / np.where(norms > 0, norms, 1.0)
-    gram = scaled.T @ scaled
-    eigen = np.linalg.eigvalsh(gram)
+def _gram_rank(gram: np.ndarray, columns: list[int]) -> int:
+    """Rank of the columns whose unit-scaled Gram matrix is ``gram``: eigenvalues above 1e-10 of the largest."""
+    eigen = np.linalg.eigvalsh(gram[np.ix_(columns, columns)])
     return int((eigen > _RANK_TOLERANCE * max(float(eigen.max()), 1.0)).sum())

@@ -73,7 +73,7 @@ from typing import Literal, cast
 import numpy as np
 import pandas as pd
 
-from orchestrator.success.adjustment import adjusted_effect
+from orchestrator.success.adjustment import adjusted_effects
 from orchestrator.success.sequential import DEFAULT_PLANNING_RATE, confidence_sequence
 from orchestrator.success.statistics import (
     ABSOLUTE_LIFT_METHOD,
@@ -301,7 +301,7 @@ def build_report(
         np.nan_to_num(revenue),
         np.nan_to_num(cost),
         {name: pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64) for name in covariates},
-        frame["channel"].to_numpy(dtype=object),
+        *_codes(frame["channel"]),
         closes,
     )
     rules = _Rules(alpha, min_control, min_expected_control_successes, as_of, planning_rate)
@@ -412,7 +412,8 @@ class _Data:
     revenue: np.ndarray
     cost: np.ndarray
     covariates: dict[str, np.ndarray]
-    channel: np.ndarray
+    channel_codes: np.ndarray  # per row: index into channel_names
+    channel_names: list[str]
     closes: np.ndarray  # per row: the day its wave's window closes (datetime64[D]; NaT: no window)
 
 
@@ -535,14 +536,19 @@ def _significance_flags(significant: bool, lift: float | None) -> list[str]:
     return [FLAG_NEGATIVE_LIFT] if lift is not None and lift < 0 else []
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a column (missing: the key ``"none"``, last) and the names in code order."""
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    names = [str(u) for u in uniques]
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(names), codes)
+        names.append(MISSING_KEY)
+    return np.asarray(codes, dtype=np.int64), names
+
+
 def _costs_by_channel(data: _Data, t_rows: np.ndarray) -> dict[str, float]:
-    spent = data.cost[t_rows]
-    channels = data.channel[t_rows]
-    paid = spent > 0
-    if not paid.any():
-        return {}
-    frame = pd.DataFrame({"channel": channels[paid].astype(str), "cost": spent[paid]})
-    return {str(k): float(v) for k, v in frame.groupby("channel", sort=True)["cost"].sum().items()}
+    sums = np.bincount(data.channel_codes[t_rows], weights=data.cost[t_rows], minlength=len(data.channel_names))
+    return {name: float(sums[i]) for i, name in enumerate(data.channel_names) if sums[i] != 0}
 
 
 def _adjust(segment: Segment, rows: np.ndarray, data: _Data, alpha: float) -> None:
@@ -551,12 +557,14 @@ def _adjust(segment: Segment, rows: np.ndarray, data: _Data, alpha: float) -> No
         return
     treated = data.treated[rows]
     covariates = {name: values[rows] for name, values in data.covariates.items()}
-    lift = adjusted_effect(data.success[rows].astype(np.float64), treated, covariates, alpha)
+    fits = adjusted_effects(
+        {"lift": data.success[rows].astype(np.float64), "revenue": data.revenue[rows]}, treated, covariates, alpha
+    )
+    lift, money = fits["lift"], fits["revenue"]
     if lift.value is not None:
         segment.adjusted_lift = Estimate(lift.value, lift.low, lift.high)
         segment.adjusted_incremental_successes = scaled(segment.adjusted_lift, segment.treated)
         segment.variance_reduction = lift.variance_reduction
-    money = adjusted_effect(data.revenue[rows], treated, covariates, alpha)
     if money.value is not None:
         segment.adjusted_incremental_revenue = scaled(Estimate(money.value, money.low, money.high), segment.treated)
         segment.revenue_variance_reduction = money.variance_reduction
@@ -639,37 +647,30 @@ def _sample_ratios(
     checks: list[SampleRatioCheck] = []
     if not len(frame):
         return checks
-    propensity = (
-        frame["arm_propensity"].to_numpy(dtype=np.float64, na_value=np.nan)
-        if "arm_propensity" in frame.columns
-        else np.full(len(frame), np.nan)
-    )
-    arm = frame["arm"].to_numpy(dtype=object)
-    wave = frame["wave"].astype(str).to_numpy()
+    codes, names = _codes(frame["wave"].astype(str))
+    treated = (frame["arm"] == TREATMENT).to_numpy()
+    n_treated = np.bincount(codes[treated], minlength=len(names))
+    n_control = np.bincount(codes[~treated], minlength=len(names))
+    shares = _recorded_shares(frame, codes, treated, len(names))
+    variants = _variant_counts(frame, codes, treated, names, variant_shares)
+    index = {name: i for i, name in enumerate(names)}
     for key in waves:
-        mine = wave == key
-        is_control = mine & (arm == CONTROL)
-        n_t, n_c = int((mine & (arm == TREATMENT)).sum()), int(is_control.sum())
-        share = _recorded_share(propensity, mine, arm)
-        if share is not None and n_t + n_c:
+        i = index[key]
+        n_t, n_c, share = int(n_treated[i]), int(n_control[i]), shares[i]
+        if not math.isnan(share) and n_t + n_c:
             result = sample_ratio_test({TREATMENT: n_t, CONTROL: n_c}, {TREATMENT: 1 - share, CONTROL: share})
-            observed = result.observed_share(CONTROL)
             message = (
-                f"wave {key}: the control group is {_share(observed)} of the wave, {_share(share)} was configured "
-                f"(chi-squared p {_p(result.p_value)}): do not trust this wave's lift until the cause is found "
-                f"(a filter applied to one arm, a broken split, contacts lost in one arm)"
+                f"wave {key}: the control group is {_share(result.observed_share(CONTROL))} of the wave, "
+                f"{_share(share)} was configured (chi-squared p {_p(result.p_value)}): do not trust this wave's "
+                f"lift until the cause is found (a filter applied to one arm, a broken split, contacts lost in one arm)"
             )
             checks.append(
                 SampleRatioCheck(
                     key, "arms", result.observed, result.expected_shares, result.p_value, result.mismatch, message
                 )
             )
-        if variant_shares:
-            treated_variants = frame.loc[mine & (arm == TREATMENT), "variant"].dropna().astype(str)
-            counts = {name: int((treated_variants == name).sum()) for name in variant_shares}
-            extra = sorted(set(treated_variants) - set(variant_shares))
-            if extra or not sum(counts.values()):
-                continue
+        counts = variants.get(key)
+        if variant_shares and counts is not None:
             result = sample_ratio_test(counts, dict(variant_shares))
             worst = max(counts, key=lambda k: abs((result.observed_share(k) or 0) - variant_shares[k]))
             message = (
@@ -685,15 +686,36 @@ def _sample_ratios(
     return checks
 
 
-def _recorded_share(propensity: np.ndarray, mine: np.ndarray, arm: np.ndarray) -> float | None:
-    """The control share the wave was drawn with, from its contacts' recorded arm propensities."""
-    control = propensity[mine & (arm == CONTROL)]
-    treated = propensity[mine & (arm == TREATMENT)]
-    known = np.concatenate([control[~np.isnan(control)], 1 - treated[~np.isnan(treated)]])
-    if not known.size:
-        return None
-    share = float(np.median(known))
-    return share if 0 < share < 1 else None
+def _recorded_shares(frame: pd.DataFrame, codes: np.ndarray, treated: np.ndarray, n_waves: int) -> np.ndarray:
+    """Per wave: the control share it was drawn with, from its contacts' recorded arm propensities (NaN: none)."""
+    shares = np.full(n_waves, np.nan)
+    if "arm_propensity" not in frame.columns:
+        return shares
+    propensity = frame["arm_propensity"].to_numpy(dtype=np.float64, na_value=np.nan)
+    control_share = np.where(treated, 1 - propensity, propensity)
+    known = ~np.isnan(control_share)
+    if known.any():
+        medians = pd.Series(control_share[known]).groupby(codes[known]).median()
+        shares[medians.index.to_numpy()] = medians.to_numpy()
+    shares[(shares <= 0) | (shares >= 1)] = np.nan
+    return shares
+
+
+def _variant_counts(
+    frame: pd.DataFrame, codes: np.ndarray, treated: np.ndarray, names: list[str], shares: dict[str, float] | None
+) -> dict[str, dict[str, int]]:
+    """Per wave whose treated variants are all configured ones: the count of each configured variant."""
+    if not shares:
+        return {}
+    variant = frame["variant"].to_numpy(dtype=object)[treated]
+    table = pd.crosstab(codes[treated], pd.Series(variant).fillna(MISSING_KEY).astype(str).to_numpy())
+    out: dict[str, dict[str, int]] = {}
+    for i, row in table.iterrows():
+        present = {str(k) for k, v in row.items() if v > 0}
+        if present - set(shares) or not present:
+            continue
+        out[names[int(i)]] = {name: int(row.get(name, 0)) for name in shares}
+    return out
 
 
 def _share(x: float | None) -> str:
