@@ -116,3 +116,11 @@ def test_report_sample_ratio_per_wave_and_variants():
     costs = report.overall().costs_by_channel
     assert set(costs) == {"call", "email", "visit"}
     assert sum(costs.values()) == pytest.approx(report.overall().cost)
+
+
+def test_holm_in_numpy_equals_statsmodels_on_random_families_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        p = rng.random(int(rng.integers(1, 15))) ** 3
+        p[rng.random(len(p)) < 0.2] = p[0]
+        assert adjust_p_values(list(p), "holm") == pytest.approx(list(multipletests(p, method="holm")[1]))
