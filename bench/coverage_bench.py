@@ -15,13 +15,14 @@ Scenarios (the engine's own stages select and plan every wave: ``orchestrator.wa
 
 - ``single-channel``: an e-mail campaign, 10% control, no scores;
 - ``multichannel``: e-mail, call center and field force with capacities (visits per territory),
-  10% control mirrored onto the treated allocation per channel, no scores;
+  10% control mirrored onto the treated allocation per channel (exploring alike), no scores;
+  ``--explore`` (default 0.1, the loop's) of the treated get a random eligible channel;
 - ``multichannel-scored``: the same, targeted by a channel uplift model retrained on a first
   recorded wave (``scores:`` in the rules);
 - these three redraw the control group (a new ``control.salt``) and the outcomes per replicate
   on the same customers, and build the report in memory (``build_report``) from the plan;
 - ``retrained``: the closed loop of ``bench/learning_bench.py`` (waves recorded in the ledger,
-  purchases imported, a channel uplift model retrained between waves, 30% control), read back
+  purchases imported, a channel uplift model retrained between waves), read back
   with ``build_campaign_report`` from the database; one loop per control salt.
 
 Prints a table per scenario (waves, coverage of the plain and the adjusted interval, mean
@@ -312,14 +313,17 @@ def _loop_args(args: argparse.Namespace, *, control_share: float, waves: int) ->
         control_share=control_share,
         top_percent=100.0,
         model="channel_uplift",
-        estimator="logistic",
-        explore=0.0,
+        estimator=None,  # the model kind's default, as bench/learning_bench.py
+        approach=None,
+        explore=args.explore,
+        cold_start=None,  # the engine's default
         worlds=[],
         postgres=None,
     )
 
 
 SCENARIOS = ("single-channel", "multichannel", "multichannel-scored", "retrained")
+WORLD_DEFAULT = ["young-valued", "regional", "lapsed"]
 
 
 def run(args: argparse.Namespace, advance=lambda: None) -> dict[str, dict]:
@@ -349,7 +353,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--replicates", type=int, default=100, help="control draws per scenario, world (100)")
     parser.add_argument("--loops", type=int, default=2, help="closed loops (control salts) per world (default 2)")
     parser.add_argument("--waves", type=int, default=4, help="waves per closed loop (default 4)")
-    parser.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=list(WORLDS), help="default: all")
+    parser.add_argument("--explore", type=float, default=0.1, help="learning: explore share (0.1, the loop's default)")
+    parser.add_argument("--worlds", nargs="*", default=WORLD_DEFAULT, choices=list(WORLDS), help="default: 3 worlds")
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 140))
     total = len(args.worlds) * (3 * args.replicates + args.loops)

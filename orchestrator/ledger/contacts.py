@@ -136,7 +136,7 @@ def record_contacts(
         n_held_out = len(frame) - int(np.count_nonzero(treated))
 
         def rows():
-            for cid, arm, is_treated, variant, ch, score, value, p_arm, p_channel, assignee in zip(
+            for cid, arm, is_treated, variant, ch, score, value, p_arm, p_channel, assignee, eligible in zip(
                 frame.customer_id.tolist(),
                 frame.arm.tolist(),
                 treated.tolist(),
@@ -147,6 +147,7 @@ def record_contacts(
                 _floats(frame.arm_propensity),
                 _floats(frame.channel_propensity),
                 frame.assignee.tolist(),
+                frame.eligible.tolist(),
                 strict=True,
             ):
                 status = ContactStatus.PENDING if is_treated else ContactStatus.CONTROL
@@ -160,6 +161,7 @@ def record_contacts(
                     value,
                     p_arm,
                     p_channel,
+                    eligible,
                     assignee,
                     day,
                     status,
@@ -178,6 +180,7 @@ def record_contacts(
             "expected_value",
             "arm_propensity",
             "channel_propensity",
+            "eligible_channels",
             "assignee",
             "planned_for",
             "status",

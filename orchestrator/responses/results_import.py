@@ -297,7 +297,8 @@ def _write_snapshot(
     import pyarrow.parquet as pq
 
     from orchestrator.customers.identifiers import normalise_names
-    from orchestrator.ledger.snapshots import COVARIATES_KEY, snapshot_path
+    from orchestrator.ledger.snapshots import COVARIATES_KEY, contact_columns, snapshot_path
+    from orchestrator.settings import private_dir, private_file
 
     frame = pd.read_csv(path, dtype={id_column: str}).drop(columns=sorted(drop))
     features = [c for c in frame.columns if c != id_column]
@@ -305,11 +306,15 @@ def _write_snapshot(
     names = normalise_names(features, reserved=["customer_id"])
     frame.columns = ["customer_id", *names]
     renamed = dict(zip(features, names, strict=True))
+    contact = contact_columns()
+    frame = frame[[c for c in frame.columns if c == "customer_id" or c.lower() not in contact]]  # features only
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    if covariates:
+    kept = [renamed[c] for c in covariates or [] if renamed[c] in frame.columns]
+    if kept:
         metadata = dict(table.schema.metadata or {})
-        metadata[COVARIATES_KEY] = json.dumps([renamed[c] for c in covariates]).encode()
+        metadata[COVARIATES_KEY] = json.dumps(kept).encode()
         table = table.replace_schema_metadata(metadata)
     target = snapshot_path(settings, wave_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
+    private_file(target).close()
     pq.write_table(table, target)

@@ -115,6 +115,7 @@ def contact_frame(
                 c.c.status,
                 c.c.arm_propensity,
                 c.c.channel_propensity,
+                c.c.eligible_channels,
             )
             .where(c.c.wave_id.in_(ids), c.c.arm.in_([Arm.TREATMENT.value, Arm.CONTROL.value]))
             .order_by(c.c.id),

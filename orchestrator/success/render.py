@@ -53,6 +53,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.settings import private_dir, private_file
+
 if TYPE_CHECKING:
     from orchestrator.success.report import Estimate, Segment, SuccessReport
 
@@ -848,6 +850,7 @@ def render_html(report: SuccessReport) -> str:
 def write_html(report: SuccessReport, path: Path) -> Path:
     """Write the report as one self-contained HTML page to ``path`` (folders created)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    private_dir(path.parent)
+    with private_file(path) as handle:  # 0600, like every file the engine writes
+        handle.write(render_html(report).encode("utf-8"))
     return path
