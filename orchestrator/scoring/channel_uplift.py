@@ -218,7 +218,6 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         if len(frame) == 0:
             return pd.DataFrame({c: np.empty(0) for c in self.channels_})
         Z = self._transform(frame)
-        n = len(frame)
         if self.approach == "x_learner":
             return pd.DataFrame(
                 {
