@@ -15,7 +15,14 @@ from bench.coverage_bench import run
 @pytest.mark.timeout(1800)
 def test_intervals_of_incremental_successes_cover_the_truth():
     args = argparse.Namespace(
-        customers=6000, emails=1500, calls=300, visits=75, replicates=60, loops=2, waves=3, explore=0.1,
+        customers=6000,
+        emails=1500,
+        calls=300,
+        visits=75,
+        replicates=60,
+        loops=2,
+        waves=3,
+        explore=0.1,
         worlds=["young-valued"],
     )
     results = run(args)
