@@ -24,7 +24,12 @@ from orchestrator.cli.erase import erase_command
 from orchestrator.cli.models import models_app
 from orchestrator.cli.output import console, err, fail, print_problems
 from orchestrator.cli.policy import policy_app, suppressions_app
-from orchestrator.cli.report import import_conversions_command, import_results_command, report_command
+from orchestrator.cli.report import (
+    global_report_command,
+    import_conversions_command,
+    import_results_command,
+    report_command,
+)
 from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
 from orchestrator.errors import ValidationFailed
@@ -42,6 +47,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(dlq_app, name="dlq")
 app.command("report")(report_command)
+app.command("report-global")(global_report_command)
 app.command("api")(api_command)
 app.command("serve")(serve_command)
 app.command("erase")(erase_command)

@@ -147,6 +147,20 @@ def read_snapshot(settings: Settings, wave_id: int, columns: list[str] | None = 
     return pq.read_table(path, columns=columns).to_pandas()
 
 
+COVARIATES_KEY = b"covariates"
+
+
+def snapshot_covariates(settings: Settings, wave_id: int) -> list[str]:
+    """Columns of the snapshot named as covariates when it was written (imported results' ``--covariate``)."""
+    import json
+
+    path = snapshot_path(settings, wave_id)
+    if not path.exists():
+        return []
+    raw = (pq.read_schema(path).metadata or {}).get(COVARIATES_KEY)
+    return [str(c) for c in json.loads(raw)] if raw else []
+
+
 def is_late(settings: Settings, wave_id: int) -> bool:
     path = snapshot_path(settings, wave_id)
     return path.exists() and (pq.read_schema(path).metadata or {}).get(b"late") == b"1"

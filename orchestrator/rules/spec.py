@@ -256,6 +256,14 @@ class SuccessSpec(_Spec):
         "conversions",
         description="Where revenue comes from: imported conversions' amounts, or the values of conversion outcomes.",
     )
+    covariates: tuple[str, ...] = Field(
+        (),
+        max_length=20,
+        description=(
+            "Numeric customer columns known before the wave that predict the outcome (e.g. revenue_12m, a "
+            "pre-period value of the outcome): the report adjusts the lift for them (CUPED) besides the score."
+        ),
+    )
 
 
 class AllocationSpec(_Spec):
