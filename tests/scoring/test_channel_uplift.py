@@ -136,14 +136,33 @@ def test_support_says_what_each_channel_rests_on():
 
 def test_refuses_too_few_outcomes_naming_the_group():
     X, channel, y = two_channels(3000, seed=5)
-    few_b = channel.copy()
-    few_b[np.flatnonzero(channel == "B")[30:]] = "A"
-    with pytest.raises(ValueError, match=r"too few outcomes for channel B: 30 customer\(s\)"):
-        ChannelUpliftModel().fit(X, few_b, y)
     few_control = np.where(channel == CONTROL, "A", channel).astype(object)
     few_control[:10] = None
     with pytest.raises(ValueError, match=r"too few outcomes for the control group: 10 customer\(s\)"):
         ChannelUpliftModel().fit(X, few_control, y)
+    only_few = np.where(channel == CONTROL, CONTROL, None).astype(object)
+    only_few[np.flatnonzero(channel != CONTROL)[:30]] = "B"
+    with pytest.raises(ValueError, match=r"too few outcomes for channel B: 30 customer\(s\)"):
+        ChannelUpliftModel().fit(X, np.where(only_few == None, CONTROL, only_few), y)  # noqa: E711
+
+
+@pytest.mark.parametrize("approach", APPROACHES)
+def test_a_channel_with_few_outcomes_borrows_from_the_pooled_model(approach):
+    """30 customers got channel B: too few for a model of its own; its effect comes from the pooled model
+    (shrunk toward A's) and support_ says so, while A keeps its own model."""
+    X, channel, y = two_channels(6000, seed=5)
+    few_b = channel.copy()
+    few_b[np.flatnonzero(channel == "B")[30:]] = "A"
+    model = ChannelUpliftModel(estimator="gradient_boosting", approach=approach).fit(X, few_b, y)
+    assert model.thin_ == ["B"]
+    assert model.support_["B"]["treated"] == 30 and model.support_["B"]["estimate"].startswith("pooled")
+    if approach != "pooled":
+        assert model.support_["A"]["estimate"].startswith(approach)
+    effects = model.effects_frame(X)
+    assert np.isfinite(effects.to_numpy()).all()
+    assert effects["B"].abs().max() < 0.5
+
+
     with pytest.raises(ValueError, match="needs treated customers with their channel"):
         ChannelUpliftModel().fit(X, np.full(len(X), None, dtype=object), y)
     with pytest.raises(ValueError, match="'estimator' parameter"):
