@@ -20,10 +20,13 @@ categorical columns: thresholds and interactions of features, as real effects ha
 of the channel and every channel x feature interaction, so each channel has its own slopes).
 Features are chosen and prepared as in ``ResponseModel`` (its feature choice, kinds and checks).
 
-Rows are weighted by ``1 / propensity`` (``fit(..., propensity=arm_propensity x
-channel_propensity)``) where it is given and finite, clipped at ``max_weight``, so that
-explored (rarely drawn) channels and arms count for what they stand for (inverse propensity
-weighting); rows without a propensity weigh 1.
+With ``weighting="propensity"`` rows are weighted by ``1 / propensity`` (``fit(...,
+propensity=arm_propensity x channel_propensity)``) where it is given and finite, clipped at
+``max_weight`` (inverse propensity weighting), for choices the customer columns do not explain;
+by default (``"none"``) every row weighs 1: the engine chooses channels from the customer
+columns (and random draws), so each arm's outcome model is unbiased without weights and the
+weights would only add variance. The off-policy evaluation (``learning.evaluation``) is where
+the propensities are needed.
 
 ``effects_frame(frame)`` gives a DataFrame with one column per channel; ``score_frame(frame)``
 the best channel's effect (so a ``scores:`` selection works unchanged) and ``effects_of(frame,
@@ -68,6 +71,7 @@ from orchestrator.scoring.uplift import MIN_GROUP_ROWS
 
 __all__ = [
     "APPROACHES",
+    "WEIGHTINGS",
     "CONTROL",
     "MAX_WEIGHT",
     "MIN_CHANNEL_CLASS_ROWS",
@@ -79,6 +83,7 @@ __all__ = [
 CONTROL = "control"
 """The channel label of the control group (no contact); ``None`` and ``""`` mean the same."""
 APPROACHES = ("t_learner", "x_learner", "pooled")
+WEIGHTINGS = ("propensity", "none")
 MAX_WEIGHT = 20.0
 MIN_CONTROL_ROWS = 200
 """Control customers with outcomes the no-contact arm needs: every channel's effect is measured against it."""
@@ -132,6 +137,13 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         Columns never to learn from.
     estimator : "gradient_boosting" or "logistic"
     approach : "t_learner", "x_learner" or "pooled"
+    weighting : "none" or "propensity"
+        ``"none"`` (default): every row weighs 1; ``"propensity"``: rows weigh ``1 / propensity``
+        (clipped at ``max_weight``). An arm's outcome model needs no weights where the channel was
+        chosen from the customer's columns alone, as the engine's allocation and its random draws
+        choose: the weights then only add variance (explored rows weigh up to 20 times the others;
+        in the learning benchmark that cost up to a third of the value). They correct a choice the
+        columns do not explain; the off-policy evaluation always uses the propensities.
     max_weight : float
         Inverse propensity weights are clipped at this.
     random_state : int
@@ -145,12 +157,14 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         approach: str = "t_learner",
         max_weight: float = MAX_WEIGHT,
         random_state: int = 0,
+        weighting: str = "none",
     ):
         self.features = features
         self.exclude = exclude
         self.estimator = estimator
         self.approach = approach
         self.max_weight = max_weight
+        self.weighting = weighting
         self.random_state = random_state
 
     def fit(
@@ -163,7 +177,7 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
     ) -> ChannelUpliftModel:
         """Learn from the rows of ``X``: the channel each treated customer got (``CONTROL``/None for the
         control group), the outcomes ``y`` and, optionally, each row's propensity (arm x channel)."""
-        for parameter, allowed in (("estimator", ESTIMATORS), ("approach", APPROACHES)):
+        for parameter, allowed in (("estimator", ESTIMATORS), ("approach", APPROACHES), ("weighting", WEIGHTINGS)):
             if getattr(self, parameter) not in allowed:
                 raise ValueError(
                     f"The '{parameter}' parameter of ChannelUpliftModel must be one of {', '.join(allowed)}. "
@@ -175,7 +189,7 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         y = parse_target(y, str(getattr(y, "name", None) or "target"))
         if not (len(X) == len(labels) == len(y)):
             raise ValueError(f"X has {len(X)} rows, channel {len(labels)} and y {len(y)}; they must match")
-        weights = ips_weights(propensity, len(X), self.max_weight)
+        weights = ips_weights(propensity if self.weighting == "propensity" else None, len(X), self.max_weight)
         self.channels_ = sorted(str(c) for c in set(labels.tolist()) - {CONTROL})
         self.thin_ = _check_groups(labels, y, self.channels_)
         X = X.reset_index(drop=True)
@@ -197,7 +211,7 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         self.columns_ = _columns(kinds, self.estimator).fit(base._prepare(X))
         Z = self._transform(X)
         codes = self._codes(labels)
-        self.weighted_ = propensity is not None
+        self.weighted_ = propensity is not None and self.weighting == "propensity"
         self.support_ = _support(labels, y, weights, self.channels_, self.thin_, self.approach)
         if self.approach == "pooled" or self.thin_:
             self.classifier_ = self._classifier(pooled=True)

@@ -82,7 +82,8 @@ def confounded(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray,
 def test_inverse_propensity_weights_undo_a_confounded_channel_choice():
     X, channel, y, propensity = confounded(12000, seed=3)
     plain = ChannelUpliftModel().fit(X, channel, y)
-    weighted = ChannelUpliftModel().fit(X, channel, y, propensity=propensity)
+    weighted = ChannelUpliftModel(weighting="propensity").fit(X, channel, y, propensity=propensity)
+    assert not ChannelUpliftModel().fit(X, channel, y, propensity=propensity).weighted_  # the default: no weights
     assert weighted.weighted_ and not plain.weighted_
     naive = plain.effects_frame(X).mean()
     corrected = weighted.effects_frame(X).mean()
@@ -123,7 +124,7 @@ def test_estimator_api_and_joblib_round_trip(tmp_path, estimator, approach):
 def test_support_says_what_each_channel_rests_on():
     X, channel, y = two_channels(3000, seed=6)
     propensity = np.where(channel == "B", 0.1, 0.5)
-    model = ChannelUpliftModel(estimator="logistic").fit(X, channel, y, propensity=propensity)
+    model = ChannelUpliftModel(estimator="logistic", weighting="propensity").fit(X, channel, y, propensity=propensity)
     for c in ("A", "B"):
         support = model.support_[c]
         assert support["treated"] == int((channel == c).sum())
@@ -161,7 +162,6 @@ def test_a_channel_with_few_outcomes_borrows_from_the_pooled_model(approach):
     effects = model.effects_frame(X)
     assert np.isfinite(effects.to_numpy()).all()
     assert effects["B"].abs().max() < 0.5
-
 
     with pytest.raises(ValueError, match="needs treated customers with their channel"):
         ChannelUpliftModel().fit(X, np.full(len(X), None, dtype=object), y)
