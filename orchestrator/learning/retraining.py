@@ -120,7 +120,9 @@ def retrain(
     estimator = estimator or DEFAULTS[kind]["estimator"]
     approach = approach or DEFAULTS[kind]["approach"]
     as_of = as_of or date.today()
-    data = training_frame(engine, settings, campaigns, as_of=as_of, outcome=outcome)
+    data = training_frame(
+        engine, settings, campaigns, as_of=as_of, outcome=outcome, passed_over=kind == "channel_uplift"
+    )
     frame = data.frame
     if channel is not None and not frame.empty:
         frame = data.frame = frame[frame["channel"] == channel].reset_index(drop=True)
@@ -131,6 +133,8 @@ def retrain(
         raise NotEnoughData(f"no training data for '{name}' from {', '.join(campaigns)}: {why}")
     features = features_of(frame, exclude)
     train, validation = split_by_time(frame, validation_share)
+    if validation is not None:  # judged on contacts only: customers passed over are no random group
+        validation = validation[~validation["passed_over"].astype(bool)].reset_index(drop=True)
     first = None
     if kind == "response":
         model, score, metrics = _response(train, validation, frame, features, estimator, random_state)
@@ -294,7 +298,7 @@ def _check_control_group(frame: pd.DataFrame) -> None:
     from orchestrator.scoring.channel_uplift import MIN_CONTROL_ROWS
     from orchestrator.scoring.response import MIN_CLASS_ROWS
 
-    control = frame[frame["treatment"] == 0]
+    control = frame[(frame["treatment"] == 0) & ~frame["passed_over"].astype(bool)]
     rows, responders = len(control), int(control["outcome"].sum())
     if rows >= MIN_CONTROL_ROWS and min(responders, rows - responders) >= MIN_CLASS_ROWS:
         return
@@ -330,8 +334,11 @@ def _channel_uplift(train, validation, frame, features, estimator, approach, ran
             raise NotEnoughData(str(exc)) from exc
 
     if validation is None:
-        strata = frame["treatment"].astype(int) * 2 + frame["outcome"].astype(int)
+        strata = (
+            frame["treatment"].astype(int) * 4 + frame["passed_over"].astype(int) * 2 + frame["outcome"].astype(int)
+        )
         train, validation = train_test_split(frame, test_size=HOLDOUT_SHARE, stratify=strata, random_state=random_state)
+        validation = validation[~validation["passed_over"].astype(bool)]
         scheme = "holdout"
     else:
         scheme = "time"
@@ -540,7 +547,8 @@ def _lineage(
         "training_window": {"from": start, "to": end},
         "rows": int(len(data.frame)),
         "treated": int(data.frame["treatment"].sum()),
-        "control": int((data.frame["treatment"] == 0).sum()),
+        "control": int(((data.frame["treatment"] == 0) & ~data.frame["passed_over"].astype(bool)).sum()),
+        "passed_over": int(data.frame["passed_over"].astype(bool).sum()),
         "outcome": outcome or {c: vars(measure_of(settings, c)) for c in campaigns},
         "validation": (
             f"time-ordered: validated on waves from {validation['wave_date'].min().date().isoformat()}"

@@ -13,6 +13,12 @@ results), and for every treated and control contact joins
   customer could have got (comma-separated; None before they were recorded), so an off-policy
   evaluation knows which choices another policy had.
 
+With ``passed_over=True`` (channel uplift models) each of our own waves also adds the customers
+it passed over (``passed_over`` true, not treated, no channel): their outcomes are the
+no-contact outcome of customers chosen by their columns alone, so an outcome model learns what
+customers do uncontacted from many more rows than the random control group has. They are not
+a random group: evaluation and success control leave them out.
+
 Waves whose attribution window has not closed by ``as_of`` are left out (their outcomes are
 not final), as are waves without a snapshot; ``TrainingSet.notes`` says which and why.
 ``split_by_time`` validates on the latest waves, so a model is judged on waves that came after
@@ -25,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -44,6 +51,7 @@ META = (
     "arm_propensity",
     "channel_propensity",
     "eligible_channels",
+    "passed_over",
 )
 """Columns of a training frame that are not features."""
 
@@ -78,10 +86,12 @@ def training_frame(
     *,
     as_of: date | None = None,
     outcome: str | None = None,
+    passed_over: bool = False,
 ) -> TrainingSet:
     """The training set of ``campaigns``' waves; see the module docstring.
 
-    ``outcome`` names the success outcome of imported historical results (e.g. ``visit``).
+    ``outcome`` names the success outcome of imported historical results (e.g. ``visit``);
+    ``passed_over`` adds the customers each wave passed over (``passed_over_rows``).
     """
     as_of = as_of or date.today()
     outcomes = load_outcomes(settings.paths.rules_dir)
@@ -121,6 +131,7 @@ def training_frame(
                     "arm_propensity": outcomes_frame["arm_propensity"].astype(float),
                     "channel_propensity": outcomes_frame["channel_propensity"].astype(float),
                     "eligible_channels": outcomes_frame["eligible_channels"],
+                    "passed_over": False,
                 }
             )
             snapshot["customer_id"] = snapshot["customer_id"].astype(str)
@@ -130,10 +141,62 @@ def training_frame(
                     f"{campaign} wave {key}: {len(labels) - len(joined)} contacts without a snapshot row"
                 )
             parts.append(joined)
+            if passed_over and not imported and measure.goal == "conversion":
+                extra = passed_over_rows(engine, settings, campaign, wave_id, key, day, measure)
+                if extra is not None:
+                    parts.append(extra)
             result.waves.append((campaign, key, day))
     if parts:
         result.frame = pd.concat(parts, ignore_index=True)
     return result
+
+
+def passed_over_rows(
+    engine: sa.Engine, settings: Settings, campaign: str, wave_id: int, key: str, day: date, measure: Measure
+) -> pd.DataFrame | None:
+    """The customers a wave passed over (``ledger.snapshots.write_passed_over``) as training rows: not
+    treated, no channel, no propensities, ``passed_over`` true, the outcome whether they converted in the
+    wave's window (the same conversions that count for the control group). ``None`` without that snapshot."""
+    from datetime import UTC, datetime, time
+
+    from orchestrator.customers.table import among_ids
+    from orchestrator.ledger.snapshots import ID_CHUNK, read_passed_over
+    from orchestrator.responses.conversions import conversions
+
+    found = read_passed_over(settings, wave_id)
+    if found is None:
+        return None
+    snapshot, _share = found
+    ids = snapshot["customer_id"].astype(str)
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    end = start + timedelta(days=measure.window_days)
+    bought: set[str] = set()
+    with engine.connect() as conn:
+        query = sa.select(conversions.c.customer_id).where(
+            among_ids(conversions.c.customer_id, conn.dialect.name),
+            conversions.c.occurred_at >= start,
+            conversions.c.occurred_at < end,
+        )
+        if measure.product is not None:
+            query = query.where(conversions.c.product == measure.product)
+        for begin in range(0, len(ids), ID_CHUNK):
+            bought.update(str(c) for c in conn.execute(query, {"ids": list(ids[begin : begin + ID_CHUNK])}).scalars())
+    rows = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "campaign": campaign,
+            "wave": key,
+            "wave_date": pd.Timestamp(day),
+            "channel": None,
+            "treatment": np.zeros(len(ids), dtype="int8"),
+            "outcome": ids.isin(bought).astype("int8"),
+            "arm_propensity": np.nan,
+            "channel_propensity": np.nan,
+            "eligible_channels": None,
+            "passed_over": True,
+        }
+    )
+    return rows.merge(snapshot.assign(customer_id=ids), on="customer_id", how="inner", validate="one_to_one")
 
 
 def features_of(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:

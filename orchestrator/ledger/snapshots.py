@@ -15,6 +15,14 @@ defaults of the channel kinds' contact column keys (``CONTACT_KEYS``: ``address_
 channel sections name under those keys. Every other column is kept. Snapshot files are
 readable by their owner only (0600, folder 0700).
 
+**Customers passed over.** Next to it, ``wave-<id>-passed.parquet`` holds the same columns of
+a sample (at most ``PASSED_OVER_SAMPLE``, drawn by a stable hash) of the campaign's candidates
+that the wave did not contact and no other campaign of its cycle took: customers whose
+outcome is the no-contact outcome, chosen by their columns alone (the score, the capacity, the
+allocation). Learning uses them next to the random control group to learn what customers do
+uncontacted; success control never does (they are not a random group). Its metadata says which
+share of them was kept. A run that dies before writing it loses it; nothing else depends on it.
+
 A wave recorded by a run that died before its snapshot was written gets it from the next run
 (``ensure_snapshot``), taken then; that is the only case where a snapshot is later than the
 selection, and it is flagged in the file's metadata.
@@ -131,6 +139,70 @@ def write_snapshot(
             writer.close()
         partial.unlink(missing_ok=True)
     return path
+
+
+PASSED_OVER_SAMPLE = 50_000
+"""Customers passed over by a wave kept in its passed-over snapshot at most."""
+ID_CHUNK = 20_000  # ids per query (under SQLite's parameter limit)
+
+
+def passed_over_path(settings: Settings, wave_id: int) -> Path:
+    return settings.paths.data_dir / "snapshots" / f"wave-{wave_id}-passed.parquet"
+
+
+def write_passed_over(
+    engine: sa.Engine,
+    settings: Settings,
+    wave_id: int,
+    customer_ids,
+    *,
+    contact: frozenset[str] | None = None,
+    sample: int = PASSED_OVER_SAMPLE,
+) -> Path | None:
+    """Write the snapshot of the customers ``wave_id`` passed over (a stable sample of at most ``sample``);
+    ``None`` when there are none."""
+    import numpy as np
+
+    from orchestrator.customers.table import among_ids
+    from orchestrator.targeting.control import hash_positions
+
+    ids = np.asarray(customer_ids, dtype=object).astype(str)
+    if not len(ids):
+        return None
+    share = min(1.0, sample / len(ids))
+    if share < 1.0:
+        ids = ids[hash_positions(list(ids), f"passed-over\x00{wave_id}") < share]
+    table = customer_table(engine, settings.database.customer_table)
+    left_out = contact_columns() if contact is None else contact
+    features = [c for c in table.c if c.name == ID_COLUMN or c.name.lower() not in left_out]
+    path = passed_over_path(settings, wave_id)
+    private_dir(path.parent)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    metadata = {b"wave_id": str(wave_id).encode(), b"share": repr(share).encode()}
+    with engine.connect() as conn:
+        query = sa.select(*features).where(among_ids(table.c[ID_COLUMN], conn.dialect.name))
+        parts = [
+            pd.read_sql(query, conn, params={"ids": list(ids[start : start + ID_CHUNK])})
+            for start in range(0, len(ids), ID_CHUNK)
+        ]
+    frame = pd.concat(parts, ignore_index=True)
+    try:
+        private_file(partial).close()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(metadata), partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def read_passed_over(settings: Settings, wave_id: int) -> tuple[pd.DataFrame, float] | None:
+    """The customers ``wave_id`` passed over and the share of them kept (``None`` if not written)."""
+    path = passed_over_path(settings, wave_id)
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    share = float((table.schema.metadata or {}).get(b"share", b"1.0"))
+    return table.to_pandas(), share
 
 
 def ensure_snapshot(engine: sa.Engine, settings: Settings, wave_id: int) -> Path:

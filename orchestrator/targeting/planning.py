@@ -87,6 +87,9 @@ class CampaignPlan:
     waiting: int = 0  # treated customers whose channel was full (overflow) this cycle
     channel_counts: dict[str, int] = field(default_factory=dict)  # treated per channel
     explored: int = 0  # treated customers moved to a randomly drawn other channel (learning.explore)
+    # candidates of the campaign nobody contacts this wave (not recorded, not lost to another campaign of
+    # the cycle): uncontacted customers whose outcomes teach a model the no-contact outcome
+    passed_over: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
 
     @property
     def contacts(self) -> ContactFrame:
@@ -227,7 +230,7 @@ def plan_cycle(
         np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values
     ]
     reachable = [np.isfinite(b) for b in best]
-    arbitration, active, refilled = _arbitrate_and_refill(specs, candidates, best, reachable, cut, taken)
+    arbitration, active, refilled, lost = _arbitrate_and_refill(specs, candidates, best, reachable, cut, taken)
 
     # 3-4: each campaign's won customers, split into treated and control
     splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
@@ -240,10 +243,10 @@ def plan_cycle(
         keep = active[k][won]
         mine = cand.subset(np.isin(np.arange(len(cand.ids)), keep))
         if with_funnel and (len(specs) > 1 or not won.all() or refilled[k]):
-            lost = arbitration.lost(spec.name)
+            losses = arbitration.lost(spec.name)
             label = (
-                "lost to " + ", ".join(f"{w} ({n:,})" for w, n in sorted(lost.items()))
-                if lost
+                "lost to " + ", ".join(f"{w} ({n:,})" for w, n in sorted(losses.items()))
+                if losses
                 else "lost to other campaigns"
             )
             if refilled[k]:
@@ -340,6 +343,9 @@ def plan_cycle(
         plan.explored = int(np.count_nonzero(moved[mine_of]))
         plans.append(plan)
         plans[-1].lost_to = arbitration.lost(spec.name)
+        everyone = np.asarray(candidates[k].ids, dtype=object)
+        recorded = plan.contacts.customer_id[plan.contacts.arm != Arm.GLOBAL_CONTROL.value]
+        plans[-1].passed_over = everyone[~lost[k] & ~pd.Index(everyone).isin(pd.Index(recorded))]
     _assign_reps(plans, pools)
     return plans
 
@@ -355,7 +361,7 @@ def _arbitrate_and_refill(
     reachable: Sequence[np.ndarray],
     cut: Sequence[int],
     taken: Mapping[str, str] | None,
-) -> tuple[Arbitration, list[np.ndarray], list[int]]:
+) -> tuple[Arbitration, list[np.ndarray], list[int], list[np.ndarray]]:
     """Arbitrate, and let every campaign that lost customers of its score cut take the next best of its
     reserve in their place, until nobody loses anyone new (so a cycle of campaigns with ``top:`` cuts
     still fills what the cuts asked for). Returns the last arbitration (with every loss counted), each
@@ -383,7 +389,7 @@ def _arbitrate_and_refill(
         if not refill:
             break
     refilled = [int(np.count_nonzero(rows >= n)) for rows, n in zip(active, cut, strict=True)]
-    return Arbitration(result.won, losses), active, refilled
+    return Arbitration(result.won, losses), active, refilled, lost
 
 
 def explore_rate(spec: CampaignSpec, candidates: Candidates) -> float:

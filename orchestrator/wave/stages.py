@@ -49,7 +49,7 @@ from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.execution.progress import counted_elsewhere, progress
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
-from orchestrator.ledger.snapshots import contact_columns, write_snapshot
+from orchestrator.ledger.snapshots import contact_columns, write_passed_over, write_snapshot
 from orchestrator.settings import Settings
 from orchestrator.targeting.capacity import load_capacity, used_capacity
 from orchestrator.targeting.planning import CampaignPlan, plan_cycle, selection_columns
@@ -323,7 +323,10 @@ def record(
     if isinstance(selection, CampaignPlan):
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)
     # what was known at selection time, for training later: the model features, never contact data
-    write_snapshot(engine, settings, wave.id, contact=contact_columns(getattr(selection, "spec", None)))
+    contact = contact_columns(getattr(selection, "spec", None))
+    write_snapshot(engine, settings, wave.id, contact=contact)
+    if isinstance(selection, CampaignPlan) and len(selection.passed_over):
+        write_passed_over(engine, settings, wave.id, selection.passed_over, contact=contact)
     return counts
 
 
