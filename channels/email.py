@@ -398,6 +398,113 @@ class _Reply(NamedTuple):
     hard_bounce: bool = False
 
 
+class _Ready(NamedTuple):
+    """A message taken for a pipelined connection: its index in the batch, its bytes, its envelope group."""
+
+    position: int
+    wire: _Wire
+    envelope: bytes
+
+
+class _Step(NamedTuple):
+    """The end of one pipelined round trip: the message's refusal (None: accepted), the server closing
+    (421) or the connection lost, and the next message whose envelope went out with it."""
+
+    error: smtplib.SMTPException | None
+    closing: bool
+    lost: bool
+    following: _Ready | None
+
+
+class _Round:
+    """One pass of ``EmailChannel.send`` over the pool: the shared queue and results of its threads."""
+
+    def __init__(
+        self,
+        channel: EmailChannel,
+        batch: Sequence[Outbound],
+        pending: list[int],
+        built: dict[int, _Wire],
+        deferred: dict[int, str | None],
+        done: ResultCallback,
+    ):
+        self.channel = channel
+        self.batch = batch
+        self.work = deque(pending)
+        self.built = built
+        self.deferred = deferred
+        self.done = done
+        self.still: list[int] = []
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.live = min(len(channel._connections), len(self.work))  # connections still taking messages
+        self._retired: set[int] = set()  # id() of the connections that stopped taking messages
+
+    def take(self, connection: _Connection) -> int | None:
+        """The next message for ``connection``; None once there is none (the connection retires, once)."""
+        with self.lock:
+            if self.work and not self.errors and id(connection) not in self._retired:
+                return self.work.popleft()
+            self._retire(connection)
+            return None
+
+    def _retire(self, connection: _Connection) -> None:
+        """Count ``connection`` out of the live ones (idempotent); call under the lock."""
+        if id(connection) not in self._retired:
+            self._retired.add(id(connection))
+            self.live -= 1
+
+    def requeue(self, i: int) -> None:
+        with self.lock:
+            self.work.appendleft(i)
+
+    def wire_of(self, i: int) -> _Wire:
+        wire = self.built.pop(i, None)  # built in an earlier round (a 4xx reply), else now
+        return wire if wire is not None else self.channel.encode(self.batch[i])
+
+    def handle(self, i: int, wire: _Wire, reply: _Reply) -> None:
+        """Report one message's outcome; a 4xx keeps it (and its bytes) for the next round."""
+        contact_id = self.batch[i].contact_id
+        if reply.outcome == "sent":
+            self.done(DeliveryResult(contact_id, "sent", provider_id=wire.message_id))
+        elif reply.outcome == "transient":
+            with self.lock:
+                self.built[i], self.deferred[i] = wire, reply.detail
+                self.still.append(i)
+        else:
+            self.done(DeliveryResult(contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce))
+
+    def run(self, connection: _Connection) -> None:
+        """One connection's thread: messages one by one, streamed once the connection is open and pipelined."""
+        channel = self.channel
+        i = self.take(connection)
+        while i is not None:
+            position = i
+            try:
+                wire = self.wire_of(i)
+                self.handle(i, wire, channel._deliver(connection, wire, self.batch[i].recipient))
+                if connection.open and connection.pipelining:
+                    i = channel._stream(connection, self)
+                else:
+                    i = self.take(connection)
+            except TransientDeliveryError as exc:
+                with self.lock:
+                    self._retire(connection)
+                    if self.live > 0 and not self.errors:
+                        # Others still send: they take this message too (a server that
+                        # allows fewer connections than configured, one bad connection).
+                        self.work.appendleft(position)
+                        log.warning("SMTP connection to %s given up, %d left: %s", channel._server, self.live, exc)
+                    else:
+                        self.errors.append(exc)
+                return
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                with self.lock:
+                    self._retire(connection)
+                    self.errors.append(exc)
+                return
+
+
 class _Connection:
     """One SMTP connection of the pool; used by one thread at a time, kept open across batches."""
 
@@ -531,184 +638,115 @@ class EmailChannel(Channel):
         the first channel-wide error, after the other connections finished the message
         they were on; results reported until then stand.
         """
-        work = deque(pending)
-        still: list[int] = []
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-        workers = min(len(self._connections), len(work))
-        live = workers  # connections still taking messages
-
-        def take() -> int | None:
-            nonlocal live
-            with lock:
-                if work and not errors:
-                    return work.popleft()
-                live -= 1
-                return None
-
-        def wire_of(i: int) -> _Wire:
-            wire = built.pop(i, None)  # built in an earlier round (a 4xx reply), else now
-            return wire if wire is not None else self.encode(batch[i])
-
-        def requeue(i: int) -> None:
-            with lock:
-                work.appendleft(i)
-
-        def handle(i: int, wire: _Wire, reply: _Reply) -> None:
-            if reply.outcome == "sent":
-                done(DeliveryResult(batch[i].contact_id, "sent", provider_id=wire.message_id))
-            elif reply.outcome == "transient":
-                with lock:
-                    built[i], deferred[i] = wire, reply.detail
-                    still.append(i)
-            else:
-                done(DeliveryResult(batch[i].contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce))
-
-        def run(connection: _Connection) -> None:
-            nonlocal live
-            i = take()
-            while i is not None:
-                try:
-                    wire = wire_of(i)
-                    handle(i, wire, self._deliver(connection, wire, batch[i].recipient))
-                    if connection.open and connection.pipelining:
-                        i = self._stream(connection, batch, take, wire_of, handle, requeue)
-                    else:
-                        i = take()
-                except TransientDeliveryError as exc:
-                    with lock:
-                        live -= 1
-                        if live > 0 and not errors:
-                            # Others still send: they take this message too (a server that
-                            # allows fewer connections than configured, one bad connection).
-                            work.appendleft(i)
-                            log.warning("SMTP connection to %s given up, %d left: %s", self._server, live, exc)
-                        else:
-                            errors.append(exc)
-                    return
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                    with lock:
-                        live -= 1
-                        errors.append(exc)
-                    return
-
-        if workers == 1:
-            run(self._connections[0])  # no thread needed
+        state = _Round(self, batch, pending, built, deferred, done)
+        if state.live == 1:
+            state.run(self._connections[0])  # no thread needed
         else:
             threads = [
-                threading.Thread(target=run, args=(c,), name=f"smtp-{n}", daemon=True)
-                for n, c in enumerate(self._connections[:workers], start=1)
+                threading.Thread(target=state.run, args=(c,), name=f"smtp-{n}", daemon=True)
+                for n, c in enumerate(self._connections[: state.live], start=1)
             ]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-        if errors:
-            raise errors[0]
-        still.sort()  # retried in batch order
-        return still
+        if state.errors:
+            raise state.errors[0]
+        state.still.sort()  # retried in batch order
+        return state.still
 
-    def _stream(
-        self,
-        connection: _Connection,
-        batch: Sequence[Outbound],
-        take: Callable[[], int | None],
-        wire_of: Callable[[int], _Wire],
-        handle: Callable[[int, _Wire, _Reply], None],
-        requeue: Callable[[int], None],
-    ) -> int | None:
+    def _stream(self, connection: _Connection, state: _Round) -> int | None:
         """Send messages over one open pipelined connection, one round trip each, until the work runs out.
 
         Each write carries one message's content and final dot, then the next message's MAIL,
         RCPT and DATA (RFC 2920); a refused envelope is followed by RSET. A message's reply is
         handled (reported, so journalled) before the next message's content is written, so at
-        most one message per connection is ever in flight. Returns None when ``take`` has no
-        more work, or the index of a message to send the slow way: its connection failed or
-        the server is closing it (``_deliver`` reconnects with back-off; a message whose
-        content was written is sent again, as before). A message taken only for its envelope
-        goes back to the queue.
+        most one message per connection is ever in flight. Returns None when there is no more
+        work, or the index of a message to send the slow way: its connection failed or the
+        server is closing it (``_deliver`` reconnects with back-off; a message whose content was
+        written is sent again, as before). A message taken only for its envelope goes back to
+        the queue.
         """
         client = connection.client
         assert client is not None
-        sender = self._envelope_sender
+        current = self._take_ready(connection, state)
+        if current is None:
+            return None
+        try:
+            client.send(current.envelope)
+        except OSError:
+            connection.discard()
+            return current.position
+        while True:
+            step = self._step(connection, state, current)
+            reply = _Reply("sent")
+            try:
+                if step.lost or step.closing:  # the connection is gone or the server closes it
+                    raise TransientDeliveryError("connection lost")
+                if step.error is not None:
+                    reply = self._reply(step.error)
+            except TransientDeliveryError:
+                connection.discard()
+                if step.following is not None:
+                    state.requeue(step.following.position)
+                return current.position
+            except BaseException:
+                if step.following is not None:
+                    state.requeue(step.following.position)
+                raise
+            state.handle(current.position, current.wire, reply)
+            if step.following is None:
+                return None
+            current = step.following
 
-        def prepared(i: int) -> tuple[_Wire, bytes] | None:
-            """The message and its envelope group; None (and reported) when the server cannot take it."""
-            wire = wire_of(i)
+    def _take_ready(self, connection: _Connection, state: _Round) -> _Ready | None:
+        """The next message the server can take, with its envelope group (a rate-limit slot taken); None: no work.
+
+        A message the server cannot take (SMTPUTF8 not offered) is reported permanent on the way.
+        """
+        client = connection.client
+        assert client is not None
+        while (i := state.take(connection)) is not None:
+            wire = state.wire_of(i)
             try:
                 options = self._options(client, wire)
             except smtplib.SMTPNotSupportedError as exc:
-                handle(i, wire, _Reply("permanent", _detail(exc)))
-                return None
+                state.handle(i, wire, _Reply("permanent", _detail(exc)))
+                continue
             if self._limiter is not None:
                 self._limiter.try_acquire("smtp")
-            return wire, envelope_group(sender, batch[i].recipient, options)
+            return _Ready(i, wire, envelope_group(self._envelope_sender, state.batch[i].recipient, options))
+        return None
 
-        def take_ready() -> tuple[int, _Wire, bytes] | None:
-            while (i := take()) is not None:
-                ready = prepared(i)
-                if ready is not None:
-                    return i, *ready
-            return None
-
-        current = take_ready()
-        if current is None:
-            return None
-        i, wire, envelope = current
+    def _step(self, connection: _Connection, state: _Round, current: _Ready) -> _Step:
+        """One round trip: the envelope replies of ``current``, then its content (or RSET) plus the next envelope."""
+        client = connection.client
+        assert client is not None
+        following = None
+        codes: list[int] = []
         try:
-            client.send(envelope)
-        except OSError:
-            connection.discard()
-            return i
-        while True:
-            recipient = batch[i].recipient
-            following = None
-            try:
-                mail, rcpt, data = client.getreply(), client.getreply(), client.getreply()
-                error = envelope_error(sender, recipient, mail, rcpt, data)
-                codes = [mail[0], rcpt[0], data[0]]
-                if error is None:
-                    payload = content(wire.data)
-                else:  # end a DATA the server took without a valid envelope, then reset
-                    payload = (b".\r\n" if data[0] == 354 else b"") + b"RSET\r\n"
-                if 421 not in codes:
-                    following = take_ready()
-                if following is not None:
-                    payload += following[2]
-                client.send(payload)
-                if error is None:
-                    final = client.getreply()
-                    codes.append(final[0])
-                    if final[0] != 250:
-                        error = smtplib.SMTPDataError(*final)
-                else:
-                    if data[0] == 354:
-                        client.getreply()
-                    client.getreply()  # to RSET
-            except OSError:
-                connection.discard()
-                if following is not None:
-                    requeue(following[0])
-                return i
+            mail, rcpt, data = client.getreply(), client.getreply(), client.getreply()
+            codes += (mail[0], rcpt[0], data[0])
+            error = envelope_error(self._envelope_sender, state.batch[current.position].recipient, mail, rcpt, data)
             if error is None:
-                handle(i, wire, _Reply("sent"))
+                payload = content(current.wire.data)
+            else:  # end a DATA the server took without a valid envelope, then reset
+                payload = (b".\r\n" if data[0] == 354 else b"") + b"RSET\r\n"
+            if 421 not in codes:
+                following = self._take_ready(connection, state)
+            client.send(payload if following is None else payload + following.envelope)
+            if error is None:
+                final = client.getreply()
+                codes.append(final[0])
+                if final[0] != 250:
+                    error = smtplib.SMTPDataError(*final)
             else:
-                try:
-                    if 421 in codes:  # the server is closing the connection
-                        raise TransientDeliveryError(_detail(error))
-                    handle(i, wire, self._reply(error))
-                except TransientDeliveryError:
-                    connection.discard()
-                    if following is not None:
-                        requeue(following[0])
-                    return i
-                except BaseException:
-                    if following is not None:
-                        requeue(following[0])
-                    raise
-            if following is None:
-                return None
-            i, wire, _ = following
+                if data[0] == 354:
+                    client.getreply()
+                client.getreply()  # to RSET
+        except OSError:
+            return _Step(None, closing=False, lost=True, following=following)
+        return _Step(error, closing=421 in codes, lost=False, following=following)
 
     # -- messages ------------------------------------------------------------------------
 
