@@ -91,7 +91,7 @@ def render_all(settings: Settings, prepared: stages.PreparedWave, selection) -> 
 
 @task(name="record", cache_policy=NO_CACHE)
 def record(settings: Settings, wave: WaveRef, selection, as_of) -> tuple[int, int]:
-    treated, held_out = stages.record(settings, wave, selection, as_of)
+    treated, held_out = stages.record(settings, wave, selection, as_of, snapshot_in_background=True)
     get_run_logger().info("ledger: %d treated and %d held-out contacts recorded", treated, held_out)
     return treated, held_out
 

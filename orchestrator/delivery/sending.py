@@ -38,7 +38,7 @@ from orchestrator.execution.progress import counted_elsewhere, progress
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.journal import SendJournal
-from orchestrator.ledger.snapshots import ensure_snapshot
+from orchestrator.ledger.snapshots import ensure_snapshot_in_background
 from orchestrator.ledger.suppressions import suppress_hard_bounces
 from orchestrator.rules.kinds import channel_kind
 from orchestrator.settings import Settings
@@ -113,7 +113,23 @@ def send_pending(
     time sends a wave (a lock).
     """
     engine = connect(settings)
-    ensure_snapshot(engine, settings, wave.id)  # a run killed between recording and its snapshot
+    # the snapshot record() started in the background, or one a killed run did not write: alongside the sending
+    snapshot = ensure_snapshot_in_background(engine, settings, wave.id)
+    try:
+        return _send_pending(settings, prepared, wave, engine, channel_factory, task_channel_factory, mapper)
+    finally:
+        snapshot.wait()
+
+
+def _send_pending(
+    settings: Settings,
+    prepared: PreparedWave,
+    wave: ledger.WaveRef,
+    engine: sa.Engine,
+    channel_factory: ChannelFactory,
+    task_channel_factory: TaskChannelFactory,
+    mapper: Mapper,
+) -> int:
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
     sent_now = 0
     failures: list[str] = []
