@@ -458,11 +458,12 @@ def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
     index = pools.index()
     territorial = [kind.name for kind in kinds() if kind.pool == "territory"]
     assignees = [plan.contacts.assignee.copy() for plan in plans]
+    treated_pools = [np.where(plan.contacts.treated, plan.contacts.pool, -1) for plan in plans]  # once, not per territory
     for territory, room in pools.rep_room.items():
         p = next(index[pool] for name in territorial if (pool := pool_name(name, territory)) in index)
         picks: list[tuple[float, int, int]] = []  # (value, plan index, row)
         for k, plan in enumerate(plans):
-            rows = np.flatnonzero((plan.contacts.pool == p) & plan.contacts.treated)
+            rows = np.flatnonzero(treated_pools[k] == p)
             picks.extend((-plan.contacts.expected_value[r], k, int(r)) for r in rows)
         picks.sort()
         # round-robin over reps: every rep gets its j-th visit before any rep gets its (j+1)-th
