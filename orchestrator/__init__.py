@@ -10,8 +10,8 @@ The package's own public API is what every layer shares: the settings and the er
 campaign managers' input. It is exactly ``__all__`` (pinned by ``tests/test_public_api.py``).
 """
 
-from importlib import import_module as _import_module
 import typing as _typing
+from importlib import import_module as _import_module
 from importlib import metadata as _metadata
 
 if _typing.TYPE_CHECKING:
@@ -40,6 +40,7 @@ def __getattr__(name: str):  # noqa: ANN202 - the attribute's own type
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
 
 try:
     __version__ = _metadata.version("campaign-orchestrator")

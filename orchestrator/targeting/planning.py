@@ -458,7 +458,8 @@ def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
     index = pools.index()
     territorial = [kind.name for kind in kinds() if kind.pool == "territory"]
     assignees = [plan.contacts.assignee.copy() for plan in plans]
-    treated_pools = [np.where(plan.contacts.treated, plan.contacts.pool, -1) for plan in plans]  # once, not per territory
+    # the treated contacts' pools, once and not per territory
+    treated_pools = [np.where(plan.contacts.treated, plan.contacts.pool, -1) for plan in plans]
     for territory, room in pools.rep_room.items():
         p = next(index[pool] for name in territorial if (pool := pool_name(name, territory)) in index)
         picks: list[tuple[float, int, int]] = []  # (value, plan index, row)
