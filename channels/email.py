@@ -15,6 +15,18 @@ Payload (``Outbound``):
 ``From`` is the ``sender`` given to the channel (``"Bank <news@bank.example>"`` is fine; the
 envelope sender is its address), ``Reply-To`` the optional ``reply_to``.
 
+Building: the channel's ``MessageSkeleton`` (``channels.mime``) holds what all its messages
+share and fills in each message's parts (7bit or quoted-printable, CRLF, lines of at most 998
+octets); what it does not cover (an internationalised address, which needs SMTPUTF8, or an odd
+header) is built by the standard ``email`` package. ``signer`` (optional, e.g. DKIM) then gets
+each message's bytes and returns the bytes to send (``channels.mime.MessageSigner``).
+
+Sending: when the server offers PIPELINING (RFC 2920) and ``pipelining`` is on, each
+connection streams: one write carries a message's content and final dot plus the next
+message's MAIL, RCPT and DATA, so a message costs one round trip; its reply is reported
+through ``on_result`` before the next message's content is written, so at most one message
+per connection is in flight. Without PIPELINING, one command at a time (``smtplib``).
+
 Outcomes, per message: a 2xx reply is ``"sent"``; a 4xx reply to MAIL, RCPT or DATA is
 retried (at the end of the batch, up to ``max_retries`` times with exponential back-off
 from ``retry_wait`` plus jitter) and then ``"transient"``; a 5xx reply is ``"permanent"``

@@ -59,7 +59,7 @@ class StrictServer:
         conn.settimeout(IDLE)
         held: list[bytes] = []
         buffer = b""
-        in_data, recipient = False, None
+        in_data, recipient = False, ""
         conn.sendall(b"220 strict ESMTP\r\n")
         with conn:
             while True:
@@ -83,7 +83,7 @@ class StrictServer:
                         if line == b".":
                             in_data = False
                             with self.lock:
-                                self.received[recipient] += 1
+                                self.received[recipient] += 1  # DATA got 354: a recipient was accepted
                             held.append(b"250 2.0.0 queued\r\n")
                         continue
                     command = line.decode()
@@ -95,7 +95,7 @@ class StrictServer:
                         conn.sendall(b"".join(held))
                         held.clear()
                     elif verb == "MAIL":
-                        recipient = None
+                        recipient = ""
                         held.append(b"250 2.1.0 ok\r\n")
                     elif verb == "RCPT":
                         address = command.split("<", 1)[1].rstrip(">")
@@ -105,7 +105,7 @@ class StrictServer:
                             recipient = address
                             held.append(b"250 2.1.5 ok\r\n")
                     elif verb == "DATA":  # the last command of a group: answer the whole group now
-                        if recipient is None:
+                        if not recipient:
                             held.append(b"554 5.5.1 Error: no valid recipients\r\n")
                         else:
                             held.append(b"354 go ahead\r\n")
@@ -113,7 +113,7 @@ class StrictServer:
                         conn.sendall(b"".join(held))
                         held.clear()
                     elif verb == "RSET":
-                        recipient = None
+                        recipient = ""
                         held.append(b"250 2.0.0 ok\r\n")
                     elif verb == "QUIT":
                         held.append(b"221 2.0.0 bye\r\n")
