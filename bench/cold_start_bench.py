@@ -77,7 +77,8 @@ def main() -> None:
         "PREFECT_HOME": str(work / "prefect"),
     }
     pacsv.write_csv(customers(2_000), work / "customers.csv")
-    subprocess.run([CAMPAIGN, "import", "customers", str(work / "customers.csv")], env=env, check=True, capture_output=True)
+    importing = [CAMPAIGN, "import", "customers", str(work / "customers.csv")]
+    subprocess.run(importing, env=env, check=True, capture_output=True)
     console = Console()
     load = os.getloadavg()
     table = Table(title=f"campaign run --dry-run, cold (load average {load[0]:.2f} on {os.cpu_count()} cores)")
