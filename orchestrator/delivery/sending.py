@@ -44,6 +44,7 @@ from orchestrator.rules.kinds import channel_kind
 from orchestrator.settings import Settings
 
 CHANNEL = EMAIL
+RENDER_BATCH = 1_000  # contacts rendered and handed to the channel at once, within a page of the ledger
 
 
 class WaveIncomplete(RuntimeError):
@@ -292,12 +293,16 @@ def send_email_chunk(
         )
         with progress("send email", last - first + 1) as advance, channel_factory(settings, prepared) as channel:
             for chunk in pending:
-                messages, skipped = builder.build(chunk)
                 results: list[DeliveryResult] = []
-                try:
-                    channel.send(messages, on_result=_journalled(journal, results, advance))
-                except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
-                    failure = exc
+                skipped: list[ledger.Outcome] = []
+                for part in chunk.slices(RENDER_BATCH):  # rendered messages held a slice at a time
+                    messages, part_skipped = builder.build(part)
+                    skipped += part_skipped
+                    try:
+                        channel.send(messages, on_result=_journalled(journal, results, advance))
+                    except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
+                        failure = exc
+                        break
                 outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
                 ledger.mark_results(engine, outcomes, EMAIL)
                 journal.clear()

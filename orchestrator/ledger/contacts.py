@@ -229,6 +229,20 @@ class ContactChunk:
     def __len__(self) -> int:
         return len(self.customers)
 
+    def slices(self, size: int) -> Iterator[ContactChunk]:
+        """The chunk in consecutive parts of at most ``size`` contacts (itself when it is no larger)."""
+        if len(self) <= size:
+            yield self
+            return
+        for start in range(0, len(self), size):
+            end = start + size
+            yield ContactChunk(
+                self.customers[start:end],
+                self.contact_ids[start:end],
+                self.variants[start:end],
+                self.assignees[start:end],
+            )
+
     @classmethod
     def unrecorded(cls, customers: list[dict[str, Any]], variants: Sequence[str | None]) -> ContactChunk:
         """Customers not in the ledger yet (contact id 0, no assignee), e.g. to check or preview rendering."""

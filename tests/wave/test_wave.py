@@ -153,13 +153,17 @@ def test_invalid_addresses_are_skipped_and_reported(wave_settings, smtp, custome
     assert summary["status"] == "completed"
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-command-at-a-time", "pipelining"])
 @pytest.mark.parametrize("connections", [1, 4])
 @pytest.mark.slow
-def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, prefect_api_url, tmp_path, connections):
+def test_killed_mid_send_resumes_with_exactly_the_unsent(
+    settings, customers, prefect_api_url, tmp_path, connections, pipelining
+):
     """SIGKILL while one connection waits at RCPT. With one connection nothing is in flight and
     nothing is sent twice. With several, each other connection may have had a message accepted
     by the server but not yet journalled (SMTP has no idempotency): at most one per connection
-    can be sent again, with the same Message-ID so the receiving side can recognise it."""
+    can be sent again, with the same Message-ID so the receiving side can recognise it. The same
+    with PIPELINING, where the RCPT that waits went out with the previous message's content."""
     env = {**os.environ, **wave_environment(settings, 0), "PREFECT_API_URL": prefect_api_url}
     env["CAMPAIGN_SMTP_CONNECTIONS"] = str(connections)
     command = [
@@ -171,7 +175,7 @@ def test_killed_mid_send_resumes_with_exactly_the_unsent(settings, customers, pr
         "--wave",
         "2026-11-26",
     ]
-    with SmtpServer() as server:
+    with SmtpServer(pipelining=pipelining) as server:
         env["CAMPAIGN_SMTP_PORT"] = str(server.port)
         reached, release = pause_rcpt(server, at=150)  # in the second chunk of 100
         process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
