@@ -740,12 +740,13 @@ class EmailChannel(Channel):
             mail, rcpt, data = client.getreply(), client.getreply(), client.getreply()
             codes += (mail[0], rcpt[0], data[0])
             error = envelope_error(self._envelope_sender, state.batch[current.position].recipient, mail, rcpt, data)
+            if 421 in codes:  # the server is closing the connection: nothing more goes out on it
+                return _Step(error, closing=True, lost=False, following=None)
             if error is None:
                 payload = content(current.wire.data)
             else:  # end a DATA the server took without a valid envelope, then reset
                 payload = (b".\r\n" if data[0] == 354 else b"") + b"RSET\r\n"
-            if 421 not in codes:
-                following = self._take_ready(connection, state)
+            following = self._take_ready(connection, state)
             client.send(payload if following is None else payload + following.envelope)
             if error is None:
                 final = client.getreply()
