@@ -115,7 +115,7 @@ def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.n
     for j, (name, channel) in enumerate(spec.channels.items()):
         eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
         if channel_kind(name).pool == "territory":
-            eligible &= np.array([t is not None for t in extra[TERRITORY]], dtype=bool)
+            eligible &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
         score = scores if effects is None else np.where(np.isnan(effects[:, j]), scores, effects[:, j])
         values[eligible, j] = score[eligible] * channel.value - channel.cost
     if effects is not None and n:
@@ -208,10 +208,7 @@ def plan_cycle(
     arbitration = arbitrate(
         [s.name for s in specs],
         [s.priority for s in specs],
-        [
-            [cid for cid, r in zip(c.ids, ok.tolist(), strict=True) if r]
-            for c, ok in zip(candidates, reachable, strict=True)
-        ],
+        [np.asarray(c.ids, dtype=object)[ok] for c, ok in zip(candidates, reachable, strict=True)],
         [b[ok] for b, ok in zip(best, reachable, strict=True)],
         taken,
     )
