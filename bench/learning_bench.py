@@ -67,10 +67,11 @@ CHANNEL_RULES = {  # value, cost and eligibility per channel (modelled on rules/
 }
 
 
-def rules_text(control_share: float, scores: str = "", explore: float = 0.0) -> str:
-    """The benchmark's campaign: everybody of age, three channels, a random control group; with
-    ``explore`` > 0 that share of the treated gets a random eligible channel (``learning:``)."""
-    learning = f"learning:\n  explore: {explore}\n" if explore > 0 else ""
+def rules_text(control_share: float, scores: str = "", explore: float = 0.0, cold_start: float | None = None) -> str:
+    """The benchmark's campaign: everybody of age, three channels, a random control group and a
+    ``learning:`` section (``explore`` share of the treated gets a random eligible channel; while no
+    model gives channel effects ``cold_start``, the engine's default when None)."""
+    learning = f"learning:\n  explore: {explore}\n" + ("" if cold_start is None else f"  cold_start: {cold_start}\n")
     ff, cc, em = (CHANNEL_RULES[c] for c in ("field_force", "call_center", "email"))
     return f"""\
 name: {CAMPAIGN}
@@ -146,6 +147,14 @@ def write_rules(folder: Path, territories: list[str], args: argparse.Namespace) 
 
 def pool_of(channel: str, territory: str) -> str:
     return f"field_force:{territory}" if channel == "field_force" else channel
+
+
+def net_value(truth: pd.DataFrame, ids: np.ndarray, channels: np.ndarray) -> float:
+    """Expected net value of contacting ``ids`` through ``channels``: true effect x value - cost."""
+    gain = effect_of(truth, ids, channels)
+    value = np.array([CHANNEL_RULES[c]["value"] for c in channels.tolist()]) if len(channels) else np.zeros(0)
+    cost = np.array([CHANNEL_RULES[c]["cost"] for c in channels.tolist()]) if len(channels) else np.zeros(0)
+    return float((gain * value - cost).sum())
 
 
 def effect_of(truth: pd.DataFrame, ids: np.ndarray, channels: np.ndarray) -> np.ndarray:
@@ -229,6 +238,10 @@ class WaveResult:
     oracle: float
     oracle_contacts: dict[str, int] = field(default_factory=dict)
     retrained: str = ""
+    held_out_oracle: float = 0.0  # the oracle among the customers outside the engine's control group
+    engine_value: float = 0.0  # expected net value: sum of true effect x value - cost
+    oracle_value: float = 0.0
+    explored: int = 0
 
     def ratios(self) -> tuple[float | None, float | None]:
         return (
@@ -236,8 +249,19 @@ class WaveResult:
             self.engine / self.oracle if self.oracle > 0 else None,
         )
 
+    def value_ratio(self) -> float | None:
+        return self.engine_value / self.oracle_value if self.oracle_value > 0 else None
 
-def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, advance) -> list[WaveResult]:
+
+@dataclass
+class WorldRun:
+    """One world's waves and the cost of exploring: the planned value of a wave with and without it."""
+
+    waves: list[WaveResult]
+    exploration: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, advance) -> WorldRun:
     """The loop of one world: waves, outcomes, retraining; the measurements of each wave."""
     from orchestrator.customers.importer import import_customers
     from orchestrator.db import engine as database
@@ -245,6 +269,7 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
     from orchestrator.learning.retraining import NotEnoughData, retrain
     from orchestrator.responses.conversions import import_conversions
     from orchestrator.settings import DatabaseSettings, PathSettings, Settings
+    from orchestrator.targeting.control import control_mask
     from orchestrator.targeting.planning import ELIGIBLE, TERRITORY
     from orchestrator.wave import stages
 
@@ -261,10 +286,32 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
     territory_of = customers.set_index("customer_id")["territory"].astype(str)
     budgets = write_rules(settings.paths.rules_dir, sorted(territory_of.unique()), args)
     rules = settings.paths.rules_dir / f"{CAMPAIGN}.yaml"
+
+    def write(scores: str = "", explore: float | None = None, cold_start: float | None = None) -> None:
+        explore = args.explore if explore is None else explore
+        cold_start = args.cold_start if cold_start is None else cold_start
+        rules.write_text(rules_text(args.control_share, scores, explore, cold_start))
+
+    def planned_value(day: date, **rules_args) -> float:
+        """The expected net value of the wave the engine would plan on ``day`` (nothing recorded)."""
+        write(scores_line, **rules_args)
+        prepared = stages.prepare(settings, rules, day.isoformat())
+        [plan] = stages.plan(settings, [prepared], [stages.select_candidates(settings, prepared)])
+        contacts = plan.contacts
+        chans = np.array([c if isinstance(c, str) else "" for c in contacts.channel], dtype=object)
+        treated = (contacts.arm == "treatment") & (chans != "")
+        return net_value(truth, contacts.customer_id[treated].astype(str), chans[treated])
+
     rng = np.random.default_rng(world.seed)
     results: list[WaveResult] = []
-    targeting = "all (no model)"
+    exploration: dict[str, dict[str, float]] = {}
+    targeting, scores_line = "all (no model)", ""
     days = [FIRST_WAVE + timedelta(days=WAVE_GAP_DAYS * k) for k in range(args.waves)]
+    exploration["cold start, wave 1"] = {
+        "explored": planned_value(days[0]),
+        "not explored": planned_value(days[0], explore=0.0, cold_start=0.0),
+    }
+    write()
     for number, day in enumerate(days, start=1):
         prepared = stages.prepare(settings, rules, day.isoformat())
         audience = stages.filter_candidates(settings, prepared)  # every eligible customer, before any score cut
@@ -291,6 +338,10 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
             counts[pool_of(c, t)] = counts.get(pool_of(c, t), 0) + 1
         r_ids, r_channels = random_targeting(counts, eligible, pool_ids, territory, rng)
         o_ids, o_channels = oracle_targeting(budgets.pools(), eligible, pool_ids, territory, truth)
+        outside = ~control_mask(list(pool_ids), args.control_share, CAMPAIGN)  # the engine's control group is stable
+        h_ids, h_channels = oracle_targeting(
+            budgets.pools(), {c: e & outside for c, e in eligible.items()}, pool_ids, territory, truth
+        )
 
         # outcomes: the wave's treated and control customers buy with the hidden probabilities
         kept = contacts.arm != "global_control"
@@ -312,6 +363,10 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
             float(effect_of(truth, r_ids, r_channels).sum()),
             float(effect_of(truth, o_ids, o_channels).sum()),
             {c: int((o_channels == c).sum()) for c in CHANNELS},
+            held_out_oracle=float(effect_of(truth, h_ids, h_channels).sum()),
+            engine_value=net_value(truth, ids, chans),
+            oracle_value=net_value(truth, o_ids, o_channels),
+            explored=plan.explored,
         )
         if number < len(days):  # retrain on what came back, as of the next wave's day
             try:
@@ -322,22 +377,31 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
                     campaigns=[CAMPAIGN],
                     kind=args.model,
                     estimator=args.estimator,
+                    approach=args.approach,
                     exclude=NOT_FEATURES,
                     as_of=days[number],
                 )
             except NotEnoughData as exc:
-                result.retrained = f"not retrained: {exc}"
+                result.retrained = f"not retrained: {str(exc).split(';')[0]}"
             else:
-                result.retrained = f"v{trained.version} {trained.stage} (Qini {fmt_score(trained.challenger_score)})"
+                result.retrained = f"v{trained.version} {trained.stage}"
+                if trained.comparison is not None and trained.comparison.difference_dr is not None:
+                    result.retrained += f" (vs champion {trained.comparison.difference_dr} per 1,000)"
                 if trained.version == 1:
-                    scores = f"scores: {{model: {MODEL}, top_percent: {args.top_percent}}}\n"
-                    rules.write_text(rules_text(args.control_share, scores, args.explore))
+                    scores_line = f"scores: {{model: {MODEL}, top_percent: {args.top_percent}}}\n"
+                    write(scores_line)
                 if trained.promoted or trained.version == 1:
                     targeting = f"model v{trained.version}, top {args.top_percent:g}%"
         results.append(result)
         advance()
+    if scores_line:  # the cost of exploring once a model targets: the next wave planned with and without it
+        after = days[-1] + timedelta(days=WAVE_GAP_DAYS)
+        exploration[f"explore {args.explore:g} with model"] = {
+            "explored": planned_value(after),
+            "not explored": planned_value(after, explore=0.0),
+        }
     database.dispose_all()
-    return results
+    return WorldRun(results, exploration)
 
 
 def fmt_score(value: float | None) -> str:
@@ -350,8 +414,21 @@ def fmt(value: float | None) -> str:
 
 def world_table(world: World, results: list[WaveResult]) -> Table:
     table = Table(title=f"world {world.name}: {world.description}", title_justify="left")
-    for column in ("wave", "targeting", "treated e/c/f", "engine", "random", "oracle", "eng/rand", "eng/oracle"):
-        table.add_column(column, justify="right" if column not in ("targeting",) else "left")
+    columns = (
+        "wave",
+        "targeting",
+        "treated e/c/f",
+        "explored",
+        "engine",
+        "random",
+        "oracle",
+        "oracle w/o control",
+        "eng/rand",
+        "eng/oracle",
+        "value eng/oracle",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "targeting" else "right")
     table.add_column("retrained after", justify="left")
     for r in results:
         to_random, to_oracle = r.ratios()
@@ -359,40 +436,75 @@ def world_table(world: World, results: list[WaveResult]) -> Table:
             f"{r.wave} ({r.day})",
             r.targeting,
             "/".join(f"{r.contacts[c]:,}" for c in CHANNELS),
+            f"{r.explored:,}",
             f"{r.engine:.1f}",
             f"{r.random:.1f}",
             f"{r.oracle:.1f}",
+            f"{r.held_out_oracle:.1f}",
             fmt(to_random),
             fmt(to_oracle),
+            fmt(r.value_ratio()),
             r.retrained,
         )
     return table
 
 
+def exploration_table(runs: dict[str, WorldRun]) -> Table:
+    table = Table(title="the cost of exploring: expected net value of one wave, planned", title_justify="left")
+    for column in ("world", "when", "explored", "not explored", "cost"):
+        table.add_column(column, justify="left" if column in ("world", "when") else "right")
+    for name, run in runs.items():
+        for when, v in run.exploration.items():
+            cost = 1 - v["explored"] / v["not explored"] if v["not explored"] > 0 else None
+            table.add_row(
+                name, when, f"{v['explored']:,.0f}", f"{v['not explored']:,.0f}", "-" if cost is None else f"{cost:.1%}"
+            )
+    return table
+
+
 def summary_table(by_world: dict[str, list[WaveResult]]) -> Table:
     table = Table(title="summary over worlds (expected incremental buyers)", title_justify="left")
-    for column in ("world", "first wave eng/rand", "last wave eng/rand", "last wave eng/oracle", "all waves eng/rand"):
+    columns = (
+        "world",
+        "first wave eng/rand",
+        "last wave eng/rand",
+        "last wave eng/oracle",
+        "last wave value eng/oracle",
+        "all waves eng/rand",
+        "targets (>= 2x random, >= 0.8x oracle)",
+    )
+    for column in columns:
         table.add_column(column, justify="right" if column != "world" else "left")
     for name, results in by_world.items():
         total = sum(r.engine for r in results), sum(r.random for r in results)
+        to_random, to_oracle = results[-1].ratios()
+        met = to_random is not None and to_oracle is not None and to_random >= 2 and to_oracle >= 0.8
         table.add_row(
             name,
             fmt(results[0].ratios()[0]),
-            fmt(results[-1].ratios()[0]),
-            fmt(results[-1].ratios()[1]),
+            fmt(to_random),
+            fmt(to_oracle),
+            fmt(results[-1].value_ratio()),
             fmt(total[0] / total[1] if total[1] > 0 else None),
+            "met" if met else "NOT met",
         )
     return table
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--customers", type=int, default=8000, help="customers per world (default 8,000)")
-    parser.add_argument("--emails", type=int, default=2000, help="e-mails per wave (default 2,000)")
-    parser.add_argument("--calls", type=int, default=400, help="call tasks per wave (default 400)")
-    parser.add_argument("--visits", type=int, default=90, help="visits per wave, over 15 territories (default 90)")
+    parser.add_argument("--customers", type=int, default=40_000, help="customers per world (default 40,000)")
+    parser.add_argument("--emails", type=int, default=10_000, help="e-mails per wave (default 10,000)")
+    parser.add_argument("--calls", type=int, default=2_000, help="call tasks per wave (default 2,000)")
+    parser.add_argument("--visits", type=int, default=400, help="visits per wave, over 15 territories (default 400)")
     parser.add_argument("--waves", type=int, default=3, help="waves per world (default 3)")
-    parser.add_argument("--control-share", type=float, default=0.3, help="random control group share (default 0.3)")
+    parser.add_argument(
+        "--control-share",
+        type=float,
+        default=0.1,
+        help="random control group share (default 0.1; the oracle keeps no control group, so a share s costs the "
+        "engine up to s of the oracle where high-effect customers are scarce: see 'oracle w/o control')",
+    )
     parser.add_argument(
         "--top-percent",
         type=float,
@@ -407,9 +519,24 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
         help="what is retrained between waves: an effect per channel (default) or one effect of a contact",
     )
     parser.add_argument(
-        "--estimator", default="logistic", choices=["logistic", "gradient_boosting"], help="the model's learner"
+        "--estimator",
+        default=None,
+        choices=["logistic", "gradient_boosting"],
+        help="the model's learner (default: the model kind's, see DEFAULTS in orchestrator/learning/retraining.py)",
     )
-    parser.add_argument("--explore", type=float, default=0.0, help="learning: explore share of the treated (0)")
+    parser.add_argument(
+        "--approach",
+        default=None,
+        help="the meta-learner: t_learner, x_learner or pooled for channel_uplift; two_model, class_transformation "
+        "for uplift (default: the kind's)",
+    )
+    parser.add_argument("--explore", type=float, default=0.1, help="learning: explore share of the treated (0.1)")
+    parser.add_argument(
+        "--cold-start",
+        type=float,
+        default=None,
+        help="learning: cold_start share while no model gives channel effects (default: the engine's)",
+    )
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=list(WORLDS), help="default: all")
     parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (a throwaway schema per world)")
     args = parser.parse_args(argv)
@@ -420,6 +547,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
 
     engine_progress.disable()  # one progress bar: the benchmark's
     by_world: dict[str, list[WaveResult]] = {}
+    runs: dict[str, WorldRun] = {}
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("waves", total=len(args.worlds) * args.waves)
         for name in args.worlds:
@@ -433,7 +561,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
                 else:
                     url = f"sqlite:///{folder / 'engine.db'}"
                 try:
-                    by_world[name] = run_world(world, args, folder, url, lambda: bar.advance(task))
+                    runs[name] = run_world(world, args, folder, url, lambda: bar.advance(task))
+                    by_world[name] = runs[name].waves
                 finally:
                     if schema is not None and args.postgres:
                         drop_schema(args.postgres, schema)
@@ -453,14 +582,19 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
                         "engine": round(r.engine, 2),
                         "random": round(r.random, 2),
                         "oracle": round(r.oracle, 2),
+                        "oracle_without_control": round(r.held_out_oracle, 2),
                         "engine_to_random": r.ratios()[0],
                         "engine_to_oracle": r.ratios()[1],
+                        "value_engine_to_oracle": r.value_ratio(),
+                        "explored": r.explored,
                         "retrained": r.retrained,
                     }
                     for r in by_world[name]
                 ],
+                "exploration": {k: {x: round(y, 2) for x, y in v.items()} for k, v in runs[name].exploration.items()},
             }
             print(json.dumps(line), flush=True)  # one line per world, for machines
+    console.print(exploration_table(runs))
     console.print(summary_table(by_world))
     return by_world
 

@@ -90,6 +90,48 @@ def _lapsed(c: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def _smooth(c: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Effects that change smoothly with the features (no thresholds): e-mail fades with age, calls grow with
+    revenue and fall with recency, visits rise with revenue for the over-50s and annoy the young."""
+    age = c["age"].to_numpy().astype(float)
+    revenue = c["revenue_12m"].to_numpy()
+    recency = c["recency_days"].to_numpy().astype(float)
+    saturating = revenue / (revenue + 1500.0)
+    return {
+        "email": 0.08 / (1.0 + np.exp((age - 45.0) / 8.0)),
+        "call_center": 0.22 * saturating * np.exp(-recency / 250.0) - 0.02,
+        "field_force": np.where(age >= 50, 0.45 * saturating, -0.05 * saturating),
+    }
+
+
+def _sleeping_dogs(c: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Most contacts harm: e-mail annoys recent buyers, calls annoy everyone but silver customers in the
+    Central and East regions, visits work only for gold customers of a few territories."""
+    region = c["region"].to_numpy()
+    segment = c["segment"].to_numpy()
+    recency = c["recency_days"].to_numpy()
+    territory = c["territory"].to_numpy().astype(str)
+    silver_ce = (segment == "silver") & np.isin(region, ["Central", "East"])
+    return {
+        "email": np.where(recency < 60, -0.03, np.where(segment == "bronze", 0.0, 0.03)),
+        "call_center": np.where(silver_ce, 0.16, -0.04),
+        "field_force": np.where((segment == "gold") & np.isin(territory, ["T01", "T12", "T22", "T31"]), 0.40, -0.03),
+    }
+
+
+def _consent_age(c: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Effects that depend on what the customer agreed to and on age bands: e-mail works for those who
+    also gave phone consent (engaged customers), calls for the 55-75s, visits for the 30-45s with revenue."""
+    age = c["age"].to_numpy()
+    engaged = c["consent_phone"].to_numpy().astype(bool)
+    revenue = c["revenue_12m"].to_numpy()
+    return {
+        "email": np.where(engaged, 0.05, 0.005),
+        "call_center": np.where((age >= 55) & (age <= 75), 0.13, np.where(age < 25, -0.05, 0.01)),
+        "field_force": np.where((age >= 30) & (age <= 45) & (revenue > 2000), 0.33, 0.02),
+    }
+
+
 WORLDS = {
     world.name: world
     for world in (
@@ -113,6 +155,27 @@ WORLDS = {
             "recency thresholds: calls move lapsed customers and annoy recent ones, e-mail grows with revenue",
             lambda c: 0.02 + 0.04 * (c["recency_days"].to_numpy() < 60),
             _lapsed,
+        ),
+        World(
+            "smooth",
+            404,
+            "smooth effects without thresholds: e-mail fades with age, calls grow with revenue, visits by age",
+            lambda c: 0.03 + 0.00001 * c["revenue_12m"].to_numpy(),
+            _smooth,
+        ),
+        World(
+            "sleeping-dogs",
+            505,
+            "most contacts harm; calls help silver customers in two regions, visits gold ones in four territories",
+            lambda c: 0.05 + 0.02 * (c["segment"] == "gold").to_numpy(),
+            _sleeping_dogs,
+        ),
+        World(
+            "consent-age",
+            606,
+            "e-mail works for customers who also gave phone consent, calls for the 55-75s, visits for rich 30-45s",
+            lambda c: 0.04 - 0.01 * (c["age"].to_numpy() > 60),
+            _consent_age,
         ),
     )
 }

@@ -12,6 +12,7 @@ attribution windows of the last waves closed).
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import TYPE_CHECKING, cast
 
 from prefect import flow, get_run_logger, task
@@ -34,6 +35,9 @@ def train_and_judge(
     outcome: str | None,
     exclude: list[str],
     channel: str | None,
+    estimator: str | None = None,
+    approach: str | None = None,
+    as_of: date | None = None,
 ) -> RetrainResult:
     from orchestrator.db.engine import connect
     from orchestrator.learning.retraining import Kind, retrain
@@ -48,6 +52,9 @@ def train_and_judge(
         outcome=outcome,
         exclude=exclude,
         channel=channel,
+        estimator=estimator,
+        approach=approach,
+        as_of=as_of,
     )
 
 
@@ -60,13 +67,20 @@ def retrain_model(
     outcome: str | None = None,
     exclude: list[str] | None = None,
     channel: str | None = None,
+    estimator: str | None = None,
+    approach: str | None = None,
+    as_of: date | None = None,
 ) -> dict:
-    """Retrain model ``name`` on the campaigns' waves.
+    """Retrain model ``name`` on the campaigns' waves (up to ``as_of``, default today).
 
-    The new version is promoted if it beats the champion by ``margin``.
+    The new version is promoted if it beats the champion by ``margin`` (for uplift models: its
+    targeting's net value per 1,000 customers on the later waves, off-policy, with 95% confidence).
+    ``estimator`` and ``approach`` default to the model kind's.
     """
     settings = get_settings()  # once, at the start; passed to the task, never a parameter (secrets)
-    result = train_and_judge(settings, name, campaigns, kind, margin, outcome, exclude or [], channel)
+    result = train_and_judge(
+        settings, name, campaigns, kind, margin, outcome, exclude or [], channel, estimator, approach, as_of
+    )
     get_run_logger().info("%s v%d: %s", name, result.version, result.reason)
     key = f"retrain-{name}".lower().replace("_", "-")[:100]
     create_table_artifact(
@@ -78,6 +92,15 @@ def retrain_model(
         f"# {name} v{result.version}\n\n**{result.reason}**\n\n{notes}\n```json\n{lineage}\n```\n",
         key=f"{key}-lineage"[:100],
     )
+    if result.comparison is not None:
+        create_table_artifact(
+            result.comparison.table_rows(),
+            key=f"{key}-off-policy"[:100],
+            description=(
+                f"{name}: what each targeting would have achieved on {', '.join(result.comparison.waves)} "
+                f"({result.comparison.rows:,} logged customers; off-policy, 95% intervals)"
+            ),
+        )
     return {
         "name": name,
         "version": result.version,
@@ -89,4 +112,9 @@ def retrain_model(
         "champion_score": result.champion_score,
         "rows": result.rows,
         "notes": result.notes,
+        "estimator": result.lineage.get("estimator"),
+        "approach": result.lineage.get("approach"),
+        "as_of": result.lineage.get("as_of"),
+        "off_policy": None if result.comparison is None else result.comparison.as_dict(),
+        "support": (result.lineage.get("support") or {}),
     }

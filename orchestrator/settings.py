@@ -17,6 +17,7 @@ environment, or, for chunks, get the flow's object as an argument.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -134,6 +135,15 @@ class LinkSettings(BaseSettings):
         description="Key that signs link tokens. Unset: a random key is generated once and kept in the data folder.",
         min_length=16,
     )
+    unsubscribe_days: int = Field(
+        90,
+        ge=60,
+        le=3650,
+        description="Days an unsubscribe link keeps working after the e-mail was made (bulk-sender rules: 60 or more).",
+    )
+    tracking_days: int = Field(
+        180, ge=1, le=3650, description="Days the open pixel, tracked links and a message's tracking token are counted."
+    )
 
 
 class WebhookEndpoint(BaseModel):
@@ -185,6 +195,9 @@ class ApiSource(BaseModel):
     channels: tuple[str, ...] = Field(
         (), description="Channels whose contacts this source may report on; empty = the source's own name."
     )
+    erase: bool = Field(
+        False, description="May request erasures (POST /v1/erasures), e.g. the privacy tool; no outcome rights needed."
+    )
 
 
 class ApiSettings(BaseSettings):
@@ -202,6 +215,30 @@ class ApiSettings(BaseSettings):
         300, ge=1, le=3600, description="How far a request's webhook-timestamp may be from now (replay protection)."
     )
     max_batch: int = Field(10_000, ge=1, le=1_000_000, description="Most events in one request.")
+    max_body_bytes: int = Field(
+        16 * 2**20,
+        ge=1024,
+        le=2**30,
+        description="Largest request body in bytes; a larger one is refused with 413 before more of it is read.",
+    )
+    max_buffered_bytes: int = Field(
+        64 * 2**20,
+        ge=1024,
+        le=2**32,
+        description="Request bodies held in memory at once, over all requests; beyond it new bodies get 503.",
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a client may take to send a request body; slower ones get 408."
+    )
+    source_rate: float = Field(
+        20.0, gt=0, le=100_000, description="Requests per second each source may make (a burst of one second's worth)."
+    )
+    parse_threads: int = Field(
+        2, ge=1, le=64, description="Threads that verify, parse and store outcome batches (off the event loop)."
+    )
+    max_connections: int = Field(
+        256, ge=1, le=100_000, description="Connections served at once by `campaign api`; more get 503."
+    )
     click_hosts: tuple[str, ...] = Field(
         (), description="Hosts click redirects may lead to (besides signed URLs); empty = signed URLs only."
     )
@@ -261,10 +298,32 @@ class Settings(BaseSettings):
 
         path = self.paths.data_dir / "link-secret.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            private_dir(path.parent)
+            with private_file(path) as handle:
+                handle.write(secrets.token_urlsafe(32).encode())
         return path.read_text().strip()
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner may enter (0700), made with its parents if missing.
+
+    Folders the engine creates in the data folder (snapshots, journals, previews, reports)
+    hold personal data or secrets, whatever the process's umask.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        try:
+            path.chmod(0o700)
+        except PermissionError:  # not ours (e.g. a shared parent given by the operator): leave it
+            pass
+    return path
+
+
+def private_file(path: Path, mode: str = "wb"):  # noqa: ANN201 - a file object of open()
+    """Open ``path`` for writing as a file only its owner may read (0600), whatever the umask."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC), 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, mode)
 
 
 _current: ContextVar[Settings | None] = ContextVar("campaign_settings", default=None)

@@ -40,7 +40,15 @@ def api(
         f"response API on http://{host}:{port} (docs: /docs); "
         f"sources: {', '.join(sorted(settings.api.sources)) or 'none'}"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        limit_concurrency=settings.api.max_connections,  # beyond it: 503
+        timeout_keep_alive=5,  # an idle connection holds nothing for long
+    )
 
 
 api_command = api

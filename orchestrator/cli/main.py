@@ -8,6 +8,7 @@ a wave could not finish (the output says why and what to do), 2 on wrong usage.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,10 +22,16 @@ from flows.run import run_cycle
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
 from orchestrator.cli.dlq import dlq_app
+from orchestrator.cli.erase import erase_command
 from orchestrator.cli.models import models_app
 from orchestrator.cli.output import console, err, fail, print_problems
 from orchestrator.cli.policy import policy_app, suppressions_app
-from orchestrator.cli.report import import_conversions_command, import_results_command, report_command
+from orchestrator.cli.report import (
+    global_report_command,
+    import_conversions_command,
+    import_results_command,
+    report_command,
+)
 from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
 from orchestrator.errors import ValidationFailed
@@ -42,8 +49,10 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(dlq_app, name="dlq")
 app.command("report")(report_command)
+app.command("report-global")(global_report_command)
 app.command("api")(api_command)
 app.command("serve")(serve_command)
+app.command("erase")(erase_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
@@ -51,7 +60,9 @@ import_app.command("results")(import_results_command)
 
 @app.callback()
 def _prefect_defaults(ctx: typer.Context) -> None:
-    """While a command runs, an ephemeral Prefect server it starts sends no usage telemetry (unless told otherwise)."""
+    """While a command runs, an ephemeral Prefect server it starts sends no usage telemetry (unless told otherwise);
+    every file it writes is its user's alone (umask 077: files 0600, folders 0700)."""
+    os.umask(0o077)
     ctx.with_resource(analytics_opt_out())
 
 
@@ -135,6 +146,7 @@ def import_customers_command(
         ("new customers", report.inserted),
         ("updated customers", report.updated),
         ("unreadable rows (skipped)", len(report.bad_rows)),
+        ("erased customers (skipped)", report.erased_skipped),
         ("columns", len(report.columns)),
         ("ids", "generated from row numbers" if report.id_generated else "from the file"),
     ):

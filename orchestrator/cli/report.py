@@ -3,10 +3,15 @@
 * ``report CAMPAIGN [--wave KEY ...] [--format table|json] [--html FILE]``: treated against
   control per wave, channel, variant and score decile (``orchestrator.success.report``), measured as
   the campaign's rules file says (``success:``); for imported historical results name the
-  outcome (``--outcome visited``) and the money column (``--revenue spend``).
+  outcome (``--outcome visited``) and the money column (``--revenue spend``). ``--by COLUMN``
+  (repeatable) breaks the lift down by customer columns as they were at selection time;
+  ``--covariate COLUMN`` adds covariates to the regression adjustment; ``--as-of DATE`` reads
+  the report as of that day (which windows are open).
+* ``report-global [--month YYYY-MM ...]``: the global control group against everybody else, per
+  month: what all campaigns together add (``orchestrator.success.global_control``).
 * ``import conversions FILE [--strict]``: purchases/goals to attribute to waves.
-* ``import results FILE --campaign NAME --arm-column arm --control-label control --outcome visited ...``:
-  a campaign run elsewhere.
+* ``import results FILE --campaign NAME --arm-column arm --control-label control --outcome visited ...
+  [--covariate COLUMN ...]``: a campaign run elsewhere, with pre-period covariates.
 
 Registered in ``cli.py``: ``report_command`` as ``report``, the import commands on ``import_app``.
 """
@@ -26,7 +31,7 @@ from orchestrator.errors import ValidationFailed
 from orchestrator.settings import get_settings
 from orchestrator.success.campaign import build_campaign_report
 
-__all__ = ["import_conversions_command", "import_results_command", "report_command"]
+__all__ = ["global_report_command", "import_conversions_command", "import_results_command", "report_command"]
 
 
 def report_command(
@@ -36,6 +41,15 @@ def report_command(
     html: Annotated[Path | None, typer.Option(help="Also write an HTML report with charts to this file.")] = None,
     outcome: Annotated[str | None, typer.Option(help="Imported results: the outcome column that is success.")] = None,
     revenue: Annotated[str | None, typer.Option(help="Imported results: the money outcome column.")] = None,
+    by: Annotated[
+        list[str] | None, typer.Option(help="Break the lift down by this customer column (repeat the option).")
+    ] = None,
+    covariate: Annotated[
+        list[str] | None, typer.Option(help="Also adjust the lift for this numeric customer column (repeat).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Read the report as of this day (default today).")
+    ] = None,
 ) -> None:
     """Success control: treated against control, lift with confidence, revenue, cost, ROI."""
     from orchestrator.success.data import CampaignNotFound
@@ -43,8 +57,18 @@ def report_command(
 
     if format_ not in ("table", "json"):
         raise typer.BadParameter("--format is table or json")
+    day = _day(as_of, "--as-of")
     try:
-        report = build_campaign_report(get_settings(), campaign, waves=wave, outcome=outcome, revenue=revenue)
+        report = build_campaign_report(
+            get_settings(),
+            campaign,
+            waves=wave,
+            outcome=outcome,
+            revenue=revenue,
+            covariates=covariate,
+            by=by,
+            as_of=day,
+        )
     except CampaignNotFound as exc:
         raise fail(str(exc)) from exc
     except ValidationFailed as exc:
@@ -94,6 +118,10 @@ def import_results_command(
     id_column: Annotated[str, typer.Option(help="Column with the customer id.")] = "customer_id",
     wave: Annotated[str | None, typer.Option(help="Wave key; default the file name.")] = None,
     wave_date: Annotated[str | None, typer.Option("--date", help="Date the campaign ran, e.g. 2026-03-01.")] = None,
+    covariate: Annotated[
+        list[str] | None,
+        typer.Option(help="Numeric column known before the campaign (e.g. last year's spend), for CUPED (repeat)."),
+    ] = None,
 ) -> None:
     """Import the results of a campaign run elsewhere (arms and outcomes per customer)."""
     from orchestrator.db.engine import connect
@@ -118,6 +146,7 @@ def import_results_command(
             wave_key=wave,
             wave_date=day,
             settings=get_settings(),
+            covariates=covariate,
         )
     except ValidationFailed as exc:
         print_problems(exc.problems)
@@ -131,6 +160,44 @@ def import_results_command(
         table.add_row(f"arm {arm}" + (" (control)" if arm == control_label else ""), f"{n:,}")
     for column, kind in report.outcomes.items():
         table.add_row(f"outcome {column}", kind)
+    if report.covariates:
+        table.add_row("covariates", ", ".join(report.covariates))
     table.add_row("outcome events", f"{report.events:,}")
     console.print(table)
     console.print(f"analyse it with: campaign report {campaign}")
+
+
+def global_report_command(
+    month: Annotated[list[str] | None, typer.Option(help="Only this month, e.g. 2026-03 (repeat the option).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table (terminal) or json.")] = "table",
+    html: Annotated[Path | None, typer.Option(help="Also write the report as an HTML page to this file.")] = None,
+) -> None:
+    """What marketing as a whole adds: the global control group against everybody else, per month."""
+    from orchestrator.db.engine import connect
+    from orchestrator.success.global_control import NoGlobalControl, global_control_report
+    from orchestrator.success.global_render import print_global_report, write_global_html
+
+    if format_ not in ("table", "json"):
+        raise typer.BadParameter("--format is table or json")
+    settings = get_settings()
+    try:
+        report = global_control_report(connect(settings), settings, months=month)
+    except NoGlobalControl as exc:
+        raise fail(str(exc)) from exc
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from exc
+    if format_ == "json":
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        print_global_report(report, console)
+    if html is not None:
+        console.print(f"HTML report written to {write_global_html(report, html)}")
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"'{text}' is not a date like 2026-03-01", param_hint=option) from exc

@@ -19,7 +19,9 @@
   ``executemany``), then one ``INSERT ... SELECT ... ON CONFLICT (customer_id) DO UPDATE``. Existing
   customers are updated, new ones inserted, columns new in the file are added, columns missing in
   the file are left as they are. Any failure leaves the table as it was.
-- **Privacy**: errors and the report name lines and columns, never cell values.
+- **Privacy**: errors and the report name lines and columns, never cell values. Customers that
+  were erased (``orchestrator.ledger.erasure``: a ``do_not_contact`` entry with source
+  ``erasure``) are not imported again; the report counts them (``erased_skipped``).
 
 This module shapes the rows (the key, loadable types); reading the file is
 ``orchestrator.customers.files``, writing to the database ``orchestrator.customers.load``, and the
@@ -41,6 +43,7 @@ from orchestrator.customers.files import CustomerFile, RowIssue, read_customer_f
 from orchestrator.customers.load import load_customers
 from orchestrator.customers.report import BadRow, ImportFailed, ImportReport
 from orchestrator.customers.table import ID_COLUMN
+from orchestrator.db.tables import ERASURE_SOURCE, Suppression, table_of
 
 __all__ = ["BadRow", "ImportFailed", "ImportReport", "import_customers"]
 
@@ -76,6 +79,7 @@ def import_customers(
     report = ImportReport(rows_read=source.rows_read, renamed=source.renamed())
     rows, issues = _customer_rows(source, report)
     report.bad_rows = source.bad_rows(issues)
+    rows = _without_erased(engine, rows, report)
     if strict and report.bad_rows:
         message = f"{len(report.bad_rows)} bad row(s); strict mode imports nothing"
         raise ImportFailed(path, message, bad_rows=report.bad_rows, report=report)
@@ -93,6 +97,30 @@ def import_customers(
 
 
 # --- shaping -------------------------------------------------------------------------------
+
+
+def _without_erased(engine: sa.Engine, rows: pa.Table, report: ImportReport) -> pa.Table:
+    """``rows`` without the customers an erasure left a ``do_not_contact`` entry for (counted in the report)."""
+    suppressions = table_of(Suppression)
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(suppressions.name):
+            return rows
+        erased = (
+            conn.execute(
+                sa.select(suppressions.c.customer_id).where(
+                    suppressions.c.reason == "do_not_contact",
+                    suppressions.c.channel == "*",
+                    suppressions.c.source == ERASURE_SOURCE,
+                )
+            )
+            .scalars()
+            .all()
+        )
+    if not erased:
+        return rows
+    hit = pc.is_in(rows.column(ID_COLUMN), value_set=pa.array(erased, type=pa.string()))
+    report.erased_skipped = int(pc.sum(hit).as_py() or 0)
+    return rows.filter(pc.invert(hit)) if report.erased_skipped else rows
 
 
 def _customer_rows(source: CustomerFile, report: ImportReport) -> tuple[pa.Table, list[RowIssue]]:

@@ -42,6 +42,7 @@ class ImportReport:
     renamed: dict[str, str] = field(default_factory=dict)
     bad_rows: list[BadRow] = field(default_factory=list)
     id_generated: bool = False
+    erased_skipped: int = 0  # rows of erased customers (do_not_contact from an erasure): not imported
 
 
 class ImportFailed(ValueError):

@@ -9,6 +9,12 @@ Contracts:
 * ``tables``: the SQLModel/SQLAlchemy tables (waves, contacts, batches, events, models ...).
 * ``bulk``: column-oriented inserts (COPY on PostgreSQL, executemany elsewhere) and the staged
   insert-if-new used by every import.
+* ``audit``: the audit trail, table ``audit_events`` (migration 0007): append-only (the database
+  refuses UPDATE and DELETE), one row per action with ``occurred_at``, ``actor`` (who asked),
+  ``action`` (e.g. ``erase``), ``subject`` (what, identifying no person) and ``counts`` (JSON,
+  rows affected by kind); never personal data. ``audit.record(conn, ...)`` appends in the
+  caller's transaction; ``audit.events(engine)`` reads. Erasures (``orchestrator.ledger.erasure``)
+  are its first user; any other action may record itself the same way.
 
 May import: ``orchestrator.settings``, ``orchestrator.errors``.
 """

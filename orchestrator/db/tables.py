@@ -110,6 +110,11 @@ class Contact(SQLModel, table=True):
     channel_propensity: float | None = Field(
         default=None, description="Probability with which the contact got its channel (exploration: learning.explore)."
     )
+    eligible_channels: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The campaign's channels the customer was eligible for, comma-separated.",
+    )
     batch_id: int | None = Field(
         default=None,
         sa_column=sa.Column(sa.BigInteger, nullable=True, index=True),
@@ -214,6 +219,10 @@ class ModelVersion(SQLModel, table=True):
     promoted_at: datetime | None = Field(default=None, description="When the version last became champion.")
 
 
+ERASURE_SOURCE = "erasure"
+"""``source`` of the ``do_not_contact`` suppression an erasure leaves: imports skip these ids."""
+
+
 class Suppression(SQLModel, table=True):
     """A customer who must not be contacted on a channel ('*' = every channel), and why."""
 
@@ -288,3 +297,25 @@ class Conversion(SQLModel, table=True):
     product: str = Field(default="", max_length=200, nullable=False)
     source: str | None = Field(default=None, max_length=200, description="File it was imported from.")
     imported_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One thing done to the data, appended and never changed (``orchestrator.db.audit``).
+
+    No personal data: ``actor`` names who asked (a user, a privacy tool's source name, a
+    ticket), ``subject`` what was acted on in words that identify no person (e.g. "3 customers"),
+    ``counts`` how many rows of what were affected.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_action_time", "action", "occurred_at"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    occurred_at: datetime = Field(default_factory=utcnow, nullable=False)
+    actor: str = Field(max_length=200, nullable=False)
+    action: str = Field(max_length=50, nullable=False)
+    subject: str | None = Field(default=None, max_length=200)
+    counts: dict = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))

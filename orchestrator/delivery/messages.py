@@ -7,13 +7,16 @@ signed one-click unsubscribe link, signed tracking token). ``render_check`` rend
 treated customers of a selection, a sample before a real wave or all of them in a dry run,
 and collects every distinct template problem. Nothing here logs or reports customer data.
 
-Tracking: every message carries a token signed with the link secret (``itsdangerous``,
-salt ``"tracking"``, so it is never valid as an unsubscribe token or vice versa) over
-``[wave_id, contact_id]``, the same for a contact on every re-send. It is sent as the
+Tracking: every message carries an opaque link token (``orchestrator.templates.links.LinkTokens``,
+purpose ``tracking``, so it is never valid as an unsubscribe token or vice versa) of
+``(wave_id, contact_id)``, the same for a contact re-sent on the same day. It is sent as the
 header ``X-Campaign-Token`` and given to templates as ``tracking_token`` and
-``open_pixel_url`` (``{links.base_url}/o/{token}.gif``). ``read_tracking_token`` verifies
-one and returns ``(wave_id, contact_id)``; a token altered, cut or signed with another key
-raises ``InvalidTrackingToken``. The token holds no customer data, only ledger ids.
+``open_pixel_url`` (``{links.base_url}/o/{token}.gif``); the unsubscribe link carries the
+contact's ``unsubscribe`` token. ``read_tracking_token`` returns ``(wave_id, contact_id)``;
+a token altered, cut, made with another key or older than ``links.tracking_days`` raises
+``InvalidTrackingToken`` (``PreviewLinkToken`` for a preview's). A builder without a wave
+(preview, dry run, the sample rendered before a wave) makes preview tokens, which the
+response API refuses. No token shows an id, let alone customer data.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from itsdangerous import BadData, URLSafeSerializer
 
 from channels.base import Outbound
 from orchestrator.customers.table import ID_COLUMN, among_ids
@@ -40,7 +42,7 @@ from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.kinds.email import EmailChannelSpec
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import Settings
-from orchestrator.templates.links import click_link, click_signer
+from orchestrator.templates.links import InvalidLinkToken, LinkTokens, click_link, click_signer, today_number
 from orchestrator.templates.loader import RenderError, TemplateSet
 
 __all__ = [
@@ -54,7 +56,6 @@ __all__ = [
     "render_check",
 ]
 
-TRACKING_SALT = "tracking"
 TRACKING_HEADER = "X-Campaign-Token"
 
 
@@ -85,37 +86,14 @@ def normalized_address(address: str) -> str | None:
         return None
 
 
-class InvalidTrackingToken(ValueError):
-    """A tracking token that was altered, cut, or signed with another key."""
-
-
-def _tracking_signer(secret: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret, salt=TRACKING_SALT)
+InvalidTrackingToken = InvalidLinkToken
+"""A tracking token that was altered, cut, made with another key, expired (``ExpiredLinkToken``)
+or made by a preview (``PreviewLinkToken``)."""
 
 
 def read_tracking_token(settings: Settings, token: str) -> tuple[int, int]:
-    """``(wave_id, contact_id)`` of a tracking token made by ``MessageBuilder``.
-
-    Raises ``InvalidTrackingToken`` when the signature does not match (altered, cut, made
-    with another ``CAMPAIGN_LINKS_SECRET_KEY``, or another kind of token such as an
-    unsubscribe token) or the payload is not two ids.
-    """
-    try:
-        payload = _tracking_signer(settings.link_secret()).loads(token)
-    except BadData as exc:
-        raise InvalidTrackingToken(
-            "The tracking token is not valid: it was altered or cut, or signed with another key "
-            "(CAMPAIGN_LINKS_SECRET_KEY). Expected a token from the X-Campaign-Token header or an open pixel URL."
-        ) from exc
-    if not (
-        isinstance(payload, list)
-        and len(payload) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
-    ):
-        raise InvalidTrackingToken(
-            f"The tracking token must hold [wave_id, contact_id]. Got {type(payload).__name__} instead."
-        )
-    return payload[0], payload[1]
+    """``(wave_id, contact_id)`` of a tracking token made by ``MessageBuilder``; see the module docstring."""
+    return LinkTokens(settings.link_secret()).read("tracking", token, max_age_days=settings.links.tracking_days)
 
 
 @dataclass
@@ -154,17 +132,18 @@ class MessageBuilder:
         self.address_column = email.address_column
         self.base_url = settings.links.base_url.rstrip("/")
         self.mailto = settings.links.unsubscribe_mailto
-        self.signer = URLSafeSerializer(settings.link_secret(), salt="unsubscribe")
-        self.tracker = _tracking_signer(settings.link_secret())
-        self.clicks = click_signer(settings.link_secret())
+        preview = wave_id is None  # preview, dry run, sample: links that act on no real customer
+        self.tokens = LinkTokens(settings.link_secret(), preview=preview)
+        self.issued = today_number()
+        self.clicks = click_signer(settings.link_secret() + (":preview" if preview else ""))
         sender = parseaddr(email.sender)[1]
         self.domain = sender.rpartition("@")[2] or "campaign.local"
 
     def context(self, customer: Mapping[str, Any], contact_id: int) -> dict:
         """The template context of one contact: its customer columns plus campaign, wave and links."""
         context = {k: v for k, v in customer.items() if not k.startswith("_")}
-        token = self.signer.dumps([self.wave_id or 0, customer[ID_COLUMN]])
-        tracking = self.tracker.dumps([self.wave_id or 0, contact_id])
+        token = self.tokens.make("unsubscribe", self.wave_id or 0, contact_id, issued=self.issued)
+        tracking = self.tokens.make("tracking", self.wave_id or 0, contact_id, issued=self.issued)
         context.update(
             campaign=self.spec.name,
             wave=self.wave_key,

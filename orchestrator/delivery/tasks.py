@@ -75,7 +75,7 @@ class TaskBuilder:
         self.wave_key = wave_key
         self.wave_id = wave_id
         self.as_of = as_of
-        self.signer = outcome_signer(settings)
+        self.signer = outcome_signer(settings, preview=wave_id is None)  # previews: refs the API refuses
         self.outcome_url = settings.links.base_url.rstrip("/") + OUTCOME_PATH
 
     def context(self, customer: Mapping[str, Any]) -> dict:
@@ -177,13 +177,15 @@ def visit_task(builder: TaskBuilder, contact: Contact, parts: dict[str, str], fi
     return Outbound(contact.id, rep, parts, task_id(builder.wave_id, contact.id), fields=fields)
 
 
-def outcome_signer(settings: Settings) -> Signer:
+def outcome_signer(settings: Settings, *, preview: bool = False) -> Signer:
     """Signs outcome references: the task id plus an HMAC, e.g. ``w12-c345.<signature>``.
 
     The key is derived from the link secret once (itsdangerous' derivation with its own salt),
     then every task is signed with it directly: a million references sign in seconds.
+    ``preview``: the key of previews and dry runs, whose references the API never accepts.
     """
-    derived = Signer(settings.link_secret(), salt=OUTCOME_SALT).derive_key()
+    salt = OUTCOME_SALT + (":preview" if preview else "")
+    derived = Signer(settings.link_secret(), salt=salt).derive_key()
     return Signer(derived, key_derivation="none")
 
 

@@ -31,12 +31,19 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from orchestrator.learning.evaluation import LEVEL, Comparison, LoggedRows, allocation_policy, compare
 from orchestrator.learning.training_data import TrainingSet, features_of, measure_of, split_by_time, training_frame
 from orchestrator.scoring import registry
 from orchestrator.settings import Settings
 
 Kind = Literal["response", "uplift", "channel_uplift"]
 METRIC = {"response": "roc_auc", "uplift": "qini_auc", "channel_uplift": "qini_auc"}
+DEFAULTS: dict[str, dict[str, str]] = {
+    "response": {"estimator": "logistic", "approach": "-"},
+    "uplift": {"estimator": "logistic", "approach": "two_model"},
+    # chosen by bench/learning_bench.py over its worlds (docs/models.md)
+    "channel_uplift": {"estimator": "gradient_boosting", "approach": "t_learner"},
+}
 
 
 class NotEnoughData(ValueError):
@@ -58,6 +65,7 @@ class RetrainResult:
     rows: int
     lineage: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    comparison: Comparison | None = None  # off-policy evaluation on the validation waves (uplift kinds)
 
     def as_rows(self) -> list[dict]:
         """The comparison as table rows (Prefect artifact, CLI)."""
@@ -94,8 +102,8 @@ def retrain(
     kind: Kind = "uplift",
     outcome: str | None = None,
     margin: float = 0.0,
-    estimator: str = "logistic",
-    approach: str = "two_model",
+    estimator: str | None = None,
+    approach: str | None = None,
     exclude: Sequence[str] = (),
     as_of: date | None = None,
     validation_share: float = 0.3,
@@ -105,9 +113,13 @@ def retrain(
     """Train, judge and maybe promote a new version of model ``name``; see the module docstring.
 
     ``channel`` keeps only the contacts of that channel (a model per campaign and channel).
+    ``estimator`` and ``approach`` default to the kind's (``DEFAULTS``).
     """
     if kind not in METRIC:
         raise ValueError(f"kind must be response, uplift or channel_uplift; got {kind!r}")
+    estimator = estimator or DEFAULTS[kind]["estimator"]
+    approach = approach or DEFAULTS[kind]["approach"]
+    as_of = as_of or date.today()
     data = training_frame(engine, settings, campaigns, as_of=as_of, outcome=outcome)
     frame = data.frame
     if channel is not None and not frame.empty:
@@ -119,10 +131,13 @@ def retrain(
         raise NotEnoughData(f"no training data for '{name}' from {', '.join(campaigns)}: {why}")
     features = features_of(frame, exclude)
     train, validation = split_by_time(frame, validation_share)
+    first = None
     if kind == "response":
         model, score, metrics = _response(train, validation, frame, features, estimator, random_state)
     elif kind == "channel_uplift":
-        model, score, metrics = _channel_uplift(train, validation, frame, features, estimator, random_state)
+        model, first, score, metrics = _channel_uplift(
+            train, validation, frame, features, estimator, approach, random_state
+        )
     else:
         model, score, metrics = _uplift(train, validation, features, estimator, approach, random_state)
     champion = _champion(engine, name)
@@ -131,7 +146,17 @@ def retrain(
         champion_score = _champion_score(settings, champion, kind, validation)
     elif champion is not None:
         champion_score = champion.validation_score
-    lineage = _lineage(settings, data, campaigns, kind, estimator, approach, validation, outcome, champion, channel)
+    comparison = None
+    if kind != "response" and validation is not None:
+        comparison = _off_policy(
+            settings, campaigns, train, validation, features, kind, estimator, approach, first, champion, random_state
+        )
+        metrics["off_policy"] = comparison.as_dict()
+    lineage = _lineage(
+        settings, data, campaigns, kind, estimator, approach, validation, outcome, champion, channel, as_of
+    )
+    if hasattr(model, "support_"):
+        lineage["support"] = model.support_
     stage = "challenger" if champion is not None else "champion"
     from orchestrator.scoring.response import fingerprint
 
@@ -152,24 +177,10 @@ def retrain(
     )
     promoted, reason = stage == "champion", "the first version of this model"
     if champion is not None:
-        if champion.kind != kind:
-            reason = f"not promoted: the champion is a {champion.kind} model, this one a {kind} model"
-        elif champion_score is None or score is None:
-            reason = "not promoted: the champion's score on these validation waves is unknown"
-        elif score >= champion_score + margin:
+        verdict, reason = _decide(kind, score, champion, champion_score, comparison, lineage, margin)
+        if verdict:
             registry.promote(engine, name, record.version)
             promoted, stage = True, "champion"
-            if score == champion_score:
-                reason = (
-                    f"promoted: as good as the champion on the later waves ({METRIC[kind]} {score:.4f}) "
-                    "and trained on more of them"
-                )
-            else:
-                reason = f"promoted: {METRIC[kind]} {score:.4f} >= champion's {champion_score:.4f} + margin {margin:g}"
-        else:
-            reason = (
-                f"kept as challenger: {METRIC[kind]} {score:.4f} < champion's {champion_score:.4f} + margin {margin:g}"
-            )
     return RetrainResult(
         name,
         kind,
@@ -184,6 +195,7 @@ def retrain(
         len(frame),
         lineage,
         data.notes,
+        comparison,
     )
 
 
@@ -276,7 +288,31 @@ def _own_channel_qini(model, frame: pd.DataFrame) -> float | None:
         return None
 
 
-def _channel_uplift(train, validation, frame, features, estimator, random_state):
+def _check_control_group(frame: pd.DataFrame) -> None:
+    """Refuse, wave by wave, when the control group cannot show the no-contact outcome every channel's
+    effect is measured against (``MIN_CONTROL_ROWS`` customers and ``MIN_CLASS_ROWS`` responders)."""
+    from orchestrator.scoring.channel_uplift import MIN_CONTROL_ROWS
+    from orchestrator.scoring.response import MIN_CLASS_ROWS
+
+    control = frame[frame["treatment"] == 0]
+    rows, responders = len(control), int(control["outcome"].sum())
+    if rows >= MIN_CONTROL_ROWS and min(responders, rows - responders) >= MIN_CLASS_ROWS:
+        return
+    waves = list(dict.fromkeys(frame["wave"].astype(str)))
+    per_wave = control.groupby(control["wave"].astype(str))["outcome"].agg(["size", "sum"]).reindex(waves, fill_value=0)
+    said = "; ".join(
+        f"wave {wave} has {int(n):,} outcomes in its control group ({int(r):,} responders)"
+        for wave, (n, r) in per_wave.iterrows()
+    )
+    raise NotEnoughData(
+        f"{said}; at least {MIN_CONTROL_ROWS:,} control customers with outcomes, {MIN_CLASS_ROWS} of them "
+        f"responders and {MIN_CLASS_ROWS} not, are needed to learn the no-contact outcome every channel's effect "
+        f"is measured against (now {rows:,} and {responders:,}): give the campaign a control group "
+        "(control: {share: 0.1}) or a larger one, or wait for more waves"
+    )
+
+
+def _channel_uplift(train, validation, frame, features, estimator, approach, random_state):
     """A channel uplift model on treated and control contacts; the Qini coefficient of the own channel's effect
     on the later waves (or a stratified holdout), then a refit on every wave."""
     from sklearn.model_selection import train_test_split
@@ -284,8 +320,10 @@ def _channel_uplift(train, validation, frame, features, estimator, random_state)
     from orchestrator.scoring.channel_uplift import ChannelUpliftModel
     from orchestrator.scoring.response import HOLDOUT_SHARE
 
+    _check_control_group(frame)
+
     def fit(rows: pd.DataFrame) -> ChannelUpliftModel:
-        model = ChannelUpliftModel(estimator=estimator, random_state=random_state)
+        model = ChannelUpliftModel(estimator=estimator, approach=approach, random_state=random_state)
         try:
             return model.fit(rows[features], _channel_labels(rows), rows["outcome"], propensity=_propensity(rows))
         except ValueError as exc:
@@ -308,10 +346,153 @@ def _channel_uplift(train, validation, frame, features, estimator, random_state)
         "train_rows": int(len(train)),
         "validation_rows": int(len(validation)),
         "weighted": bool(np.isfinite(_propensity(frame)).any()),
+        "support": model.support_,
     }
     if model.ignored_:
         metrics["ignored_columns"] = dict(model.ignored_)
-    return model, score, metrics
+    return model, first, score, metrics
+
+
+def _economics(settings: Settings, campaigns: Sequence[str]) -> tuple[list[str], dict[str, float], dict[str, float]]:
+    """The campaigns' channels (in rules-file order) and each one's value and cost (the first campaign
+    that names a channel gives its figures)."""
+    from orchestrator.rules.loader import find_campaign_file, load_campaign
+
+    channels: list[str] = []
+    values: dict[str, float] = {}
+    costs: dict[str, float] = {}
+    for campaign in campaigns:
+        path = find_campaign_file(settings.paths.rules_dir, campaign)
+        if path is None:
+            continue
+        for name, section in load_campaign(path, columns=None).channels.items():
+            if name not in values:
+                channels.append(name)
+                values[name], costs[name] = float(section.value), float(section.cost)
+    return channels, values, costs
+
+
+def _effects(model, frame: pd.DataFrame, channels: Sequence[str]) -> np.ndarray:
+    """``(n, channels)`` effects of a channel uplift model, or one model score for every channel."""
+    if hasattr(model, "effects_of"):
+        effects = np.asarray(model.effects_of(frame, list(channels)), dtype=float)
+        if np.isnan(effects).any():  # a channel the model never saw: its best known channel's effect
+            best = np.nanmax(np.where(np.isnan(effects), -np.inf, effects), axis=1)
+            effects = np.where(np.isnan(effects), best[:, None], effects)
+        return effects
+    score = np.asarray(model.score_frame(frame), dtype=float)
+    return np.repeat(score[:, None], len(channels), axis=1)
+
+
+def _off_policy(
+    settings, campaigns, train, validation, features, kind, estimator, approach, first, champion, random_state
+) -> Comparison:
+    """The challenger's targeting (fitted on the training waves only), the champion's and random, valued
+    on the validation waves by IPS and DR (``evaluation``); the reward model is a channel uplift model of
+    the training waves (the challenger's own first fit when it is one)."""
+    from orchestrator.scoring.channel_uplift import ChannelUpliftModel
+
+    channels, values, costs = _economics(settings, campaigns)
+    logged_channels = sorted(str(c) for c in validation["channel"].dropna().unique())
+    channels = channels + [c for c in logged_channels if c not in channels]
+    rows = LoggedRows.of(validation, channels, values, costs)
+    if first is None:
+        columns = features + ["treatment", "outcome"]
+        if kind == "uplift":
+            from orchestrator.scoring.uplift import train_uplift_model
+
+            try:
+                first = train_uplift_model(
+                    train[columns],
+                    "outcome",
+                    "treatment",
+                    estimator=estimator,
+                    approach=approach,
+                    random_state=random_state,
+                ).model
+            except ValueError as exc:
+                raise NotEnoughData(str(exc)) from exc
+    reward_model = first
+    if not hasattr(reward_model, "effects_of"):
+        try:
+            reward_model = ChannelUpliftModel(random_state=random_state).fit(
+                train[features], _channel_labels(train), train["outcome"], propensity=_propensity(train)
+            )
+        except ValueError:
+            reward_model = first  # too few rows per channel for a channel model: the challenger's one score
+    reward = _effects(reward_model, validation, channels)
+    own = allocation_policy(_effects(first, validation, channels), rows)
+    challenger = ("challenger (fitted on the earlier waves)", own)
+    incumbent = None
+    if champion is not None:
+        try:
+            model = registry.load(settings, champion)
+            theirs = allocation_policy(_effects(model, validation, channels), rows)
+            incumbent = (f"champion v{champion.version}", theirs)
+        except (ValueError, KeyError, OSError):  # e.g. the champion needs a feature these waves lack
+            incumbent = None
+    waves = sorted(f"{c}/{w}" for c, w in validation[["campaign", "wave"]].drop_duplicates().itertuples(index=False))
+    return compare(rows, reward, challenger, incumbent, waves=waves, seed=random_state)
+
+
+def _same_specification(champion, lineage: dict) -> bool:
+    """The challenger is the champion's model (kind, estimator, approach, features) learned from more waves."""
+    before = champion.lineage or {}
+    waves_before = set(before.get("waves") or [])
+    waves_now = set(lineage.get("waves") or [])
+    return (
+        champion.kind == lineage.get("kind")
+        and before.get("estimator") == lineage.get("estimator")
+        and before.get("approach") == lineage.get("approach")
+        and bool(waves_before)
+        and waves_before < waves_now
+    )
+
+
+def _decide(
+    kind: str,
+    score: float | None,
+    champion,
+    champion_score: float | None,
+    comparison: Comparison | None,
+    lineage: dict,
+    margin: float,
+) -> tuple[bool, str]:
+    """Promote or keep, and why. With an off-policy comparison (uplift kinds, time-ordered validation): promote
+    when the challenger's targeting is better with 95% confidence (the interval of the paired DR difference
+    in net value per 1,000 customers lies above ``margin``), or when it is the champion's own model learned
+    from more waves and not shown worse (the interval reaches 0); otherwise by the validation score."""
+    if champion.kind != kind:
+        return False, f"not promoted: the champion is a {champion.kind} model, this one a {kind} model"
+    if comparison is not None and comparison.difference_dr is not None:
+        d = comparison.difference_dr
+        where = ", ".join(comparison.waves)
+        if d.low > margin:
+            return True, (
+                f"promoted: its targeting is worth {d} more net value per 1,000 customers than the champion's on "
+                f"{where} (doubly robust, {LEVEL:.0%} interval above the margin {margin:g})"
+            )
+        if _same_specification(champion, lineage) and d.high >= 0:
+            return True, (
+                f"promoted: the champion's model learned from {len(lineage['waves'])} wave(s) instead of "
+                f"{len(champion.lineage.get('waves') or [])}, not worse on {where} (difference {d} per 1,000 "
+                "customers, doubly robust)"
+            )
+        return False, (
+            f"kept as challenger: its targeting is worth {d} per 1,000 customers more than the champion's on "
+            f"{where}; the {LEVEL:.0%} interval does not show it better by the margin {margin:g}"
+        )
+    if champion_score is None or score is None:
+        return False, "not promoted: the champion's score on these validation waves is unknown"
+    metric = METRIC[kind]
+    if score >= champion_score + margin:
+        if score == champion_score:
+            return True, (
+                f"promoted: as good as the champion on the later waves ({metric} {score:.4f}) "
+                "and trained on more of them"
+            )
+        return True, f"promoted: {metric} {score:.4f} >= champion's {champion_score:.4f} + margin {margin:g}"
+    return False, f"kept as challenger: {metric} {score:.4f} < champion's {champion_score:.4f} + margin {margin:g}"
 
 
 def _champion_score(settings: Settings, champion, kind: str, validation: pd.DataFrame) -> float | None:
@@ -346,7 +527,7 @@ def _need_both_outcomes(frame: pd.DataFrame, what: str) -> None:
 
 
 def _lineage(
-    settings, data: TrainingSet, campaigns, kind, estimator, approach, validation, outcome, champion, channel
+    settings, data: TrainingSet, campaigns, kind, estimator, approach, validation, outcome, champion, channel, as_of
 ) -> dict:
     start, end = data.window
     return {
@@ -364,8 +545,9 @@ def _lineage(
             else "stratified holdout (a single wave date)"
         ),
         "kind": kind,
+        "as_of": as_of.isoformat(),
         "estimator": estimator,
-        "approach": approach if kind == "uplift" else "pooled_t_learner" if kind == "channel_uplift" else None,
+        "approach": approach if kind != "response" else None,
         "compared_with": None if champion is None else champion.version,
         "code_version": registry.code_version(),
     }

@@ -9,7 +9,9 @@ results), and for every treated and control contact joins
 * ``campaign``, ``wave``, ``wave_date``, ``channel``,
 * ``arm_propensity`` and ``channel_propensity``: the probabilities with which the contact got
   its arm and its channel, as recorded in the ledger (NaN for contacts recorded before they
-  were), so a learner can weight by their inverse.
+  were), so a learner can weight by their inverse, and ``eligible_channels``: the channels the
+  customer could have got (comma-separated; None before they were recorded), so an off-policy
+  evaluation knows which choices another policy had.
 
 Waves whose attribution window has not closed by ``as_of`` are left out (their outcomes are
 not final), as are waves without a snapshot; ``TrainingSet.notes`` says which and why.
@@ -32,7 +34,17 @@ from orchestrator.rules.outcomes import load_outcomes
 from orchestrator.settings import Settings
 from orchestrator.success.data import CampaignNotFound, Measure, campaign_waves, contact_frame
 
-META = ("campaign", "wave", "wave_date", "channel", "treatment", "outcome", "arm_propensity", "channel_propensity")
+META = (
+    "campaign",
+    "wave",
+    "wave_date",
+    "channel",
+    "treatment",
+    "outcome",
+    "arm_propensity",
+    "channel_propensity",
+    "eligible_channels",
+)
 """Columns of a training frame that are not features."""
 
 
@@ -108,6 +120,7 @@ def training_frame(
                     "outcome": success.astype("int8"),
                     "arm_propensity": outcomes_frame["arm_propensity"].astype(float),
                     "channel_propensity": outcomes_frame["channel_propensity"].astype(float),
+                    "eligible_channels": outcomes_frame["eligible_channels"],
                 }
             )
             snapshot["customer_id"] = snapshot["customer_id"].astype(str)

@@ -139,7 +139,7 @@ def record_contacts(
         n_held_out = len(frame) - int(np.count_nonzero(treated))
 
         def rows():
-            for cid, arm, is_treated, variant, ch, score, value, p_arm, p_channel, assignee in zip(
+            for cid, arm, is_treated, variant, ch, score, value, p_arm, p_channel, assignee, eligible in zip(
                 frame.customer_id.tolist(),
                 frame.arm.tolist(),
                 treated.tolist(),
@@ -150,6 +150,7 @@ def record_contacts(
                 _floats(frame.arm_propensity),
                 _floats(frame.channel_propensity),
                 frame.assignee.tolist(),
+                frame.eligible.tolist(),
                 strict=True,
             ):
                 status = ContactStatus.PENDING if is_treated else ContactStatus.CONTROL
@@ -163,6 +164,7 @@ def record_contacts(
                     value,
                     p_arm,
                     p_channel,
+                    eligible,
                     assignee,
                     day,
                     status,
@@ -181,6 +183,7 @@ def record_contacts(
             "expected_value",
             "arm_propensity",
             "channel_propensity",
+            "eligible_channels",
             "assignee",
             "planned_for",
             "status",
@@ -189,7 +192,9 @@ def record_contacts(
             "updated_at",
         ]
         if conn.dialect.name == "postgresql":  # COPY of the columns as CSV written by pyarrow: no Python per row
-            total = bulk_insert_arrow(conn, contacts.name, _ledger_table(frame, wave_id, planned_for, now))
+            table = _ledger_table(frame, wave_id, planned_for, now)
+            assert table.column_names == columns, "the Arrow rows must have the columns of rows()"
+            total = bulk_insert_arrow(conn, contacts.name, table)
         else:
             total = bulk_insert(conn, contacts.name, columns, rows())
         conn.execute(
@@ -229,6 +234,7 @@ def _ledger_table(frame: ContactFrame, wave_id: int, planned_for: date | None, n
             "expected_value": number(frame.expected_value),
             "arm_propensity": number(frame.arm_propensity),
             "channel_propensity": number(frame.channel_propensity),
+            "eligible_channels": text(frame.eligible),
             "assignee": text(frame.assignee),
             "planned_for": day,
             "status": text(np.where(frame.treated, ContactStatus.PENDING.value, ContactStatus.CONTROL.value)),

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from channels.base import DeliveryResult
+from orchestrator.settings import private_dir
 
 
 class WaveBusy(RuntimeError):
@@ -28,7 +29,7 @@ class SendJournal:
         self._fd: int | None = None
 
     def __enter__(self) -> SendJournal:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

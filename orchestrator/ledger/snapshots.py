@@ -2,10 +2,18 @@
 
 Right after a wave's contacts are recorded, the customer rows of every contact of the wave
 (treated and control; not the global control) are written to
-``<data_dir>/snapshots/wave-<id>.parquet``: one column per customer column plus
-``customer_id``, streamed from ONE join query in chunks, written to a temporary file and
+``<data_dir>/snapshots/wave-<id>.parquet``: ``customer_id`` and every customer column that
+is a model feature, streamed from ONE join query in chunks, written to a temporary file and
 renamed (a crash never leaves half a snapshot). Training later joins these snapshots with the
-attributed outcomes, so a model never learns from data that changed after the contact.
+attributed outcomes (``orchestrator.learning.training_data`` reads every column but the id as a
+feature), so a model never learns from data that changed after the contact.
+
+**Only model features, never contact data.** ``contact_columns(spec)`` names the columns left
+out: ``CONTACT_COLUMNS`` (e-mail, phone, names, street addresses, written out here), the
+defaults of the channel kinds' contact column keys (``CONTACT_KEYS``: ``address_column``,
+``phone_column``, ``name_columns``, ``address_columns``) and the columns the campaign's own
+channel sections name under those keys. Every other column is kept. Snapshot files are
+readable by their owner only (0600, folder 0700).
 
 A wave recorded by a run that died before its snapshot was written gets it from the next run
 (``ensure_snapshot``), taken then; that is the only case where a snapshot is later than the
@@ -31,24 +39,74 @@ import sqlalchemy as sa
 
 from orchestrator.customers.table import ID_COLUMN, customer_table
 from orchestrator.db.tables import Arm, Contact, table_of, utcnow
-from orchestrator.settings import Settings
+from orchestrator.rules.kinds import kinds
+from orchestrator.settings import Settings, private_dir, private_file
 
 contacts = table_of(Contact)
 CHUNK = 50_000
+
+CONTACT_COLUMNS: frozenset[str] = frozenset(
+    {
+        "email", "e_mail", "email_address", "mail",
+        "phone", "phone_number", "mobile", "mobile_phone", "telephone", "fax",
+        "first_name", "last_name", "middle_name", "full_name", "name", "given_name", "family_name", "surname",
+        "title_name", "salutation",
+        "address", "street", "street_address", "address_line_1", "address_line_2", "house_number",
+        "postcode", "postal_code", "zip", "zip_code", "city",
+    }
+)  # fmt: skip
+"""Customer columns that are contact data by their name (compared in lower case)."""
+
+CONTACT_KEYS = ("address_column", "phone_column", "name_columns", "address_columns")
+"""Keys of channel sections (``ChannelKind.columns``) whose columns are contact data."""
+
+
+def contact_columns(spec: object | None = None) -> frozenset[str]:
+    """The columns a snapshot leaves out: ``CONTACT_COLUMNS``, the channel kinds' defaults of
+    ``CONTACT_KEYS``, and the columns ``spec``'s channel sections name under those keys (lower case)."""
+    names = set(CONTACT_COLUMNS)
+    for kind in kinds():
+        for column_key in kind.columns:
+            if column_key.key in CONTACT_KEYS:
+                default = column_key.default
+                names.update([default] if isinstance(default, str) else default)
+    channels = getattr(spec, "channels", None)
+    if channels is not None:
+        for name in channels.names():
+            section = channels.section(name)
+            for key in CONTACT_KEYS:
+                value = getattr(section, key, None)
+                if isinstance(value, str):
+                    names.add(value)
+                elif isinstance(value, (tuple, list)):
+                    names.update(str(v) for v in value)
+    return frozenset(n.lower() for n in names)
 
 
 def snapshot_path(settings: Settings, wave_id: int) -> Path:
     return settings.paths.data_dir / "snapshots" / f"wave-{wave_id}.parquet"
 
 
-def write_snapshot(engine: sa.Engine, settings: Settings, wave_id: int, *, late: bool = False) -> Path:
-    """Write the snapshot of ``wave_id`` from the customer table now; returns its path."""
+def write_snapshot(
+    engine: sa.Engine,
+    settings: Settings,
+    wave_id: int,
+    *,
+    late: bool = False,
+    contact: frozenset[str] | None = None,
+) -> Path:
+    """Write the snapshot of ``wave_id`` from the customer table now; returns its path.
+
+    ``contact``: the columns left out (default ``contact_columns()``; pass ``contact_columns(spec)``).
+    """
     table = customer_table(engine, settings.database.customer_table)
     path = snapshot_path(settings, wave_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     partial = path.with_suffix(f".{os.getpid()}.partial")
+    left_out = contact_columns() if contact is None else contact
+    features = [c for c in table.c if c.name == ID_COLUMN or c.name.lower() not in left_out]
     query = (
-        sa.select(*table.c)
+        sa.select(*features)
         .join_from(contacts, table, table.c[ID_COLUMN] == contacts.c.customer_id)
         .where(contacts.c.wave_id == wave_id, contacts.c.arm != Arm.GLOBAL_CONTROL.value)
         .order_by(table.c[ID_COLUMN])
@@ -64,10 +122,12 @@ def write_snapshot(engine: sa.Engine, settings: Settings, wave_id: int, *, late:
             for chunk in pd.read_sql(query, conn, chunksize=CHUNK):
                 batch = pa.Table.from_pandas(chunk, preserve_index=False)
                 if writer is None:
+                    private_file(partial).close()  # created 0600 before pyarrow writes into it
                     writer = pq.ParquetWriter(partial, batch.schema.with_metadata(metadata))
                 writer.write_table(batch.cast(writer.schema))
-        if writer is None:  # no contacts: an empty snapshot with the table's columns
-            empty = pa.Table.from_pandas(pd.DataFrame(columns=[c.name for c in table.c]), preserve_index=False)
+        if writer is None:  # no contacts: an empty snapshot with the feature columns
+            empty = pa.Table.from_pandas(pd.DataFrame(columns=[c.name for c in features]), preserve_index=False)
+            private_file(partial).close()
             pq.write_table(empty.replace_schema_metadata(metadata), partial)
         else:
             writer.close()
@@ -88,9 +148,11 @@ class SnapshotWriter:
         self._thread = thread
         self._error: BaseException | None = None
 
-    def _run(self, engine: sa.Engine, settings: Settings, wave_id: int, late: bool) -> None:
+    def _run(
+        self, engine: sa.Engine, settings: Settings, wave_id: int, late: bool, contact: frozenset[str] | None
+    ) -> None:
         try:
-            write_snapshot(engine, settings, wave_id, late=late)
+            write_snapshot(engine, settings, wave_id, late=late, contact=contact)
         except BaseException as exc:  # noqa: BLE001 - raised again by wait() in the caller's thread
             self._error = exc
         finally:
@@ -111,9 +173,15 @@ _writers_lock = threading.Lock()
 
 
 def write_snapshot_in_background(
-    engine: sa.Engine, settings: Settings, wave_id: int, *, late: bool = False
+    engine: sa.Engine,
+    settings: Settings,
+    wave_id: int,
+    *,
+    late: bool = False,
+    contact: frozenset[str] | None = None,
 ) -> SnapshotWriter:
-    """Start writing the snapshot of ``wave_id`` in a thread (or return the writer already at it)."""
+    """Start writing the snapshot of ``wave_id`` in a thread (or return the writer already at it);
+    ``late`` and ``contact`` as for ``write_snapshot``."""
     path = snapshot_path(settings, wave_id)
     with _writers_lock:
         running = _writers.get(path)
@@ -121,7 +189,7 @@ def write_snapshot_in_background(
             return running
         writer = SnapshotWriter(path)
         writer._thread = threading.Thread(
-            target=writer._run, args=(engine, settings, wave_id, late), name=f"snapshot-wave-{wave_id}"
+            target=writer._run, args=(engine, settings, wave_id, late, contact), name=f"snapshot-wave-{wave_id}"
         )
         _writers[path] = writer
         writer._thread.start()
@@ -151,6 +219,20 @@ def read_snapshot(settings: Settings, wave_id: int, columns: list[str] | None = 
     if not path.exists():
         return None
     return pq.read_table(path, columns=columns).to_pandas()
+
+
+COVARIATES_KEY = b"covariates"
+
+
+def snapshot_covariates(settings: Settings, wave_id: int) -> list[str]:
+    """Columns of the snapshot named as covariates when it was written (imported results' ``--covariate``)."""
+    import json
+
+    path = snapshot_path(settings, wave_id)
+    if not path.exists():
+        return []
+    raw = (pq.read_schema(path).metadata or {}).get(COVARIATES_KEY)
+    return [str(c) for c in json.loads(raw)] if raw else []
 
 
 def is_late(settings: Settings, wave_id: int) -> bool:

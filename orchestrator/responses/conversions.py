@@ -219,3 +219,35 @@ def attributed(
             for contact_id, n, amount, first in conn.execute(query):
                 out[contact_id] = (int(n), float(amount or 0.0), first)
     return out
+
+
+def attributed_rows(
+    engine: sa.Engine, wave_ids_and_dates: list[tuple[int, date]], window_days: int, *, product: str | None = None
+) -> list[tuple[int, float, datetime]]:
+    """Per conversion in a wave's window: (contact id, amount, time), one row each (``attributed`` sums them).
+
+    For windows that end early (success control cuts a contact's window at the customer's next
+    contact by the same campaign), where the sums of ``attributed`` are not enough.
+    """
+    from orchestrator.db.tables import Contact
+
+    contacts = table_of(Contact)
+    out: list[tuple[int, float, datetime]] = []
+    with engine.connect() as conn:
+        for wave_id, day in wave_ids_and_dates:
+            start = datetime.combine(day, time(), tzinfo=UTC)
+            end = start + timedelta(days=window_days)
+            join = sa.and_(
+                conversions.c.customer_id == contacts.c.customer_id,
+                conversions.c.occurred_at >= start,
+                conversions.c.occurred_at < end,
+            )
+            if product is not None:
+                join = sa.and_(join, conversions.c.product == product)
+            query = (
+                sa.select(contacts.c.id, conversions.c.amount, conversions.c.occurred_at)
+                .join_from(contacts, conversions, join)
+                .where(contacts.c.wave_id == wave_id)
+            )
+            out.extend((int(cid), float(amount or 0.0), when) for cid, amount, when in conn.execute(query))
+    return out

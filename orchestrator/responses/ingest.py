@@ -24,9 +24,16 @@ Contract:
   ``hard_bounce`` event of an e-mail contact puts the customer on the suppression list for
   ``email`` (reasons ``unsubscribed``, ``complaint``, ``hard_bounce``; an entry already there
   is left as it is, as ``policy.add_suppressions`` does).
-* ``unsubscribe(engine, settings, token)`` handles a one-click unsubscribe link (the token
-  ``MessageBuilder`` signs over ``[wave_id, customer_id]``): suppression plus an
-  ``unsubscribe`` event of the contact, in one transaction, idempotent.
+* ``unsubscribe(engine, settings, token)`` handles a one-click unsubscribe link (the opaque
+  ``unsubscribe`` link token ``MessageBuilder`` makes of ``(wave_id, contact_id)``,
+  ``orchestrator.templates.links``): suppression plus an ``unsubscribe`` event of the contact,
+  in one transaction, idempotent. A preview's token raises ``PreviewLinkToken``, one older
+  than ``links.unsubscribe_days`` ``ExpiredLinkToken`` (both ``InvalidUnsubscribeToken``).
+* ``parse_events(items)`` validates raw JSON items one by one: an ``EventIn``, or a
+  ``rejected`` ``ItemResult`` naming the field and what was expected (never the value). Text
+  fields hold no NUL and no unpaired surrogate (PostgreSQL and UTF-8 refuse both) and are
+  bounded in length; ``occurred_at`` lies in 1970..2099 (UTC) once converted, so no date
+  overflows on the way into the database.
 * Reasons and log lines hold ids of the ledger and counts only, never customer data.
 """
 
@@ -36,21 +43,30 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from itsdangerous import BadData, URLSafeSerializer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from itsdangerous import BadData
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.db.bulk import dialect_insert, insert_new
 from orchestrator.db.tables import Contact, ResponseEvent, Suppression, table_of, utcnow
-from orchestrator.delivery.messages import InvalidTrackingToken, read_tracking_token
 from orchestrator.delivery.tasks import read_outcome_ref
 from orchestrator.rules.kinds import kinds
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.outcomes import Outcomes
 from orchestrator.settings import Settings
+from orchestrator.templates.links import ExpiredLinkToken, InvalidLinkToken, LinkTokens, PreviewLinkToken
 
 __all__ = [
     "LINKS_SOURCE",
@@ -60,6 +76,7 @@ __all__ = [
     "ItemResult",
     "Unsubscribed",
     "ingest",
+    "parse_events",
     "read_unsubscribe_token",
     "unsubscribe",
 ]
@@ -73,7 +90,9 @@ SUPPRESSING_TYPES: Mapping[str, str] = EMAIL_KIND.suppressing
 """E-mail outcome types that put the customer on the suppression list, with the reason (every
 channel kind declares its own: ``ChannelKind.suppressing``)."""
 
-_UNSUBSCRIBE_SALT = "unsubscribe"
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""``occurred_at`` must lie in [EARLIEST, LATEST) once converted to UTC."""
 
 contacts = table_of(Contact)
 events_table = table_of(ResponseEvent)
@@ -83,7 +102,17 @@ suppressions = table_of(Suppression)
 class EventIn(BaseModel):
     """One outcome reported by a channel system."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["outcome_ref"], "properties": {"outcome_ref": {"type": "string"}}},
+                {"required": ["tracking_token"], "properties": {"tracking_token": {"type": "string"}}},
+            ],
+            "description": "One outcome reported by a channel system: exactly one of outcome_ref or tracking_token.",
+        },
+    )
 
     event_id: str = Field(
         min_length=1,
@@ -125,6 +154,30 @@ class EventIn(BaseModel):
             raise ValueError("give exactly one of outcome_ref (task lists) or tracking_token (e-mails)")
         return self
 
+    @field_validator("event_id", "type", "outcome_ref", "tracking_token", "detail")
+    @classmethod
+    def _storable_text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character (\\u0000)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it holds an unpaired surrogate)") from None
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _sane_time(cls, value: datetime) -> datetime:
+        try:
+            utc = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            utc = None
+        if utc is None or not EARLIEST <= utc < LATEST:
+            raise ValueError("must lie between 1970-01-01 and 2099-12-31 (UTC), e.g. 2026-03-02T10:15:00+01:00")
+        return utc
+
     @field_validator("detail")
     @classmethod
     def _empty_detail(cls, value: str | None) -> str | None:
@@ -135,13 +188,44 @@ class EventIn(BaseModel):
 class ItemResult:
     """What happened to one event: ``accepted``, ``duplicate`` or ``rejected`` (with the reason)."""
 
-    event_id: str
+    event_id: str | None  # None: the item had no usable event_id (rejected)
     status: Literal["accepted", "duplicate", "rejected"]
     reason: str | None = None
 
 
-class InvalidUnsubscribeToken(ValueError):
-    """An unsubscribe token that was altered, cut, or signed with another key."""
+InvalidUnsubscribeToken = InvalidLinkToken
+"""An unsubscribe token that was altered, cut, made with another key, expired or made by a preview."""
+
+
+def _given_id(item: object) -> str | None:
+    """The item's ``event_id`` as given, when it is usable text (to name the item in its result)."""
+    value = item.get("event_id") if isinstance(item, dict) else None
+    if isinstance(value, str) and 0 < len(value) <= 200 and "\x00" not in value:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return value
+    return None
+
+
+def parse_events(items: Sequence[Any]) -> list[EventIn | ItemResult]:
+    """Validate raw (JSON-decoded) events one by one: an ``EventIn`` each, or its rejection.
+
+    The reason names each field that is wrong and what was expected, never the value sent.
+    """
+    parsed: list[EventIn | ItemResult] = []
+    for item in items:
+        try:
+            parsed.append(EventIn.model_validate(item))
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)[:5]:
+                where = ".".join(str(part) for part in error["loc"]) or "event"
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(f"{where}: {message}")
+            parsed.append(ItemResult(_given_id(item), "rejected", "invalid event: " + "; ".join(problems)))
+    return parsed
 
 
 def _resolved(settings: Settings) -> Settings:
@@ -152,7 +236,7 @@ def _resolved(settings: Settings) -> Settings:
     return settings.model_copy(update={"links": links})
 
 
-def _reference(settings: Settings, event: EventIn) -> tuple[int, int] | str:
+def _reference(settings: Settings, tokens: LinkTokens, event: EventIn) -> tuple[int, int] | str:
     """``(wave_id, contact_id)`` the event names, or why it names none."""
     if event.outcome_ref is not None:
         try:
@@ -162,8 +246,12 @@ def _reference(settings: Settings, event: EventIn) -> tuple[int, int] | str:
                 "bad reference: the outcome_ref's signature does not match; post it back unchanged from the task list"
             )
     try:
-        return read_tracking_token(settings, event.tracking_token or "")
-    except InvalidTrackingToken:
+        return tokens.read("tracking", event.tracking_token or "", max_age_days=settings.links.tracking_days)
+    except PreviewLinkToken:
+        return "preview: the tracking_token comes from a preview or dry run and names no real contact"
+    except ExpiredLinkToken as exc:
+        return f"expired: {exc}"
+    except InvalidLinkToken:
         return "bad reference: the tracking_token's signature does not match; post it back unchanged from the e-mail"
 
 
@@ -242,8 +330,9 @@ def ingest(
     suppressing = {kind.name: kind.suppressing for kind in kinds()}
     results: list[ItemResult | None] = [None] * len(events)
     named: dict[int, tuple[int, int]] = {}
+    tokens = LinkTokens(settings.link_secret())
     for i, event in enumerate(events):
-        reference = _reference(settings, event)
+        reference = _reference(settings, tokens, event)
         if isinstance(reference, str):
             results[i] = ItemResult(event.event_id, "rejected", reference)
         else:
@@ -314,27 +403,12 @@ def ingest(
     return done
 
 
-def read_unsubscribe_token(settings: Settings, token: str) -> tuple[int, str]:
-    """``(wave_id, customer_id)`` of an unsubscribe link's token; raises ``InvalidUnsubscribeToken``."""
-    try:
-        payload = URLSafeSerializer(settings.link_secret(), salt=_UNSUBSCRIBE_SALT).loads(token)
-    except BadData as exc:
-        raise InvalidUnsubscribeToken(
-            "The unsubscribe token is not valid: it was altered or cut, or signed with another key "
-            "(CAMPAIGN_LINKS_SECRET_KEY). Expected the token of an unsubscribe link of our e-mails."
-        ) from exc
-    if not (
-        isinstance(payload, list)
-        and len(payload) == 2
-        and isinstance(payload[0], int)
-        and not isinstance(payload[0], bool)
-        and isinstance(payload[1], (str, int))
-        and not isinstance(payload[1], bool)
-    ):
-        raise InvalidUnsubscribeToken(
-            f"The unsubscribe token must hold [wave_id, customer_id]. Got {type(payload).__name__} instead."
-        )
-    return payload[0], str(payload[1])
+def read_unsubscribe_token(settings: Settings, token: str) -> tuple[int, int]:
+    """``(wave_id, contact_id)`` of an unsubscribe link's token; raises ``InvalidUnsubscribeToken``.
+
+    ``PreviewLinkToken`` for a preview's token, ``ExpiredLinkToken`` after ``links.unsubscribe_days``.
+    """
+    return LinkTokens(settings.link_secret()).read("unsubscribe", token, max_age_days=settings.links.unsubscribe_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,33 +424,34 @@ def unsubscribe(
 ) -> Unsubscribed:
     """Suppress the customer of an unsubscribe token on e-mail and record an ``unsubscribe`` event of the contact.
 
-    Both in one transaction; repeating it changes nothing. Raises ``InvalidUnsubscribeToken``.
-    The event (source ``links``, event id ``unsubscribe-w<wave>-c<contact>``) is recorded when
-    the wave's ledger has a contact for the customer (not for a preview's wave 0).
+    Both in one transaction; repeating it changes nothing. Raises ``InvalidUnsubscribeToken``
+    (also when the token's contact is not in the ledger). The event has source ``links`` and
+    event id ``unsubscribe-w<wave>-c<contact>``.
     """
-    wave_id, customer_id = read_unsubscribe_token(settings, token)
+    wave_id, contact_id = read_unsubscribe_token(settings, token)
     now = utcnow()
     with engine.begin() as conn:
-        entry = (customer_id, EMAIL_KIND.name, EMAIL_KIND.suppressing["unsubscribe"])
-        added = _suppress(conn, [entry], f"{LINKS_SOURCE}: unsubscribe link")
         contact = conn.execute(
-            sa.select(contacts.c.id, contacts.c.channel).where(
-                contacts.c.wave_id == wave_id, contacts.c.customer_id == customer_id
+            sa.select(contacts.c.customer_id, contacts.c.channel).where(
+                contacts.c.id == contact_id, contacts.c.wave_id == wave_id
             )
         ).first()
         if contact is None:
-            log.info("unsubscribe link: suppressed, no contact in wave %d", wave_id)
-            return Unsubscribed(bool(added), None)
-        event_id = f"unsubscribe-w{wave_id}-c{contact.id}"
+            raise InvalidUnsubscribeToken(
+                f"The unsubscribe token names contact {contact_id} of wave {wave_id}, which the ledger does not hold."
+            )
+        entry = (contact.customer_id, EMAIL_KIND.name, EMAIL_KIND.suppressing["unsubscribe"])
+        added = _suppress(conn, [entry], f"{LINKS_SOURCE}: unsubscribe link")
+        event_id = f"unsubscribe-w{wave_id}-c{contact_id}"
         stored = _store(
             conn,
             [
                 {
                     "source": LINKS_SOURCE,
                     "event_id": event_id,
-                    "contact_id": contact.id,
+                    "contact_id": contact_id,
                     "wave_id": wave_id,
-                    "customer_id": customer_id,
+                    "customer_id": contact.customer_id,
                     "channel": contact.channel,
                     "type": "unsubscribe",
                     "value": None,
@@ -386,5 +461,5 @@ def unsubscribe(
                 }
             ],
         )
-    log.info("unsubscribe link: contact %d, %s", contact.id, "recorded" if stored else "already recorded")
+    log.info("unsubscribe link: contact %d, %s", contact_id, "recorded" if stored else "already recorded")
     return Unsubscribed(bool(added), ItemResult(event_id, "accepted" if stored else "duplicate"))

@@ -8,6 +8,11 @@ whose value names the treatment arm, or the control label) and one or more outco
 * monetary outcomes (``revenue``, ``spend``: numbers) become an event with the value, for each
   customer where it is not zero.
 
+Covariates (``--covariate``, repeatable): numeric columns known before the campaign ran (a
+pre-period value of the outcome, e.g. last year's spend); they stay in the wave's snapshot
+like the other columns and are named in its metadata, so ``campaign report`` adjusts the lift
+for them (CUPED, ``orchestrator.success.adjustment``).
+
 The campaign and one wave (``--wave``, default the file's name; dated ``--date``) are written
 to the ledger like a wave of ours: treatment arms as ``treatment`` with the arm's name as the
 variant, the control label as ``control``; treated contacts are ``sent`` (they were contacted
@@ -48,6 +53,7 @@ class ResultsImport:
     outcomes: dict[str, str] = field(default_factory=dict)  # column -> "binary" | "monetary"
     events: int = 0
     already_imported: bool = False
+    covariates: list[str] = field(default_factory=list)
 
 
 def _kind(values: list[str]) -> str | None:
@@ -73,14 +79,17 @@ def import_results(
     wave_key: str | None = None,
     wave_date: date | None = None,
     settings=None,
+    covariates: list[str] | None = None,
 ) -> ResultsImport:
     """Import ``path``; see the module docstring. Raises ``ValidationFailed`` naming file, line and column."""
     file = str(path)
     text = Path(path).read_bytes()
     reader = csv.reader(text.decode("utf-8-sig").splitlines())
     header = [h.strip() for h in next(reader, [])]
+    covariates = list(dict.fromkeys(covariates or []))
     _check_header(file, header, id_column, arm_column, outcome_columns)
     rows: list[tuple[int, list[str]]] = [(i + 2, r) for i, r in enumerate(reader) if any(v.strip() for v in r)]
+    _check_covariates(file, header, rows, covariates, {id_column, arm_column, *outcome_columns})
     at = {name: header.index(name) for name in [id_column, arm_column, *outcome_columns]}
     kinds = _check_rows(file, header, rows, at, id_column, arm_column, control_label, outcome_columns)
 
@@ -141,8 +150,46 @@ def import_results(
     report.customers = len(ids)
     report.arms = {label: labels.count(label) for label in sorted(set(labels))}
     if settings is not None:  # the file's other columns are what was known about each customer then
-        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns})
+        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns}, covariates)
+    report.covariates = covariates
     return report
+
+
+def _check_covariates(
+    file: str, header: list[str], rows: list[tuple[int, list[str]]], covariates: list[str], taken: set[str]
+) -> None:
+    """Every covariate is a column of the header, not the id, arm or an outcome, and holds numbers (or blanks)."""
+    problems: list[Problem] = []
+    for column in covariates:
+        if column not in header:
+            hint = did_you_mean(column, header) or "; columns: " + ", ".join(header)
+            problems.append(Problem(file, 1, None, f"covariate '{column}' is not in the header{hint}"))
+            continue
+        if column in taken:
+            problems.append(
+                Problem(
+                    file,
+                    1,
+                    None,
+                    f"covariate '{column}' is the id, arm or an outcome column; name a column "
+                    "known before the campaign ran (e.g. last year's spend)",
+                )
+            )
+            continue
+        at = header.index(column)
+        for line, row in rows:
+            if len(row) != len(header):
+                continue  # reported with the rows
+            value = row[at].strip()
+            if not value:
+                continue
+            try:
+                float(value)
+            except ValueError:
+                problems.append(Problem(file, line, None, f"covariate '{column}' must be a number; got '{value[:40]}'"))
+                break
+    if problems:
+        raise ValidationFailed(problems)
 
 
 def _check_header(file: str, header: list[str], id_column: str, arm_column: str, outcome_columns: list[str]) -> None:
@@ -240,16 +287,34 @@ def _event_rows(conn, rows, ids, kinds, at, wave_id: int, contact_of, occurred, 
                 yield (SOURCE, event_id, contact, wave_id, cid, CHANNEL, column, value, occurred_at, received_at)
 
 
-def _write_snapshot(settings, wave_id: int, path: Path, id_column: str, drop: set[str]) -> None:
+def _write_snapshot(
+    settings, wave_id: int, path: Path, id_column: str, drop: set[str], covariates: list[str] | None = None
+) -> None:
+    import json
+
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from orchestrator.customers.identifiers import normalise_names
-    from orchestrator.ledger.snapshots import snapshot_path
+    from orchestrator.ledger.snapshots import COVARIATES_KEY, contact_columns, snapshot_path
+    from orchestrator.settings import private_dir, private_file
 
     frame = pd.read_csv(path, dtype={id_column: str}).drop(columns=sorted(drop))
     features = [c for c in frame.columns if c != id_column]
     frame = frame[[id_column, *features]]
-    frame.columns = ["customer_id", *normalise_names(features, reserved=["customer_id"])]
+    names = normalise_names(features, reserved=["customer_id"])
+    frame.columns = ["customer_id", *names]
+    renamed = dict(zip(features, names, strict=True))
+    contact = contact_columns()
+    frame = frame[[c for c in frame.columns if c == "customer_id" or c.lower() not in contact]]  # features only
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    kept = [renamed[c] for c in covariates or [] if renamed[c] in frame.columns]
+    if kept:
+        metadata = dict(table.schema.metadata or {})
+        metadata[COVARIATES_KEY] = json.dumps(kept).encode()
+        table = table.replace_schema_metadata(metadata)
     target = snapshot_path(settings, wave_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(target, index=False)
+    private_dir(target.parent)
+    private_file(target).close()
+    pq.write_table(table, target)

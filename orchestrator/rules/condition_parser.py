@@ -83,6 +83,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
 
+import re2
+
 from orchestrator.errors import did_you_mean
 from orchestrator.rules.yaml_source import Loc, describe
 
@@ -498,14 +500,20 @@ def relative_day(value: date | str, as_of: date) -> date:
 
 
 _REGEX_ESCAPES = frozenset("dDwWsS")
+MAX_PATTERN = 1000
+"""Longest regular expression of a ``matches`` test."""
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
 
 
 def portable_regex_problem(pattern: str) -> str | None:
     """Why ``pattern`` may not behave the same in PostgreSQL and Python (SQLite), or ``None``.
 
-    The portable subset: characters, ``.``, ``^``, ``$``, ``*``, ``+``, ``?``, ``{m,n}``,
-    ``|``, groups ``( )``, classes ``[a-z]``/``[^0-9]``, ``\\d \\w \\s`` (and upper-case
-    negations), and a backslash before punctuation for the character itself.
+    The portable subset: characters, ``.``, ``^``, ``$``, ``*``, ``+``, ``?``, ``{m,n}``
+    (n at most 1000), ``|``, groups ``( )``, classes ``[a-z]``/``[^0-9]``, ``\\d \\w \\s`` (and
+    upper-case negations), and a backslash before punctuation for the character itself; at most
+    ``MAX_PATTERN`` characters. Every such pattern compiles in RE2, the linear-time engine
+    SQLite runs ``matches`` with (``orchestrator.db.engine``), so no pattern backtracks.
     """
     try:
         re.compile(pattern)
@@ -528,6 +536,13 @@ def portable_regex_problem(pattern: str) -> str | None:
         if pattern.startswith("[[:", i) or pattern.startswith("{,", i):
             return f"'{pattern[i : i + 3]}' in '{pattern}' is not portable between the databases"
         i += 1
+    if len(pattern) > MAX_PATTERN:
+        return f"'matches' takes a regular expression of at most {MAX_PATTERN} characters, not {len(pattern)}"
+    try:  # the engine that runs it on SQLite: linear time, whatever the pattern (no backtracking)
+        re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        return f"'matches' cannot run '{pattern}' in linear time: {reason}"
     return None
 
 

@@ -14,8 +14,8 @@ the audience plus its ``include``/``exclude`` id lists (see ``id_lists``).
 
 Text operators (``contains``, ``starts_with``, ``ends_with``, ``like``) compare
 ``lower(column)`` with the lower-cased value using ``LIKE ... ESCAPE``; ``matches`` is
-PostgreSQL's ``~*`` and, on SQLite, the ``REGEXP`` function SQLAlchemy's SQLite driver
-registers (Python ``re.search``) with ``(?i)`` in front of the pattern.
+PostgreSQL's ``~*`` and, on SQLite, the ``REGEXP`` function the engine registers (RE2's
+``search``, linear time: ``orchestrator.db.engine``) with ``(?i)`` in front of the pattern.
 
 Missing values follow two-valued logic, as campaign managers expect (see ``condition_parser``): a
 null column matches ``ne`` and ``not_in`` but no other comparison, and ``not`` is the
@@ -300,7 +300,7 @@ def _imatch_postgresql(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001
 
 @compiles(_IMatch, "sqlite")
 def _imatch_sqlite(element: _IMatch, compiler, **kw) -> str:  # noqa: ANN001
-    # REGEXP is registered by SQLAlchemy's SQLite driver as Python's re.search(pattern, value)
+    # REGEXP is registered by orchestrator.db.engine as RE2's search(pattern, value): linear time
     return f"({compiler.process(element.column, **kw)} REGEXP ('(?i)' || {compiler.process(element.pattern, **kw)}))"
 
 

@@ -131,6 +131,7 @@ def _check_document(
         for condition in eligible:
             problems += check_audience(condition, columns, positions)
         problems += _check_channel_columns(data, columns, positions)
+        problems += _check_covariates(data, columns, positions)
     problems += check_lists(data, positions, base=path.parent, engine=engine)
     return spec, problems
 
@@ -195,6 +196,32 @@ def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions
                     problems.append(
                         positions.problem(loc, f"{what} holds {columns[column]} values, not {holds}", at=at)
                     )
+    return problems
+
+
+_NUMERIC_KINDS = ("integer", "number", "boolean")
+
+
+def _check_covariates(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
+    """Every ``success.covariates`` entry is a numeric (or boolean) column of the customer table."""
+    success = data.get("success")
+    named = success.get("covariates") if isinstance(success, dict) else None
+    if not isinstance(named, list):
+        return []
+    problems: list[Problem] = []
+    for i, column in enumerate(named):
+        if not isinstance(column, str) or not COLUMN.match(column):
+            continue  # reported by the model
+        loc = ("success", "covariates", i)
+        if column not in columns:
+            hint = did_you_mean(column, columns) or ""
+            problems.append(positions.problem(loc, f"covariate '{column}' is not a column of the customer table{hint}"))
+        elif columns[column] not in _NUMERIC_KINDS:
+            problems.append(
+                positions.problem(
+                    loc, f"covariate '{column}' holds {columns[column]} values; a covariate must be a number"
+                )
+            )
     return problems
 
 

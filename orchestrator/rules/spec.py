@@ -33,8 +33,9 @@ A rules file is a YAML mapping under ``rules/``, one campaign per file::
       b: {share: 0.5, template: winback-b}
     policy:                        # optional overrides of rules/policy.yaml
       frequency_caps: [{max: 1, days: 14}]
-    learning:                      # optional
+    learning:                      # optional; without it the campaign never explores
       explore: 0.1                 # 0 <= explore <= 0.5: share of the treated given a random eligible channel
+      cold_start: 0.5              # 0..1, the share while no model gives per-channel effects (default 0.5)
     schedule:                      # optional; exactly one of cron, interval_minutes, rrule
       cron: "0 9 * * MON"          # minute hour day-of-month month day-of-week
       timezone: Europe/Berlin      # IANA name; default UTC
@@ -255,6 +256,14 @@ class SuccessSpec(_Spec):
         "conversions",
         description="Where revenue comes from: imported conversions' amounts, or the values of conversion outcomes.",
     )
+    covariates: tuple[str, ...] = Field(
+        (),
+        max_length=20,
+        description=(
+            "Numeric customer columns known before the wave that predict the outcome (e.g. revenue_12m, a "
+            "pre-period value of the outcome): the report adjusts the lift for them (CUPED) besides the score."
+        ),
+    )
 
 
 class AllocationSpec(_Spec):
@@ -266,6 +275,10 @@ class AllocationSpec(_Spec):
             "fallback: give them their next eligible channel if that pays off; wait: keep them for a later wave."
         ),
     )
+
+
+COLD_START_EXPLORE = 0.5
+"""``learning.cold_start`` when a ``learning:`` section does not set it (docs/models.md shows the trade-off)."""
 
 
 class LearningSpec(_Spec):
@@ -282,6 +295,22 @@ class LearningSpec(_Spec):
             "the channels they are eligible for (within the pools' capacity), so later waves see other channels."
         ),
     )
+    cold_start: float = Field(
+        COLD_START_EXPLORE,
+        strict=True,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description=(
+            "The exploration share, 0 to 1, while no model gives the campaign per-channel effects yet (its first "
+            "waves): nothing is known of the channels, so exploring costs little and teaches the first model most."
+        ),
+    )
+
+
+def _no_learning() -> LearningSpec:
+    """A campaign without a ``learning:`` section does not explore at all."""
+    return LearningSpec(cold_start=0.0)
 
 
 class ScoresSpec(_Spec):
@@ -424,7 +453,7 @@ class CampaignSpec(_Spec):
     )
     allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
     success: SuccessSpec = Field(default_factory=SuccessSpec, description="How the campaign's success is measured.")
-    learning: LearningSpec = Field(default_factory=LearningSpec, description="Channel exploration for learning.")
+    learning: LearningSpec = Field(default_factory=_no_learning, description="Channel exploration for learning.")
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
     include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")

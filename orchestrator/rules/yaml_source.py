@@ -18,6 +18,13 @@ that later checks report everything else in the same run.
 
 ``model_problems(error, model, positions)`` turns a pydantic ``ValidationError`` from
 validating such data into problems at their places, in words a campaign manager reads.
+
+Limits, so a careless or hostile file costs bounded time and memory (each a ``Problem`` at
+its place, the rest of the document not read further where it would cost more):
+``MAX_BYTES`` of text, ``MAX_DEPTH`` levels of nesting, ``MAX_ITEMS`` items in one list or
+mapping, ``MAX_ALIASES`` uses of an alias, and ``MAX_VALUES`` values in the document with
+every alias expanded (a "billion laughs" file of 642 bytes expands to 10^9 values: refused
+after ``MAX_VALUES``).
 """
 
 from __future__ import annotations
@@ -51,6 +58,17 @@ Loc = tuple[str | int, ...]
 """A path into a document: mapping keys and list indexes, outermost first."""
 
 Where = Literal["key", "value"]
+
+MAX_BYTES = 1_000_000
+"""Largest rules, policy, segment or capacity file, in bytes of text."""
+MAX_DEPTH = 40
+"""Deepest nesting of lists and mappings."""
+MAX_ITEMS = 10_000
+"""Most items in one list or mapping (id lists belong in id-list files)."""
+MAX_ALIASES = 200
+"""Most uses of aliases (``*name``) in one document."""
+MAX_VALUES = 100_000
+"""Most values (scalars, lists, mappings) in one document with every alias expanded."""
 
 CUSTOM_ERROR = "campaign"
 """Type of the ``PydanticCustomError`` whose message ``model_problems`` shows unchanged."""
@@ -155,18 +173,47 @@ def parse_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]
 
     ``file`` is only used in the problems and positions, as the name shown to the user.
     """
+    if len(text) > MAX_BYTES:
+        return None, [
+            Problem(file, None, None, f"the file is {len(text):,} characters long; at most {MAX_BYTES:,} are read")
+        ]
+    deep = _deep_flow(text)
+    if deep is not None:  # PyYAML would take seconds to find out (and recurse once per level)
+        return None, [Problem(file, deep, None, f"nested too deeply: at most {MAX_DEPTH} levels of lists and mappings")]
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_problem(exc, file)]
     except yaml.YAMLError as exc:  # errors without a mark, e.g. unreadable characters
         return None, [Problem(file, None, None, f"YAML syntax error: {exc}")]
+    except RecursionError:
+        return None, [Problem(file, None, None, f"nested too deeply: at most {MAX_DEPTH} levels of lists and mappings")]
     builder = _Builder(file)
     if root is None:
         builder.values[()] = (1, 1)
         return YamlDocument(None, builder.positions()), []
     data = builder.build(root, ())
     return YamlDocument(data, builder.positions()), builder.problems
+
+
+_QUOTED_OR_COMMENT = re.compile(r"'[^'\n]*'|\"(?:[^\"\\\n]|\\.)*\"|(?:^|(?<=\s))#[^\n]*", re.M)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _deep_flow(text: str) -> int | None:
+    """The line where ``[``/``{`` brackets nest deeper than ``MAX_DEPTH`` (outside quotes and comments), if any.
+
+    A linear pre-check: PyYAML's scanner takes seconds on thousands of nested brackets.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    plain = _QUOTED_OR_COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text)
+    depth = 0
+    for match in _BRACKET.finditer(plain):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_DEPTH:
+            return plain.count("\n", 0, match.start()) + 1
+    return None
 
 
 def load_yaml(text: str, file: str) -> YamlDocument:
@@ -203,6 +250,10 @@ class _Builder:
         self.problems: list[Problem] = []
         self._constructor = _Loader("")
         self._active: set[int] = set()
+        self._built: set[int] = set()  # collections built once: building one again expands an alias
+        self._values = 0
+        self._aliases = 0
+        self._stopped = False  # a limit was hit: the rest is not built
 
     def positions(self) -> Positions:
         return Positions(self.file, self.values, self.keys)
@@ -211,7 +262,37 @@ class _Builder:
         mark = node.start_mark
         self.problems.append(Problem(self.file, mark.line + 1, mark.column + 1, message))
 
+    def _within_limits(self, node: Node, loc: Loc) -> bool:
+        """Count ``node`` against the document's limits; ``False`` (with the problem) when one is hit."""
+        if self._stopped:
+            return False
+        self._values += 1
+        if isinstance(node, (MappingNode, SequenceNode)):
+            if id(node) in self._built:
+                self._aliases += 1
+            self._built.add(id(node))
+            what = "mapping" if isinstance(node, MappingNode) else "list"
+            if len(node.value) > MAX_ITEMS:
+                self._problem(node, f"a {what} of {len(node.value):,} items; at most {MAX_ITEMS:,} are allowed")
+                return False
+        if len(loc) > MAX_DEPTH:
+            message = f"nested too deeply: at most {MAX_DEPTH} levels of lists and mappings"
+        elif self._aliases > MAX_ALIASES:
+            message = f"more than {MAX_ALIASES} uses of aliases (*name); write the values out"
+        elif self._values > MAX_VALUES:
+            message = (
+                f"the document holds more than {MAX_VALUES:,} values with its aliases (*name) expanded; "
+                "such files are not read"
+            )
+        else:
+            return True
+        self._problem(node, message)
+        self._stopped = True
+        return False
+
     def build(self, node: Node, loc: Loc) -> object:
+        if not self._within_limits(node, loc):
+            return None
         self.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if id(node) in self._active:
             self._problem(node, "an alias refers to a value that contains it; such loops are not allowed")
@@ -402,6 +483,8 @@ def read_text_file(path: Path | str, what: str) -> tuple[str | None, list[Proble
     """
     file = str(path)
     try:
+        if Path(path).stat().st_size > 4 * MAX_BYTES:  # UTF-8 takes at most 4 bytes a character
+            return None, [Problem(file, None, None, f"the {what} is larger than {4 * MAX_BYTES:,} bytes")]
         content = Path(path).read_bytes()
     except FileNotFoundError:
         return None, [Problem(file, None, None, f"the {what} does not exist")]

@@ -1,15 +1,24 @@
 """Per-channel uplift: the incremental effect of EACH channel on each customer, for channel allocation.
 
 ``UpliftModel`` learns one effect of "a contact", whatever the channel. ``ChannelUpliftModel``
-learns ``effect(c, x) = P(y | channel c, x) - P(y | control, x)`` for every channel ``c``: a
-pooled T-learner, ONE outcome model trained on the treated rows (the channel they got) and the
-control rows (no contact), with the channel as a feature:
+learns ``effect(c, x) = P(y | channel c, x) - P(y | control, x)`` for every channel ``c``, with
+the control group as the no-contact arm, by one of three meta-learners (``approach``):
 
-- ``estimator="logistic"``: the customer columns (``ResponseModel``'s feature choice and
-  preprocessing: imputation, scaling, one-hot), a one-hot of the channel (all zeros for the
-  control group) and every channel x feature interaction, so each channel has its own slopes;
-- ``estimator="gradient_boosting"``: the customer columns and the channel as one categorical
-  column (control = its own category); the trees find the interactions.
+- ``"t_learner"`` (default): one outcome model per arm, the control arm pooled over every
+  channel's control customers (a visit's small mirrored control group borrows the no-contact
+  outcome of everyone's); the effect is the difference of two predictions;
+- ``"x_learner"`` (Kuenzel et al. 2019): the T-learner's arm models impute each row's individual
+  effect (treated: ``y - mu_0(x)``, control: ``mu_c(x) - y``), two regressions smooth them per
+  channel and are blended by the channel's share of rows, which suits a small treated channel
+  next to a large control group;
+- ``"pooled"``: ONE outcome model on every row with the channel as a feature (an S-learner),
+  which shares everything between channels and shrinks their differences.
+
+Learners (``estimator``): ``"gradient_boosting"`` (default; ``HistGradientBoosting*`` with native
+categorical columns: thresholds and interactions of features, as real effects have them) or
+``"logistic"`` (``LogisticRegression`` on scaled numbers and one-hot columns; pooled: plus a one-hot
+of the channel and every channel x feature interaction, so each channel has its own slopes).
+Features are chosen and prepared as in ``ResponseModel`` (its feature choice, kinds and checks).
 
 Rows are weighted by ``1 / propensity`` (``fit(..., propensity=arm_propensity x
 channel_propensity)``) where it is given and finite, clipped at ``max_weight``, so that
@@ -19,11 +28,13 @@ weighting); rows without a propensity weigh 1.
 ``effects_frame(frame)`` gives a DataFrame with one column per channel; ``score_frame(frame)``
 the best channel's effect (so a ``scores:`` selection works unchanged) and ``effects_of(frame,
 channels)`` the effects in a given channel order (NaN for a channel the model never saw).
+``support_`` says what each channel's estimate rests on (treated rows and responders, the
+pooled control rows, the effective number of rows after weighting).
 
-Training needs, for every channel and for the control group, at least ``MIN_GROUP_ROWS`` rows,
-and responders and non-responders: ``MIN_CLASS_ROWS`` of each in the control group,
-``MIN_CHANNEL_CLASS_ROWS`` in each channel; otherwise a ``ValueError`` says which
-group fell short and with how many.
+Training needs, for the control group, at least ``MIN_CONTROL_ROWS`` rows and ``MIN_CLASS_ROWS``
+responders and non-responders, and, for every channel, ``MIN_GROUP_ROWS`` rows and
+``MIN_CHANNEL_CLASS_ROWS`` responders and non-responders; otherwise a ``ValueError`` says which
+group fell short, with how many, and what is needed.
 """
 
 from __future__ import annotations
@@ -34,13 +45,20 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from orchestrator.scoring.response import (
     ESTIMATORS,
+    MAX_CATEGORIES,
+    MIN_CATEGORY_SHARE,
     MIN_CLASS_ROWS,
+    MISSING_CATEGORY,
     ResponseModel,
     TabularInput,
     kind_of_series,
@@ -48,14 +66,34 @@ from orchestrator.scoring.response import (
 )
 from orchestrator.scoring.uplift import MIN_GROUP_ROWS
 
-__all__ = ["CONTROL", "MAX_WEIGHT", "MIN_CHANNEL_CLASS_ROWS", "ChannelUpliftModel", "ips_weights"]
+__all__ = [
+    "APPROACHES",
+    "CONTROL",
+    "MAX_WEIGHT",
+    "MIN_CHANNEL_CLASS_ROWS",
+    "MIN_CONTROL_ROWS",
+    "ChannelUpliftModel",
+    "ips_weights",
+]
 
 CONTROL = "control"
 """The channel label of the control group (no contact); ``None`` and ``""`` mean the same."""
+APPROACHES = ("t_learner", "x_learner", "pooled")
 MAX_WEIGHT = 20.0
+MIN_CONTROL_ROWS = 200
+"""Control customers with outcomes the no-contact arm needs: every channel's effect is measured against it."""
 MIN_CHANNEL_CLASS_ROWS = 5
-"""Responders (and non-responders) a channel needs: fewer than ``MIN_CLASS_ROWS``, since the pooled
-model learns the rest from every row, but not so few that its effect is noise."""
+"""Responders (and non-responders) a channel needs: fewer than ``MIN_CLASS_ROWS``, since the control
+arm is pooled over every channel, but not so few that its effect is noise."""
+
+_BOOSTING = {  # small, regularised trees: effects are differences of noisy probabilities
+    "learning_rate": 0.05,
+    "max_iter": 200,
+    "max_leaf_nodes": 8,
+    "min_samples_leaf": 40,
+    "l2_regularization": 1.0,
+    "n_iter_no_change": 20,
+}
 
 
 def ips_weights(propensity: Iterable[float] | None, n: int, max_weight: float = MAX_WEIGHT) -> np.ndarray:
@@ -77,6 +115,12 @@ def _channel_labels(channel: Iterable[Any]) -> np.ndarray:
     return np.where(blank.to_numpy(), CONTROL, values.astype(str).to_numpy()).astype(object)
 
 
+def _effective_rows(weights: np.ndarray) -> float:
+    """Kish's effective sample size of weighted rows."""
+    total = float(weights.sum())
+    return total * total / float((weights * weights).sum()) if len(weights) else 0.0
+
+
 class ChannelUpliftModel(TabularInput, BaseEstimator):
     """The incremental effect of each channel per customer (see the module docstring).
 
@@ -86,7 +130,8 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         Columns to learn from; ``None``: every usable column of ``X`` (as ``ResponseModel``).
     exclude : sequence of str
         Columns never to learn from.
-    estimator : "logistic" or "gradient_boosting"
+    estimator : "gradient_boosting" or "logistic"
+    approach : "t_learner", "x_learner" or "pooled"
     max_weight : float
         Inverse propensity weights are clipped at this.
     random_state : int
@@ -96,13 +141,15 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         self,
         features: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
-        estimator: str = "logistic",
+        estimator: str = "gradient_boosting",
+        approach: str = "t_learner",
         max_weight: float = MAX_WEIGHT,
         random_state: int = 0,
     ):
         self.features = features
         self.exclude = exclude
         self.estimator = estimator
+        self.approach = approach
         self.max_weight = max_weight
         self.random_state = random_state
 
@@ -116,11 +163,12 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
     ) -> ChannelUpliftModel:
         """Learn from the rows of ``X``: the channel each treated customer got (``CONTROL``/None for the
         control group), the outcomes ``y`` and, optionally, each row's propensity (arm x channel)."""
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(
-                f"The 'estimator' parameter of ChannelUpliftModel must be one of {', '.join(ESTIMATORS)}. "
-                f"Got {self.estimator!r} instead."
-            )
+        for parameter, allowed in (("estimator", ESTIMATORS), ("approach", APPROACHES)):
+            if getattr(self, parameter) not in allowed:
+                raise ValueError(
+                    f"The '{parameter}' parameter of ChannelUpliftModel must be one of {', '.join(allowed)}. "
+                    f"Got {getattr(self, parameter)!r} instead."
+                )
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame with named columns; got {type(X).__name__}")
         labels = _channel_labels(channel)
@@ -140,23 +188,27 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         features, ignored = base._choose_features(X)
         kinds = cast(dict[str, str], {name: kind_of_series(X[name]) for name in features})
         base.features_, base.feature_kinds_, base.ignored_ = features, kinds, ignored
+        base.pipeline_ = Pipeline([])  # only its feature checks and preparation are used
+        self.base_model_ = base
         self.features_ = features
         self.feature_kinds_ = kinds
         self.ignored_ = ignored
         self.n_features_in_ = len(features)
-        pipeline = base._pipeline(kinds)
-        self.columns_ = pipeline.named_steps["columns"].fit(base._prepare(X))
-        base.pipeline_ = pipeline  # the feature checks and preprocessing; its own classifier is never fitted
-        self.base_model_ = base
-        if self.estimator == "logistic":
-            self.classifier_ = LogisticRegression(max_iter=3000, random_state=self.random_state)
-        else:
-            self.classifier_ = HistGradientBoostingClassifier(
-                categorical_features=[len(self.columns_.get_feature_names_out())], random_state=self.random_state
-            )
-        design = self._design(self._transform(X), self._codes(labels))
-        self.classifier_.fit(design, y, sample_weight=weights)
+        self.columns_ = _columns(kinds, self.estimator).fit(base._prepare(X))
+        Z = self._transform(X)
+        codes = self._codes(labels)
         self.weighted_ = propensity is not None
+        self.support_ = _support(labels, y, weights, self.channels_)
+        if self.approach == "pooled":
+            self.classifier_ = self._classifier(pooled=True)
+            self.classifier_.fit(self._design(Z, codes), y, sample_weight=weights)
+            return self
+        self.arm_models_ = [
+            self._classifier().fit(Z[codes == arm], y[codes == arm], sample_weight=weights[codes == arm])
+            for arm in range(len(self.channels_) + 1)
+        ]
+        if self.approach == "x_learner":
+            self._fit_second_stage(Z, codes, y, weights)
         return self
 
     def effects_frame(self, frame: pd.DataFrame, *, check: bool = True) -> pd.DataFrame:
@@ -166,14 +218,15 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         if len(frame) == 0:
             return pd.DataFrame({c: np.empty(0) for c in self.channels_})
         Z = self._transform(frame)
-        n = len(frame)
-        control = self.classifier_.predict_proba(self._design(Z, np.zeros(n, dtype=np.int64)))[:, 1]
-        return pd.DataFrame(
-            {
-                c: self.classifier_.predict_proba(self._design(Z, np.full(n, j + 1, dtype=np.int64)))[:, 1] - control
-                for j, c in enumerate(self.channels_)
-            }
-        )
+        if self.approach == "x_learner":
+            return pd.DataFrame(
+                {
+                    c: share * tau0.predict(Z) + (1 - share) * tau1.predict(Z)
+                    for c, (tau0, tau1, share) in zip(self.channels_, self.second_stage_, strict=True)
+                }
+            )
+        control = self._arm_probability(Z, 0)
+        return pd.DataFrame({c: self._arm_probability(Z, j + 1) - control for j, c in enumerate(self.channels_)})
 
     def effects_of(self, frame: pd.DataFrame, channels: Sequence[str], *, check: bool = True) -> np.ndarray:
         """``(n, len(channels))`` effects in the order of ``channels``; NaN for a channel the model never saw."""
@@ -199,7 +252,7 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
     # -- internals ---------------------------------------------------------------------------
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "classifier_"):
+        if not hasattr(self, "classifier_") and not hasattr(self, "arm_models_"):
             raise NotFittedError("this ChannelUpliftModel is not fitted yet; call fit(X, channel, y) first")
 
     def _check_frame(self, frame: pd.DataFrame, check: bool) -> None:
@@ -218,6 +271,56 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
     def _transform(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.columns_.transform(self.base_model_._prepare(frame)), dtype=np.float64)
 
+    def _categorical(self) -> np.ndarray:
+        """Which transformed columns are categories (gradient boosting treats them natively)."""
+        names = self.columns_.get_feature_names_out()
+        return np.array([self.feature_kinds_.get(str(name)) != "number" for name in names], dtype=bool)
+
+    def _classifier(self, *, pooled: bool = False):
+        if self.estimator == "logistic":
+            return LogisticRegression(max_iter=3000, random_state=self.random_state)
+        categorical = self._categorical()
+        if pooled:
+            categorical = np.append(categorical, True)  # the channel code
+        return HistGradientBoostingClassifier(
+            categorical_features=categorical if categorical.any() else None,
+            random_state=self.random_state,
+            **_BOOSTING,
+        )
+
+    def _regressor(self):
+        if self.estimator == "logistic":
+            return Ridge(alpha=1.0)
+        categorical = self._categorical()
+        return HistGradientBoostingRegressor(
+            categorical_features=categorical if categorical.any() else None,
+            random_state=self.random_state,
+            **_BOOSTING,
+        )
+
+    def _arm_probability(self, Z: np.ndarray, arm: int) -> np.ndarray:
+        if self.approach == "pooled":
+            design = self._design(Z, np.full(len(Z), arm, dtype=np.int64))
+            return self.classifier_.predict_proba(design)[:, 1]
+        return self.arm_models_[arm].predict_proba(Z)[:, 1]
+
+    def _fit_second_stage(self, Z: np.ndarray, codes: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
+        """X-learner: regress the imputed individual effects of each channel's treated rows and of the
+        control rows, blended by the channel's weighted share of (channel + control) rows."""
+        control = codes == 0
+        mu0 = self.arm_models_[0].predict_proba(Z[~control])[:, 1]
+        untreated = np.full(len(Z), np.nan)
+        untreated[~control] = mu0
+        self.second_stage_ = []
+        for j in range(len(self.channels_)):
+            treated = codes == j + 1
+            imputed_treated = y[treated] - untreated[treated]
+            imputed_control = self.arm_models_[j + 1].predict_proba(Z[control])[:, 1] - y[control]
+            tau1 = self._regressor().fit(Z[treated], imputed_treated, sample_weight=weights[treated])
+            tau0 = self._regressor().fit(Z[control], imputed_control, sample_weight=weights[control])
+            share = float(weights[treated].sum() / (weights[treated].sum() + weights[control].sum()))
+            self.second_stage_.append((tau0, tau1, share))
+
     def _design(self, Z: np.ndarray, codes: np.ndarray) -> np.ndarray:
         if self.estimator != "logistic":
             return np.column_stack([Z, codes.astype(np.float64)])
@@ -226,18 +329,69 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         return np.hstack([Z, onehot, interactions])
 
 
+def _columns(kinds: Mapping[str, str], estimator: str) -> ColumnTransformer:
+    """Preparation of the feature columns: for the logistic learner scaled numbers and one-hot categories
+    (as ``ResponseModel``), for gradient boosting numbers as they are and categories as codes."""
+    numeric = [name for name, kind in kinds.items() if kind == "number"]
+    categorical = [name for name, kind in kinds.items() if kind != "number"]
+    transformers: list[tuple[str, Any, list[str]]] = []
+    impute = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)
+    if estimator == "logistic":
+        if numeric:
+            scale = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+            transformers.append(("number", scale, numeric))
+        if categorical:
+            encoder = OneHotEncoder(
+                handle_unknown="infrequent_if_exist",
+                min_frequency=MIN_CATEGORY_SHARE,
+                max_categories=MAX_CATEGORIES,
+                sparse_output=False,
+            )
+            transformers.append(("category", Pipeline([("impute", impute), ("encode", encoder)]), categorical))
+    else:
+        if numeric:
+            transformers.append(("number", "passthrough", numeric))  # trees take missing values as they are
+        if categorical:
+            codes = OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=np.nan,
+                min_frequency=MIN_CATEGORY_SHARE,
+                max_categories=MAX_CATEGORIES,
+            )
+            transformers.append(("category", Pipeline([("impute", impute), ("encode", codes)]), categorical))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def _support(labels: np.ndarray, y: np.ndarray, weights: np.ndarray, channels: Sequence[str]) -> dict[str, dict]:
+    """What each channel's estimate rests on: its treated rows and responders, the control rows it is
+    compared with (pooled over every channel) and the effective rows after inverse propensity weights."""
+    control = labels == CONTROL
+    support: dict[str, dict] = {}
+    for channel in channels:
+        mask = labels == channel
+        support[channel] = {
+            "treated": int(mask.sum()),
+            "treated_responders": int(y[mask].sum()),
+            "control": int(control.sum()),
+            "control_responders": int(y[control].sum()),
+            "effective_treated": round(_effective_rows(weights[mask]), 1),
+        }
+    return support
+
+
 def _check_groups(labels: np.ndarray, y: np.ndarray, channels: Sequence[str]) -> None:
-    """Every channel and the control group: enough rows, responders and non-responders."""
+    """The control group and every channel: enough rows, responders and non-responders."""
     if not channels:
         raise ValueError("a channel uplift model needs treated customers with their channel; there are none")
     for group in [CONTROL, *channels]:
         mask = labels == group
         rows, responders = int(mask.sum()), int(y[mask].sum())
         what = "the control group" if group == CONTROL else f"channel {group}"
+        least_rows = MIN_CONTROL_ROWS if group == CONTROL else MIN_GROUP_ROWS
         least = MIN_CLASS_ROWS if group == CONTROL else MIN_CHANNEL_CLASS_ROWS
-        if rows < MIN_GROUP_ROWS or min(responders, rows - responders) < least:
+        if rows < least_rows or min(responders, rows - responders) < least:
             raise ValueError(
-                f"too few outcomes for {what}: {rows} customer(s), {responders} responder(s) and "
-                f"{rows - responders} non-responder(s); a channel uplift model needs at least {MIN_GROUP_ROWS} "
+                f"too few outcomes for {what}: {rows:,} customer(s), {responders:,} responder(s) and "
+                f"{rows - responders:,} non-responder(s); a channel uplift model needs at least {least_rows:,} "
                 f"customers and {least} responders and non-responders in {what}"
             )

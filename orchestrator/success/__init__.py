@@ -3,9 +3,13 @@
 Contracts:
 
 * ``campaign.build_campaign_report(settings, campaign, ...)``: the report of a campaign from the ledger.
-* ``data``: contacts with attributed outcomes as a frame; ``report.build_report``: the per wave,
-  channel, variant and decile tables; ``statistics``: the tests and intervals; ``power``: sample sizes.
-* ``render``: terminal, JSON and HTML (with charts).
+* ``data``: contacts with attributed outcomes as a frame (windows cut at the next contact, snapshot
+  columns); ``report.build_report``: the per wave, channel, variant, decile and ``--by`` tables with
+  corrected p-values, sample-ratio checks and early-look readings; ``statistics``: the tests and
+  intervals; ``adjustment``: Lin's regression adjustment (CUPED/CUPAC); ``sequential``: the
+  always-valid confidence sequence; ``power``: sample sizes.
+* ``global_control``: the global control group against everybody else, per month.
+* ``render``: terminal, JSON and HTML (with charts); ``global_render``: the global control report.
 
 May import: ``orchestrator.responses``, ``orchestrator.targeting``, ``orchestrator.ledger`` and below.
 """

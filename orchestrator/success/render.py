@@ -16,6 +16,12 @@ the report, nothing is recomputed.
   dimension (overall, wave, channel, variant, score decile).
 - ``markdown_report(report)`` and ``table_rows(report)``: what Prefect's
   ``create_markdown_artifact`` and ``create_table_artifact`` take.
+- Everywhere: a sample-ratio mismatch is shown first and loudly (``warnings``); while a
+  success window is open, a line says whether the result may already be read (``reading_line``);
+  every segment also has the cells of ``EXTRA_COLUMNS``: the adjusted p-value and its method,
+  the regression-adjusted lift and the variance reduction, the always-valid interval while the
+  window is open, the cost per incremental success (the terminal shows them in a third table
+  per dimension). Customer-column breakdowns (``--by``) are headed "By <column>".
 
 Rates and absolute lifts in the report are shares (0.021) and are shown as percent and
 percentage points; relative lift and ROI are ratios, shown as percent.
@@ -46,6 +52,8 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from orchestrator.settings import private_dir, private_file
 
 if TYPE_CHECKING:
     from orchestrator.success.report import Estimate, Segment, SuccessReport
@@ -221,7 +229,14 @@ def by_dimension(report: SuccessReport) -> list[tuple[str, str, list[Segment]]]:
     for s in report.segments:
         groups.setdefault(s.dimension, []).append(s)
     order = [d for d in DIMENSIONS if d in groups] + [d for d in groups if d not in DIMENSIONS]
-    return [(d, DIMENSIONS.get(d, f"By {d}"), groups[d]) for d in order]
+    return [(d, DIMENSIONS.get(d) or heading_of(d), groups[d]) for d in order]
+
+
+def heading_of(dimension: str) -> str:
+    """The heading of a dimension outside ``DIMENSIONS``: a customer-column breakdown or any other."""
+    if dimension.startswith("by:"):
+        return f"By {dimension[3:]} (customer column at selection time)"
+    return f"By {dimension}"
 
 
 def segment_label(segment: Segment) -> str:
@@ -277,6 +292,64 @@ def cells(segment: Segment, intervals: bool = True) -> list[str]:
     ]
 
 
+EXTRA_COLUMNS = [
+    "Segment",
+    "p adjusted (method)",
+    "Adjusted lift, points [95% CI]",
+    "Variance reduction",
+    "Always-valid lift, points [95%]",
+    "Reading",
+    "Cost per incremental success",
+]
+_METHOD_NAMES = {"holm": "Holm", "bh": "BH"}
+
+
+def extra_cells(segment: Segment) -> list[str]:
+    """The cells of ``EXTRA_COLUMNS``: corrected p, adjusted lift, always-valid interval, cost per success."""
+    s = segment
+    p = p_value(s.p_adjusted) if s.p_adjustment else "–"
+    if s.p_adjustment and p != "–":
+        p += f" ({_METHOD_NAMES.get(s.p_adjustment, s.p_adjustment)})"
+    reduction = finite(s.variance_reduction)
+    open_window = s.reading != "final"
+    return [
+        s.key if s.dimension != "overall" else "all",
+        p,
+        lift_points(s.adjusted_lift),
+        "–" if reduction is None else f"{reduction * 100:.0f}%",
+        lift_points(s.sequence) if open_window else "–",
+        s.reading + (f" (window open until {s.window_closes})" if open_window and s.window_closes else ""),
+        with_ci(s.cost_per_incremental, lambda v: money(v, 2)),
+    ]
+
+
+def warnings(report: SuccessReport) -> list[str]:
+    """Sample-ratio mismatches: shown before anything else."""
+    return [c.message for c in getattr(report, "sample_ratios", []) if c.mismatch]
+
+
+def reading_line(report: SuccessReport) -> str | None:
+    """While a window is open: may the overall result already be read? None once every window is closed."""
+    overall = report.overall()
+    if overall.reading == "final":
+        return None
+    seq = overall.sequence
+    interval = (
+        "none yet"
+        if finite(seq.low) is None or finite(seq.high) is None
+        else f"{lift_points(seq).split(' ', 1)[1]} points"
+    )
+    if overall.reading == "may be read":
+        return (
+            f"The success window is open until {overall.window_closes}, and the result may already be read: "
+            f"the interval valid under repeated looks, {interval}, excludes 0."
+        )
+    return (
+        f"Too early to read: the success window is open until {overall.window_closes} and the interval valid "
+        f"under repeated looks, {interval}, still includes 0. Do not act on the p-value before the window closes."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # terminal
 
@@ -311,7 +384,12 @@ def print_report(report: SuccessReport, console: Console) -> None:
         body.append("\n" + line)
     title = Text(f"Success of {report.campaign}", style="bold")
     border = {"worked": "green", "harmed": "red", "not significant": "blue", "unmeasured": "yellow"}[kind]
+    for warning in warnings(report):
+        console.print(Panel(Text(warning, style="bold red"), title=Text("Sample ratio mismatch", style="bold red")))
     console.print(Panel(body, title=title, subtitle=Text(subtitle(report)), border_style=border))
+    reading = reading_line(report)
+    if reading is not None:
+        console.print(Text(reading, style="bold yellow" if report.overall().reading == "too early" else "bold"))
     if report.notes:
         notes = [Text("Notes", style="bold yellow")] + [Text(f"• {n}", style="yellow") for n in report.notes]
         console.print(Group(*notes))
@@ -334,6 +412,12 @@ def print_report(report: SuccessReport, console: Console) -> None:
             for row in rows:
                 table.add_row(*(row[i] for i in columns))
             console.print(table)
+        extra = Table(title=Text(f"{heading}: corrected, adjusted, early looks", style="bold"), title_justify="left")
+        for i, column in enumerate(EXTRA_COLUMNS):
+            extra.add_column(column, justify="left" if i in (0, 5) else "right", overflow="fold")
+        for s in segments:
+            extra.add_row(*(Text(c) for c in extra_cells(s)))
+        console.print(extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,14 +443,19 @@ def markdown_report(report: SuccessReport) -> str:
         "",
     ]
     lines += [f"- {md(line)}" for line in details(report)]
+    lines[4:4] = [f"**⚠ {md(w)}**\n" for w in warnings(report)]
+    reading = reading_line(report)
+    if reading is not None:
+        lines += ["", f"**{md(reading)}**"]
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- ⚠ {md(n)}" for n in report.notes]
     for _dimension, heading, segments in by_dimension(report):
         lines += ["", f"## {md(heading)}", ""]
-        lines.append("| " + " | ".join(COLUMNS) + " |")
-        lines.append("|" + "|".join("---:" if i in NUMERIC else "---" for i in range(len(COLUMNS))) + "|")
+        lines.append("| " + " | ".join(COLUMNS + EXTRA_COLUMNS[1:]) + " |")
+        width = len(COLUMNS) + len(EXTRA_COLUMNS) - 1
+        lines.append("|" + "|".join("---:" if i in NUMERIC else "---" for i in range(width)) + "|")
         for s in segments:
-            row = [md(c) for c in cells(s)]
+            row = [md(c) for c in cells(s) + extra_cells(s)[1:]]
             if s.significant and verdict(s) in ("worked", "harmed"):
                 row[5] = f"**{row[5]}**"
             lines.append("| " + " | ".join(row) + " |")
@@ -410,6 +499,16 @@ def table_rows(report: SuccessReport) -> list[dict[str, Any]]:
                     "cost": _round(s.cost, 2),
                     "roi": _round(s.roi.value, 4),
                     "flags": ", ".join(s.flags),
+                    "p_adjusted": _round(s.p_adjusted, 5),
+                    "p_adjustment": s.p_adjustment,
+                    "adjusted_lift": _round(s.adjusted_lift.value, 5),
+                    "adjusted_lift_low": _round(s.adjusted_lift.low, 5),
+                    "adjusted_lift_high": _round(s.adjusted_lift.high, 5),
+                    "variance_reduction": _round(s.variance_reduction, 4),
+                    "sequence_low": _round(s.sequence.low, 5),
+                    "sequence_high": _round(s.sequence.high, 5),
+                    "reading": s.reading,
+                    "cost_per_incremental": _round(s.cost_per_incremental.value, 2),
                 }
             )
     return rows
@@ -649,15 +748,18 @@ def gains_chart(report: SuccessReport) -> str:
 
 
 def _segments_table(report: SuccessReport) -> str:
-    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in COLUMNS)
+    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in COLUMNS + EXTRA_COLUMNS[1:])
     body = []
     for _dimension, heading, segments in by_dimension(report):
-        body.append(f'<tr class="group"><th scope="rowgroup" colspan="{len(COLUMNS)}">{_e(heading)}</th></tr>')
+        body.append(
+            f'<tr class="group"><th scope="rowgroup" colspan="{len(COLUMNS) + len(EXTRA_COLUMNS) - 1}">'
+            f"{_e(heading)}</th></tr>"
+        )
         for s in segments:
             kind = verdict(s).replace(" ", "-")
             tds = []
-            for i, c in enumerate(cells(s)):
-                cls = "num" if i in NUMERIC else ""
+            for i, c in enumerate(cells(s) + extra_cells(s)[1:]):
+                cls = "num" if i in NUMERIC or i > len(COLUMNS) else ""
                 tag = 'th scope="row"' if i == 0 else "td"
                 tds.append(f'<{tag} class="{cls}">{_e(c)}</{tag.split()[0]}>')
             body.append(f'<tr class="{kind}">{"".join(tds)}</tr>')
@@ -692,7 +794,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.group th{background:#eef;font-size:.95rem}
 tr.worked td:nth-child(6),tr.worked td:nth-child(8){color:#00704f;font-weight:700}
 tr.harmed td:nth-child(6),tr.harmed td:nth-child(8){color:#b13c00;font-weight:700}
-td:last-child{color:#8a5a00}
+td:nth-child(14){color:#8a5a00}
+.srm{border-left:8px solid #D55E00;background:#fdecea;font-weight:600}
+.reading{border-left:8px solid #0072B2}.reading.early{border-color:#E69F00;background:#fff8e6;font-weight:600}
 """
 
 
@@ -706,6 +810,21 @@ def _methods(report: SuccessReport) -> str:
     )
 
 
+def _warnings(report: SuccessReport) -> str:
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings(report))
+    if not items:
+        return ""
+    return f'<section class="srm" role="alert"><h2>Sample ratio mismatch</h2><ul>{items}</ul></section>'
+
+
+def _reading(report: SuccessReport) -> str:
+    line = reading_line(report)
+    if line is None:
+        return ""
+    kind = "early" if report.overall().reading == "too early" else "ready"
+    return f'<section class="reading {kind}" role="status"><p>{_e(line)}</p></section>'
+
+
 def render_html(report: SuccessReport) -> str:
     """The whole page as a string."""
     kind = verdict(report.overall()).replace(" ", "-")
@@ -716,9 +835,9 @@ def render_html(report: SuccessReport) -> str:
 <title>Success of {_e(report.campaign)}</title><style>{_CSS}</style></head>
 <body><main>
 <h1>Success of campaign {_e(report.campaign)}</h1>
-<section class="headline {kind}"><p class="sub">{_e(subtitle(report))}</p>
+{_warnings(report)}<section class="headline {kind}"><p class="sub">{_e(subtitle(report))}</p>
 <p class="result">{_e(headline(report))}</p><ul>{facts}</ul></section>
-{_notes(report)}{_flags(report)}
+{_reading(report)}{_notes(report)}{_flags(report)}
 <h2>Charts</h2>
 {charts}
 <h2>All segments</h2>
@@ -731,6 +850,7 @@ def render_html(report: SuccessReport) -> str:
 def write_html(report: SuccessReport, path: Path) -> Path:
     """Write the report as one self-contained HTML page to ``path`` (folders created)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    private_dir(path.parent)
+    with private_file(path) as handle:  # 0600, like every file the engine writes
+        handle.write(render_html(report).encode("utf-8"))
     return path

@@ -37,6 +37,26 @@ read. It touches no database and never invents a lift:
   successes (uplift x treated) summed from decile 1; None when any decile's uplift is unknown or
   the total is not positive.
 
+Beyond the plain comparison (docs/success.md has each method with its formula and reference):
+
+- Regression adjustment (``covariates``: frame columns known before the wave, e.g. ``score`` and
+  pre-period columns of the snapshot): per segment, Lin's estimator with HC1 errors
+  (``orchestrator.success.adjustment``) of the lift and of the revenue per customer, next to the
+  unadjusted ones, with the variance reduction achieved.
+- Multiple comparisons: the p-values of the channels and of the variants are Holm-adjusted within
+  their dimension, those of the score deciles and of the ``by`` breakdowns Benjamini-Hochberg
+  adjusted (``p_adjusted``, ``p_adjustment``); ``significant`` and the flags follow the adjusted p.
+  The overall result and each wave are separate questions and stay unadjusted.
+- ``by``: breakdowns by customer columns of the frame (dimension ``"by:<column>"``); a numeric
+  column with more than 10 values is cut into quintiles (keys ``"[low, high]"``).
+- Sample ratio mismatch, per wave: treated against control counts versus the configured control
+  share (the contacts' ``arm_propensity``), and the variants against ``variant_shares``;
+  chi-squared, flagged below p = 0.001 (``sample_ratios``, flag ``"sample ratio mismatch"``).
+- Early looks (``as_of``): a segment whose waves' windows are not all closed by ``as_of`` gets
+  the always-valid interval of ``orchestrator.success.sequential`` (``sequence``) and ``reading``
+  says ``"too early"`` until that interval excludes 0 (``"may be read"``); ``"final"`` once closed.
+- Money: cost per incremental success with its interval, the cost per channel of each segment.
+
 Speed: the groups of every dimension come from one stable argsort of integer codes (no Python loop
 over contacts); the statistics run once per segment. A 1,000,000-contact frame takes about half a
 second (``bench/report_bench.py``).
@@ -45,28 +65,39 @@ second (``bench/report_bench.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence as Sequence_
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
 
+from orchestrator.success.adjustment import adjusted_effects
+from orchestrator.success.sequential import DEFAULT_PLANNING_RATE, confidence_sequence
 from orchestrator.success.statistics import (
     ABSOLUTE_LIFT_METHOD,
+    P_ADJUSTMENTS,
     RELATIVE_LIFT_METHOD,
+    SRM_ALPHA,
     Estimate,
     absolute_lift,
+    adjust_p_values,
     compare_proportions,
+    cost_per_incremental,
     mean_difference,
     mean_with_ci,
     rate,
     relative_lift,
     return_on_cost,
+    sample_ratio_test,
     scaled,
 )
 from orchestrator.targeting.control import score_deciles
 
 __all__ = [
+    "ADJUSTMENT_OF",
+    "BY_PREFIX",
     "DIMENSIONS",
     "FLAG_CONTROL_TOO_SMALL",
     "FLAG_NEGATIVE_LIFT",
@@ -74,11 +105,13 @@ __all__ = [
     "FLAG_NO_TREATED",
     "FLAG_NOT_SIGNIFICANT",
     "FLAG_RELATIVE_UNDEFINED",
+    "FLAG_SRM",
     "GOALS",
     "REQUIRED_COLUMNS",
     "CurvePoint",
     "Estimate",
     "GainsPoint",
+    "SampleRatioCheck",
     "Segment",
     "SuccessReport",
     "build_report",
@@ -109,6 +142,13 @@ FLAG_CONTROL_TOO_SMALL = "control group too small"
 FLAG_NOT_SIGNIFICANT = "not significant"
 FLAG_NEGATIVE_LIFT = "negative lift"
 FLAG_RELATIVE_UNDEFINED = "relative lift undefined: no control successes"
+FLAG_SRM = "sample ratio mismatch"
+
+BY_PREFIX = "by:"
+ADJUSTMENT_OF = {"channel": "holm", "variant": "holm", "score_decile": "bh"}  # and every "by:<column>": bh
+READING_FINAL, READING_READY, READING_EARLY = "final", "may be read", "too early"
+_BY_BINS = 5
+_BY_MAX_VALUES = 10
 
 _SUCCESS_COLUMN = {"response": "responded", "conversion": "converted"}
 
@@ -138,6 +178,31 @@ class Segment:
     roi: Estimate
     significant: bool
     flags: list[str] = field(default_factory=list)
+    p_adjusted: float | None = None
+    p_adjustment: str | None = None  # "holm" | "bh" | None (not part of a corrected family)
+    adjusted_lift: Estimate = field(default_factory=Estimate.missing)
+    adjusted_incremental_successes: Estimate = field(default_factory=Estimate.missing)
+    variance_reduction: float | None = None
+    adjusted_incremental_revenue: Estimate = field(default_factory=Estimate.missing)
+    revenue_variance_reduction: float | None = None
+    sequence: Estimate = field(default_factory=Estimate.missing)
+    reading: str = READING_FINAL
+    window_closes: str | None = None
+    cost_per_incremental: Estimate = field(default_factory=Estimate.missing)
+    costs_by_channel: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SampleRatioCheck:
+    """The sample-ratio-mismatch check of one wave: arms (``what="arms"``) or variants."""
+
+    wave: str
+    what: str
+    observed: dict[str, int]
+    expected_shares: dict[str, float]
+    p_value: float | None
+    mismatch: bool
+    message: str
 
 
 @dataclass
@@ -177,6 +242,10 @@ class SuccessReport:
     notes: list[str]
     alpha: float = 0.05
     methods: dict[str, str] = field(default_factory=dict)
+    covariates: list[str] = field(default_factory=list)
+    sample_ratios: list[SampleRatioCheck] = field(default_factory=list)
+    as_of: str | None = None
+    window_open: bool = False
 
     def overall(self) -> Segment:
         for segment in self.segments:
@@ -186,8 +255,10 @@ class SuccessReport:
 
     def by(self, dimension: str) -> list[Segment]:
         """The segments of one dimension, in report order."""
-        if dimension not in DIMENSIONS:
-            raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}. Got {dimension!r} instead.")
+        if dimension not in DIMENSIONS and not dimension.startswith(BY_PREFIX):
+            raise ValueError(
+                f"dimension must be one of {', '.join(DIMENSIONS)} or {BY_PREFIX}<column>. Got {dimension!r} instead."
+            )
         return [s for s in self.segments if s.dimension == dimension]
 
     def to_dict(self) -> dict:
@@ -204,16 +275,36 @@ def build_report(
     alpha: float = 0.05,
     min_control: int = 30,
     min_expected_control_successes: float = 5.0,
+    covariates: Sequence_[str] = (),
+    by: Sequence_[str] = (),
+    as_of: date | None = None,
+    planning_rate: float = DEFAULT_PLANNING_RATE,
+    variant_shares: dict[str, float] | None = None,
 ) -> SuccessReport:
     """The success report of ``campaign`` from its contact-level frame (see the module docstring)."""
     _check_arguments(contacts, goal, window_days, alpha, min_control, min_expected_control_successes)
+    missing = [c for c in [*covariates, *by] if c not in contacts.columns]
+    if missing:
+        raise ValueError(
+            f"The columns {', '.join(map(repr, missing))} named as covariates or breakdowns are not in the "
+            f"contacts frame; it has {', '.join(map(str, contacts.columns))}."
+        )
     frame, ignored = _campaign_rows(contacts, campaign)
     treated = (frame["arm"] == TREATMENT).to_numpy()
     success = frame[_SUCCESS_COLUMN[goal]].fillna(False).to_numpy(dtype=bool)
     revenue = frame["revenue"].to_numpy(dtype=np.float64, na_value=0.0)
     cost = frame["cost"].to_numpy(dtype=np.float64, na_value=0.0)
-    data = _Data(treated, success, np.nan_to_num(revenue), np.nan_to_num(cost))
-    rules = _Rules(alpha, min_control, min_expected_control_successes)
+    closes = _window_closes(frame, window_days)
+    data = _Data(
+        treated,
+        success,
+        np.nan_to_num(revenue),
+        np.nan_to_num(cost),
+        {name: pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64) for name in covariates},
+        *_codes(frame["channel"]),
+        closes,
+    )
+    rules = _Rules(alpha, min_control, min_expected_control_successes, as_of, planning_rate)
 
     waves = _wave_order(frame)
     segments = [_segment("overall", "all", np.arange(len(frame)), data, rules)]
@@ -241,11 +332,18 @@ def build_report(
             "score_decile", pd.Series(deciles), data, rules, order=[str(d) for d in range(1, 11)], skip="-1"
         )
         segments += decile_segments
-        gains = _gains(decile_segments)
         if not scored.all():
             notes.append(f"{int((~scored).sum()):,} contacts without a score are in no score decile")
     else:
+        decile_segments = []
         notes.append("no score deciles: the campaign had no scoring model")
+    for column in by:
+        keys, order = _by_keys(frame[column])
+        segments += _dimension_segments(BY_PREFIX + column, keys, data, rules, order=order)
+    _adjust_families(segments, alpha)
+    gains = _gains([s for s in segments if s.dimension == "score_decile"]) if decile_segments else []
+    checks = _sample_ratios(frame, waves, variant_shares)
+    _flag_mismatches(segments, checks)
 
     curve, curve_notes = _curve(frame, goal, success, treated, window_days)
     report = SuccessReport(
@@ -258,15 +356,50 @@ def build_report(
         gains=gains,
         notes=[],
         alpha=alpha,
-        methods={
-            "absolute_lift": f"Newcombe hybrid score interval (statsmodels '{ABSOLUTE_LIFT_METHOD}')",
-            "relative_lift": f"log risk ratio, 0.5 added to counts (statsmodels '{RELATIVE_LIFT_METHOD}')",
-            "p_value": "two-sided pooled two-proportion z-test; Fisher's exact test when an expected cell < 5",
-            "revenue": "t interval of the mean; Welch interval for the difference of means",
-        },
+        methods=_methods(covariates),
+        covariates=list(covariates),
+        sample_ratios=checks,
+        as_of=None if as_of is None else as_of.isoformat(),
+        window_open=any(s.reading != READING_FINAL for s in segments if s.dimension == "overall"),
     )
-    report.notes = _overall_notes(report, ignored, min_control, min_expected_control_successes) + notes + curve_notes
+    report.notes = (
+        [c.message for c in checks if c.mismatch]
+        + _overall_notes(report, ignored, min_control, min_expected_control_successes)
+        + _look_notes(report)
+        + notes
+        + _covariate_notes(segments, covariates)
+        + curve_notes
+    )
+    if not any(c.p_value is not None for c in checks if c.what == "arms") and len(frame):
+        report.notes.append(
+            "no sample-ratio check: the configured control share of these contacts is not recorded "
+            "(imported results, or waves recorded before the ledger kept propensities)"
+        )
     return report
+
+
+def _methods(covariates: Sequence_[str]) -> dict[str, str]:
+    methods = {
+        "absolute_lift": f"Newcombe hybrid score interval (statsmodels '{ABSOLUTE_LIFT_METHOD}')",
+        "relative_lift": f"log risk ratio, 0.5 added to counts (statsmodels '{RELATIVE_LIFT_METHOD}')",
+        "p_value": "two-sided pooled two-proportion z-test; Fisher's exact test when an expected cell < 5",
+        "revenue": "t interval of the mean; Welch interval for the difference of means",
+        "adjusted_p": (
+            f"channels and variants: {P_ADJUSTMENTS['holm'][1]}; score deciles and customer breakdowns: "
+            f"{P_ADJUSTMENTS['bh'][1]} (statsmodels multipletests); overall and waves unadjusted"
+        ),
+        "sample_ratio": f"chi-squared goodness of fit of arm and variant counts to the configured shares, "
+        f"flagged at p < {SRM_ALPHA:g}",
+        "sequence": "always-valid interval for looks while the window is open: two-sided normal-mixture "
+        "confidence sequence (Howard et al. 2021)",
+        "roi": "(incremental revenue - cost) / cost with the incremental revenue's interval, cost known; "
+        "cost per incremental success with the inverted interval of the incremental successes",
+    }
+    if covariates:
+        methods["adjusted_lift"] = (
+            f"Lin's regression adjustment on {', '.join(covariates)} (treatment x centred covariates, HC1 errors)"
+        )
+    return methods
 
 
 # --- segments ---------------------------------------------------------------------------------
@@ -278,6 +411,10 @@ class _Data:
     success: np.ndarray
     revenue: np.ndarray
     cost: np.ndarray
+    covariates: dict[str, np.ndarray]
+    channel_codes: np.ndarray  # per row: index into channel_names
+    channel_names: list[str]
+    closes: np.ndarray  # per row: the day its wave's window closes (datetime64[D]; NaT: no window)
 
 
 @dataclass(frozen=True)
@@ -285,6 +422,8 @@ class _Rules:
     alpha: float
     min_control: int
     min_expected_control_successes: float
+    as_of: date | None = None
+    planning_rate: float = DEFAULT_PLANNING_RATE
 
 
 def _dimension_segments(
@@ -346,6 +485,7 @@ def _segment(dimension: str, key: str, rows: np.ndarray, data: _Data, rules: _Ru
     revenue_lift = mean_difference(t_revenue, c_revenue, alpha)
     incremental_revenue = scaled(revenue_lift, nt)
     significant = tested.p_value is not None and tested.p_value < alpha
+    incremental = scaled(lift, nt)
 
     flags: list[str] = []
     if nc == 0:
@@ -356,14 +496,11 @@ def _segment(dimension: str, key: str, rows: np.ndarray, data: _Data, rules: _Ru
         pooled = (st + sc) / (nt + nc)
         if nc < rules.min_control or nc * pooled < rules.min_expected_control_successes:
             flags.append(FLAG_CONTROL_TOO_SMALL)
-        if not significant:
-            flags.append(FLAG_NOT_SIGNIFICANT)
-        elif lift.value is not None and lift.value < 0:
-            flags.append(FLAG_NEGATIVE_LIFT)
+        flags += _significance_flags(significant, lift.value)
         if sc == 0:
             flags.append(FLAG_RELATIVE_UNDEFINED)
 
-    return Segment(
+    segment = Segment(
         dimension=dimension,
         key=key,
         treated=nt,
@@ -376,7 +513,7 @@ def _segment(dimension: str, key: str, rows: np.ndarray, data: _Data, rules: _Ru
         relative_lift=relative,
         p_value=tested.p_value,
         test=tested.test,
-        incremental_successes=scaled(lift, nt),
+        incremental_successes=incremental,
         revenue_per_treated=mean_with_ci(t_revenue, alpha),
         revenue_per_control=mean_with_ci(c_revenue, alpha),
         revenue_lift=revenue_lift,
@@ -385,7 +522,248 @@ def _segment(dimension: str, key: str, rows: np.ndarray, data: _Data, rules: _Ru
         roi=return_on_cost(incremental_revenue, cost),
         significant=significant,
         flags=flags,
+        cost_per_incremental=cost_per_incremental(cost, incremental),
+        costs_by_channel=_costs_by_channel(data, t_rows),
     )
+    _adjust(segment, rows, data, alpha)
+    _look(segment, rows, data, rules)
+    return segment
+
+
+def _significance_flags(significant: bool, lift: float | None) -> list[str]:
+    if not significant:
+        return [FLAG_NOT_SIGNIFICANT]
+    return [FLAG_NEGATIVE_LIFT] if lift is not None and lift < 0 else []
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a column (missing: the key ``"none"``, last) and the names in code order."""
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    names = [str(u) for u in uniques]
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(names), codes)
+        names.append(MISSING_KEY)
+    return np.asarray(codes, dtype=np.int64), names
+
+
+def _costs_by_channel(data: _Data, t_rows: np.ndarray) -> dict[str, float]:
+    sums = np.bincount(data.channel_codes[t_rows], weights=data.cost[t_rows], minlength=len(data.channel_names))
+    return {name: float(sums[i]) for i, name in enumerate(data.channel_names) if sums[i] != 0}
+
+
+def _adjust(segment: Segment, rows: np.ndarray, data: _Data, alpha: float) -> None:
+    """Lin's regression adjustment of the lift and the revenue per customer (in place)."""
+    if not data.covariates or not segment.treated or not segment.control:
+        return
+    treated = data.treated[rows]
+    covariates = {name: values[rows] for name, values in data.covariates.items()}
+    fits = adjusted_effects(
+        {"lift": data.success[rows].astype(np.float64), "revenue": data.revenue[rows]}, treated, covariates, alpha
+    )
+    lift, money = fits["lift"], fits["revenue"]
+    if lift.value is not None:
+        segment.adjusted_lift = Estimate(lift.value, lift.low, lift.high)
+        segment.adjusted_incremental_successes = scaled(segment.adjusted_lift, segment.treated)
+        segment.variance_reduction = lift.variance_reduction
+    if money.value is not None:
+        segment.adjusted_incremental_revenue = scaled(Estimate(money.value, money.low, money.high), segment.treated)
+        segment.revenue_variance_reduction = money.variance_reduction
+
+
+def _look(segment: Segment, rows: np.ndarray, data: _Data, rules: _Rules) -> None:
+    """Window status and the always-valid interval of a segment (in place)."""
+    closes = data.closes[rows]
+    closes = closes[~np.isnat(closes)]
+    if not closes.size:
+        return
+    last = pd.Timestamp(closes.max()).date()
+    segment.window_closes = last.isoformat()
+    if rules.as_of is None or rules.as_of >= last:
+        return
+    if segment.treated and segment.control:
+        seq = confidence_sequence(
+            segment.treated_successes,
+            segment.treated,
+            segment.control_successes,
+            segment.control,
+            rules.alpha,
+            rules.planning_rate,
+        )
+        segment.sequence = Estimate(seq.value, seq.low, seq.high)
+    low, high = segment.sequence.low, segment.sequence.high
+    excludes_zero = low is not None and high is not None and (low > 0 or high < 0)
+    segment.reading = READING_READY if excludes_zero else READING_EARLY
+
+
+def _window_closes(frame: pd.DataFrame, window_days: int | None) -> np.ndarray:
+    if window_days is None or not len(frame):
+        return np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[D]")
+    dates = pd.to_datetime(frame["wave_date"]).dt.tz_localize(None) if len(frame) else frame["wave_date"]
+    return (dates + timedelta(days=window_days)).to_numpy(dtype="datetime64[D]")
+
+
+def _adjust_families(segments: list[Segment], alpha: float) -> None:
+    """Adjusted p-values within each corrected dimension; significance and flags follow them (in place)."""
+    families: dict[str, list[Segment]] = {}
+    for s in segments:
+        method = ADJUSTMENT_OF.get(s.dimension) or ("bh" if s.dimension.startswith(BY_PREFIX) else None)
+        if method is not None:
+            families.setdefault(s.dimension, []).append(s)
+    for dimension, members in families.items():
+        method = ADJUSTMENT_OF.get(dimension, "bh")
+        adjusted = adjust_p_values([s.p_value for s in members], method, alpha)
+        for s, p in zip(members, adjusted, strict=True):
+            s.p_adjusted, s.p_adjustment = p, method
+            if p is None:
+                continue
+            s.significant = p < alpha
+            if s.treated and s.control:
+                old = {FLAG_NOT_SIGNIFICANT, FLAG_NEGATIVE_LIFT}
+                kept = [f for f in s.flags if f not in old]
+                at = kept.index(FLAG_RELATIVE_UNDEFINED) if FLAG_RELATIVE_UNDEFINED in kept else len(kept)
+                s.flags = kept[:at] + _significance_flags(s.significant, s.absolute_lift.value) + kept[at:]
+
+
+def _by_keys(values: pd.Series) -> tuple[pd.Series, list[str] | None]:
+    """Keys of a customer column's breakdown: its values, or quintile ranges for a numeric column with many."""
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and values.nunique(dropna=True) > _BY_MAX_VALUES:
+        bins = pd.qcut(values, _BY_BINS, duplicates="drop")
+        labels = [f"[{_short(i.left)}, {_short(i.right)}]" for i in bins.cat.categories]
+        keys = pd.Series(np.asarray(bins.cat.codes), index=values.index).map(dict(enumerate(labels)))
+        return keys, labels
+    keys = values.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return keys, None
+
+
+def _short(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _sample_ratios(
+    frame: pd.DataFrame, waves: list[str], variant_shares: dict[str, float] | None
+) -> list[SampleRatioCheck]:
+    """Per wave, the arms against the recorded control share and the variants against their configured shares."""
+    checks: list[SampleRatioCheck] = []
+    if not len(frame):
+        return checks
+    codes, names = _codes(frame["wave"].astype(str))
+    treated = (frame["arm"] == TREATMENT).to_numpy()
+    n_treated = np.bincount(codes[treated], minlength=len(names))
+    n_control = np.bincount(codes[~treated], minlength=len(names))
+    shares = _recorded_shares(frame, codes, treated, len(names))
+    variants = _variant_counts(frame, codes, treated, names, variant_shares)
+    index = {name: i for i, name in enumerate(names)}
+    for key in waves:
+        i = index[key]
+        n_t, n_c, share = int(n_treated[i]), int(n_control[i]), shares[i]
+        if not math.isnan(share) and n_t + n_c:
+            result = sample_ratio_test({TREATMENT: n_t, CONTROL: n_c}, {TREATMENT: 1 - share, CONTROL: share})
+            message = (
+                f"wave {key}: the control group is {_share(result.observed_share(CONTROL))} of the wave, "
+                f"{_share(share)} was configured (chi-squared p {_p(result.p_value)}): do not trust this wave's "
+                f"lift until the cause is found (a filter applied to one arm, a broken split, contacts lost in one arm)"
+            )
+            checks.append(
+                SampleRatioCheck(
+                    key, "arms", result.observed, result.expected_shares, result.p_value, result.mismatch, message
+                )
+            )
+        counts = variants.get(key)
+        if variant_shares and counts is not None:
+            result = sample_ratio_test(counts, dict(variant_shares))
+            worst = max(counts, key=lambda k: abs((result.observed_share(k) or 0) - variant_shares[k]))
+            message = (
+                f"wave {key}: variant {worst} has {_share(result.observed_share(worst))} of the treated customers, "
+                f"{_share(variant_shares[worst])} was configured (chi-squared p {_p(result.p_value)}): do not trust "
+                f"the variant comparison of this wave until the cause is found"
+            )
+            checks.append(
+                SampleRatioCheck(
+                    key, "variants", result.observed, result.expected_shares, result.p_value, result.mismatch, message
+                )
+            )
+    return checks
+
+
+def _recorded_shares(frame: pd.DataFrame, codes: np.ndarray, treated: np.ndarray, n_waves: int) -> np.ndarray:
+    """Per wave: the control share it was drawn with, from its contacts' recorded arm propensities (NaN: none)."""
+    shares = np.full(n_waves, np.nan)
+    if "arm_propensity" not in frame.columns:
+        return shares
+    propensity = frame["arm_propensity"].to_numpy(dtype=np.float64, na_value=np.nan)
+    control_share = np.where(treated, 1 - propensity, propensity)
+    known = ~np.isnan(control_share)
+    if known.any():
+        medians = pd.Series(control_share[known]).groupby(codes[known]).median()
+        shares[medians.index.to_numpy()] = medians.to_numpy()
+    shares[(shares <= 0) | (shares >= 1)] = np.nan
+    return shares
+
+
+def _variant_counts(
+    frame: pd.DataFrame, codes: np.ndarray, treated: np.ndarray, names: list[str], shares: dict[str, float] | None
+) -> dict[str, dict[str, int]]:
+    """Per wave whose treated variants are all configured ones: the count of each configured variant."""
+    if not shares:
+        return {}
+    variant = frame["variant"].to_numpy(dtype=object)[treated]
+    table = pd.crosstab(codes[treated], pd.Series(variant).fillna(MISSING_KEY).astype(str).to_numpy())
+    out: dict[str, dict[str, int]] = {}
+    for i, row in table.iterrows():
+        present = {str(k) for k, v in row.items() if v > 0}
+        if present - set(shares) or not present:
+            continue
+        out[names[int(i)]] = {name: int(row.get(name, 0)) for name in shares}
+    return out
+
+
+def _share(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x * 100:.1f}%".replace(".0%", "%")
+
+
+def _flag_mismatches(segments: list[Segment], checks: list[SampleRatioCheck]) -> None:
+    broken = {c.wave for c in checks if c.mismatch}
+    if not broken:
+        return
+    for s in segments:
+        if (s.dimension == "wave" and s.key in broken) or s.dimension == "overall":
+            s.flags.append(FLAG_SRM)
+
+
+def _look_notes(report: SuccessReport) -> list[str]:
+    overall = report.overall()
+    if overall.reading == READING_FINAL or report.as_of is None:
+        return []
+    seq = overall.sequence
+    level = f"{(1 - report.alpha) * 100:g}%"
+    if seq.low is None or seq.high is None:
+        interval = "has no interval yet (no successes)"
+    else:
+        interval = f"is {_points(seq.low)} to {_points(seq.high)} points"
+    if overall.reading == READING_READY:
+        return [
+            f"the success window is open until {overall.window_closes}, but the result may already be read: "
+            f"the {level} interval valid under repeated looks {interval} and excludes 0"
+        ]
+    return [
+        f"too early to read: the success window is open until {overall.window_closes} and the {level} interval "
+        f"valid under repeated looks {interval}, so it still includes 0; the fixed-horizon p-value is only "
+        f"valid once, when the window has closed"
+    ]
+
+
+def _covariate_notes(segments: list[Segment], covariates: Sequence_[str]) -> list[str]:
+    if not covariates:
+        return []
+    overall = next(s for s in segments if s.dimension == "overall")
+    if overall.variance_reduction is None:
+        return [f"no regression adjustment: the covariates ({', '.join(covariates)}) could not be used"]
+    change = overall.variance_reduction
+    how = f"{change * 100:.0f}% lower" if change >= 0 else f"{-change * 100:.0f}% higher (the covariates do not help)"
+    return [f"regression-adjusted on {', '.join(covariates)}: the lift's variance is {how} than unadjusted"]
 
 
 # --- gains, curve, notes ----------------------------------------------------------------------

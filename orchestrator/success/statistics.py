@@ -24,6 +24,19 @@ Plain functions over counts and arrays; every statistic comes from statsmodels o
   Groups without variance give the degenerate interval [value, value]; a group of one customer
   gives no interval (None bounds).
 
+- ``sample_ratio_test``: the sample-ratio-mismatch (SRM) check: the observed counts of the arms
+  (or variants) against the configured shares, Pearson's chi-squared goodness of fit
+  (``scipy.stats.chisquare``); a p-value below ``SRM_ALPHA`` = 0.001 means the split is broken.
+- ``adjust_p_values``: p-values corrected for a family of comparisons: Benjamini-Hochberg (false
+  discovery rate) with ``statsmodels.stats.multitest.multipletests(method="fdr_bh")``; Holm
+  (family-wise error) as the same step-down in numpy (``min(1, max_{j<=i} (m - j + 1) p_(j))``),
+  because statsmodels' Holm branch calls ``gc.collect()``, which costs 0.1-0.4 s per call in a
+  large process; both are checked against ``multipletests`` in the tests. None values stay None
+  and are not counted in the family.
+- ``cost_per_incremental``: cost divided by the incremental successes, with the interval of
+  the incremental successes inverted (the cost is known, so the map is monotone and the
+  interval exact); no upper bound when the incremental successes' interval reaches 0.
+
 Undefined values are None, never NaN: a lift needs at least one treated and one control customer.
 """
 
@@ -37,30 +50,42 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import fisher_exact, sem, ttest_ind
+from scipy.stats import chisquare, fisher_exact, sem, ttest_ind
 from scipy.stats import t as t_distribution
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 __all__ = [
     "ABSOLUTE_LIFT_METHOD",
     "FISHER_MIN_EXPECTED",
+    "P_ADJUSTMENTS",
     "RELATIVE_LIFT_METHOD",
+    "SRM_ALPHA",
     "Estimate",
+    "SampleRatio",
     "TestResult",
     "absolute_lift",
+    "adjust_p_values",
     "compare_proportions",
+    "cost_per_incremental",
     "expected_cells",
     "mean_difference",
     "mean_with_ci",
     "rate",
     "relative_lift",
     "return_on_cost",
+    "sample_ratio_test",
     "scaled",
 ]
 
 ABSOLUTE_LIFT_METHOD = "newcomb"  # statsmodels' name for Newcombe's hybrid score interval
 RELATIVE_LIFT_METHOD = "log-adjusted"
 FISHER_MIN_EXPECTED = 5.0  # below this expected cell count the z-test gives way to Fisher's exact test
+SRM_ALPHA = 0.001  # a sample ratio mismatch is flagged below this p-value (as GrowthBook, Optimizely, Microsoft ExP)
+P_ADJUSTMENTS = {  # our name -> (statsmodels' method, what it controls)
+    "holm": ("holm", "Holm step-down, family-wise error rate"),
+    "bh": ("fdr_bh", "Benjamini-Hochberg, false discovery rate"),
+}
 
 
 @dataclass
@@ -223,6 +248,88 @@ def return_on_cost(incremental_revenue: Estimate, cost: float) -> Estimate:
         return None if x is None else (x - cost) / cost
 
     return Estimate(roi(incremental_revenue.value), roi(incremental_revenue.low), roi(incremental_revenue.high))
+
+
+@dataclass(frozen=True)
+class SampleRatio:
+    """Observed against configured shares of the arms (or variants) of one wave."""
+
+    observed: dict[str, int]
+    expected_shares: dict[str, float]
+    p_value: float | None
+
+    @property
+    def mismatch(self) -> bool:
+        return self.p_value is not None and self.p_value < SRM_ALPHA
+
+    def observed_share(self, key: str) -> float | None:
+        total = sum(self.observed.values())
+        return self.observed[key] / total if total else None
+
+
+def sample_ratio_test(observed: dict[str, int], expected_shares: dict[str, float]) -> SampleRatio:
+    """Chi-squared goodness of fit of the ``observed`` counts to ``expected_shares`` (same keys).
+
+    Shares are normalised to add up to 1. The p-value is None with fewer than two groups or no
+    customers. A group expected at share 0 that has customers is a mismatch (p = 0).
+    """
+    if set(observed) != set(expected_shares):
+        raise ValueError(
+            f"sample_ratio_test needs the same groups in observed and expected_shares. "
+            f"Got {sorted(observed)} and {sorted(expected_shares)} instead."
+        )
+    for key, n in observed.items():
+        if n < 0:
+            raise ValueError(f"sample_ratio_test needs counts >= 0. Got {key}={n!r} instead.")
+    for key, share in expected_shares.items():
+        if not (math.isfinite(share) and share >= 0):
+            raise ValueError(f"sample_ratio_test needs shares >= 0. Got {key}={share!r} instead.")
+    keys = sorted(observed)
+    counts = np.array([observed[k] for k in keys], dtype=np.float64)
+    shares = np.array([expected_shares[k] for k in keys], dtype=np.float64)
+    total = counts.sum()
+    if len(keys) < 2 or total == 0 or shares.sum() <= 0:
+        return SampleRatio(dict(observed), dict(expected_shares), None)
+    shares = shares / shares.sum()
+    if ((shares == 0) & (counts > 0)).any():
+        return SampleRatio(dict(observed), dict(expected_shares), 0.0)
+    keep = shares > 0
+    if keep.sum() < 2:
+        return SampleRatio(dict(observed), dict(expected_shares), None)
+    result = chisquare(counts[keep], f_exp=shares[keep] * total)
+    return SampleRatio(dict(observed), dict(expected_shares), _number(result.pvalue))
+
+
+def adjust_p_values(p_values: list[float | None], method: str, alpha: float = 0.05) -> list[float | None]:
+    """The p-values adjusted for the family of the known ones (``method``: ``holm`` or ``bh``)."""
+    if method not in P_ADJUSTMENTS:
+        raise ValueError(f"The 'method' parameter of adjust_p_values must be holm or bh. Got {method!r} instead.")
+    known = [i for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    if not known:
+        return out
+    values = np.array([p_values[i] for i in known], dtype=np.float64)
+    if method == "holm":
+        order = np.argsort(values, kind="stable")
+        steps = values[order] * np.arange(len(values), 0, -1)
+        adjusted = np.empty_like(values)
+        adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
+    else:
+        adjusted = multipletests(values, alpha=alpha, method=P_ADJUSTMENTS[method][0])[1]
+    for i, p in zip(known, adjusted, strict=True):
+        out[i] = _number(p)
+    return out
+
+
+def cost_per_incremental(cost: float, incremental: Estimate) -> Estimate:
+    """``cost / incremental successes`` with the inverted interval; None where nothing was gained for sure."""
+    if not math.isfinite(cost) or cost < 0:
+        raise ValueError(f"The 'cost' parameter of cost_per_incremental must be finite and >= 0. Got {cost!r}.")
+    if cost == 0 or incremental.value is None or incremental.value <= 0:
+        return Estimate.missing()
+    low = cost / incremental.high if incremental.high is not None and incremental.high > 0 else None
+    high = cost / incremental.low if incremental.low is not None and incremental.low > 0 else None
+    return Estimate(cost / incremental.value, low, high)
 
 
 def _number(x: Any) -> float | None:

@@ -28,7 +28,9 @@ class ContactFrame:
     ``expected_value`` float arrays (NaN: none); ``pool`` the capacity pool index of the
     allocated channel (-1: none; planning only, not recorded); ``arm_propensity`` and
     ``channel_propensity`` the probabilities with which the contact got its arm and its
-    channel (NaN: not known; planning fills them). Build one with ``of``.
+    channel (NaN: not known; planning fills them); ``eligible`` the campaign's channels the
+    customer could have got, comma-separated (None: not known), so that a later evaluation
+    knows which choices another policy had. Build one with ``of``.
     """
 
     customer_id: np.ndarray
@@ -41,6 +43,7 @@ class ContactFrame:
     pool: np.ndarray
     arm_propensity: np.ndarray
     channel_propensity: np.ndarray
+    eligible: np.ndarray
 
     def __post_init__(self) -> None:
         n = len(self.customer_id)
@@ -66,6 +69,7 @@ class ContactFrame:
         pool: Sequence[int] | np.ndarray | None = None,
         arm_propensity: Sequence[float] | np.ndarray | None = None,
         channel_propensity: Sequence[float] | np.ndarray | None = None,
+        eligible: Sequence[str | None] | np.ndarray | None = None,
     ) -> ContactFrame:
         """A frame from columns; a column left out is None (NaN, -1) for all, one ``channel`` name is for all."""
         ids = np.asarray(customer_id, dtype=object)
@@ -81,6 +85,7 @@ class ContactFrame:
             pool=np.full(n, -1, dtype=np.int64) if pool is None else np.asarray(pool, dtype=np.int64),
             arm_propensity=_floats(arm_propensity, n),
             channel_propensity=_floats(channel_propensity, n),
+            eligible=_objects(eligible, n),
         )
 
     @classmethod

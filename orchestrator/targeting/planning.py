@@ -18,16 +18,18 @@ Order (every step column-oriented, no per-customer objects):
 6. the control group mirrors that allocation: each campaign's control customers are
    allocated by the same rule with capacities in proportion (``share / (1 - share)`` of
    what its treated customers got), so treated and control stay comparable per channel;
-7. exploration (``learning: {explore: e}``): a share ``e`` of each campaign's allocated treated
+7. exploration (``learning: {explore: e}``; while the campaign has no per-channel effects yet,
+   ``learning.cold_start`` if larger): a share ``e`` of each campaign's allocated treated
    customers, chosen by a stable salted hash of (campaign, customer, wave key), get a channel
-   drawn uniformly among their k eligible channels, within what is left of each pool's
-   capacity (a drawn channel whose pool is full leaves the allocated one);
+   drawn uniformly among their k eligible channels, within each pool's capacity (explorers
+   leaving a pool make room for explorers drawn into it, so full pools explore too); the
+   mirrored control group explores the same way within its own capacities;
 8. visits are spread over the reps of the territory, best customers first.
 
 Every contact carries its propensities: ``arm_propensity`` (treatment 1 - control share,
-control the control share, global control its share) and ``channel_propensity`` (treated:
-``1 - e + e/k`` for the allocated channel, ``e/k`` for an explored other one, 1 when ``e`` is
-0; control and global control 1, as their channel is never drawn).
+control the control share, global control its share) and ``channel_propensity`` (treated and
+control alike: ``1 - e + e/k`` for the allocated channel, ``e/k`` for an explored other one,
+1 when ``e`` is 0 or the customer has one eligible channel; global control 1).
 
 Customers who lost arbitration, had no eligible or worthwhile channel, or found their
 channel full (``overflow: wait``, or no fallback) are not recorded: a later wave can select
@@ -49,7 +51,7 @@ from orchestrator.rules.conditions import compile_audience
 from orchestrator.rules.kinds import channel_kind, kinds
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.targeting.allocation import allocate
-from orchestrator.targeting.arbitration import arbitrate
+from orchestrator.targeting.arbitration import Arbitration, arbitrate
 from orchestrator.targeting.capacity import Capacity, Pools, day_pools, pool_name
 from orchestrator.targeting.control import hash_positions
 from orchestrator.targeting.frame import ContactFrame
@@ -121,6 +123,24 @@ def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.n
     if effects is not None and n:
         values[~(np.nan_to_num(values, nan=-np.inf) >= 0).any(axis=1)] = np.nan  # sleeping dogs: left alone
     return values
+
+
+def eligible_names(spec: CampaignSpec, extra: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """Per customer the campaign's channels it is eligible for, comma-separated in channel order
+    (None for none): one code per customer, one string per distinct code."""
+    names = spec.channels.names()
+    if not n or not names:
+        return np.full(n, None, dtype=object)
+    code = np.zeros(n, dtype=np.int64)
+    for j, name in enumerate(names):
+        ok = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0
+        if channel_kind(name).pool == "territory":
+            ok &= np.array([t is not None for t in extra[TERRITORY]], dtype=bool)
+        code |= ok.astype(np.int64) << j
+    table = np.array(
+        [",".join(c for j, c in enumerate(names) if k >> j & 1) or None for k in range(1 << len(names))], dtype=object
+    )
+    return table[code]
 
 
 @dataclass
@@ -200,34 +220,34 @@ def plan_cycle(
     pools = day_pools(capacity, used, endpoints)
     index = pools.index()
 
+    cut = [len(c.ids) for c in candidates]  # a score cut's customers come first, its reserve after them
+    candidates = [c.with_reserve() for c in candidates]
     values = [_values(s, c, c.extra, len(c.ids)) for s, c in zip(specs, candidates, strict=True)]
     best = [
         np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values
     ]
     reachable = [np.isfinite(b) for b in best]
-    arbitration = arbitrate(
-        [s.name for s in specs],
-        [s.priority for s in specs],
-        [np.asarray(c.ids, dtype=object)[ok] for c, ok in zip(candidates, reachable, strict=True)],
-        [b[ok] for b, ok in zip(best, reachable, strict=True)],
-        taken,
-    )
+    arbitration, active, refilled = _arbitrate_and_refill(specs, candidates, best, reachable, cut, taken)
 
     # 3-4: each campaign's won customers, split into treated and control
     splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
-    for spec, cand, v, ok, won in zip(specs, candidates, values, reachable, arbitration.won, strict=True):
+    groups = zip(specs, candidates, values, reachable, arbitration.won, strict=True)
+    for k, (spec, cand, v, ok, won) in enumerate(groups):
         funnel = list(cand.funnel)
-        if with_funnel and (not ok.all() or any(ch.eligible is not None for _n, ch in spec.channels.items())):
-            _step(funnel, "channels", "no eligible channel (eligible: and contact policy per channel)", int(ok.sum()))
-        keep = np.flatnonzero(ok)[won]
+        in_cut = int(ok[: cut[k]].sum())
+        if with_funnel and (in_cut < cut[k] or any(ch.eligible is not None for _n, ch in spec.channels.items())):
+            _step(funnel, "channels", "no eligible channel (eligible: and contact policy per channel)", in_cut)
+        keep = active[k][won]
         mine = cand.subset(np.isin(np.arange(len(cand.ids)), keep))
-        if with_funnel and (len(specs) > 1 or not won.all()):
+        if with_funnel and (len(specs) > 1 or not won.all() or refilled[k]):
             lost = arbitration.lost(spec.name)
             label = (
                 "lost to " + ", ".join(f"{w} ({n:,})" for w, n in sorted(lost.items()))
                 if lost
                 else "lost to other campaigns"
             )
+            if refilled[k]:
+                label += f"; {refilled[k]:,} next best after the score cut took their place"
             _step(funnel, "arbitration", label, len(mine.ids))
         mine.funnel = funnel
         selection = split(spec, mine, with_funnel=with_funnel)
@@ -254,19 +274,9 @@ def plan_cycle(
 
     # 7: exploration among the allocated treated customers of all campaigns (the pools are shared)
     treated_ids = [[mine.ids[i] for i in idx.tolist()] for (mine, *_r), (_st, idx) in zip(splits, offsets, strict=True)]
-    rates = np.concatenate(
-        [np.zeros(0)] + [np.full(len(ids), s.learning.explore) for s, ids in zip(specs, treated_ids, strict=True)]
-    )
-    explore_at, channel_at = (
-        np.concatenate(
-            [np.zeros(0)]
-            + [
-                hash_positions(ids, f"{s.name}\x00{wave_key}\x00{part}") if s.learning.explore else np.ones(len(ids))
-                for s, ids in zip(specs, treated_ids, strict=True)
-            ]
-        )
-        for part in ("explore", "explore-channel")
-    )
+    explore = [explore_rate(s, c) for s, c in zip(specs, candidates, strict=True)]
+    rates = np.concatenate([np.zeros(0)] + [np.full(len(ids), e) for e, ids in zip(explore, treated_ids, strict=True)])
+    explore_at, channel_at = _draws(specs, explore, treated_ids, wave_key)
     moved = _explore(allocated, _concat(eligible_parts), rates, explore_at, channel_at, pools.capacities)
 
     plans: list[CampaignPlan] = []
@@ -299,10 +309,20 @@ def plan_cycle(
             c_pick = np.asarray(
                 allocate(c_opts.customer, c_opts.pool, c_opts.value, caps, n_customers=len(control_idx)).option
             )
-            c_got = c_pick >= 0
-            channel_of[control_idx[c_got]] = np.array(names, dtype=object)[c_opts.channel[c_pick[c_got]]]
-            value_of[control_idx[c_got]] = c_opts.value[c_pick[c_got]]
-            pool_of[control_idx[c_got]] = c_opts.pool[c_pick[c_got]]
+            # ... and explores as the treated do (same draws per customer), so that every arm of every
+            # channel has its no-contact comparison with the same channel propensities
+            mirrored = _Allocated.of(c_opts, c_pick)
+            c_ids = [mine.ids[i] for i in control_idx.tolist()]
+            c_every = _options(
+                spec, v[control_idx], None if terr is None else terr[control_idx], index, every_eligible=True
+            )
+            c_at, c_channel_at = _draws([spec], [explore[k]], [c_ids], wave_key)
+            _explore(mirrored, c_every, np.full(len(c_ids), explore[k]), c_at, c_channel_at, caps)
+            c_got = mirrored.channel >= 0
+            channel_of[control_idx[c_got]] = np.array(names, dtype=object)[mirrored.channel[c_got]]
+            value_of[control_idx[c_got]] = mirrored.value[c_got]
+            pool_of[control_idx[c_got]] = mirrored.pool[c_got]
+            propensity_of[control_idx] = mirrored.propensity
 
         global_share = np.nan if global_control_shares is None else float(global_control_shares[k])
         plan = _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel)
@@ -322,6 +342,78 @@ def plan_cycle(
         plans[-1].lost_to = arbitration.lost(spec.name)
     _assign_reps(plans, pools)
     return plans
+
+
+MAX_REFILLS = 50
+"""Rounds of arbitration and refilling at most (each round only takes customers away; it ends far sooner)."""
+
+
+def _arbitrate_and_refill(
+    specs: Sequence[CampaignSpec],
+    candidates: Sequence[Candidates],
+    best: Sequence[np.ndarray],
+    reachable: Sequence[np.ndarray],
+    cut: Sequence[int],
+    taken: Mapping[str, str] | None,
+) -> tuple[Arbitration, list[np.ndarray], list[int]]:
+    """Arbitrate, and let every campaign that lost customers of its score cut take the next best of its
+    reserve in their place, until nobody loses anyone new (so a cycle of campaigns with ``top:`` cuts
+    still fills what the cuts asked for). Returns the last arbitration (with every loss counted), each
+    campaign's arbitrated positions and how many came from its reserve."""
+    wanted = [int(ok[:n].sum()) for ok, n in zip(reachable, cut, strict=True)]
+    lost = [np.zeros(len(ok), dtype=bool) for ok in reachable]
+    losses: dict[tuple[str, str], int] = {}
+    for _round in range(MAX_REFILLS):
+        active = [np.flatnonzero(ok & ~gone)[:n] for ok, gone, n in zip(reachable, lost, wanted, strict=True)]
+        result = arbitrate(
+            [s.name for s in specs],
+            [s.priority for s in specs],
+            [[c.ids[i] for i in rows.tolist()] for c, rows in zip(candidates, active, strict=True)],
+            [b[rows] for b, rows in zip(best, active, strict=True)],
+            taken,
+        )
+        refill = False
+        for k, (rows, won) in enumerate(zip(active, result.won, strict=True)):
+            if (~won).any():
+                lost[k][rows[~won]] = True
+                # a campaign with more reachable customers than it keeps now takes the next of them
+                refill = refill or int((reachable[k] & ~lost[k]).sum()) > int(won.sum())
+        for pair, n in result.losses.items():
+            losses[pair] = losses.get(pair, 0) + n
+        if not refill:
+            break
+    refilled = [int(np.count_nonzero(rows >= n)) for rows, n in zip(active, cut, strict=True)]
+    return Arbitration(result.won, losses), active, refilled
+
+
+def explore_rate(spec: CampaignSpec, candidates: Candidates) -> float:
+    """The campaign's exploration share this wave: ``learning.explore``, or while no model gives the
+    campaign per-channel effects (a cold start: wave 1, or targeting without a channel uplift model)
+    ``learning.cold_start`` if that is larger; 0 without a ``learning:`` section."""
+    learning = spec.learning
+    if candidates.effects is None and len(spec.channels.names()) > 1:
+        return max(learning.explore, learning.cold_start)
+    return learning.explore
+
+
+def _draws(
+    specs: Sequence[CampaignSpec], rates: Sequence[float], ids: Sequence[Sequence[str]], wave_key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer two stable uniform draws salted with (campaign, wave key): whether it explores and
+    which channel; a re-run of the wave draws the same."""
+    draws = [
+        (
+            np.concatenate(
+                [np.zeros(0)]
+                + [
+                    hash_positions(list(group), f"{s.name}\x00{wave_key}\x00{part}") if rate else np.ones(len(group))
+                    for s, rate, group in zip(specs, rates, ids, strict=True)
+                ]
+            )
+        )
+        for part in ("explore", "explore-channel")
+    ]
+    return draws[0], draws[1]
 
 
 @dataclass
@@ -353,13 +445,15 @@ def _explore(
     channel_at: np.ndarray,
     capacities: Sequence[int | None],
 ) -> np.ndarray:
-    """Move explored customers to a uniformly drawn eligible channel where its pool has room (in place).
+    """Move explored customers to a uniformly drawn eligible channel within the pools' capacity (in place).
 
     A customer explores when ``explore_at < rate``; the drawn channel is the
-    ``floor(channel_at * k)``-th of the k eligible ones (in channel order). Moves into a pool
-    are taken in order of ``explore_at`` up to what the allocation left of its capacity (room
-    freed by customers moving out is not reused, so no pool is ever exceeded). Sets every
-    allocated customer's channel propensity and returns the mask of the moved ones.
+    ``floor(channel_at * k)``-th of the k eligible ones (in channel order). Explorers leaving a
+    pool free its room for explorers drawn into it, so exploration works when every pool is
+    full: moves are accepted, then the moves into a pool over its capacity are undone, latest
+    ``explore_at`` first, until every pool fits (undoing a move refills the pool it came from, so
+    this repeats; it ends, at the latest, with the allocation as it was). Sets every allocated
+    customer's channel propensity and returns the mask of the moved ones.
     """
     n = len(allocated.channel)
     got = allocated.channel >= 0
@@ -373,26 +467,49 @@ def _explore(
     starts = np.searchsorted(eligible.customer[order], explorers)
     nth = np.minimum((channel_at[explorers] * k[explorers]).astype(np.int64), k[explorers] - 1)
     row = order[starts + nth]
-    drawn_pool = eligible.pool[row]
     other = eligible.channel[row] != allocated.channel[explorers]
-    explorers, row, drawn_pool = explorers[other], row[other], drawn_pool[other]
-
-    used = np.bincount(allocated.pool[got], minlength=len(capacities))
-    limited = np.array([cap is not None for cap in capacities], dtype=bool)
-    left = np.array([cap if cap is not None else 0 for cap in capacities], dtype=np.int64) - used
-    by_pool = np.lexsort((explore_at[explorers], drawn_pool))
-    sorted_pool = drawn_pool[by_pool]
-    rank = np.arange(len(by_pool)) - np.searchsorted(sorted_pool, sorted_pool, side="left")
-    fits = np.zeros(len(explorers), dtype=bool)
-    fits[by_pool] = ~limited[sorted_pool] | (rank < left[sorted_pool])
-    explorers, row = explorers[fits], row[fits]
-
+    explorers, row = explorers[other], row[other]
+    accepted = _fitting_moves(
+        allocated.pool[got], allocated.pool[explorers], eligible.pool[row], explore_at[explorers], capacities
+    )
+    explorers, row = explorers[accepted], row[accepted]
     allocated.channel[explorers] = eligible.channel[row]
     allocated.pool[explorers] = eligible.pool[row]
     allocated.value[explorers] = eligible.value[row]
     allocated.propensity[explorers] = rates[explorers] / k[explorers]
     moved[explorers] = True
     return moved
+
+
+def _fitting_moves(
+    occupied: np.ndarray,
+    source: np.ndarray,
+    target: np.ndarray,
+    priority: np.ndarray,
+    capacities: Sequence[int | None],
+) -> np.ndarray:
+    """Which moves (``source`` pool -> ``target`` pool) can all be made without a pool exceeding its
+    capacity, given the pools of the customers before the moves (``occupied``): every move at first;
+    then, while a pool is over, its incoming moves with the highest ``priority`` value are dropped."""
+    size = len(capacities)
+    limited = np.array([cap is not None for cap in capacities], dtype=bool)
+    caps = np.array([cap if cap is not None else 0 for cap in capacities], dtype=np.int64)
+    before = np.bincount(occupied, minlength=size)
+    accepted = np.ones(len(source), dtype=bool)
+    by_target = np.lexsort((-priority, target))  # within a target pool: the latest drawn first
+    sorted_target = target[by_target]
+    while True:
+        occupancy = (
+            before - np.bincount(source[accepted], minlength=size) + np.bincount(target[accepted], minlength=size)
+        )
+        excess = np.where(limited, occupancy - caps, 0)
+        if not (excess > 0).any():
+            return accepted
+        live = accepted[by_target]
+        rank = np.cumsum(live) - live  # among the accepted moves into the same pool, latest first
+        rank -= np.concatenate([[0], np.cumsum(live)])[np.searchsorted(sorted_target, sorted_target, side="left")]
+        drop = live & (rank < excess[sorted_target])
+        accepted[by_target[drop]] = False
 
 
 def _mirror_capacities(capacities: Sequence[int | None], treated: np.ndarray, ratio: float) -> list[int | None]:
@@ -443,6 +560,7 @@ def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_fu
         assignee=assignees,
         expected_value=np.concatenate([value_of, np.full(len(best_channel), np.nan)])[keep],
         pool=np.concatenate([pool_of, np.full(len(best_channel), -1, dtype=np.int64)])[keep],
+        eligible=np.concatenate([eligible_names(spec, mine.extra, n_won), np.full(len(best_channel), None)])[keep],
     )
     plan = CampaignPlan(spec, Selection(kept, funnel), waiting=waiting)
     treated = kept.treated

@@ -57,6 +57,26 @@ class Candidates:
     global_extra: dict[str, np.ndarray] = field(default_factory=dict)  # the same, aligned with global_control
     # per-channel effects of a channel uplift model: (n, channels of the campaign), NaN where unknown
     effects: np.ndarray | None = None
+    # the scored customers after a ``top``/``top_percent`` cut, best first: planning takes the next best
+    # of them when a cycle's arbitration takes customers of the cut away (``planning.plan_cycle``)
+    reserve: Candidates | None = None
+
+    def with_reserve(self) -> Candidates:
+        """The candidates followed by their reserve (one frame; ``reserve`` None)."""
+        if self.reserve is None:
+            return self
+        more = self.reserve
+        scores = None if self.scores is None else np.concatenate([np.asarray(self.scores), np.asarray(more.scores)])
+        effects = None if self.effects is None else np.concatenate([self.effects, np.asarray(more.effects)])
+        return Candidates(
+            self.ids + more.ids,
+            scores,
+            self.global_control,
+            list(self.funnel),
+            {k: np.concatenate([v, more.extra[k]]) for k, v in self.extra.items()},
+            self.global_extra,
+            effects,
+        )
 
     def subset(self, mask: np.ndarray) -> Candidates:
         """The candidates where ``mask`` is true (global control and funnel kept as they are)."""
@@ -245,22 +265,30 @@ def score_and_cut(
     else:
         scored_ids, scored = np.empty(0, dtype=object), np.empty(0, dtype=np.float64)
     by_channel = bool(parts) and all(effects is not None for _i, _s, effects in parts)
-    kept_ids, scores = apply_score_rules(
-        scored_ids, scored, min_score=spec.scores.min_score, top=spec.scores.top, top_percent=spec.scores.top_percent
-    )
-    effects = None
-    if by_channel:  # the per-channel effects follow the kept customers, column-wise
-        scored_effects = np.concatenate([e for _i, _s, e in parts if e is not None])
-        effects = scored_effects[pd.Index(scored_ids).get_indexer(pd.Index(kept_ids))]
-    columns = candidates.extra
-    if columns:
-        keep = pd.Index(candidates.ids).get_indexer(pd.Index(kept_ids))
-        columns = {k: v[keep] for k, v in columns.items()}
+    s = spec.scores
+    ordered_ids, ordered = apply_score_rules(scored_ids, scored, min_score=s.min_score)  # best first, no cut
+    n_kept = len(apply_score_rules(scored_ids, scored, min_score=s.min_score, top=s.top, top_percent=s.top_percent)[0])
+    scored_effects = np.concatenate([e for _i, _s, e in parts if e is not None]) if by_channel else None
+
+    def part(take: slice, funnel: list[FunnelStep]) -> Candidates:
+        ids = ordered_ids[take]
+        effects = None
+        if scored_effects is not None:  # the per-channel effects follow the kept customers, column-wise
+            effects = scored_effects[pd.Index(scored_ids).get_indexer(pd.Index(ids))]
+        columns = candidates.extra
+        if columns:
+            keep = pd.Index(candidates.ids).get_indexer(pd.Index(ids))
+            columns = {k: v[keep] for k, v in columns.items()}
+        return Candidates(
+            list(ids), ordered[take], candidates.global_control, funnel, columns, candidates.global_extra, effects
+        )
+
     funnel = list(candidates.funnel)
-    _add(funnel, "score", _score_label(spec.scores), len(kept_ids))
-    return Candidates(
-        list(kept_ids), scores, candidates.global_control, funnel, columns, candidates.global_extra, effects
-    )
+    _add(funnel, "score", _score_label(s), n_kept)
+    kept = part(slice(0, n_kept), funnel)
+    if n_kept < len(ordered_ids):
+        kept.reserve = part(slice(n_kept, None), [])
+    return kept
 
 
 def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = False) -> Selection:

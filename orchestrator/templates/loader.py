@@ -25,6 +25,10 @@ Contract:
   missing value is an error, never an empty string; ``None`` prints as empty. A failure is a
   ``RenderError`` whose ``Problem`` names the template file, line and reason, never a
   customer's value.
+- Every message renders under the set's ``RenderBudget`` (``orchestrator.templates.budget``:
+  operations, seconds, characters per message); a message over budget is a ``RenderError``
+  at the file and line that ran, and after ``wave_overruns`` such messages ``render_many``
+  raises ``RenderBudgetExhausted`` (a ``ValidationFailed``), which stops a wave cleanly.
 
 Filters for campaign managers, besides Jinja's built-in ones (``title``, ``upper``,
 ``default``, ``round``, ``truncate``, ...):
@@ -51,6 +55,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from orchestrator.errors import Problem, ValidationFailed, did_you_mean
 from orchestrator.templates.analysis import _analyse, _Analysis, _collect_variables, _family, _source
+from orchestrator.templates.budget import BudgetedEnvironment, BudgetExceeded, RenderBudget, exhausted, metered
 from orchestrator.templates.filters import FILTERS, _FilterError, money, number  # noqa: F401 (money, number re-exported)
 
 __all__ = [
@@ -97,22 +102,23 @@ class RenderError(Exception):
     ``undefined variable 'first_name'``; it never contains the customer's values.
     """
 
-    def __init__(self, problem: Problem, part: str, variable: str | None = None):
+    def __init__(self, problem: Problem, part: str, variable: str | None = None, over_budget: bool = False):
         self.problem = problem
         self.part = part
         self.variable = variable
+        self.over_budget = over_budget  # the message went over its RenderBudget
         super().__init__(str(problem))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.problem, self.part, self.variable)
+        return type(self), (self.problem, self.part, self.variable, self.over_budget)
 
 
 def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment(templates_dir: Path) -> BudgetedEnvironment:
+    env = BudgetedEnvironment(
         loader=FileSystemLoader(os.fspath(templates_dir)),
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html", "htm"), default_for_string=False, default=False),
@@ -121,6 +127,7 @@ def _environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
         finalize=_finalize,
     )
     env.filters.update(FILTERS)
+    env.bound_filters()
     return env
 
 
@@ -256,7 +263,10 @@ class TemplateSet:
         warnings: list[Problem],
         digest: str = "",
         layout: ChannelLayout | None = None,
+        budget: RenderBudget | None = None,
     ):
+        self.budget = budget or RenderBudget()
+        self._overruns = 0  # messages over budget so far (this set is one wave's in one process)
         self.layout = layout  # the parts it was loaded with (to load it again elsewhere)
         self.digest = digest  # sha256 of the sources of every file the template reads (includes too)
         self.templates_dir = templates_dir
@@ -347,19 +357,30 @@ class TemplateSet:
     # -- rendering
 
     def render(self, context: Mapping[str, Any]) -> dict[str, str]:
-        """Every part rendered with ``context``, e.g. ``{"subject": ..., "html": ..., "text": ...}``."""
+        """Every part rendered with ``context``, e.g. ``{"subject": ..., "html": ..., "text": ...}``.
+
+        All parts together run under one ``RenderBudget`` (one message)."""
         result: dict[str, str] = {}
-        for key, template, single_line in self._compiled:
-            try:
-                text = template.render(context)
-            except Exception as exc:
-                raise self._error(exc, key, context) from exc
-            if single_line:
-                text = " ".join(text.split())
-            if not text or text.isspace():
-                raise RenderError(Problem(self._part_files[key], None, None, f"{key} is empty after rendering"), key)
-            result[key] = text
+        with metered(self.budget):
+            for key, template, single_line in self._compiled:
+                try:
+                    text = template.render(context)
+                    if len(text) > self.budget.output_chars:
+                        raise BudgetExceeded(
+                            f"over the render budget: the {key} part is longer than "
+                            f"{self.budget.output_chars:,} characters"
+                        )
+                except Exception as exc:
+                    raise self._error(exc, key, context) from exc
+                result[key] = self._finished(key, text, single_line)
         return result
+
+    def _finished(self, key: str, text: str, single_line: bool) -> str:
+        if single_line:
+            text = " ".join(text.split())
+        if not text or text.isspace():
+            raise RenderError(Problem(self._part_files[key], None, None, f"{key} is empty after rendering"), key)
+        return text
 
     def render_many(self, contexts: Iterable[Mapping[str, Any]]) -> list[dict[str, str] | RenderError]:
         """``render`` for each context, in order; a failure is its ``RenderError`` in place, not raised."""
@@ -370,6 +391,10 @@ class TemplateSet:
             try:
                 append(render(context))
             except RenderError as exc:
+                if exc.over_budget:
+                    self._overruns += 1
+                    if self._overruns >= self.budget.wave_overruns:
+                        raise exhausted(exc.problem, self._overruns) from None
                 exc.__traceback__ = None  # do not keep the frames (and the customer's data) alive
                 exc.__cause__ = None
                 append(exc)
@@ -385,7 +410,7 @@ class TemplateSet:
             tb = tb.tb_next
         message, variable = self._reason(exc)
         message = _scrub(message, context)
-        return RenderError(Problem(file, line, None, message), key, variable)
+        return RenderError(Problem(file, line, None, message), key, variable, isinstance(exc, BudgetExceeded))
 
     def _reason(self, exc: Exception) -> tuple[str, str | None]:
         """Why rendering failed, in words that show no value from the customer's data."""
@@ -403,8 +428,10 @@ class TemplateSet:
                 attr = m[1] if self._written(m[1]) else "(not shown)"
                 return f"blocked by the sandbox: access to attribute {attr} of {m[2]} object is unsafe", None
             return "blocked by the sandbox: unsafe operation", None
-        if isinstance(exc, _FilterError | TypeError | ZeroDivisionError):
+        if isinstance(exc, _FilterError | TypeError | ZeroDivisionError | BudgetExceeded):
             return text, None
+        if isinstance(exc, RecursionError):
+            return "macros call each other too deeply (RecursionError)", None
         return f"{type(exc).__name__} while rendering (message not shown, it may contain customer data)", None
 
     def _written(self, token: str) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 from orchestrator.delivery.messages import customer_rows
 from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
+from orchestrator.settings import private_dir, private_file
 from orchestrator.templates.loader import RenderError
 
 
@@ -98,6 +99,7 @@ section{{background:#fff;padding:1rem 1.5rem;margin:0 0 1.5rem;border-radius:8px
 iframe{{width:100%;height:640px;border:1px solid #ddd}} pre{{white-space:pre-wrap}} .error{{color:#b00}}</style>
 </head><body><h1>Preview of campaign {html.escape(campaign)}</h1>{"".join(blocks)}</body></html>
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    private_dir(path.parent)
+    with private_file(path) as handle:  # 0600: a preview shows customers' data
+        handle.write(page.encode("utf-8"))
     return path

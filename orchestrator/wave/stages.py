@@ -49,7 +49,7 @@ from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.execution.progress import counted_elsewhere, progress
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
-from orchestrator.ledger.snapshots import write_snapshot, write_snapshot_in_background
+from orchestrator.ledger.snapshots import contact_columns, write_snapshot, write_snapshot_in_background
 from orchestrator.settings import Settings
 from orchestrator.targeting.capacity import load_capacity, used_capacity
 from orchestrator.targeting.planning import CampaignPlan, plan_cycle, selection_columns
@@ -330,10 +330,12 @@ def record(
     counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
     if isinstance(selection, CampaignPlan):
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)
+    # what was known at selection time, for training later: the model features, never contact data
+    contact = contact_columns(getattr(selection, "spec", None))
     if snapshot_in_background:
-        write_snapshot_in_background(engine, settings, wave.id)
+        write_snapshot_in_background(engine, settings, wave.id, contact=contact)
     else:
-        write_snapshot(engine, settings, wave.id)
+        write_snapshot(engine, settings, wave.id, contact=contact)
     return counts
 
 

@@ -115,6 +115,8 @@ def validate_campaign(
     if engine is not None and columns is not None and spec.scores is not None:
         check.problems.extend(_model_problems(settings, spec, engine, columns))
     if engine is not None and columns is not None and not has_errors(check.problems):
+        check.problems.extend(_empty_channels(settings, spec, check.policy, engine))
+    if engine is not None and columns is not None and not has_errors(check.problems):
         check.problems.extend(_control_size(settings, spec, check.policy, engine))
     return check
 
@@ -234,6 +236,53 @@ def _control_size(settings: Settings, spec: CampaignSpec, policy, engine: sa.Eng
         n, control.share, control.expected_response_rate, control.min_detectable_lift, 0.05, 0.8
     )
     return [Problem(str(spec.source), None, None, warning, "warning")] if warning else []
+
+
+def _empty_channels(settings: Settings, spec: CampaignSpec, policy, engine: sa.Engine) -> list[Problem]:
+    """An error at the channel's line for every channel of a multichannel campaign that no customer of
+    the audience may get today (its ``eligible:`` condition and the contact policy for it): the
+    allocation, exploration and the per-channel models would never see it. One query counts them all."""
+    from datetime import date
+
+    from orchestrator.customers.table import customer_table
+    from orchestrator.rules.yaml_source import parse_yaml
+    from orchestrator.targeting.planning import selection_columns
+    from orchestrator.targeting.selection import named_conditions
+
+    names = spec.channels.names()
+    if len(names) < 2:
+        return []  # a single channel: the funnel's audience and policy steps say it all
+    table = customer_table(engine, settings.database.customer_table)
+    today = date.today()
+    with engine.connect() as conn:
+        audience = [cond for _s, _l, cond in named_conditions(spec, table, policy, as_of=today, conn=conn)]
+        flags = selection_columns(spec, policy, table, today)
+        counts = conn.execute(
+            sa.select(
+                sa.func.count(),
+                *(sa.func.coalesce(sa.func.sum(flags[f"eligible:{name}"]), 0) for name in names),
+            )
+            .select_from(table)
+            .where(sa.and_(sa.true(), *audience))
+        ).one()
+    if not counts[0]:
+        return []  # nobody in the audience at all (or no customers yet): nothing to say per channel
+    document, _ = parse_yaml(spec.source.read_text(encoding="utf-8"), str(spec.source))
+    problems = []
+    for name, eligible in zip(names, counts[1:], strict=True):
+        if eligible:
+            continue
+        message = (
+            f"channel {name}: none of the {counts[0]:,} customers of the audience may get it today "
+            f"(its eligible: condition and the contact policy for {name}); fix the condition or remove the channel"
+        )
+        key = ("channels", name, "eligible") if spec.channels.section(name).eligible is not None else ("channels", name)
+        problems.append(
+            document.positions.problem(key, message, at="value" if key[-1] == "eligible" else "key")
+            if document
+            else Problem(str(spec.source), None, None, message)
+        )
+    return problems
 
 
 def has_errors(problems: list[Problem]) -> bool:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 from pathlib import Path
 
 import pytest
-from itsdangerous import URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
 from orchestrator.delivery.messages import TRACKING_HEADER, InvalidTrackingToken, MessageBuilder, read_tracking_token
 from orchestrator.ledger.contacts import ContactChunk
 from orchestrator.rules.kinds import channel_kind
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import LinkSettings, PathSettings, Settings
+from orchestrator.templates.links import ExpiredLinkToken, LinkTokens, PreviewLinkToken, today_number
 from orchestrator.templates.loader import TemplateSet
 
 SECRET = "a-test-secret-of-32-characters!!"
@@ -87,35 +90,52 @@ def test_token_and_message_id_are_stable_per_contact(settings):
 def test_tampered_tokens_are_rejected(settings):
     [message], _ = builder(settings).build(chunk(rows(1)))
     token = message.headers[TRACKING_HEADER]
-    signature = token.rpartition(".")[2]
-    forged = URLSafeSerializer("another-secret-key-0123456789", salt="tracking").dumps([12, 999])
+    forged = LinkTokens("another-secret-key-0123456789").make("tracking", 12, 999)
     for bad in (
-        token[:-1] + ("A" if token[-1] != "A" else "B"),  # signature altered
-        URLSafeSerializer(SECRET, salt="x").dumps([12, 999]).rpartition(".")[0] + "." + signature,  # payload swapped
+        token[:-1] + ("A" if token[-1] != "A" else "B"),  # altered
+        token[:10] + token[11:] + token[10],  # shuffled
         token[:-4],  # cut
         forged,  # another key
         "",
         "not-a-token",
+        "%%%",
     ):
         with pytest.raises(InvalidTrackingToken, match="The tracking token is not valid: it was altered or cut"):
             read_tracking_token(settings, bad)
 
 
-def test_other_signed_tokens_are_not_tracking_tokens(settings):
+def test_other_tokens_are_not_tracking_tokens(settings):
     [message], _ = builder(settings).build(chunk(rows(1)))
     unsubscribe_token = message.headers["List-Unsubscribe"].rpartition("/")[2].rstrip(">")
     with pytest.raises(InvalidTrackingToken):
-        read_tracking_token(settings, unsubscribe_token)  # same key, other salt
-    not_ids = URLSafeSerializer(SECRET, salt="tracking").dumps({"wave": 1})
-    with pytest.raises(InvalidTrackingToken, match=r"must hold \[wave_id, contact_id\]"):
-        read_tracking_token(settings, not_ids)
+        read_tracking_token(settings, unsubscribe_token)  # same key, other purpose
+    assert LinkTokens(SECRET).read("unsubscribe", unsubscribe_token) == (12, 101)
 
 
-def test_token_holds_no_customer_data(settings):
+def test_token_is_opaque_and_expires(settings):
+    """Problem 4 of issue 15: tokens were readable base64 of ids (the unsubscribe token of the customer id)
+    and never expired. Now they show nothing and expire after links.tracking_days / unsubscribe_days."""
     [message], _ = builder(settings).build(chunk(rows(1)))
     token = message.headers[TRACKING_HEADER]
-    assert URLSafeSerializer(SECRET, salt="tracking").loads(token) == [12, 101]  # ledger ids only
-    assert "ann1" not in token.lower()
+    unsubscribe_token = message.headers["List-Unsubscribe"].rpartition("/")[2].rstrip(">")
+    for shown in (token, unsubscribe_token):
+        raw = base64.urlsafe_b64decode(shown + "=" * (-len(shown) % 4))
+        assert struct.pack(">QQ", 12, 101) not in raw and b"c1" not in raw and b"ann1" not in raw.lower()
+        with pytest.raises(BadData):
+            URLSafeSerializer(SECRET, salt="tracking").loads(shown)  # no longer the readable format
+    old = LinkTokens(SECRET).make("tracking", 12, 101, issued=today_number() - settings.links.tracking_days - 1)
+    with pytest.raises(ExpiredLinkToken):
+        read_tracking_token(settings, old)
+
+
+def test_previews_make_tokens_the_api_refuses(settings):
+    """A builder without a wave (preview, dry run, the sample before a wave) signs with the preview key."""
+    [message], _ = builder(settings, wave_id=None).build(chunk(rows(1)))
+    unsubscribe_token = message.headers["List-Unsubscribe"].rpartition("/")[2].rstrip(">")
+    with pytest.raises(PreviewLinkToken):
+        read_tracking_token(settings, message.headers[TRACKING_HEADER])
+    with pytest.raises(PreviewLinkToken):
+        LinkTokens(SECRET).read("unsubscribe", unsubscribe_token)
 
 
 def test_templates_see_the_customer_columns_and_the_engine_variables(settings):

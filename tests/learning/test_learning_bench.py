@@ -55,7 +55,8 @@ def test_random_targeting_uses_the_counts_among_the_eligible_only():
 
 def test_a_small_run_measures_every_wave_within_the_budgets(capsys):
     name = next(iter(WORLDS))
-    [results] = main(["--worlds", name, "--customers", "8000", "--waves", "2"]).values()  # default budgets
+    small = ["--customers", "8000", "--emails", "2000", "--calls", "400", "--visits", "90", "--control-share", "0.3"]
+    [results] = main(["--worlds", name, "--waves", "2", *small]).values()
     assert [r.wave for r in results] == [1, 2]
     assert results[0].targeting == "all (no model)" and results[1].targeting.startswith("model v1")
     for r in results:

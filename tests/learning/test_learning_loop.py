@@ -229,7 +229,9 @@ def test_a_channel_uplift_model_from_the_waves(world):
     )
     assert result.promoted and result.kind == "channel_uplift" and result.metric == "qini_auc"
     assert result.challenger_score is not None and result.challenger_score > 0
-    assert result.lineage["approach"] == "pooled_t_learner"
+    assert result.lineage["approach"] == "t_learner" and result.lineage["estimator"] == "gradient_boosting"
+    assert result.lineage["as_of"] == "2026-02-01"
+    assert result.lineage["support"]["email"]["treated"] > 1000 and result.lineage["support"]["email"]["control"] > 1000
     record = get(engine, "sim-channels")
     assert record.kind == "channel_uplift"
     from orchestrator.scoring.registry import load
@@ -248,7 +250,8 @@ def test_a_channel_uplift_model_refuses_without_a_control_group(world):
     rules = settings.paths.rules_dir / "sim.yaml"
     rules.write_text(RULES.replace("share: 0.5", "share: 0"))
     run_wave(settings, engine, hidden, tmp_path, date(2026, 1, 5), np.random.default_rng(6))
-    with pytest.raises(NotEnoughData, match=r"too few outcomes for the control group: 0 customer\(s\)"):
+    expected = r"wave 2026-01-05 has 0 outcomes in its control group \(0 responders\); at least 200 control customers"
+    with pytest.raises(NotEnoughData, match=expected):
         retrain(
             engine,
             settings,

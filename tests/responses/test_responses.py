@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +12,7 @@ from pydantic import ValidationError
 from orchestrator.delivery.tasks import outcome_signer, task_id
 from orchestrator.responses.ingest import EventIn, ingest, read_unsubscribe_token, unsubscribe
 from orchestrator.rules.outcomes import load_outcomes
+from orchestrator.templates.links import ExpiredLinkToken, PreviewLinkToken, today_number
 from tests.support.responses import make_ledger, stored, suppressed
 
 WHEN = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
@@ -108,15 +111,21 @@ def test_email_events_by_tracking_token_suppress(engine, settings):
 def test_unsubscribe_link_suppresses_and_records_once(engine, settings):
     book = make_ledger(engine, settings)
     token = book.unsubscribe_token("e2")
-    assert read_unsubscribe_token(settings, token) == (book.wave_id, "e2")
+    assert read_unsubscribe_token(settings, token) == (book.wave_id, book.ids["e2"])
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert struct.pack(">QQ", book.wave_id, book.ids["e2"]) not in raw  # opaque: the ids are encrypted
     first = unsubscribe(engine, settings, token)
     assert first.suppressed and first.event.status == "accepted"
     second = unsubscribe(engine, settings, token)
     assert not second.suppressed and second.event.status == "duplicate"
     assert suppressed(engine) == [("e2", "email", "unsubscribed")]
     assert [(r[0], r[2], r[3]) for r in stored(engine)] == [("links", book.ids["e2"], "unsubscribe")]
-    preview = unsubscribe(engine, settings, book.unsubscribe_token("e3", wave_id=0))  # no contact: suppression only
-    assert preview.suppressed and preview.event is None
+    with pytest.raises(PreviewLinkToken):  # a preview's link changes nothing
+        unsubscribe(engine, settings, book.unsubscribe_token("e3", preview=True))
+    with pytest.raises(ExpiredLinkToken):  # older than links.unsubscribe_days (90 by default)
+        unsubscribe(engine, settings, book.unsubscribe_token("e3", issued=today_number() - 91))
+    assert unsubscribe(engine, settings, book.unsubscribe_token("e3", issued=today_number() - 89)).suppressed
+    assert suppressed(engine) == [("e2", "email", "unsubscribed"), ("e3", "email", "unsubscribed")]
     with pytest.raises(ValueError, match="not valid"):
         unsubscribe(engine, settings, token[:-2])
     with pytest.raises(ValueError, match="not valid"):  # a tracking token is no unsubscribe token

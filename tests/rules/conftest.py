@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -24,3 +25,16 @@ def make_customer_table(engine) -> Callable[..., sa.Table]:
         return customer_table(engine, "customers")
 
     return make
+
+
+@pytest.fixture
+def write(tmp_path, monkeypatch):
+    """Write a rules file into the (temporary) working folder; return its relative path."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(text: str, name: str = "campaign.yaml") -> Path:
+        path = Path(name)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

@@ -37,19 +37,6 @@ schedule:
 """
 
 
-@pytest.fixture
-def write(tmp_path, monkeypatch):
-    """Write a rules file into the (temporary) working folder; return its relative path."""
-    monkeypatch.chdir(tmp_path)
-
-    def write(text: str, name: str = "campaign.yaml") -> Path:
-        path = Path(name)
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    return write
-
-
 def problems_of(path: Path, columns=DEMO_COLUMNS) -> list[str]:
     spec, problems = validate_campaign_file(path, columns=columns)
     assert (spec is None) == any(p.severity == "error" for p in problems)

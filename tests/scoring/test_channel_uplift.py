@@ -10,7 +10,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from orchestrator.scoring.channel_uplift import CONTROL, ChannelUpliftModel, ips_weights
+from orchestrator.scoring.channel_uplift import APPROACHES, CONTROL, ChannelUpliftModel, ips_weights
 from orchestrator.scoring.response import FeatureMismatch
 
 EFFECTS = {  # (channel, group) -> true effect; group 3 are sleeping dogs: every channel puts them off
@@ -42,10 +42,11 @@ def two_channels(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarra
     return X, channel, (rng.random(n) < p).astype(int)
 
 
+@pytest.mark.parametrize("approach", APPROACHES)
 @pytest.mark.parametrize("estimator", ["logistic", "gradient_boosting"])
-def test_effects_have_the_right_sign_per_group_and_channel(estimator):
+def test_effects_have_the_right_sign_per_group_and_channel(estimator, approach):
     X, channel, y = two_channels(9000, seed=1)
-    model = ChannelUpliftModel(estimator=estimator).fit(X, channel, y)
+    model = ChannelUpliftModel(estimator=estimator, approach=approach).fit(X, channel, y)
     assert model.channels_ == ["A", "B"]
     assert model.features_ == ["segment", "income"]
     test, _c, _y = two_channels(3000, seed=2)
@@ -86,7 +87,13 @@ def test_inverse_propensity_weights_undo_a_confounded_channel_choice():
     naive = plain.effects_frame(X).mean()
     corrected = weighted.effects_frame(X).mean()
     assert naive["A"] > 0.08 and naive["B"] < -0.08  # confounded: A looks good, B bad
-    assert abs(corrected["A"]) < 0.03 and abs(corrected["B"]) < 0.03  # the truth: no effect
+    assert abs(corrected["A"]) < 0.045 and abs(corrected["B"]) < 0.045  # the truth: no effect
+    # and what the weighted rows say (the inverse-propensity-weighted difference of means), closely
+    weights = ips_weights(propensity, len(y))
+    control = np.average(y[channel == CONTROL], weights=weights[channel == CONTROL])
+    for c in ("A", "B"):
+        ipw = np.average(y[channel == c], weights=weights[channel == c]) - control
+        assert abs(corrected[c] - ipw) < 0.02, (c, corrected[c], ipw)
 
 
 def test_ips_weights_clip_and_ignore_unknown_propensities():
@@ -97,9 +104,10 @@ def test_ips_weights_clip_and_ignore_unknown_propensities():
         ips_weights([0.5, 0.5], 3)
 
 
-def test_estimator_api_and_joblib_round_trip(tmp_path):
+@pytest.mark.parametrize(("estimator", "approach"), [("logistic", "pooled"), ("gradient_boosting", "x_learner")])
+def test_estimator_api_and_joblib_round_trip(tmp_path, estimator, approach):
     X, channel, y = two_channels(3000, seed=4)
-    model = ChannelUpliftModel(estimator="logistic", max_weight=10)
+    model = ChannelUpliftModel(estimator=estimator, approach=approach, max_weight=10)
     assert clone(model).get_params() == model.get_params()
     with pytest.raises(NotFittedError, match="not fitted"):
         model.score_frame(X)
@@ -110,6 +118,20 @@ def test_estimator_api_and_joblib_round_trip(tmp_path):
     with pytest.raises(FeatureMismatch, match="income"):
         model.score_frame(X.drop(columns=["income"]))
     assert model.effects_frame(X.iloc[:0]).shape == (0, 2)
+
+
+def test_support_says_what_each_channel_rests_on():
+    X, channel, y = two_channels(3000, seed=6)
+    propensity = np.where(channel == "B", 0.1, 0.5)
+    model = ChannelUpliftModel(estimator="logistic").fit(X, channel, y, propensity=propensity)
+    for c in ("A", "B"):
+        support = model.support_[c]
+        assert support["treated"] == int((channel == c).sum())
+        assert support["treated_responders"] == int(y[channel == c].sum())
+        assert support["control"] == int((channel == CONTROL).sum())
+        assert support["control_responders"] == int(y[channel == CONTROL].sum())
+        # equal weights within a channel: every row counts fully
+        assert support["effective_treated"] == pytest.approx(support["treated"], abs=0.1)
 
 
 def test_refuses_too_few_outcomes_naming_the_group():
@@ -126,3 +148,5 @@ def test_refuses_too_few_outcomes_naming_the_group():
         ChannelUpliftModel().fit(X, np.full(len(X), None, dtype=object), y)
     with pytest.raises(ValueError, match="'estimator' parameter"):
         ChannelUpliftModel(estimator="forest").fit(X, channel, y)
+    with pytest.raises(ValueError, match="'approach' parameter of ChannelUpliftModel must be one of t_learner"):
+        ChannelUpliftModel(approach="s_learner").fit(X, channel, y)

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
-from itsdangerous import URLSafeSerializer
 
 from orchestrator.db.tables import Arm, ResponseEvent, Suppression, table_of
-from orchestrator.delivery.messages import TRACKING_SALT
 from orchestrator.delivery.tasks import outcome_signer, task_id
 from orchestrator.ledger import contacts as ledger
 from orchestrator.settings import Settings
 from orchestrator.targeting.frame import ContactFrame
+from orchestrator.templates.links import LinkTokens
 
 events_table = table_of(ResponseEvent)
 suppressions = table_of(Suppression)
@@ -30,14 +29,13 @@ class Ledger:
     def ref(self, customer: str) -> str:
         return outcome_signer(self.settings).sign(task_id(self.wave_id, self.ids[customer])).decode()
 
-    def tracking(self, customer: str) -> str:
-        return URLSafeSerializer(self.settings.link_secret(), salt=TRACKING_SALT).dumps(
-            [self.wave_id, self.ids[customer]]
-        )
+    def tracking(self, customer: str, *, preview: bool = False, issued: int | None = None) -> str:
+        tokens = LinkTokens(self.settings.link_secret(), preview=preview)
+        return tokens.make("tracking", self.wave_id, self.ids[customer], issued=issued)
 
-    def unsubscribe_token(self, customer: str, wave_id: int | None = None) -> str:
-        wave = self.wave_id if wave_id is None else wave_id
-        return URLSafeSerializer(self.settings.link_secret(), salt="unsubscribe").dumps([wave, customer])
+    def unsubscribe_token(self, customer: str, *, preview: bool = False, issued: int | None = None) -> str:
+        tokens = LinkTokens(self.settings.link_secret(), preview=preview)
+        return tokens.make("unsubscribe", self.wave_id, self.ids[customer], issued=issued)
 
 
 def make_ledger(engine: sa.Engine, settings: Settings) -> Ledger:

@@ -19,10 +19,11 @@ from orchestrator.learning.training_data import META
 from orchestrator.ledger import contacts as ledger
 from orchestrator.rules.loader import load_campaign
 from orchestrator.rules.outcomes import load_outcomes
+from orchestrator.rules.spec import COLD_START_EXPLORE
 from orchestrator.success.data import Measure, contact_frame
 from orchestrator.targeting.capacity import UNLIMITED, load_capacity
 from orchestrator.targeting.control import hash_positions
-from orchestrator.targeting.planning import ELIGIBLE, plan_cycle
+from orchestrator.targeting.planning import ELIGIBLE, explore_rate, plan_cycle
 from orchestrator.targeting.selection import Candidates
 from tests.support import REPO
 
@@ -46,9 +47,12 @@ channels:
 """
 
 
-def _spec(tmp_path: Path, explore: float | None):
-    path = tmp_path / f"explore-{explore}.yaml"
-    path.write_text(RULES + ("" if explore is None else f"learning:\n  explore: {explore}\n"))
+def _spec(tmp_path: Path, explore: float | None, cold_start: float = 0.0):
+    """The campaign with ``learning: {explore, cold_start}`` (none without ``explore``); these
+    candidates carry no per-channel effects, so ``cold_start`` applies when larger."""
+    path = tmp_path / f"explore-{explore}-{cold_start}.yaml"
+    learning = f"learning:\n  explore: {explore}\n  cold_start: {cold_start}\n"
+    path.write_text(RULES + ("" if explore is None else learning))
     return load_campaign(path, columns=None)
 
 
@@ -68,13 +72,13 @@ def _capacity(tmp_path: Path, calls: int | None):
     return load_capacity(folder)
 
 
-def _plan_and_record(engine, tmp_path, explore, *, calls=None, wave=WAVE):
-    spec = _spec(tmp_path, explore)
+def _plan_and_record(engine, tmp_path, explore, *, calls=None, wave=WAVE, cold_start=0.0):
+    spec = _spec(tmp_path, explore, cold_start)
     (plan,) = plan_cycle(
         [spec], [_candidates()], _capacity(tmp_path, calls), {}, wave_key=wave, global_control_shares=[GLOBAL]
     )
     campaign = ledger.ensure_campaign(engine, spec.name, None)
-    ref = ledger.open_wave(engine, campaign, f"{wave}-{explore}-{calls}", spec.sha256)
+    ref = ledger.open_wave(engine, campaign, f"{wave}-{explore}-{calls}-{cold_start}", spec.sha256)
     ledger.record_contacts(engine, ref.id, plan.contacts)
     c = ledger.contacts
     with engine.connect() as conn:
@@ -130,7 +134,14 @@ def test_explore_moves_a_hashed_share_to_a_random_other_eligible_channel(engine,
         assert r.channel_propensity == pytest.approx(other if m else allocated)
         assert allocated + other == pytest.approx(1)
     assert all(r.channel_propensity == pytest.approx(1) for r in one)
-    assert all(r.channel_propensity == 1.0 for r in rows.values() if r.arm != "treatment")
+    assert all(r.channel_propensity == 1.0 for r in rows.values() if r.arm == "global_control")
+    # the mirrored control group explores the same way: its no-contact rows have the same propensities
+    control = [r for r in rows.values() if r.arm == "control" and base[r.customer_id].channel == "call_center"]
+    c_moved = np.array([r.channel != base[r.customer_id].channel for r in control])
+    c_explorers = hash_positions([r.customer_id for r in control], f"explore-test\x00{WAVE}\x00explore") < e
+    assert c_moved.any() and not (c_moved & ~c_explorers).any()
+    for r, m in zip(control, c_moved.tolist(), strict=True):
+        assert r.channel_propensity == pytest.approx(e / 2 if m else 1 - e + e / 2)
     # the same wave again draws the same; another wave key draws others
     _plan, again = _plan_and_record(engine, tmp_path, e)
     assert [(r.customer_id, r.channel, r.channel_propensity) for r in again.values()] == [
@@ -156,9 +167,41 @@ def test_exploration_never_exceeds_a_pools_capacity(engine, tmp_path):
     )
 
 
+def test_full_pools_explore_by_swapping_and_stay_within_capacity(engine, tmp_path):
+    """Every call is taken and nobody else is free to take one: call explorers leaving for e-mail make
+    room for e-mail explorers drawn to the call center, and no pool ever exceeds its capacity."""
+    calls = 1500
+    _plan, base = _plan_and_record(engine, tmp_path, 0, calls=calls)
+    plan, rows = _plan_and_record(engine, tmp_path, 0.4, calls=calls)
+    treated = [r for r in rows.values() if r.arm == "treatment"]
+    called = [r for r in treated if r.channel == "call_center"]
+    assert sum(base[r.customer_id].channel == "call_center" for r in treated) == calls  # full before
+    assert len(called) <= calls
+    into = [r for r in called if base[r.customer_id].channel == "email"]
+    out = [r for r in treated if base[r.customer_id].channel == "call_center" and r.channel == "email"]
+    assert into and out and len(into) <= len(out)  # moves into the full call center only as others leave it
+    assert plan.explored == len(into) + len(out)
+    assert all(r.channel_propensity == pytest.approx(0.4 / 2) for r in into + out)
+
+
+def test_cold_start_explores_more_until_a_model_gives_channel_effects(tmp_path):
+    path = tmp_path / "cold.yaml"
+    path.write_text(RULES + "learning:\n  explore: 0.1\n")
+    spec = load_campaign(path, columns=None)
+    assert spec.learning.cold_start == COLD_START_EXPLORE
+    cold = _candidates()
+    assert explore_rate(spec, cold) == COLD_START_EXPLORE  # no per-channel effects yet: the larger share
+    warm = Candidates(cold.ids, np.zeros(N), [], extra=cold.extra, effects=np.zeros((N, 2)))
+    assert explore_rate(spec, warm) == 0.1
+    without = _spec(tmp_path, None)
+    assert explore_rate(without, cold) == 0.0  # no learning: section, no exploration at all
+
+
 def test_success_frame_reads_the_propensities_back_for_the_training_frame(engine, tmp_path):
     _plan, rows = _plan_and_record(engine, tmp_path, 0.2)
-    frame = contact_frame(engine, "explore-test", load_outcomes(REPO / "rules"), Measure(), waves=[f"{WAVE}-0.2-None"])
+    frame = contact_frame(
+        engine, "explore-test", load_outcomes(REPO / "rules"), Measure(), waves=[f"{WAVE}-0.2-None-0.0"]
+    )
     assert len(frame) == sum(r.arm != "global_control" for r in rows.values())
     for cid, p_arm, p_channel in zip(
         frame["customer_id"], frame["arm_propensity"], frame["channel_propensity"], strict=True

@@ -181,3 +181,32 @@ def test_validate_warns_when_the_control_group_is_too_small(settings, customers,
     )
     result = cli("validate", wide)
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_preview_links_act_on_no_real_customer(settings, customers, cli, tmp_path):
+    """Problem 4 of issue 15: the unsubscribe link of a `campaign preview` page carried a valid token of the
+    real customer, and POSTing it suppressed that customer. Now preview links use the preview key: the
+    API answers with a page saying it is a preview (403) and changes nothing."""
+    import httpx
+
+    from orchestrator.demo.webhook_receiver import serve_receiver
+    from orchestrator.responses.api import create_app
+
+    rules = write_rules(settings, "preview-links")
+    output = tmp_path / "preview.html"
+    assert cli("preview", rules, "--n", 2, "--wave", WAVE, "--output", output).exit_code == 0
+    page = output.read_text()
+    assert output.stat().st_mode & 0o777 == 0o600  # a preview shows customers' data: its owner's alone
+    tokens = set(re.findall(r"/unsubscribe/([A-Za-z0-9_-]+)", page))
+    clicks = set(re.findall(r"/c/([A-Za-z0-9_-]+)\?u=([^&\"]+)&amp;s=([A-Za-z0-9_-]+)", page))
+    assert tokens and clicks
+    with serve_receiver(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+        for token in tokens:
+            for answer in (client.get(f"/unsubscribe/{token}"), client.post(f"/unsubscribe/{token}")):
+                assert answer.status_code == 403 and "preview" in answer.text
+        for token, target, signature in clicks:
+            answer = client.get(f"/c/{token}", params={"u": target, "s": signature})
+            assert answer.status_code == 403 and "preview" in answer.text and "location" not in answer.headers
+    with customers.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from suppressions")).scalar_one() == 0
+        assert conn.execute(sa.text("select count(*) from response_events")).scalar_one() == 0

@@ -81,3 +81,24 @@ def test_control_share_and_policy_cap_errors_name_the_field(settings, tmp_path):
     assert share.line == _line_of(path, "share: 1.5")
     cap = next(p for p in errors if "max" in p.message)
     assert cap.line == _line_of(path, "{max: 0, days: 7}")
+
+
+def test_a_channel_no_customer_may_get_is_an_error_at_its_line(engine, settings, tmp_path):
+    """A multichannel campaign whose field force may visit nobody (no customer is 'platinum'): the
+    channel's eligible: condition is named at its line; the channels customers may get pass."""
+    import_customers(engine, write_csv(tmp_path / "c.csv", 300))
+    text = (REPO / "rules" / "retention-multichannel.yaml").read_text()
+    path = tmp_path / "retention.yaml"
+    path.write_text(text.replace("eligible: {segment: gold}", "eligible: {segment: platinum}"))
+    check = validate_campaign(settings, path, customer_columns(engine), engine)
+    errors = [p for p in check.problems if p.severity == "error"]
+    [problem] = [p for p in errors if "field_force" in p.message]
+    assert (problem.file, problem.line) == (str(path), _line_of(path, "eligible: {segment: platinum}"))
+    assert "none of the" in problem.message and "customers of the audience may get it" in problem.message
+    assert not [p for p in errors if "call_center" in p.message or "channel email" in p.message]
+    path.write_text(text)  # as shipped: every channel has customers
+    assert not [
+        p
+        for p in validate_campaign(settings, path, customer_columns(engine), engine).problems
+        if "none of the" in p.message
+    ]
