@@ -189,7 +189,7 @@ def test_killed_mid_send_resumes_with_exactly_the_unsent(
             release.set()
         first = len(server.received)
         assert first == 149 if connections == 1 else first >= 149 - connections  # others may be mid-DATA
-    in_flight = connections if pipelining else connections - 1  # messages accepted but maybe not journalled
+        in_flight = connections if pipelining else connections - 1  # accepted, maybe not journalled
         second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert second.returncode == 0, second.stdout + second.stderr
         counts = Counter(server.recipients)
