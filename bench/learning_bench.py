@@ -52,6 +52,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.stages import drop_schema, fresh_schema  # noqa: E402
 from bench.worlds import CHANNELS, WORLDS, World  # noqa: E402
+from orchestrator.demo import oracle  # noqa: E402
+from orchestrator.demo.oracle import expected_buyers, pool_of  # noqa: E402
 
 CAMPAIGN = "learnbench"
 MODEL = "learnbench-uplift"
@@ -145,10 +147,6 @@ def write_rules(folder: Path, territories: list[str], args: argparse.Namespace) 
     return Budgets(args.emails, args.calls, dict.fromkeys(territories, per_rep))
 
 
-def pool_of(channel: str, territory: str) -> str:
-    return f"field_force:{territory}" if channel == "field_force" else channel
-
-
 def net_value(truth: pd.DataFrame, ids: np.ndarray, channels: np.ndarray) -> float:
     """Expected net value of contacting ``ids`` through ``channels``: true effect x value - cost."""
     gain = effect_of(truth, ids, channels)
@@ -157,14 +155,14 @@ def net_value(truth: pd.DataFrame, ids: np.ndarray, channels: np.ndarray) -> flo
     return float((gain * value - cost).sum())
 
 
+def _effects(truth: pd.DataFrame, ids: np.ndarray) -> dict[str, np.ndarray]:
+    rows = truth.reindex(pd.Index(ids.astype(str)))
+    return {c: rows[f"effect_{c}"].to_numpy() for c in CHANNELS}
+
+
 def effect_of(truth: pd.DataFrame, ids: np.ndarray, channels: np.ndarray) -> np.ndarray:
     """The true effect of the channel each customer got (0 without a channel)."""
-    rows = truth.reindex(pd.Index(ids.astype(str)))
-    out = np.zeros(len(ids))
-    for channel in CHANNELS:
-        mask = channels == channel
-        out[mask] = rows[f"effect_{channel}"].to_numpy()[mask]
-    return out
+    return expected_buyers(_effects(truth, ids), np.arange(len(ids)), channels)
 
 
 def random_targeting(
@@ -174,23 +172,9 @@ def random_targeting(
     territory: np.ndarray,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``counts`` contacts per pool drawn at random among the eligible, one channel per customer;
-    the most constrained pools first (visits, calls, e-mails)."""
-    taken = np.zeros(len(ids), dtype=bool)
-    chosen_ids, chosen_channels = [], []
-    for pool in sorted(counts, key=lambda p: (not p.startswith("field_force"), p != "call_center", p)):
-        channel, _, key = pool.partition(":")
-        mask = eligible[channel] & ~taken
-        if key:
-            mask &= territory == key
-        index = np.flatnonzero(mask)
-        pick = rng.choice(index, size=min(counts[pool], len(index)), replace=False)
-        taken[pick] = True
-        chosen_ids.append(ids[pick])
-        chosen_channels.append(np.full(len(pick), channel, dtype=object))
-    if not chosen_ids:
-        return np.array([], dtype=object), np.array([], dtype=object)
-    return np.concatenate(chosen_ids), np.concatenate(chosen_channels)
+    """``counts`` contacts per pool drawn at random among the eligible (``orchestrator.demo.oracle``)."""
+    positions, channels = oracle.random_targeting(counts, eligible, territory, rng)
+    return ids[positions], channels
 
 
 def oracle_targeting(
@@ -201,30 +185,10 @@ def oracle_targeting(
     truth: pd.DataFrame,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The budgets filled greedily by true ``effect x value - cost`` (positive only), one channel per customer."""
-    rows = truth.reindex(pd.Index(ids.astype(str)))
-    who, which, net = [], [], []
-    for channel in CHANNELS:
-        index = np.flatnonzero(eligible[channel])
-        gain = rows[f"effect_{channel}"].to_numpy()[index] * CHANNEL_RULES[channel]["value"]
-        gain -= CHANNEL_RULES[channel]["cost"]
-        keep = gain > 0
-        who.append(index[keep])
-        which.append(np.full(int(keep.sum()), channel, dtype=object))
-        net.append(gain[keep])
-    order = np.argsort(-np.concatenate(net), kind="stable")
-    customers, channels = np.concatenate(who)[order], np.concatenate(which)[order]
-    left = dict(budgets)
-    taken = np.zeros(len(ids), dtype=bool)
-    chosen_ids, chosen_channels = [], []
-    for i, channel in zip(customers.tolist(), channels.tolist(), strict=True):
-        pool = pool_of(channel, str(territory[i]))
-        if taken[i] or left.get(pool, 0) <= 0:
-            continue
-        taken[i] = True
-        left[pool] -= 1
-        chosen_ids.append(ids[i])
-        chosen_channels.append(channel)
-    return np.array(chosen_ids, dtype=object), np.array(chosen_channels, dtype=object)
+    values = {c: CHANNEL_RULES[c]["value"] for c in CHANNELS}
+    costs = {c: CHANNEL_RULES[c]["cost"] for c in CHANNELS}
+    positions, channels = oracle.oracle_targeting(budgets, eligible, territory, _effects(truth, ids), values, costs)
+    return ids[positions], channels
 
 
 @dataclass

@@ -11,9 +11,14 @@
    dispatch; the first wave is run twice to show nothing is sent twice). After each wave the
    simulated call center and field force post signed outcomes for their tasks, some e-mail
    recipients click, and the customers' purchases are imported.
-4. Between the waves an uplift model is retrained on what the waves achieved (treated against
-   control) and, once it exists, the win-back campaign targets the customers it predicts the
-   e-mail moves.
+4. Between the waves two models are retrained on what the waves achieved: an uplift model
+   (treated against control) for the win-back e-mail, and a channel uplift model (the effect of
+   each channel against the control group, from the logged channels and their propensities:
+   the retention campaign explores, ``learning: {explore: 0.1}``) for the retention campaign.
+   Once they exist, the win-back campaign targets the customers the e-mail moves, and the
+   retention campaign gives each customer the channel that moves them (or none). After every
+   wave the demo sets the retention campaign's targeting against random targeting with the
+   same contacts and an oracle that knows the world's true effects (expected extra buyers).
 5. At the end: the success reports with lift and confidence intervals (terminal and HTML with
    charts) and the comparison of the model versions.
 
@@ -39,6 +44,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.demo.oracle import TargetingRatios
 from orchestrator.demo.smtp_sink import SmtpSink, free_port
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.execution import progress
@@ -48,6 +54,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_RULES = ("retention-multichannel.yaml", "winback-email.yaml")
 TASK_CHANNELS = ("call_center", "field_force")
 MODEL = "winback-uplift"
+CHANNEL_MODEL = "retention-channels"
+RETENTION = "retention-multichannel"
 NOT_FEATURES = ("email", "phone", "first_name", "last_name", "consent_email", "consent_phone")
 WAVE_GAP_DAYS = 50  # longer than the campaigns' attribution windows, so each retraining sees closed ones
 
@@ -120,12 +128,48 @@ def _open_day(settings, day: date) -> date:
 
 
 def _prepare_rules(output: Path) -> Path:
-    """A copy of rules/ for the demo; the win-back control group is larger, so uplift can be learned."""
+    """A copy of rules/ for the demo; the control groups are larger (a 20,000-customer demo has about 1,300
+    retention customers per wave: half of them held out give the no-contact outcome enough buyers to learn
+    from after one wave), and the retention campaign explores its channels (``learning:``)."""
     rules = output / "rules"
     shutil.copytree(REPO / "rules", rules)
     winback = rules / "winback-email.yaml"
     winback.write_text(winback.read_text().replace("  share: 0.1 ", "  share: 0.3 "))
+    retention = rules / f"{RETENTION}.yaml"
+    retention.write_text(
+        retention.read_text().replace("  share: 0.1\n", "  share: 0.5\n")
+        + "\nlearning:                     # added by the demo: a tenth of the treated get a random eligible channel\n"
+        "  explore: 0.1\n"
+    )
     return rules
+
+
+def _target_by_channel_effects(rules: Path) -> None:
+    """From now on the retention campaign values each channel by its predicted effect x value - cost."""
+    retention = rules / f"{RETENTION}.yaml"
+    retention.write_text(
+        retention.read_text() + f"scores:                       # added by the demo after the first retraining\n"
+        f"  model: {CHANNEL_MODEL}\n"
+    )
+
+
+def _ratios_table(rows: list[tuple[tuple[str, str], TargetingRatios]]) -> Table:
+    """Expected extra buyers of the retention campaign's targeting per wave, against random and the oracle."""
+    table = Table(title=f"{RETENTION}: expected extra buyers in the demo's world (its true effects)")
+    for column in ("wave", "targeting", "engine", "random", "oracle", "engine / random", "engine / oracle"):
+        table.add_column(column, justify="left" if column in ("wave", "targeting") else "right")
+    for (wave, targeting), r in rows:
+        to_random, to_oracle = r.to_random, r.to_oracle
+        table.add_row(
+            wave,
+            targeting,
+            f"{r.engine:,.1f}",
+            f"{r.random:,.1f}",
+            f"{r.oracle:,.1f}",
+            "-" if to_random is None else f"{to_random:.2f}",
+            "-" if to_oracle is None else f"{to_oracle:.2f}",
+        )
+    return table
 
 
 def _target_by_uplift(rules: Path) -> None:
@@ -142,7 +186,14 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
     from flows.run import run_cycle
     from orchestrator.customers.importer import import_customers
     from orchestrator.db.engine import connect
-    from orchestrator.demo.simulation import HiddenWorld, SimulatedChannelSystem, purchases, simulate_email_reactions
+    from orchestrator.demo.learning import Audience
+    from orchestrator.demo.simulation import (
+        WORLD_COLUMNS,
+        HiddenWorld,
+        SimulatedChannelSystem,
+        purchases,
+        simulate_email_reactions,
+    )
     from orchestrator.demo.webhook_receiver import BatchStore, receiver_app, serve_receiver
     from orchestrator.learning.retraining import NotEnoughData, retrain
     from orchestrator.responses.api import create_app
@@ -175,7 +226,8 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
             with progress.progress("import customers", n_customers) as advance:
                 report = import_customers(engine, csv_path, table=settings.database.customer_table, progress=advance)
             with engine.connect() as conn:
-                customers = pd.read_sql(sa.text("select customer_id, age, segment, email from customers"), conn)
+                columns = ", ".join([*WORLD_COLUMNS, "email"])
+                customers = pd.read_sql(sa.text(f"select {columns} from customers"), conn)
             world = HiddenWorld.from_customers(customers)
             address_of = {
                 str(e).strip().lower(): str(c)
@@ -193,10 +245,13 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
             cycle = [rules / name for name in DEMO_RULES]
             waves: list[list[dict]] = []
             retrained = []
+            ratios: list[tuple[tuple[str, str], TargetingRatios]] = []
+            targeting = "no model: channels by value - cost"
             for number, day in enumerate(days, start=1):
                 wave = day.isoformat()
                 console.rule(f"{number + 1}. Wave {number} on {wave}: who is selected, on which channel")
-                _prepared, plans = prepare_cycle(settings, cycle, wave)
+                prepared, plans = prepare_cycle(settings, cycle, wave)
+                audience = Audience.of(settings, next(p for p in prepared if p.spec.name == RETENTION))
                 for plan in plans:
                     console.print(f"[bold]{plan.spec.name}[/] (priority {plan.spec.priority})")
                     print_funnel(console, [vars(step) for step in plan.selection.funnel])
@@ -230,6 +285,8 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
                     engine, purchases(world, contacts, day, rng, output / f"purchases-{wave}.csv")
                 )
                 console.print(f"purchases in the 30 days after the wave: {imported.imported:,} imported")
+                ratios.append(((wave, targeting), audience.ratios(settings, world, rng)))
+                console.print(_ratios_table(ratios))
 
                 if number < len(days):
                     console.rule(f"Retraining the uplift model on what the waves achieved (as of {days[number]})")
@@ -253,6 +310,7 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
                             console.print(
                                 "winback-email now e-mails the half of its audience the model predicts it moves most"
                             )
+                    targeting = _retrain_channel_model(engine, settings, rules, days[number], console) or targeting
 
     console.rule("The result: success control against the random control groups")
     reports = {}
@@ -293,6 +351,8 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
             if retrained
             else "not trained"
         ),
+        f"{RETENTION}, expected extra buyers per wave, engine / random / oracle: "
+        + "; ".join(f"{wave} {r.engine:,.0f} / {r.random:,.0f} / {r.oracle:,.0f}" for (wave, _t), r in ratios),
         "success reports with charts: " + ", ".join(str(p) for p in reports.values()),
         f"engine database (SQLite): {output / 'var' / 'campaign.db'}",
     ]
@@ -302,7 +362,39 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
         "received": sink.received,
         "reports": {k: str(v) for k, v in reports.items()},
         "models": retrained,
+        "ratios": [(wave, r) for (wave, _t), r in ratios],
     }
+
+
+def _retrain_channel_model(engine, settings: Settings, rules: Path, as_of: date, console: Console) -> str | None:
+    """Retrain the retention campaign's channel uplift model; the targeting it now uses, if it changed."""
+    from orchestrator.learning.retraining import NotEnoughData, retrain
+
+    console.rule(f"Retraining the channel uplift model of {RETENTION} (as of {as_of})")
+    try:
+        result = retrain(
+            engine,
+            settings,
+            CHANNEL_MODEL,
+            campaigns=[RETENTION],
+            kind="channel_uplift",
+            exclude=NOT_FEATURES,
+            as_of=as_of,
+        )
+    except NotEnoughData as exc:
+        console.print(f"[yellow]not retrained: {exc}[/]", highlight=False)
+        return None
+    console.print(f"{CHANNEL_MODEL} v{result.version}: {result.reason}", highlight=False)
+    for channel, support in (result.lineage.get("support") or {}).items():
+        console.print(
+            f"  {channel}: {support['treated']:,} treated ({support['treated_responders']:,} bought) against "
+            f"{support['control']:,} control customers; {support['estimate']}",
+            highlight=False,
+        )
+    if result.version == 1:
+        _target_by_channel_effects(rules)
+        console.print(f"{RETENTION} now gives each customer the channel the model says moves them most, or none")
+    return f"{CHANNEL_MODEL} v{result.version}" if result.promoted else None
 
 
 def _lift(segment) -> str:

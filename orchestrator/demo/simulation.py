@@ -25,35 +25,57 @@ import pandas as pd
 from standardwebhooks import Webhook
 
 CHANNEL_EFFECT = {"email": 0.10, "call_center": 0.12, "field_force": 0.20}
-"""Extra purchase probability of a contact on each channel, for the customers it moves."""
+"""Extra purchase probability of a contact on each channel, for the customers it moves most."""
+WORLD_COLUMNS = ("customer_id", "age", "segment", "recency_days")
+"""The customer columns the hidden world is made of."""
 
 
 @dataclass
 class HiddenWorld:
-    """Per customer: the chance to buy anyway, and who a contact moves (never shown to the engine)."""
+    """Per customer: the chance to buy anyway, and what a contact on each channel adds (never shown to
+    the engine). Each channel moves other customers: e-mail the young gold and silver customers, a call
+    the valued 40 to 65 year olds (and annoys the over-70s), a visit the gold customers who have gone
+    quiet (no purchase for half a year)."""
 
     base: pd.Series  # customer_id -> probability of buying without a contact
-    moved: pd.Series  # customer_id -> how strongly a contact moves them (0 = not at all, < 0 = annoyed)
+    moved: pd.Series  # customer_id -> how strongly an e-mail moves them (0 = not at all, < 0 = annoyed)
+    effects: dict[str, pd.Series]  # channel -> customer_id -> extra purchase probability of a contact
 
     @classmethod
     def from_customers(cls, customers: pd.DataFrame) -> HiddenWorld:
         ids = customers["customer_id"].astype(str)
+        age = customers["age"].to_numpy()
         gold = (customers["segment"] == "gold").to_numpy()
         valued = customers["segment"].isin(["gold", "silver"]).to_numpy()
-        young = (customers["age"] < 45).to_numpy()
+        young = age < 45
+        quiet = customers["recency_days"].to_numpy() > 180
         base = 0.03 + 0.03 * gold
-        moved = np.where(young & valued, 1.0, np.where(valued, 0.25, np.where(customers["age"] > 70, -0.2, 0.0)))
-        return cls(pd.Series(base, index=ids), pd.Series(moved, index=ids))
+        moved = np.where(young & valued, 1.0, np.where(valued, 0.25, np.where(age > 70, -0.2, 0.0)))
+        call = np.where(valued & (age >= 40) & (age <= 65), 1.0, np.where(age > 70, -0.3, 0.0))
+        visit = np.where(gold & quiet, 1.6, np.where(gold, 0.2, 0.0))
+        effects = {
+            "email": CHANNEL_EFFECT["email"] * moved,
+            "call_center": CHANNEL_EFFECT["call_center"] * call,
+            "field_force": CHANNEL_EFFECT["field_force"] * visit,
+        }
+        return cls(
+            pd.Series(base, index=ids),
+            pd.Series(moved, index=ids),
+            {c: pd.Series(e, index=ids) for c, e in effects.items()},
+        )
 
     def purchase_probability(self, customer_ids, arms, channels) -> np.ndarray:
         ids = pd.Index([str(c) for c in customer_ids])
         treated = np.asarray(arms) == "treatment"
-        lift = np.array([CHANNEL_EFFECT.get(ch, 0.0) if isinstance(ch, str) else 0.0 for ch in channels])
-        p = self.base.reindex(ids).to_numpy() + treated * lift * self.moved.reindex(ids).to_numpy()
-        return np.clip(p, 0.0, 1.0)
+        channels = np.asarray(channels, dtype=object)
+        lift = np.zeros(len(ids))
+        for channel, effect in self.effects.items():
+            mask = treated & (channels == channel)
+            lift[mask] = effect.reindex(ids[mask]).to_numpy()
+        return np.clip(self.base.reindex(ids).to_numpy() + lift, 0.0, 1.0)
 
     def true_effect(self, customer_ids, channel: str = "email") -> np.ndarray:
-        return CHANNEL_EFFECT[channel] * self.moved.reindex(pd.Index([str(c) for c in customer_ids])).to_numpy()
+        return self.effects[channel].reindex(pd.Index([str(c) for c in customer_ids])).to_numpy()
 
 
 def purchases(world: HiddenWorld, contacts: pd.DataFrame, day: date, rng: np.random.Generator, path: Path) -> Path:

@@ -10,7 +10,7 @@ Prefect flow:
 3. a response model (treated contacts: who converts when contacted), an uplift model (treated
    and control: who converts *because* they were contacted) or a channel uplift model
    (``scoring.channel_uplift``: the effect of EACH channel, treatment = the channel of the
-   treated contact, control = the no-contact arm, rows weighted by their inverse propensity);
+   treated contact, control = the no-contact arm);
 4. the challenger's validation score (ROC AUC for response models, the Qini coefficient for
    uplift models; for channel uplift models the Qini coefficient of the effect of each row's own
    channel) against the champion's score on the SAME validation rows; the challenger
@@ -147,7 +147,7 @@ def retrain(
     elif champion is not None:
         champion_score = champion.validation_score
     comparison = None
-    if kind != "response" and validation is not None:
+    if kind != "response" and validation is not None and not (kind == "channel_uplift" and first is None):
         comparison = _off_policy(
             settings, campaigns, train, validation, features, kind, estimator, approach, first, champion, random_state
         )
@@ -335,9 +335,12 @@ def _channel_uplift(train, validation, frame, features, estimator, approach, ran
         scheme = "holdout"
     else:
         scheme = "time"
-    first = fit(train)
-    score = _own_channel_qini(first, validation)
     model = fit(frame)
+    try:
+        first: ChannelUpliftModel | None = fit(train)
+    except NotEnoughData as exc:  # the earlier waves alone are too few: the model of every wave stands unjudged
+        first, scheme = None, f"none: the waves before {validation['wave_date'].min().date()} are too few ({exc})"
+    score = None if first is None else _own_channel_qini(first, validation)
     metrics = {
         "validation": scheme,
         "qini_auc": score,
@@ -345,7 +348,7 @@ def _channel_uplift(train, validation, frame, features, estimator, approach, ran
         "rows": int(len(frame)),
         "train_rows": int(len(train)),
         "validation_rows": int(len(validation)),
-        "weighted": bool(np.isfinite(_propensity(frame)).any()),
+        "weighted": bool(model.weighted_),
         "support": model.support_,
     }
     if model.ignored_:

@@ -20,10 +20,13 @@ categorical columns: thresholds and interactions of features, as real effects ha
 of the channel and every channel x feature interaction, so each channel has its own slopes).
 Features are chosen and prepared as in ``ResponseModel`` (its feature choice, kinds and checks).
 
-Rows are weighted by ``1 / propensity`` (``fit(..., propensity=arm_propensity x
-channel_propensity)``) where it is given and finite, clipped at ``max_weight``, so that
-explored (rarely drawn) channels and arms count for what they stand for (inverse propensity
-weighting); rows without a propensity weigh 1.
+With ``weighting="propensity"`` rows are weighted by ``1 / propensity`` (``fit(...,
+propensity=arm_propensity x channel_propensity)``) where it is given and finite, clipped at
+``max_weight`` (inverse propensity weighting), for choices the customer columns do not explain;
+by default (``"none"``) every row weighs 1: the engine chooses channels from the customer
+columns (and random draws), so each arm's outcome model is unbiased without weights and the
+weights would only add variance. The off-policy evaluation (``learning.evaluation``) is where
+the propensities are needed.
 
 ``effects_frame(frame)`` gives a DataFrame with one column per channel; ``score_frame(frame)``
 the best channel's effect (so a ``scores:`` selection works unchanged) and ``effects_of(frame,
@@ -68,6 +71,7 @@ from orchestrator.scoring.uplift import MIN_GROUP_ROWS
 
 __all__ = [
     "APPROACHES",
+    "WEIGHTINGS",
     "CONTROL",
     "MAX_WEIGHT",
     "MIN_CHANNEL_CLASS_ROWS",
@@ -79,6 +83,7 @@ __all__ = [
 CONTROL = "control"
 """The channel label of the control group (no contact); ``None`` and ``""`` mean the same."""
 APPROACHES = ("t_learner", "x_learner", "pooled")
+WEIGHTINGS = ("propensity", "none")
 MAX_WEIGHT = 20.0
 MIN_CONTROL_ROWS = 200
 """Control customers with outcomes the no-contact arm needs: every channel's effect is measured against it."""
@@ -132,6 +137,13 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         Columns never to learn from.
     estimator : "gradient_boosting" or "logistic"
     approach : "t_learner", "x_learner" or "pooled"
+    weighting : "none" or "propensity"
+        ``"none"`` (default): every row weighs 1; ``"propensity"``: rows weigh ``1 / propensity``
+        (clipped at ``max_weight``). An arm's outcome model needs no weights where the channel was
+        chosen from the customer's columns alone, as the engine's allocation and its random draws
+        choose: the weights then only add variance (explored rows weigh up to 20 times the others;
+        in the learning benchmark that cost up to a third of the value). They correct a choice the
+        columns do not explain; the off-policy evaluation always uses the propensities.
     max_weight : float
         Inverse propensity weights are clipped at this.
     random_state : int
@@ -145,12 +157,14 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         approach: str = "t_learner",
         max_weight: float = MAX_WEIGHT,
         random_state: int = 0,
+        weighting: str = "none",
     ):
         self.features = features
         self.exclude = exclude
         self.estimator = estimator
         self.approach = approach
         self.max_weight = max_weight
+        self.weighting = weighting
         self.random_state = random_state
 
     def fit(
@@ -163,7 +177,7 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
     ) -> ChannelUpliftModel:
         """Learn from the rows of ``X``: the channel each treated customer got (``CONTROL``/None for the
         control group), the outcomes ``y`` and, optionally, each row's propensity (arm x channel)."""
-        for parameter, allowed in (("estimator", ESTIMATORS), ("approach", APPROACHES)):
+        for parameter, allowed in (("estimator", ESTIMATORS), ("approach", APPROACHES), ("weighting", WEIGHTINGS)):
             if getattr(self, parameter) not in allowed:
                 raise ValueError(
                     f"The '{parameter}' parameter of ChannelUpliftModel must be one of {', '.join(allowed)}. "
@@ -175,9 +189,9 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         y = parse_target(y, str(getattr(y, "name", None) or "target"))
         if not (len(X) == len(labels) == len(y)):
             raise ValueError(f"X has {len(X)} rows, channel {len(labels)} and y {len(y)}; they must match")
-        weights = ips_weights(propensity, len(X), self.max_weight)
+        weights = ips_weights(propensity if self.weighting == "propensity" else None, len(X), self.max_weight)
         self.channels_ = sorted(str(c) for c in set(labels.tolist()) - {CONTROL})
-        _check_groups(labels, y, self.channels_)
+        self.thin_ = _check_groups(labels, y, self.channels_)
         X = X.reset_index(drop=True)
         base = ResponseModel(
             features=self.features,
@@ -197,14 +211,17 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         self.columns_ = _columns(kinds, self.estimator).fit(base._prepare(X))
         Z = self._transform(X)
         codes = self._codes(labels)
-        self.weighted_ = propensity is not None
-        self.support_ = _support(labels, y, weights, self.channels_)
-        if self.approach == "pooled":
+        self.weighted_ = propensity is not None and self.weighting == "propensity"
+        self.support_ = _support(labels, y, weights, self.channels_, self.thin_, self.approach)
+        if self.approach == "pooled" or self.thin_:
             self.classifier_ = self._classifier(pooled=True)
             self.classifier_.fit(self._design(Z, codes), y, sample_weight=weights)
+        if self.approach == "pooled":
             return self
         self.arm_models_ = [
-            self._classifier().fit(Z[codes == arm], y[codes == arm], sample_weight=weights[codes == arm])
+            None
+            if arm and self.channels_[arm - 1] in self.thin_
+            else self._classifier().fit(Z[codes == arm], y[codes == arm], sample_weight=weights[codes == arm])
             for arm in range(len(self.channels_) + 1)
         ]
         if self.approach == "x_learner":
@@ -218,15 +235,24 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         if len(frame) == 0:
             return pd.DataFrame({c: np.empty(0) for c in self.channels_})
         Z = self._transform(frame)
+        thin = getattr(self, "thin_", [])
+        if thin:  # channels with few outcomes: the pooled model's effect, shrunk toward the other channels
+            pooled = self._pooled_probability(Z, 0)
+            shrunk = {c: self._pooled_probability(Z, j + 1) - pooled for j, c in enumerate(self.channels_) if c in thin}
         if self.approach == "x_learner":
             return pd.DataFrame(
                 {
-                    c: share * tau0.predict(Z) + (1 - share) * tau1.predict(Z)
-                    for c, (tau0, tau1, share) in zip(self.channels_, self.second_stage_, strict=True)
+                    c: shrunk[c] if c in thin else share * stage[0].predict(Z) + (1 - share) * stage[1].predict(Z)
+                    for c, (*stage, share) in zip(self.channels_, self.second_stage_, strict=True)
                 }
             )
         control = self._arm_probability(Z, 0)
-        return pd.DataFrame({c: self._arm_probability(Z, j + 1) - control for j, c in enumerate(self.channels_)})
+        return pd.DataFrame(
+            {
+                c: shrunk[c] if c in thin else self._arm_probability(Z, j + 1) - control
+                for j, c in enumerate(self.channels_)
+            }
+        )
 
     def effects_of(self, frame: pd.DataFrame, channels: Sequence[str], *, check: bool = True) -> np.ndarray:
         """``(n, len(channels))`` effects in the order of ``channels``; NaN for a channel the model never saw."""
@@ -300,22 +326,30 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
 
     def _arm_probability(self, Z: np.ndarray, arm: int) -> np.ndarray:
         if self.approach == "pooled":
-            design = self._design(Z, np.full(len(Z), arm, dtype=np.int64))
-            return self.classifier_.predict_proba(design)[:, 1]
-        return self.arm_models_[arm].predict_proba(Z)[:, 1]
+            return self._pooled_probability(Z, arm)
+        model = self.arm_models_[arm]
+        assert model is not None, "a thin channel is estimated by the pooled model"
+        return model.predict_proba(Z)[:, 1]
+
+    def _pooled_probability(self, Z: np.ndarray, arm: int) -> np.ndarray:
+        design = self._design(Z, np.full(len(Z), arm, dtype=np.int64))
+        return self.classifier_.predict_proba(design)[:, 1]
 
     def _fit_second_stage(self, Z: np.ndarray, codes: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
         """X-learner: regress the imputed individual effects of each channel's treated rows and of the
         control rows, blended by the channel's weighted share of (channel + control) rows."""
         control = codes == 0
-        mu0 = self.arm_models_[0].predict_proba(Z[~control])[:, 1]
+        mu0 = self._arm_probability(Z[~control], 0)
         untreated = np.full(len(Z), np.nan)
         untreated[~control] = mu0
-        self.second_stage_ = []
-        for j in range(len(self.channels_)):
+        self.second_stage_: list[tuple[Any, Any, float]] = []
+        for j, channel in enumerate(self.channels_):
+            if channel in self.thin_:
+                self.second_stage_.append((None, None, 0.0))
+                continue
             treated = codes == j + 1
             imputed_treated = y[treated] - untreated[treated]
-            imputed_control = self.arm_models_[j + 1].predict_proba(Z[control])[:, 1] - y[control]
+            imputed_control = self._arm_probability(Z[control], j + 1) - y[control]
             tau1 = self._regressor().fit(Z[treated], imputed_treated, sample_weight=weights[treated])
             tau0 = self._regressor().fit(Z[control], imputed_control, sample_weight=weights[control])
             share = float(weights[treated].sum() / (weights[treated].sum() + weights[control].sum()))
@@ -362,9 +396,17 @@ def _columns(kinds: Mapping[str, str], estimator: str) -> ColumnTransformer:
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
-def _support(labels: np.ndarray, y: np.ndarray, weights: np.ndarray, channels: Sequence[str]) -> dict[str, dict]:
+def _support(
+    labels: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    channels: Sequence[str],
+    thin: Sequence[str] = (),
+    approach: str = "t_learner",
+) -> dict[str, dict]:
     """What each channel's estimate rests on: its treated rows and responders, the control rows it is
-    compared with (pooled over every channel) and the effective rows after inverse propensity weights."""
+    compared with (pooled over every channel), the effective rows after inverse propensity weights and
+    how it is estimated (its own arm model, or the pooled model where it has few outcomes)."""
     control = labels == CONTROL
     support: dict[str, dict] = {}
     for channel in channels:
@@ -375,14 +417,24 @@ def _support(labels: np.ndarray, y: np.ndarray, weights: np.ndarray, channels: S
             "control": int(control.sum()),
             "control_responders": int(y[control].sum()),
             "effective_treated": round(_effective_rows(weights[mask]), 1),
+            "estimate": (
+                "pooled: one model of every channel (few outcomes of its own)"
+                if channel in thin
+                else "pooled: one model of every channel"
+                if approach == "pooled"
+                else f"{approach}: its own outcome model against the pooled control group"
+            ),
         }
     return support
 
 
-def _check_groups(labels: np.ndarray, y: np.ndarray, channels: Sequence[str]) -> None:
-    """The control group and every channel: enough rows, responders and non-responders."""
+def _check_groups(labels: np.ndarray, y: np.ndarray, channels: Sequence[str]) -> list[str]:
+    """The control group needs enough rows, responders and non-responders, or nothing can be measured;
+    channels that fall short of their own minimum are returned (estimated by the pooled model), unless
+    every channel does."""
     if not channels:
         raise ValueError("a channel uplift model needs treated customers with their channel; there are none")
+    short: dict[str, str] = {}
     for group in [CONTROL, *channels]:
         mask = labels == group
         rows, responders = int(mask.sum()), int(y[mask].sum())
@@ -390,8 +442,13 @@ def _check_groups(labels: np.ndarray, y: np.ndarray, channels: Sequence[str]) ->
         least_rows = MIN_CONTROL_ROWS if group == CONTROL else MIN_GROUP_ROWS
         least = MIN_CLASS_ROWS if group == CONTROL else MIN_CHANNEL_CLASS_ROWS
         if rows < least_rows or min(responders, rows - responders) < least:
-            raise ValueError(
+            short[group] = (
                 f"too few outcomes for {what}: {rows:,} customer(s), {responders:,} responder(s) and "
                 f"{rows - responders:,} non-responder(s); a channel uplift model needs at least {least_rows:,} "
                 f"customers and {least} responders and non-responders in {what}"
             )
+    if CONTROL in short:
+        raise ValueError(short[CONTROL])
+    if len(short) == len(channels):
+        raise ValueError("; ".join(short.values()))
+    return [c for c in channels if c in short]

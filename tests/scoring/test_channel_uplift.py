@@ -82,7 +82,8 @@ def confounded(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray,
 def test_inverse_propensity_weights_undo_a_confounded_channel_choice():
     X, channel, y, propensity = confounded(12000, seed=3)
     plain = ChannelUpliftModel().fit(X, channel, y)
-    weighted = ChannelUpliftModel().fit(X, channel, y, propensity=propensity)
+    weighted = ChannelUpliftModel(weighting="propensity").fit(X, channel, y, propensity=propensity)
+    assert not ChannelUpliftModel().fit(X, channel, y, propensity=propensity).weighted_  # the default: no weights
     assert weighted.weighted_ and not plain.weighted_
     naive = plain.effects_frame(X).mean()
     corrected = weighted.effects_frame(X).mean()
@@ -123,7 +124,7 @@ def test_estimator_api_and_joblib_round_trip(tmp_path, estimator, approach):
 def test_support_says_what_each_channel_rests_on():
     X, channel, y = two_channels(3000, seed=6)
     propensity = np.where(channel == "B", 0.1, 0.5)
-    model = ChannelUpliftModel(estimator="logistic").fit(X, channel, y, propensity=propensity)
+    model = ChannelUpliftModel(estimator="logistic", weighting="propensity").fit(X, channel, y, propensity=propensity)
     for c in ("A", "B"):
         support = model.support_[c]
         assert support["treated"] == int((channel == c).sum())
@@ -136,14 +137,32 @@ def test_support_says_what_each_channel_rests_on():
 
 def test_refuses_too_few_outcomes_naming_the_group():
     X, channel, y = two_channels(3000, seed=5)
-    few_b = channel.copy()
-    few_b[np.flatnonzero(channel == "B")[30:]] = "A"
-    with pytest.raises(ValueError, match=r"too few outcomes for channel B: 30 customer\(s\)"):
-        ChannelUpliftModel().fit(X, few_b, y)
     few_control = np.where(channel == CONTROL, "A", channel).astype(object)
     few_control[:10] = None
     with pytest.raises(ValueError, match=r"too few outcomes for the control group: 10 customer\(s\)"):
         ChannelUpliftModel().fit(X, few_control, y)
+    only_few = np.where(channel == CONTROL, CONTROL, None).astype(object)
+    only_few[np.flatnonzero(channel != CONTROL)[:30]] = "B"
+    with pytest.raises(ValueError, match=r"too few outcomes for channel B: 30 customer\(s\)"):
+        ChannelUpliftModel().fit(X, np.where(only_few == None, CONTROL, only_few), y)  # noqa: E711
+
+
+@pytest.mark.parametrize("approach", APPROACHES)
+def test_a_channel_with_few_outcomes_borrows_from_the_pooled_model(approach):
+    """30 customers got channel B: too few for a model of its own; its effect comes from the pooled model
+    (shrunk toward A's) and support_ says so, while A keeps its own model."""
+    X, channel, y = two_channels(6000, seed=5)
+    few_b = channel.copy()
+    few_b[np.flatnonzero(channel == "B")[30:]] = "A"
+    model = ChannelUpliftModel(estimator="gradient_boosting", approach=approach).fit(X, few_b, y)
+    assert model.thin_ == ["B"]
+    assert model.support_["B"]["treated"] == 30 and model.support_["B"]["estimate"].startswith("pooled")
+    if approach != "pooled":
+        assert model.support_["A"]["estimate"].startswith(approach)
+    effects = model.effects_frame(X)
+    assert np.isfinite(effects.to_numpy()).all()
+    assert effects["B"].abs().max() < 0.5
+
     with pytest.raises(ValueError, match="needs treated customers with their channel"):
         ChannelUpliftModel().fit(X, np.full(len(X), None, dtype=object), y)
     with pytest.raises(ValueError, match="'estimator' parameter"):
