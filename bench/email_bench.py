@@ -1,123 +1,300 @@
-"""Benchmark: e-mails per second through EmailChannel for 1, 2, 4 and 8 SMTP connections.
+"""Benchmark: the engine's e-mail channel against a minimal hand-written sender, in the same run, to one sink.
 
-    .venv/bin/python bench/email_bench.py                          # 5,000 messages per run
-    .venv/bin/python bench/email_bench.py --messages 20000 --connections 1 4 16
-    .venv/bin/python bench/email_bench.py --latency 20 --messages 1000   # a server taking 20 ms per DATA
+    .venv/bin/python bench/email_bench.py                            # 20,000 messages, 4 connections, 1 process
+    .venv/bin/python bench/email_bench.py --messages 50000 --processes 2
+    .venv/bin/python bench/email_bench.py --dump                      # the sink checks every recipient got one message
+    .venv/bin/python bench/email_bench.py --python-sink --messages 5000
 
-The receiver is the loopback aiosmtpd sink (``orchestrator.demo.smtp_sink.SmtpSink``, counting only)
-in its own process, so it does not compete with the sending threads for the GIL. Each run
-sends the same rendered messages (multipart text + HTML, ~1 KiB) in batches of
-``--batch`` through one channel, closes it, and checks that the sink counted every message.
-``--latency`` makes the sink wait that many milliseconds before answering each DATA, like a
-remote relay; on loopback without it the single-threaded sink itself is the limit.
+The sink is postfix's ``smtp-sink`` (C) when it is installed, else the Python (aiosmtpd) sink;
+the first line printed says which (install: see ``bench/sinks.py``, one apt command). The same
+``--messages`` multipart messages (text + HTML, about 2 KiB on the wire) go out twice:
+
+* **engine**: ``channels.email.EmailChannel`` given the rendered parts (``Outbound``), as
+  ``send_email_chunk`` gives them: it builds each message (the fast MIME path), sends it on
+  ``--connections`` connections with PIPELINING and reports each result to a real send
+  journal (``orchestrator.ledger.journal.SendJournal``, one write per accepted message), in
+  batches of ``--batch``;
+* **hand-written**: the same messages built before the clock starts (``EmailMessage.as_bytes``),
+  sent as pre-built bytes on the same number of connections, fully pipelined (a message's
+  content, its end and the next message's MAIL/RCPT/DATA in one write), nothing else.
+
+With ``--processes P`` each side splits the messages into P shares sent by P processes at
+once (``--connections`` over all of them), as the engine's chunk runner spreads e-mail chunks over
+Dask worker processes. Every run checks the sink's count (and with ``--dump`` each recipient's
+count). The last line prints both rates and the engine's time over the hand-written one.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import socket
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from sinks import settled_count, smtp_sink  # noqa: E402 - bench/ is on sys.path when run as a script
+
+SENDER = "Acme Bank <offers@bank.example>"
+ENVELOPE_SENDER = "offers@bank.example"
 
 
-def serve(port: int, latency: float, ready, stop, count) -> None:  # noqa: ANN001 - multiprocessing objects
-    """Child process: run the sink on ``port`` until ``stop`` is set; put the count into ``count``."""
-    import asyncio
-
-    from orchestrator.demo.smtp_sink import SmtpSink
-
-    with SmtpSink(None, port=port) as sink:
-        if latency:
-            handle_data = sink.handler.handle_DATA
-
-            async def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-                await asyncio.sleep(latency)
-                return await handle_data(*args, **kwargs)
-
-            sink.handler.handle_DATA = slow  # type: ignore[method-assign]  # aiosmtpd looks the hook up on the handler
-        ready.set()
-        stop.wait()
-        count.value = sink.received
-
-
-def batch(n: int):  # noqa: ANN201
+def outbound(first: int, last: int):  # noqa: ANN201
+    """Messages ``first..last-1``: multipart text + HTML, about 2 KiB each on the wire."""
     from channels.base import Outbound
 
-    html = "<p>Dear customer,</p>" + "<p>It has been a while; here is a welcome-back bonus for you.</p>" * 8
-    text = "Dear customer,\n" + "It has been a while; here is a welcome-back bonus for you.\n" * 8
+    html = (
+        "<html><body><p>Dear customer {i},</p>"
+        + "<p>It has been a while; here is a welcome-back bonus for you, valid until the end of the month.</p>" * 6
+        + '<p><a href="https://links.bank.example/c/{i}">Claim it</a></p></body></html>'
+    )
+    text = (
+        "Dear customer {i},\n"
+        + "It has been a while; here is a welcome-back bonus for you, valid until the end of the month.\n" * 6
+        + "Claim it: https://links.bank.example/c/{i}\n"
+    )
     return [
         Outbound(
             contact_id=i,
             recipient=f"customer{i}@example.com",
-            parts={"subject": f"Welcome back {i}", "text": text, "html": html},
+            parts={"subject": f"Welcome back, customer {i}", "text": text.format(i=i), "html": html.format(i=i)},
             key=f"<w1.c{i}.bench@bank.example>",
-            headers={"List-Unsubscribe": f"<https://links.bank.example/unsubscribe/{i}>"},
+            headers={
+                "List-Unsubscribe": f"<https://links.bank.example/unsubscribe/{i}.signature-of-the-token>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "X-Campaign-Token": f"WzEsIHtpfV0.token-{i}",
+            },
         )
-        for i in range(n)
+        for i in range(first, last)
     ]
 
 
-def run(connections: int, messages: int, batch_size: int, latency: float) -> float:
-    """Seconds to send ``messages`` over ``connections``, sink started and counted."""
+# --- the engine side ---------------------------------------------------------------------------
+
+
+def engine_share(port: int, first: int, last: int, connections: int, batch: int, journal_dir: str) -> int:
+    """Send messages ``first..last-1`` through ``EmailChannel`` with a send journal; returns how many were sent."""
     from channels.email import EmailChannel
-    from orchestrator.demo.smtp_sink import free_port
+    from orchestrator.ledger.journal import SendJournal
     from orchestrator.settings import SmtpSettings
 
-    port = free_port()
-    ready, stop, count = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Value("i", 0)
-    server = multiprocessing.Process(target=serve, args=(port, latency, ready, stop, count), daemon=True)
-    server.start()
-    try:
-        if not ready.wait(30):
-            raise RuntimeError("the SMTP sink did not start")
-        settings = SmtpSettings(host="127.0.0.1", port=port, connections=connections, timeout=30, max_retries=0)
-        outbound = batch(messages)
-        sent = 0
-        started = time.perf_counter()
-        with EmailChannel(settings, sender="Acme Bank <offers@bank.example>") as channel:
-            for start in range(0, messages, batch_size):
-                sent += channel.send(outbound[start : start + batch_size]).sent
-        elapsed = time.perf_counter() - started
-    finally:
-        stop.set()
-        server.join(30)
-    if sent != messages or count.value != messages:
-        raise RuntimeError(
-            f"{messages} messages sent, but the channel reported {sent} and the sink counted {count.value}"
+    settings = SmtpSettings(host="127.0.0.1", port=port, connections=connections, timeout=60, max_retries=0)
+    messages = outbound(first, last)
+    sent = 0
+    with (
+        SendJournal(Path(journal_dir) / f"email-{first}.log") as journal,
+        EmailChannel(settings, sender=SENDER) as channel,
+    ):
+        for start in range(0, len(messages), batch):
+            sent += channel.send(messages[start : start + batch], on_result=journal.append).sent
+            journal.clear()  # as send_email_chunk does once the ledger has the page
+    return sent
+
+
+# --- the hand-written side ---------------------------------------------------------------------
+
+
+def prebuilt(first: int, last: int) -> list[tuple[str, bytes]]:
+    """(recipient, bytes) of the same messages, built with the standard library before the clock starts."""
+    from email.message import EmailMessage
+    from email.utils import formatdate
+
+    out = []
+    for m in outbound(first, last):
+        message = EmailMessage()
+        message["From"] = SENDER
+        message["To"] = m.recipient
+        message["Subject"] = m.parts["subject"]
+        message["Date"] = formatdate()
+        message["Message-ID"] = m.key
+        for name, value in m.headers.items():
+            message[name] = value
+        message.set_content(m.parts["text"])
+        message.add_alternative(m.parts["html"], subtype="html")
+        data = message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..")
+        out.append((m.recipient, data))
+    return out
+
+
+def _replies(sock: socket.socket, buffer: bytearray, n: int) -> list[bytes]:
+    """Read ``n`` complete SMTP replies (multi-line aware)."""
+    out: list[bytes] = []
+    while len(out) < n:
+        end = buffer.find(b"\n")
+        if end < 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the sink closed the connection")
+            buffer += chunk
+            continue
+        line = bytes(buffer[: end + 1])
+        del buffer[: end + 1]
+        if line[3:4] != b"-":
+            out.append(line)
+    return out
+
+
+def hand_connection(port: int, messages: list[tuple[str, bytes]], sent: list[int]) -> None:
+    """One pipelined connection: each write is a message, its end and the next message's envelope."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    buffer = bytearray()
+    _replies(sock, buffer, 1)
+    sock.sendall(b"EHLO hand.example\r\n")
+    _replies(sock, buffer, 1)
+
+    def envelope(rcpt: str) -> bytes:
+        return f"MAIL FROM:<{ENVELOPE_SENDER}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode()
+
+    if messages:
+        sock.sendall(envelope(messages[0][0]))
+        _replies(sock, buffer, 3)
+    for k, (_rcpt, data) in enumerate(messages):
+        following = envelope(messages[k + 1][0]) if k + 1 < len(messages) else b""
+        sock.sendall(data + b".\r\n" + following)
+        replies = _replies(sock, buffer, 4 if following else 1)
+        if replies[0][:3] != b"250":
+            raise RuntimeError(f"the sink refused a message: {replies[0]!r}")
+        sent[0] += 1
+    sock.sendall(b"QUIT\r\n")
+    sock.close()
+
+
+def hand_share(port: int, messages: list[tuple[str, bytes]], connections: int) -> int:
+    counts = [[0] for _ in range(connections)]
+    threads = [
+        threading.Thread(target=hand_connection, args=(port, messages[k::connections], counts[k]))
+        for k in range(connections)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(c[0] for c in counts)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def _worker(side: str, port: int, first: int, last: int, connections: int, batch: int, journal_dir: str, go, out):  # noqa: ANN001, PLR0913
+    """One process of one side: prepare (not timed), wait for ``go``, send, report (count, CPU seconds)."""
+    import resource
+
+    messages = prebuilt(first, last) if side == "hand" else None
+    if side == "engine":
+        from channels.email import EmailChannel  # noqa: F401 - imported before the clock starts
+    out.put(("ready", 0, 0.0))
+    go.wait()
+    started = resource.getrusage(resource.RUSAGE_SELF)
+    if side == "engine":
+        sent = engine_share(port, first, last, connections, batch, journal_dir)
+    else:
+        assert messages is not None
+        sent = hand_share(port, messages, connections)
+    ended = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ended.ru_utime - started.ru_utime) + (ended.ru_stime - started.ru_stime)
+    out.put(("done", sent, cpu))
+
+
+def run_side(side: str, port: int, args: argparse.Namespace, offset: int) -> tuple[float, int, float]:
+    """Seconds, messages sent and CPU seconds of one side: ``--processes`` processes started first, then timed."""
+    context = multiprocessing.get_context("spawn")
+    go, out = context.Event(), context.Queue()
+    n, p = args.messages, args.processes
+    bounds = [offset + n * k // p for k in range(p + 1)]
+    per_process = [args.connections // p + (1 if k < args.connections % p else 0) for k in range(p)]
+    journal_dir = tempfile.mkdtemp(prefix="email-bench-journal-")
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(side, port, bounds[k], bounds[k + 1], max(1, per_process[k]), args.batch, journal_dir, go, out),
         )
-    return elapsed
+        for k in range(p)
+    ]
+    for w in workers:
+        w.start()
+    for _ in workers:
+        assert out.get(timeout=600)[0] == "ready"
+    started = time.perf_counter()
+    go.set()
+    results = [out.get(timeout=3600) for _ in workers]
+    elapsed = time.perf_counter() - started
+    for w in workers:
+        w.join(60)
+    return elapsed, sum(r[1] for r in results), sum(r[2] for r in results)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5_000, help="messages per run (default 5000)")
-    parser.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4, 8], help="connection counts to compare")
-    parser.add_argument("--batch", type=int, default=1_000, help="messages per send() call (default 1000)")
-    parser.add_argument("--latency", type=float, default=0.0, help="milliseconds the sink waits before each DATA reply")
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per side (default 20000)")
+    parser.add_argument("--connections", type=int, default=4, help="SMTP connections per side (default 4)")
+    parser.add_argument("--processes", type=int, default=1, help="sending processes per side (default 1)")
+    parser.add_argument("--batch", type=int, default=5_000, help="messages per send() call of the engine")
+    parser.add_argument("--rounds", type=int, default=1, help="engine and hand-written alternately, this many times")
+    parser.add_argument("--dump", action="store_true", help="smtp-sink dumps every message: count per recipient")
+    parser.add_argument("--python-sink", action="store_true", help="use the Python sink even if smtp-sink is there")
     args = parser.parse_args()
 
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    results: dict[int, float] = {}
-    for connections in args.connections:
-        with console.status(f"{args.messages:,} messages over {connections} connection(s)"):
-            results[connections] = run(connections, args.messages, args.batch, args.latency / 1000)
-    base = results[args.connections[0]]
-    latency = f", {args.latency:g} ms per DATA" if args.latency else ""
-    table = Table(title=f"EmailChannel to the loopback aiosmtpd sink: {args.messages:,} messages{latency}")
-    table.add_column("connections", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("messages/s", justify="right")
-    table.add_column(f"speed-up vs {args.connections[0]}", justify="right")
-    for connections, seconds in results.items():
-        table.add_row(str(connections), f"{seconds:.2f}", f"{args.messages / seconds:,.0f}", f"{base / seconds:.2f}x")
+    size = len(prebuilt(0, 1)[0][1])
+    load = os.getloadavg()
+    with smtp_sink(dump=args.dump, python=args.python_sink) as sink:
+        console.print(f"sink: {sink.name} on 127.0.0.1:{sink.port}")
+        console.print(
+            f"{args.messages:,} multipart messages of {size:,} bytes per side, {args.connections} connection(s), "
+            f"{args.processes} process(es); load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+            f"on {os.cpu_count()} cores"
+        )
+        table = Table(title="E-mail to the sink: engine (EmailChannel + send journal) vs hand-written pre-built bytes")
+        for column in ("round", "side", "seconds", "messages/s", "messages/min", "CPU ms/message", "sink count"):
+            table.add_column(column, justify="right")
+        totals = {"engine": 0.0, "hand": 0.0}
+        offset = 0
+        for r in range(1, args.rounds + 1):
+            for side in ("engine", "hand"):
+                before = sink.count()
+                with console.status(f"round {r}: {side}"):
+                    seconds, sent, cpu = run_side(side, sink.port, args, offset)
+                counted = settled_count(sink, before + args.messages) - before
+                if sent != args.messages or counted != args.messages:
+                    raise SystemExit(
+                        f"{side}: {args.messages} messages, {sent} reported sent, the sink counted {counted}"
+                    )
+                totals[side] += seconds
+                table.add_row(
+                    str(r),
+                    side,
+                    f"{seconds:.2f}",
+                    f"{sent / seconds:,.0f}",
+                    f"{sent / seconds * 60:,.0f}",
+                    f"{cpu / sent * 1000:.3f}",
+                    f"{counted:,}",
+                )
+                offset += args.messages  # new recipients each run, so --dump can check each once
+        recipients = sink.recipients()
+        if recipients is not None:
+            twice = sum(1 for n in recipients.values() if n != 1)
+            if twice or len(recipients) != offset:
+                raise SystemExit(f"{twice} recipient(s) got other than one message; {len(recipients)} of {offset} seen")
+            console.print(f"sink dump: each of {offset:,} recipients received exactly one message")
     console.print(table)
+    load = os.getloadavg()
+    console.print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    total = args.messages * args.rounds
+    engine_rate, hand_rate = total / totals["engine"], total / totals["hand"]
+    print(
+        f"engine {engine_rate:,.0f} msg/s ({engine_rate * 60:,.0f}/min), hand-written {hand_rate:,.0f} msg/s "
+        f"({hand_rate * 60:,.0f}/min); engine time / hand-written time = {totals['engine'] / totals['hand']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

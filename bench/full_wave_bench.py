@@ -42,10 +42,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +55,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import stages  # noqa: E402 - bench/ is on sys.path when run as a script
+from sinks import smtp_sink  # noqa: E402
 from stages import Stages  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -141,46 +144,6 @@ def reps() -> list[tuple[str, str]]:
 
 
 # --- servers, each in its own process ----------------------------------------------------------
-
-
-def _sink(port: int, pipe) -> None:
-    """The aiosmtpd sink; counts messages per recipient for the current phase (engine / hand)."""
-    from collections import Counter
-
-    from orchestrator.demo.smtp_sink import SmtpSink
-
-    phases: dict[str, Counter] = {}
-    phase = ["setup"]
-    with SmtpSink(None, port=port) as sink:
-        count_data = sink.handler.handle_DATA
-
-        async def handle_data(server, session, envelope):  # noqa: ANN001
-            reply = await count_data(server, session, envelope)
-            counter = phases.setdefault(phase[0], Counter())
-            for rcpt in envelope.rcpt_tos:
-                counter[rcpt] += 1
-            return reply
-
-        sink.handler.handle_DATA = handle_data  # type: ignore[method-assign]  # aiosmtpd looks the hook up on the handler
-        pipe.send("ready")
-        while True:
-            message = pipe.recv()
-            if message == "stop":
-                break
-            if message[0] == "phase":
-                phase[0] = message[1]
-                pipe.send("ok")
-            elif message[0] == "counts":
-                pipe.send(
-                    {
-                        p: {
-                            "messages": sum(c.values()),
-                            "recipients": len(c),
-                            "max_per_recipient": max(c.values(), default=0),
-                        }
-                        for p, c in phases.items()
-                    }
-                )
 
 
 RECEIVER_PATHS = ("/call_center", "/field_force", "/bare/call_center", "/bare/field_force")
@@ -359,7 +322,7 @@ def run_engine(work: Path, url: str, args: argparse.Namespace) -> dict:
 
         def open_and_record():
             ref = wave.open_wave(settings, prepared)
-            return ref, wave.record(settings, ref, plan, prepared.as_of)
+            return ref, wave.record(settings, ref, plan, prepared.as_of, snapshot_in_background=True)
 
         ref, _counts = stages("record", open_and_record)
         sent = stages("send", wave.send_pending, settings, prepared, ref, mapper=mapper)
@@ -866,6 +829,7 @@ def main() -> None:
         "--runner", choices=["in-process", "dask"], default="in-process", help="where the engine's chunks run"
     )
     parser.add_argument("--workers", type=int, default=2, help="local Dask worker processes (--runner dask)")
+    parser.add_argument("--python-sink", action="store_true", help="the Python SMTP sink even if smtp-sink is there")
     for hidden in ("--part", "--data", "--work", "--url", "--hook-url"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--smtp-port", type=int, help=argparse.SUPPRESS)
@@ -917,12 +881,13 @@ def main() -> None:
     if args.email_limit is not None:
         common += ["--email-limit", str(args.email_limit)]
     spawn = multiprocessing.get_context("spawn")
-    smtp_port, hook_port = free_port(), free_port()
-    pipe, sink_end = spawn.Pipe()
-    sink = spawn.Process(target=_sink, args=(smtp_port, sink_end), daemon=True)
+    hook_port = free_port()
     receiver = spawn.Process(target=_receiver, args=(hook_port,), daemon=True)
-    sink.start()
     receiver.start()
+    sink_context = smtp_sink(dump=True, python=args.python_sink)
+    sink = sink_context.__enter__()
+    smtp_port = sink.port
+    print(f"sink: {sink.name} on 127.0.0.1:{smtp_port}; load {load_text()} on {os.cpu_count()} cores", flush=True)
     schema = None
     url = f"sqlite:///{work / 'campaign.db'}"
     try:
@@ -933,22 +898,26 @@ def main() -> None:
         print(f"data: {args.customers:,} customers in {time.perf_counter() - started:.1f} s", flush=True)
         setup = child(["--part", "setup", "--data", str(data), "--work", str(work), "--url", url, *common])
         print(f"setup ({setup['database']}): {setup['seconds']}, min_score {setup['min_score']}", flush=True)
-        assert pipe.recv() == "ready"
         hook_url = f"http://127.0.0.1:{hook_port}"
         wait_for(hook_url + "/counts")
         side = [*common, "--work", str(work), "--url", url, "--smtp-port", str(smtp_port), "--hook-url", hook_url]
         results = {}
+        smtp = {}
+        seen = Counter(sink.recipients())
         for name in ("engine", "hand"):
-            pipe.send(("phase", name))
-            pipe.recv()
             results[name] = child(["--part", name, *side, "--min-score", str(setup["min_score"])])
-            print(f"{name}: {results[name]['seconds']}", flush=True)
-        pipe.send(("counts",))
-        smtp = pipe.recv()
+            print(f"{name}: {results[name]['seconds']}; load average {load_text()}", flush=True)
+            now = Counter(sink.recipients())
+            phase = now - seen
+            seen = now
+            smtp[name] = {
+                "messages": sum(phase.values()),
+                "recipients": len(phase),
+                "max_per_recipient": max(phase.values(), default=0),
+            }
         hooks = fetch_json(hook_url + "/counts")
     finally:
-        pipe.send("stop")
-        sink.join(10)
+        sink_context.__exit__(None, None, None)
         receiver.terminate()
         if schema is not None:
             drop_schema(args.postgres, schema)
@@ -970,6 +939,8 @@ def main() -> None:
         "engine": results["engine"],
         "hand": results["hand"],
         "smtp_sink": smtp,
+        "sink": sink.name,
+        "load_average_end": load_text(),
         "receiver": hooks,
         "checks": checks,
     }
@@ -1059,6 +1030,11 @@ def report(summary: dict) -> None:
         f"{summary['webhook_concurrency']}; engine: every allocated e-mail and task delivered exactly once "
         f"({checks['engine_email_skipped']:,} e-mails skipped for an invalid address)"
     )
+    console.print(f"SMTP sink: {summary['sink']}; load average at the end {summary['load_average_end']}")
+
+
+def load_text() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def wait_for(url: str) -> None:

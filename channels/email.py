@@ -15,6 +15,18 @@ Payload (``Outbound``):
 ``From`` is the ``sender`` given to the channel (``"Bank <news@bank.example>"`` is fine; the
 envelope sender is its address), ``Reply-To`` the optional ``reply_to``.
 
+Building: the channel's ``MessageSkeleton`` (``channels.mime``) holds what all its messages
+share and fills in each message's parts (7bit or quoted-printable, CRLF, lines of at most 998
+octets); what it does not cover (an internationalised address, which needs SMTPUTF8, or an odd
+header) is built by the standard ``email`` package. ``signer`` (optional, e.g. DKIM) then gets
+each message's bytes and returns the bytes to send (``channels.mime.MessageSigner``).
+
+Sending: when the server offers PIPELINING (RFC 2920) and ``pipelining`` is on, each
+connection streams: one write carries a message's content and final dot plus the next
+message's MAIL, RCPT and DATA, so a message costs one round trip; its reply is reported
+through ``on_result`` before the next message's content is written, so at most one message
+per connection is in flight. Without PIPELINING, one command at a time (``smtplib``).
+
 Outcomes, per message: a 2xx reply is ``"sent"``; a 4xx reply to MAIL, RCPT or DATA is
 retried (at the end of the batch, up to ``max_retries`` times with exponential back-off
 from ``retry_wait`` plus jitter) and then ``"transient"``; a 5xx reply is ``"permanent"``
@@ -80,6 +92,7 @@ from channels.base import (
     ResultCallback,
     TransientDeliveryError,
 )
+from channels.mime import MessageSigner, MessageSkeleton
 from orchestrator.settings import SmtpSettings
 
 __all__ = [
@@ -90,6 +103,7 @@ __all__ = [
     "connect_error",
     "is_hard_bounce",
     "open_smtp",
+    "pipelined_sendmail",
     "rate_limiter",
 ]
 
@@ -98,6 +112,8 @@ log = logging.getLogger(__name__)
 # RFC 5322 allows 998 characters a line; with the default 78, a long List-Unsubscribe URL
 # would be turned into an encoded word that mail clients cannot use as a link.
 _POLICY = email_policy.default.clone(max_line_length=998)
+_WIRE = _POLICY.clone(linesep="\r\n")
+_WIRE_UTF8 = _WIRE.clone(utf8=True)
 
 SmtpFactory = Callable[[SmtpSettings], smtplib.SMTP]
 """Opens a connected client for the settings (TLS set up, not logged in); default ``open_smtp``."""
@@ -300,6 +316,88 @@ def open_smtp(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
+class _Wire(NamedTuple):
+    """One message ready to send: its bytes (CRLF, not dot-stuffed), Message-ID, whether it needs SMTPUTF8."""
+
+    data: bytes
+    message_id: str
+    international: bool = False
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def envelope_group(sender: str, recipient: str, options: Sequence[str] = ()) -> bytes:
+    """MAIL, RCPT and DATA of one message as one pipelined group (RFC 2920)."""
+    extra = "".join(f" {o}" for o in options)
+    envelope = f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
+    return envelope.encode("utf-8" if "SMTPUTF8" in options else "ascii")
+
+
+def content(data: bytes) -> bytes:
+    """A message's bytes as DATA content: dot-stuffed, ending with CRLF and the final ``.`` line."""
+    if b"\n." in data or data.startswith(b"."):
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+Reply = tuple[int, bytes]
+
+
+def envelope_error(sender: str, recipient: str, mail: Reply, rcpt: Reply, data: Reply) -> smtplib.SMTPException | None:
+    """The exception ``smtplib.SMTP.sendmail`` raises for these replies to MAIL, RCPT and DATA, or None (354)."""
+    if mail[0] != 250:
+        return smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+    if rcpt[0] not in (250, 251):
+        return smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    if data[0] != 354:
+        return smtplib.SMTPDataError(*data)
+    return None
+
+
+def pipelined_sendmail(
+    client: smtplib.SMTP, sender: str, recipient: str, data: bytes, options: Sequence[str] = ()
+) -> None:
+    """``client.sendmail(sender, [recipient], data, options)`` with MAIL, RCPT and DATA as one group (RFC 2920).
+
+    Two round trips instead of four: the envelope commands go out together and their replies are
+    read in order, then the content. Raises the exceptions ``smtplib.SMTP.sendmail`` raises for
+    the same replies (``SMTPSenderRefused``, ``SMTPRecipientsRefused``, ``SMTPDataError``, and
+    ``SMTPServerDisconnected`` when the connection is lost), so the error mapping is the same.
+    The server must have offered PIPELINING and the client must have greeted it (EHLO).
+    """
+    client.send(envelope_group(sender, recipient, options))
+    mail, rcpt, data_reply = client.getreply(), client.getreply(), client.getreply()
+    error = envelope_error(sender, recipient, mail, rcpt, data_reply)
+    if error is not None:
+        if data_reply[0] == 354:
+            client.send(b".\r\n")  # RFC 2920: DATA was accepted although the envelope was not; end it empty
+            client.getreply()
+        if 421 in (mail[0], rcpt[0], data_reply[0]):
+            client.close()
+        else:
+            _reset(client)
+        raise error
+    client.send(content(data))
+    code, reply = client.getreply()
+    if code != 250:
+        if code == 421:
+            client.close()
+        else:
+            _reset(client)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _reset(client: smtplib.SMTP) -> None:
+    """RSET after a refused transaction, as ``sendmail`` does; a dropped connection shows on the next command."""
+    try:
+        client.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+
 class _Deferred(Exception):
     """Some messages got a 4xx reply in this round; try them again after a pause."""
 
@@ -312,13 +410,121 @@ class _Reply(NamedTuple):
     hard_bounce: bool = False
 
 
+class _Ready(NamedTuple):
+    """A message taken for a pipelined connection: its index in the batch, its bytes, its envelope group."""
+
+    position: int
+    wire: _Wire
+    envelope: bytes
+
+
+class _Step(NamedTuple):
+    """The end of one pipelined round trip: the message's refusal (None: accepted), the server closing
+    (421) or the connection lost, and the next message whose envelope went out with it."""
+
+    error: smtplib.SMTPException | None
+    closing: bool
+    lost: bool
+    following: _Ready | None
+
+
+class _Round:
+    """One pass of ``EmailChannel.send`` over the pool: the shared queue and results of its threads."""
+
+    def __init__(
+        self,
+        channel: EmailChannel,
+        batch: Sequence[Outbound],
+        pending: list[int],
+        built: dict[int, _Wire],
+        deferred: dict[int, str | None],
+        done: ResultCallback,
+    ):
+        self.channel = channel
+        self.batch = batch
+        self.work = deque(pending)
+        self.built = built
+        self.deferred = deferred
+        self.done = done
+        self.still: list[int] = []
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.live = min(len(channel._connections), len(self.work))  # connections still taking messages
+        self._retired: set[int] = set()  # id() of the connections that stopped taking messages
+
+    def take(self, connection: _Connection) -> int | None:
+        """The next message for ``connection``; None once there is none (the connection retires, once)."""
+        with self.lock:
+            if self.work and not self.errors and id(connection) not in self._retired:
+                return self.work.popleft()
+            self._retire(connection)
+            return None
+
+    def _retire(self, connection: _Connection) -> None:
+        """Count ``connection`` out of the live ones (idempotent); call under the lock."""
+        if id(connection) not in self._retired:
+            self._retired.add(id(connection))
+            self.live -= 1
+
+    def requeue(self, i: int) -> None:
+        with self.lock:
+            self.work.appendleft(i)
+
+    def wire_of(self, i: int) -> _Wire:
+        wire = self.built.pop(i, None)  # built in an earlier round (a 4xx reply), else now
+        return wire if wire is not None else self.channel.encode(self.batch[i])
+
+    def handle(self, i: int, wire: _Wire, reply: _Reply) -> None:
+        """Report one message's outcome; a 4xx keeps it (and its bytes) for the next round."""
+        contact_id = self.batch[i].contact_id
+        if reply.outcome == "sent":
+            self.done(DeliveryResult(contact_id, "sent", provider_id=wire.message_id))
+        elif reply.outcome == "transient":
+            with self.lock:
+                self.built[i], self.deferred[i] = wire, reply.detail
+                self.still.append(i)
+        else:
+            self.done(DeliveryResult(contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce))
+
+    def run(self, connection: _Connection) -> None:
+        """One connection's thread: messages one by one, streamed once the connection is open and pipelined."""
+        channel = self.channel
+        i = self.take(connection)
+        while i is not None:
+            position = i
+            try:
+                wire = self.wire_of(i)
+                self.handle(i, wire, channel._deliver(connection, wire, self.batch[i].recipient))
+                if connection.open and connection.pipelining:
+                    i = channel._stream(connection, self)
+                else:
+                    i = self.take(connection)
+            except TransientDeliveryError as exc:
+                with self.lock:
+                    self._retire(connection)
+                    if self.live > 0 and not self.errors:
+                        # Others still send: they take this message too (a server that
+                        # allows fewer connections than configured, one bad connection).
+                        self.work.appendleft(position)
+                        log.warning("SMTP connection to %s given up, %d left: %s", channel._server, self.live, exc)
+                    else:
+                        self.errors.append(exc)
+                return
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                with self.lock:
+                    self._retire(connection)
+                    self.errors.append(exc)
+                return
+
+
 class _Connection:
     """One SMTP connection of the pool; used by one thread at a time, kept open across batches."""
 
-    __slots__ = ("client",)
+    __slots__ = ("client", "pipelining")
 
     def __init__(self) -> None:
         self.client: smtplib.SMTP | None = None
+        self.pipelining = False  # the server offered PIPELINING (RFC 2920) and the settings allow it
 
     @property
     def open(self) -> bool:
@@ -360,6 +566,7 @@ class EmailChannel(Channel):
         sender: str,
         reply_to: str | None = None,
         smtp_factory: SmtpFactory | None = None,
+        signer: MessageSigner | None = None,
     ):
         envelope_sender = parseaddr(sender)[1]
         if "@" not in envelope_sender:
@@ -371,6 +578,8 @@ class EmailChannel(Channel):
         self.sender = sender
         self.reply_to = reply_to
         self.smtp_factory: SmtpFactory = smtp_factory or open_smtp
+        self.signer = signer
+        self._skeleton = MessageSkeleton(sender, reply_to)
         self._envelope_sender = envelope_sender
         self._domain = envelope_sender.rpartition("@")[2]
         self._server = f"{settings.host}:{settings.port}"
@@ -400,7 +609,7 @@ class EmailChannel(Channel):
                 if on_result is not None:
                     on_result(result)
 
-        built: dict[int, EmailMessage] = {}
+        built: dict[int, _Wire] = {}
         deferred: dict[int, str | None] = {}  # index in batch -> detail of the last 4xx reply
         pending = list(range(len(batch)))
         with self._sending:
@@ -431,7 +640,7 @@ class EmailChannel(Channel):
         self,
         batch: Sequence[Outbound],
         pending: list[int],
-        built: dict[int, EmailMessage],
+        built: dict[int, _Wire],
         deferred: dict[int, str | None],
         done: ResultCallback,
     ) -> list[int]:
@@ -441,73 +650,116 @@ class EmailChannel(Channel):
         the first channel-wide error, after the other connections finished the message
         they were on; results reported until then stand.
         """
-        work = deque(pending)
-        still: list[int] = []
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-        workers = min(len(self._connections), len(work))
-        live = workers  # connections still taking messages
-
-        def take() -> int | None:
-            nonlocal live
-            with lock:
-                if work and not errors:
-                    return work.popleft()
-                live -= 1
-                return None
-
-        def run(connection: _Connection) -> None:
-            nonlocal live
-            while (i := take()) is not None:
-                try:
-                    with lock:
-                        email = built.pop(i, None)
-                    if email is None:
-                        email = self._build(batch[i])
-                    reply = self._deliver(connection, email, batch[i].recipient)
-                    if reply.outcome == "transient":
-                        with lock:
-                            built[i], deferred[i] = email, reply.detail
-                            still.append(i)
-                    elif reply.outcome == "sent":
-                        done(DeliveryResult(batch[i].contact_id, "sent", provider_id=str(email["Message-ID"])))
-                    else:
-                        result = DeliveryResult(
-                            batch[i].contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce
-                        )
-                        done(result)
-                except TransientDeliveryError as exc:
-                    with lock:
-                        live -= 1
-                        if live > 0 and not errors:
-                            # Others still send: they take this message too (a server that
-                            # allows fewer connections than configured, one bad connection).
-                            work.appendleft(i)
-                            log.warning("SMTP connection to %s given up, %d left: %s", self._server, live, exc)
-                        else:
-                            errors.append(exc)
-                    return
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                    with lock:
-                        live -= 1
-                        errors.append(exc)
-                    return
-
-        if workers == 1:
-            run(self._connections[0])  # no thread needed
+        state = _Round(self, batch, pending, built, deferred, done)
+        if state.live == 1:
+            state.run(self._connections[0])  # no thread needed
         else:
             threads = [
-                threading.Thread(target=run, args=(c,), name=f"smtp-{n}", daemon=True)
-                for n, c in enumerate(self._connections[:workers], start=1)
+                threading.Thread(target=state.run, args=(c,), name=f"smtp-{n}", daemon=True)
+                for n, c in enumerate(self._connections[: state.live], start=1)
             ]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-        if errors:
-            raise errors[0]
-        still.sort()  # retried in batch order
-        return still
+        if state.errors:
+            raise state.errors[0]
+        state.still.sort()  # retried in batch order
+        return state.still
+
+    def _stream(self, connection: _Connection, state: _Round) -> int | None:
+        """Send messages over one open pipelined connection, one round trip each, until the work runs out.
+
+        Each write carries one message's content and final dot, then the next message's MAIL,
+        RCPT and DATA (RFC 2920); a refused envelope is followed by RSET. A message's reply is
+        handled (reported, so journalled) before the next message's content is written, so at
+        most one message per connection is ever in flight. Returns None when there is no more
+        work, or the index of a message to send the slow way: its connection failed or the
+        server is closing it (``_deliver`` reconnects with back-off; a message whose content was
+        written is sent again, as before). A message taken only for its envelope goes back to
+        the queue.
+        """
+        client = connection.client
+        assert client is not None
+        current = self._take_ready(connection, state)
+        if current is None:
+            return None
+        try:
+            client.send(current.envelope)
+        except OSError:
+            connection.discard()
+            return current.position
+        while True:
+            step = self._step(connection, state, current)
+            reply = _Reply("sent")
+            try:
+                if step.lost or step.closing:  # the connection is gone or the server closes it
+                    raise TransientDeliveryError("connection lost")
+                if step.error is not None:
+                    reply = self._reply(step.error)
+            except TransientDeliveryError:
+                connection.discard()
+                if step.following is not None:
+                    state.requeue(step.following.position)
+                return current.position
+            except BaseException:
+                if step.following is not None:
+                    state.requeue(step.following.position)
+                raise
+            state.handle(current.position, current.wire, reply)
+            if step.following is None:
+                return None
+            current = step.following
+
+    def _take_ready(self, connection: _Connection, state: _Round) -> _Ready | None:
+        """The next message the server can take, with its envelope group (a rate-limit slot taken); None: no work.
+
+        A message the server cannot take (SMTPUTF8 not offered) is reported permanent on the way.
+        """
+        client = connection.client
+        assert client is not None
+        while (i := state.take(connection)) is not None:
+            wire = state.wire_of(i)
+            try:
+                options = self._options(client, wire)
+            except smtplib.SMTPNotSupportedError as exc:
+                state.handle(i, wire, _Reply("permanent", _detail(exc)))
+                continue
+            if self._limiter is not None:
+                self._limiter.try_acquire("smtp")
+            return _Ready(i, wire, envelope_group(self._envelope_sender, state.batch[i].recipient, options))
+        return None
+
+    def _step(self, connection: _Connection, state: _Round, current: _Ready) -> _Step:
+        """One round trip: the envelope replies of ``current``, then its content (or RSET) plus the next envelope."""
+        client = connection.client
+        assert client is not None
+        following = None
+        codes: list[int] = []
+        try:
+            mail, rcpt, data = client.getreply(), client.getreply(), client.getreply()
+            codes += (mail[0], rcpt[0], data[0])
+            error = envelope_error(self._envelope_sender, state.batch[current.position].recipient, mail, rcpt, data)
+            if 421 in codes:  # the server is closing the connection: nothing more goes out on it
+                return _Step(error, closing=True, lost=False, following=None)
+            if error is None:
+                payload = content(current.wire.data)
+            else:  # end a DATA the server took without a valid envelope, then reset
+                payload = (b".\r\n" if data[0] == 354 else b"") + b"RSET\r\n"
+            following = self._take_ready(connection, state)
+            client.send(payload if following is None else payload + following.envelope)
+            if error is None:
+                final = client.getreply()
+                codes.append(final[0])
+                if final[0] != 250:
+                    error = smtplib.SMTPDataError(*final)
+            else:
+                if data[0] == 354:
+                    client.getreply()
+                client.getreply()  # to RSET
+        except OSError:
+            return _Step(None, closing=False, lost=True, following=following)
+        return _Step(error, closing=421 in codes, lost=False, following=following)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -520,7 +772,7 @@ class EmailChannel(Channel):
                 f"The e-mail for contact {message.contact_id} needs the parts 'subject' and 'text' and/or "
                 f"'html'; missing {', '.join(missing)}. Got parts {sorted(message.parts)} instead."
             )
-        if not message.key.strip() or any(c.isspace() for c in message.key.strip()):
+        if len(message.key.split()) != 1:
             raise ValueError(
                 f"The key of the e-mail for contact {message.contact_id} must be a Message-ID such as "
                 f"'<w1.c2.ab12@campaign.local>'. Got {message.key!r} instead."
@@ -539,7 +791,20 @@ class EmailChannel(Channel):
             local = f"{local}@{self._domain}"
         return f"<{local}>"
 
-    def _build(self, message: Outbound) -> EmailMessage:
+    def encode(self, message: Outbound) -> _Wire:
+        """The message as it goes on the wire: the skeleton's fast path, else the ``email`` package; then signed."""
+        message_id = self.message_id(message.key)
+        data = self._skeleton.build(message, message_id)
+        international = False
+        if data is None:
+            international = not (message.recipient.isascii() and self._envelope_sender.isascii())
+            data = self._build(message, message_id).as_bytes(policy=_WIRE_UTF8 if international else _WIRE)
+        if self.signer is not None:
+            data = self.signer(data)
+        return _Wire(data, message_id, international)
+
+    def _build(self, message: Outbound, message_id: str) -> EmailMessage:
+        """The message by the standard ``email`` package (what the skeleton does not cover)."""
         email = EmailMessage(policy=_POLICY)
         email["From"] = self.sender
         email["To"] = message.recipient
@@ -547,7 +812,7 @@ class EmailChannel(Channel):
             email["Reply-To"] = self.reply_to
         email["Subject"] = " ".join(message.parts["subject"].split())
         email["Date"] = format_datetime(datetime.now(UTC))
-        email["Message-ID"] = self.message_id(message.key)
+        email["Message-ID"] = message_id
         for name, value in message.headers.items():
             del email[name]
             email[name] = value
@@ -573,19 +838,19 @@ class EmailChannel(Channel):
             reraise=True,
         )
 
-    def _deliver(self, connection: _Connection, email: EmailMessage, recipient: str) -> _Reply:
+    def _deliver(self, connection: _Connection, wire: _Wire, recipient: str) -> _Reply:
         """Send one message, reconnecting with back-off when the connection fails."""
         attempts = 0
         try:
             for attempt in self._retrying(TransientDeliveryError):
                 with attempt:
                     attempts += 1
-                    return self._transact(connection, email, recipient)
+                    return self._transact(connection, wire, recipient)
         except TransientDeliveryError as exc:
             raise TransientDeliveryError(f"{exc} (after {attempts} attempts)") from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _transact(self, connection: _Connection, email: EmailMessage, recipient: str) -> _Reply:
+    def _transact(self, connection: _Connection, wire: _Wire, recipient: str) -> _Reply:
         # A connection that was idle (or dropped by the server after its last message) may
         # be dead: then reconnect once at once, without spending a retry.
         for _ in range(2):
@@ -594,20 +859,39 @@ class EmailChannel(Channel):
             if self._limiter is not None:
                 self._limiter.try_acquire("smtp")
             try:
-                client.send_message(email, from_addr=self._envelope_sender, to_addrs=[recipient])
+                options = self._options(client, wire)
+                if connection.pipelining:
+                    pipelined_sendmail(client, self._envelope_sender, recipient, wire.data, options)
+                else:
+                    client.sendmail(self._envelope_sender, [recipient], wire.data, options)
                 return _Reply("sent")
             except OSError as exc:
                 try:
-                    outcome, detail = classify_smtp_error(exc, server=self._server)
+                    return self._reply(exc)
                 except TransientDeliveryError:
                     connection.discard()
                     if not reused:
                         raise
                     log.info("SMTP connection to %s lost; reconnecting", self._server)
                     continue
-                hard = outcome == "permanent" and _handling(exc) == "reply" and is_hard_bounce(*_reply_code(exc))
-                return _Reply(outcome, detail, hard)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _options(client: smtplib.SMTP, wire: _Wire) -> list[str]:
+        """MAIL options of one message: SMTPUTF8 for an internationalised address (if the server offers it)."""
+        if not wire.international:
+            return []
+        if not client.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError(
+                "the recipient or sender address needs SMTPUTF8, which the server does not offer"
+            )
+        return ["SMTPUTF8", "BODY=8BITMIME"]
+
+    def _reply(self, exc: OSError) -> _Reply:
+        """The outcome of one message's refusal; raises what ``classify_smtp_error`` raises for the channel."""
+        outcome, detail = classify_smtp_error(exc, server=self._server)
+        hard = outcome == "permanent" and _handling(exc) == "reply" and is_hard_bounce(*_reply_code(exc))
+        return _Reply(outcome, detail, hard)
 
     def _connect(self, connection: _Connection) -> smtplib.SMTP:
         if connection.open:
@@ -624,6 +908,12 @@ class EmailChannel(Channel):
             except OSError as exc:
                 client.close()
                 raise connect_error(exc, server=self._server) from exc
-        log.debug("connected to SMTP server %s", self._server)
+        try:
+            client.ehlo_or_helo_if_needed()
+        except OSError as exc:
+            client.close()
+            raise connect_error(exc, server=self._server) from exc
+        connection.pipelining = self.settings.pipelining and client.does_esmtp and client.has_extn("pipelining")
+        log.debug("connected to SMTP server %s (pipelining: %s)", self._server, connection.pipelining)
         connection.client = client
         return client

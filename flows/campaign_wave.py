@@ -22,6 +22,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.chunk_runner import prefect_mapper, task_runner
+from flows.run import flow_started
 from orchestrator.db.tables import WaveStatus
 from orchestrator.ledger.contacts import WaveRef
 from orchestrator.settings import ExecutionSettings, Settings, get_settings
@@ -91,7 +92,7 @@ def render_all(settings: Settings, prepared: stages.PreparedWave, selection) -> 
 
 @task(name="record", cache_policy=NO_CACHE)
 def record(settings: Settings, wave: WaveRef, selection, as_of) -> tuple[int, int]:
-    treated, held_out = stages.record(settings, wave, selection, as_of)
+    treated, held_out = stages.record(settings, wave, selection, as_of, snapshot_in_background=True)
     get_run_logger().info("ledger: %d treated and %d held-out contacts recorded", treated, held_out)
     return treated, held_out
 
@@ -128,6 +129,7 @@ def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run:
 
 def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, dry_run: bool) -> list[dict]:
     """The stages of a cycle as tasks (inside a flow). Every file is validated before anything is recorded."""
+    flow_started()
     prepared = [load(settings, path, wave_key) for path in rules_paths]
     if len({p.spec.name for p in prepared}) < len(prepared):
         raise ValueError("a campaign is listed twice in the cycle")

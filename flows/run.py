@@ -12,6 +12,9 @@ Other processes (deployments served by ``campaign serve``, Dask workers) read th
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,16 @@ from orchestrator.settings import Settings, use_settings
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
-__all__ = ["run_campaign", "run_cycle"]
+__all__ = ["flow_started", "run_campaign", "run_cycle"]
+
+_on_started: ContextVar[Callable[[], None] | None] = ContextVar("campaign_flow_started", default=None)
+
+
+def flow_started() -> None:
+    """Called by the wave flows as their body starts: reports how long Prefect took to get there."""
+    callback = _on_started.get()
+    if callback is not None:
+        callback()
 
 
 def run_campaign(settings: Settings, rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:
@@ -28,11 +40,29 @@ def run_campaign(settings: Settings, rules_file: Path, *, wave: str | None, dry_
     return run_cycle(settings, [rules_file], wave=wave, dry_run=dry_run)[0]
 
 
-def run_cycle(settings: Settings, rules_files: list[Path], *, wave: str | None, dry_run: bool) -> list[dict]:
+def run_cycle(
+    settings: Settings,
+    rules_files: list[Path],
+    *,
+    wave: str | None,
+    dry_run: bool,
+    on_started: Callable[[float], None] | None = None,
+) -> list[dict]:
     """Run one campaign as ``campaign_wave`` or several as the ``campaign_cycle`` flow; returns the summaries.
 
     The flow runs with ``settings`` and its chunk tasks on the task runner of ``settings.execution``.
+    ``on_started(seconds)`` is called when the flow's body starts, with the seconds Prefect took to
+    get there from this call (importing it and the flows, starting its API, creating the flow run).
     """
+    started = time.perf_counter()
+    token = _on_started.set(None if on_started is None else lambda: on_started(time.perf_counter() - started))
+    try:
+        return _run_cycle(settings, rules_files, wave=wave, dry_run=dry_run)
+    finally:
+        _on_started.reset(token)
+
+
+def _run_cycle(settings: Settings, rules_files: list[Path], *, wave: str | None, dry_run: bool) -> list[dict]:
     from flows.campaign_wave import campaign_cycle, campaign_wave
     from flows.chunk_runner import task_runner
 

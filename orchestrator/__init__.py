@@ -10,10 +10,37 @@ The package's own public API is what every layer shares: the settings and the er
 campaign managers' input. It is exactly ``__all__`` (pinned by ``tests/test_public_api.py``).
 """
 
+import typing as _typing
+from importlib import import_module as _import_module
 from importlib import metadata as _metadata
 
-from orchestrator.errors import Problem, ValidationFailed, did_you_mean
-from orchestrator.settings import Settings, get_settings, use_settings
+if _typing.TYPE_CHECKING:
+    from orchestrator.errors import Problem, ValidationFailed, did_you_mean
+    from orchestrator.settings import Settings, get_settings, use_settings
+
+# Imported on first use (PEP 562), so that `campaign` can say something before pydantic is loaded.
+_LAZY = {
+    "Problem": "orchestrator.errors",
+    "ValidationFailed": "orchestrator.errors",
+    "did_you_mean": "orchestrator.errors",
+    "Settings": "orchestrator.settings",
+    "get_settings": "orchestrator.settings",
+    "use_settings": "orchestrator.settings",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - the attribute's own type
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 try:
     __version__ = _metadata.version("campaign-orchestrator")

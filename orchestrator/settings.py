@@ -103,6 +103,11 @@ class SmtpSettings(BaseSettings):
         le=100_000,
         description="Rate limit: at most this many messages per second overall; unset = no limit.",
     )
+    pipelining: bool = Field(
+        True,
+        description="Send MAIL, RCPT and DATA as one group (RFC 2920) when the server offers PIPELINING; "
+        "false: one command at a time (for a server whose PIPELINING is broken).",
+    )
 
     @field_validator("password")
     @classmethod

@@ -20,7 +20,11 @@ Fault modes (all optional, combinable):
 * ``auth``: ``(user, password)`` that AUTH PLAIN/LOGIN must give before MAIL (no TLS needed);
 * ``tls``: ``"starttls"`` (required before MAIL) or ``"tls"`` (implicit), with a
   self-signed certificate for ``localhost`` / ``127.0.0.1``;
-* ``eml_dir``: also write each accepted message as ``000001.eml``, ... there.
+* ``eml_dir``: also write each accepted message as ``000001.eml``, ... there;
+* ``pipelining``: advertise PIPELINING (RFC 2920) in the EHLO reply, so clients send MAIL,
+  RCPT and DATA as one group (aiosmtpd reads commands one after another from its buffer, so
+  it answers a group in order). ``None`` (the default) takes ``SmtpServer.pipelining_default``,
+  which the e-mail channel tests run both ways.
 
 Standalone (a sink to look at what a run sends):
 ``python -m tests.smtp_server --port 2525 --eml-dir var/mail``.
@@ -100,6 +104,12 @@ def _certificate() -> tuple[str, str]:
 class _Handler:
     def __init__(self, owner: SmtpServer):
         self.owner = owner
+
+    async def handle_EHLO(self, server, session, envelope, hostname: str, responses: list[str]) -> list[str]:  # noqa: ANN001
+        session.host_name = hostname  # what aiosmtpd does itself without this hook
+        if self.owner.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options) -> str:  # noqa: ANN001
         if self.owner.auth is not None and not session.authenticated:
@@ -192,6 +202,8 @@ class SmtpServer:
     per address, accepted or not).
     """
 
+    pipelining_default = False
+
     def __init__(
         self,
         *,
@@ -207,8 +219,10 @@ class SmtpServer:
         auth: tuple[str, str] | None = None,
         tls: Literal["starttls", "tls"] | None = None,
         eml_dir: Path | str | None = None,
+        pipelining: bool | None = None,
     ):
         self.host = host
+        self.pipelining = SmtpServer.pipelining_default if pipelining is None else pipelining
         self.port = port or free_port(host)
         self.reject = frozenset(reject)
         self.reject_with = dict(reject_with or {})

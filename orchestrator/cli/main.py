@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.run import run_cycle
+from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
@@ -297,8 +299,17 @@ def run(
     except ValidationError as exc:
         error = exc.errors()[0]
         raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    loaded = time.perf_counter() - launch.STARTED
+
+    def started(prefect_seconds: float) -> None:
+        if not as_json:
+            err.print(
+                f"engine loaded in {loaded:.1f} s, Prefect started in {prefect_seconds:.1f} s (not part of any stage)",
+                highlight=False,
+            )
+
     try:
-        summaries = run_cycle(settings, rules_files, wave=wave, dry_run=dry_run)
+        summaries = run_cycle(settings, rules_files, wave=wave, dry_run=dry_run, on_started=started)
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc

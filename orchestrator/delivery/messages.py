@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -30,7 +31,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from channels.base import Outbound
 from orchestrator.customers.table import ID_COLUMN, among_ids
@@ -50,11 +51,40 @@ __all__ = [
     "MessageBuilder",
     "RenderCheck",
     "customer_rows",
+    "normalized_address",
     "read_tracking_token",
     "render_check",
 ]
 
 TRACKING_HEADER = "X-Campaign-Token"
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(
+    rf"{_ATEXT}(?:\.{_ATEXT})*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}"
+)
+_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def normalized_address(address: str) -> str | None:
+    """The address as ``email_validator`` normalises it (no DNS), or None when it is not valid.
+
+    A plain ASCII address (dot-atom local part of at most 64 characters, host names of letters,
+    digits and hyphens under an alphabetic top-level domain that is not special-use, no IDNA
+    label) is checked by one regular expression and its domain lower-cased, as
+    ``email_validator`` does; every other address goes through ``email_validator`` itself. A test
+    compares both on a corpus of valid and invalid addresses.
+    """
+    if len(address) <= 254 and _PLAIN_ADDRESS.fullmatch(address):
+        local, _, domain = address.rpartition("@")
+        domain = domain.lower()
+        if len(local) <= 64 and domain.rpartition(".")[2] not in _SPECIAL_USE and "--" not in domain:
+            return f"{local}@{domain}"
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
 
 InvalidTrackingToken = InvalidLinkToken
 """A tracking token that was altered, cut, made with another key, expired (``ExpiredLinkToken``)
@@ -151,9 +181,8 @@ class MessageBuilder:
             if not address:
                 skipped.append(ledger.Outcome(contact_id, "skipped", "no e-mail address"))
                 continue
-            try:
-                address = validate_email(str(address), check_deliverability=False).normalized
-            except EmailNotValidError:
+            address = normalized_address(str(address))
+            if address is None:
                 skipped.append(ledger.Outcome(contact_id, "skipped", "invalid e-mail address"))
                 continue
             digest = hashlib.blake2b(f"{self.wave_id}:{row[ID_COLUMN]}".encode(), digest_size=6).hexdigest()

@@ -38,12 +38,13 @@ from orchestrator.execution.progress import counted_elsewhere, progress
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.journal import SendJournal
-from orchestrator.ledger.snapshots import ensure_snapshot
+from orchestrator.ledger.snapshots import ensure_snapshot_in_background
 from orchestrator.ledger.suppressions import suppress_hard_bounces
 from orchestrator.rules.kinds import channel_kind
 from orchestrator.settings import Settings
 
 CHANNEL = EMAIL
+RENDER_BATCH = 1_000  # contacts rendered and handed to the channel at once, within a page of the ledger
 
 
 class WaveIncomplete(RuntimeError):
@@ -113,7 +114,23 @@ def send_pending(
     time sends a wave (a lock).
     """
     engine = connect(settings)
-    ensure_snapshot(engine, settings, wave.id)  # a run killed between recording and its snapshot
+    # the snapshot record() started in the background, or one a killed run did not write: alongside the sending
+    snapshot = ensure_snapshot_in_background(engine, settings, wave.id)
+    try:
+        return _send_pending(settings, prepared, wave, engine, channel_factory, task_channel_factory, mapper)
+    finally:
+        snapshot.wait()
+
+
+def _send_pending(
+    settings: Settings,
+    prepared: PreparedWave,
+    wave: ledger.WaveRef,
+    engine: sa.Engine,
+    channel_factory: ChannelFactory,
+    task_channel_factory: TaskChannelFactory,
+    mapper: Mapper,
+) -> int:
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
     sent_now = 0
     failures: list[str] = []
@@ -276,12 +293,16 @@ def send_email_chunk(
         )
         with progress("send email", last - first + 1) as advance, channel_factory(settings, prepared) as channel:
             for chunk in pending:
-                messages, skipped = builder.build(chunk)
                 results: list[DeliveryResult] = []
-                try:
-                    channel.send(messages, on_result=_journalled(journal, results, advance))
-                except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
-                    failure = exc
+                skipped: list[ledger.Outcome] = []
+                for part in chunk.slices(RENDER_BATCH):  # rendered messages held a slice at a time
+                    messages, part_skipped = builder.build(part)
+                    skipped += part_skipped
+                    try:
+                        channel.send(messages, on_result=_journalled(journal, results, advance))
+                    except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
+                        failure = exc
+                        break
                 outcomes = skipped + [ledger.Outcome(r.contact_id, r.outcome, r.detail, r.provider_id) for r in results]
                 ledger.mark_results(engine, outcomes, EMAIL)
                 journal.clear()

@@ -26,11 +26,18 @@ share of them was kept. A run that dies before writing it loses it; nothing else
 A wave recorded by a run that died before its snapshot was written gets it from the next run
 (``ensure_snapshot``), taken then; that is the only case where a snapshot is later than the
 selection, and it is flagged in the file's metadata.
+
+Off the critical path: ``write_snapshot_in_background`` writes it in a thread of this process
+(one per wave) while the wave sends; ``SnapshotWriter.wait()`` joins it and raises its error.
+``ensure_snapshot`` / ``ensure_snapshot_in_background`` join a writer already running for the
+wave instead of starting a second one. Nothing is lost if the process dies meanwhile: the file
+appears whole (renamed from a temporary file) or not at all, and the next run writes it late.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -205,10 +212,77 @@ def read_passed_over(settings: Settings, wave_id: int) -> tuple[pd.DataFrame, fl
     return table.to_pandas(), share
 
 
+class SnapshotWriter:
+    """A snapshot being written in a background thread (or already there); ``wait()`` returns its path."""
+
+    def __init__(self, path: Path, thread: threading.Thread | None = None):
+        self.path = path
+        self._thread = thread
+        self._error: BaseException | None = None
+
+    def _run(
+        self, engine: sa.Engine, settings: Settings, wave_id: int, late: bool, contact: frozenset[str] | None
+    ) -> None:
+        try:
+            write_snapshot(engine, settings, wave_id, late=late, contact=contact)
+        except BaseException as exc:  # noqa: BLE001 - raised again by wait() in the caller's thread
+            self._error = exc
+        finally:
+            with _writers_lock:
+                _writers.pop(self.path, None)
+
+    def wait(self) -> Path:
+        """Join the writer; raises what writing raised."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.path
+
+
+_writers: dict[Path, SnapshotWriter] = {}  # snapshots being written by a thread of this process
+_writers_lock = threading.Lock()
+
+
+def write_snapshot_in_background(
+    engine: sa.Engine,
+    settings: Settings,
+    wave_id: int,
+    *,
+    late: bool = False,
+    contact: frozenset[str] | None = None,
+) -> SnapshotWriter:
+    """Start writing the snapshot of ``wave_id`` in a thread (or return the writer already at it);
+    ``late`` and ``contact`` as for ``write_snapshot``."""
+    path = snapshot_path(settings, wave_id)
+    with _writers_lock:
+        running = _writers.get(path)
+        if running is not None:
+            return running
+        writer = SnapshotWriter(path)
+        writer._thread = threading.Thread(
+            target=writer._run, args=(engine, settings, wave_id, late, contact), name=f"snapshot-wave-{wave_id}"
+        )
+        _writers[path] = writer
+        writer._thread.start()
+    return writer
+
+
+def ensure_snapshot_in_background(engine: sa.Engine, settings: Settings, wave_id: int) -> SnapshotWriter:
+    """The wave's snapshot: the writer at it, the file already there, or a writer started now (flagged late)."""
+    path = snapshot_path(settings, wave_id)
+    with _writers_lock:
+        running = _writers.get(path)
+    if running is not None:
+        return running
+    if path.exists():
+        return SnapshotWriter(path)
+    return write_snapshot_in_background(engine, settings, wave_id, late=True)
+
+
 def ensure_snapshot(engine: sa.Engine, settings: Settings, wave_id: int) -> Path:
     """The wave's snapshot, written now (flagged late) if the run that recorded the wave died first."""
-    path = snapshot_path(settings, wave_id)
-    return path if path.exists() else write_snapshot(engine, settings, wave_id, late=True)
+    return ensure_snapshot_in_background(engine, settings, wave_id).wait()
 
 
 def read_snapshot(settings: Settings, wave_id: int, columns: list[str] | None = None) -> pd.DataFrame | None:

@@ -44,6 +44,8 @@ def arbitrate(
     if not (len(names) == len(priorities) == len(ids) == len(best_values)):
         raise ValueError("names, priorities, ids and best_values need one entry per campaign")
     taken = dict(taken or {})
+    if len(names) == 1:  # nothing to weigh: the campaign keeps everyone not recorded earlier in the cycle
+        return _alone(names[0], ids[0], taken)
     frames = []
     for i, (cids, values) in enumerate(zip(ids, best_values, strict=True)):
         frames.append(
@@ -91,3 +93,16 @@ def arbitrate(
     counts = lost.groupby(["campaign", "winner"]).size()
     losses = {(all_names[int(a)], all_names[int(b)]): int(n) for (a, b), n in counts.items()}
     return Arbitration(won, losses)
+
+
+def _alone(name: str, ids: Sequence[str], taken: Mapping[str, str]) -> Arbitration:
+    """The arbitration of a cycle's only campaign: it loses exactly the customers recorded earlier by others."""
+    if not taken:
+        return Arbitration([np.ones(len(ids), dtype=bool)])
+    owner = [taken.get(c) for c in ids]
+    won = np.fromiter((o is None or o == name for o in owner), dtype=bool, count=len(ids))
+    losses: dict[tuple[str, str], int] = {}
+    for o in owner:
+        if o is not None and o != name:
+            losses[(name, o)] = losses.get((name, o), 0) + 1
+    return Arbitration([won], losses)

@@ -120,7 +120,7 @@ def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.n
     for j, (name, channel) in enumerate(spec.channels.items()):
         eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
         if channel_kind(name).pool == "territory":
-            eligible &= np.array([t is not None for t in extra[TERRITORY]], dtype=bool)
+            eligible &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
         score = scores if effects is None else np.where(np.isnan(effects[:, j]), scores, effects[:, j])
         values[eligible, j] = score[eligible] * channel.value - channel.cost
     if effects is not None and n:
@@ -579,11 +579,13 @@ def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:
     index = pools.index()
     territorial = [kind.name for kind in kinds() if kind.pool == "territory"]
     assignees = [plan.contacts.assignee.copy() for plan in plans]
+    # the treated contacts' pools, once and not per territory
+    treated_pools = [np.where(plan.contacts.treated, plan.contacts.pool, -1) for plan in plans]
     for territory, room in pools.rep_room.items():
         p = next(index[pool] for name in territorial if (pool := pool_name(name, territory)) in index)
         picks: list[tuple[float, int, int]] = []  # (value, plan index, row)
         for k, plan in enumerate(plans):
-            rows = np.flatnonzero((plan.contacts.pool == p) & plan.contacts.treated)
+            rows = np.flatnonzero(treated_pools[k] == p)
             picks.extend((-plan.contacts.expected_value[r], k, int(r)) for r in rows)
         picks.sort()
         # round-robin over reps: every rep gets its j-th visit before any rep gets its (j+1)-th

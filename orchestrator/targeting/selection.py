@@ -82,7 +82,7 @@ class Candidates:
         """The candidates where ``mask`` is true (global control and funnel kept as they are)."""
         index = np.flatnonzero(mask)
         return Candidates(
-            [self.ids[i] for i in index],
+            list(self.ids) if len(index) == len(self.ids) else np.asarray(self.ids, dtype=object)[index].tolist(),
             None if self.scores is None else np.asarray(self.scores)[index],
             self.global_control,
             list(self.funnel),

@@ -49,7 +49,12 @@ from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.execution.progress import counted_elsewhere, progress
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
-from orchestrator.ledger.snapshots import contact_columns, write_passed_over, write_snapshot
+from orchestrator.ledger.snapshots import (
+    contact_columns,
+    write_passed_over,
+    write_snapshot,
+    write_snapshot_in_background,
+)
 from orchestrator.settings import Settings
 from orchestrator.targeting.capacity import load_capacity, used_capacity
 from orchestrator.targeting.planning import CampaignPlan, plan_cycle, selection_columns
@@ -311,12 +316,20 @@ def open_wave(settings: Settings, prepared: PreparedWave) -> ledger.WaveRef:
 
 
 def record(
-    settings: Settings, wave: ledger.WaveRef, selection: Selection | CampaignPlan, as_of: date | None = None
+    settings: Settings,
+    wave: ledger.WaveRef,
+    selection: Selection | CampaignPlan,
+    as_of: date | None = None,
+    *,
+    snapshot_in_background: bool = False,
 ) -> tuple[int, int]:
     """Write the wave's contacts (treatment and control) with their channels to the ledger in one transaction.
 
     A bare ``Selection`` records every customer on the campaign's first channel; a ``CampaignPlan``
-    records its allocation and the customers the campaign lost in arbitration.
+    records its allocation and the customers the campaign lost in arbitration. Then the wave's
+    feature snapshot (what was known at selection time, for training later) is written, or with
+    ``snapshot_in_background`` started in a thread that ``send_pending`` joins at its end, so
+    the sending does not wait for it (the flows do this).
     """
     engine = connect(settings)
     counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
@@ -324,8 +337,11 @@ def record(
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)
     # what was known at selection time, for training later: the model features, never contact data
     contact = contact_columns(getattr(selection, "spec", None))
-    write_snapshot(engine, settings, wave.id, contact=contact)
-    if isinstance(selection, CampaignPlan) and len(selection.passed_over):
+    if snapshot_in_background:
+        write_snapshot_in_background(engine, settings, wave.id, contact=contact)
+    else:
+        write_snapshot(engine, settings, wave.id, contact=contact)
+    if isinstance(selection, CampaignPlan) and len(selection.passed_over):  # the no-contact rows of learning
         write_passed_over(engine, settings, wave.id, selection.passed_over, contact=contact)
     return counts
 

@@ -1,4 +1,8 @@
-"""EmailChannel against a real SMTP server (aiosmtpd on loopback); no mocks of smtplib."""
+"""EmailChannel against a real SMTP server (aiosmtpd on loopback); no mocks of smtplib.
+
+Every test runs twice: against a server that offers PIPELINING (the channel streams MAIL, RCPT
+and DATA groups, one round trip per message) and one that does not (one command at a time).
+"""
 
 from __future__ import annotations
 
@@ -64,6 +68,13 @@ def send(server: SmtpServer, batch: list[Outbound], **settings) -> tuple[list[De
 
 def by_contact(results: list[DeliveryResult]) -> dict[int, DeliveryResult]:
     return {r.contact_id: r for r in results}
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["pipelining", "no-pipelining"])
+def pipelining(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Servers of the test offer PIPELINING (RFC 2920) or not."""
+    monkeypatch.setattr(SmtpServer, "pipelining_default", request.param)
+    return request.param
 
 
 # -- delivery -------------------------------------------------------------------------------

@@ -150,3 +150,55 @@ def test_a_chunk_needs_one_contact_field_per_customer_row():
     customers = [customer for customer, _ in rows(2)]
     with pytest.raises(ValueError, match=r"one value per customer row \(2\)\. Got contact_ids: 1"):
         ContactChunk(customers, [1], [None, None], [None, None])
+
+
+ADDRESSES = [
+    "customer1@example.com",
+    "First.Last+tag@Example.COM",
+    "o'brien@bank.example.org",
+    "x@sub.domain.co.uk",
+    "a@b.c",
+    "a@b.co",
+    ".lead@example.com",
+    "trail.@example.com",
+    "two..dots@example.com",
+    "no-at.example.com",
+    "a@b@example.com",
+    "spaces in@example.com",
+    "x@localhost",
+    "x@host.local",
+    "x@host.test",
+    "x@host.invalid",
+    "x@example.123",
+    "x@-bad.example.com",
+    "x@bad-.example.com",
+    "x@xn--mnchen-3ya.de",
+    "x@xn--invalid.de",
+    "jürgen@example.com",
+    "x@münchen.de",
+    "x@" + "a" * 64 + ".com",
+    "x@" + "a" * 63 + ".com",
+    "l" * 65 + "@example.com",
+    "l" * 64 + "@example.com",
+    "x@" + ".".join(["abcdefghi"] * 30) + ".com",
+    '"quoted"@example.com',
+    "x@[127.0.0.1]",
+    "x@example.c0m",
+    "x@EXAMPLE.COM",
+    "",
+    "@example.com",
+    "x@",
+]
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_normalized_address_agrees_with_email_validator(address):
+    from email_validator import EmailNotValidError, validate_email
+
+    from orchestrator.delivery.messages import normalized_address
+
+    try:
+        expected = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    assert normalized_address(address) == expected

@@ -45,6 +45,44 @@ def test_record_contacts_writes_treatment_and_control_once(engine):
     assert ledger.open_wave(engine, wave.campaign_id, wave.key, "x").id == wave.id
 
 
+def test_record_contacts_reads_back_every_column_alike_on_each_database(engine):
+    """PostgreSQL gets the rows as one COPY of pyarrow CSV, SQLite as executemany: the same values either way."""
+    from datetime import UTC, date, datetime, timedelta
+
+    wave = _wave(engine)
+    frame = ContactFrame.of(
+        ["C1", "C2", "C3", "C4"],
+        np.array(["treatment", "treatment", "control", "global_control"], dtype=object),
+        variant=["A", None, None, None],
+        channel=["email", "field_force", "email", None],
+        assignee=[None, "R01", None, None],
+        score=[0.25, np.nan, 0.5, np.nan],
+        expected_value=[1.75, 12.5, np.nan, np.nan],
+        arm_propensity=[0.9, 0.9, 0.1, np.nan],
+        channel_propensity=[1.0, 0.75, np.nan, np.nan],
+        eligible=["email", "email,field_force", "email", None],
+    )
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    assert ledger.record_contacts(engine, wave.id, frame, planned_for=date(2026, 11, 24)) == (2, 2)
+    c = ledger.contacts.c
+    columns = [c.customer_id, c.arm, c.variant, c.channel, c.assignee, c.score, c.expected_value]
+    columns += [c.arm_propensity, c.channel_propensity, c.eligible_channels, c.status, c.attempts, c.planned_for]
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(*columns).order_by(c.customer_id))]
+        stamps = conn.execute(sa.select(c.created_at, c.updated_at)).all()
+    day = date(2026, 11, 24)
+    assert rows == [
+        ("C1", "treatment", "A", "email", None, 0.25, 1.75, 0.9, 1.0, "email", "pending", 0, day),
+        ("C2", "treatment", None, "field_force", "R01", None, 12.5, 0.9, 0.75, "email,field_force", "pending", 0, day),
+        ("C3", "control", None, "email", None, 0.5, None, 0.1, None, "email", "control", 0, day),
+        ("C4", "global_control", None, None, None, None, None, None, None, None, "control", 0, day),
+    ]
+    for created, updated in stamps:
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        assert created == (updated if updated.tzinfo else updated.replace(tzinfo=UTC))
+        assert before <= created <= datetime.now(UTC) + timedelta(seconds=1)
+
+
 def test_pending_chunks_and_marks_move_forward_only(engine):
     table = _customers(engine, 250)
     wave = _wave(engine)
