@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+import orchestrator  # noqa: F401  (first: sets OMP_WAIT_POLICY before scikit-learn loads its OpenMP runtime)
 from rich.console import Console
 from typer.testing import CliRunner
 

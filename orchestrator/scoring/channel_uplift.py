@@ -92,8 +92,8 @@ MIN_CHANNEL_CLASS_ROWS = 5
 arm is pooled over every channel, but not so few that its effect is noise."""
 
 _BOOSTING = {  # small, regularised trees: effects are differences of noisy probabilities
-    "learning_rate": 0.05,
-    "max_iter": 200,
+    "learning_rate": 0.1,
+    "max_iter": 100,
     "max_leaf_nodes": 8,
     "min_samples_leaf": 40,
     "l2_regularization": 1.0,
