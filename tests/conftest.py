@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-import orchestrator  # noqa: F401  (first: sets OMP_WAIT_POLICY before scikit-learn loads its OpenMP runtime)
 from rich.console import Console
 from typer.testing import CliRunner
 
+import orchestrator  # noqa: F401  (first: sets OMP_WAIT_POLICY before scikit-learn loads its OpenMP runtime)
 from orchestrator.customers.importer import import_customers
 from orchestrator.db import engine as database
 from orchestrator.demo.synthetic import write_csv
