@@ -455,6 +455,40 @@ def summary_table(by_world: dict[str, list[WaveResult]]) -> Table:
     return table
 
 
+def write_chart(runs: dict[str, WorldRun], path: Path) -> Path:
+    """Two panels: per world, the engine's share of the oracle wave by wave (the targets as lines), and
+    the value a wave loses to exploration (cold start and with a model), so the trade-off is seen."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2, width_ratios=[1.3, 1])
+    for name, run in runs.items():
+        waves = [r.wave for r in run.waves]
+        left.plot(waves, [r.ratios()[1] or 0 for r in run.waves], marker="o", label=name)
+    left.axhline(0.8, color="grey", linestyle="--", linewidth=1)
+    left.text(1, 0.81, "target 0.8", color="grey", fontsize=9)
+    left.set(xlabel="wave", ylabel="expected extra buyers, engine / oracle", ylim=(0, 1.05), xticks=waves)
+    left.set_title("the loop learns: engine against an oracle that knows the effects", fontsize=10)
+    left.legend(fontsize=8, loc="lower right")
+    names = list(runs)
+    kinds = sorted({k for run in runs.values() for k in run.exploration})
+    width = 0.8 / max(len(kinds), 1)
+    for i, kind in enumerate(kinds):
+        costs = []
+        for name in names:
+            v = runs[name].exploration.get(kind)
+            costs.append(100 * (1 - v["explored"] / v["not explored"]) if v and v["not explored"] > 0 else 0.0)
+        right.bar([j + i * width for j in range(len(names))], costs, width=width, label=kind)
+    right.axhline(5, color="grey", linestyle="--", linewidth=1)
+    right.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(names))], names, rotation=30, ha="right")
+    right.set(ylabel="net value of the wave given up, %")
+    right.set_title("what exploring costs now (it buys the data later waves learn from)", fontsize=10)
+    right.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
 def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--customers", type=int, default=40_000, help="customers per world (default 40,000)")
@@ -503,6 +537,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
     )
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=list(WORLDS), help="default: all")
     parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (a throwaway schema per world)")
+    parser.add_argument("--chart", type=Path, metavar="PNG", help="also draw the results as a chart (PNG)")
     args = parser.parse_args(argv)
     if args.top_percent is None:
         args.top_percent = 100.0 if args.model == "channel_uplift" else 50.0
@@ -560,6 +595,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
             print(json.dumps(line), flush=True)  # one line per world, for machines
     console.print(exploration_table(runs))
     console.print(summary_table(by_world))
+    if args.chart:
+        console.print(f"chart: {write_chart(runs, args.chart)}")
     return by_world
 
 
