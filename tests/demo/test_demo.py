@@ -24,6 +24,13 @@ def test_demo_runs_the_whole_loop(tmp_path, monkeypatch, prefect_api_url):
     assert "outcomes posted to the response API" in output and "'accepted': 0," not in output
     assert "win-back lift per wave" in output and "Model versions of winback-uplift" in output
     assert "winback-uplift v1: the first version of this model" in output and "winback-uplift v2" in output
+    # the retention campaign learns its channels: a channel uplift model, and its targeting measured
+    # against random and the oracle of the demo world after every wave
+    assert "retention-channels v1: the first version of this model" in output
+    assert "expected extra buyers in the demo's world" in output
+    ratios = [r for _wave, r in result["ratios"]]
+    assert len(ratios) == 3 and all(r.oracle > 0 and r.random > 0 for r in ratios)
+    assert ratios[-1].to_random > ratios[0].to_random  # targeting by the model beats the cold start
 
 
 def test_demo_settings_point_at_the_local_servers_without_touching_the_environment(tmp_path):
