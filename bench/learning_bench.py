@@ -57,7 +57,7 @@ from orchestrator.demo.oracle import expected_buyers, pool_of  # noqa: E402
 
 CAMPAIGN = "learnbench"
 MODEL = "learnbench-uplift"
-NOT_FEATURES = ("email", "phone", "first_name", "last_name", "consent_email", "consent_phone", "territory")
+NOT_FEATURES = ("email", "phone", "first_name", "last_name")  # contact data (the snapshots leave it out anyway)
 FIRST_WAVE = date(2026, 1, 6)
 WAVE_GAP_DAYS = 56  # longer than the attribution window, so each retraining sees the previous wave's outcomes
 WINDOW_DAYS = 30
@@ -89,8 +89,8 @@ channels:
     template: retention
     eligible: {{any: [{{segment: gold}}, {{revenue_12m: {{gt: 1500}}}}]}}
     name_columns: [first_name, last_name]
-    address_columns: [region, territory]
-    territory_column: territory
+    territory_column: territory   # no address_columns: the synthetic customers have no street address, and a
+                                  # column named as an address is contact data, left out of the snapshots
     cost: {ff["cost"]}
     value: {ff["value"]}
     due_days: 5
@@ -256,25 +256,35 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
         cold_start = args.cold_start if cold_start is None else cold_start
         rules.write_text(rules_text(args.control_share, scores, explore, cold_start))
 
-    def planned_value(day: date, **rules_args) -> float:
-        """The expected net value of the wave the engine would plan on ``day`` (nothing recorded)."""
+    def planned_value(day: date, **rules_args) -> tuple[float, float]:
+        """Expected incremental buyers and net value of the wave the engine would plan on ``day`` (nothing
+        recorded)."""
         write(scores_line, **rules_args)
         prepared = stages.prepare(settings, rules, day.isoformat())
         [plan] = stages.plan(settings, [prepared], [stages.select_candidates(settings, prepared)])
         contacts = plan.contacts
         chans = np.array([c if isinstance(c, str) else "" for c in contacts.channel], dtype=object)
         treated = (contacts.arm == "treatment") & (chans != "")
-        return net_value(truth, contacts.customer_id[treated].astype(str), chans[treated])
+        ids = contacts.customer_id[treated].astype(str)
+        return float(effect_of(truth, ids, chans[treated]).sum()), net_value(truth, ids, chans[treated])
+
+    def exploring(name: str, day: date, explored: dict, not_explored: dict) -> None:
+        (buyers, value), (buyers_0, value_0) = planned_value(day, **explored), planned_value(day, **not_explored)
+        exploration[name] = {
+            "explored": buyers,
+            "not explored": buyers_0,
+            "value": value,
+            "value not explored": value_0,
+        }
 
     rng = np.random.default_rng(world.seed)
     results: list[WaveResult] = []
     exploration: dict[str, dict[str, float]] = {}
     targeting, scores_line = "all (no model)", ""
     days = [FIRST_WAVE + timedelta(days=WAVE_GAP_DAYS * k) for k in range(args.waves)]
-    exploration["cold start, wave 1"] = {
-        "explored": planned_value(days[0]),
-        "not explored": planned_value(days[0], explore=0.0, cold_start=0.0),
-    }
+    none = {"explore": 0.0, "cold_start": 0.0}
+    exploring(f"explore {args.explore:g}, wave 1", days[0], {"explore": args.explore, "cold_start": 0.0}, none)
+    exploring("cold start (default), wave 1", days[0], {}, none)
     write()
     for number, day in enumerate(days, start=1):
         prepared = stages.prepare(settings, rules, day.isoformat())
@@ -360,10 +370,7 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
         advance()
     if scores_line:  # the cost of exploring once a model targets: the next wave planned with and without it
         after = days[-1] + timedelta(days=WAVE_GAP_DAYS)
-        exploration[f"explore {args.explore:g} with model"] = {
-            "explored": planned_value(after),
-            "not explored": planned_value(after, explore=0.0),
-        }
+        exploring(f"explore {args.explore:g}, with the last model", after, {}, {"explore": 0.0})
     database.dispose_all()
     return WorldRun(results, exploration)
 
@@ -414,16 +421,28 @@ def world_table(world: World, results: list[WaveResult]) -> Table:
 
 
 def exploration_table(runs: dict[str, WorldRun]) -> Table:
-    table = Table(title="the cost of exploring: expected net value of one wave, planned", title_justify="left")
-    for column in ("world", "when", "explored", "not explored", "cost"):
-        table.add_column(column, justify="left" if column in ("world", "when") else "right")
+    table = Table(title="the cost of exploring: one wave planned with and without it", title_justify="left")
+    columns = ("world", "when", "buyers explored", "not explored", "cost", "net value explored", "not explored", "cost")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < 2 else "right")
     for name, run in runs.items():
         for when, v in run.exploration.items():
-            cost = 1 - v["explored"] / v["not explored"] if v["not explored"] > 0 else None
             table.add_row(
-                name, when, f"{v['explored']:,.0f}", f"{v['not explored']:,.0f}", "-" if cost is None else f"{cost:.1%}"
+                name,
+                when,
+                f"{v['explored']:,.1f}",
+                f"{v['not explored']:,.1f}",
+                _cost(v["explored"], v["not explored"]),
+                f"{v['value']:,.0f}",
+                f"{v['value not explored']:,.0f}",
+                _cost(v["value"], v["value not explored"]),
             )
     return table
+
+
+def _cost(explored: float, not_explored: float) -> str:
+    """What exploring gives up, as a share of the wave without it ('-' where that is not positive)."""
+    return f"{1 - explored / not_explored:.1%}" if not_explored > 0 else "-"
 
 
 def summary_table(by_world: dict[str, list[WaveResult]]) -> Table:
@@ -481,7 +500,7 @@ def write_chart(runs: dict[str, WorldRun], path: Path) -> Path:
         right.bar([j + i * width for j in range(len(names))], costs, width=width, label=kind)
     right.axhline(5, color="grey", linestyle="--", linewidth=1)
     right.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(names))], names, rotation=30, ha="right")
-    right.set(ylabel="net value of the wave given up, %")
+    right.set(ylabel="expected extra buyers of the wave given up, %")
     right.set_title("what exploring costs now (it buys the data later waves learn from)", fontsize=10)
     right.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
