@@ -155,7 +155,11 @@ def _target_by_channel_effects(rules: Path) -> None:
 
 def _ratios_table(rows: list[tuple[tuple[str, str], TargetingRatios]]) -> Table:
     """Expected extra buyers of the retention campaign's targeting per wave, against random and the oracle."""
-    table = Table(title=f"{RETENTION}: expected extra buyers in the demo's world (its true effects)")
+    table = Table(
+        title=f"{RETENTION}: expected extra buyers in the demo's world (its true effects)",
+        caption="random: the same contacts per channel at random; oracle: today's capacity filled by true "
+        "effect x value - cost, with no control group (the demo holds out half of the retention audience)",
+    )
     for column in ("wave", "targeting", "engine", "random", "oracle", "engine / random", "engine / oracle"):
         table.add_column(column, justify="left" if column in ("wave", "targeting") else "right")
     for (wave, targeting), r in rows:
