@@ -484,10 +484,12 @@ def write_chart(runs: dict[str, WorldRun], path: Path) -> Path:
     for name, run in runs.items():
         waves = [r.wave for r in run.waves]
         left.plot(waves, [r.ratios()[1] or 0 for r in run.waves], marker="o", label=name)
+    ratios = [r.ratios()[1] or 0 for run in runs.values() for r in run.waves]
     left.axhline(0.8, color="grey", linestyle="--", linewidth=1)
     left.text(1, 0.81, "target 0.8", color="grey", fontsize=9)
-    left.set(xlabel="wave", ylabel="expected extra buyers, engine / oracle", ylim=(0, 1.05), xticks=waves)
-    left.set_title("the loop learns: engine against an oracle that knows the effects", fontsize=10)
+    low, high = min(0.0, min(ratios, default=0) - 0.05), max(1.05, max(ratios, default=1) + 0.05)
+    left.set(xlabel="wave", ylabel="expected extra buyers, engine / oracle", ylim=(low, high), xticks=waves)
+    left.set_title("engine / oracle that knows the effects", fontsize=10)
     left.legend(fontsize=8, loc="lower right")
     names = list(runs)
     kinds = sorted({k for run in runs.values() for k in run.exploration})
@@ -501,7 +503,7 @@ def write_chart(runs: dict[str, WorldRun], path: Path) -> Path:
     right.axhline(5, color="grey", linestyle="--", linewidth=1)
     right.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(names))], names, rotation=30, ha="right")
     right.set(ylabel="expected extra buyers of the wave given up, %")
-    right.set_title("what exploring costs now (it buys the data later waves learn from)", fontsize=10)
+    right.set_title("extra buyers a wave gives up to exploring", fontsize=10)
     right.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
