@@ -182,6 +182,17 @@ def import_conversions(
 # --- attribution ------------------------------------------------------------------------------
 
 
+def _window(contacts: sa.Table, day: date, window_days: int, product: str | None) -> sa.ColumnElement[bool]:
+    """A contact's conversions: same customer, from the start of the wave's day for ``window_days`` days."""
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    join = sa.and_(
+        conversions.c.customer_id == contacts.c.customer_id,
+        conversions.c.occurred_at >= start,
+        conversions.c.occurred_at < start + timedelta(days=window_days),
+    )
+    return join if product is None else sa.and_(join, conversions.c.product == product)
+
+
 def attributed(
     engine: sa.Engine, wave_ids_and_dates: list[tuple[int, date]], window_days: int, *, product: str | None = None
 ) -> dict[int, tuple[int, float, datetime]]:
@@ -196,15 +207,7 @@ def attributed(
     out: dict[int, tuple[int, float, datetime]] = {}
     with engine.connect() as conn:
         for wave_id, day in wave_ids_and_dates:
-            start = datetime.combine(day, time(), tzinfo=UTC)
-            end = start + timedelta(days=window_days)
-            join = sa.and_(
-                conversions.c.customer_id == contacts.c.customer_id,
-                conversions.c.occurred_at >= start,
-                conversions.c.occurred_at < end,
-            )
-            if product is not None:
-                join = sa.and_(join, conversions.c.product == product)
+            join = _window(contacts, day, window_days, product)
             query = (
                 sa.select(
                     contacts.c.id,
@@ -235,15 +238,7 @@ def attributed_rows(
     out: list[tuple[int, float, datetime]] = []
     with engine.connect() as conn:
         for wave_id, day in wave_ids_and_dates:
-            start = datetime.combine(day, time(), tzinfo=UTC)
-            end = start + timedelta(days=window_days)
-            join = sa.and_(
-                conversions.c.customer_id == contacts.c.customer_id,
-                conversions.c.occurred_at >= start,
-                conversions.c.occurred_at < end,
-            )
-            if product is not None:
-                join = sa.and_(join, conversions.c.product == product)
+            join = _window(contacts, day, window_days, product)
             query = (
                 sa.select(contacts.c.id, conversions.c.amount, conversions.c.occurred_at)
                 .join_from(contacts, conversions, join)
