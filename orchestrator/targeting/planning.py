@@ -22,14 +22,17 @@ Order (every step column-oriented, no per-customer objects):
    ``learning.cold_start`` if larger): a share ``e`` of each campaign's allocated treated
    customers, chosen by a stable salted hash of (campaign, customer, wave key), get a channel
    drawn uniformly among their k eligible channels, within each pool's capacity (explorers
-   leaving a pool make room for explorers drawn into it, so full pools explore too); the
-   mirrored control group explores the same way within its own capacities;
+   leaving a pool make room for explorers drawn into it, so full pools explore too); once a
+   model gives per-channel effects, each customer's rate leans towards customers whose
+   channels the model sees as close (``regret_weighted_rates``: ``e`` on average, between
+   ``e/4`` and ``3e``); the mirrored control group explores at ``e`` within its own capacities;
 8. visits are spread over the reps of the territory, best customers first.
 
 Every contact carries its propensities: ``arm_propensity`` (treatment 1 - control share,
 control the control share, global control its share) and ``channel_propensity`` (treated and
-control alike: ``1 - e + e/k`` for the allocated channel, ``e/k`` for an explored other one,
-1 when ``e`` is 0 or the customer has one eligible channel; global control 1).
+control alike: ``1 - e + e/k`` for the allocated channel, ``e/k`` for an explored other one, with
+the customer's own rate ``e``; 1 when ``e`` is 0 or the customer has one eligible channel; global
+control 1).
 
 Customers who lost arbitration, had no eligible or worthwhile channel, or found their
 channel full (``overflow: wait``, or no fallback) are not recorded: a later wave can select
@@ -279,8 +282,14 @@ def plan_cycle(
     treated_ids = [[mine.ids[i] for i in idx.tolist()] for (mine, *_r), (_st, idx) in zip(splits, offsets, strict=True)]
     explore = [explore_rate(s, c) for s, c in zip(specs, candidates, strict=True)]
     rates = np.concatenate([np.zeros(0)] + [np.full(len(ids), e) for e, ids in zip(explore, treated_ids, strict=True)])
+    every = _concat(eligible_parts)
+    regret, can_move = _regret(allocated, every)
+    for k, (start, idx) in enumerate(offsets):
+        if explore[k] and candidates[k].effects is not None:  # a model's effects: explore where choices are close
+            mine_at = slice(start, start + len(idx))
+            rates[mine_at] = regret_weighted_rates(explore[k], regret[mine_at], can_move[mine_at])
     explore_at, channel_at = _draws(specs, explore, treated_ids, wave_key)
-    moved = _explore(allocated, _concat(eligible_parts), rates, explore_at, channel_at, pools.capacities)
+    moved = _explore(allocated, every, rates, explore_at, channel_at, pools.capacities)
 
     plans: list[CampaignPlan] = []
     for k, (spec, (mine, selection, v, terr)) in enumerate(zip(specs, splits, strict=True)):
@@ -420,6 +429,39 @@ def _draws(
         for part in ("explore", "explore-channel")
     ]
     return draws[0], draws[1]
+
+
+def _regret(allocated: _Allocated, eligible: _Options) -> tuple[np.ndarray, np.ndarray]:
+    """Per treated customer, what a uniformly drawn eligible channel is expected to lose against the
+    allocated one (its value minus the mean value of the eligible channels, at least 0), and whether
+    the customer has another channel to explore at all."""
+    n = len(allocated.channel)
+    k = np.bincount(eligible.customer, minlength=n)
+    total = np.bincount(eligible.customer, weights=np.nan_to_num(eligible.value), minlength=n)
+    got = allocated.channel >= 0
+    regret = np.where(got, np.maximum(np.nan_to_num(allocated.value) - total / np.maximum(k, 1), 0.0), 0.0)
+    return regret, got & (k > 1)
+
+
+def regret_weighted_rates(rate: float, regret: np.ndarray, can_move: np.ndarray) -> np.ndarray:
+    """Exploration rates that average ``rate`` over the customers who can explore, higher where the
+    model sees the channels as close (exploring them costs little and tells most about the choice)
+    and lower where the allocated channel is far ahead: weight ``m / (regret + m)`` with ``m`` the
+    median regret, scaled to the mean ``rate``, kept within ``[rate / 4, min(3 rate, 1)]`` so every
+    customer keeps a known, non-zero chance of every eligible channel (the recorded propensity)."""
+    out = np.full(len(regret), rate)
+    if not can_move.any() or rate <= 0:
+        return out
+    mine = regret[can_move]
+    scale = float(np.median(mine))
+    if scale <= 0:
+        positive = mine[mine > 0]
+        scale = float(positive.mean()) if len(positive) else 0.0
+    if scale <= 0:  # every choice is a tie: uniform
+        return out
+    weight = scale / (regret + scale)
+    weighted = np.clip(rate * weight / weight[can_move].mean(), rate / 4, min(3 * rate, 1.0))
+    return np.where(can_move, weighted, out)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from orchestrator.rules.spec import COLD_START_EXPLORE
 from orchestrator.success.data import Measure, contact_frame
 from orchestrator.targeting.capacity import UNLIMITED, load_capacity
 from orchestrator.targeting.control import hash_positions
-from orchestrator.targeting.planning import ELIGIBLE, explore_rate, plan_cycle
+from orchestrator.targeting.planning import ELIGIBLE, explore_rate, plan_cycle, regret_weighted_rates
 from orchestrator.targeting.selection import Candidates
 from tests.support import REPO
 
@@ -218,3 +218,45 @@ def test_explore_outside_0_to_half_is_an_error_at_its_line(tmp_path, value):
         load_campaign(path, columns=None)
     bound = "at most 0.5" if value == "0.7" else "at least 0.0"
     assert f"c.yaml:15:12: 'explore' must be {bound}, not {value}" in str(info.value)
+
+
+def test_regret_weighted_rates_average_the_share_and_keep_every_channel_possible():
+    rng = np.random.default_rng(7)
+    regret = rng.exponential(5.0, 10_000)
+    can = rng.random(10_000) < 0.8
+    rates = regret_weighted_rates(0.1, regret, can)
+    assert rates[can].mean() == pytest.approx(0.1, rel=0.05)
+    assert rates.min() >= 0.1 / 4 and rates.max() <= 0.3 + 1e-12
+    order = np.argsort(regret[can])  # the closer the channels, the more exploring
+    assert (np.diff(rates[can][order]) <= 1e-12).all()
+    assert (rates[~can] == 0.1).all()
+    assert (regret_weighted_rates(0.1, np.zeros(100), np.ones(100, dtype=bool)) == 0.1).all()  # ties: uniform
+
+
+def test_with_channel_effects_close_choices_explore_more_and_record_their_rate(tmp_path):
+    """Half the callable customers gain about as much from a call as from an e-mail, half far more from
+    the call: once a model gives effects, the close half explores more, the far half less, and every
+    contact's propensity is its own rate."""
+    e = 0.2
+    spec = _spec(tmp_path, e)
+    cand = _candidates()
+    close = (np.arange(N) % 2 == 0) & (np.arange(N) % 3 != 0)
+    effects = np.column_stack([np.full(N, 0.5), np.where(close, 0.1, 0.9)])  # value 10 / 60, cost 1 / 6
+    cand.effects = effects
+    (plan,) = plan_cycle([spec], [cand], UNLIMITED, {}, wave_key=WAVE, global_control_shares=[GLOBAL])
+    contacts = plan.contacts
+    treated = contacts.arm == "treatment"
+    ids = np.asarray(contacts.customer_id, dtype=object)
+    index = {cid: i for i, cid in enumerate(cand.ids)}
+    pos = np.array([index.get(c, 0) for c in ids])  # global control ids (G...) are not treated
+    two = treated & (pos % 3 != 0)
+    allocated = np.where(close[pos], "email", "call_center")  # call: 0.1*60-6=0 < e-mail 0.5*10-1=4 for close
+    moved = two & (np.asarray(contacts.channel, dtype=object) != allocated)
+    near, far = two & close[pos], two & ~close[pos]
+    assert moved[near].mean() > 1.5 * moved[far].mean()  # close choices explore more
+    assert 0.3 * e / 2 < moved[two].mean() < 1.7 * e / 2  # about e in all, half of whom draw the other channel
+    prop = np.asarray(contacts.channel_propensity, dtype=float)
+    # each customer's propensities: r/2 for an explored other channel, 1 - r/2 for the allocated one
+    rate = np.where(moved, 2 * prop, 2 * (1 - prop))
+    assert np.allclose(rate[near], rate[near][0]) and np.allclose(rate[far], rate[far][0])
+    assert rate[near][0] > rate[far][0] and e / 4 <= rate[far][0] and rate[near][0] <= 3 * e
