@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from pydantic import Field
 
 from orchestrator.settings import Settings, get_settings
 
@@ -58,18 +59,29 @@ def train_and_judge(
     )
 
 
-@flow(name="retrain_model", log_prints=False, validate_parameters=True)
+def _run_name() -> str:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return f"{((context.parameters if context else None) or {}).get('name', '?')} retraining"
+
+
+@flow(name="retrain_model", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
 def retrain_model(
-    name: str,
-    campaigns: list[str],
-    kind: str = "uplift",
-    margin: float = 0.0,
-    outcome: str | None = None,
-    exclude: list[str] | None = None,
-    channel: str | None = None,
-    estimator: str | None = None,
-    approach: str | None = None,
-    as_of: date | None = None,
+    name: Annotated[str, Field(description="Name of the model in the model registry.")],
+    campaigns: Annotated[list[str], Field(description="Campaigns whose waves and outcomes it learns from.")],
+    kind: Annotated[str, Field(description="uplift, response or channel_uplift.")] = "uplift",
+    margin: Annotated[
+        float, Field(description="How much better than the champion the new version must be to be promoted.")
+    ] = 0.0,
+    outcome: Annotated[
+        str | None, Field(description="Outcome type that counts as success; empty: the campaign's.")
+    ] = None,
+    exclude: Annotated[list[str] | None, Field(description="Customer columns never used as features.")] = None,
+    channel: Annotated[str | None, Field(description="Only contacts on this channel; empty: every channel.")] = None,
+    estimator: Annotated[str | None, Field(description="Estimator; empty: the model kind's default.")] = None,
+    approach: Annotated[str | None, Field(description="Uplift approach; empty: the model kind's default.")] = None,
+    as_of: Annotated[date | None, Field(description="Learn from waves up to this date; empty: today.")] = None,
 ) -> dict:
     """Retrain model ``name`` on the campaigns' waves (up to ``as_of``, default today).
 
