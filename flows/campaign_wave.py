@@ -33,7 +33,7 @@ import logging
 from collections.abc import MutableMapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
 from prefect import flow, get_run_logger, task
@@ -41,7 +41,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Cancelled
-from pydantic import Field
 
 from flows.chunk_runner import prefect_mapper, progress_mapper, task_runner
 from flows.run import DRY_RUN_TAG, SendPlan, campaign_tag, confirm_send, flow_started
@@ -49,23 +48,6 @@ from orchestrator.db.tables import WaveStatus
 from orchestrator.ledger.contacts import WaveRef
 from orchestrator.settings import ExecutionSettings, Settings, get_settings
 from orchestrator.wave import artifacts, stages
-
-RulesPath = Annotated[
-    str, Field(description="The campaign's rules file (YAML), an absolute path or one relative to where the flow runs.")
-]
-WaveKey = Annotated[
-    str | None,
-    Field(
-        description=(
-            "Label of the wave, normally its date (YYYY-MM-DD); the rules and contact policy are evaluated at it. "
-            "Empty: today. Running a recorded wave again sends only what is still pending."
-        )
-    ),
-]
-DryRun = Annotated[
-    bool,
-    Field(description="True: select and render every message, record and send nothing (a rehearsal)."),
-]
 
 
 class CampaignLogger(logging.LoggerAdapter):
@@ -257,8 +239,15 @@ def _send_plan(settings: Settings, prepared, plans_by_index: dict[int, Any], wav
     validate_parameters=True,
     task_runner=task_runner(ExecutionSettings()),
 )
-def campaign_wave(rules_path: RulesPath, wave_key: WaveKey = None, dry_run: DryRun = False) -> dict | State:
-    """Run one wave of the campaign in ``rules_path``: select, plan, render, record, send."""
+def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = False) -> dict | State:
+    """Run one wave of the campaign in ``rules_path``: select, plan, render, record, send.
+
+    Args:
+        rules_path: The campaign's rules file (YAML), an absolute path or one relative to where the flow runs.
+        wave_key: Label of the wave, normally its date (YYYY-MM-DD); the rules and the contact policy are
+            evaluated at it. Empty: today. Running a recorded wave again sends only what is still pending.
+        dry_run: True: select and render every message, record and send nothing (a rehearsal).
+    """
     result = run_cycle(get_settings(), [rules_path], wave_key, dry_run)
     return result if not isinstance(result, list) else result[0]
 
@@ -270,15 +259,15 @@ def campaign_wave(rules_path: RulesPath, wave_key: WaveKey = None, dry_run: DryR
     validate_parameters=True,
     task_runner=task_runner(ExecutionSettings()),
 )
-def campaign_cycle(
-    rules_paths: Annotated[
-        list[str],
-        Field(description="The rules files of the campaigns that run together (absolute paths), one wave each."),
-    ],
-    wave_key: WaveKey = None,
-    dry_run: DryRun = False,
-) -> list[dict] | State:
-    """Run several campaigns as one cycle: each customer goes to at most one of them, channel capacity is shared."""
+def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run: bool = False) -> list[dict] | State:
+    """Run several campaigns as one cycle: each customer goes to at most one of them, channel capacity is shared.
+
+    Args:
+        rules_paths: The rules files (YAML) of the campaigns that run together, one wave each.
+        wave_key: Label of the cycle's waves, normally their date (YYYY-MM-DD); the rules and the contact
+            policy are evaluated at it. Empty: today. Running a recorded wave again sends only what is still pending.
+        dry_run: True: select and render every message, record and send nothing (a rehearsal).
+    """
     return run_cycle(get_settings(), rules_paths, wave_key, dry_run)
 
 

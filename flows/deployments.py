@@ -78,6 +78,7 @@ __all__ = [
     "next_runs",
     "plan_deployments",
     "prefect_schedule",
+    "schedule_spec",
     "scheduled_waves",
     "serve_deployments",
     "wave_deployment_name",
@@ -513,7 +514,7 @@ class ScheduledRun:
     paused: bool = False
 
 
-def _schedule_spec(schedule: Any) -> ScheduleSpec | None:
+def schedule_spec(schedule: Any) -> ScheduleSpec | None:
     """A Prefect schedule as the rules files' ``ScheduleSpec`` (None for a kind this engine never deploys)."""
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 
@@ -549,7 +550,7 @@ def scheduled_waves(*, after: datetime | None = None) -> dict[str, ScheduledRun]
         campaigns = [t.removeprefix("campaign:") for t in deployment.tags if t.startswith("campaign:")]
         times = []
         for schedule in deployment.schedules:
-            spec = _schedule_spec(schedule.schedule) if schedule.active else None
+            spec = schedule_spec(schedule.schedule) if schedule.active else None
             if spec is not None:
                 times += next_runs(spec, 1, after=after)
         run = ScheduledRun(

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import Field
 
 from orchestrator.settings import Settings, get_settings
 
@@ -68,26 +67,34 @@ def _run_name() -> str:
 
 @flow(name="retrain_model", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
 def retrain_model(
-    name: Annotated[str, Field(description="Name of the model in the model registry.")],
-    campaigns: Annotated[list[str], Field(description="Campaigns whose waves and outcomes it learns from.")],
-    kind: Annotated[str, Field(description="uplift, response or channel_uplift.")] = "uplift",
-    margin: Annotated[
-        float, Field(description="How much better than the champion the new version must be to be promoted.")
-    ] = 0.0,
-    outcome: Annotated[
-        str | None, Field(description="Outcome type that counts as success; empty: the campaign's.")
-    ] = None,
-    exclude: Annotated[list[str] | None, Field(description="Customer columns never used as features.")] = None,
-    channel: Annotated[str | None, Field(description="Only contacts on this channel; empty: every channel.")] = None,
-    estimator: Annotated[str | None, Field(description="Estimator; empty: the model kind's default.")] = None,
-    approach: Annotated[str | None, Field(description="Uplift approach; empty: the model kind's default.")] = None,
-    as_of: Annotated[date | None, Field(description="Learn from waves up to this date; empty: today.")] = None,
+    name: str,
+    campaigns: list[str],
+    kind: str = "uplift",
+    margin: float = 0.0,
+    outcome: str | None = None,
+    exclude: list[str] | None = None,
+    channel: str | None = None,
+    estimator: str | None = None,
+    approach: str | None = None,
+    as_of: date | None = None,
 ) -> dict:
     """Retrain model ``name`` on the campaigns' waves (up to ``as_of``, default today).
 
     The new version is promoted if it beats the champion by ``margin`` (for uplift models: its
     targeting's net value per 1,000 customers on the later waves, off-policy, with 95% confidence).
     ``estimator`` and ``approach`` default to the model kind's.
+
+    Args:
+        name: Name of the model in the model registry.
+        campaigns: Campaigns whose waves and outcomes it learns from.
+        kind: uplift, response or channel_uplift.
+        margin: How much better than the champion the new version must be to be promoted.
+        outcome: Outcome type that counts as success; empty: the campaign's.
+        exclude: Customer columns never used as features.
+        channel: Only contacts on this channel; empty: every channel.
+        estimator: Estimator; empty: the model kind's default.
+        approach: Uplift approach; empty: the model kind's default.
+        as_of: Learn from waves up to this date (YYYY-MM-DD); empty: today.
     """
     settings = get_settings()  # once, at the start; passed to the task, never a parameter (secrets)
     result = train_and_judge(

@@ -14,12 +14,11 @@ it to the task.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import Field
 
 from orchestrator.settings import Settings, get_settings
 
@@ -42,16 +41,14 @@ def _run_name() -> str:
 
 
 @flow(name="success_report", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
-def success_report(
-    campaign: Annotated[str, Field(description="Name of the campaign (the name: of its rules file).")],
-    waves: Annotated[
-        list[str] | None, Field(description="Only these waves (their labels, e.g. 2026-12-11); empty: every wave.")
-    ] = None,
-    html_path: Annotated[
-        str | None, Field(description="Also write the HTML report with charts to this file; empty: no HTML file.")
-    ] = None,
-) -> dict:
-    """Success control of ``campaign``: treated against control with confidence, as Prefect artifacts."""
+def success_report(campaign: str, waves: list[str] | None = None, html_path: str | None = None) -> dict:
+    """Success control of ``campaign``: treated against control with confidence, as Prefect artifacts.
+
+    Args:
+        campaign: Name of the campaign (the name: of its rules file).
+        waves: Only these waves (their labels, e.g. 2026-12-11); empty: every wave.
+        html_path: Also write the HTML report with charts to this file; empty: no HTML file.
+    """
     from orchestrator.success.render import headline, markdown_report, table_rows, write_html
 
     report = build(get_settings(), campaign, waves)  # settings read once, passed to the task
