@@ -119,7 +119,7 @@ def test_declined_send_records_and_sends_nothing(wave_settings, smtp, customers,
     assert smtp.received == [] and wave_ledger(customers) == []
     assert flow_run(prefect_api_url, "winback-email 2026-12-11")["state_type"] == "CANCELLED"
 
-    [summary] = run_cycle(wave_settings, [RULES], wave="2026-12-11", dry_run=False, confirm=lambda plan: True)
+    [summary] = run_cycle(wave_settings, [RULES], wave="2026-12-11", dry_run=False, confirm=lambda _plan: True)
     assert summary["treated"] == plan.contacts and summary["sent_this_run"] == len(smtp.received)
     with customers.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(ledger.waves)).scalar_one() == 1
