@@ -51,7 +51,9 @@ def _wave(engine, tmp_path, campaign: str, day: date, *, channel: str, n: int, s
     buys = rng.random(n) < np.where(control, 0.05, 0.05 + effect)
     path = tmp_path / f"{campaign}-{day}.csv"
     bought = day + timedelta(days=2)
-    path.write_text("customer_id,occurred_at,amount\n" + "".join(f"{c},{bought},50\n" for c, b in zip(ids, buys) if b))
+    path.write_text(
+        "customer_id,occurred_at,amount\n" + "".join(f"{c},{bought},50\n" for c, b in zip(ids, buys, strict=True) if b)
+    )
     import_conversions(engine, path)
     return wave
 
