@@ -295,12 +295,6 @@ def run(
     from flows.run import SendDeclined, SendPlan
     from orchestrator.wave.stages import WaveBlocked, WaveIncomplete
 
-    if not dry_run and not yes and not _interactive():
-        raise fail(
-            "campaign run sends for real and asks first, but there is no terminal to ask at (stdin is not one): "
-            "pass --yes to send without asking, or --dry-run to rehearse"
-        )
-
     if not as_json:
         progress.enable(err)
     label = ", ".join(str(f) for f in rules_files)
@@ -315,6 +309,11 @@ def run(
     except ValidationError as exc:
         error = exc.errors()[0]
         raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    if not dry_run and not yes and not _interactive():
+        raise fail(
+            "campaign run sends for real and asks first, but there is no terminal to ask at (stdin is not one): "
+            "pass --yes to send without asking, or --dry-run to rehearse"
+        )
     loaded = time.perf_counter() - launch.STARTED
 
     def started(prefect_seconds: float) -> None:
