@@ -130,3 +130,30 @@ def _table(artifact: dict) -> list[dict]:
 
     data = artifact["data"]
     return json.loads(data) if isinstance(data, str) else data
+
+
+def test_a_deployment_run_is_renamed_and_tagged_as_it_starts(wave_settings, smtp, customers, prefect_api_url):
+    """A run created from the wave deployment (as the UI's Custom run does, with ``dry_run`` true), executed
+    the way ``campaign serve`` executes it (the flow engine with that flow run): named and tagged by the flow."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+
+    from flows.campaign_wave import campaign_wave
+    from flows.deployments import apply_deployments
+    from orchestrator.settings import use_settings
+
+    apply_deployments(wave_settings)  # the repo's rules: winback-email has a schedule
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("campaign_wave/winback-email: wave")
+        created = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"wave_key": "2026-12-16", "dry_run": True}
+        )
+    assert created.name != "winback-email 2026-12-16, dry run" and "dry-run" not in created.tags
+    with use_settings(wave_settings):
+        state = run_flow(campaign_wave, flow_run=created, parameters=created.parameters, return_type="state")
+    assert state.is_completed(), state.message
+    run = flow_run(prefect_api_url, "winback-email 2026-12-16, dry run")
+    assert run["id"] == str(created.id)
+    assert {"campaign", "campaign:winback-email", "dry-run"} <= set(run["tags"])
+    assert "dry-run-funnel-winback-email" in run_artifacts(prefect_api_url, run["id"])
+    assert smtp.received == [] and wave_ledger(customers) == []
