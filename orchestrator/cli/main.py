@@ -1,7 +1,7 @@
 """The ``campaign`` command line.
 
 Commands: ``db upgrade|current``, ``import customers FILE``, ``validate FILE...``,
-``run FILE [--dry-run]`` and ``demo``. Exit status 0 on success, 1 when input is invalid or
+``run FILE [--dry-run] [--yes]``, ``status`` and ``demo``. Exit status 0 on success, 1 when input is invalid or
 a wave could not finish (the output says why and what to do), 2 on wrong usage.
 """
 
@@ -34,6 +34,7 @@ from orchestrator.cli.report import (
 )
 from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
+from orchestrator.cli.status import status_command
 from orchestrator.errors import ValidationFailed
 from orchestrator.execution import progress
 from orchestrator.settings import Settings, get_settings
@@ -52,6 +53,7 @@ app.command("report")(report_command)
 app.command("report-global")(global_report_command)
 app.command("api")(api_command)
 app.command("serve")(serve_command)
+app.command("status")(status_command)
 app.command("erase")(erase_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
@@ -281,8 +283,16 @@ def run(
     chunk_size: Annotated[
         int | None, typer.Option(help="Customers per chunk task (scoring, rendering, sending).")
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Send without asking first (for scripts and schedulers).")
+    ] = False,
 ) -> None:
-    """Run one wave of one or more campaigns as a Prefect flow."""
+    """Run one wave of one or more campaigns as a Prefect flow.
+
+    A real send asks first, after selecting and planning and before anything is recorded:
+    "send 12,400 contacts through 3 channels? [y/N]". Without a terminal to ask at, pass --yes.
+    """
+    from flows.run import SendDeclined, SendPlan
     from orchestrator.wave.stages import WaveBlocked, WaveIncomplete
 
     if not as_json:
@@ -299,6 +309,11 @@ def run(
     except ValidationError as exc:
         error = exc.errors()[0]
         raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    if not dry_run and not yes and not _interactive():
+        raise fail(
+            "campaign run sends for real and asks first, but there is no terminal to ask at (stdin is not one): "
+            "pass --yes to send without asking, or --dry-run to rehearse"
+        )
     loaded = time.perf_counter() - launch.STARTED
 
     def started(prefect_seconds: float) -> None:
@@ -308,8 +323,20 @@ def run(
                 highlight=False,
             )
 
+    def confirm(plan: SendPlan) -> bool:
+        return typer.confirm(plan.question(), default=False, err=True)
+
     try:
-        summaries = run_cycle(settings, rules_files, wave=wave, dry_run=dry_run, on_started=started)
+        summaries = run_cycle(
+            settings,
+            rules_files,
+            wave=wave,
+            dry_run=dry_run,
+            on_started=started,
+            confirm=None if yes or dry_run else confirm,
+        )
+    except SendDeclined as exc:
+        raise fail(f"{label}: {exc}") from exc
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
@@ -325,6 +352,13 @@ def run(
         for problem in errors:
             err.print(f"[red]{escape(problem)}[/]", highlight=False)
         raise fail(f"{sum(s['render_errors'] for s in summaries)} message(s) failed to render")
+
+
+def _interactive() -> bool:
+    """Whether a person can answer at this process's standard input (a terminal)."""
+    import sys
+
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 @app.command()

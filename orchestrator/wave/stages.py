@@ -375,6 +375,12 @@ def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     return summary
 
 
+def pending_by_channel(settings: Settings, wave_id: int) -> dict[str, int]:
+    """Pending (recorded, not yet sent) treated contacts of a wave per channel."""
+    counts = ledger.channel_counts(connect(settings), wave_id)
+    return {channel: n.get("pending", 0) for channel, n in counts.items() if n.get("pending", 0)}
+
+
 def prepare_cycle(settings: Settings, rules_files: list[Path], wave: str | None) -> tuple[list[PreparedWave], list]:
     """Validate, select (with the funnel) and plan the campaigns of one cycle, recording nothing.
 

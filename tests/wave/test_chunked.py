@@ -331,6 +331,7 @@ def test_killed_while_chunks_send_resumes_with_exactly_the_unsent(settings, tmp_
         str(RULES),
         "--wave",
         "2026-11-26",
+        "--yes",
     ]
     journals = settings.paths.data_dir / "journal"
     with SmtpServer() as server:

@@ -176,6 +176,7 @@ def test_killed_mid_send_resumes_with_exactly_the_unsent(
         str(RULES),
         "--wave",
         "2026-11-26",
+        "--yes",
     ]
     with SmtpServer(pipelining=pipelining) as server:
         env["CAMPAIGN_SMTP_PORT"] = str(server.port)
@@ -235,7 +236,7 @@ def test_cli_run_says_what_is_unsent_and_exits_1_when_smtp_is_down(wave_settings
     from orchestrator.cli.main import app
 
     with use_settings(_changed(wave_settings, "smtp", port=free_port())):  # what the CLI's get_settings() gives
-        result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "2026-11-27"])
+        result = CliRunner().invoke(app, ["run", str(RULES), "--wave", "2026-11-27", "--yes"])
     assert result.exit_code == 1, result.output
     assert "still unsent" in result.output and "unreachable" in result.output
     assert "run the wave again" in result.output
