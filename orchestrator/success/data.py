@@ -27,7 +27,7 @@ The frame is what ``orchestrator.success.report.build_report`` takes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import numpy as np
@@ -232,7 +232,7 @@ def _outcome_stamp(engine: sa.Engine, found: pd.DataFrame, wave_list, measure: M
     n = len(found)
     if measure.outcome is None and wave_list:
         first = min(day for _w, _k, day in wave_list)
-        since = datetime(first.year, first.month, first.day)
+        since = datetime(first.year, first.month, first.day, tzinfo=UTC)
         with engine.connect() as conn:
             count, newest = conn.execute(
                 sa.select(sa.func.count(), sa.func.max(conversions.c.occurred_at)).where(

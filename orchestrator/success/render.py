@@ -804,6 +804,14 @@ def curve_chart(report: SuccessReport) -> str:
             "No response curve: no contact has reached its first day yet, or nothing was recorded.",
         )
     rates = [finite(r) for p in report.curve for r in (p.treated_rate, p.control_rate)]
+    if len(report.curve) < 2:
+        return _figure(
+            title,
+            caption,
+            None,
+            "No response curve: every success is dated on the day of contact (imported results carry no "
+            "dates), so there is nothing to draw over days; the rates are in the table.",
+        )
     if not any(r for r in rates if r is not None):
         return _figure(
             title,
