@@ -24,7 +24,7 @@ from orchestrator.success.render import lift_points, pct
 from orchestrator.success.report import Estimate
 from orchestrator.targeting.frame import ContactFrame
 from tests.conftest import REPO
-from tests.support.browser import chromium, measure_page
+from tests.support.browser import SKIP_WITHOUT_BROWSER, measure_page
 
 CLOSED, OPEN = "2026-10-01", "2026-11-24"  # as of 2026-12-06 with a 30-day window: closed, still open
 AS_OF = "2026-12-06"
@@ -89,7 +89,7 @@ def test_report_has_the_trend_provisional_waves_currency_and_stamp(report_env, t
     assert "Data as of 2026-11-30" in page and f"windows read as of {AS_OF}" in page
 
 
-@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (apt-get install -y chromium; .ci/run does)")
+@SKIP_WITHOUT_BROWSER
 def test_report_reads_at_420_px_in_a_real_browser(report_env, tmp_path):
     _wave(report_env, tmp_path, "winback-email", CLOSED, seed=1, buy_on="2026-10-09")
     _wave(report_env, tmp_path, "winback-email", OPEN, seed=2, buy_on="2026-11-30")

@@ -7,7 +7,8 @@ out of the viewport, tables whose ROI cells are off-screen, the page's scroll wi
 added to a copy of the page (the report itself has no scripts); its result comes back through
 ``--dump-dom`` (see ``WRAPPER``). No driver library and no network: the browser reads the file.
 
-``chromium()`` is the browser's path or None (tests skip without it; .ci/run installs it).
+``chromium()`` is the browser's path or None; ``SKIP_WITHOUT_BROWSER`` skips a test without it,
+except where ``CAMPAIGN_TEST_REQUIRE_BROWSER=1`` (.ci/run installs it and sets that): there it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+import pytest
 
 TIMEOUT = float(os.environ.get("CAMPAIGN_TEST_BROWSER_TIMEOUT", "120"))
 
@@ -113,3 +116,9 @@ def measure_page(page: str, width: int, height: int = 900) -> dict:
     import html
 
     return json.loads(html.unescape(found.group(1)))
+
+
+SKIP_WITHOUT_BROWSER = pytest.mark.skipif(
+    chromium() is None and os.environ.get("CAMPAIGN_TEST_REQUIRE_BROWSER") != "1",
+    reason="needs Debian's chromium (apt-get install -y chromium; .ci/run installs it)",
+)
