@@ -1,7 +1,10 @@
 """The response API (``campaign api``): outcomes from channel systems, the e-mail links, erasures.
 
-``create_app(settings)`` builds the FastAPI app (docs at ``/docs``, schema at ``/openapi.json``;
-every status code below is in the schema):
+``create_app(settings)`` builds the FastAPI app (docs at ``/docs`` and ``/redoc``, schema at
+``/openapi.json``; every status code below is in the schema). The documentation pages load their
+scripts and styles from the package (fastapi-offline, under ``DOCS_ASSETS``), never a CDN; the
+endpoints are grouped by ``TAGS``; ``DESCRIPTION`` holds the signing examples (Python, curl) and
+``OUTCOME_EXAMPLES`` valid request bodies:
 
 * ``POST /v1/outcomes`` -- a channel system posts ``{"events": [...]}`` (at most
   ``CAMPAIGN_API_MAX_BATCH``), signed per Standard Webhooks with its source's secret
