@@ -6,12 +6,20 @@ the report, nothing is recomputed.
 - ``headline(report)``: the overall lift in plain words, e.g.
   ``+2.1 points (95% CI 0.8 to 3.4), p = 0.002: the campaign worked.``
 - ``write_html(report, path)``: one self-contained page (no scripts, fonts or styles from
-  elsewhere, opens offline) with the headline, the notes and flags, three charts as inline SVG
-  and a table of every segment. Charts: (a) absolute lift with its 95% CI for the overall
-  result, every channel and every A/B variant, with a zero line; (b) cumulative success rate by
-  days since contact, treated against control; (c) success rate per score decile, treated
-  against control, and the cumulative share of the incremental successes. A chart that cannot
-  be drawn (no control group, no scores, nothing recorded) is replaced by a sentence saying why.
+  elsewhere, opens offline) with the headline, a "data as of" stamp (``stamp``), the notes and
+  flags, four charts as inline SVG and two tables of every segment: results with cost and ROI
+  (currency in the headings) and a Status column saying which are provisional (window still
+  open), then the details. Charts: (o) lift and incremental value per wave over time, provisional
+  waves hollow/hatched; (a) absolute lift with its 95% CI for the overall result, every channel
+  and every A/B variant, with a zero line; (b) cumulative success rate by days since contact,
+  treated against control; (c) success rate per score decile, treated against control, and the
+  cumulative share of the incremental successes. A chart that cannot be drawn (no control group,
+  no scores, no outcomes recorded, no dated successes) is replaced by a sentence saying why.
+  Phone width: charts are ``CHART_WIDTH`` inches with 12-unit text and scale with the page
+  (``width="100%"``, at most their natural size), tables stack into "column: value" cards below
+  720 px; text stays >= 10 px at 420 px (``tests/success/test_report_reading.py``).
+- Labels follow the report's success: the imported outcome (``--outcome visit``) or the goal;
+  rates and lifts below 1% (one point) get one decimal more.
 - ``print_report(report, console)``: a headline panel, the notes, then one rich table per
   dimension (overall, wave, channel, variant, score decile).
 - ``markdown_report(report)`` and ``table_rows(report)``: what Prefect's
