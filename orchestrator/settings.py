@@ -270,6 +270,18 @@ class ExecutionSettings(BaseSettings):
     )
 
 
+class ReportSettings(BaseSettings):
+    """How success reports present money."""
+
+    model_config = _config("report")
+
+    currency: str = Field(
+        "EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of revenue and of the channel costs in rules files, shown in reports (EUR, USD).",
+    )
+
+
 class Settings(BaseSettings):
     """All engine settings, one nested object per area."""
 
@@ -282,6 +294,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     @property
     def database_url(self) -> str:

@@ -103,7 +103,7 @@ def retry(
         reopen(engine, ids)
         try:
             sent = stages.send_pending(settings, prepared, wave)
-            console.print(f"{campaign} wave {wave_key}: {len(ids)} task list(s) retried, {sent} task(s) delivered")
+            console.print(f"{campaign} wave {wave_key}: {len(ids):,} task list(s) retried, {sent:,} task(s) delivered")
         except stages.WaveIncomplete as exc:
             failed = True
             console.print(f"[red]{escape(campaign)} wave {escape(wave_key)}: {escape(str(exc))}[/]", highlight=False)

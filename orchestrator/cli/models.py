@@ -134,7 +134,7 @@ def _read_file(path: Path, target: str, exclude: list[str]):  # noqa: ANN202
         names = source.names()
         frame = source.table.rename_columns(names).to_pandas()
     if source.invalid:
-        err.print(f"[yellow]{len(source.invalid)} unreadable row(s) of {path} left out[/]", highlight=False)
+        err.print(f"[yellow]{len(source.invalid):,} unreadable row(s) of {path} left out[/]", highlight=False)
     spelled = dict(zip(source.originals, names, strict=True))
 
     def resolve(column: str) -> str:

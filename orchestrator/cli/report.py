@@ -18,15 +18,15 @@ Registered in ``cli.py``: ``report_command`` as ``report``, the import commands 
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail, print_problems
+from orchestrator.cli.output import console, err, fail, print_json, print_problems
 from orchestrator.errors import ValidationFailed
 from orchestrator.settings import get_settings
 from orchestrator.success.campaign import build_campaign_report
@@ -74,12 +74,12 @@ def report_command(
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"the rules file of {campaign} has errors") from exc
+    if html is not None:  # a message, so on stderr: with --format json stdout holds only the JSON
+        err.print(f"HTML report written to {escape(str(write_html(report, html)))}", highlight=False, soft_wrap=True)
     if format_ == "json":
-        console.print_json(json.dumps(report.to_dict()))
+        print_json(report.to_dict())
     else:
         print_report(report, console)
-    if html is not None:
-        console.print(f"HTML report written to {write_html(report, html)}")
 
 
 def import_conversions_command(
@@ -186,12 +186,14 @@ def global_report_command(
         raise fail(str(exc)) from exc
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--month") from exc
+    if html is not None:
+        err.print(
+            f"HTML report written to {escape(str(write_global_html(report, html)))}", highlight=False, soft_wrap=True
+        )
     if format_ == "json":
-        console.print_json(json.dumps(report.to_dict()))
+        print_json(report.to_dict())
     else:
         print_global_report(report, console)
-    if html is not None:
-        console.print(f"HTML report written to {write_global_html(report, html)}")
 
 
 def _day(text: str | None, option: str) -> date | None:

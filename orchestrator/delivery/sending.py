@@ -34,7 +34,7 @@ from orchestrator.db.tables import WaveStatus
 from orchestrator.delivery.dispatch import deliver_batches
 from orchestrator.delivery.prepared import EMAIL, PreparedWave, message_builder, task_builder
 from orchestrator.execution.chunks import Mapper, id_ranges, in_process
-from orchestrator.execution.progress import counted_elsewhere, progress
+from orchestrator.execution.progress import Advance, counted_elsewhere, progress
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.journal import SendJournal
@@ -256,14 +256,14 @@ def _pending_count(engine: sa.Engine, wave_id: int, channel: str) -> int:
 
 
 def _journalled(
-    journal: SendJournal, results: list[DeliveryResult], advance: Callable[[int], None]
+    journal: SendJournal, results: list[DeliveryResult], advance: Advance
 ) -> Callable[[DeliveryResult], None]:
     """An ``on_result`` callback that journals each result, collects it in ``results`` and counts it."""
 
     def on_result(result: DeliveryResult) -> None:
         journal.append(result)
         results.append(result)
-        advance(1)
+        advance(1, failed=int(result.outcome != "sent"))
 
     return on_result
 
@@ -318,7 +318,7 @@ def send_email_chunk(
                         source=f"hard bounce, wave {wave.id}",
                         channel=EMAIL,
                     )
-                advance(len(skipped))
+                advance(len(skipped), failed=len(skipped))  # invalid address, render error: not sent
                 done.sent += sum(1 for r in results if r.outcome == "sent")
                 done.handled += len(outcomes)
                 if failure is not None:

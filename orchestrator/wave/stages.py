@@ -289,7 +289,7 @@ def render_selection(
         for part in mapper(render_chunk, calls):
             check.add(part)
             if counted_elsewhere(part.pid):
-                advance(part.rendered + part.errors)
+                advance(part.rendered + part.errors, failed=part.errors)
     return check
 
 
