@@ -17,16 +17,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, pause_flow_run, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.input import RunInput
+from pydantic import Field
 
 from flows.chunk_runner import prefect_mapper, task_runner
 from flows.run import flow_started
+from orchestrator.db import audit
+from orchestrator.db.engine import connect
 from orchestrator.db.tables import WaveStatus
+from orchestrator.ledger.approvals import ApprovalError
 from orchestrator.ledger.contacts import WaveRef
 from orchestrator.settings import ExecutionSettings, Settings, get_settings
-from orchestrator.wave import stages
+from orchestrator.wave import approval, stages
+
+APPROVAL_TIMEOUT = 3600
+"""Seconds a flow run paused for approval waits before it fails (the wave stays awaiting approval)."""
+
+
+class WaveApprovalInput(RunInput):
+    """The form the Prefect UI shows on a flow run paused for a wave's approval."""
+
+    approve: bool = Field(False, description="Approve the frozen plan shown in the description and send the wave.")
+    approver: str = Field(
+        "", max_length=100, description="Your name or user id, for the audit trail (no customer data)."
+    )
 
 
 @task(name="load", cache_policy=NO_CACHE)
@@ -90,6 +108,49 @@ def render_all(settings: Settings, prepared: stages.PreparedWave, selection) -> 
     return check
 
 
+@task(name="approval", cache_policy=NO_CACHE)
+def approval_gate(settings: Settings, prepared: stages.PreparedWave, wave: WaveRef) -> approval.Gate:
+    gate = approval.gate(settings, prepared, wave)
+    get_run_logger().info("%s, wave %s: %s", prepared.spec.name, wave.key, gate.message if not gate.approved else "approved")
+    return gate
+
+
+def _pause_here(wait_for_approval: bool | None) -> bool:
+    """Pause for approval input in this flow run? Asked explicitly, or (None) when the run was started from a
+    deployment by hand (the Prefect UI, ``prefect deployment run``), not by its schedule."""
+    if wait_for_approval is not None:
+        return wait_for_approval
+    context = FlowRunContext.get()
+    run = None if context is None else context.flow_run
+    return run is not None and run.deployment_id is not None and not run.auto_scheduled
+
+
+def wait_for_approval_input(
+    settings: Settings, prepared: stages.PreparedWave, wave: WaveRef, gate: approval.Gate, timeout: int
+) -> approval.Gate:
+    """Pause the flow run until someone answers the approval form in the Prefect UI; approve if they say so."""
+    logger = get_run_logger()
+    description = (
+        f"Approve wave {wave.key} of campaign {prepared.spec.name}: plan {gate.plan_sha256[:12]}. "
+        f"Sample messages: {gate.sample_path}. Or approve in a terminal: "
+        f"`campaign approve {prepared.spec.name} --wave {wave.key}`."
+    )
+    answer = pause_flow_run(
+        wait_for_input=WaveApprovalInput.with_initial_data(description=description),
+        timeout=timeout,
+        key=f"approval-{prepared.spec.name}-{wave.key}",
+    )
+    if not answer.approve:
+        logger.info("%s, wave %s: not approved in the Prefect UI; nothing sent", prepared.spec.name, wave.key)
+        return gate
+    who = f"prefect-ui:{answer.approver.strip() or 'unnamed'}"
+    try:
+        approval.approve(settings, prepared.spec.name, wave.key, actor=who)
+    except ApprovalError as exc:  # approved in a terminal meanwhile, or voided
+        logger.info("%s", exc)
+    return approval.gate(settings, prepared, wave)
+
+
 @task(name="record", cache_policy=NO_CACHE)
 def record(settings: Settings, wave: WaveRef, selection, as_of) -> tuple[int, int]:
     treated, held_out = stages.record(settings, wave, selection, as_of, snapshot_in_background=True)
@@ -116,18 +177,40 @@ def _artifact(summary: stages.WaveSummary) -> None:
 
 
 @flow(name="campaign_wave", log_prints=False, validate_parameters=True, task_runner=task_runner(ExecutionSettings()))
-def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = False) -> dict:
-    """Run one wave of the campaign in ``rules_path``: select, plan, render, record, send."""
-    return run_cycle(get_settings(), [rules_path], wave_key, dry_run)[0]
+def campaign_wave(
+    rules_path: str,
+    wave_key: str | None = None,
+    dry_run: bool = False,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int = APPROVAL_TIMEOUT,
+) -> dict:
+    """Run one wave of the campaign in ``rules_path``: select, plan, render, record, (approve,) send.
+
+    With ``approval: required`` in the rules file and ``wait_for_approval`` (None: when started from a
+    deployment by hand, not by its schedule) the run pauses for an approval form in the Prefect UI."""
+    return run_cycle(get_settings(), [rules_path], wave_key, dry_run, wait_for_approval, approval_timeout)[0]
 
 
 @flow(name="campaign_cycle", log_prints=False, validate_parameters=True, task_runner=task_runner(ExecutionSettings()))
-def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run: bool = False) -> list[dict]:
+def campaign_cycle(
+    rules_paths: list[str],
+    wave_key: str | None = None,
+    dry_run: bool = False,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int = APPROVAL_TIMEOUT,
+) -> list[dict]:
     """Run several campaigns as one cycle: each customer goes to at most one of them, channel capacity is shared."""
-    return run_cycle(get_settings(), rules_paths, wave_key, dry_run)
+    return run_cycle(get_settings(), rules_paths, wave_key, dry_run, wait_for_approval, approval_timeout)
 
 
-def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, dry_run: bool) -> list[dict]:
+def run_cycle(
+    settings: Settings,
+    rules_paths: list[str],
+    wave_key: str | None,
+    dry_run: bool,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int = APPROVAL_TIMEOUT,
+) -> list[dict]:
     """The stages of a cycle as tasks (inside a flow). Every file is validated before anything is recorded."""
     flow_started()
     prepared = [load(settings, path, wave_key) for path in rules_paths]
@@ -171,7 +254,28 @@ def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, 
         for i, cycle_plan in zip(fresh, plans, strict=True):
             record(settings, waves[i], cycle_plan, prepared[i].as_of)
     failures: list[BaseException] = []
+    engine = connect(settings)
+    actor = audit.current_actor()
     for p, w, summary in zip(prepared, waves, summaries, strict=True):
+        audit.record_now(
+            engine,
+            actor=actor,
+            action="wave-start",
+            campaign=p.spec.name,
+            subject=f"wave {w.key}",
+            counts={},
+            details={"wave": w.key, "rules_sha256": p.spec.sha256, "resumed": int(summary.already_recorded)},
+        )
+        if approval.needs_approval(p):
+            gate = approval_gate(settings, p, w)
+            if not gate.approved and _pause_here(wait_for_approval):
+                gate = wait_for_approval_input(settings, p, w, gate, approval_timeout)
+            if not gate.approved:
+                summary.approval = gate.message
+                stages.finish_summary(settings, summary)
+                _artifact(summary)
+                continue
+            summary.approval = gate.message
         try:
             summary.sent_now = send(settings, p, w)
         except stages.WaveIncomplete as exc:  # the other campaigns still send; the cycle reports it at the end
@@ -180,6 +284,15 @@ def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, 
         finally:
             stages.finish_summary(settings, summary)
             _artifact(summary)
+            audit.record_now(
+                engine,
+                actor=actor,
+                action="wave-finish",
+                campaign=p.spec.name,
+                subject=f"wave {w.key}",
+                counts={"sent_this_run": summary.sent_now, **summary.counts},
+                details={"wave": w.key, "status": summary.status or "", "rules_sha256": p.spec.sha256},
+            )
     if failures:
         raise failures[0] if len(failures) == 1 else stages.WaveIncomplete("; ".join(str(f) for f in failures))
     return [s.as_dict() for s in summaries]

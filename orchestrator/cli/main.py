@@ -23,6 +23,7 @@ from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
+from orchestrator.cli.governance import approve_command, audit_command
 from orchestrator.cli.models import models_app
 from orchestrator.cli.output import console, err, fail, print_problems
 from orchestrator.cli.policy import policy_app, suppressions_app
@@ -53,6 +54,8 @@ app.command("report-global")(global_report_command)
 app.command("api")(api_command)
 app.command("serve")(serve_command)
 app.command("erase")(erase_command)
+app.command("approve")(approve_command)
+app.command("audit")(audit_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
@@ -165,14 +168,16 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to ch
     """Check rules files against the schema, the customer table and their templates."""
     from orchestrator.customers.table import customer_columns
     from orchestrator.db.engine import connect
-    from orchestrator.wave.validation import has_errors, validate_campaign
+    from orchestrator.wave.validation import audit_validation, has_errors, validate_campaign
 
     settings = get_settings()
     engine = connect(settings)
     columns = customer_columns(engine, settings.database.customer_table)
     failed = False
     for file in files:
-        problems = validate_campaign(settings, file, columns, engine).problems
+        check = validate_campaign(settings, file, columns, engine)
+        audit_validation(engine, file, check)
+        problems = check.problems
         print_problems(problems)
         failed |= has_errors(problems)
         if not has_errors(problems):

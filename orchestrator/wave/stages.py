@@ -67,7 +67,7 @@ from orchestrator.targeting.selection import (
     score_and_cut,
     split,
 )
-from orchestrator.wave.validation import validate_campaign
+from orchestrator.wave.validation import audit_validation, validate_campaign
 
 __all__ = [
     "CHANNEL",
@@ -116,6 +116,7 @@ class WaveSummary:
     lost_to: dict[str, int] = field(default_factory=dict)  # arbitration: other campaign -> customers
     waiting: int = 0  # treated customers left for a later wave (channel full)
     dead_batches: int = 0
+    approval: str | None = None  # approval: required: what the approval step said (waiting: why, what to do)
 
     def as_dict(self) -> dict:
         return {
@@ -140,6 +141,7 @@ class WaveSummary:
             "lost_to": self.lost_to,
             "waiting_for_capacity": self.waiting,
             "dead_batches": self.dead_batches,
+            "approval": self.approval,
         }
 
     def count_selection(self, selection: Selection) -> None:
@@ -176,6 +178,7 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
             ]
         )
     check = validate_campaign(settings, rules_path, columns, engine)
+    audit_validation(engine, rules_path, check)
     check.raise_for_errors()
     if check.spec is None:  # a rules file that could not be read has errors: raised above
         raise ValidationFailed(check.problems)
