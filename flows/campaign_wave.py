@@ -36,6 +36,8 @@ from orchestrator.wave import approval, stages
 
 APPROVAL_TIMEOUT = 3600
 """Seconds a flow run paused for approval waits before it fails (the wave stays awaiting approval)."""
+APPROVAL_POLL_SECONDS = 5
+"""How often a paused flow run asks the Prefect API whether it was resumed."""
 
 
 class WaveApprovalInput(RunInput):
@@ -111,7 +113,9 @@ def render_all(settings: Settings, prepared: stages.PreparedWave, selection) -> 
 @task(name="approval", cache_policy=NO_CACHE)
 def approval_gate(settings: Settings, prepared: stages.PreparedWave, wave: WaveRef) -> approval.Gate:
     gate = approval.gate(settings, prepared, wave)
-    get_run_logger().info("%s, wave %s: %s", prepared.spec.name, wave.key, gate.message if not gate.approved else "approved")
+    get_run_logger().info(
+        "%s, wave %s: %s", prepared.spec.name, wave.key, gate.message if not gate.approved else "approved"
+    )
     return gate
 
 
@@ -138,6 +142,7 @@ def wait_for_approval_input(
     answer = pause_flow_run(
         wait_for_input=WaveApprovalInput.with_initial_data(description=description),
         timeout=timeout,
+        poll_interval=APPROVAL_POLL_SECONDS,
         key=f"approval-{prepared.spec.name}-{wave.key}",
     )
     if not answer.approve:
@@ -163,6 +168,56 @@ def send(settings: Settings, prepared: stages.PreparedWave, wave: WaveRef) -> in
     sent = stages.send_pending(settings, prepared, wave, mapper=prefect_mapper)
     get_run_logger().info("sent %d messages and tasks", sent)
     return sent
+
+
+def _approve_and_send(
+    settings: Settings,
+    p: stages.PreparedWave,
+    w: WaveRef,
+    summary: stages.WaveSummary,
+    wait_for_approval: bool | None,
+    approval_timeout: int,
+) -> stages.WaveIncomplete | None:
+    """Send the wave's pending contacts unless it waits for approval; audited (wave-start, wave-finish)."""
+    engine = connect(settings)
+    actor = audit.current_actor()
+    audit.record_now(
+        engine,
+        actor=actor,
+        action="wave-start",
+        campaign=p.spec.name,
+        subject=f"wave {w.key}",
+        counts={},
+        details={"wave": w.key, "rules_sha256": p.spec.sha256, "resumed": int(summary.already_recorded)},
+    )
+    if approval.needs_approval(p):
+        gate = approval_gate(settings, p, w)
+        if not gate.approved and _pause_here(wait_for_approval):
+            gate = wait_for_approval_input(settings, p, w, gate, approval_timeout)
+        summary.approval = gate.message
+        if not gate.approved:  # recorded, nothing sent: the summary says why and how to approve
+            stages.finish_summary(settings, summary)
+            _artifact(summary)
+            return None
+    failure = None
+    try:
+        summary.sent_now = send(settings, p, w)
+    except stages.WaveIncomplete as exc:
+        failure = exc
+        summary.error = str(exc)
+    finally:
+        stages.finish_summary(settings, summary)
+        _artifact(summary)
+        audit.record_now(
+            engine,
+            actor=actor,
+            action="wave-finish",
+            campaign=p.spec.name,
+            subject=f"wave {w.key}",
+            counts={"sent_this_run": summary.sent_now, **summary.counts},
+            details={"wave": w.key, "status": summary.status or "", "rules_sha256": p.spec.sha256},
+        )
+    return failure
 
 
 def _artifact(summary: stages.WaveSummary) -> None:
@@ -254,45 +309,10 @@ def run_cycle(
         for i, cycle_plan in zip(fresh, plans, strict=True):
             record(settings, waves[i], cycle_plan, prepared[i].as_of)
     failures: list[BaseException] = []
-    engine = connect(settings)
-    actor = audit.current_actor()
     for p, w, summary in zip(prepared, waves, summaries, strict=True):
-        audit.record_now(
-            engine,
-            actor=actor,
-            action="wave-start",
-            campaign=p.spec.name,
-            subject=f"wave {w.key}",
-            counts={},
-            details={"wave": w.key, "rules_sha256": p.spec.sha256, "resumed": int(summary.already_recorded)},
-        )
-        if approval.needs_approval(p):
-            gate = approval_gate(settings, p, w)
-            if not gate.approved and _pause_here(wait_for_approval):
-                gate = wait_for_approval_input(settings, p, w, gate, approval_timeout)
-            if not gate.approved:
-                summary.approval = gate.message
-                stages.finish_summary(settings, summary)
-                _artifact(summary)
-                continue
-            summary.approval = gate.message
-        try:
-            summary.sent_now = send(settings, p, w)
-        except stages.WaveIncomplete as exc:  # the other campaigns still send; the cycle reports it at the end
-            failures.append(exc)
-            summary.error = str(exc)
-        finally:
-            stages.finish_summary(settings, summary)
-            _artifact(summary)
-            audit.record_now(
-                engine,
-                actor=actor,
-                action="wave-finish",
-                campaign=p.spec.name,
-                subject=f"wave {w.key}",
-                counts={"sent_this_run": summary.sent_now, **summary.counts},
-                details={"wave": w.key, "status": summary.status or "", "rules_sha256": p.spec.sha256},
-            )
+        failure = _approve_and_send(settings, p, w, summary, wait_for_approval, approval_timeout)
+        if failure is not None:  # the other campaigns still send; the cycle reports it at the end
+            failures.append(failure)
     if failures:
         raise failures[0] if len(failures) == 1 else stages.WaveIncomplete("; ".join(str(f) for f in failures))
     return [s.as_dict() for s in summaries]

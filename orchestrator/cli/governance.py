@@ -102,7 +102,9 @@ def audit_command(
     for event in found:
         table.add_row(
             str(event.id),
-            event.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if event.occurred_at.tzinfo else str(event.occurred_at),
+            event.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            if event.occurred_at.tzinfo
+            else str(event.occurred_at),
             escape(event.actor),
             escape(event.action),
             escape(event.campaign or ""),

@@ -210,8 +210,16 @@ def explain(
     wave: Annotated[
         str | None, typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")
     ] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="One customer's path instead: which condition, policy filter, split or loss decided."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --customer: print the path as JSON.")] = False,
 ) -> None:
     """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
+    if customer is not None:
+        _explain_customer(rules_files, wave, customer, as_json)
+        return
     _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
     for plan in plans:
         if len(plans) > 1:
@@ -220,6 +228,33 @@ def explain(
         print_channels(console, plan)
     if len(plans) > 1:
         print_losses(console, plans)
+
+
+def _explain_customer(rules_files: list[Path], wave: str | None, customer: str, as_json: bool) -> None:
+    from orchestrator.wave import stages
+    from orchestrator.wave.explain import explain_customer
+
+    try:
+        paths = explain_customer(get_settings(), rules_files, customer, wave)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
+    except stages.WaveBlocked as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps([p.as_dict() for p in paths]))
+        return
+    marks = {True: "[green]passed[/]", False: "[red]stopped here[/]", None: ""}
+    for path in paths:
+        table = Table(
+            title=f"customer {escape(path.customer_id)} in campaign {escape(path.campaign)}, wave {path.wave}"
+        )
+        for column in ("stage", "check", "result", "note"):
+            table.add_column(column)
+        for step in path.steps:
+            table.add_row(escape(step.stage), escape(step.check), marks[step.passed], escape(step.note))
+        console.print(table)
+        console.print(f"[bold]{escape(path.outcome)}[/]: {escape(path.reason)}", highlight=False)
 
 
 @app.command()

@@ -67,6 +67,7 @@ def current_actor() -> str:
         user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
     return f"os:{user}"[:200]
 
+
 audit_events = table_of(AuditEvent)
 
 

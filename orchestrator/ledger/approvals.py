@@ -155,9 +155,7 @@ def freeze(
                 "frozen_at": utcnow(),
             },
         ).scalar_one()
-        conn.execute(
-            sa.update(waves).where(waves.c.id == wave_id).values(status=WaveStatus.AWAITING_APPROVAL.value)
-        )
+        conn.execute(sa.update(waves).where(waves.c.id == wave_id).values(status=WaveStatus.AWAITING_APPROVAL.value))
         audit.record(
             conn,
             actor=actor,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from orchestrator.db import audit
 from orchestrator.db.engine import connect
-from orchestrator.db.tables import Arm, ApprovalStatus
+from orchestrator.db.tables import ApprovalStatus, Arm
 from orchestrator.delivery.prepared import PreparedWave
 from orchestrator.ledger import approvals
 from orchestrator.ledger import contacts as ledger
@@ -88,7 +88,13 @@ def _write_sample(settings: Settings, prepared: PreparedWave, wave: ledger.WaveR
     stem = f"wave-{wave.id}-{prepared.spec.sha256[:8]}"
     body = json.dumps(
         [
-            {"channel": m.channel, "customer_id": m.customer_id, "variant": m.variant, "parts": m.parts, "error": m.error}
+            {
+                "channel": m.channel,
+                "customer_id": m.customer_id,
+                "variant": m.variant,
+                "parts": m.parts,
+                "error": m.error,
+            }
             for m in messages
         ],
         indent=1,

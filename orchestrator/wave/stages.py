@@ -47,7 +47,7 @@ from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.execution.chunks import Mapper, in_process
 from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.execution.progress import counted_elsewhere, progress
-from orchestrator.ledger import batches
+from orchestrator.ledger import batches, reasons
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.snapshots import (
     contact_columns,
@@ -335,6 +335,8 @@ def record(
     the sending does not wait for it (the flows do this).
     """
     engine = connect(settings)
+    if isinstance(selection, CampaignPlan):  # why each selected customer not recorded was not (replaced per wave)
+        reasons.write(engine, wave.id, selection.not_treated)
     counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
     if isinstance(selection, CampaignPlan):
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)

@@ -301,7 +301,11 @@ def audit_validation(engine: sa.Engine, path: Path, check: CampaignCheck, *, act
         except OSError:
             digest = "unreadable"
     errors = sum(p.severity == "error" for p in check.problems)
-    details: dict[str, str | int] = {"file": str(path)[-200:], "rules_sha256": digest, "result": "errors" if errors else "ok"}
+    details: dict[str, str | int] = {
+        "file": str(path)[-200:],
+        "rules_sha256": digest,
+        "result": "errors" if errors else "ok",
+    }
     for template in [*check.templates.values(), *check.task_templates.values()]:
         details[f"template {template.channel}/{template.name}"] = template.digest
     return audit.record_now(
