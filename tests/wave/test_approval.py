@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from orchestrator.db import audit
 from orchestrator.db.engine import connect
 from orchestrator.ledger import approvals
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, use_settings
 from tests.support.wave import WAVE, wave_settings_for
 
 APPROVE = f"campaign approve winback-email --wave {WAVE}"
@@ -133,26 +134,48 @@ def _paused_flow_run(timeout: float = 120.0):
     raise AssertionError(f"no flow run paused within {timeout} s")
 
 
-@pytest.mark.slow
-def test_a_paused_flow_run_resumed_with_approval_input_sends(approval_settings, smtp, customers):
-    from prefect import resume_flow_run
+def _deployment_run(rules) -> object:
+    """A flow run of a ``campaign_wave`` deployment, created by hand (as the UI's "Run" does), not yet started."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments.runner import EntrypointType
 
+    from flows.campaign_wave import campaign_wave
+
+    deployment = campaign_wave.to_deployment(
+        name=f"approval-{uuid.uuid4().hex[:8]}",
+        parameters={"rules_path": str(rules), "wave_key": WAVE, "approval_timeout": 300},
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    deployment_id = deployment.apply()
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run_from_deployment(deployment_id)
+
+
+@pytest.mark.slow
+def test_a_run_started_from_a_deployment_pauses_and_the_approval_input_resumes_it(approval_settings, smtp, customers):
+    from prefect import resume_flow_run
+    from prefect.flow_engine import run_flow
+
+    from flows.campaign_wave import campaign_wave
+
+    flow_run = _deployment_run(approval_settings.paths.rules_dir / "winback-email.yaml")
+    assert flow_run.deployment_id is not None and not flow_run.auto_scheduled
     result: dict = {}
 
-    def run() -> None:
-        try:
-            result["summary"] = _run(approval_settings, wait_for_approval=True, approval_timeout=300)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            result["error"] = exc
+    def run() -> None:  # what a worker does with the flow run
+        with use_settings(approval_settings):
+            result["state"] = run_flow(
+                campaign_wave, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+            )
 
     thread = threading.Thread(target=run)
     thread.start()
-    flow_run_id = _paused_flow_run()
-    assert not smtp.received  # paused before sending
-    resume_flow_run(flow_run_id, run_input={"approve": True, "approver": "jane.ops"})
+    assert _paused_flow_run() == flow_run.id
+    assert not smtp.received  # recorded, paused before sending
+    resume_flow_run(flow_run.id, run_input={"approve": True, "approver": "jane.ops"})
     thread.join(timeout=300)
-    assert not thread.is_alive() and "error" not in result, result.get("error")
-    summary = result["summary"]
+    assert not thread.is_alive()
+    summary = result["state"].result()
     assert summary["status"] == "completed" and summary["sent_this_run"] == len(smtp.received) > 300
     engine = connect(approval_settings)
     [approved] = audit.events(engine, "approve")
