@@ -140,13 +140,16 @@ def _deployment_run(rules) -> object:
     from prefect.deployments.runner import EntrypointType
 
     from flows.campaign_wave import campaign_wave
+    from flows.deployments import _synchronous
 
-    deployment = campaign_wave.to_deployment(
-        name=f"approval-{uuid.uuid4().hex[:8]}",
-        parameters={"rules_path": str(rules), "wave_key": WAVE, "approval_timeout": 300},
-        entrypoint_type=EntrypointType.MODULE_PATH,
+    deployment = _synchronous(
+        campaign_wave.to_deployment(
+            name=f"approval-{uuid.uuid4().hex[:8]}",
+            parameters={"rules_path": str(rules), "wave_key": WAVE, "approval_timeout": 300},
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
     )
-    deployment_id = deployment.apply()
+    deployment_id = _synchronous(deployment.apply())
     with get_client(sync_client=True) as client:
         return client.create_flow_run_from_deployment(deployment_id)
 
