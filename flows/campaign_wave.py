@@ -36,18 +36,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, pause_flow_run, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
+from prefect.input import RunInput
 from prefect.states import Cancelled
+from pydantic import Field
 
 from flows.chunk_runner import prefect_mapper, progress_mapper, task_runner
 from flows.run import DRY_RUN_TAG, SendPlan, campaign_tag, confirm_send, flow_started
+from orchestrator.db import audit
+from orchestrator.db.engine import connect
 from orchestrator.db.tables import WaveStatus
+from orchestrator.ledger.approvals import ApprovalError
 from orchestrator.ledger.contacts import WaveRef
 from orchestrator.settings import ExecutionSettings, Settings, get_settings
-from orchestrator.wave import artifacts, stages
+from orchestrator.wave import approval, artifacts, stages
 
 
 class CampaignLogger(logging.LoggerAdapter):
@@ -80,8 +86,6 @@ def run_name(campaigns: list[str], wave_key: str | None, dry_run: bool) -> str:
 
 def _flow_run_name() -> str:
     """The name of a ``campaign_wave``/``campaign_cycle`` run, from its parameters (Prefect calls this as it starts)."""
-    from prefect.context import FlowRunContext
-
     context = FlowRunContext.get()
     parameters = dict(context.parameters or {}) if context is not None else {}
     paths = parameters.get("rules_paths") or [parameters.get("rules_path") or "?"]
@@ -91,8 +95,6 @@ def _flow_run_name() -> str:
 def _tag_run(campaigns: list[str], dry_run: bool) -> None:
     """Add the run's ``campaign:<name>`` (and ``dry-run``) tags where its creator did not (deployment runs)."""
     from prefect.client.orchestration import get_client
-    from prefect.context import FlowRunContext
-
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return
@@ -108,6 +110,20 @@ def _tag_run(campaigns: list[str], dry_run: bool) -> None:
 def _named(fn, name: str):
     """The task ``fn`` with the run name ``name`` (a callable, so Prefect does not ``format()`` it)."""
     return fn.with_options(task_run_name=lambda: name)
+
+APPROVAL_TIMEOUT = 3600
+"""Seconds a flow run paused for approval waits before it fails (the wave stays awaiting approval)."""
+APPROVAL_POLL_SECONDS = 5
+"""How often a paused flow run asks the Prefect API whether it was resumed."""
+
+
+class WaveApprovalInput(RunInput):
+    """The form the Prefect UI shows on a flow run paused for a wave's approval."""
+
+    approve: bool = Field(False, description="Approve the frozen plan shown in the description and send the wave.")
+    approver: str = Field(
+        "", max_length=100, description="Your name or user id, for the audit trail (no customer data)."
+    )
 
 
 @task(name="load", cache_policy=NO_CACHE)
@@ -174,6 +190,52 @@ def render_all(settings: Settings, prepared: stages.PreparedWave, selection) -> 
     return check
 
 
+@task(name="approval", cache_policy=NO_CACHE)
+def approval_gate(settings: Settings, prepared: stages.PreparedWave, wave: WaveRef) -> approval.Gate:
+    gate = approval.gate(settings, prepared, wave)
+    get_run_logger().info(
+        "%s, wave %s: %s", prepared.spec.name, wave.key, gate.message if not gate.approved else "approved"
+    )
+    return gate
+
+
+def _pause_here(wait_for_approval: bool | None) -> bool:
+    """Pause for approval input in this flow run? Asked explicitly, or (None) when the run was started from a
+    deployment by hand (the Prefect UI, ``prefect deployment run``), not by its schedule."""
+    if wait_for_approval is not None:
+        return wait_for_approval
+    context = FlowRunContext.get()
+    run = None if context is None else context.flow_run
+    return run is not None and run.deployment_id is not None and not run.auto_scheduled
+
+
+def wait_for_approval_input(
+    settings: Settings, prepared: stages.PreparedWave, wave: WaveRef, gate: approval.Gate, timeout: int
+) -> approval.Gate:
+    """Pause the flow run until someone answers the approval form in the Prefect UI; approve if they say so."""
+    logger = get_run_logger()
+    description = (
+        f"Approve wave {wave.key} of campaign {prepared.spec.name}: plan {gate.plan_sha256[:12]}. "
+        f"Sample messages: {gate.sample_path}. Or approve in a terminal: "
+        f"`campaign approve {prepared.spec.name} --wave {wave.key}`."
+    )
+    answer = pause_flow_run(
+        wait_for_input=WaveApprovalInput.with_initial_data(description=description),
+        timeout=timeout,
+        poll_interval=APPROVAL_POLL_SECONDS,
+        key=f"approval-{prepared.spec.name}-{wave.key}",
+    )
+    if not answer.approve:
+        logger.info("%s, wave %s: not approved in the Prefect UI; nothing sent", prepared.spec.name, wave.key)
+        return gate
+    who = f"prefect-ui:{answer.approver.strip() or 'unnamed'}"
+    try:
+        approval.approve(settings, prepared.spec.name, wave.key, actor=who)
+    except ApprovalError as exc:  # approved in a terminal meanwhile, or voided
+        logger.info("%s", exc)
+    return approval.gate(settings, prepared, wave)
+
+
 @task(name="record", cache_policy=NO_CACHE)
 def record(settings: Settings, wave: WaveRef, selection, as_of, campaign: str) -> tuple[int, int]:
     treated, held_out = stages.record(settings, wave, selection, as_of, snapshot_in_background=True)
@@ -190,6 +252,56 @@ def send(settings: Settings, prepared: stages.PreparedWave, wave: WaveRef) -> in
     sent = stages.send_pending(settings, prepared, wave, mapper=mapper)
     campaign_logger(name).info("sent %s messages and tasks", f"{sent:,}")
     return sent
+
+
+def _approve_and_send(
+    settings: Settings,
+    p: stages.PreparedWave,
+    w: WaveRef,
+    summary: stages.WaveSummary,
+    wait_for_approval: bool | None,
+    approval_timeout: int,
+) -> stages.WaveIncomplete | None:
+    """Send the wave's pending contacts unless it waits for approval; audited (wave-start, wave-finish)."""
+    engine = connect(settings)
+    actor = audit.current_actor()
+    audit.record_now(
+        engine,
+        actor=actor,
+        action="wave-start",
+        campaign=p.spec.name,
+        subject=f"wave {w.key}",
+        counts={},
+        details={"wave": w.key, "rules_sha256": p.spec.sha256, "resumed": int(summary.already_recorded)},
+    )
+    if approval.needs_approval(p):
+        gate = approval_gate(settings, p, w)
+        if not gate.approved and _pause_here(wait_for_approval):
+            gate = wait_for_approval_input(settings, p, w, gate, approval_timeout)
+        summary.approval = gate.message
+        if not gate.approved:  # recorded, nothing sent: the summary says why and how to approve
+            stages.finish_summary(settings, summary)
+            _artifacts(settings, summary)
+            return None
+    failure = None
+    try:
+        summary.sent_now = send(settings, p, w)
+    except stages.WaveIncomplete as exc:
+        failure = exc
+        summary.error = str(exc)
+    finally:
+        stages.finish_summary(settings, summary)
+        _artifacts(settings, summary)
+        audit.record_now(
+            engine,
+            actor=actor,
+            action="wave-finish",
+            campaign=p.spec.name,
+            subject=f"wave {w.key}",
+            counts={"sent_this_run": summary.sent_now, **summary.counts},
+            details={"wave": w.key, "status": summary.status or "", "rules_sha256": p.spec.sha256},
+        )
+    return failure
 
 
 def _artifacts(settings: Settings, summary: stages.WaveSummary) -> None:
@@ -239,16 +351,25 @@ def _send_plan(settings: Settings, prepared, plans_by_index: dict[int, Any], wav
     validate_parameters=True,
     task_runner=task_runner(ExecutionSettings()),
 )
-def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = False) -> dict | State:
-    """Run one wave of the campaign in ``rules_path``: select, plan, render, record, send.
+def campaign_wave(
+    rules_path: str,
+    wave_key: str | None = None,
+    dry_run: bool = False,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int = APPROVAL_TIMEOUT,
+) -> dict | State:
+    """Run one wave of the campaign in ``rules_path``: select, plan, render, record, (approve,) send.
 
     Args:
         rules_path: The campaign's rules file (YAML), an absolute path or one relative to where the flow runs.
         wave_key: Label of the wave, normally its date (YYYY-MM-DD); the rules and the contact policy are
             evaluated at it. Empty: today. Running a recorded wave again sends only what is still pending.
         dry_run: True: select and render every message, record and send nothing (a rehearsal).
+        wait_for_approval: With ``approval: required`` in the rules file, pause for an approval form in the
+            Prefect UI. Empty: pause when started from a deployment by hand, not by its schedule.
+        approval_timeout: Seconds a run paused for approval waits before it fails (the wave stays awaiting approval).
     """
-    result = run_cycle(get_settings(), [rules_path], wave_key, dry_run)
+    result = run_cycle(get_settings(), [rules_path], wave_key, dry_run, wait_for_approval, approval_timeout)
     return result if not isinstance(result, list) else result[0]
 
 
@@ -259,7 +380,13 @@ def campaign_wave(rules_path: str, wave_key: str | None = None, dry_run: bool = 
     validate_parameters=True,
     task_runner=task_runner(ExecutionSettings()),
 )
-def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run: bool = False) -> list[dict] | State:
+def campaign_cycle(
+    rules_paths: list[str],
+    wave_key: str | None = None,
+    dry_run: bool = False,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int = APPROVAL_TIMEOUT,
+) -> list[dict] | State:
     """Run several campaigns as one cycle: each customer goes to at most one of them, channel capacity is shared.
 
     Args:
@@ -267,11 +394,21 @@ def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run:
         wave_key: Label of the cycle's waves, normally their date (YYYY-MM-DD); the rules and the contact
             policy are evaluated at it. Empty: today. Running a recorded wave again sends only what is still pending.
         dry_run: True: select and render every message, record and send nothing (a rehearsal).
+        wait_for_approval: With ``approval: required``, pause for an approval form in the Prefect UI. Empty:
+            pause when started from a deployment by hand, not by its schedule.
+        approval_timeout: Seconds a run paused for approval waits before it fails (the wave stays awaiting approval).
     """
-    return run_cycle(get_settings(), rules_paths, wave_key, dry_run)
+    return run_cycle(get_settings(), rules_paths, wave_key, dry_run, wait_for_approval, approval_timeout)
 
 
-def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, dry_run: bool) -> Any:
+def run_cycle(
+    settings: Settings,
+    rules_paths: list[str],
+    wave_key: str | None,
+    dry_run: bool,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int = APPROVAL_TIMEOUT,
+) -> Any:
     """The stages of a cycle as tasks (inside a flow). Every file is validated before anything is recorded.
 
     Returns the summaries, or a ``Cancelled`` state when the send was not confirmed (``flows.run``).
@@ -326,14 +463,9 @@ def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, 
         _named(record, f"record {name}")(settings, waves[i], cycle_plan, prepared[i].as_of, name)
     failures: list[BaseException] = []
     for p, w, summary in zip(prepared, waves, summaries, strict=True):
-        try:
-            summary.sent_now = send(settings, p, w)
-        except stages.WaveIncomplete as exc:  # the other campaigns still send; the cycle reports it at the end
-            failures.append(exc)
-            summary.error = str(exc)
-        finally:
-            stages.finish_summary(settings, summary)
-            _artifacts(settings, summary)
+        failure = _approve_and_send(settings, p, w, summary, wait_for_approval, approval_timeout)
+        if failure is not None:  # the other campaigns still send; the cycle reports it at the end
+            failures.append(failure)
     if failures:
         raise failures[0] if len(failures) == 1 else stages.WaveIncomplete("; ".join(str(f) for f in failures))
     return [s.as_dict() for s in summaries]

@@ -477,16 +477,38 @@ def _unschedule_stale(names: list[str]) -> None:
                 client.update_deployment(deployment.id, DeploymentUpdate(schedules=[]))
 
 
-def apply_plan(plan: DeploymentPlan) -> list[UUID]:
-    """Register the plan's deployments with the Prefect API (create or update); their ids."""
+def apply_plan(plan: DeploymentPlan, settings: Settings | None = None) -> list[UUID]:
+    """Register the plan's deployments with the Prefect API (create or update); their ids. With
+    ``settings``, the change is an audit event (``deployment-change``) in the engine database."""
     ids = [_synchronous(deployment.apply()) for deployment in plan.deployments]
     _unschedule_stale(plan.unscheduled())
+    if settings is not None:
+        _audit_deployments(settings, plan, "apply")
     return ids
 
 
+def _audit_deployments(settings: Settings, plan: DeploymentPlan, how: str) -> None:
+    """One ``deployment-change`` audit event: which deployments, which campaigns lost their schedule."""
+    from orchestrator.db import audit
+    from orchestrator.db.engine import connect
+
+    names = sorted(d.name for d in plan.deployments)
+    details: dict[str, str | int] = {"how": how, "deployments": ", ".join(names)[:200]}
+    if plan.unscheduled():
+        details["unscheduled"] = ", ".join(plan.unscheduled())[:200]
+    audit.record_now(
+        connect(settings),
+        actor=audit.current_actor(),
+        action="deployment-change",
+        subject=f"{len(names)} deployments",
+        counts={"deployments": len(names), "unscheduled": len(plan.unscheduled()), "skipped": len(plan.skipped)},
+        details=details,
+    )
+
+
 def apply_deployments(settings: Settings) -> list[UUID]:
-    """Register the deployments of the rules folder with the Prefect API, without serving them."""
-    return apply_plan(plan_deployments(settings))
+    """Register the deployments of the rules folder with the Prefect API, without serving them (audited)."""
+    return apply_plan(plan_deployments(settings), settings)
 
 
 def serve_deployments(settings: Settings, plan: DeploymentPlan | None = None) -> None:
@@ -501,6 +523,7 @@ def serve_deployments(settings: Settings, plan: DeploymentPlan | None = None) ->
     if not plan.deployments:
         raise ValueError(f"no scheduled campaign in {settings.paths.rules_dir}: nothing to serve")
     _unschedule_stale(plan.unscheduled())
+    _audit_deployments(settings, plan, "serve")
     serve(*plan.deployments, print_starting_message=False)
 
 

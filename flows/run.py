@@ -109,6 +109,8 @@ def run_cycle(
     dry_run: bool,
     on_started: Callable[[float], None] | None = None,
     confirm: Callable[[SendPlan], bool] | None = None,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int | None = None,
 ) -> list[dict]:
     """Run one campaign as ``campaign_wave`` or several as the ``campaign_cycle`` flow; returns the summaries.
 
@@ -121,28 +123,48 @@ def run_cycle(
     token = _on_started.set(None if on_started is None else lambda: on_started(time.perf_counter() - started))
     asked = _confirm.set(confirm)
     try:
-        return _run_cycle(settings, rules_files, wave=wave, dry_run=dry_run)
+        return _run_cycle(
+            settings,
+            rules_files,
+            wave=wave,
+            dry_run=dry_run,
+            wait_for_approval=wait_for_approval,
+            approval_timeout=approval_timeout,
+        )
     finally:
         _confirm.reset(asked)
         _on_started.reset(token)
 
 
-def _run_cycle(settings: Settings, rules_files: list[Path], *, wave: str | None, dry_run: bool) -> list[dict]:
+def _run_cycle(
+    settings: Settings,
+    rules_files: list[Path],
+    *,
+    wave: str | None,
+    dry_run: bool,
+    wait_for_approval: bool | None = None,
+    approval_timeout: int | None = None,
+) -> list[dict]:
     from prefect import tags
 
     from flows.campaign_wave import campaign_cycle, campaign_name, campaign_wave
     from flows.chunk_runner import task_runner
 
     runner = task_runner(settings.execution)
+    approval: dict[str, Any] = {"wait_for_approval": wait_for_approval}
+    if approval_timeout is not None:
+        approval["approval_timeout"] = approval_timeout
     state: State[Any]
     names = [campaign_name(str(f)) for f in rules_files]
     with use_settings(settings), tags(*run_tags(names, dry_run)):
         if len(rules_files) == 1:
             wave_flow = campaign_wave.with_options(task_runner=runner)
-            state = wave_flow(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True)
+            state = wave_flow(str(rules_files[0]), wave_key=wave, dry_run=dry_run, return_state=True, **approval)
         else:
             cycle_flow = campaign_cycle.with_options(task_runner=runner)
-            state = cycle_flow([str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True)
+            state = cycle_flow(
+                [str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True, **approval
+            )
     if state.is_cancelled():
         raise SendDeclined(state.message or "not confirmed: nothing was recorded or sent")
     result = state.result(raise_on_failure=False)

@@ -23,6 +23,7 @@ from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
+from orchestrator.cli.governance import approve_command, audit_command
 from orchestrator.cli.models import models_app
 from orchestrator.cli.output import console, err, fail, print_problems
 from orchestrator.cli.policy import policy_app, suppressions_app
@@ -55,6 +56,8 @@ app.command("api")(api_command)
 app.command("serve")(serve_command)
 app.command("status")(status_command)
 app.command("erase")(erase_command)
+app.command("approve")(approve_command)
+app.command("audit")(audit_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
@@ -167,14 +170,16 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to ch
     """Check rules files against the schema, the customer table and their templates."""
     from orchestrator.customers.table import customer_columns
     from orchestrator.db.engine import connect
-    from orchestrator.wave.validation import has_errors, validate_campaign
+    from orchestrator.wave.validation import audit_validation, has_errors, validate_campaign
 
     settings = get_settings()
     engine = connect(settings)
     columns = customer_columns(engine, settings.database.customer_table)
     failed = False
     for file in files:
-        problems = validate_campaign(settings, file, columns, engine).problems
+        check = validate_campaign(settings, file, columns, engine)
+        audit_validation(engine, file, check)
+        problems = check.problems
         print_problems(problems)
         failed |= has_errors(problems)
         if not has_errors(problems):
@@ -207,8 +212,16 @@ def explain(
     wave: Annotated[
         str | None, typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")
     ] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="One customer's path instead: which condition, policy filter, split or loss decided."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --customer: print the path as JSON.")] = False,
 ) -> None:
     """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
+    if customer is not None:
+        _explain_customer(rules_files, wave, customer, as_json)
+        return
     _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
     for plan in plans:
         if len(plans) > 1:
@@ -217,6 +230,33 @@ def explain(
         print_channels(console, plan)
     if len(plans) > 1:
         print_losses(console, plans)
+
+
+def _explain_customer(rules_files: list[Path], wave: str | None, customer: str, as_json: bool) -> None:
+    from orchestrator.wave import stages
+    from orchestrator.wave.explain import explain_customer
+
+    try:
+        paths = explain_customer(get_settings(), rules_files, customer, wave)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
+    except stages.WaveBlocked as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        console.print_json(json.dumps([p.as_dict() for p in paths]))
+        return
+    marks = {True: "[green]passed[/]", False: "[red]stopped here[/]", None: ""}
+    for path in paths:
+        table = Table(
+            title=f"customer {escape(path.customer_id)} in campaign {escape(path.campaign)}, wave {path.wave}"
+        )
+        for column in ("stage", "check", "result", "note"):
+            table.add_column(column)
+        for step in path.steps:
+            table.add_row(escape(step.stage), escape(step.check), marks[step.passed], escape(step.note))
+        console.print(table)
+        console.print(f"[bold]{escape(path.outcome)}[/]: {escape(path.reason)}", highlight=False)
 
 
 @app.command()

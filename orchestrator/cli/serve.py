@@ -74,7 +74,7 @@ def serve_command(
     if not plan.deployments:
         raise fail(f"no scheduled campaign in {settings.paths.rules_dir}: nothing to deploy")
     if register_only:
-        ids = apply_plan(plan)
+        ids = apply_plan(plan, settings)
         console.print(f"{len(ids)} deployment(s) registered; `campaign serve` starts their scheduled runs")
         broken = [s for s in plan.skipped if s.reason == "errors"]
         if broken:

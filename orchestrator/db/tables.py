@@ -33,6 +33,7 @@ class WaveStatus(StrEnum):
     SENDING = "sending"
     COMPLETED = "completed"  # every treated contact is sent, failed or skipped
     INCOMPLETE = "incomplete"  # some contacts still pending (transient failures); run again
+    AWAITING_APPROVAL = "awaiting_approval"  # recorded; nothing is sent until its frozen plan is approved
 
 
 class ContactStatus(StrEnum):
@@ -308,7 +309,10 @@ class AuditEvent(SQLModel, table=True):
     """
 
     __tablename__ = "audit_events"
-    __table_args__ = (sa.Index("ix_audit_events_action_time", "action", "occurred_at"),)
+    __table_args__ = (
+        sa.Index("ix_audit_events_action_time", "action", "occurred_at"),
+        sa.Index("ix_audit_events_campaign_time", "campaign", "occurred_at"),
+    )
 
     id: int | None = Field(
         default=None,
@@ -319,3 +323,59 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=50, nullable=False)
     subject: str | None = Field(default=None, max_length=200)
     counts: dict = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    campaign: str | None = Field(default=None, max_length=200, description="The campaign acted on, if any.")
+    details: dict | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.JSON, nullable=True),
+        description="Short non-personal facts: digests, wave key, model version, deployment names.",
+    )
+
+
+class ApprovalStatus(StrEnum):
+    AWAITING = "awaiting"  # the frozen plan waits for an approver
+    APPROVED = "approved"
+    VOID = "void"  # the rules file or a template changed after it was frozen or approved
+
+
+class WaveApproval(SQLModel, table=True):
+    """A wave's frozen plan and its approval (``orchestrator.ledger.approvals``): one row per freeze;
+    the newest row of a wave is the one that counts."""
+
+    __tablename__ = "wave_approvals"
+    __table_args__ = (sa.Index("ix_wave_approvals_wave", "wave_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    wave_id: int = Field(foreign_key="waves.id", nullable=False)
+    status: str = Field(default=ApprovalStatus.AWAITING, max_length=20, nullable=False)
+    plan_sha256: str = Field(max_length=64, nullable=False, description="Digest of counts, rules and templates.")
+    rules_sha256: str = Field(max_length=64, nullable=False)
+    templates: dict = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False), description="template -> sha256"
+    )
+    counts: dict = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False), description="arm / channel -> customers"
+    )
+    sample_path: str | None = Field(default=None, description="File of the rendered sample messages (0600).")
+    sample_sha256: str | None = Field(default=None, max_length=64)
+    frozen_at: datetime = Field(default_factory=utcnow, nullable=False)
+    decided_at: datetime | None = None
+    decided_by: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=500, description="Why it was voided (no personal data).")
+
+
+class ContactReason(SQLModel, table=True):
+    """Why a customer a wave selected was not treated, when the ledger has no contact row saying so
+    (below the score cut, lost to another campaign, no eligible channel, channel full). Written in
+    bulk with the wave's contacts (``orchestrator.ledger.reasons``)."""
+
+    __tablename__ = "contact_reasons"
+    __table_args__ = (sa.UniqueConstraint("wave_id", "customer_id", name="uq_contact_reasons_wave_customer"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    wave_id: int = Field(foreign_key="waves.id", nullable=False)
+    customer_id: str = Field(max_length=200, nullable=False, index=True)
+    reason: str = Field(max_length=30, nullable=False)
+    detail: str | None = Field(default=None, max_length=200, description="e.g. the campaign that won the customer")

@@ -454,6 +454,11 @@ class CampaignSpec(_Spec):
     allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
     success: SuccessSpec = Field(default_factory=SuccessSpec, description="How the campaign's success is measured.")
     learning: LearningSpec = Field(default_factory=_no_learning, description="Channel exploration for learning.")
+    approval: Literal["required", "none"] = Field(
+        "none",
+        description="required: a real wave is recorded, then sends nothing until its frozen plan (counts, rules "
+        "and template digests, a sample of messages) is approved (`campaign approve` or the Prefect UI).",
+    )
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
     include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")

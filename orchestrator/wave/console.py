@@ -39,7 +39,7 @@ def print_summary(console: Console, summary: dict) -> None:
             ("failed (permanent)", summary.get("ledger_failed", 0)),
             ("skipped (invalid address, render error)", summary.get("ledger_skipped", 0)),
             ("still pending", summary.get("ledger_pending", 0)),
-            ("wave status", summary["status"]),
+            ("wave status", str(summary["status"] or "").replace("_", " ")),
         ]
     for channel, n in sorted((summary.get("channels") or {}).items()):
         rows.append((f"treated on {channel}", n))
@@ -54,6 +54,8 @@ def print_summary(console: Console, summary: dict) -> None:
     if summary.get("funnel"):
         print_funnel(console, summary["funnel"], summary)
     console.print(table)
+    if summary.get("approval") and summary.get("status") == "awaiting_approval":
+        console.print(f"[yellow]{escape(summary['approval'])}[/]", highlight=False)
 
 
 def print_funnel(console: Console, funnel: list[dict], summary: dict | None = None) -> None:

@@ -47,7 +47,7 @@ from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.execution.chunks import Mapper, in_process
 from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.execution.progress import counted_elsewhere, progress
-from orchestrator.ledger import batches
+from orchestrator.ledger import batches, reasons
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.snapshots import (
     contact_columns,
@@ -67,7 +67,7 @@ from orchestrator.targeting.selection import (
     score_and_cut,
     split,
 )
-from orchestrator.wave.validation import validate_campaign
+from orchestrator.wave.validation import audit_validation, validate_campaign
 
 __all__ = [
     "CHANNEL",
@@ -116,6 +116,7 @@ class WaveSummary:
     lost_to: dict[str, int] = field(default_factory=dict)  # arbitration: other campaign -> customers
     waiting: int = 0  # treated customers left for a later wave (channel full)
     dead_batches: int = 0
+    approval: str | None = None  # approval: required: what the approval step said (waiting: why, what to do)
 
     def as_dict(self) -> dict:
         return {
@@ -140,6 +141,7 @@ class WaveSummary:
             "lost_to": self.lost_to,
             "waiting_for_capacity": self.waiting,
             "dead_batches": self.dead_batches,
+            "approval": self.approval,
         }
 
     def count_selection(self, selection: Selection) -> None:
@@ -176,6 +178,7 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
             ]
         )
     check = validate_campaign(settings, rules_path, columns, engine)
+    audit_validation(engine, rules_path, check)
     check.raise_for_errors()
     if check.spec is None:  # a rules file that could not be read has errors: raised above
         raise ValidationFailed(check.problems)
@@ -332,6 +335,8 @@ def record(
     the sending does not wait for it (the flows do this).
     """
     engine = connect(settings)
+    if isinstance(selection, CampaignPlan):  # why each selected customer not recorded was not (replaced per wave)
+        reasons.write(engine, wave.id, selection.not_treated)
     counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
     if isinstance(selection, CampaignPlan):
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)

@@ -285,5 +285,39 @@ def _empty_channels(settings: Settings, spec: CampaignSpec, policy, engine: sa.E
     return problems
 
 
+def audit_validation(engine: sa.Engine, path: Path, check: CampaignCheck, *, actor: str | None = None) -> int:
+    """Record one validation in the audit trail: the file, its digest and its templates' digests, how many
+    errors and warnings (never the messages: they may quote data). Returns the event's id."""
+    import hashlib
+
+    from orchestrator.db import audit
+
+    spec = check.spec
+    if spec is not None:
+        digest = spec.sha256
+    else:
+        try:
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            digest = "unreadable"
+    errors = sum(p.severity == "error" for p in check.problems)
+    details: dict[str, str | int] = {
+        "file": str(path)[-200:],
+        "rules_sha256": digest,
+        "result": "errors" if errors else "ok",
+    }
+    for template in [*check.templates.values(), *check.task_templates.values()]:
+        details[f"template {template.channel}/{template.name}"] = template.digest
+    return audit.record_now(
+        engine,
+        actor=actor or audit.current_actor(),
+        action="validate",
+        campaign=None if spec is None else spec.name,
+        subject=f"rules file {Path(path).name}"[:200],
+        counts={"errors": errors, "warnings": len(check.problems) - errors},
+        details=details,
+    )
+
+
 def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)

@@ -24,6 +24,8 @@ from flows.deployments import (
     next_runs,
     plan_deployments,
 )
+from orchestrator.db import audit
+from orchestrator.db.engine import connect
 from orchestrator.rules.spec import ScheduleSpec
 from orchestrator.settings import PathSettings, Settings, use_settings
 
@@ -227,8 +229,13 @@ def test_reapplying_updates_the_schedule_in_place(rules, prefect_api_url):
     hourly.write_text(hourly.read_text(encoding="utf-8").split("schedule:")[0], encoding="utf-8")
     plan = plan_deployments(rules["settings"])
     assert rules["hourly"] in plan.unscheduled()
-    apply_plan(plan)
+    apply_plan(plan, rules["settings"])
     assert _read(f"campaign_wave/{rules['hourly']}: wave").schedules == []
+    # the change is in the audit trail: which deployments, which campaign lost its schedule
+    [change] = audit.events(connect(rules["settings"]), "deployment-change")
+    assert change.details["unscheduled"] == rules["hourly"]
+    assert rules["weekly"] in change.details["deployments"]
+    assert change.counts["unscheduled"] == 1 and change.actor.startswith("os:")
 
 
 def test_retraining_scheduled_when_configured(rules, prefect_api_url):
