@@ -7,8 +7,8 @@ column is looked at again, column-wise:
 - blanks (empty, only spaces, or a null marker such as ``NA`` or ``n/a``) are NULL;
 - if every other value is a number, the column is numeric: ``integer`` when every value is a
   whole number within 64 bits, else ``number``;
-- if at most ``MAX_BAD_SHARE`` of the other values are not numbers (and at least
-  ``MIN_NUMBERS`` are), the column is still numeric and the cells that are not numbers are
+- if at most ``MAX_BAD_SHARE`` of the other values (or just one) are not numbers and at least
+  ``MIN_NUMBERS`` are, the column is still numeric and the cells that are not numbers are
   returned as bad cells: their rows are rejected with a reason, never the whole column turned
   into text without a word (``keep_text`` keeps a column as text);
 - otherwise the column is text.
@@ -112,7 +112,7 @@ def _text_or_numbers(column: pa.ChunkedArray, keep_text: bool) -> Settled:
     number = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER), False)
     numbers = int(pc.sum(pc.and_(number, pc.invert(blank))).as_py() or 0)
     not_numbers = values - numbers
-    if not_numbers and (numbers < MIN_NUMBERS or not_numbers > MAX_BAD_SHARE * values):
+    if not_numbers and (numbers < MIN_NUMBERS or not_numbers > max(1, MAX_BAD_SHARE * values)):
         return _text(column, f"text: {_count(values, 'values')}, {_count(not_numbers, 'not numbers')}")
     bad = pc.and_(pc.invert(number), pc.invert(blank))
     clean = pc.if_else(

@@ -27,8 +27,8 @@ guessed in a way that could overwrite or garble data; what was sniffed is in the
   and a NUL byte, with their lines.
 - **Bad rows** (wrong number of fields, no id, not a number in a numeric column) are skipped and
   reported by physical 1-based line number (Parquet: row number), and copied as they are to
-  ``reject_file`` when one is given (``report.reject_file``); ``strict=True`` turns any bad row
-  into ``ImportFailed``.
+  ``reject_file`` when one is given (``report.reject_file``; the reasons, ``file:line: reason``, go
+  to the same name with the suffix ``.txt``); ``strict=True`` turns any bad row into ``ImportFailed``.
 - **Writing**: the rows go into a temporary staging table (PostgreSQL ``COPY``, SQLite
   ``executemany``), then one ``INSERT ... SELECT ... ON CONFLICT (customer_id) DO UPDATE``. Existing
   customers are updated, new ones inserted, columns new in the file are added, columns missing in
@@ -118,6 +118,8 @@ def import_customers(
         records = {issue.record for issue in source.all_issues(issues)}
         reject_file.parent.mkdir(parents=True, exist_ok=True)
         source.write_rejects(records, reject_file)
+        reasons = "".join(f"{path}:{row.line}: {row.reason}\n" for row in report.bad_rows)
+        reject_file.with_suffix(".txt").write_text(reasons, encoding="utf-8")
         report.reject_file = reject_file
     try:
         with engine.begin() as conn:
