@@ -152,7 +152,7 @@ def import_customers_command(
     if delimiter is not None and len(delimiter) != 1:
         raise typer.BadParameter("one character, or 'tab'", param_hint="--delimiter")
     if reject_file is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         kind = ".parquet" if file.suffix.lower() in (".parquet", ".pq") else ".csv"
         reject_file = private_dir(settings.paths.data_dir / "rejects") / f"{file.name}-{stamp}.rejected{kind}"
     progress.enable(err)

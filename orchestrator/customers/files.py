@@ -547,14 +547,17 @@ def _refuse_unterminated_quotes(source: CustomerFile, unterminated: list[int]) -
         return
     lines = source.to_lines({record for record, _ in swallowing})
     bad = sorted(
-        BadRow(
-            lines[record],
-            "a quote opened on this line is never closed: it swallows every following line"
-            if not name
-            else f"the quoted value of column '{name}' starting on this line runs over lines that look like "
-            "rows of their own: a quote is probably never closed",
-        )
-        for record, name in swallowing
+        (
+            BadRow(
+                lines[record],
+                "a quote opened on this line is never closed: it swallows every following line"
+                if not name
+                else f"the quoted value of column '{name}' starting on this line runs over lines that look like "
+                "rows of their own: a quote is probably never closed",
+            )
+            for record, name in swallowing
+        ),
+        key=lambda row: row.line,
     )
     raise ImportFailed(
         source.path,

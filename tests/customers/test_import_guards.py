@@ -254,7 +254,7 @@ def test_command_reports_types_layout_and_skipped_rows(cli, engine, settings, tm
     result = cli(write(tmp_path, "people.csv", text))
 
     assert result.exit_code == 0, result.output
-    assert "delimiter │ ';' (sniffed" in result.output.replace("  ", "") or "';' (sniffed" in result.output
+    assert "';' (sniffed: the same count on every line)" in result.output
     assert "integer: 1 numbers, 1 blanks" in result.output
     rejects = list((settings.paths.data_dir / "rejects").glob("people.csv-*.rejected.csv"))
     assert len(rejects) == 1 and rejects[0].read_text() == "customer_id;age;note\nc2;40\n"
