@@ -36,8 +36,9 @@ MAX_BAD_SHARE = 0.01
 MIN_NUMBERS = 20
 
 NULL_MARKERS = sorted(set(pa_csv.ConvertOptions().null_values) - {""})
-_NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
-_WHOLE = r"^[-+]?\d{1,18}$"
+# Numbers without a leading "+": "+4930 123456" next to a blank written as " " stays text.
+_NUMBER = r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+_WHOLE = r"^-?\d{1,18}$"
 
 
 @dataclass
@@ -115,9 +116,7 @@ def _text_or_numbers(column: pa.ChunkedArray, keep_text: bool) -> Settled:
     if not_numbers and (numbers < MIN_NUMBERS or not_numbers > max(1, MAX_BAD_SHARE * values)):
         return _text(column, f"text: {_count(values, 'values')}, {_count(not_numbers, 'not numbers')}")
     bad = pc.and_(pc.invert(number), pc.invert(blank))
-    clean = pc.if_else(
-        pc.or_(blank, bad), pa.scalar(None, pa.string()), pc.replace_substring_regex(trimmed, r"^\+", "")
-    )
+    clean = pc.if_else(pc.or_(blank, bad), pa.scalar(None, pa.string()), trimmed)
     whole = pc.fill_null(pc.match_substring_regex(clean, _WHOLE), True)
     reason = f"{_count(numbers, 'numbers')}, {_count(blanks, 'blanks')}"
     if not_numbers:

@@ -148,14 +148,20 @@ def test_unknown_encoding_and_utf16_without_the_option(engine, tmp_path):
 
 
 def test_blanks_and_null_markers_keep_a_column_numeric(engine, tmp_path):
-    text = "customer_id,tenure,charges\nc1,1, 29.85\nc2, ,\nc3,NA,  \nc4,+7,1e3\n"
+    text = "customer_id,tenure,charges,phone\nc1,1, 29.85,+4930123\nc2, ,, \nc3,NA,  ,\nc4,-7,1e3,+4930456\n"
     report = import_customers(engine, write(tmp_path, "churn.csv", text))
 
     assert report.types["tenure"] == "integer: 2 numbers, 2 blanks"
     assert report.types["charges"] == "number: 2 numbers, 2 blanks"
     assert report.columns["tenure"] == "integer" and report.columns["charges"] == "number"
-    got = {k: (v["tenure"], v["charges"]) for k, v in rows(engine).items()}
-    assert got == {"c1": (1, 29.85), "c2": (None, None), "c3": (None, None), "c4": (7, 1000.0)}
+    assert report.columns["phone"] == "text"  # a leading '+' is not a number: phone numbers stay as they are
+    got = {k: (v["tenure"], v["charges"], v["phone"]) for k, v in rows(engine).items()}
+    assert got == {
+        "c1": (1, 29.85, "+4930123"),
+        "c2": (None, None, " "),
+        "c3": (None, None, None),
+        "c4": (-7, 1000.0, "+4930456"),
+    }
 
 
 def _numbers_with_one_word(tmp_path: Path) -> Path:
