@@ -34,6 +34,7 @@ __all__ = ["MAX_BAD_SHARE", "MIN_NUMBERS", "Settled", "settle_column"]
 
 MAX_BAD_SHARE = 0.01
 MIN_NUMBERS = 20
+PREFIX_ROWS = 2_000  # a column whose first rows already hold too many words is text: no need to read on
 
 NULL_MARKERS = sorted(set(pa_csv.ConvertOptions().null_values) - {""})
 # Numbers without a leading "+": "+4930 123456" next to a blank written as " " stays text.
@@ -100,21 +101,24 @@ def _text(column: pa.ChunkedArray, reason: str) -> Settled:
 
 
 def _text_or_numbers(column: pa.ChunkedArray, keep_text: bool) -> Settled:
-    trimmed = pc.utf8_trim_whitespace(column)
-    blank = pc.fill_null(
-        pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, value_set=pa.array(NULL_MARKERS, pa.string()))), True
-    )
+    if keep_text:
+        return _text(column, _text_reason(column, "kept as text (--text)"))
+    # Most text columns show words in their first rows: decide on those without looking further.
+    head = min(len(column), PREFIX_ROWS + int(3 * MAX_BAD_SHARE * len(column)))
+    if head < len(column):
+        trimmed, blank = _trimmed(column[:head])
+        if _not_numbers(trimmed, blank) > max(1, MAX_BAD_SHARE * len(column)):
+            return _text(column, _text_reason(column, f"more than {MAX_BAD_SHARE:.0%} of them not numbers"))
+    trimmed, blank = _trimmed(column)
     blanks = int(pc.sum(blank).as_py() or 0)
     values = len(column) - blanks
-    if keep_text:
-        return _text(column, f"text: {_count(values, 'values')}, {_count(blanks, 'blanks')} (--text)")
     if values == 0:
         return Settled(pa.nulls(len(column), pa.string()), f"text: no values, {_count(len(column), 'blanks')}")
     number = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER), False)
     numbers = int(pc.sum(pc.and_(number, pc.invert(blank))).as_py() or 0)
     not_numbers = values - numbers
     if not_numbers and (numbers < MIN_NUMBERS or not_numbers > max(1, MAX_BAD_SHARE * values)):
-        return _text(column, f"text: {_count(values, 'values')}, {_count(not_numbers, 'not numbers')}")
+        return _text(column, _text_reason(column, f"{_count(not_numbers, 'not numbers')}"))
     bad = pc.and_(pc.invert(number), pc.invert(blank))
     clean = pc.if_else(pc.or_(blank, bad), pa.scalar(None, pa.string()), trimmed)
     whole = pc.fill_null(pc.match_substring_regex(clean, _WHOLE), True)
@@ -124,6 +128,25 @@ def _text_or_numbers(column: pa.ChunkedArray, keep_text: bool) -> Settled:
     if pc.all(whole).as_py():
         return Settled(clean.cast(pa.int64()), "integer: " + reason, _mask(bad, not_numbers))
     return Settled(clean.cast(pa.float64()), "number: " + reason, _mask(bad, not_numbers))
+
+
+def _text_reason(column: pa.ChunkedArray, why: str) -> str:
+    """``text: N values, M blanks, why``; a text column's blanks are its empty cells (NULL once loaded)."""
+    blanks = column.null_count + int(pc.sum(pc.equal(column, "")).as_py() or 0)
+    return f"text: {_count(len(column) - blanks, 'values')}, {_count(blanks, 'blanks')}, {why}"
+
+
+def _trimmed(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """The values without surrounding spaces, and which are blanks (empty, spaces, a null marker or null)."""
+    trimmed = pc.utf8_trim_whitespace(column)
+    markers = pa.array(NULL_MARKERS, pa.string())
+    blank = pc.fill_null(pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, value_set=markers)), True)
+    return trimmed, blank
+
+
+def _not_numbers(trimmed: pa.ChunkedArray, blank: pa.ChunkedArray) -> int:
+    number = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER), False)
+    return int(pc.sum(pc.and_(pc.invert(number), pc.invert(blank))).as_py() or 0)
 
 
 def _mask(bad: pa.ChunkedArray, count: int) -> np.ndarray | None:

@@ -536,6 +536,8 @@ def _refuse_unterminated_quotes(source: CustomerFile, unterminated: list[int]) -
     for name, column in zip(source.originals, source.table.columns, strict=True):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
+        if not _may_contain(column, b"\n"):
+            continue
         multiline = pc.fill_null(pc.match_substring(column, "\n"), False)
         if not pc.any(multiline).as_py():
             continue
@@ -573,6 +575,8 @@ def _refuse_nul_bytes(source: CustomerFile) -> None:
     for name, column in zip(source.originals, source.table.columns, strict=True):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
+        if not _may_contain(column, b"\x00"):
+            continue
         hit = pc.fill_null(pc.match_substring(column, "\x00"), False)
         if pc.any(hit).as_py():
             found |= hit.to_numpy(zero_copy_only=False)
@@ -588,3 +592,12 @@ def _refuse_nul_bytes(source: CustomerFile) -> None:
         "cannot store; remove it (the file may be damaged, or UTF-16: then give --encoding utf-16)",
         bad_rows=bad,
     )
+
+
+def _may_contain(column: pa.ChunkedArray, byte: bytes) -> bool:
+    """Whether a value of the string ``column`` may hold ``byte``: one scan of the data buffers, no value by value."""
+    for chunk in column.chunks:
+        data = chunk.buffers()[2]
+        if data is not None and data.to_pybytes().find(byte) >= 0:
+            return True
+    return False

@@ -191,14 +191,14 @@ def test_text_option_keeps_a_column_as_text(engine, tmp_path):
     text = "customer_id,zip\nc1,01234\nc2,75001\n"
     report = import_customers(engine, write(tmp_path, "zip.csv", text), text_columns=["zip"])
 
-    assert report.columns["zip"] == "text" and report.types["zip"] == "text: 2 values, 0 blanks (--text)"
+    assert report.columns["zip"] == "text" and report.types["zip"] == "text: 2 values, 0 blanks, kept as text (--text)"
     assert rows(engine)["c1"]["zip"] == "01234"
 
 
 def test_a_mostly_text_column_stays_text(engine, tmp_path):
     report = import_customers(engine, write(tmp_path, "a.csv", "customer_id,code\nc1,12\nc2,AB\nc3,7\n"))
 
-    assert report.types["code"] == "text: 3 values, 1 not numbers" and report.bad_rows == []
+    assert report.types["code"] == "text: 3 values, 0 blanks, 1 not numbers" and report.bad_rows == []
 
 
 # --- quotes and NUL bytes ----------------------------------------------------------------------------
@@ -277,3 +277,16 @@ def test_command_refuses_a_second_file_without_ids(cli, engine, tmp_path):
     assert len(rows(engine)) == 6
     tab = cli(write(tmp_path, "c.tsv", "customer_id\tx\nc1\t1\n"), "--delimiter", "tab")
     assert tab.exit_code == 0, tab.output
+
+
+def test_long_columns_words_early_and_one_word_late():
+    from orchestrator.customers.columns import settle_column
+
+    names = settle_column(Path("x.csv"), "name", pa.chunked_array([["Anna", "Ben"] * 2_500]))
+    assert names.reason == "text: 5,000 values, 0 blanks, more than 1% of them not numbers" and names.bad is None
+    numbers = [str(i) for i in range(5_000)]
+    numbers[4_990] = "n.a."
+    spend = settle_column(Path("x.csv"), "spend", pa.chunked_array([numbers]))
+    assert spend.reason == "integer: 4,999 numbers, 0 blanks, 1 rejected as not numbers"
+    assert spend.bad is not None and spend.bad.nonzero()[0].tolist() == [4_990]
+    assert spend.column[4_990].as_py() is None and spend.column[4_999].as_py() == 4_999
