@@ -290,3 +290,14 @@ def test_long_columns_words_early_and_one_word_late():
     assert spend.reason == "integer: 4,999 numbers, 0 blanks, 1 rejected as not numbers"
     assert spend.bad is not None and spend.bad.nonzero()[0].tolist() == [4_990]
     assert spend.column[4_990].as_py() is None and spend.column[4_999].as_py() == 4_999
+
+
+def test_telecom_churn_total_charges():
+    """The churn file's TotalCharges: 7,032 amounts and 11 blanks written as a space."""
+    from orchestrator.customers.columns import settle_column
+
+    values = [f"{20 + i * 0.35:.2f}" for i in range(7_032)] + [" "] * 11
+    settled = settle_column(Path("churn.csv"), "TotalCharges", pa.chunked_array([values]))
+
+    assert settled.reason == "number: 7,032 numbers, 11 blanks" and settled.bad is None
+    assert settled.column.type == pa.float64() and settled.column.null_count == 11
