@@ -11,7 +11,8 @@
   month: what all campaigns together add (``orchestrator.success.global_control``).
 * ``import conversions FILE [--strict]``: purchases/goals to attribute to waves.
 * ``import results FILE --campaign NAME --arm-column arm --control-label control --outcome visited ...
-  [--covariate COLUMN ...]``: a campaign run elsewhere, with pre-period covariates.
+  [--covariate COLUMN ...] [--generate-ids]``: a campaign run elsewhere, with pre-period covariates
+  (``--generate-ids`` for a file without a customer id column).
 
 Registered in ``cli.py``: ``report_command`` as ``report``, the import commands on ``import_app``.
 """
@@ -116,6 +117,12 @@ def import_results_command(
     arm_column: Annotated[str, typer.Option(help="Column naming each customer's arm.")] = "arm",
     control_label: Annotated[str, typer.Option(help="The arm value of the control group.")] = "control",
     id_column: Annotated[str, typer.Option(help="Column with the customer id.")] = "customer_id",
+    generate_ids: Annotated[
+        bool,
+        typer.Option(
+            "--generate-ids", help="The file has no id column: give each row an id of its own (campaign/wave/row)."
+        ),
+    ] = False,
     wave: Annotated[str | None, typer.Option(help="Wave key; default the file name.")] = None,
     wave_date: Annotated[str | None, typer.Option("--date", help="Date the campaign ran, e.g. 2026-03-01.")] = None,
     covariate: Annotated[
@@ -147,6 +154,7 @@ def import_results_command(
             wave_date=day,
             settings=get_settings(),
             covariates=covariate,
+            generate_ids=generate_ids,
         )
     except ValidationFailed as exc:
         print_problems(exc.problems)
