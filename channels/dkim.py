@@ -146,7 +146,7 @@ def signer_for(settings: DkimSettings, sender: str) -> DkimSigner | None:
             raise ValueError(
                 f"No DKIM key signs mail from {domain!r} (CAMPAIGN_DKIM_REQUIRED is set; keys for: {known}). "
                 "Set CAMPAIGN_DKIM_PRIVATE_KEY_FILE, CAMPAIGN_DKIM_SELECTOR and CAMPAIGN_DKIM_DOMAIN for it, "
-                "or add it to CAMPAIGN_DKIM_KEYS."
+                "or add it to CAMPAIGN_DKIM_SIGNING_KEYS."
             )
         return None
     try:

@@ -148,7 +148,7 @@ class DkimSettings(BaseSettings):
     """DKIM signing of outgoing e-mail (``channels.dkim``).
 
     One key (``CAMPAIGN_DKIM_PRIVATE_KEY`` or ``CAMPAIGN_DKIM_PRIVATE_KEY_FILE``, with
-    ``CAMPAIGN_DKIM_SELECTOR`` and ``CAMPAIGN_DKIM_DOMAIN``) and/or more in ``CAMPAIGN_DKIM_KEYS``
+    ``CAMPAIGN_DKIM_SELECTOR`` and ``CAMPAIGN_DKIM_DOMAIN``) and/or more in ``CAMPAIGN_DKIM_SIGNING_KEYS``
     (a JSON list of ``{"domain", "selector", "private_key" | "private_key_file"}``). A sender is
     signed with the key of its From domain, or of a parent domain of it (DMARC relaxed alignment).
     """
@@ -159,7 +159,7 @@ class DkimSettings(BaseSettings):
     private_key_file: Path | None = Field(None, description="File holding the default key's private key (PEM).")
     selector: str | None = Field(None, pattern=_SELECTOR, description="Selector of the default key.")
     domain: str | None = Field(None, pattern=_DOMAIN, description="Signing domain of the default key.")
-    keys: tuple[DkimKey, ...] = Field((), description="More keys, one per signing domain (JSON list).")
+    signing_keys: tuple[DkimKey, ...] = Field((), description="More keys, one per signing domain (JSON list).")
     required: bool = Field(
         False, description="Refuse to send e-mail from a sender without a DKIM key (instead of sending it unsigned)."
     )
@@ -176,8 +176,8 @@ class DkimSettings(BaseSettings):
         return value
 
     def all_keys(self) -> list[DkimKey]:
-        """The default key (when set) and ``keys``."""
-        found = list(self.keys)
+        """The default key (when set) and ``signing_keys``."""
+        found = list(self.signing_keys)
         if self.domain and self.selector and (self.private_key is not None or self.private_key_file is not None):
             default = DkimKey(
                 domain=self.domain,

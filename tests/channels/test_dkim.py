@@ -124,7 +124,7 @@ def test_signer_for_picks_the_key_of_the_sender_domain_or_its_parent(key_pair, t
         private_key=pem.decode(),
         selector="s2026",
         domain="bank.example",
-        keys=(DkimKey(domain="shop.example", selector="mail", private_key_file=key_file),),
+        signing_keys=(DkimKey(domain="shop.example", selector="mail", private_key_file=key_file),),
     )
     signer = signer_for(settings, "News <news@bank.example>")
     assert signer is not None and (signer.domain, signer.selector) == ("bank.example", "s2026")
