@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -351,6 +352,17 @@ class ExecutionSettings(BaseSettings):
         None,
         description="Scheduler address of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; unset: a local cluster.",
     )
+    now: datetime | None = Field(
+        None,
+        description="The time send windows are checked at (ISO 8601 with offset, e.g. 2026-11-24T21:30:00+00:00); "
+        "unset = the real clock. For replays and tests.",
+    )
+
+    def current_time(self) -> datetime:
+        """``now`` when set (naive = UTC), else the real time; always timezone-aware."""
+        if self.now is None:
+            return datetime.now(UTC)
+        return self.now if self.now.tzinfo is not None else self.now.replace(tzinfo=UTC)
 
 
 class Settings(BaseSettings):
