@@ -95,6 +95,7 @@ def _flow_run_name() -> str:
 def _tag_run(campaigns: list[str], dry_run: bool) -> None:
     """Add the run's ``campaign:<name>`` (and ``dry-run``) tags where its creator did not (deployment runs)."""
     from prefect.client.orchestration import get_client
+
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return
@@ -110,6 +111,7 @@ def _tag_run(campaigns: list[str], dry_run: bool) -> None:
 def _named(fn, name: str):
     """The task ``fn`` with the run name ``name`` (a callable, so Prefect does not ``format()`` it)."""
     return fn.with_options(task_run_name=lambda: name)
+
 
 APPROVAL_TIMEOUT = 3600
 """Seconds a flow run paused for approval waits before it fails (the wave stays awaiting approval)."""

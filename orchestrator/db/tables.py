@@ -34,6 +34,7 @@ class WaveStatus(StrEnum):
     COMPLETED = "completed"  # every treated contact is sent, failed or skipped
     INCOMPLETE = "incomplete"  # some contacts still pending (transient failures); run again
     AWAITING_APPROVAL = "awaiting_approval"  # recorded; nothing is sent until its frozen plan is approved
+    WAITING = "waiting"  # the contacts still pending wait for their send window; run again after it opens
 
 
 class ContactStatus(StrEnum):
@@ -115,6 +116,10 @@ class Contact(SQLModel, table=True):
         default=None,
         max_length=500,
         description="The campaign's channels the customer was eligible for, comma-separated.",
+    )
+    send_after: datetime | None = Field(
+        default=None,
+        description="A pending contact outside its channel's send window: the (UTC) time its next slot opens.",
     )
     batch_id: int | None = Field(
         default=None,

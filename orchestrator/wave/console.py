@@ -47,6 +47,10 @@ def print_summary(console: Console, summary: dict) -> None:
         rows.append((f"lost to campaign {winner}", n))
     if summary.get("waiting_for_capacity"):
         rows.append(("waiting for channel capacity", summary["waiting_for_capacity"]))
+    if summary.get("waiting_for_window"):
+        rows.append(
+            (f"waiting for their send window (next slot {summary['next_send_slot']})", summary["waiting_for_window"])
+        )
     if summary.get("dead_batches"):
         rows.append(("task lists rejected (campaign dlq list)", summary["dead_batches"]))
     for label, value in rows:

@@ -117,6 +117,8 @@ class WaveSummary:
     waiting: int = 0  # treated customers left for a later wave (channel full)
     dead_batches: int = 0
     approval: str | None = None  # approval: required: what the approval step said (waiting: why, what to do)
+    window_waiting: int = 0  # pending contacts waiting for their channel's send window
+    next_slot: str | None = None  # when the first of them may be sent (ISO 8601, UTC)
 
     def as_dict(self) -> dict:
         return {
@@ -142,6 +144,8 @@ class WaveSummary:
             "waiting_for_capacity": self.waiting,
             "dead_batches": self.dead_batches,
             "approval": self.approval,
+            "waiting_for_window": self.window_waiting,
+            "next_send_slot": self.next_slot,
         }
 
     def count_selection(self, selection: Selection) -> None:
@@ -374,6 +378,8 @@ def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     summary.by_channel = ledger.channel_counts(engine, wave_id)
     summary.channels = {ch: sum(v.values()) for ch, v in summary.by_channel.items()}
     summary.dead_batches = batches.batch_counts(engine, wave_id)["dead"]
+    summary.window_waiting, next_slot = ledger.waiting_counts(engine, wave_id, settings.execution.current_time())
+    summary.next_slot = next_slot.isoformat() if next_slot is not None else None
     summary.lost_to = {
         winner: n for campaign, winner, n in ledger.losses_of(engine, summary.wave_key) if campaign == summary.campaign
     }

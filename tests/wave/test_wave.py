@@ -264,3 +264,34 @@ def test_hard_bounces_fail_the_contact_and_go_to_the_suppression_list(settings, 
         )
     assert bounced and bounced <= set(emails.values())
     assert set(suppressed) == bounced and set(suppressed.values()) == {"hard_bounce"}
+
+
+@pytest.mark.slow
+def test_a_wave_sends_every_email_dkim_signed(wave_settings, smtp, customers):
+    """With a DKIM key for the sender's domain in the settings, every message the SMTP server gets verifies."""
+    import base64
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from orchestrator.settings import DkimSettings
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    signed = wave_settings.model_copy(
+        update={"dkim": DkimSettings(private_key=pem, selector="w2026", domain="acme.example", required=True)}
+    )
+    summary = _run(signed)
+    assert summary["sent_this_run"] == len(smtp.received) > 0
+
+    def dns(name: bytes, timeout: float = 5) -> bytes | None:  # noqa: ARG001 - dkimpy's dnsfunc signature
+        return record if name == b"w2026._domainkey.acme.example." else None
+
+    for received in smtp.received:
+        assert dkim.verify(received.raw, dnsfunc=dns)
+        assert b"list-unsubscribe-post" in received.raw.split(b"\r\n\r\n")[0].lower().split(b"h=")[1][:400]

@@ -10,7 +10,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0009_19b"
-down_revision = "0008"
+down_revision = "0009_19a"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,94 @@
+"""Send windows in a whole wave: contacts outside their window wait in the ledger, a later run sends them.
+
+The clock is the settings' ``execution.now`` (``CAMPAIGN_EXECUTION_NOW``), so the two runs are
+two moments of one Tuesday; the SMTP server, the Prefect API and the databases are real.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from orchestrator.ledger import contacts as ledger
+from orchestrator.settings import Settings
+from tests.support.wave import RULES, wave_settings_for
+
+WINDOWED = """
+policy:
+  timezone: Europe/Berlin
+  send_windows:
+    email: {window: "08:00-20:00", days: mon-fri}
+"""
+
+
+def _at(settings: Settings, moment: datetime) -> Settings:
+    return settings.model_copy(update={"execution": settings.execution.model_copy(update={"now": moment})})
+
+
+def _run(settings: Settings, rules):
+    from flows.run import run_campaign
+
+    return run_campaign(settings, rules, wave="2026-11-24", dry_run=False)
+
+
+@pytest.mark.slow
+def test_contacts_outside_their_window_wait_and_a_later_run_sends_them(
+    settings, smtp, customers, prefect_api_url, tmp_path
+):
+    rules = tmp_path / "winback-windowed.yaml"
+    rules.write_text(RULES.read_text() + WINDOWED)
+    with customers.begin() as conn:  # a third of the customers live in Tokyo, the rest have no zone (Berlin)
+        conn.execute(sa.text("ALTER TABLE customers ADD COLUMN timezone VARCHAR(64)"))
+        ids = conn.execute(sa.text("SELECT customer_id FROM customers ORDER BY customer_id")).scalars().all()
+        tokyo = set(ids[::3])
+        conn.execute(
+            sa.text("UPDATE customers SET timezone = 'Asia/Tokyo' WHERE customer_id = :id"), [{"id": i} for i in tokyo]
+        )
+        emails = dict(conn.execute(sa.text("SELECT email, customer_id FROM customers")).all())
+    base = wave_settings_for(settings, smtp.port)
+
+    # Tuesday 06:00 UTC: 07:00 in Berlin (closed), 15:00 in Tokyo (open)
+    first = _run(_at(base, datetime(2026, 11, 24, 6, 0, tzinfo=UTC)), rules)
+    sent_first = [emails[address] for address in smtp.recipients]
+    assert sent_first and set(sent_first) <= tokyo
+    assert first["status"] == "waiting" and first["sent_this_run"] == len(sent_first)
+    with customers.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                ledger.contacts.c.customer_id,
+                ledger.contacts.c.status,
+                ledger.contacts.c.send_after,
+                ledger.contacts.c.detail,
+            ).where(ledger.contacts.c.arm == "treatment")
+        ).all()
+    waiting = [r for r in rows if r.status == "pending"]
+    assert waiting and all(r.customer_id not in tokyo for r in waiting)
+    assert {r.send_after.replace(tzinfo=None) for r in waiting} == {datetime(2026, 11, 24, 7, 0)}  # 08:00 Berlin
+    assert all(r.detail == "waiting for the email window 08:00-20:00 mon,tue,wed,thu,fri" for r in waiting)
+    assert first["waiting_for_window"] == len(waiting) == first["ledger_pending"]
+    assert first["next_send_slot"] == "2026-11-24T07:00:00+00:00"
+    assert not [r for r in rows if r.status == "pending" and r.customer_id in tokyo]
+
+    # the same moment again: nothing more goes out, nobody is dropped
+    again = _run(_at(base, datetime(2026, 11, 24, 6, 30, tzinfo=UTC)), rules)
+    assert again["sent_this_run"] == 0 and again["status"] == "waiting" and len(smtp.recipients) == len(sent_first)
+
+    # 07:30 UTC: 08:30 in Berlin, the window is open: the waiting contacts are sent, each once
+    later = _run(_at(base, datetime(2026, 11, 24, 7, 30, tzinfo=UTC)), rules)
+    assert later["status"] == "completed" and later["ledger_pending"] == 0 and later["waiting_for_window"] == 0
+    assert later["sent_this_run"] == len(smtp.recipients) - len(sent_first) > 0
+    assert Counter(smtp.recipients).most_common(1)[0][1] == 1
+    sent_later = {emails[address] for address in smtp.recipients[len(sent_first) :]}
+    assert sent_later == {r.customer_id for r in waiting} - skipped_ids(customers)
+
+
+def skipped_ids(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.select(ledger.contacts.c.customer_id).where(ledger.contacts.c.status == "skipped")
+            ).scalars()
+        )
