@@ -245,7 +245,7 @@ def plan(
     days = {p.as_of for p in prepared}
     if len(keys) > 1 or len(days) > 1:
         raise ValueError("the campaigns of one cycle must run under one wave key")
-    capacity = load_capacity(settings.paths.rules_dir)
+    capacity = load_capacity(settings.paths.rules_dir, {name for p in prepared for name in p.spec.channels.names()})
     used = used_capacity(engine, next(iter(days))) if days else {}
     taken = ledger.cycle_customers(engine, next(iter(keys)), exclude=[p.spec.name for p in prepared]) if keys else {}
     global_shares = [
