@@ -127,6 +127,21 @@ def campaign_cycle(rules_paths: list[str], wave_key: str | None = None, dry_run:
     return run_cycle(get_settings(), rules_paths, wave_key, dry_run)
 
 
+def _select_and_record(
+    settings: Settings, prepared: list[stages.PreparedWave], waves: list[WaveRef], fresh: list[int], summaries: list
+) -> None:
+    candidates = [select_and_score(settings, p, False) for p in prepared]
+    plans = plan(settings, prepared, candidates, False)
+    for i, cycle_plan, p in zip(fresh, plans, prepared, strict=True):
+        summaries[i].render = render_sample(settings, p, cycle_plan)
+        summaries[i].count_plan(cycle_plan)
+    problems = [problem for i in fresh for problem in summaries[i].render.problems]
+    if any(summaries[i].render.errors for i in fresh):
+        raise stages.ValidationFailed(problems)
+    for wave, cycle_plan, p in zip(waves, plans, prepared, strict=True):
+        record(settings, wave, cycle_plan, p.as_of)
+
+
 def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, dry_run: bool) -> list[dict]:
     """The stages of a cycle as tasks (inside a flow). Every file is validated before anything is recorded."""
     flow_started()
@@ -144,7 +159,7 @@ def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, 
             _artifact(summary)
         return [s.as_dict() for s in summaries]
     waves = [open_wave(settings, p) for p in prepared]
-    fresh = [i for i, w in enumerate(waves) if w.status == WaveStatus.SELECTING]
+    fresh = [i for i, w in enumerate(waves) if w.status in (WaveStatus.SELECTING, WaveStatus.FAILED)]
     logger = get_run_logger()
     for i, (p, w) in enumerate(zip(prepared, waves, strict=True)):
         summaries[i].wave_id = w.id
@@ -160,16 +175,13 @@ def run_cycle(settings: Settings, rules_paths: list[str], wave_key: str | None, 
                     w.key,
                 )
     if fresh:
-        candidates = [select_and_score(settings, prepared[i], False) for i in fresh]
-        plans = plan(settings, [prepared[i] for i in fresh], candidates, False)
-        for i, cycle_plan in zip(fresh, plans, strict=True):
-            summaries[i].render = render_sample(settings, prepared[i], cycle_plan)
-            summaries[i].count_plan(cycle_plan)
-        problems = [problem for i in fresh for problem in summaries[i].render.problems]
-        if any(summaries[i].render.errors for i in fresh):
-            raise stages.ValidationFailed(problems)
-        for i, cycle_plan in zip(fresh, plans, strict=True):
-            record(settings, waves[i], cycle_plan, prepared[i].as_of)
+        try:
+            _select_and_record(settings, [prepared[i] for i in fresh], [waves[i] for i in fresh], fresh, summaries)
+        except BaseException as exc:
+            failure = stages.unrecorded_failure(settings, [prepared[i] for i in fresh], [waves[i] for i in fresh], exc)
+            if failure is exc:
+                raise
+            raise failure from exc
     failures: list[BaseException] = []
     for p, w, summary in zip(prepared, waves, summaries, strict=True):
         try:

@@ -284,7 +284,7 @@ def run(
 ) -> None:
     """Run one wave of one or more campaigns as a Prefect flow."""
     from flows.prefect_api import PrefectUnavailable
-    from orchestrator.wave.stages import WaveBlocked, WaveIncomplete
+    from orchestrator.wave.stages import WaveBlocked, WaveFailed, WaveIncomplete
 
     if not as_json:
         progress.enable(err)
@@ -314,7 +314,7 @@ def run(
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
-    except (WaveIncomplete, WaveBlocked, PrefectUnavailable) as exc:
+    except (WaveIncomplete, WaveBlocked, WaveFailed, PrefectUnavailable) as exc:
         raise fail(str(exc)) from exc
     if as_json:
         console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))

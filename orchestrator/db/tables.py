@@ -33,6 +33,7 @@ class WaveStatus(StrEnum):
     SENDING = "sending"
     COMPLETED = "completed"  # every treated contact is sent, failed or skipped
     INCOMPLETE = "incomplete"  # some contacts still pending (transient failures); run again
+    FAILED = "failed"  # the run stopped before the ledger was written (nothing recorded); the next run selects afresh
 
 
 class ContactStatus(StrEnum):
