@@ -431,7 +431,7 @@ def run_cycle(
             _artifacts(settings, summary)
         return [s.as_dict() for s in summaries]
     waves = [_named(open_wave, f"open wave {p.spec.name}")(settings, p) for p in prepared]
-    fresh = [i for i, w in enumerate(waves) if w.status == WaveStatus.SELECTING]
+    fresh = [i for i, w in enumerate(waves) if w.status in (WaveStatus.SELECTING, WaveStatus.FAILED)]
     for i, (p, w) in enumerate(zip(prepared, waves, strict=True)):
         summaries[i].wave_id = w.id
         if i not in fresh:
@@ -444,25 +444,38 @@ def run_cycle(
                 )
     plans_by_index: dict[int, Any] = {}
     if fresh:
-        candidates = [select_and_score(settings, prepared[i], True) for i in fresh]
-        plans = plan(settings, [prepared[i] for i in fresh], candidates, True)
-        for i, cycle_plan in zip(fresh, plans, strict=True):
-            plans_by_index[i] = cycle_plan
-            summaries[i].render = _named(render_sample, f"render sample {prepared[i].spec.name}")(
-                settings, prepared[i], cycle_plan
-            )
-            summaries[i].count_plan(cycle_plan)
-        problems = [problem for i in fresh for problem in summaries[i].render.problems]
-        if any(summaries[i].render.errors for i in fresh):
-            raise stages.ValidationFailed(problems)
+        try:
+            candidates = [select_and_score(settings, prepared[i], True) for i in fresh]
+            plans = plan(settings, [prepared[i] for i in fresh], candidates, True)
+            for i, cycle_plan in zip(fresh, plans, strict=True):
+                plans_by_index[i] = cycle_plan
+                summaries[i].render = _named(render_sample, f"render sample {prepared[i].spec.name}")(
+                    settings, prepared[i], cycle_plan
+                )
+                summaries[i].count_plan(cycle_plan)
+            problems = [problem for i in fresh for problem in summaries[i].render.problems]
+            if any(summaries[i].render.errors for i in fresh):
+                raise stages.ValidationFailed(problems)
+        except BaseException as exc:
+            failure = stages.unrecorded_failure(settings, [prepared[i] for i in fresh], [waves[i] for i in fresh], exc)
+            if failure is exc:
+                raise
+            raise failure from exc
     send_plan = _send_plan(settings, prepared, plans_by_index, waves)
     if not confirm_send(send_plan):
         message = f"not confirmed ({send_plan.question()} no): nothing was recorded or sent"
         get_run_logger().warning(message)
         return Cancelled(message=message)
-    for i, cycle_plan in plans_by_index.items():
-        name = prepared[i].spec.name
-        _named(record, f"record {name}")(settings, waves[i], cycle_plan, prepared[i].as_of, name)
+    try:
+        for i, cycle_plan in plans_by_index.items():
+            name = prepared[i].spec.name
+            _named(record, f"record {name}")(settings, waves[i], cycle_plan, prepared[i].as_of, name)
+    except BaseException as exc:
+        opened = list(plans_by_index)
+        failure = stages.unrecorded_failure(settings, [prepared[i] for i in opened], [waves[i] for i in opened], exc)
+        if failure is exc:
+            raise
+        raise failure from exc
     failures: list[BaseException] = []
     for p, w, summary in zip(prepared, waves, summaries, strict=True):
         failure = _approve_and_send(settings, p, w, summary, wait_for_approval, approval_timeout)

@@ -115,11 +115,16 @@ def run_cycle(
     """Run one campaign as ``campaign_wave`` or several as the ``campaign_cycle`` flow; returns the summaries.
 
     The flow runs with ``settings`` and its chunk tasks on the task runner of ``settings.execution``.
+    Prefect's API is the configured one or its temporary server, started first with the engine's
+    timeout (``flows.prefect_api``; raises ``PrefectUnavailable`` if it does not answer).
     ``on_started(seconds)`` is called when the flow's body starts, with the seconds Prefect took to
     get there from this call (importing it and the flows, starting its API, creating the flow run).
     ``confirm(plan)`` is asked before a real wave is recorded (see the module docstring).
     """
+    from flows.prefect_api import ensure_prefect_api
+
     started = time.perf_counter()
+    ensure_prefect_api(settings)
     token = _on_started.set(None if on_started is None else lambda: on_started(time.perf_counter() - started))
     asked = _confirm.set(confirm)
     try:

@@ -377,6 +377,26 @@ class ReportSettings(BaseSettings):
     )
 
 
+class PrefectSettings(BaseSettings):
+    """How the engine reaches the Prefect API its flows run against.
+
+    With ``PREFECT_API_URL`` set (Prefect's own setting) flows use that running server. Without
+    it, the first command that runs a flow starts Prefect's temporary server in a subprocess and
+    waits up to ``startup_timeout`` seconds for it to answer (Prefect's own default of 20 s is
+    too short for a busy machine; the value is also applied to
+    ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``).
+    """
+
+    model_config = _config("prefect")
+
+    startup_timeout: float = Field(
+        180.0,
+        ge=1,
+        le=3600,
+        description="Seconds to wait for Prefect's temporary API server to start (no PREFECT_API_URL set).",
+    )
+
+
 class Settings(BaseSettings):
     """All engine settings, one nested object per area."""
 
@@ -391,6 +411,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
 
     @property
     def database_url(self) -> str:

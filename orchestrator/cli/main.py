@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,21 +64,20 @@ import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
 
 
+PREFECT_COMMANDS = frozenset({"run", "demo", "serve", "models"})  # the commands that may run a flow
+
+
 @app.callback()
-def _prefect_defaults(ctx: typer.Context) -> None:
-    """While a command runs, an ephemeral Prefect server it starts sends no usage telemetry (unless told otherwise);
-    every file it writes is its user's alone (umask 077: files 0600, folders 0700)."""
+def _process_defaults(ctx: typer.Context) -> None:
+    """Every file a command writes is its user's alone (umask 077: files 0600, folders 0700). Commands that
+    run flows get the engine's Prefect defaults (``flows.prefect_api.prefect_defaults``: no usage telemetry
+    from the temporary server, its start-up timeout ``CAMPAIGN_PREFECT_STARTUP_TIMEOUT``); the others do
+    not import Prefect at all."""
     os.umask(0o077)
-    ctx.with_resource(analytics_opt_out())
+    if ctx.invoked_subcommand in PREFECT_COMMANDS and not {"--help", "-h"} & set(sys.argv):
+        from flows.prefect_api import prefect_defaults
 
-
-def analytics_opt_out():
-    """Prefect settings whose default for ``PREFECT_SERVER_ANALYTICS_ENABLED`` is false; a value set in the
-    environment, `.env` or a Prefect profile still wins. The ephemeral server (started by the first flow
-    run without ``PREFECT_API_URL``) gets the current Prefect settings as its environment."""
-    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
-
-    return temporary_settings(set_defaults={PREFECT_SERVER_ANALYTICS_ENABLED: False})
+        ctx.with_resource(prefect_defaults(get_settings()))
 
 
 # --- db -----------------------------------------------------------------------------------
@@ -393,8 +393,9 @@ def run(
     A real send asks first, after selecting and planning and before anything is recorded:
     "send 12,400 contacts through 3 channels? [y/N]". Without a terminal to ask at, pass --yes.
     """
+    from flows.prefect_api import PrefectUnavailable
     from flows.run import SendDeclined, SendPlan
-    from orchestrator.wave.stages import WaveBlocked, WaveIncomplete
+    from orchestrator.wave.stages import WaveBlocked, WaveFailed, WaveIncomplete
 
     if not as_json:
         progress.enable(err)
@@ -441,7 +442,7 @@ def run(
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
-    except (WaveIncomplete, WaveBlocked) as exc:
+    except (WaveIncomplete, WaveBlocked, WaveFailed, PrefectUnavailable) as exc:
         raise fail(str(exc)) from exc
     if as_json:
         console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
@@ -472,12 +473,13 @@ def demo(
     ),
 ) -> None:
     """The whole loop on local servers: three waves, outcomes posted back, retraining, success reports."""
+    from flows.prefect_api import PrefectUnavailable
     from orchestrator.demo.run import DemoFilesMissing, run_demo
 
     progress.enable(err)
     try:
         run_demo(output, customers, console=console)
-    except DemoFilesMissing as exc:
+    except (DemoFilesMissing, PrefectUnavailable) as exc:
         raise fail(str(exc)) from exc
 
 

@@ -35,6 +35,7 @@ class WaveStatus(StrEnum):
     INCOMPLETE = "incomplete"  # some contacts still pending (transient failures); run again
     AWAITING_APPROVAL = "awaiting_approval"  # recorded; nothing is sent until its frozen plan is approved
     WAITING = "waiting"  # the contacts still pending wait for their send window; run again after it opens
+    FAILED = "failed"  # the run stopped before the ledger was written (nothing recorded); the next run selects afresh
 
 
 class ContactStatus(StrEnum):

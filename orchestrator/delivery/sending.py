@@ -135,6 +135,35 @@ def _send_pending(
     mapper: Mapper,
 ) -> int:
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
+    try:
+        return _send_channels(settings, prepared, wave, engine, channel_factory, task_channel_factory, mapper)
+    except Exception as exc:
+        if isinstance(exc, WaveIncomplete):
+            raise
+        # never left in 'sending': what was sent is recorded, the rest stays pending for the next run
+        ledger.set_wave_status(engine, wave.id, WaveStatus.INCOMPLETE)
+        pending = ledger.wave_counts(engine, wave.id)["pending"]
+        first = str(exc).splitlines()[0][:500] if str(exc) else "no detail"
+        raise WaveIncomplete(
+            f"sending wave '{wave.key}' of {prepared.spec.name} stopped ({type(exc).__name__}: {first}); "
+            f"{pending} contact(s) stay pending (wave status 'incomplete'). Fix the cause, then send them: "
+            f"{_resume(prepared)}"
+        ) from exc
+
+
+def _resume(prepared: PreparedWave) -> str:
+    return f"campaign run {prepared.spec.source} --wave {prepared.wave_key}"
+
+
+def _send_channels(
+    settings: Settings,
+    prepared: PreparedWave,
+    wave: ledger.WaveRef,
+    engine: sa.Engine,
+    channel_factory: ChannelFactory,
+    task_channel_factory: TaskChannelFactory,
+    mapper: Mapper,
+) -> int:
     sent_now = 0
     failures: list[str] = []
     with SendJournal(journal_path(settings, wave.id)) as journal:  # the wave's lock
@@ -188,7 +217,7 @@ def _send_pending(
         if remaining:
             parts.append(
                 f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); "
-                "they stay pending: run the wave again to send them"
+                f"they stay pending: run the wave again to send them ({_resume(prepared)})"
             )
         if dead:
             parts.append(

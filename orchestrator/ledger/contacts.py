@@ -129,7 +129,7 @@ def record_contacts(
         wave = conn.execute(
             sa.select(waves.c.status, waves.c.selected, waves.c.control).where(waves.c.id == wave_id).with_for_update()
         ).one()
-        if wave.status != WaveStatus.SELECTING:
+        if wave.status not in (WaveStatus.SELECTING, WaveStatus.FAILED):
             return wave.selected - wave.control, wave.control
         now = raw_timestamp(conn, utcnow())
         day = (
@@ -473,6 +473,20 @@ def set_wave_status(engine: sa.Engine, wave_id: int, status: WaveStatus) -> None
         values["finished_at"] = utcnow()
     with engine.begin() as conn:
         conn.execute(waves.update().where(waves.c.id == wave_id).values(**values))
+
+
+def fail_unrecorded(engine: sa.Engine, wave_id: int) -> bool:
+    """Mark a wave whose run stopped before its ledger was written ``failed`` (only from ``selecting``); True if so.
+
+    Nothing of it was recorded; the next run of the wave selects it afresh.
+    """
+    with engine.begin() as conn:
+        done = conn.execute(
+            waves.update()
+            .where(waves.c.id == wave_id, waves.c.status == WaveStatus.SELECTING)
+            .values(status=WaveStatus.FAILED, finished_at=utcnow())
+        )
+    return bool(done.rowcount)
 
 
 def wave_status(engine: sa.Engine, wave_id: int) -> str:

@@ -132,6 +132,7 @@ def _check_document(
             problems += check_audience(condition, columns, positions)
         problems += _check_channel_columns(data, columns, positions)
         problems += _check_covariates(data, columns, positions)
+    problems += _check_required_payload(data, positions)
     problems += check_lists(data, positions, base=path.parent, engine=engine)
     return spec, problems
 
@@ -196,6 +197,36 @@ def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions
                     problems.append(
                         positions.problem(loc, f"{what} holds {columns[column]} values, not {holds}", at=at)
                     )
+    return problems
+
+
+def _check_required_payload(data: dict, positions: Positions) -> list[Problem]:
+    """Every section key a channel's payload needs at send time names a column (``ColumnKey.required_by``):
+    a field-force visit needs a customer name, so a section without ``name_columns`` fails here, not at the send."""
+    channels = data.get("channels")
+    if not isinstance(channels, dict):
+        return []
+    problems: list[Problem] = []
+    for kind in kinds():
+        section = channels.get(kind.name)
+        if not isinstance(section, dict):
+            continue
+        for column_key in kind.columns:
+            if column_key.required_by is None:
+                continue
+            given = section.get(column_key.key, column_key.default)
+            if given in ((), [], None, ""):
+                at: Literal["key", "value"] = "value" if column_key.key in section else "key"
+                loc = ("channels", kind.name, column_key.key) if at == "value" else ("channels", kind.name)
+                example = f", e.g. {column_key.key}: {column_key.example}" if column_key.example else ""
+                problems.append(
+                    positions.problem(
+                        loc,
+                        f"channel {kind.name}: every task needs a {column_key.required_by.replace('_', ' ')}; "
+                        f"name the customer columns it is made of with '{column_key.key}'{example}",
+                        at=at,
+                    )
+                )
     return problems
 
 

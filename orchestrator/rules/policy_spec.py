@@ -36,7 +36,7 @@ table. The SQL conditions built from a policy are in ``orchestrator.targeting.po
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -332,8 +332,13 @@ def check_policy(
     positions: Positions | None = None,
     *,
     loc: Sequence[str | int] = (),
+    channels: Collection[str] | None = None,
 ) -> list[Problem]:
     """Problems with the consent columns: each must exist in the customer table and be boolean.
+
+    With ``channels`` (those a campaign uses) only their consent columns are checked: a policy
+    entry for a channel the campaign does not use never stops it (e-mail only on a table
+    without phone data).
 
     ``policy`` is a ``PolicySpec`` or the raw mapping read from YAML (then columns are checked
     even when other keys are invalid). ``positions`` and ``loc`` (where the policy mapping is
@@ -350,6 +355,8 @@ def check_policy(
     for channel, column in consent.items():
         if not isinstance(column, str) or not _COLUMN.match(column):
             continue  # reported by the model
+        if channels is not None and channel not in channels:
+            continue
         here = (*loc, "consent", channel)
         if column not in columns:
             hint = did_you_mean(column, columns) or ""

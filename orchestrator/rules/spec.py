@@ -317,7 +317,9 @@ class ScoresSpec(_Spec):
     """Selection by a scoring model of the registry (``campaign models train``)."""
 
     model: str = Field(description="Registered model name; its champion version scores the audience.")
-    version: int | None = Field(None, strict=True, ge=1, description="A fixed model version instead of the champion.")
+    version: int | None = Field(
+        None, strict=True, ge=1, le=2**31 - 1, description="A fixed model version instead of the champion."
+    )
     min_score: float | None = Field(
         None,
         ge=-1,
@@ -327,7 +329,7 @@ class ScoresSpec(_Spec):
             "e.g. 0 = only a positive effect."
         ),
     )
-    top: int | None = Field(None, strict=True, ge=1, description="Keep the N best-scoring customers.")
+    top: int | None = Field(None, strict=True, ge=1, le=2**31 - 1, description="Keep the N best-scoring customers.")
     top_percent: float | None = Field(None, gt=0, le=100, description="Keep the best-scoring N percent.")
 
     @field_validator("model")

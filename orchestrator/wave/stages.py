@@ -87,6 +87,7 @@ __all__ = [
     "Selection",
     "ValidationFailed",
     "WaveBlocked",
+    "WaveFailed",
     "WaveIncomplete",
     "WaveSummary",
 ]
@@ -252,7 +253,7 @@ def plan(
     days = {p.as_of for p in prepared}
     if len(keys) > 1 or len(days) > 1:
         raise ValueError("the campaigns of one cycle must run under one wave key")
-    capacity = load_capacity(settings.paths.rules_dir)
+    capacity = load_capacity(settings.paths.rules_dir, {name for p in prepared for name in p.spec.channels.names()})
     used = used_capacity(engine, next(iter(days))) if days else {}
     taken = ledger.cycle_customers(engine, next(iter(keys)), exclude=[p.spec.name for p in prepared]) if keys else {}
     global_shares = [
@@ -359,6 +360,41 @@ def record(
 
 
 # --- summary ------------------------------------------------------------------------------
+
+
+class WaveFailed(RuntimeError):
+    """A wave run stopped by an unexpected error; the message says what is recorded and the command that resumes."""
+
+
+def resume_command(prepared: Sequence[PreparedWave]) -> str:
+    """The ``campaign run`` command that runs these waves again (same files, same wave key)."""
+    files = " ".join(str(p.spec.source) for p in prepared)
+    return f"campaign run {files} --wave {prepared[0].wave_key}" if prepared else "campaign run"
+
+
+def unrecorded_failure(
+    settings: Settings, prepared: Sequence[PreparedWave], waves: Sequence[ledger.WaveRef], error: BaseException
+) -> BaseException:
+    """The exception to raise when selecting, planning or recording fresh waves failed with ``error``.
+
+    Every wave still without a ledger is marked ``failed`` (never left ``selecting``). Invalid input
+    (``ValidationFailed``) and interrupts are returned as they are; anything else becomes a
+    ``WaveFailed`` that names the waves, says nothing of them was recorded and gives the command
+    that runs them afresh.
+    """
+    engine = connect(settings)
+    failed = [w for w in waves if ledger.fail_unrecorded(engine, w.id)]
+    if isinstance(error, ValidationFailed | WaveBlocked) or not isinstance(error, Exception):
+        return error
+    names = ", ".join(f"'{w.key}' of {p.spec.name}" for p, w in zip(prepared, waves, strict=True))
+    first = str(error).splitlines()[0][:500] if str(error) else "no detail"
+    state = "nothing of it was recorded (status 'failed')" if failed else "its ledger was written before"
+    failure = WaveFailed(
+        f"wave {names} stopped while selecting and recording ({type(error).__name__}: {first}); {state}. "
+        f"Fix the cause, then run it again: {resume_command(prepared)}"
+    )
+    failure.__cause__ = error
+    return failure
 
 
 def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:

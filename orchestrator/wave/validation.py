@@ -75,7 +75,7 @@ def _policy(check: CampaignCheck, spec: CampaignSpec, settings: Settings, column
         check.problems.append(Problem(str(spec.source), None, None, f"policy: {exc}"))
         return
     if columns is not None:
-        check.problems.extend(check_policy(policy, columns))
+        check.problems.extend(check_policy(policy, columns, channels=spec.channels.names()))
     check.policy = policy
 
 
@@ -122,7 +122,8 @@ def validate_campaign(
 
 
 def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
-    """Warnings for task channels that have no endpoint or no capacity to run with (errors at run time)."""
+    """Warnings for task channels that have no endpoint or no capacity to run with (errors at run time), and the
+    capacity file's problems as the wave's plan would meet them (the reps file only for a field-force campaign)."""
     from orchestrator.targeting.capacity import load_capacity
 
     problems: list[Problem] = []
@@ -143,11 +144,11 @@ def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
                 )
             )
     territorial = [name for name in spec.channels.names() if channel_kind(name).pool == "territory"]
+    try:  # as the wave's plan reads it: the reps file only for a campaign that visits
+        capacity = load_capacity(settings.paths.rules_dir, spec.channels.names())
+    except ValidationFailed as exc:
+        return problems + exc.problems
     if territorial:
-        try:
-            capacity = load_capacity(settings.paths.rules_dir)
-        except ValidationFailed as exc:
-            return problems + exc.problems
         if not capacity.reps:
             problems += [
                 Problem(
