@@ -30,7 +30,8 @@ What people see in the Prefect UI:
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,40 @@ def campaign_cycle(
     return run_cycle(get_settings(), rules_paths, wave_key, dry_run, wait_for_approval, approval_timeout)
 
 
+@contextmanager
+def _failed_waves_marked(
+    settings: Settings, prepared: list[stages.PreparedWave], waves: list[WaveRef], indices: list[int]
+) -> Iterator[None]:
+    """Selecting, planning or recording fresh waves: on a failure the waves without a ledger are marked
+    ``failed`` and the error names them and the command that runs them again (``stages.unrecorded_failure``)."""
+    try:
+        yield
+    except BaseException as exc:
+        failure = stages.unrecorded_failure(settings, [prepared[i] for i in indices], [waves[i] for i in indices], exc)
+        if failure is exc:
+            raise
+        raise failure from exc
+
+
+def _plan_fresh(
+    settings: Settings, prepared: list[stages.PreparedWave], fresh: list[int], summaries: list[stages.WaveSummary]
+) -> dict[int, Any]:
+    """Select, score, plan and render a sample of the fresh waves; their plans by index (nothing recorded)."""
+    candidates = [select_and_score(settings, prepared[i], True) for i in fresh]
+    plans = plan(settings, [prepared[i] for i in fresh], candidates, True)
+    plans_by_index: dict[int, Any] = {}
+    for i, cycle_plan in zip(fresh, plans, strict=True):
+        plans_by_index[i] = cycle_plan
+        summaries[i].render = _named(render_sample, f"render sample {prepared[i].spec.name}")(
+            settings, prepared[i], cycle_plan
+        )
+        summaries[i].count_plan(cycle_plan)
+    problems = [problem for i in fresh for problem in summaries[i].render.problems]
+    if any(summaries[i].render.errors for i in fresh):
+        raise stages.ValidationFailed(problems)
+    return plans_by_index
+
+
 def run_cycle(
     settings: Settings,
     rules_paths: list[str],
@@ -444,43 +479,22 @@ def run_cycle(
                 )
     plans_by_index: dict[int, Any] = {}
     if fresh:
-        try:
-            candidates = [select_and_score(settings, prepared[i], True) for i in fresh]
-            plans = plan(settings, [prepared[i] for i in fresh], candidates, True)
-            for i, cycle_plan in zip(fresh, plans, strict=True):
-                plans_by_index[i] = cycle_plan
-                summaries[i].render = _named(render_sample, f"render sample {prepared[i].spec.name}")(
-                    settings, prepared[i], cycle_plan
-                )
-                summaries[i].count_plan(cycle_plan)
-            problems = [problem for i in fresh for problem in summaries[i].render.problems]
-            if any(summaries[i].render.errors for i in fresh):
-                raise stages.ValidationFailed(problems)
-        except BaseException as exc:
-            failure = stages.unrecorded_failure(settings, [prepared[i] for i in fresh], [waves[i] for i in fresh], exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+        with _failed_waves_marked(settings, prepared, waves, fresh):
+            plans_by_index = _plan_fresh(settings, prepared, fresh, summaries)
     send_plan = _send_plan(settings, prepared, plans_by_index, waves)
     if not confirm_send(send_plan):
         message = f"not confirmed ({send_plan.question()} no): nothing was recorded or sent"
         get_run_logger().warning(message)
         return Cancelled(message=message)
-    try:
+    with _failed_waves_marked(settings, prepared, waves, list(plans_by_index)):
         for i, cycle_plan in plans_by_index.items():
             name = prepared[i].spec.name
             _named(record, f"record {name}")(settings, waves[i], cycle_plan, prepared[i].as_of, name)
-    except BaseException as exc:
-        opened = list(plans_by_index)
-        failure = stages.unrecorded_failure(settings, [prepared[i] for i in opened], [waves[i] for i in opened], exc)
-        if failure is exc:
-            raise
-        raise failure from exc
     failures: list[BaseException] = []
     for p, w, summary in zip(prepared, waves, summaries, strict=True):
-        failure = _approve_and_send(settings, p, w, summary, wait_for_approval, approval_timeout)
-        if failure is not None:  # the other campaigns still send; the cycle reports it at the end
-            failures.append(failure)
+        incomplete = _approve_and_send(settings, p, w, summary, wait_for_approval, approval_timeout)
+        if incomplete is not None:  # the other campaigns still send; the cycle reports it at the end
+            failures.append(incomplete)
     if failures:
         raise failures[0] if len(failures) == 1 else stages.WaveIncomplete("; ".join(str(f) for f in failures))
     return [s.as_dict() for s in summaries]
