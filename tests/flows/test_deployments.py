@@ -299,7 +299,8 @@ def test_deployments_explain_their_parameters(rules, prefect_api_url):
     apply_deployments(rules["settings"])
     weekly = _read(f"campaign_wave/{rules['weekly']}: wave")
     described = {name: p.get("description", "") for name, p in weekly.parameter_openapi_schema["properties"].items()}
-    assert set(described) == {"rules_path", "wave_key", "dry_run"}
+    assert set(described) == {"rules_path", "wave_key", "dry_run", "wait_for_approval", "approval_timeout"}
+    assert all(described.values())
     assert "rules file" in described["rules_path"]
     assert "YYYY-MM-DD" in described["wave_key"] and "record and send nothing" in described["dry_run"]
     report = _read(f"success_report/{rules['weekly']}: success report")
