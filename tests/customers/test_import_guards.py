@@ -195,6 +195,24 @@ def test_text_option_keeps_a_column_as_text(engine, tmp_path):
     assert rows(engine)["c1"]["zip"] == "01234"
 
 
+def test_digits_written_like_codes_stay_as_written(engine, tmp_path):
+    text = "customer_id,zip,phone,score,balance\nc1,01234,+4930123,0.5,0\nc2,75001,,-3,12\nc3,,+4930456,0,-0.25\n"
+    report = import_customers(engine, write(tmp_path, "codes.csv", text))
+
+    assert report.columns == {
+        "customer_id": "text",
+        "zip": "text",
+        "phone": "text",
+        "score": "number",
+        "balance": "number",
+    }
+    assert report.types["zip"] == (
+        "text: 2 values, 1 blanks, written like codes (a leading zero or '+' in the first 64 KiB), so kept as written"
+    )
+    got = {k: (v["zip"], v["phone"], v["score"]) for k, v in rows(engine).items()}
+    assert got == {"c1": ("01234", "+4930123", 0.5), "c2": ("75001", None, -3.0), "c3": (None, "+4930456", 0.0)}
+
+
 def test_a_mostly_text_column_stays_text(engine, tmp_path):
     report = import_customers(engine, write(tmp_path, "a.csv", "customer_id,code\nc1,12\nc2,AB\nc3,7\n"))
 
