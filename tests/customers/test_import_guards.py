@@ -319,3 +319,25 @@ def test_telecom_churn_total_charges():
 
     assert settled.reason == "number: 7,032 numbers, 11 blanks" and settled.bad is None
     assert settled.column.type == pa.float64() and settled.column.null_count == 11
+
+
+def test_insert_only_load_never_updates(engine, tmp_path):
+    """The guard under ``generate_ids``: if a generated id exists after all, nothing is written."""
+    from orchestrator.customers.load import load_customers
+    from orchestrator.customers.report import ImportReport
+
+    import_customers(engine, write(tmp_path, "a.csv", "customer_id,name\n1,Anna\n"))
+    clash = pa.table({"customer_id": ["2", "1"], "name": ["Ben", "Mallory"]})
+    with pytest.raises(ImportFailed, match="1 generated id\\(s\\) are already in table 'customers'"):
+        with engine.begin() as conn:
+            load_customers(conn, tmp_path / "b.csv", "customers", clash, ImportReport(), insert_only=True)
+    assert rows(engine) == {"1": {"customer_id": "1", "name": "Anna"}}
+
+
+def test_nul_byte_in_parquet(engine, tmp_path):
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"customer_id": ["p1", "p2"], "name": ["Anna", "B\x00en"]}), path)
+    with pytest.raises(ImportFailed, match="hold a NUL byte") as caught:
+        import_customers(engine, path)
+    assert [row.line for row in caught.value.bad_rows] == [2]
+    assert customer_columns(engine) is None
