@@ -1,4 +1,4 @@
-"""The type of each imported column, and why: ``settle_column(name, column, keep_text=)``.
+"""The type of each imported column, and why: ``settle_column(path, name, column, keep_text=)``.
 
 pyarrow infers types over the whole file, but a single cell it cannot parse turns a column of
 numbers into text, and a blank written as a space (``" "``) counts as such a cell. Here a text
@@ -51,8 +51,10 @@ class Settled:
     bad: np.ndarray | None = None  # bool per row: the cell is not a number in a numeric column
 
 
-def settle_column(path: Path, name: str, column: pa.ChunkedArray, *, keep_text: bool = False) -> Settled:
-    """``column`` in a loadable type with the reason for it; see the module docstring."""
+def settle_column(path: Path, name: str, column: pa.ChunkedArray, *, keep_text: str | None = None) -> Settled:
+    """``column`` in a loadable type with the reason for it; see the module docstring.
+
+    ``keep_text``: keep the column as text, for this reason (e.g. ``"kept as text (--text)"``)."""
     kind = column.type
     try:
         if pa.types.is_dictionary(kind):
@@ -100,9 +102,9 @@ def _text(column: pa.ChunkedArray, reason: str) -> Settled:
     return Settled(pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column), reason)
 
 
-def _text_or_numbers(column: pa.ChunkedArray, keep_text: bool) -> Settled:
+def _text_or_numbers(column: pa.ChunkedArray, keep_text: str | None) -> Settled:
     if keep_text:
-        return _text(column, _text_reason(column, "kept as text (--text)"))
+        return _text(column, _text_reason(column, keep_text))
     # Most text columns show words in their first rows: decide on those without looking further.
     head = min(len(column), PREFIX_ROWS + int(3 * MAX_BAD_SHARE * len(column)))
     if head < len(column):

@@ -15,7 +15,9 @@ unknown ``id_column`` or a file that cannot be read without guessing.
   byte offset; nothing is re-decoded in another encoding behind the user's back. A UTF-16 byte
   order mark without ``encoding`` is refused with the option to give.
 - **Types**: inferred by pyarrow over the whole file; the chosen id column and ``text_columns`` are
-  always read as text (``orchestrator.customers.columns`` settles the rest).
+  always read as text, and so is a column with digits written like codes (``007``, ``+4930...``:
+  a leading zero or ``+``) in the first ``SAMPLE_BYTES`` (``CustomerFile.codes``), which pyarrow
+  would turn into numbers; ``orchestrator.customers.columns`` settles the rest.
 - **Refused content**: a quote that is never closed (it swallows the following lines) and a NUL
   byte (PostgreSQL cannot store it) fail the import with their lines.
 - **Bad rows**: rows with the wrong number of fields are skipped by the reader and kept in
@@ -61,6 +63,8 @@ DECODE_CHUNK = 1 << 20
 
 _LOOKS_TYPED = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$|^\d{4}-\d\d-\d\d")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_CODE = re.compile(r"^\s*(\+|-?0)\d+\s*$")  # 007, +4930123456: digits that are not a quantity
+CODES_REASON = "written like codes (a leading zero or '+' in the first 64 KiB), so kept as written"
 
 
 def delimiter_name(delimiter: str) -> str:
@@ -78,6 +82,7 @@ class Layout:
     encoding: str | None = None  # a Python codec name
     names: list[str] = field(default_factory=list)  # header fields as Python's csv module reads them, or col_1..n
     how: dict[str, str] = field(default_factory=dict)  # "delimiter"/"header"/"encoding" -> "given" or why sniffed
+    codes: list[int] = field(default_factory=list)  # columns with a value like 007 or +4930... in the sample
 
     def describe(self) -> dict[str, str]:
         """``{"format": ..., "delimiter": ..., ...}`` as the import summary prints them."""
@@ -104,6 +109,7 @@ class CustomerFile:
     invalid: list[tuple[int, str]]  # (record number, reason) of rows the reader skipped
     to_lines: Callable[[set[int]], dict[int, int]]  # record numbers -> physical line numbers
     layout: Layout = field(default_factory=lambda: Layout("parquet"))
+    codes: dict[int, str] = field(default_factory=dict)  # columns of digits kept as text, and why
 
     @property
     def rows_read(self) -> int:
@@ -258,7 +264,8 @@ def _read_csv(
     text_indexes = {column_index(path, layout.names, name, "column") for name in text_columns}
     if id_index is not None:
         text_indexes.add(id_index)
-    table, invalid, unterminated = _parse_csv(path, layout, sorted(text_indexes))
+    codes = {i: CODES_REASON for i in layout.codes if i not in text_indexes}
+    table, invalid, unterminated = _parse_csv(path, layout, sorted(text_indexes | set(codes)))
     if layout.header:
         originals = table.column_names
         if originals != layout.names:  # the two parsers disagree on the header; trust pyarrow
@@ -281,6 +288,7 @@ def _read_csv(
         invalid=invalid,
         to_lines=lambda wanted: _physical_lines(path, layout, wanted),
         layout=layout,
+        codes=codes,
     )
     _refuse_unterminated_quotes(source, unterminated)
     return source
@@ -341,7 +349,20 @@ def _sniff(path: Path, delimiter: str | None, header: bool | None, encoding: str
     if header is None:
         header, how["header"] = _sniff_header(records), "sniffed"
     names = records[0] if header else [f"col_{i}" for i in range(1, len(records[0]) + 1)]
-    return Layout("csv", delimiter=delimiter, header=header, encoding=codec, names=names, how=how)
+    codes = _code_columns(io.StringIO(text, newline=""), delimiter, skip=1 if header else 0)
+    return Layout("csv", delimiter=delimiter, header=header, encoding=codec, names=names, how=how, codes=codes)
+
+
+def _code_columns(sample: io.StringIO, delimiter: str, skip: int) -> list[int]:
+    """The positions where a record of the sample holds digits written like a code: ``007``, ``+4930123``."""
+    reader = csv.reader(sample, delimiter=delimiter)
+    found: set[int] = set()
+    try:
+        for record in itertools.islice(reader, skip, None):
+            found.update(i for i, value in enumerate(record) if _CODE.match(value))
+    except csv.Error:
+        pass  # an unclosed quote, reported with its line once the whole file is read
+    return sorted(found)
 
 
 def _refuse_one_column(path: Path, delimiter: str, first: list[str], lines: list[str]) -> None:

@@ -15,7 +15,8 @@ guessed in a way that could overwrite or garble data; what was sniffed is in the
 - **Types**: inferred over the whole file: integer, number, boolean, date, datetime, text. Blanks
   (also a lone space or ``NA``) are NULL and keep a column numeric; a few cells that are not
   numbers in a column of numbers reject their rows instead of turning the column into text
-  (``orchestrator.customers.columns``); ``text_columns`` stay text. The report's ``types`` gives
+  (``orchestrator.customers.columns``); ``text_columns`` stay text, and so do columns of digits
+  written like codes (``007``, ``+4930...``). The report's ``types`` gives
   each column's type with the reason ("number: 7,032 numbers, 11 blanks").
 - **Key**: the table's key is the text column ``customer_id``, filled from ``id_column``, else from
   the column whose name normalises to ``customer_id``. A file with neither is refused when the
@@ -186,7 +187,8 @@ def _customer_rows(
     for index, (name, column) in enumerate(zip(names, source.table.columns, strict=True)):
         if index == source.id_index:
             continue
-        settled = settle_column(source.path, name, column, keep_text=index in keep_text)
+        why = "kept as text (--text)" if index in keep_text else source.codes.get(index)
+        settled = settle_column(source.path, name, column, keep_text=why)
         columns[name] = settled.column
         report.types[name] = settled.reason
         if settled.bad is not None:

@@ -195,6 +195,24 @@ def test_text_option_keeps_a_column_as_text(engine, tmp_path):
     assert rows(engine)["c1"]["zip"] == "01234"
 
 
+def test_digits_written_like_codes_stay_as_written(engine, tmp_path):
+    text = "customer_id,zip,phone,score,balance\nc1,01234,+4930123,0.5,0\nc2,75001,,-3,12\nc3,,+4930456,0,-0.25\n"
+    report = import_customers(engine, write(tmp_path, "codes.csv", text))
+
+    assert report.columns == {
+        "customer_id": "text",
+        "zip": "text",
+        "phone": "text",
+        "score": "number",
+        "balance": "number",
+    }
+    assert report.types["zip"] == (
+        "text: 2 values, 1 blanks, written like codes (a leading zero or '+' in the first 64 KiB), so kept as written"
+    )
+    got = {k: (v["zip"], v["phone"], v["score"]) for k, v in rows(engine).items()}
+    assert got == {"c1": ("01234", "+4930123", 0.5), "c2": ("75001", None, -3.0), "c3": (None, "+4930456", 0.0)}
+
+
 def test_a_mostly_text_column_stays_text(engine, tmp_path):
     report = import_customers(engine, write(tmp_path, "a.csv", "customer_id,code\nc1,12\nc2,AB\nc3,7\n"))
 
@@ -301,3 +319,25 @@ def test_telecom_churn_total_charges():
 
     assert settled.reason == "number: 7,032 numbers, 11 blanks" and settled.bad is None
     assert settled.column.type == pa.float64() and settled.column.null_count == 11
+
+
+def test_insert_only_load_never_updates(engine, tmp_path):
+    """The guard under ``generate_ids``: if a generated id exists after all, nothing is written."""
+    from orchestrator.customers.load import load_customers
+    from orchestrator.customers.report import ImportReport
+
+    import_customers(engine, write(tmp_path, "a.csv", "customer_id,name\n1,Anna\n"))
+    clash = pa.table({"customer_id": ["2", "1"], "name": ["Ben", "Mallory"]})
+    with pytest.raises(ImportFailed, match="1 generated id\\(s\\) are already in table 'customers'"):
+        with engine.begin() as conn:
+            load_customers(conn, tmp_path / "b.csv", "customers", clash, ImportReport(), insert_only=True)
+    assert rows(engine) == {"1": {"customer_id": "1", "name": "Anna"}}
+
+
+def test_nul_byte_in_parquet(engine, tmp_path):
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"customer_id": ["p1", "p2"], "name": ["Anna", "B\x00en"]}), path)
+    with pytest.raises(ImportFailed, match="hold a NUL byte") as caught:
+        import_customers(engine, path)
+    assert [row.line for row in caught.value.bad_rows] == [2]
+    assert customer_columns(engine) is None
