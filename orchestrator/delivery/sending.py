@@ -328,10 +328,10 @@ def deliver_chunk(
     handled = 0
     with progress(f"send {channel}", sum(b.size for b in todo)) as advance, adapter:
 
-        def count(n: int) -> None:
+        def count(n: int = 1, failed: int = 0) -> None:
             nonlocal handled
             handled += n
-            advance(n)
+            advance(n, failed=failed)
 
         result = deliver_batches(
             engine, table, channel, todo, builder, adapter, concurrency=settings.webhooks.concurrency, advance=count

@@ -308,15 +308,28 @@ import base64, hashlib, hmac, json, time, uuid
 import httpx
 
 secret = "whsec_..."  # the source's secret
-body = json.dumps({"events": [{"event_id": "cc-000123", "type": "sale",
-                               "occurred_at": "2026-03-02T10:15:00+01:00",
-                               "outcome_ref": "w12-c345.Zk9x", "value": 249.0}]})
+body = json.dumps(
+    {
+        "events": [
+            {
+                "event_id": "cc-000123",
+                "type": "sale",
+                "occurred_at": "2026-03-02T10:15:00+01:00",
+                "outcome_ref": "w12-c345.Zk9x",
+                "value": 249.0,
+            }
+        ]
+    }
+)
 msg_id, timestamp = str(uuid.uuid4()), str(int(time.time()))
 key = base64.b64decode(secret.removeprefix("whsec_"))
 mac = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
-headers = {"webhook-id": msg_id, "webhook-timestamp": timestamp,
-           "webhook-signature": "v1," + base64.b64encode(mac).decode(),
-           "content-type": "application/json"}
+headers = {
+    "webhook-id": msg_id,
+    "webhook-timestamp": timestamp,
+    "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    "content-type": "application/json",
+}
 httpx.post("http://127.0.0.1:8000/v1/outcomes", content=body, headers=headers)
 ```
 

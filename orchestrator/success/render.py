@@ -1032,7 +1032,7 @@ tr.provisional td.c-status{color:#8a5a00;font-weight:600}td.c-flags{color:#8a5a0
 body{margin:.5rem}section,figure{padding:.6rem .7rem;margin-bottom:1rem}
 h1{font-size:1.4rem}.headline p.result{font-size:1.15rem}
 table.stack,table.stack tbody,table.stack tr,table.stack th,table.stack td{display:block;width:auto}
-table.stack thead{display:none}
+table.stack thead,table.stack td:empty{display:none}
 table.stack tr{border-bottom:2px solid #c8c8d0;padding:.3rem 0}
 table.stack tr.group{border:0}
 table.stack td,table.stack tbody th[scope=row]{display:flex;justify-content:space-between;gap:.8rem;

@@ -57,6 +57,13 @@ Beyond the plain comparison (docs/success.md has each method with its formula an
   says ``"too early"`` until that interval excludes 0 (``"may be read"``); ``"final"`` once closed.
 - Money: cost per incremental success with its interval, the cost per channel of each segment.
 
+For the renderers: ``outcome`` (imported results: the outcome column that is success, so labels
+follow it), ``wave_dates`` (the trend chart's axis), and from the frame's ``attrs`` (set by
+``orchestrator.success.data.contact_frame``) ``outcome_events`` (outcomes recorded for the waves;
+0 makes the first note ``no_outcomes_message``: none recorded yet and how to import them, instead
+of "control group too small") and ``data_as_of`` (when the newest of them occurred). ``currency``
+is set by the caller from the settings.
+
 Speed: the groups of every dimension come from one stable argsort of integer codes (no Python loop
 over contacts); the statistics run once per segment. A 1,000,000-contact frame takes about half a
 second (``bench/report_bench.py``).
@@ -252,10 +259,6 @@ class SuccessReport:
     outcome_events: int | None = None  # outcomes recorded for these waves (None: not known to the caller)
     data_as_of: str | None = None  # when the newest outcome in the data occurred (ISO, UTC)
     currency: str | None = None  # ISO 4217 code of revenue and cost (settings: CAMPAIGN_REPORT_CURRENCY)
-
-    def provisional(self, segment: Segment) -> bool:
-        """Whether the segment's success window is still open, so its result may still change."""
-        return segment.reading != READING_FINAL
 
     def overall(self) -> Segment:
         for segment in self.segments:
