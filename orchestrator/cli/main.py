@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +36,7 @@ from orchestrator.cli.report import (
 )
 from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
-from orchestrator.errors import ValidationFailed
+from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.execution import progress
 from orchestrator.settings import Settings, get_settings
 from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
@@ -160,23 +161,86 @@ def import_customers_command(
 # --- validate -----------------------------------------------------------------------------
 
 
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+FORMAT_HELP = "text (for people) or json (one JSON document on stdout; messages on stderr)."
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "col": problem.col,
+        "severity": problem.severity,
+        "message": problem.message,
+    }
+
+
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to check.")]) -> None:
-    """Check rules files against the schema, the customer table and their templates."""
+def validate(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Rules files to check, of any kind (campaign, policy.yaml, capacity.yaml, outcomes.yaml, "
+            "segments/*.yaml: told apart by name and folder); default every file under the rules folder."
+        ),
+    ] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+) -> None:
+    """Check rules files as a run would: schema, customer columns, templates, policy, capacity, models.
+
+    Exit status: 0 when no file has an error (warnings allowed), 1 when one has.
+    """
     from orchestrator.customers.table import customer_columns
     from orchestrator.db.engine import connect
-    from orchestrator.wave.validation import has_errors, validate_campaign
+    from orchestrator.wave.validation import (
+        has_errors,
+        kind_of_file,
+        rules_files,
+        validate_campaign,
+        validate_other_file,
+    )
 
     settings = get_settings()
+    paths = list(files) if files else rules_files(settings.paths.rules_dir)
+    if not paths:
+        raise fail(f"no rules files in {settings.paths.rules_dir} (CAMPAIGN_PATHS_RULES_DIR)")
     engine = connect(settings)
     columns = customer_columns(engine, settings.database.customer_table)
-    failed = False
-    for file in files:
-        problems = validate_campaign(settings, file, columns, engine).problems
-        print_problems(problems)
-        failed |= has_errors(problems)
-        if not has_errors(problems):
-            console.print(f"[green]{file}: ok[/]", highlight=False)
+    kinds = {path: kind_of_file(path) for path in paths}
+    results: dict[Path, list[Problem]] = {}
+    channels: set[str] = set()
+    for path in (p for p in paths if kinds[p] == "campaign"):
+        check = validate_campaign(settings, path, columns, engine)
+        results[path] = check.problems
+        if check.spec is not None:
+            channels.update(check.spec.channels.names())
+    used = channels if results else None  # without campaigns: every channel's entries
+    for path in (p for p in paths if kinds[p] != "campaign"):
+        results[path] = validate_other_file(kinds[path], path, columns, used)
+    failed = any(has_errors(problems) for problems in results.values())
+    if output_format == OutputFormat.json:
+        document = {
+            "ok": not failed,
+            "files": [
+                {
+                    "file": str(path),
+                    "kind": kinds[path],
+                    "ok": not has_errors(results[path]),
+                    "problems": [problem_dict(p) for p in results[path]],
+                }
+                for path in paths
+            ],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        for path in paths:
+            print_problems(results[path])
+            if not has_errors(results[path]):
+                console.print(f"[green]{escape(str(path))}: ok[/] ({kinds[path]})", highlight=False)
     if failed:
         raise typer.Exit(1)
 

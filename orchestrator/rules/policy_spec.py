@@ -198,11 +198,13 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
 # --- files ----------------------------------------------------------------------------------
 
 
-def load_policy(path: Path, columns: Mapping[str, ColumnKind] | None = None) -> tuple[PolicySpec | None, list[Problem]]:
+def load_policy(
+    path: Path, columns: Mapping[str, ColumnKind] | None = None, *, channels: Collection[str] | None = None
+) -> tuple[PolicySpec | None, list[Problem]]:
     """The policy in ``path`` (``None`` if it has any error) and every problem found, in file order.
 
     ``columns`` is the customer table's ``{name: kind}``; when given, the consent columns are
-    checked against it (``check_policy``). A missing file is an error: callers for which no
+    checked against it (``check_policy``; only those of ``channels`` when given). A missing file is an error: callers for which no
     policy is acceptable check that the file exists first.
     """
     file = str(path)
@@ -223,7 +225,7 @@ def load_policy(path: Path, columns: Mapping[str, ColumnKind] | None = None) -> 
             except ValidationError as exc:
                 problems += _model_problems(exc, positions)
             if columns is not None:
-                problems += check_policy(data, columns, positions)
+                problems += check_policy(data, columns, positions, channels=channels)
     problems.sort(key=lambda p: (p.line or 0, p.col or 0))
     if any(p.severity == "error" for p in problems):
         policy = None
