@@ -204,8 +204,8 @@ def load_policy(
     """The policy in ``path`` (``None`` if it has any error) and every problem found, in file order.
 
     ``columns`` is the customer table's ``{name: kind}``; when given, the consent columns are
-    checked against it (``check_policy``; only those of ``channels`` when given). A missing file is an error: callers for which no
-    policy is acceptable check that the file exists first.
+    checked against it (``check_policy``; only those of ``channels`` when given). A missing file is
+    an error: callers for which no policy is acceptable check that the file exists first.
     """
     file = str(path)
     text, problems = read_text_file(path, "policy file")
