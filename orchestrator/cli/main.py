@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from flows.run import run_cycle
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
 from orchestrator.cli.dlq import dlq_app
@@ -322,18 +321,87 @@ def with_execution(settings: Settings, **values: object) -> Settings:
     return settings.model_copy(update={"execution": execution})
 
 
-@app.command()
+def _preflight(settings: Settings, rules_files: list[Path], wave: str | None, dry_run: bool, label: str) -> None:
+    """Before Prefect: invalid input, a blocked day or an unreachable server ends here, with nothing recorded."""
+    from orchestrator.wave import stages
+
+    try:
+        stages.preflight(settings, rules_files, wave, dry_run=dry_run)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except (stages.WaveBlocked, stages.Unreachable) as exc:
+        raise fail(str(exc)) from exc
+
+
+def _run_flows(
+    settings: Settings,
+    rules_files: list[Path],
+    wave: str | None,
+    dry_run: bool,
+    started: Any,
+    *,
+    debug: bool,
+    label: str,
+) -> list[dict]:
+    """``flows.run.run_cycle``; its errors end as one paragraph (re-raised as they are with ``debug``)."""
+    from flows.prefect_api import PrefectUnavailable, console_without_tracebacks
+    from flows.run import run_cycle
+    from orchestrator.wave import stages
+
+    if not debug:
+        console_without_tracebacks()
+    try:
+        return run_cycle(settings, rules_files, wave=wave, dry_run=dry_run, on_started=started)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except (stages.WaveIncomplete, stages.WaveBlocked, stages.WaveFailed, PrefectUnavailable) as exc:
+        if debug:
+            raise
+        raise fail(str(exc)) from exc
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).splitlines()[0][:500] if str(exc) else "no detail"
+        raise fail(
+            f"{label}: the run stopped ({type(exc).__name__}: {first}). Run it again with --debug for the "
+            "traceback; what was recorded is kept and the same command resumes the wave."
+        ) from exc
+
+
+class TaskRunnerChoice(StrEnum):
+    threads = "threads"
+    dask = "dask"
+
+
+RUN_HELP = """Run one wave of one or more campaigns as a Prefect flow.
+
+Before Prefect starts, every rules file is validated, the day is checked against the contact
+policy and (unless --dry-run) the SMTP server of e-mail campaigns must accept a connection; each
+failure ends with one paragraph saying what to change (a traceback only with --debug).
+
+Exit status: 0 when the wave was recorded and sent (or the dry run rendered), 1 when input is
+invalid, a server is unreachable, the day is blocked, contacts stay pending or messages failed to
+render (the message says which and what to run next), 2 on wrong usage.
+"""
+
+
+@app.command(help=RUN_HELP)
 def run(
     rules_files: Annotated[
         list[Path], typer.Argument(help="Rules file(s); several run as one cycle (arbitration, shared capacity).")
     ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
     wave: Annotated[str | None, typer.Option(help="Wave label; today's date when omitted.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     task_runner: Annotated[
-        str | None,
+        TaskRunnerChoice | None,
         typer.Option(
-            "--task-runner", help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask)."
+            "--task-runner",
+            help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask). "
+            "Default CAMPAIGN_EXECUTION_TASK_RUNNER (threads).",
         ),
     ] = None,
     workers: Annotated[
@@ -345,16 +413,16 @@ def run(
     chunk_size: Annotated[
         int | None, typer.Option(help="Customers per chunk task (scoring, rendering, sending).")
     ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of errors (Prefect's and the engine's).")
+    ] = False,
 ) -> None:
-    """Run one wave of one or more campaigns as a Prefect flow."""
-    from flows.prefect_api import PrefectUnavailable
-    from orchestrator.wave.stages import WaveBlocked, WaveFailed, WaveIncomplete
-
+    as_json = as_json or output_format == OutputFormat.json
     if not as_json:
         progress.enable(err)
     label = ", ".join(str(f) for f in rules_files)
     options: dict[str, Any] = {
-        "task_runner": task_runner,
+        "task_runner": task_runner.value if task_runner is not None else None,
         "workers": workers,
         "dask_address": dask_address,
         "chunk_size": chunk_size,
@@ -364,6 +432,7 @@ def run(
     except ValidationError as exc:
         error = exc.errors()[0]
         raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    _preflight(settings, rules_files, wave, dry_run, label)
     loaded = time.perf_counter() - launch.STARTED
 
     def started(prefect_seconds: float) -> None:
@@ -373,15 +442,9 @@ def run(
                 highlight=False,
             )
 
-    try:
-        summaries = run_cycle(settings, rules_files, wave=wave, dry_run=dry_run, on_started=started)
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
-    except (WaveIncomplete, WaveBlocked, WaveFailed, PrefectUnavailable) as exc:
-        raise fail(str(exc)) from exc
+    summaries = _run_flows(settings, rules_files, wave, dry_run, started, debug=debug, label=label)
     if as_json:
-        console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
+        sys.stdout.write(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2, default=str) + "\n")
     else:
         for summary in summaries:
             print_summary(console, summary)
