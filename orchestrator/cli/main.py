@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
@@ -427,6 +426,8 @@ def run(
         "dask_address": dask_address,
         "chunk_size": chunk_size,
     }
+    from pydantic import ValidationError
+
     try:
         settings = with_execution(get_settings(), **options)
     except ValidationError as exc:

@@ -34,14 +34,16 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from orchestrator.customers.table import ColumnKind
 from orchestrator.errors import Problem, did_you_mean
 from orchestrator.rules.yaml_source import CUSTOM_ERROR, Positions, model_problems, parse_yaml, read_text_file
+
+if TYPE_CHECKING:  # the customer table's module loads pandas: not needed to read a policy
+    from orchestrator.customers.table import ColumnKind
 
 __all__ = [
     "ALL_CHANNELS",
