@@ -7,7 +7,6 @@ a wave could not finish (the output says why and what to do), 2 on wrong usage.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -24,7 +23,16 @@ from orchestrator.cli.api import api_command
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
 from orchestrator.cli.models import models_app
-from orchestrator.cli.output import console, err, fail, print_problems
+from orchestrator.cli.output import (
+    FORMAT_HELP,
+    OutputFormat,
+    console,
+    err,
+    fail,
+    print_json,
+    print_problems,
+    problem_dict,
+)
 from orchestrator.cli.policy import policy_app, suppressions_app
 from orchestrator.cli.report import (
     global_report_command,
@@ -39,7 +47,14 @@ from orchestrator.execution import progress
 from orchestrator.settings import Settings, get_settings
 from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
+APP_HELP = """Multi-channel campaign orchestration engine.
+
+Exit status of every command: 0 on success, 1 when input is invalid or the work could not finish (the message says why and what to do), 2 on wrong usage (an unknown option or a value not among the choices shown).
+
+Commands that print data take --format json: one JSON document on stdout, messages on stderr.
+"""  # noqa: E501 - rich wraps help text itself; a line break here would show
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=APP_HELP)
 db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
 import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
 app.add_typer(db_app, name="db")
@@ -61,8 +76,22 @@ import_app.command("results")(import_results_command)
 PREFECT_COMMANDS = frozenset({"run", "demo", "serve", "models"})  # the commands that may run a flow
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import orchestrator
+
+        console.print(f"campaign {orchestrator.__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _process_defaults(ctx: typer.Context) -> None:
+def _process_defaults(
+    ctx: typer.Context,
+    version: Annotated[  # noqa: ARG001 - handled by its eager callback
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     """Every file a command writes is its user's alone (umask 077: files 0600, folders 0700). Commands that
     run flows get the engine's Prefect defaults (``flows.prefect_api.prefect_defaults``: no usage telemetry
     from the temporary server, its start-up timeout ``CAMPAIGN_PREFECT_STARTUP_TIMEOUT``); the others do
@@ -159,24 +188,6 @@ def import_customers_command(
 # --- validate -----------------------------------------------------------------------------
 
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-FORMAT_HELP = "text (for people) or json (one JSON document on stdout; messages on stderr)."
-
-
-def problem_dict(problem: Problem) -> dict[str, Any]:
-    return {
-        "file": problem.file,
-        "line": problem.line,
-        "col": problem.col,
-        "severity": problem.severity,
-        "message": problem.message,
-    }
-
-
 @app.command()
 def validate(
     files: Annotated[
@@ -233,7 +244,7 @@ def validate(
                 for path in paths
             ],
         }
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        print_json(document)
     else:
         for path in paths:
             print_problems(results[path])
@@ -267,9 +278,13 @@ def explain(
     wave: Annotated[
         str | None, typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")
     ] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
 ) -> None:
     """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
     _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
+    if output_format == OutputFormat.json:
+        print_json([_plan_dict(plan) for plan in plans])
+        return
     for plan in plans:
         if len(plans) > 1:
             console.print(f"[bold]{escape(plan.spec.name)}[/] (priority {plan.spec.priority})")
@@ -277,6 +292,28 @@ def explain(
         print_channels(console, plan)
     if len(plans) > 1:
         print_losses(console, plans)
+
+
+def _plan_dict(plan: Any) -> dict[str, Any]:
+    """What ``explain`` prints for one campaign, as JSON-ready data."""
+    import numpy as np
+
+    arms = plan.contacts.arm
+    channels = {}
+    for channel in plan.spec.channels.names():
+        on = plan.contacts.channel == channel
+        channels[channel] = {
+            "treated": int(np.count_nonzero(on & (arms == "treatment"))),
+            "control": int(np.count_nonzero(on & (arms == "control"))),
+        }
+    return {
+        "campaign": plan.spec.name,
+        "priority": plan.spec.priority,
+        "funnel": [vars(step) for step in plan.selection.funnel],
+        "channels": channels,
+        "waiting": int(plan.waiting),
+        "lost_to": {name: int(n) for name, n in plan.lost_to.items()},
+    }
 
 
 @app.command()
@@ -376,14 +413,10 @@ class TaskRunnerChoice(StrEnum):
 
 RUN_HELP = """Run one wave of one or more campaigns as a Prefect flow.
 
-Before Prefect starts, every rules file is validated, the day is checked against the contact
-policy and (unless --dry-run) the SMTP server of e-mail campaigns must accept a connection; each
-failure ends with one paragraph saying what to change (a traceback only with --debug).
+Before Prefect starts, every rules file is validated, the day is checked against the contact policy and (unless --dry-run) the SMTP server of e-mail campaigns must accept a connection; each failure ends with one paragraph saying what to change (a traceback only with --debug).
 
-Exit status: 0 when the wave was recorded and sent (or the dry run rendered), 1 when input is
-invalid, a server is unreachable, the day is blocked, contacts stay pending or messages failed to
-render (the message says which and what to run next), 2 on wrong usage.
-"""
+Exit status: 0 when the wave was recorded and sent (or the dry run rendered), 1 when input is invalid, a server is unreachable, the day is blocked, contacts stay pending or messages failed to render (the message says which and what to run next), 2 on wrong usage.
+"""  # noqa: E501 - rich wraps help text itself
 
 
 @app.command(help=RUN_HELP)
@@ -445,7 +478,7 @@ def run(
 
     summaries = _run_flows(settings, rules_files, wave, dry_run, started, debug=debug, label=label)
     if as_json:
-        sys.stdout.write(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2, default=str) + "\n")
+        print_json(summaries[0] if len(summaries) == 1 else summaries)
     else:
         for summary in summaries:
             print_summary(console, summary)

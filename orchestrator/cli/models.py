@@ -31,7 +31,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, err, fail
+from orchestrator.cli.output import FORMAT_HELP, OutputFormat, console, err, fail, print_json
 from orchestrator.execution import progress
 from orchestrator.settings import get_settings
 
@@ -213,13 +213,22 @@ def _validation(record) -> str:  # noqa: ANN001
     return f"{record.validation_metric} {record.validation_score:.4f}"
 
 
+def _record_dict(record) -> dict:  # noqa: ANN001 - a ModelVersion
+    return record.model_dump(mode="json", exclude={"id"})
+
+
 @models_app.command("list")
-def list_command() -> None:
+def list_command(
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+) -> None:
     """Every registered model version: stage, validation score, holdout metrics, lineage."""
     from orchestrator.db.engine import connect
     from orchestrator.scoring.registry import list_models
 
     records = list_models(connect(get_settings()))
+    if output_format == OutputFormat.json:
+        print_json([_record_dict(r) for r in records])
+        return
     if not records:
         console.print("no model is registered yet; train one with `campaign models train`")
         return
@@ -265,6 +274,7 @@ def list_command() -> None:
 def show(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int | None, typer.Option("--version", min=1, help="Version; the champion when omitted.")] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
 ) -> None:
     """One model version: stage, validation score, lineage, holdout metrics, calibration table and features."""
     from orchestrator.db.engine import connect
@@ -274,6 +284,9 @@ def show(
         record = get(connect(get_settings()), name, version)
     except LookupError as exc:
         raise fail(str(exc)) from exc
+    if output_format == OutputFormat.json:
+        print_json(_record_dict(record))
+        return
     _print_record(record)
 
 

@@ -6,6 +6,11 @@ a rules file or a template never turns into rich markup.
 
 from __future__ import annotations
 
+import json
+import sys
+from enum import StrEnum
+from typing import Any
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -26,3 +31,29 @@ def print_problems(problems: list[Problem]) -> None:
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         err.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
+
+
+class OutputFormat(StrEnum):
+    """``--format`` of the commands that print data."""
+
+    text = "text"
+    json = "json"
+
+
+FORMAT_HELP = "text (for people) or json (one JSON document on stdout; messages on stderr)."
+
+
+def print_json(document: Any) -> None:
+    """``document`` as one JSON document on stdout (dates and paths as text), nothing else on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "col": problem.col,
+        "severity": problem.severity,
+        "message": problem.message,
+    }

@@ -152,3 +152,30 @@ def test_each_kind_is_checked_by_its_own_schema(make_cli, settings, customers, t
     assert "consent_emial" in by_file["policy.yaml"]["problems"][0]["message"]
     assert "tasks_per_day" in by_file["capacity.yaml"]["problems"][0]["message"]
     assert by_file["young.yaml"]["kind"] == "segment" and "agee" in by_file["young.yaml"]["problems"][0]["message"]
+
+
+# --- CLI conventions: --version, --format json on the commands that print data -------------------
+
+
+def test_version_and_json_output_of_explain_and_models(make_cli, engine, settings, tmp_path):
+    import json
+
+    import orchestrator
+    from orchestrator.cli import main
+
+    import_customers(engine, write_csv(tmp_path / "c.csv", 400))
+    _train(engine, settings)
+    cli = make_cli(main.app, wide=[main])
+    version = cli("--version")
+    assert version.exit_code == 0 and version.stdout.strip() == f"campaign {orchestrator.__version__}"
+
+    explained = cli("explain", REPO / "rules" / "winback-email.yaml", "--wave", "2026-11-24", "--format", "json")
+    assert explained.exit_code == 0, explained.output
+    [plan] = json.loads(explained.stdout)
+    assert plan["campaign"] == "winback-email" and plan["funnel"][0]["remaining"] == 400
+    assert plan["channels"]["email"]["treated"] > 0 and plan["channels"]["email"]["control"] > 0
+
+    listed = json.loads(cli("models", "list", "--format", "json").stdout)
+    assert [(m["name"], m["version"], m["stage"]) for m in listed] == [("propensity", 1, "champion")]
+    shown = json.loads(cli("models", "show", "propensity", "--format", "json").stdout)
+    assert shown["metrics"]["roc_auc"] == listed[0]["metrics"]["roc_auc"] and shown["target"] == "y"
