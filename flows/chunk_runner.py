@@ -22,6 +22,7 @@ from uuid import UUID as UUIDType
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.states import Completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from orchestrator.settings import ExecutionSettings
@@ -33,8 +34,14 @@ _VERBS = {"send_email_chunk": "send email", "deliver_chunk": "send", "render_chu
 
 
 @task(name="chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def run_chunk(fn: Callable[..., R], args: tuple) -> R:
-    return fn(*args)
+def run_chunk(fn: Callable[..., R], args: tuple) -> Any:
+    """``fn(*args)``; a result with a ``failure`` (a send chunk that left contacts pending) ends the task in a
+    state named ``Incomplete`` with that message, never ``Completed``, and still carries the result."""
+    result = fn(*args)
+    failure = getattr(result, "failure", None)
+    if failure:
+        return Completed(data=result, name="Incomplete", message=f"contacts left pending: {failure}")
+    return result
 
 
 def chunk_label(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:

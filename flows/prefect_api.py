@@ -18,6 +18,7 @@ start-up timeout the engine's); a value set in the environment or a Prefect prof
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -26,7 +27,13 @@ from contextlib import contextmanager
 
 from orchestrator.settings import Settings
 
-__all__ = ["NOTICE_EVERY", "PrefectUnavailable", "ensure_prefect_api", "prefect_defaults"]
+__all__ = [
+    "NOTICE_EVERY",
+    "PrefectUnavailable",
+    "console_without_tracebacks",
+    "ensure_prefect_api",
+    "prefect_defaults",
+]
 
 NOTICE_EVERY = 15.0  # seconds between "still waiting" lines
 
@@ -110,3 +117,34 @@ def ensure_prefect_api(settings: Settings, notify: Callable[[str], None] | None 
         done.set()
     say(f"Prefect's temporary API server answered after {time.perf_counter() - started:.1f} s at {server.api_url}")
     return server.api_url
+
+
+class _WithoutTraceback(logging.Formatter):
+    """A console formatter that leaves out tracebacks (they are still sent to the API and other handlers)."""
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def console_without_tracebacks() -> None:
+    """Prefect's console log lines keep their message but show no traceback (``campaign run`` without ``--debug``):
+    the command itself ends with one paragraph that says what failed and what to do."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in ("prefect", "prefect.flow_runs", "prefect.task_runs")),
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _WithoutTraceback):
+                handler.setFormatter(_WithoutTraceback(handler.formatter))

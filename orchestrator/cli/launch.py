@@ -17,7 +17,7 @@ STARTED = time.perf_counter()  # when the process got here: the engine's load ti
 def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["run"] and not {"--json", "--help", "-h"} & set(args):
-        files = " ".join(a for a in args[1:] if not a.startswith("-"))
+        files = " ".join(a for a in args[1:] if a.endswith((".yaml", ".yml")))
         sys.stderr.write(f"campaign run {files}: loading the engine and starting Prefect ...\n")
         sys.stderr.flush()
     from orchestrator.cli.main import app

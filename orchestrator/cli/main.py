@@ -7,26 +7,33 @@ a wave could not finish (the output says why and what to do), 2 on wrong usage.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from flows.run import run_cycle
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
 from orchestrator.cli.governance import approve_command, audit_command
 from orchestrator.cli.models import models_app
-from orchestrator.cli.output import console, err, fail, print_problems
+from orchestrator.cli.output import (
+    FORMAT_HELP,
+    OutputFormat,
+    console,
+    err,
+    fail,
+    print_json,
+    print_problems,
+    problem_dict,
+)
 from orchestrator.cli.policy import policy_app, suppressions_app
 from orchestrator.cli.report import (
     global_report_command,
@@ -37,12 +44,19 @@ from orchestrator.cli.report import (
 from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
 from orchestrator.cli.status import status_command
-from orchestrator.errors import ValidationFailed
+from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.execution import progress
 from orchestrator.settings import Settings, get_settings
 from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
+APP_HELP = """Multi-channel campaign orchestration engine.
+
+Exit status of every command: 0 on success, 1 when input is invalid or the work could not finish (the message says why and what to do), 2 on wrong usage (an unknown option or a value not among the choices shown).
+
+Commands that print data take --format json: one JSON document on stdout, messages on stderr.
+"""  # noqa: E501 - rich wraps help text itself; a line break here would show
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=APP_HELP)
 db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
 import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
 app.add_typer(db_app, name="db")
@@ -67,8 +81,22 @@ import_app.command("results")(import_results_command)
 PREFECT_COMMANDS = frozenset({"run", "demo", "serve", "models"})  # the commands that may run a flow
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import orchestrator
+
+        console.print(f"campaign {orchestrator.__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _process_defaults(ctx: typer.Context) -> None:
+def _process_defaults(
+    ctx: typer.Context,
+    version: Annotated[  # noqa: ARG001 - handled by its eager callback
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     """Every file a command writes is its user's alone (umask 077: files 0600, folders 0700). Commands that
     run flows get the engine's Prefect defaults (``flows.prefect_api.prefect_defaults``: no usage telemetry
     from the temporary server, its start-up timeout ``CAMPAIGN_PREFECT_STARTUP_TIMEOUT``); the others do
@@ -227,24 +255,69 @@ def _print_import_report(file: Path, report: Any) -> None:
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to check.")]) -> None:
-    """Check rules files against the schema, the customer table and their templates."""
+def validate(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Rules files to check, of any kind (campaign, policy.yaml, capacity.yaml, outcomes.yaml, "
+            "segments/*.yaml: told apart by name and folder); default every file under the rules folder."
+        ),
+    ] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+) -> None:
+    """Check rules files as a run would: schema, customer columns, templates, policy, capacity, models.
+
+    Exit status: 0 when no file has an error (warnings allowed), 1 when one has.
+    """
     from orchestrator.customers.table import customer_columns
     from orchestrator.db.engine import connect
-    from orchestrator.wave.validation import audit_validation, has_errors, validate_campaign
+    from orchestrator.wave.validation import (
+        audit_validation,
+        has_errors,
+        kind_of_file,
+        rules_files,
+        validate_campaign,
+        validate_other_file,
+    )
 
     settings = get_settings()
+    paths = list(files) if files else rules_files(settings.paths.rules_dir)
+    if not paths:
+        raise fail(f"no rules files in {settings.paths.rules_dir} (CAMPAIGN_PATHS_RULES_DIR)")
     engine = connect(settings)
     columns = customer_columns(engine, settings.database.customer_table)
-    failed = False
-    for file in files:
-        check = validate_campaign(settings, file, columns, engine)
-        audit_validation(engine, file, check)
-        problems = check.problems
-        print_problems(problems)
-        failed |= has_errors(problems)
-        if not has_errors(problems):
-            console.print(f"[green]{file}: ok[/]", highlight=False)
+    kinds = {path: kind_of_file(path) for path in paths}
+    results: dict[Path, list[Problem]] = {}
+    channels: set[str] = set()
+    for path in (p for p in paths if kinds[p] == "campaign"):
+        check = validate_campaign(settings, path, columns, engine)
+        audit_validation(engine, path, check)
+        results[path] = check.problems
+        if check.spec is not None:
+            channels.update(check.spec.channels.names())
+    used = channels if results else None  # without campaigns: every channel's entries
+    for path in (p for p in paths if kinds[p] != "campaign"):
+        results[path] = validate_other_file(kinds[path], path, columns, used)
+    failed = any(has_errors(problems) for problems in results.values())
+    if output_format == OutputFormat.json:
+        document = {
+            "ok": not failed,
+            "files": [
+                {
+                    "file": str(path),
+                    "kind": kinds[path],
+                    "ok": not has_errors(results[path]),
+                    "problems": [problem_dict(p) for p in results[path]],
+                }
+                for path in paths
+            ],
+        }
+        print_json(document)
+    else:
+        for path in paths:
+            print_problems(results[path])
+            if not has_errors(results[path]):
+                console.print(f"[green]{escape(str(path))}: ok[/] ({kinds[path]})", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -277,13 +350,17 @@ def explain(
         str | None,
         typer.Option(help="One customer's path instead: which condition, policy filter, split or loss decided."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="With --customer: print the path as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
 ) -> None:
     """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
     if customer is not None:
-        _explain_customer(rules_files, wave, customer, as_json)
+        _explain_customer(rules_files, wave, customer, as_json or output_format == OutputFormat.json)
         return
     _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
+    if as_json or output_format == OutputFormat.json:
+        print_json([_plan_dict(plan) for plan in plans])
+        return
     for plan in plans:
         if len(plans) > 1:
             console.print(f"[bold]{escape(plan.spec.name)}[/] (priority {plan.spec.priority})")
@@ -305,7 +382,7 @@ def _explain_customer(rules_files: list[Path], wave: str | None, customer: str, 
     except stages.WaveBlocked as exc:
         raise fail(str(exc)) from exc
     if as_json:
-        console.print_json(json.dumps([p.as_dict() for p in paths]))
+        print_json([p.as_dict() for p in paths])
         return
     marks = {True: "[green]passed[/]", False: "[red]stopped here[/]", None: ""}
     for path in paths:
@@ -318,6 +395,28 @@ def _explain_customer(rules_files: list[Path], wave: str | None, customer: str, 
             table.add_row(escape(step.stage), escape(step.check), marks[step.passed], escape(step.note))
         console.print(table)
         console.print(f"[bold]{escape(path.outcome)}[/]: {escape(path.reason)}", highlight=False)
+
+
+def _plan_dict(plan: Any) -> dict[str, Any]:
+    """What ``explain`` prints for one campaign, as JSON-ready data."""
+    import numpy as np
+
+    arms = plan.contacts.arm
+    channels = {}
+    for channel in plan.spec.channels.names():
+        on = plan.contacts.channel == channel
+        channels[channel] = {
+            "treated": int(np.count_nonzero(on & (arms == "treatment"))),
+            "control": int(np.count_nonzero(on & (arms == "control"))),
+        }
+    return {
+        "campaign": plan.spec.name,
+        "priority": plan.spec.priority,
+        "funnel": [vars(step) for step in plan.selection.funnel],
+        "channels": channels,
+        "waiting": int(plan.waiting),
+        "lost_to": {name: int(n) for name, n in plan.lost_to.items()},
+    }
 
 
 @app.command()
@@ -361,18 +460,88 @@ def with_execution(settings: Settings, **values: object) -> Settings:
     return settings.model_copy(update={"execution": execution})
 
 
-@app.command()
+def _preflight(settings: Settings, rules_files: list[Path], wave: str | None, dry_run: bool, label: str) -> None:
+    """Before Prefect: invalid input, a blocked day or an unreachable server ends here, with nothing recorded."""
+    from orchestrator.wave import stages
+
+    try:
+        stages.preflight(settings, rules_files, wave, dry_run=dry_run)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except (stages.WaveBlocked, stages.Unreachable) as exc:
+        raise fail(str(exc)) from exc
+
+
+def _run_flows(
+    settings: Settings,
+    rules_files: list[Path],
+    wave: str | None,
+    dry_run: bool,
+    started: Any,
+    *,
+    debug: bool,
+    label: str,
+    confirm: Any = None,
+) -> list[dict]:
+    """``flows.run.run_cycle``; its errors end as one paragraph (re-raised as they are with ``debug``)."""
+    from flows.prefect_api import PrefectUnavailable, console_without_tracebacks
+    from flows.run import SendDeclined, run_cycle
+    from orchestrator.wave import stages
+
+    if not debug:
+        console_without_tracebacks()
+    try:
+        return run_cycle(settings, rules_files, wave=wave, dry_run=dry_run, on_started=started, confirm=confirm)
+    except SendDeclined as exc:
+        raise fail(f"{label}: {exc}") from exc
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except (stages.WaveIncomplete, stages.WaveBlocked, stages.WaveFailed, PrefectUnavailable) as exc:
+        if debug:
+            raise
+        raise fail(str(exc)) from exc
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).splitlines()[0][:500] if str(exc) else "no detail"
+        raise fail(
+            f"{label}: the run stopped ({type(exc).__name__}: {first}). Run it again with --debug for the "
+            "traceback; what was recorded is kept and the same command resumes the wave."
+        ) from exc
+
+
+class TaskRunnerChoice(StrEnum):
+    threads = "threads"
+    dask = "dask"
+
+
+RUN_HELP = """Run one wave of one or more campaigns as a Prefect flow.
+
+A real send asks first, after selecting and planning and before anything is recorded: "send 12,400 contacts through 3 channels? [y/N]"; without a terminal to ask at, pass --yes.
+
+Before Prefect starts, every rules file is validated, the day is checked against the contact policy and (unless --dry-run) the SMTP server of e-mail campaigns must accept a connection; each failure ends with one paragraph saying what to change (a traceback only with --debug).
+
+Exit status: 0 when the wave was recorded and sent (or the dry run rendered), 1 when input is invalid, a server is unreachable, the day is blocked, contacts stay pending or messages failed to render (the message says which and what to run next), 2 on wrong usage.
+"""  # noqa: E501 - rich wraps help text itself
+
+
+@app.command(help=RUN_HELP)
 def run(
     rules_files: Annotated[
         list[Path], typer.Argument(help="Rules file(s); several run as one cycle (arbitration, shared capacity).")
     ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
     wave: Annotated[str | None, typer.Option(help="Wave label; today's date when omitted.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     task_runner: Annotated[
-        str | None,
+        TaskRunnerChoice | None,
         typer.Option(
-            "--task-runner", help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask)."
+            "--task-runner",
+            help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask). "
+            "Default CAMPAIGN_EXECUTION_TASK_RUNNER (threads).",
         ),
     ] = None,
     workers: Annotated[
@@ -387,25 +556,22 @@ def run(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Send without asking first (for scripts and schedulers).")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of errors (Prefect's and the engine's).")
+    ] = False,
 ) -> None:
-    """Run one wave of one or more campaigns as a Prefect flow.
-
-    A real send asks first, after selecting and planning and before anything is recorded:
-    "send 12,400 contacts through 3 channels? [y/N]". Without a terminal to ask at, pass --yes.
-    """
-    from flows.prefect_api import PrefectUnavailable
-    from flows.run import SendDeclined, SendPlan
-    from orchestrator.wave.stages import WaveBlocked, WaveFailed, WaveIncomplete
-
+    as_json = as_json or output_format == OutputFormat.json
     if not as_json:
         progress.enable(err)
     label = ", ".join(str(f) for f in rules_files)
     options: dict[str, Any] = {
-        "task_runner": task_runner,
+        "task_runner": task_runner.value if task_runner is not None else None,
         "workers": workers,
         "dask_address": dask_address,
         "chunk_size": chunk_size,
     }
+    from pydantic import ValidationError
+
     try:
         settings = with_execution(get_settings(), **options)
     except ValidationError as exc:
@@ -416,6 +582,7 @@ def run(
             "campaign run sends for real and asks first, but there is no terminal to ask at (stdin is not one): "
             "pass --yes to send without asking, or --dry-run to rehearse"
         )
+    _preflight(settings, rules_files, wave, dry_run, label)
     loaded = time.perf_counter() - launch.STARTED
 
     def started(prefect_seconds: float) -> None:
@@ -425,27 +592,21 @@ def run(
                 highlight=False,
             )
 
-    def confirm(plan: SendPlan) -> bool:
+    def confirm(plan: Any) -> bool:
         return typer.confirm(plan.question(), default=False, err=True)
 
-    try:
-        summaries = run_cycle(
-            settings,
-            rules_files,
-            wave=wave,
-            dry_run=dry_run,
-            on_started=started,
-            confirm=None if yes or dry_run else confirm,
-        )
-    except SendDeclined as exc:
-        raise fail(f"{label}: {exc}") from exc
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
-    except (WaveIncomplete, WaveBlocked, WaveFailed, PrefectUnavailable) as exc:
-        raise fail(str(exc)) from exc
+    summaries = _run_flows(
+        settings,
+        rules_files,
+        wave,
+        dry_run,
+        started,
+        debug=debug,
+        label=label,
+        confirm=None if yes or dry_run else confirm,
+    )
     if as_json:
-        console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
+        print_json(summaries[0] if len(summaries) == 1 else summaries)
     else:
         for summary in summaries:
             print_summary(console, summary)

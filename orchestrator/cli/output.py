@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -22,12 +24,6 @@ from orchestrator.errors import Problem
 
 console = Console()
 err = Console(stderr=True)
-
-
-def print_json(data: object) -> None:
-    """``data`` as indented JSON on stdout, and nothing else (no markup, colours or line wrapping)."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 def number(x: float | int, digits: int = 0) -> str:
@@ -45,3 +41,30 @@ def print_problems(problems: list[Problem]) -> None:
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
         err.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
+
+
+class OutputFormat(StrEnum):
+    """``--format`` of the commands that print data."""
+
+    text = "text"
+    json = "json"
+
+
+FORMAT_HELP = "text (for people) or json (one JSON document on stdout; messages on stderr)."
+
+
+def print_json(document: Any) -> None:
+    """``document`` as one indented JSON document on stdout (dates and paths as text), nothing else: no
+    markup, colours or line wrapping."""
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def problem_dict(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "col": problem.col,
+        "severity": problem.severity,
+        "message": problem.message,
+    }

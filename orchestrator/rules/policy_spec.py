@@ -39,14 +39,16 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from orchestrator.customers.table import ColumnKind
 from orchestrator.errors import Problem, did_you_mean
 from orchestrator.rules.yaml_source import CUSTOM_ERROR, Positions, model_problems, parse_yaml, read_text_file
+
+if TYPE_CHECKING:  # the customer table's module loads pandas: not needed to read a policy
+    from orchestrator.customers.table import ColumnKind
 
 __all__ = [
     "ALL_CHANNELS",
@@ -279,12 +281,14 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
 # --- files ----------------------------------------------------------------------------------
 
 
-def load_policy(path: Path, columns: Mapping[str, ColumnKind] | None = None) -> tuple[PolicySpec | None, list[Problem]]:
+def load_policy(
+    path: Path, columns: Mapping[str, ColumnKind] | None = None, *, channels: Collection[str] | None = None
+) -> tuple[PolicySpec | None, list[Problem]]:
     """The policy in ``path`` (``None`` if it has any error) and every problem found, in file order.
 
     ``columns`` is the customer table's ``{name: kind}``; when given, the consent columns are
-    checked against it (``check_policy``). A missing file is an error: callers for which no
-    policy is acceptable check that the file exists first.
+    checked against it (``check_policy``; only those of ``channels`` when given). A missing file is
+    an error: callers for which no policy is acceptable check that the file exists first.
     """
     file = str(path)
     text, problems = read_text_file(path, "policy file")
@@ -304,7 +308,7 @@ def load_policy(path: Path, columns: Mapping[str, ColumnKind] | None = None) -> 
             except ValidationError as exc:
                 problems += _model_problems(exc, positions)
             if columns is not None:
-                problems += check_policy(data, columns, positions)
+                problems += check_policy(data, columns, positions, channels=channels)
     problems.sort(key=lambda p: (p.line or 0, p.col or 0))
     if any(p.severity == "error" for p in problems):
         policy = None

@@ -87,6 +87,7 @@ __all__ = [
     "Selection",
     "ValidationFailed",
     "WaveBlocked",
+    "Unreachable",
     "WaveFailed",
     "WaveIncomplete",
     "WaveSummary",
@@ -360,6 +361,40 @@ def record(
 
 
 # --- summary ------------------------------------------------------------------------------
+
+
+class Unreachable(RuntimeError):
+    """A server a wave must deliver to does not answer; the message names the settings to change."""
+
+
+def preflight(settings: Settings, rules_files: Sequence[Path], wave_key: str | None, *, dry_run: bool) -> None:
+    """What ``campaign run`` checks before it starts Prefect: every rules file is valid (``ValidationFailed``),
+    the day is not blocked (``WaveBlocked``) and, unless ``dry_run``, the SMTP server of e-mail campaigns
+    accepts connections (``Unreachable``). Records nothing."""
+    prepared = [prepare(settings, path, wave_key) for path in rules_files]
+    for p in prepared:
+        check_day(p.policy, p.as_of)
+    if not dry_run and any(EMAIL in p.spec.channels.names() for p in prepared):
+        problem = smtp_unreachable(settings)
+        if problem:
+            raise Unreachable(problem)
+
+
+def smtp_unreachable(settings: Settings) -> str | None:
+    """Why the configured SMTP server cannot be reached (a TCP connection within its timeout), or ``None``."""
+    import socket
+
+    host, port = settings.smtp.host, settings.smtp.port
+    try:
+        with socket.create_connection((host, port), timeout=min(settings.smtp.timeout, 15.0)):
+            return None
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return (
+            f"cannot reach the SMTP server at {host}:{port} ({reason}); nothing was recorded or sent. "
+            "Set CAMPAIGN_SMTP_HOST and CAMPAIGN_SMTP_PORT to your mail server (and CAMPAIGN_SMTP_SECURITY, "
+            "_USERNAME, _PASSWORD if it needs them), or run with --dry-run to send nothing."
+        )
 
 
 class WaveFailed(RuntimeError):

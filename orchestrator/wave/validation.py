@@ -322,3 +322,74 @@ def audit_validation(engine: sa.Engine, path: Path, check: CampaignCheck, *, act
 
 def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
+
+
+# --- every file under rules/, by kind --------------------------------------------------------
+
+CAPACITY_FILE = "capacity.yaml"
+OUTCOMES_FILE = "outcomes.yaml"
+SEGMENTS_DIR = "segments"
+KINDS = ("campaign", "policy", "capacity", "outcomes", "segment")
+
+
+def rules_files(rules_dir: Path) -> list[Path]:
+    """The YAML files under ``rules_dir`` that ``campaign validate`` checks without arguments: its own
+    files (campaigns, policy, capacity, outcomes) and the segments in ``segments/``, in name order."""
+    found = [p for pattern in ("*.yaml", "*.yml") for p in Path(rules_dir).glob(pattern)]
+    found += [p for pattern in ("*.yaml", "*.yml") for p in (Path(rules_dir) / SEGMENTS_DIR).glob(pattern)]
+    return sorted(p for p in found if p.is_file())
+
+
+def kind_of_file(path: Path) -> str:
+    """What a rules-folder file is, from its name and folder: ``policy.yaml``, ``capacity.yaml`` and
+    ``outcomes.yaml`` are what their names say, a file in a ``segments`` folder is a segment, any other
+    a campaign."""
+    name = Path(path).name
+    if name == POLICY_FILE:
+        return "policy"
+    if name == CAPACITY_FILE:
+        return "capacity"
+    if name == OUTCOMES_FILE:
+        return "outcomes"
+    if Path(path).parent.name == SEGMENTS_DIR:
+        return "segment"
+    return "campaign"
+
+
+def validate_other_file(
+    kind: str, path: Path, columns: dict[str, ColumnKind] | None, channels: set[str] | None
+) -> list[Problem]:
+    """Every problem of a policy, capacity, outcomes or segment file, as a wave would meet them.
+
+    ``channels`` are the channels of the campaigns validated with it (``None``: all): the policy's
+    consent columns and the capacity's reps file are checked for those only, as a run does.
+    """
+    if kind == "policy":
+        from orchestrator.rules.policy_spec import load_policy
+
+        return load_policy(path, columns, channels=channels)[1]
+    if kind == "capacity":
+        from orchestrator.targeting.capacity import load_capacity
+
+        try:
+            load_capacity(path.parent, channels)
+        except ValidationFailed as exc:
+            return exc.problems
+        return []
+    if kind == "outcomes":
+        from orchestrator.rules.outcomes import load_outcomes
+
+        try:
+            load_outcomes(path.parent)
+        except ValidationFailed as exc:
+            return exc.problems
+        return []
+    if kind == "segment":
+        from orchestrator.rules.condition_parser import InSegment
+        from orchestrator.rules.segments import SegmentLibrary
+        from orchestrator.rules.yaml_source import Positions
+
+        library = SegmentLibrary(path.parent, columns)
+        library.resolve(InSegment(path.stem), Positions(str(path)), ())
+        return library.problems
+    raise ValueError(f"unknown kind of rules file '{kind}'; one of {', '.join(KINDS)}")
