@@ -16,7 +16,7 @@ What people see in the Prefect UI:
 
 * run names: ``winback-email 2026-12-11`` (``... 2026-12-11, dry run``; a cycle joins its
   campaigns with `` + ``), task runs ``load winback-email``, ``select winback-email``,
-  ``plan``, ``record winback-email``, chunk tasks ``send email 3/10`` (``flows.chunk_runner``);
+  ``plan winback-email``, ``record winback-email``, chunk tasks ``send email 3/10`` (``flows.chunk_runner``);
 * tags ``campaign:<name>`` for each campaign and ``dry-run``, added to the run if its creator
   did not give them (a deployment run with ``dry_run`` true);
 * every log line starts with the campaign's name (``campaign_logger``);
@@ -424,7 +424,9 @@ def _plan_fresh(
 ) -> dict[int, Any]:
     """Select, score, plan and render a sample of the fresh waves; their plans by index (nothing recorded)."""
     candidates = [select_and_score(settings, prepared[i], True) for i in fresh]
-    plans = plan(settings, [prepared[i] for i in fresh], candidates, True)
+    plans = _named(plan, f"plan {' + '.join(prepared[i].spec.name for i in fresh)}")(
+        settings, [prepared[i] for i in fresh], candidates, True
+    )
     plans_by_index: dict[int, Any] = {}
     for i, cycle_plan in zip(fresh, plans, strict=True):
         plans_by_index[i] = cycle_plan
@@ -456,10 +458,11 @@ def run_cycle(
     if len({p.spec.name for p in prepared}) < len(prepared):
         raise ValueError("a campaign is listed twice in the cycle")
     wave_key = prepared[0].wave_key
+    cycle = " + ".join(p.spec.name for p in prepared)
     summaries = [stages.WaveSummary(campaign=p.spec.name, wave_key=wave_key, dry_run=dry_run) for p in prepared]
     if dry_run:
         candidates = [select_and_score(settings, p, True) for p in prepared]
-        plans = plan(settings, prepared, candidates, True)
+        plans = _named(plan, f"plan {cycle}")(settings, prepared, candidates, True)
         for p, cycle_plan, summary in zip(prepared, plans, summaries, strict=True):
             summary.count_plan(cycle_plan)
             summary.render = render_all(settings, p, cycle_plan)
@@ -484,7 +487,7 @@ def run_cycle(
     send_plan = _send_plan(settings, prepared, plans_by_index, waves)
     if not confirm_send(send_plan):
         message = f"not confirmed ({send_plan.question()} no): nothing was recorded or sent"
-        get_run_logger().warning(message)
+        get_run_logger().warning("%s: %s", cycle, message)
         return Cancelled(message=message)
     with _failed_waves_marked(settings, prepared, waves, list(plans_by_index)):
         for i, cycle_plan in plans_by_index.items():

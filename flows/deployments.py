@@ -198,14 +198,16 @@ def next_runs(schedule: ScheduleSpec, n: int = 3, *, after: datetime | None = No
 
     if schedule.rrule is None:
         raise ValueError("the schedule has none of cron, interval_minutes and rrule")
-    rule = rrulestr(schedule.rrule, dtstart=INTERVAL_ANCHOR.replace(tzinfo=tz))
+    # wall-clock times in the schedule's zone; a DTSTART the API added to the rule (with or without a
+    # zone) is read the same way, so rules as written and as stored by Prefect give the same times
+    rule = rrulestr(schedule.rrule, dtstart=INTERVAL_ANCHOR, ignoretz=True)
     out: list[datetime] = []
-    current = now
+    current = now.replace(tzinfo=None)
     while len(out) < n:
         nxt = rule.after(current)
         if nxt is None:
             break
-        out.append(nxt)
+        out.append(nxt.replace(tzinfo=tz))
         current = nxt
     return out
 
@@ -573,9 +575,12 @@ def scheduled_waves(*, after: datetime | None = None) -> dict[str, ScheduledRun]
         campaigns = [t.removeprefix("campaign:") for t in deployment.tags if t.startswith("campaign:")]
         times = []
         for schedule in deployment.schedules:
-            spec = schedule_spec(schedule.schedule) if schedule.active else None
-            if spec is not None:
-                times += next_runs(spec, 1, after=after)
+            try:
+                spec = schedule_spec(schedule.schedule) if schedule.active else None
+                if spec is not None:
+                    times += next_runs(spec, 1, after=after)
+            except (ValueError, TypeError):  # a schedule edited in the UI into a form not read here: skipped
+                continue
         run = ScheduledRun(
             campaign="",
             deployment=f"{flows.get(deployment.flow_id, '?')}/{deployment.name}",

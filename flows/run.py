@@ -50,6 +50,7 @@ DRY_RUN_TAG = "dry-run"
 
 _on_started: ContextVar[Callable[[], None] | None] = ContextVar("campaign_flow_started", default=None)
 _confirm: ContextVar[Callable[[SendPlan], bool] | None] = ContextVar("campaign_confirm_send", default=None)
+_declined: ContextVar[list[SendPlan] | None] = ContextVar("campaign_send_declined", default=None)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,12 @@ def flow_started() -> None:
 def confirm_send(plan: SendPlan) -> bool:
     """Called by the wave flows before recording a real wave: whether to go on (true without a ``confirm``)."""
     callback = _confirm.get()
-    return True if callback is None or not plan.contacts else callback(plan)
+    if callback is None or not plan.contacts or callback(plan):
+        return True
+    declined = _declined.get()
+    if declined is not None:
+        declined.append(plan)
+    return False
 
 
 def run_campaign(settings: Settings, rules_file: Path, *, wave: str | None, dry_run: bool) -> dict:
@@ -127,6 +133,7 @@ def run_cycle(
     ensure_prefect_api(settings)
     token = _on_started.set(None if on_started is None else lambda: on_started(time.perf_counter() - started))
     asked = _confirm.set(confirm)
+    declined = _declined.set([])
     try:
         return _run_cycle(
             settings,
@@ -137,6 +144,7 @@ def run_cycle(
             approval_timeout=approval_timeout,
         )
     finally:
+        _declined.reset(declined)
         _confirm.reset(asked)
         _on_started.reset(token)
 
@@ -170,7 +178,7 @@ def _run_cycle(
             state = cycle_flow(
                 [str(f) for f in rules_files], wave_key=wave, dry_run=dry_run, return_state=True, **approval
             )
-    if state.is_cancelled():
+    if state.is_cancelled() and _declined.get():  # not confirmed here (a run cancelled otherwise fails below)
         raise SendDeclined(state.message or "not confirmed: nothing was recorded or sent")
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):

@@ -147,6 +147,18 @@ def test_next_runs_follow_the_time_zone():
         ScheduleSpec(rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0", timezone="Europe/Berlin"), 1, after=after
     )
     assert rrule[0].isoformat() == "2026-03-30T09:00:00+02:00"
+    # as the Prefect API may hand a rule back: with a DTSTART of its own
+    stored = next_runs(
+        ScheduleSpec.model_construct(
+            rrule="DTSTART:20240101T000000Z\nRRULE:FREQ=WEEKLY;BYDAY=TU;BYHOUR=8;BYMINUTE=30",
+            timezone="Europe/Berlin",
+            cron=None,
+            interval_minutes=None,
+        ),
+        1,
+        after=after,
+    )
+    assert stored[0].isoformat() == "2026-03-31T08:30:00+02:00"
 
 
 # --- against the Prefect API ---------------------------------------------------------------

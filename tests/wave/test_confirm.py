@@ -41,6 +41,7 @@ def _answer(command: list[str], env: dict, cwd, answer: bytes) -> tuple[int, str
     master, slave = pty.openpty()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.close(slave)
+    assert process.stderr is not None
     seen = b""
     deadline = time.monotonic() + TIMEOUT
     try:
