@@ -21,6 +21,7 @@ from rich.table import Table
 from flows.run import run_cycle
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
+from orchestrator.cli.deliverability import deliverability_app
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
 from orchestrator.cli.models import models_app
@@ -48,6 +49,7 @@ app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(deliverability_app, name="deliverability")
 app.command("report")(report_command)
 app.command("report-global")(global_report_command)
 app.command("api")(api_command)
