@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
+from channels.base import DeliveryError
 from flows.run import run_cycle
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
@@ -249,6 +250,37 @@ def preview(
         raise typer.Exit(1)
 
 
+def _seed(rules_files: list[Path], wave: str | None, test_to: str, n: int, *, as_json: bool) -> None:
+    """``run --test-to``: the sample e-mails to the test addresses (``orchestrator.wave.seed``); records nothing."""
+    from orchestrator.wave.seed import parse_test_addresses, send_test_messages
+
+    if len(rules_files) != 1:
+        raise fail("--test-to sends one campaign's sample; give one rules file")
+    try:
+        recipients = parse_test_addresses(test_to)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from exc
+    settings, prepared, plans = _prepare_cycle(rules_files, wave)
+    try:
+        report = send_test_messages(settings, prepared[0], plans[0], recipients, n)
+    except ValueError as exc:  # no e-mail channel; DKIM required but no key
+        raise fail(f"{rules_files[0]}: {exc}") from exc
+    except DeliveryError as exc:
+        raise fail(f"test send failed: {exc}") from exc
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+    else:
+        console.print(
+            f"test send of {report.campaign}: {report.rendered} sample message(s) ({', '.join(report.variants)}) "
+            f"x {len(recipients)} address(es) = {report.sent} sent, marked [TEST]; nothing recorded",
+            highlight=False,
+        )
+    for problem in report.failed:
+        err.print(f"[yellow]{escape(problem)}[/]", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def with_execution(settings: Settings, **values: object) -> Settings:
     """``settings`` with the execution options given (not None) in place of the configured ones, validated.
 
@@ -283,9 +315,22 @@ def run(
     chunk_size: Annotated[
         int | None, typer.Option(help="Customers per chunk task (scoring, rendering, sending).")
     ] = None,
+    test_to: Annotated[
+        str | None,
+        typer.Option(
+            "--test-to",
+            help="Seed test: send a sample of the e-mails to these internal addresses (comma-separated), "
+            "marked [TEST]; no wave is recorded and no customer is contacted.",
+        ),
+    ] = None,
+    test_sample: Annotated[int, typer.Option(min=1, max=20, help="With --test-to: customers per variant.")] = 3,
 ) -> None:
     """Run one wave of one or more campaigns as a Prefect flow."""
     from orchestrator.wave.stages import WaveBlocked, WaveIncomplete
+
+    if test_to is not None:
+        _seed(rules_files, wave, test_to, test_sample, as_json=as_json)
+        return
 
     if not as_json:
         progress.enable(err)
