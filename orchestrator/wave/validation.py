@@ -111,6 +111,8 @@ def validate_campaign(
             if template is not None:
                 check.task_templates[channel] = template
     check.problems.extend(_delivery_problems(settings, spec))
+    if email is not None:
+        check.problems.extend(_dkim_problems(settings, spec, email.sender))
     _policy(check, spec, settings, columns)
     if engine is not None and columns is not None and spec.scores is not None:
         check.problems.extend(_model_problems(settings, spec, engine, columns))
@@ -119,6 +121,17 @@ def validate_campaign(
     if engine is not None and columns is not None and not has_errors(check.problems):
         check.problems.extend(_control_size(settings, spec, check.policy, engine))
     return check
+
+
+def _dkim_problems(settings: Settings, spec: CampaignSpec, sender: str) -> list[Problem]:
+    """An error when the sender's DKIM key is required but missing, or configured but unreadable (nothing is sent)."""
+    from channels.dkim import signer_for
+
+    try:
+        signer_for(settings.dkim, sender)
+    except ValueError as exc:
+        return [Problem(str(spec.source), None, None, f"channels.email.sender: {exc}")]
+    return []
 
 
 def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:

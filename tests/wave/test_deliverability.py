@@ -160,3 +160,20 @@ def test_complaint_rate_of_recent_waves(settings, customers, rate, status, code)
         in (found["complaint_rate"][1])
     )
     assert found["complaint_rate_all"][0] == status
+
+
+def test_a_required_but_missing_dkim_key_fails_validation_before_anything_is_recorded(settings, customers):
+    from orchestrator.customers.table import customer_columns
+    from orchestrator.wave.validation import validate_campaign
+
+    required = settings.model_copy(update={"dkim": DkimSettings(required=True)})
+    columns = customer_columns(customers, settings.database.customer_table)
+    check = validate_campaign(required, RULES, columns, customers)
+    [problem] = [p for p in check.problems if "DKIM" in p.message]
+    assert problem.file == str(RULES) and problem.severity == "error"
+    assert "No DKIM key signs mail from 'acme.example' (CAMPAIGN_DKIM_REQUIRED is set; keys for: none)" in (
+        problem.message
+    )
+    assert not [
+        p for p in validate_campaign(_signed(required), RULES, columns, customers).problems if "DKIM" in p.message
+    ]
