@@ -102,7 +102,8 @@ class Report:
 def check_deliverability(settings: Settings, rules_path: Path, *, days: int = 30, sample: int = 5) -> Report:
     """Check the e-mail of the campaign in ``rules_path``; raises ``ValidationFailed`` for an invalid campaign
     and ``ValueError`` when it sends no e-mail."""
-    prepared = prepare(settings, rules_path)
+    lenient = settings.model_copy(update={"dkim": settings.dkim.model_copy(update={"required": False})})
+    prepared = prepare(lenient, rules_path)  # a missing required key is the ``dkim`` finding, not a failure
     section = prepared.spec.channels.section(EMAIL)  # ValueError: no e-mail channel
     assert isinstance(section, EmailChannelSpec)
     report = Report(prepared.spec.name, section.sender)

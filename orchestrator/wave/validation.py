@@ -11,8 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from orchestrator.customers.table import ColumnKind
-from orchestrator.errors import Problem, ValidationFailed
-from orchestrator.rules.kinds import channel_kind
+from orchestrator.errors import Problem, ValidationFailed, did_you_mean
+from orchestrator.rules.kinds import channel_kind, kind_names
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.loader import validate_campaign_file
 from orchestrator.rules.spec import CampaignSpec
@@ -76,6 +76,13 @@ def _policy(check: CampaignCheck, spec: CampaignSpec, settings: Settings, column
         return
     if columns is not None:
         check.problems.extend(check_policy(policy, columns))
+    known = kind_names()
+    for channel in policy.send_windows:
+        if channel not in known:
+            hint = did_you_mean(channel, known) or f"; the channels are {', '.join(known)}"
+            check.problems.append(  # the shared file's are reported by load_policy, at their line
+                Problem(str(spec.source), None, None, f"policy.send_windows: unknown channel '{channel}'{hint}")
+            )
     check.policy = policy
 
 

@@ -177,3 +177,23 @@ def test_a_required_but_missing_dkim_key_fails_validation_before_anything_is_rec
     assert not [
         p for p in validate_campaign(_signed(required), RULES, columns, customers).problems if "DKIM" in p.message
     ]
+
+
+def test_with_dkim_required_and_no_key_the_check_reports_it_as_a_finding(settings, customers):
+    required = settings.model_copy(update={"dkim": DkimSettings(required=True)})
+    result = _check(required, RULES, "--format", "json")
+    assert result.exit_code == 1, result.output
+    assert _findings(result)["dkim"][0] == "error"
+
+
+def test_a_campaign_policy_window_for_an_unknown_channel_is_an_error(settings, customers, tmp_path):
+    from orchestrator.customers.table import customer_columns
+    from orchestrator.wave.validation import validate_campaign
+
+    rules = tmp_path / "windowed.yaml"
+    rules.write_text(RULES.read_text() + '\npolicy:\n  send_windows:\n    emial: {window: "08:00-20:00"}\n')
+    columns = customer_columns(customers, settings.database.customer_table)
+    problems = [p for p in validate_campaign(settings, rules, columns, customers).problems if p.severity == "error"]
+    assert [(p.file, p.message) for p in problems] == [
+        (str(rules), "policy.send_windows: unknown channel 'emial', did you mean 'email'?")
+    ]
