@@ -20,6 +20,7 @@ from rich.table import Table
 
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
+from orchestrator.cli.deliverability import deliverability_app
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
 from orchestrator.cli.governance import approve_command, audit_command
@@ -65,6 +66,7 @@ app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(deliverability_app, name="deliverability")
 app.command("report")(report_command)
 app.command("report-global")(global_report_command)
 app.command("api")(api_command)
@@ -449,6 +451,38 @@ def preview(
         raise typer.Exit(1)
 
 
+def _seed(rules_files: list[Path], wave: str | None, test_to: str, n: int, *, as_json: bool) -> None:
+    """``run --test-to``: the sample e-mails to the test addresses (``orchestrator.wave.seed``); records nothing."""
+    from channels.base import DeliveryError
+    from orchestrator.wave.seed import parse_test_addresses, send_test_messages
+
+    if len(rules_files) != 1:
+        raise fail("--test-to sends one campaign's sample; give one rules file")
+    try:
+        recipients = parse_test_addresses(test_to)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from exc
+    settings, prepared, plans = _prepare_cycle(rules_files, wave)
+    try:
+        report = send_test_messages(settings, prepared[0], plans[0], recipients, n)
+    except ValueError as exc:  # no e-mail channel; DKIM required but no key
+        raise fail(f"{rules_files[0]}: {exc}") from exc
+    except DeliveryError as exc:
+        raise fail(f"test send failed: {exc}") from exc
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(
+            f"test send of {report.campaign}: {report.rendered} sample message(s) ({', '.join(report.variants)}) "
+            f"x {len(recipients)} address(es) = {report.sent} sent, marked [TEST]; nothing recorded",
+            highlight=False,
+        )
+    for problem in report.failed:
+        err.print(f"[yellow]{escape(problem)}[/]", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def with_execution(settings: Settings, **values: object) -> Settings:
     """``settings`` with the execution options given (not None) in place of the configured ones, validated.
 
@@ -559,8 +593,20 @@ def run(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of errors (Prefect's and the engine's).")
     ] = False,
+    test_to: Annotated[
+        str | None,
+        typer.Option(
+            "--test-to",
+            help="Seed test: send a sample of the e-mails to these internal addresses (comma-separated), "
+            "marked [TEST]; no wave is recorded and no customer is contacted.",
+        ),
+    ] = None,
+    test_sample: Annotated[int, typer.Option(min=1, max=20, help="With --test-to: customers per variant.")] = 3,
 ) -> None:
     as_json = as_json or output_format == OutputFormat.json
+    if test_to is not None:
+        _seed(rules_files, wave, test_to, test_sample, as_json=as_json)
+        return
     if not as_json:
         progress.enable(err)
     label = ", ".join(str(f) for f in rules_files)

@@ -309,6 +309,7 @@ def load_policy(
                 problems += _model_problems(exc, positions)
             if columns is not None:
                 problems += check_policy(data, columns, positions, channels=channels)
+            problems += check_window_channels(data, positions)
     problems.sort(key=lambda p: (p.line or 0, p.col or 0))
     if any(p.severity == "error" for p in problems):
         policy = None
@@ -327,6 +328,24 @@ def _model_problems(error: ValidationError, positions: Positions) -> list[Proble
             keys = list(FrequencyCapSpec.model_fields)
             hint = did_you_mean(str(loc[2]), keys) or f"; the keys here are: {', '.join(keys)}"
             problems[i] = positions.problem(loc, f"unknown key '{loc[2]}'{hint}", at="key")
+    return problems
+
+
+def check_window_channels(policy: Mapping, positions: Positions, *, loc: Sequence[str | int] = ()) -> list[Problem]:
+    """Problems with the channels of ``send_windows``: each must be a channel kind (``orchestrator.rules.kinds``)."""
+    from orchestrator.rules.kinds import kind_names
+
+    windows = policy.get("send_windows")
+    if not isinstance(windows, Mapping):
+        return []
+    known = kind_names()
+    problems = []
+    for channel in windows:
+        if isinstance(channel, str) and _CHANNEL.match(channel) and channel not in known:
+            hint = did_you_mean(channel, known) or f"; the channels are {', '.join(known)}"
+            problems.append(
+                positions.problem((*loc, "send_windows", channel), f"unknown channel '{channel}'{hint}", at="key")
+            )
     return problems
 
 

@@ -93,7 +93,7 @@ def _zone(name: str) -> ZoneInfo | None:
 
 @cache
 def country_zones() -> Mapping[str, str]:
-    """ISO country code -> its time zone (the first of ``zone.tab``), for the countries whose zones all keep one clock."""
+    """ISO country code -> its zone (the first in ``zone.tab``), for the countries whose zones all keep one clock."""
     try:
         text = (resources.files("tzdata") / "zoneinfo" / "zone.tab").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):

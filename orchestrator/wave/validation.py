@@ -11,8 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from orchestrator.customers.table import ColumnKind
-from orchestrator.errors import Problem, ValidationFailed
-from orchestrator.rules.kinds import channel_kind
+from orchestrator.errors import Problem, ValidationFailed, did_you_mean
+from orchestrator.rules.kinds import channel_kind, kind_names
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.loader import validate_campaign_file
 from orchestrator.rules.spec import CampaignSpec
@@ -76,6 +76,13 @@ def _policy(check: CampaignCheck, spec: CampaignSpec, settings: Settings, column
         return
     if columns is not None:
         check.problems.extend(check_policy(policy, columns, channels=spec.channels.names()))
+    known = kind_names()
+    for channel in policy.send_windows:
+        if channel not in known:
+            hint = did_you_mean(channel, known) or f"; the channels are {', '.join(known)}"
+            check.problems.append(  # the shared file's are reported by load_policy, at their line
+                Problem(str(spec.source), None, None, f"policy.send_windows: unknown channel '{channel}'{hint}")
+            )
     check.policy = policy
 
 
@@ -111,6 +118,8 @@ def validate_campaign(
             if template is not None:
                 check.task_templates[channel] = template
     check.problems.extend(_delivery_problems(settings, spec))
+    if email is not None:
+        check.problems.extend(_dkim_problems(settings, spec, email.sender))
     _policy(check, spec, settings, columns)
     if engine is not None and columns is not None and spec.scores is not None:
         check.problems.extend(_model_problems(settings, spec, engine, columns))
@@ -119,6 +128,17 @@ def validate_campaign(
     if engine is not None and columns is not None and not has_errors(check.problems):
         check.problems.extend(_control_size(settings, spec, check.policy, engine))
     return check
+
+
+def _dkim_problems(settings: Settings, spec: CampaignSpec, sender: str) -> list[Problem]:
+    """An error when the sender's DKIM key is required but missing, or configured but unreadable (nothing is sent)."""
+    from channels.dkim import signer_for
+
+    try:
+        signer_for(settings.dkim, sender)
+    except ValueError as exc:
+        return [Problem(str(spec.source), None, None, f"channels.email.sender: {exc}")]
+    return []
 
 
 def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:

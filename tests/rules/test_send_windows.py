@@ -91,3 +91,12 @@ def test_customer_zones_from_timezone_then_country_then_campaign():
         datetime(2026, 11, 24, 7, 0, tzinfo=UTC),
         datetime(2026, 11, 24, 7, 0, tzinfo=UTC),
     ]
+
+
+def test_a_window_for_an_unknown_channel_is_an_error_at_its_line(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text('send_windows:\n  email: {window: "08:00-20:00"}\n  emial: {days: mon-fri}\n')
+    policy, problems = load_policy(path)
+    assert policy is None
+    [problem] = problems
+    assert (problem.line, problem.message) == (3, "unknown channel 'emial', did you mean 'email'?")

@@ -92,3 +92,45 @@ def skipped_ids(engine: sa.Engine) -> set[str]:
                 sa.select(ledger.contacts.c.customer_id).where(ledger.contacts.c.status == "skipped")
             ).scalars()
         )
+
+
+@pytest.mark.slow
+def test_task_channels_wait_for_working_days_in_the_campaigns_zone(run_settings, cycle_customers, receivers, smtp):
+    """Call center 09:00-18:00 on weekdays and no visits at weekends: a Saturday run sends the e-mails only;
+    the tasks wait, and Monday's run delivers each once."""
+    from tests.support.wave import run_cycle
+
+    calls, visits = receivers
+    policy = run_settings.paths.rules_dir / "policy.yaml"
+    policy.write_text(
+        policy.read_text()
+        + "\ntimezone: Europe/Berlin\nsend_windows:\n"
+        + '  call_center: {window: "09:00-18:00", days: mon-fri}\n'
+        + "  field_force: {days: mon-fri}\n"
+    )
+    [saturday] = run_cycle(_at(run_settings, datetime(2026, 11, 28, 11, 0, tzinfo=UTC)), "retention-multichannel")
+    assert saturday["status"] == "waiting"
+    assert calls.tasks_per_customer() == {} and visits.tasks_per_customer() == {}
+    by_channel = saturday["by_channel"]
+    assert by_channel["email"].get("pending", 0) == 0 and smtp.received  # e-mail has no window here
+    waiting = by_channel["call_center"]["pending"] + by_channel["field_force"]["pending"]
+    assert saturday["waiting_for_window"] == waiting > 0
+    assert saturday["next_send_slot"] == "2026-11-29T23:00:00+00:00"  # visits: Monday 00:00 in Berlin
+    with cycle_customers.connect() as conn:
+        details = set(
+            conn.execute(
+                sa.select(ledger.contacts.c.detail).where(
+                    ledger.contacts.c.status == "pending", ledger.contacts.c.arm == "treatment"
+                )
+            ).scalars()
+        )
+    assert details == {
+        "waiting for the call_center window 09:00-18:00 mon,tue,wed,thu,fri",
+        "waiting for the field_force window mon,tue,wed,thu,fri",
+    }
+
+    [monday] = run_cycle(_at(run_settings, datetime(2026, 11, 30, 8, 30, tzinfo=UTC)), "retention-multichannel")
+    assert monday["status"] == "completed" and monday["waiting_for_window"] == 0
+    assert sum(calls.tasks_per_customer().values()) == by_channel["call_center"]["pending"]
+    assert max(calls.tasks_per_customer().values()) == 1 and max(visits.tasks_per_customer().values()) == 1
+    assert sum(visits.tasks_per_customer().values()) == by_channel["field_force"]["pending"]
