@@ -10,8 +10,8 @@ the winning campaign as ``detail``, ``no_eligible_channel``, ``channel_full``,
 Columns ``customer_id``, ``reason`` and ``detail`` (dictionary-encoded: a few distinct values), written
 column-wise in one go (0600, replaced atomically, so a wave planned again after a crash before
 its contacts were recorded writes it again). A file, not a table: a 1,000,000-customer wave with a
-10% score cut has 900,000 of them; on the shared test machine the file took 0.5 to 0.8 s (4.5 MB),
-a bulk insert into a table 16 s (SQLite) and 35 s (PostgreSQL). Erasure removes
+10% score cut has 900,000 of them; on the shared test machine the file took 0.5 to 1.1 s (4.5 MB,
+``bench/reasons_bench.py``), a bulk insert into a table 16 s (SQLite) and 35 s (PostgreSQL). Erasure removes
 a person's rows like those of every snapshot (``orchestrator.ledger.erasure``).
 
 ``write(settings, wave_id, not_treated)``; ``read(settings, wave_id)``; ``counts(settings, wave_id)``;
