@@ -367,21 +367,3 @@ class WaveApproval(SQLModel, table=True):
     decided_at: datetime | None = None
     decided_by: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=500, description="Why it was voided (no personal data).")
-
-
-class ContactReason(SQLModel, table=True):
-    """Why a customer a wave selected was not treated, when the ledger has no contact row saying so
-    (below the score cut, lost to another campaign, no eligible channel, channel full). Written in
-    bulk with the wave's contacts (``orchestrator.ledger.reasons``)."""
-
-    __tablename__ = "contact_reasons"
-    __table_args__ = (sa.UniqueConstraint("wave_id", "customer_id", name="uq_contact_reasons_wave_customer"),)
-
-    id: int | None = Field(
-        default=None,
-        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    )
-    wave_id: int = Field(foreign_key="waves.id", nullable=False)
-    customer_id: str = Field(max_length=200, nullable=False, index=True)
-    reason: str = Field(max_length=30, nullable=False)
-    detail: str | None = Field(default=None, max_length=200, description="e.g. the campaign that won the customer")

@@ -10,13 +10,13 @@ customer):
   next to the real id), and the events' free text ``detail`` is cleared. Counts, arms, channels,
   values and dates stay, so the success report of every past wave (lift, confidence intervals,
   revenue) is unchanged;
-* **snapshots** (``<data_dir>/snapshots/wave-*.parquet``): the person's rows are removed, and
+* **snapshots** (``<data_dir>/snapshots/wave-*.parquet``, with the not-treated reasons
+  ``wave-<id>-reasons.parquet``): the person's rows are removed, and
   contact columns a snapshot of an older version still held are dropped; **model training sets
   built later** read these snapshots, so they never see the person (``training_data`` joins
   snapshot rows with ledger rows, and neither has the real id any more);
 * **previews** (``<data_dir>/preview/*.html``) and **approval samples** (``<data_dir>/approvals/``,
   JSON and HTML) that show one of the ids are deleted (an approval keeps its digests and counts);
-* **not-treated reasons** (``contact_reasons``): the person's rows are deleted;
 * **suppressions**: the person's entries are replaced by one ``do_not_contact`` entry on every
   channel (``*``) with source ``erasure``: the only place the real id stays, so that the contact
   policy never selects them and ``campaign import customers`` skips them when a later import
@@ -51,7 +51,6 @@ from orchestrator.db.bulk import bulk_insert
 from orchestrator.db.tables import (
     ERASURE_SOURCE,
     Contact,
-    ContactReason,
     Conversion,
     ResponseEvent,
     Suppression,
@@ -147,8 +146,6 @@ def _erase_rows(conn: sa.Connection, settings: Settings, ids: list[str]) -> dict
         )
         statement = sa.update(target).where(target.c.customer_id.in_(erased)).values(customer_id=pseudonym, **extra)
         counts[name] = conn.execute(statement).rowcount
-    reasons = table_of(ContactReason)
-    counts["reasons_deleted"] = conn.execute(sa.delete(reasons).where(reasons.c.customer_id.in_(erased))).rowcount
     counts["suppressions_replaced"] = conn.execute(
         sa.delete(suppressions).where(suppressions.c.customer_id.in_(erased))
     ).rowcount

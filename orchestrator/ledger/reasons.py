@@ -1,81 +1,88 @@
-"""Why a selected customer was not treated: the ledger's ``contact_reasons`` table.
+"""Why a selected customer was not treated: one Parquet file of reason codes per wave.
 
 The contact ledger records the treated, control and global-control customers of a wave; every
 other customer a wave's campaign selected (passed its audience, lists and contact policy) gets
-one row here with a reason code (``orchestrator.targeting.planning.NOT_TREATED``:
-``below_score_cut``, ``lost_arbitration`` with the winning campaign as ``detail``,
-``no_eligible_channel``, ``channel_full``, ``not_worth_cost``, ``control_unallocated``).
+one row in ``<data dir>/snapshots/wave-<id>-reasons.parquet`` with a reason code
+(``orchestrator.targeting.planning.NOT_TREATED``: ``below_score_cut``, ``lost_arbitration`` with
+the winning campaign as ``detail``, ``no_eligible_channel``, ``channel_full``,
+``not_worth_cost``, ``control_unallocated``).
 
-``write(engine, wave_id, not_treated)`` replaces the wave's rows in one transaction, in bulk
-(COPY on PostgreSQL), so a wave planned again after a crash before its contacts were recorded
-writes them again without duplicates; ``of_customer(engine, customer_id)`` reads one customer's
-rows (``campaign explain --customer``); ``counts(engine, wave_id)`` per reason. Erasure
-removes a customer's rows (``orchestrator.ledger.erasure``).
+Columns ``customer_id``, ``reason`` and ``detail`` (dictionary-encoded: a few distinct values), written
+column-wise in one go (0600, replaced atomically, so a wave planned again after a crash before
+its contacts were recorded writes it again). A file, not a table: a 1,000,000-customer wave with a
+10% score cut has 900,000 of them; on the shared test machine the file took 0.5 to 1.1 s (4.5 MB,
+``bench/reasons_bench.py``), a bulk insert into a table 16 s (SQLite) and 35 s (PostgreSQL). Erasure removes
+a person's rows like those of every snapshot (``orchestrator.ledger.erasure``).
+
+``write(settings, wave_id, not_treated)``; ``read(settings, wave_id)``; ``counts(settings, wave_id)``;
+``of_customer(settings, wave_id, customer_id) -> (reason, detail) | None``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from pathlib import Path
 
-import sqlalchemy as sa
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from orchestrator.db.bulk import bulk_insert
-from orchestrator.db.tables import Campaign, ContactReason, Wave, table_of
+from orchestrator.settings import Settings, private_dir, private_file
 from orchestrator.targeting.planning import NotTreated
 
-__all__ = ["Reason", "contact_reasons", "counts", "of_customer", "write"]
-
-contact_reasons = table_of(ContactReason)
-waves = table_of(Wave)
-campaigns = table_of(Campaign)
+__all__ = ["counts", "of_customer", "read", "reasons_path", "write"]
 
 
-@dataclass(frozen=True)
-class Reason:
-    campaign: str
-    wave_key: str
-    wave_id: int
-    reason: str
-    detail: str | None
+def reasons_path(settings: Settings, wave_id: int) -> Path:
+    return settings.paths.data_dir / "snapshots" / f"wave-{wave_id}-reasons.parquet"
 
 
-def write(engine: sa.Engine, wave_id: int, not_treated: NotTreated) -> int:
-    """Replace the wave's reasons with ``not_treated`` (bulk); the rows written."""
-    with engine.begin() as conn:
-        conn.execute(sa.delete(contact_reasons).where(contact_reasons.c.wave_id == wave_id))
-        if not len(not_treated):
-            return 0
-        rows = zip(
-            [wave_id] * len(not_treated),
-            not_treated.customer_id.tolist(),
-            not_treated.reason.tolist(),
-            not_treated.detail.tolist(),
-            strict=True,
-        )
-        return bulk_insert(conn, contact_reasons.name, ["wave_id", "customer_id", "reason", "detail"], rows)
+def write(settings: Settings, wave_id: int, not_treated: NotTreated) -> Path:
+    """Write (or replace) the wave's reasons; the file."""
+    table = pa.table(
+        {
+            "customer_id": pa.array(np.asarray(not_treated.customer_id, dtype=object), type=pa.string()),
+            "reason": pa.array(np.asarray(not_treated.reason, dtype=object), type=pa.string()).dictionary_encode(),
+            "detail": pa.array(np.asarray(not_treated.detail, dtype=object), type=pa.string()).dictionary_encode(),
+        }
+    ).replace_schema_metadata({b"wave_id": str(wave_id).encode()})
+    path = reasons_path(settings, wave_id)
+    private_dir(path.parent)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    try:
+        private_file(partial).close()
+        pq.write_table(table, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
 
 
-def counts(engine: sa.Engine, wave_id: int) -> dict[str, int]:
+def read(settings: Settings, wave_id: int) -> NotTreated | None:
+    """The wave's reasons (None if the wave wrote none: not planned, or recorded before reasons existed)."""
+    path = reasons_path(settings, wave_id)
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    column = lambda name: table.column(name).cast(pa.string()).to_numpy(zero_copy_only=False).astype(object)  # noqa: E731
+    return NotTreated(column("customer_id"), column("reason"), column("detail"))
+
+
+def counts(settings: Settings, wave_id: int) -> dict[str, int]:
     """Customers per reason code of the wave."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(contact_reasons.c.reason, sa.func.count())
-            .where(contact_reasons.c.wave_id == wave_id)
-            .group_by(contact_reasons.c.reason)
-        ).all()
-    return {reason: int(n) for reason, n in rows}
+    path = reasons_path(settings, wave_id)
+    if not path.exists():
+        return {}
+    reasons = pq.read_table(path, columns=["reason"]).column("reason").combine_chunks()
+    tally = pc.value_counts(reasons.cast(pa.string()))
+    return {str(v["values"]): int(v["counts"]) for v in tally.to_pylist()}
 
 
-def of_customer(engine: sa.Engine, customer_id: str, *, campaign: str | None = None) -> list[Reason]:
-    """The customer's reasons (of ``campaign``'s waves), newest wave first."""
-    query = (
-        sa.select(campaigns.c.name, waves.c.key, waves.c.id, contact_reasons.c.reason, contact_reasons.c.detail)
-        .join(waves, waves.c.id == contact_reasons.c.wave_id)
-        .join(campaigns, campaigns.c.id == waves.c.campaign_id)
-        .where(contact_reasons.c.customer_id == customer_id)
-        .order_by(waves.c.id.desc())
-    )
-    if campaign is not None:
-        query = query.where(campaigns.c.name == campaign)
-    with engine.connect() as conn:
-        return [Reason(*row) for row in conn.execute(query)]
+def of_customer(settings: Settings, wave_id: int, customer_id: str) -> tuple[str, str | None] | None:
+    """The customer's reason code and detail in the wave, or None."""
+    path = reasons_path(settings, wave_id)
+    if not path.exists():
+        return None
+    rows = pq.read_table(path, filters=[("customer_id", "==", customer_id)]).to_pylist()
+    return (str(rows[0]["reason"]), rows[0]["detail"]) if rows else None

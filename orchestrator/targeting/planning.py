@@ -87,7 +87,7 @@ NOT_TREATED = {
     "not_worth_cost": "treated, but no channel's expected value covers its cost",
     "control_unallocated": "control, but no room in the control group's mirrored allocation",
 }
-"""Reason codes of the selected customers a wave does not record as contacts (the ledger's ``contact_reasons``)."""
+"""Reason codes of the selected customers a wave does not record as contacts (``orchestrator.ledger.reasons``)."""
 
 
 @dataclass

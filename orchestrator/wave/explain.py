@@ -12,7 +12,7 @@ follows one customer through every step, in the order a wave takes them:
    campaigns given: treated on a channel, control, or not recorded with a reason code
    (``orchestrator.targeting.planning.NOT_TREATED``);
 5. what the ledger recorded for the customer in the wave, if it ran: the contact row (arm, channel,
-   status) or the ``contact_reasons`` row.
+   status) or its reason code (``orchestrator.ledger.reasons``).
 
 Nothing is recorded or sent. The answer names conditions and reasons, never the customer's column values.
 """
@@ -77,7 +77,7 @@ def explain_customer(
     candidates = [stages.select_candidates(settings, p) for p in prepared]
     plans = stages.plan(settings, prepared, candidates)
     return [
-        _path(engine, table, p, plan, customer_id)
+        _path(settings, engine, table, p, plan, customer_id)
         for p, plan in zip(prepared, plans, strict=True)  # one campaign at a time
     ]
 
@@ -116,7 +116,9 @@ def _channel_steps(engine: sa.Engine, table: sa.Table, prepared, customer_id: st
     return [PathStep(stage, label, bool(row[i])) for i, (stage, label, _c) in enumerate(named)]
 
 
-def _ledger_steps(engine: sa.Engine, campaign: str, wave_key: str, customer_id: str) -> list[PathStep]:
+def _ledger_steps(
+    settings: Settings, engine: sa.Engine, campaign: str, wave_key: str, customer_id: str
+) -> list[PathStep]:
     """What the ledger holds for the customer in this wave, if it was recorded."""
     contacts, waves, campaigns = table_of(Contact), table_of(Wave), table_of(Campaign)
     with engine.connect() as conn:
@@ -137,20 +139,20 @@ def _ledger_steps(engine: sa.Engine, campaign: str, wave_key: str, customer_id: 
         what += f", variant {contact.variant}" if contact.variant else ""
         note = f"status {contact.status}" + (f" ({contact.detail})" if contact.detail else "")
         return [PathStep("ledger", f"wave {wave_key} ({row.status}): recorded as {what}", None, note)]
-    kept = [r for r in ledger_reasons.of_customer(engine, customer_id, campaign=campaign) if r.wave_id == row.id]
-    if kept:
-        r = kept[0]
-        detail = f" ({r.detail})" if r.detail else ""
-        return [PathStep("ledger", f"wave {wave_key} ({row.status}): not treated", None, f"reason {r.reason}{detail}")]
+    kept = ledger_reasons.of_customer(settings, row.id, customer_id)
+    if kept is not None:
+        code, detail = kept
+        note = f"reason {code}" + (f" ({detail})" if detail else "")
+        return [PathStep("ledger", f"wave {wave_key} ({row.status}): not treated", None, note)]
     return [PathStep("ledger", f"wave {wave_key} ({row.status}): not recorded", None, "not selected by the wave")]
 
 
-def _path(engine: sa.Engine, table: sa.Table, prepared, plan: CampaignPlan, customer_id: str):
+def _path(settings: Settings, engine: sa.Engine, table: sa.Table, prepared, plan: CampaignPlan, customer_id: str):
     name = prepared.spec.name
     path = CustomerPath(name, customer_id, prepared.wave_key, "", "")
     path.steps = _sql_steps(engine, table, prepared, customer_id)
     failed = next((s for s in path.steps if s.passed is False), None)
-    ledger = _ledger_steps(engine, name, prepared.wave_key, customer_id)
+    ledger = _ledger_steps(settings, engine, name, prepared.wave_key, customer_id)
     if failed is not None:
         path.outcome = "not selected"
         path.reason = f"{failed.stage}: {failed.check}"

@@ -342,7 +342,7 @@ def record(
     """
     engine = connect(settings)
     if isinstance(selection, CampaignPlan):  # why each selected customer not recorded was not (replaced per wave)
-        reasons.write(engine, wave.id, selection.not_treated)
+        reasons.write(settings, wave.id, selection.not_treated)
     counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
     if isinstance(selection, CampaignPlan):
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.db.tables import ContactReason, table_of
 from orchestrator.ledger import reasons as ledger_reasons
+from orchestrator.ledger.erasure import erase
 from orchestrator.scoring import registry as model_registry
 from orchestrator.scoring.response import train_response_model
 from orchestrator.wave import stages
@@ -83,13 +83,10 @@ def test_every_selected_customer_not_treated_has_a_reason_and_explain_follows_on
     rows = ledger_rows(customers, wave.id)
     recorded = {r.customer_id: r.arm for r in rows}
     assert {cid for cid, arm in recorded.items() if arm != "global_control"} == set(best)
-    assert ledger_reasons.counts(customers, wave.id) == {"below_score_cut": len(below)}
-    with customers.connect() as conn:
-        reasons = table_of(ContactReason)
-        below_recorded = set(
-            conn.execute(sa.select(reasons.c.customer_id).where(reasons.c.wave_id == wave.id)).scalars()
-        )
-    assert below_recorded == set(below)
+    assert ledger_reasons.counts(settings, wave.id) == {"below_score_cut": len(below)}
+    kept = ledger_reasons.read(settings, wave.id)
+    assert kept is not None and set(kept.customer_id) == set(below) and set(kept.detail) == {None}
+    assert ledger_reasons.reasons_path(settings, wave.id).stat().st_mode & 0o777 == 0o600
 
     treated = next(cid for cid in best if recorded[cid] == "treatment")
     control = next(cid for cid in best if recorded[cid] == "control")
@@ -122,6 +119,12 @@ def test_every_selected_customer_not_treated_has_a_reason_and_explain_follows_on
     stopped = [s for s in path.steps if s.passed is False]
     assert [(s.stage, s.check) for s in stopped] == [("policy", "consent (consent_email)")]
     assert all(s.passed for s in path.steps[: path.steps.index(stopped[0])])  # every audience condition held
+
+    # erasure reaches the reasons file like every snapshot: the person's row is gone, the others stay
+    erased = erase(customers, settings, [below[1]], actor="test")
+    left = ledger_reasons.read(settings, wave.id)
+    assert left is not None and set(left.customer_id) == set(below) - {below[1]}
+    assert erased.counts["snapshot_rows_removed"] >= 1
 
 
 def test_explain_customer_on_the_command_line(settings, customers, cli):

@@ -134,9 +134,8 @@ def _paused_flow_run(timeout: float = 120.0):
     raise AssertionError(f"no flow run paused within {timeout} s")
 
 
-def _deployment_run(rules) -> object:
-    """A flow run of a ``campaign_wave`` deployment, created by hand (as the UI's "Run" does), not yet started."""
-    from prefect.client.orchestration import get_client
+def _deployment(rules):
+    """A ``campaign_wave`` deployment of ``rules`` registered with the test API; its id."""
     from prefect.deployments.runner import EntrypointType
 
     from flows.campaign_wave import campaign_wave
@@ -149,24 +148,25 @@ def _deployment_run(rules) -> object:
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
     )
-    deployment_id = _synchronous(deployment.apply())
-    with get_client(sync_client=True) as client:
-        return client.create_flow_run_from_deployment(deployment_id)
+    return _synchronous(deployment.apply())
 
 
-@pytest.mark.slow
-def test_a_run_started_from_a_deployment_pauses_and_the_approval_input_resumes_it(approval_settings, smtp, customers):
+def _run_by_hand_and_answer(settings: Settings, deployment_id, answer: dict) -> dict:
+    """Create a flow run of the deployment by hand (as the UI's "Run" does), run it as a worker would, wait
+    for the Prefect API to show it paused, answer the approval form with ``answer``; the run's summary."""
     from prefect import resume_flow_run
+    from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
 
     from flows.campaign_wave import campaign_wave
 
-    flow_run = _deployment_run(approval_settings.paths.rules_dir / "winback-email.yaml")
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(deployment_id)
     assert flow_run.deployment_id is not None and not flow_run.auto_scheduled
     result: dict = {}
 
-    def run() -> None:  # what a worker does with the flow run
-        with use_settings(approval_settings):
+    def run() -> None:
+        with use_settings(settings):
             result["state"] = run_flow(
                 campaign_wave, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
             )
@@ -174,11 +174,21 @@ def test_a_run_started_from_a_deployment_pauses_and_the_approval_input_resumes_i
     thread = threading.Thread(target=run)
     thread.start()
     assert _paused_flow_run() == flow_run.id
-    assert not smtp.received  # recorded, paused before sending
-    resume_flow_run(flow_run.id, run_input={"approve": True, "approver": "jane.ops"})
+    resume_flow_run(flow_run.id, run_input=answer)
     thread.join(timeout=300)
     assert not thread.is_alive()
-    summary = result["state"].result()
+    return result["state"].result()
+
+
+@pytest.mark.slow
+def test_a_run_started_from_a_deployment_pauses_and_the_approval_input_resumes_it(approval_settings, smtp, customers):
+    deployment_id = _deployment(approval_settings.paths.rules_dir / "winback-email.yaml")
+
+    declined = _run_by_hand_and_answer(approval_settings, deployment_id, {"approve": False, "approver": "joe"})
+    assert declined["status"] == "awaiting_approval" and declined["sent_this_run"] == 0 and not smtp.received
+    assert APPROVE in declined["approval"]
+
+    summary = _run_by_hand_and_answer(approval_settings, deployment_id, {"approve": True, "approver": "jane.ops"})
     assert summary["status"] == "completed" and summary["sent_this_run"] == len(smtp.received) > 300
     engine = connect(approval_settings)
     [approved] = audit.events(engine, "approve")

@@ -1,7 +1,7 @@
-"""approvals, not-treated reasons, audit campaign and details
+"""approvals (wave_approvals), audit events' campaign and details
 
 Revision ID: 0009_19b
-Revises: 0008
+Revises: 0009_19a
 Create Date: 2026-12-06 19:40:00
 """
 
@@ -39,24 +39,18 @@ def upgrade() -> None:
         sa.Column("note", sa.String(length=500), nullable=True),
     )
     op.create_index("ix_wave_approvals_wave", "wave_approvals", ["wave_id", "id"])
-    op.create_table(
-        "contact_reasons",
-        sa.Column("id", _ID, primary_key=True, autoincrement=True),
-        sa.Column("wave_id", sa.Integer(), sa.ForeignKey("waves.id"), nullable=False),
-        sa.Column("customer_id", sa.String(length=200), nullable=False),
-        sa.Column("reason", sa.String(length=30), nullable=False),
-        sa.Column("detail", sa.String(length=200), nullable=True),
-        sa.UniqueConstraint("wave_id", "customer_id", name="uq_contact_reasons_wave_customer"),
-    )
-    op.create_index("ix_contact_reasons_customer_id", "contact_reasons", ["customer_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_contact_reasons_customer_id", table_name="contact_reasons")
-    op.drop_table("contact_reasons")
     op.drop_index("ix_wave_approvals_wave", table_name="wave_approvals")
     op.drop_table("wave_approvals")
     op.drop_index("ix_audit_events_campaign_time", table_name="audit_events")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_column("details")
         batch_op.drop_column("campaign")
+    if op.get_bind().dialect.name == "sqlite":  # the batch copy left the table without its triggers (0007)
+        for event in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{event.lower()} BEFORE {event} ON audit_events "
+                "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: its rows are never changed or deleted'); END"
+            )
