@@ -129,6 +129,15 @@ class WaveApprovalInput(RunInput):
     )
 
 
+class SendConfirmInput(RunInput):
+    """The form the Prefect UI shows on a wave started by hand from a deployment, before anything is recorded."""
+
+    send: bool = Field(False, description="Send these contacts now. Unticked: cancel; nothing is recorded or sent.")
+    confirmed_by: str = Field(
+        "", max_length=100, description="Your name or user id, for the audit trail (no customer data)."
+    )
+
+
 @task(name="load", cache_policy=NO_CACHE)
 def load(settings: Settings, rules_path: str, wave_key: str | None) -> stages.PreparedWave:
     return stages.prepare(settings, Path(rules_path), wave_key)
@@ -210,6 +219,42 @@ def _pause_here(wait_for_approval: bool | None) -> bool:
     context = FlowRunContext.get()
     run = None if context is None else context.flow_run
     return run is not None and run.deployment_id is not None and not run.auto_scheduled
+
+
+def _confirmed_in_ui(
+    settings: Settings,
+    prepared: list[stages.PreparedWave],
+    plan: SendPlan,
+    wait_for_approval: bool | None,
+    timeout: int,
+) -> bool:
+    """A real wave started from a deployment by hand (the Prefect UI's Run, ``prefect deployment run``), not by
+    its schedule, pauses before anything is recorded until someone answers the send form; True to go on.
+    Campaigns that all need approval (``approval: required``) are asked by their approval form instead."""
+    if not plan.contacts or not _pause_here(wait_for_approval):
+        return True
+    if all(approval.needs_approval(p) for p in prepared):
+        return True
+    names = " + ".join(plan.campaigns)
+    answer = pause_flow_run(
+        wait_for_input=SendConfirmInput.with_initial_data(
+            description=f"{names}: {plan.question()} Nothing is recorded until you answer; unticked cancels the run."
+        ),
+        timeout=timeout,
+        poll_interval=APPROVAL_POLL_SECONDS,
+        key=f"confirm-send-{names}"[:100],
+    )
+    who = f"prefect-ui:{answer.confirmed_by.strip() or 'unnamed'}"
+    audit.record_now(
+        connect(settings),
+        actor=who,
+        action="send-confirmed" if answer.send else "send-declined",
+        campaign=plan.campaigns[0],
+        subject=f"{plan.contacts:,} contacts",
+        counts={"contacts": plan.contacts},
+        details={"campaigns": names[:200]},
+    )
+    return bool(answer.send)
 
 
 def wait_for_approval_input(
@@ -485,7 +530,9 @@ def run_cycle(
         with _failed_waves_marked(settings, prepared, waves, fresh):
             plans_by_index = _plan_fresh(settings, prepared, fresh, summaries)
     send_plan = _send_plan(settings, prepared, plans_by_index, waves)
-    if not confirm_send(send_plan):
+    if not confirm_send(send_plan) or not _confirmed_in_ui(
+        settings, prepared, send_plan, wait_for_approval, approval_timeout
+    ):
         message = f"not confirmed ({send_plan.question()} no): nothing was recorded or sent"
         get_run_logger().warning("%s: %s", cycle, message)
         return Cancelled(message=message)

@@ -194,3 +194,60 @@ def test_a_run_started_from_a_deployment_pauses_and_the_approval_input_resumes_i
     [approved] = audit.events(engine, "approve")
     assert approved.actor == "prefect-ui:jane.ops" and approved.campaign == "winback-email"
     assert approvals.latest(engine, summary["wave_id"]).decided_by == "prefect-ui:jane.ops"
+
+
+@pytest.fixture
+def plain_settings(cycle_settings, smtp, customers, prefect_api_url) -> Settings:
+    """A workspace whose win-back campaign needs no approval."""
+    return wave_settings_for(cycle_settings, smtp.port)
+
+
+def _run_by_hand(settings: Settings, deployment_id, answer: dict):
+    """Like ``_run_by_hand_and_answer``, for the send form; the run's final state."""
+    from prefect import resume_flow_run
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+
+    from flows.campaign_wave import campaign_wave
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(deployment_id)
+    result: dict = {}
+
+    def run() -> None:
+        with use_settings(settings):
+            result["state"] = run_flow(
+                campaign_wave, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+            )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert _paused_flow_run() == flow_run.id
+    resume_flow_run(flow_run.id, run_input=answer)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    return result["state"]
+
+
+@pytest.mark.slow
+def test_a_real_wave_started_by_hand_from_a_deployment_asks_before_anything_is_recorded(
+    plain_settings, smtp, customers
+):
+    deployment_id = _deployment(plain_settings.paths.rules_dir / "winback-email.yaml")
+    engine = connect(plain_settings)
+
+    declined = _run_by_hand(plain_settings, deployment_id, {"send": False, "confirmed_by": "joe"})
+    assert declined.is_cancelled() and "nothing was recorded or sent" in (declined.message or "")
+    assert not smtp.received
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from contacts")).scalar_one() == 0
+    [no] = audit.events(engine, "send-declined")
+    assert no.actor == "prefect-ui:joe" and no.counts["contacts"] > 300
+
+    sent = _run_by_hand(plain_settings, deployment_id, {"send": True, "confirmed_by": "jane.ops"})
+    assert sent.is_completed(), sent.message
+    summary = sent.result()
+    assert summary["status"] == "completed" and summary["treated"] == no.counts["contacts"]
+    assert summary["sent_this_run"] == len(smtp.received) > 300
+    [yes] = audit.events(engine, "send-confirmed")
+    assert yes.actor == "prefect-ui:jane.ops"
