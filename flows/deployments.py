@@ -333,7 +333,8 @@ def _wave_deployment(spec: CampaignSpec) -> RunnerDeployment:
 
     about = (
         f"One wave of campaign {spec.name} ({Path(spec.source).name}) per scheduled run: select, plan, "
-        "render, record, send. A run started by hand sends for real unless dry_run is true."
+        "render, record, send. A real run started by hand pauses after planning for a send form (nothing is "
+        "recorded until it is answered); dry_run true rehearses without sending."
     )
     return _synchronous(
         campaign_wave.to_deployment(
