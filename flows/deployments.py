@@ -358,7 +358,8 @@ def _cycle_deployment(cycle: CycleSpec, specs: list[CampaignSpec]) -> RunnerDepl
     about = (
         f"One wave of the campaigns {', '.join(cycle.campaigns)} as one cycle ({Path(cycle.source).name}): "
         "each customer goes to at most one of them, channel capacity is shared. "
-        "A run started by hand sends for real unless dry_run is true."
+        "A real run started by hand pauses after planning for a send form (nothing is recorded until it is "
+        "answered); dry_run true rehearses without sending."
     )
     return _synchronous(
         campaign_cycle.to_deployment(

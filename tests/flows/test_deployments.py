@@ -184,7 +184,7 @@ def test_apply_registers_schedules_parameters_tags_and_concurrency(rules, prefec
     assert Path(weekly.parameters["rules_path"]).is_absolute()
     assert set(weekly.tags) == {"campaign", f"campaign:{rules['weekly']}"}
     assert weekly.description.startswith("Weekly win-back.\n\nOne wave of campaign")
-    assert "sends for real unless dry_run is true" in weekly.description
+    assert "started by hand pauses after planning for a send form" in weekly.description
     assert weekly.global_concurrency_limit is not None and weekly.global_concurrency_limit.limit == 1
     assert weekly.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
     assert weekly.entrypoint == "flows.campaign_wave.campaign_wave"
