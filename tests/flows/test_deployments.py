@@ -243,11 +243,13 @@ def test_reapplying_updates_the_schedule_in_place(rules, prefect_api_url):
     assert rules["hourly"] in plan.unscheduled()
     apply_plan(plan, rules["settings"])
     assert _read(f"campaign_wave/{rules['hourly']}: wave").schedules == []
-    # the change is in the audit trail: which deployments, which campaign lost its schedule
-    [change] = audit.events(connect(rules["settings"]), "deployment-change")
-    assert change.details["unscheduled"] == rules["hourly"]
-    assert rules["weekly"] in change.details["deployments"]
-    assert change.counts["unscheduled"] == 1 and change.actor.startswith("os:")
+    # every change is in the audit trail: which deployments, which campaign lost its schedule
+    changes = audit.events(connect(rules["settings"]), "deployment-change")
+    assert len(changes) == 3 and all(c.details["how"] == "apply" for c in changes)
+    change = changes[-1]
+    assert change.details["unscheduled"] == ", ".join(plan.unscheduled()) and rules["hourly"] in plan.unscheduled()
+    assert rules["weekly"] in change.details["deployments"] and rules["hourly"] not in change.details["deployments"]
+    assert change.counts["unscheduled"] == len(plan.unscheduled()) and change.actor.startswith("os:")
 
 
 def test_retraining_scheduled_when_configured(rules, prefect_api_url):
