@@ -44,3 +44,24 @@ def test_a_commands_help_loads_none_of_them_either():
         probe = _probe(*command)
         assert probe["exit"] == 0, probe["output"]
         assert probe["loaded"] == [], (command, probe["loaded"])
+
+
+def test_every_command_says_something_before_it_loads_the_engine():
+    """The console script's first line comes from ``launch`` (which imports only ``sys`` and ``time``)."""
+    from orchestrator.cli.launch import first_line
+
+    assert first_line(["validate", "rules/a.yaml"]) == "campaign validate: loading the engine ..."
+    assert first_line(["models", "train", "--name", "m"]) == "campaign models train: loading the engine ..."
+    assert first_line(["run", "rules/a.yaml", "--wave", "2026-11-24"]) == (
+        "campaign run rules/a.yaml: loading the engine and starting Prefect ..."
+    )
+    assert first_line(["--help"]) is None and first_line(["validate", "--help"]) is None and first_line([]) is None
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import orchestrator.cli.launch"],
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert not imported & {"typer", "rich", "pydantic", "orchestrator.settings"}
