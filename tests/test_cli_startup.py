@@ -65,3 +65,14 @@ def test_every_command_says_something_before_it_loads_the_engine():
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert not imported & {"typer", "rich", "pydantic", "orchestrator.settings"}
+
+
+def test_help_shows_flags_as_flags_and_the_choices_of_options():
+    def flags_with_a_value(text: str) -> list[str]:  # typer's own --help line keeps its <bool>
+        return [line for line in text.splitlines() if "<bool>" in line and "--help" not in line]
+
+    text = _probe("run", "--help")["output"]
+    assert "--dry-run" in text and "--yes" in text and "<threads|dask>" in text and "<text|json>" in text
+    assert flags_with_a_value(text) == []  # --dry-run, --yes, --json, --debug take no value
+    for command in (["report", "--help"], ["models", "train", "--help"], ["dlq", "retry", "--help"]):
+        assert flags_with_a_value(_probe(*command)["output"]) == [], command

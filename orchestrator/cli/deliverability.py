@@ -38,7 +38,7 @@ def check_command(
     format_: Annotated[str, typer.Option("--format", help="table (terminal) or json.")] = "table",
     days: Annotated[int, typer.Option(min=1, max=365, help="Days of sent e-mail the complaint rate covers.")] = 30,
     sample: Annotated[int, typer.Option(min=1, max=100, help="Sample messages per variant.")] = 5,
-    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit status 1).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit status 1).", metavar="")] = False,
 ) -> None:
     """Lint the campaign's e-mail: DKIM, one-click unsubscribe, unsubscribe link, text part, size, complaints."""
     from orchestrator.wave.deliverability import check_deliverability

@@ -65,7 +65,7 @@ def list_dead(campaign: Annotated[str | None, typer.Option(help="Only this campa
 @dlq_app.command("retry")
 def retry(
     batch_ids: Annotated[list[int] | None, typer.Argument(help="Batch ids from `campaign dlq list`.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.", metavar="")] = False,
     rules: Annotated[Path | None, typer.Option(help="Rules file of the campaign (default: found by name).")] = None,
 ) -> None:
     """Deliver dead-lettered task lists again, under their original webhook-id."""

@@ -145,7 +145,9 @@ def import_customers_command(
     ] = None,
     header: Annotated[
         bool | None,
-        typer.Option("--header/--no-header", help="Whether the first line names the columns; sniffed when omitted."),
+        typer.Option(
+            "--header/--no-header", help="Whether the first line names the columns; sniffed when omitted.", metavar=""
+        ),
     ] = None,
     encoding: Annotated[
         str | None, typer.Option(help="Text encoding, e.g. cp1252 or latin-1; UTF-8 when omitted.")
@@ -157,13 +159,15 @@ def import_customers_command(
     generate_ids: Annotated[
         bool,
         typer.Option(
-            "--generate-ids", help="The file has no ids: add every row as a new customer (never updates anyone)."
+            "--generate-ids",
+            help="The file has no ids: add every row as a new customer (never updates anyone).",
+            metavar="",
         ),
     ] = False,
     text: Annotated[
         list[str] | None, typer.Option("--text", help="Keep this column as text, e.g. codes like 00123 (repeat).")
     ] = None,
-    strict: Annotated[bool, typer.Option(help="Import nothing if any row cannot be read.")] = False,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row cannot be read.", metavar="")] = False,
     reject_file: Annotated[
         Path | None,
         typer.Option(
@@ -352,7 +356,7 @@ def explain(
         str | None,
         typer.Option(help="One customer's path instead: which condition, policy filter, split or loss decided."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.", metavar="")] = False,
     output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
 ) -> None:
     """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
@@ -566,10 +570,12 @@ def run(
     rules_files: Annotated[
         list[Path], typer.Argument(help="Rules file(s); several run as one cycle (arbitration, shared capacity).")
     ],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Select and render, record and send nothing.", metavar="")
+    ] = False,
     wave: Annotated[str | None, typer.Option(help="Wave label; today's date when omitted.")] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.", metavar="")] = False,
     task_runner: Annotated[
         TaskRunnerChoice | None,
         typer.Option(
@@ -588,10 +594,10 @@ def run(
         int | None, typer.Option(help="Customers per chunk task (scoring, rendering, sending).")
     ] = None,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Send without asking first (for scripts and schedulers).")
+        bool, typer.Option("--yes", "-y", help="Send without asking first (for scripts and schedulers).", metavar="")
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks of errors (Prefect's and the engine's).")
+        bool, typer.Option("--debug", help="Show tracebacks of errors (Prefect's and the engine's).", metavar="")
     ] = False,
     test_to: Annotated[
         str | None,

@@ -76,6 +76,7 @@ def train(
         typer.Option(
             "--challenger",
             help="Register beside the champion instead of replacing it (promote later with `campaign models promote`).",
+            metavar="",
         ),
     ] = False,
 ) -> None:
@@ -294,7 +295,7 @@ def show(
 def promote_command(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int, typer.Argument(min=1, help="The version to make the champion.")],
-    force: Annotated[bool, typer.Option("--force", help="Promote a retired version again.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Promote a retired version again.", metavar="")] = False,
 ) -> None:
     """Make VERSION the champion of NAME; the champion before it is retired (one transaction)."""
     from orchestrator.db.engine import connect

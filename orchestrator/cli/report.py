@@ -85,7 +85,7 @@ def report_command(
 
 def import_conversions_command(
     file: Annotated[Path, typer.Argument(help="CSV (or .csv.gz): customer_id, occurred_at, amount[, product].")],
-    strict: Annotated[bool, typer.Option(help="Import nothing if any row is bad.")] = False,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row is bad.", metavar="")] = False,
 ) -> None:
     """Import conversions (purchases, goals) to attribute to waves."""
     from orchestrator.db.engine import connect
@@ -120,7 +120,9 @@ def import_results_command(
     generate_ids: Annotated[
         bool,
         typer.Option(
-            "--generate-ids", help="The file has no id column: give each row an id of its own (campaign/wave/row)."
+            "--generate-ids",
+            help="The file has no id column: give each row an id of its own (campaign/wave/row).",
+            metavar="",
         ),
     ] = False,
     wave: Annotated[str | None, typer.Option(help="Wave key; default the file name.")] = None,

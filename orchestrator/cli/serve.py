@@ -40,7 +40,11 @@ def _schedule_text(deployment) -> tuple[str, str]:
 def serve_command(
     register_only: Annotated[
         bool,
-        typer.Option("--register-only", help="Register the deployments with the Prefect API and return; do not serve."),
+        typer.Option(
+            "--register-only",
+            help="Register the deployments with the Prefect API and return; do not serve.",
+            metavar="",
+        ),
     ] = False,
 ) -> None:
     """Deploy the scheduled campaigns (waves, success reports, retraining) to Prefect and serve them."""
