@@ -21,9 +21,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail, print_problems
+from orchestrator.cli.output import console, fail, get_settings, print_problems
 from orchestrator.errors import ValidationFailed
-from orchestrator.settings import get_settings
 
 __all__ = ["deliverability_app"]
 

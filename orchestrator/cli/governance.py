@@ -17,8 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail
-from orchestrator.settings import get_settings
+from orchestrator.cli.output import console, fail, get_settings
 
 _RELATIVE = re.compile(r"^(\d+)([dhm])$")
 

@@ -12,7 +12,7 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,6 +31,7 @@ from orchestrator.cli.output import (
     console,
     err,
     fail,
+    get_settings,
     print_json,
     print_problems,
     problem_dict,
@@ -47,8 +48,10 @@ from orchestrator.cli.serve import serve_command
 from orchestrator.cli.status import status_command
 from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.execution import progress
-from orchestrator.settings import Settings, get_settings
 from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
 
 APP_HELP = """Multi-channel campaign orchestration engine.
 

@@ -31,9 +31,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import FORMAT_HELP, OutputFormat, console, err, fail, print_json
+from orchestrator.cli.output import FORMAT_HELP, OutputFormat, console, err, fail, get_settings, print_json
 from orchestrator.execution import progress
-from orchestrator.settings import get_settings
 
 __all__ = ["models_app"]
 

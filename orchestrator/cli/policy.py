@@ -18,10 +18,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, err, fail, print_problems
+from orchestrator.cli.output import console, err, fail, get_settings, print_problems
 from orchestrator.errors import Problem, did_you_mean
-from orchestrator.rules.policy_spec import ALL_CHANNELS, REASONS
-from orchestrator.settings import get_settings
+from orchestrator.rules.suppression_terms import ALL_CHANNELS, REASONS
 
 __all__ = ["policy_app", "suppressions_app"]
 

@@ -27,9 +27,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, err, fail, print_json, print_problems
+from orchestrator.cli.output import console, err, fail, get_settings, print_json, print_problems
 from orchestrator.errors import ValidationFailed
-from orchestrator.settings import get_settings
 from orchestrator.success.campaign import build_campaign_report
 
 __all__ = ["global_report_command", "import_conversions_command", "import_results_command", "report_command"]

@@ -17,8 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, err, fail, print_problems
-from orchestrator.settings import get_settings
+from orchestrator.cli.output import console, err, fail, get_settings, print_problems
 
 __all__ = ["serve_command"]
 

@@ -21,8 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, err
-from orchestrator.settings import get_settings
+from orchestrator.cli.output import console, err, get_settings
 
 __all__ = ["status_command"]
 

@@ -45,6 +45,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from orchestrator.errors import Problem, did_you_mean
+from orchestrator.rules.suppression_terms import ALL_CHANNELS, REASONS
 from orchestrator.rules.yaml_source import CUSTOM_ERROR, Positions, model_problems, parse_yaml, read_text_file
 
 if TYPE_CHECKING:  # the customer table's module loads pandas: not needed to read a policy
@@ -66,11 +67,6 @@ __all__ = [
     "merge_policy",
 ]
 
-REASONS = ("unsubscribed", "hard_bounce", "complaint", "do_not_contact", "erased")
-"""Reasons a customer can be on the suppression list."""
-
-ALL_CHANNELS = "*"
-"""``channel`` of a suppression that applies to every channel."""
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names in ``blocked_days.weekdays``, Monday first (``date.weekday()`` order)."""
