@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -545,6 +545,35 @@ def run_cycle(
         incomplete = _approve_and_send(settings, p, w, summary, wait_for_approval, approval_timeout)
         if incomplete is not None:  # the other campaigns still send; the cycle reports it at the end
             failures.append(incomplete)
+    _schedule_follow_up(summaries)
     if failures:
         raise failures[0] if len(failures) == 1 else stages.WaveIncomplete("; ".join(str(f) for f in failures))
     return [s.as_dict() for s in summaries]
+
+
+def _schedule_follow_up(summaries: list[stages.WaveSummary]) -> None:
+    """Contacts waiting for their send window in a run of a deployment: a run of the same deployment and
+    wave is scheduled at the earliest next slot (no form to answer: the wave was confirmed), so they are
+    sent without anyone starting it. Runs without a deployment (the CLI) say when to run the wave again."""
+    slots = [s.next_slot for s in summaries if s.status == WaveStatus.WAITING and s.next_slot]
+    context = FlowRunContext.get()
+    run = None if context is None else context.flow_run
+    if not slots or run is None or run.deployment_id is None:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    when = min(datetime.fromisoformat(slot) for slot in slots)
+    parameters = {**(run.parameters or {}), "wave_key": summaries[0].wave_key, "wait_for_approval": False}
+    with get_client(sync_client=True) as client:
+        follow_up = client.create_flow_run_from_deployment(
+            run.deployment_id, parameters=parameters, state=Scheduled(scheduled_time=when), tags=list(run.tags or [])
+        )
+    for summary in summaries:
+        if summary.status == WaveStatus.WAITING:
+            summary.follow_up = f"{follow_up.name} at {when.isoformat()}"
+            campaign_logger(summary.campaign).info(
+                "%s contacts wait for their send window: a run of this deployment is scheduled at %s",
+                f"{summary.window_waiting:,}",
+                when.isoformat(),
+            )

@@ -121,6 +121,7 @@ class WaveSummary:
     approval: str | None = None  # approval: required: what the approval step said (waiting: why, what to do)
     window_waiting: int = 0  # pending contacts waiting for their channel's send window
     next_slot: str | None = None  # when the first of them may be sent (ISO 8601, UTC)
+    follow_up: str | None = None  # the deployment run scheduled for them (name and time), if any
 
     def as_dict(self) -> dict:
         return {
@@ -148,6 +149,7 @@ class WaveSummary:
             "approval": self.approval,
             "waiting_for_window": self.window_waiting,
             "next_send_slot": self.next_slot,
+            "follow_up_run": self.follow_up,
         }
 
     def count_selection(self, selection: Selection) -> None:

@@ -134,3 +134,54 @@ def test_task_channels_wait_for_working_days_in_the_campaigns_zone(run_settings,
     assert sum(calls.tasks_per_customer().values()) == by_channel["call_center"]["pending"]
     assert max(calls.tasks_per_customer().values()) == 1 and max(visits.tasks_per_customer().values()) == 1
     assert sum(visits.tasks_per_customer().values()) == by_channel["field_force"]["pending"]
+
+
+@pytest.mark.slow
+def test_a_deployment_run_whose_contacts_wait_schedules_its_follow_up_at_the_next_slot(
+    settings, smtp, customers, prefect_api_url, tmp_path
+):
+    """Run from a deployment (as a worker runs it), the wave waits for Berlin's 08:00: a run of the same
+    deployment and wave is scheduled at 07:00 UTC and, executed then, sends every waiting contact once."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments.runner import EntrypointType
+    from prefect.flow_engine import run_flow
+
+    from flows.campaign_wave import campaign_wave
+    from flows.deployments import _synchronous
+    from orchestrator.settings import use_settings
+
+    rules = tmp_path / "winback-windowed.yaml"
+    rules.write_text(RULES.read_text() + WINDOWED)
+    base = wave_settings_for(settings, smtp.port)
+    deployment = _synchronous(
+        campaign_wave.to_deployment(
+            name=f"windowed-{uuid.uuid4().hex[:8]}",
+            parameters={"rules_path": str(rules), "wave_key": "2026-11-24", "wait_for_approval": False},
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+    )
+    deployment_id = _synchronous(deployment.apply())
+    with get_client(sync_client=True) as client:
+        first_run = client.create_flow_run_from_deployment(deployment_id)
+    with use_settings(_at(base, datetime(2026, 11, 24, 6, 0, tzinfo=UTC))):  # 07:00 in Berlin: closed
+        state = run_flow(campaign_wave, flow_run=first_run, parameters=first_run.parameters, return_type="state")
+    first = state.result()
+    assert first["status"] == "waiting" and first["waiting_for_window"] > 0 and first["follow_up_run"]
+    assert len(smtp.recipients) == 0  # nobody in this table has a zone of their own: all wait for Berlin
+
+    with get_client(sync_client=True) as client:
+        runs = [r for r in client.read_flow_runs() if r.deployment_id == deployment_id and r.id != first_run.id]
+    [follow_up] = runs
+    assert follow_up.state.is_scheduled()
+    assert follow_up.expected_start_time == datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+    assert follow_up.parameters["wave_key"] == "2026-11-24" and follow_up.parameters["wait_for_approval"] is False
+    assert first["follow_up_run"].startswith(follow_up.name)
+
+    with use_settings(_at(base, datetime(2026, 11, 24, 7, 0, tzinfo=UTC))):  # the slot: what a worker would run
+        later = run_flow(
+            campaign_wave, flow_run=follow_up, parameters=follow_up.parameters, return_type="state"
+        ).result()
+    assert later["status"] == "completed" and later["ledger_pending"] == 0 and later["waiting_for_window"] == 0
+    assert len(smtp.recipients) == len(set(smtp.recipients)) == later["sent_this_run"] > 0
