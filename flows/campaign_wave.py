@@ -392,13 +392,18 @@ def _send_plan(settings: Settings, prepared, plans_by_index: dict[int, Any], wav
     return SendPlan(tuple(p.spec.name for p in prepared), channels)
 
 
-@flow(
-    name="campaign_wave",
-    flow_run_name=_flow_run_name,
-    log_prints=False,
-    validate_parameters=True,
-    task_runner=task_runner(ExecutionSettings()),
-)
+def _campaign_flow(name: str):
+    """The flow decorator of ``campaign_wave`` and ``campaign_cycle``: named runs, validated parameters."""
+    return flow(
+        name=name,
+        flow_run_name=_flow_run_name,
+        log_prints=False,
+        validate_parameters=True,
+        task_runner=task_runner(ExecutionSettings()),
+    )
+
+
+@_campaign_flow("campaign_wave")
 def campaign_wave(
     rules_path: str,
     wave_key: str | None = None,
@@ -413,21 +418,15 @@ def campaign_wave(
         wave_key: Label of the wave, normally its date (YYYY-MM-DD); the rules and the contact policy are
             evaluated at it. Empty: today. Running a recorded wave again sends only what is still pending.
         dry_run: True: select and render every message, record and send nothing (a rehearsal).
-        wait_for_approval: With ``approval: required`` in the rules file, pause for an approval form in the
-            Prefect UI. Empty: pause when started from a deployment by hand, not by its schedule.
+        wait_for_approval: Pause for a form in the Prefect UI: the send form before anything is recorded, or
+            with ``approval: required`` the approval form. Empty: when started from a deployment by hand.
         approval_timeout: Seconds a run paused for approval waits before it fails (the wave stays awaiting approval).
     """
     result = run_cycle(get_settings(), [rules_path], wave_key, dry_run, wait_for_approval, approval_timeout)
     return result if not isinstance(result, list) else result[0]
 
 
-@flow(
-    name="campaign_cycle",
-    flow_run_name=_flow_run_name,
-    log_prints=False,
-    validate_parameters=True,
-    task_runner=task_runner(ExecutionSettings()),
-)
+@_campaign_flow("campaign_cycle")
 def campaign_cycle(
     rules_paths: list[str],
     wave_key: str | None = None,
@@ -442,8 +441,8 @@ def campaign_cycle(
         wave_key: Label of the cycle's waves, normally their date (YYYY-MM-DD); the rules and the contact
             policy are evaluated at it. Empty: today. Running a recorded wave again sends only what is still pending.
         dry_run: True: select and render every message, record and send nothing (a rehearsal).
-        wait_for_approval: With ``approval: required``, pause for an approval form in the Prefect UI. Empty:
-            pause when started from a deployment by hand, not by its schedule.
+        wait_for_approval: Pause for a form in the Prefect UI: the send form before anything is recorded, or
+            with ``approval: required`` the approval form. Empty: when started from a deployment by hand.
         approval_timeout: Seconds a run paused for approval waits before it fails (the wave stays awaiting approval).
     """
     return run_cycle(get_settings(), rules_paths, wave_key, dry_run, wait_for_approval, approval_timeout)

@@ -18,8 +18,9 @@ rules file; tables are looked up with ``engine`` (without one they get a warning
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -162,16 +163,21 @@ def _parse_eligibility(
     return parsed
 
 
-def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
-    """Every column a channel section names (address, phone, territory, name, data: the kind's ``columns``) exists."""
+def _channel_sections(data: dict) -> Iterator[tuple[Any, dict]]:
+    """(kind, section) for every channel kind the rules file has a section for (a mapping)."""
     channels = data.get("channels")
     if not isinstance(channels, dict):
-        return []
-    problems: list[Problem] = []
+        return
     for kind in kinds():
         section = channels.get(kind.name)
-        if not isinstance(section, dict):
-            continue
+        if isinstance(section, dict):
+            yield kind, section
+
+
+def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
+    """Every column a channel section names (address, phone, territory, name, data: the kind's ``columns``) exists."""
+    problems: list[Problem] = []
+    for kind, section in _channel_sections(data):
         channel = kind.name
         for column_key in kind.columns:
             key, default, kind_of = column_key.key, column_key.default, column_key.kind
@@ -203,14 +209,8 @@ def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions
 def _check_required_payload(data: dict, positions: Positions) -> list[Problem]:
     """Every section key a channel's payload needs at send time names a column (``ColumnKey.required_by``):
     a field-force visit needs a customer name, so a section without ``name_columns`` fails here, not at the send."""
-    channels = data.get("channels")
-    if not isinstance(channels, dict):
-        return []
     problems: list[Problem] = []
-    for kind in kinds():
-        section = channels.get(kind.name)
-        if not isinstance(section, dict):
-            continue
+    for kind, section in _channel_sections(data):
         for column_key in kind.columns:
             if column_key.required_by is None:
                 continue

@@ -153,31 +153,8 @@ def _deployment(rules):
 
 def _run_by_hand_and_answer(settings: Settings, deployment_id, answer: dict) -> dict:
     """Create a flow run of the deployment by hand (as the UI's "Run" does), run it as a worker would, wait
-    for the Prefect API to show it paused, answer the approval form with ``answer``; the run's summary."""
-    from prefect import resume_flow_run
-    from prefect.client.orchestration import get_client
-    from prefect.flow_engine import run_flow
-
-    from flows.campaign_wave import campaign_wave
-
-    with get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run_from_deployment(deployment_id)
-    assert flow_run.deployment_id is not None and not flow_run.auto_scheduled
-    result: dict = {}
-
-    def run() -> None:
-        with use_settings(settings):
-            result["state"] = run_flow(
-                campaign_wave, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
-            )
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert _paused_flow_run() == flow_run.id
-    resume_flow_run(flow_run.id, run_input=answer)
-    thread.join(timeout=300)
-    assert not thread.is_alive()
-    return result["state"].result()
+    for the Prefect API to show it paused, answer its form with ``answer``; the run's summary."""
+    return _run_by_hand(settings, deployment_id, answer).result()
 
 
 @pytest.mark.slow
@@ -203,7 +180,8 @@ def plain_settings(cycle_settings, smtp, customers, prefect_api_url) -> Settings
 
 
 def _run_by_hand(settings: Settings, deployment_id, answer: dict):
-    """Like ``_run_by_hand_and_answer``, for the send form; the run's final state."""
+    """A flow run of the deployment created by hand and run as a worker would; once the Prefect API shows it
+    paused, its form is answered with ``answer``. The run's final state."""
     from prefect import resume_flow_run
     from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
