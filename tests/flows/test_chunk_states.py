@@ -33,8 +33,8 @@ def test_a_chunk_with_pending_contacts_ends_incomplete_and_keeps_its_result(pref
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
-    names = sorted((run.name.rsplit("-", 1)[0], run.state.name, run.state.message or "") for run in runs)
-    assert names == [
-        ("send-some", "Completed", ""),
-        ("send-some", "Incomplete", "contacts left pending: SMTP server unreachable"),
+    names = sorted((run.name, run.state.name, run.state.message or "") for run in runs)
+    assert names == [  # chunk tasks are named "<what> i/n"
+        ("send some 1/2", "Completed", ""),
+        ("send some 2/2", "Incomplete", "contacts left pending: SMTP server unreachable"),
     ]
