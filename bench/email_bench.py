@@ -4,6 +4,7 @@
     .venv/bin/python bench/email_bench.py --messages 50000 --processes 2
     .venv/bin/python bench/email_bench.py --dump                      # the sink checks every recipient got one message
     .venv/bin/python bench/email_bench.py --python-sink --messages 5000
+    .venv/bin/python bench/email_bench.py --dkim --messages 2000      # the engine DKIM-signs each message
 
 The sink is postfix's ``smtp-sink`` (C) when it is installed, else the Python (aiosmtpd) sink;
 the first line printed says which (install: see ``bench/sinks.py``, one apt command). The same
@@ -79,18 +80,25 @@ def outbound(first: int, last: int):  # noqa: ANN201
 # --- the engine side ---------------------------------------------------------------------------
 
 
-def engine_share(port: int, first: int, last: int, connections: int, batch: int, journal_dir: str) -> int:
-    """Send messages ``first..last-1`` through ``EmailChannel`` with a send journal; returns how many were sent."""
+def engine_share(  # noqa: PLR0913
+    port: int, first: int, last: int, connections: int, batch: int, journal_dir: str, dkim_pem: bytes | None = None
+) -> int:
+    """Send messages ``first..last-1`` through ``EmailChannel`` with a send journal; returns how many were sent.
+
+    ``dkim_pem``: sign each message with this RSA key (``channels.dkim.DkimSigner``, as the e-mail kind does).
+    """
+    from channels.dkim import DkimSigner
     from channels.email import EmailChannel
     from orchestrator.ledger.journal import SendJournal
     from orchestrator.settings import SmtpSettings
 
     settings = SmtpSettings(host="127.0.0.1", port=port, connections=connections, timeout=60, max_retries=0)
     messages = outbound(first, last)
+    signer = None if dkim_pem is None else DkimSigner(domain="bank.example", selector="bench", private_key=dkim_pem)
     sent = 0
     with (
         SendJournal(Path(journal_dir) / f"email-{first}.log") as journal,
-        EmailChannel(settings, sender=SENDER) as channel,
+        EmailChannel(settings, sender=SENDER, signer=signer) as channel,
     ):
         for start in range(0, len(messages), batch):
             sent += channel.send(messages[start : start + batch], on_result=journal.append).sent
@@ -182,7 +190,9 @@ def hand_share(port: int, messages: list[tuple[str, bytes]], connections: int) -
 # --- processes ---------------------------------------------------------------------------------
 
 
-def _worker(side: str, port: int, first: int, last: int, connections: int, batch: int, journal_dir: str, go, out):  # noqa: ANN001, PLR0913
+def _worker(
+    side: str, port: int, first: int, last: int, connections: int, batch: int, journal_dir: str, dkim_pem, go, out
+):  # noqa: ANN001, PLR0913
     """One process of one side: prepare (not timed), wait for ``go``, send, report (count, CPU seconds)."""
     import resource
 
@@ -193,7 +203,7 @@ def _worker(side: str, port: int, first: int, last: int, connections: int, batch
     go.wait()
     started = resource.getrusage(resource.RUSAGE_SELF)
     if side == "engine":
-        sent = engine_share(port, first, last, connections, batch, journal_dir)
+        sent = engine_share(port, first, last, connections, batch, journal_dir, dkim_pem)
     else:
         assert messages is not None
         sent = hand_share(port, messages, connections)
@@ -213,7 +223,18 @@ def run_side(side: str, port: int, args: argparse.Namespace, offset: int) -> tup
     workers = [
         context.Process(
             target=_worker,
-            args=(side, port, bounds[k], bounds[k + 1], max(1, per_process[k]), args.batch, journal_dir, go, out),
+            args=(
+                side,
+                port,
+                bounds[k],
+                bounds[k + 1],
+                max(1, per_process[k]),
+                args.batch,
+                journal_dir,
+                args.dkim_pem,
+                go,
+                out,
+            ),
         )
         for k in range(p)
     ]
@@ -230,6 +251,36 @@ def run_side(side: str, port: int, args: argparse.Namespace, offset: int) -> tup
     return elapsed, sum(r[1] for r in results), sum(r[2] for r in results)
 
 
+def dkim_key() -> bytes:
+    """A fresh 2048-bit RSA private key (PEM), as a sender's DKIM key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+
+
+def signing_cost(pem: bytes, n: int = 500) -> str:
+    """The time ``DkimSigner`` takes per message on this machine (one thread, messages as the engine builds them)."""
+    from channels.dkim import DkimSigner
+    from channels.mime import MessageSkeleton
+
+    skeleton = MessageSkeleton(SENDER)
+    messages = [skeleton.build(m, m.key) for m in outbound(0, n)]
+    signer = DkimSigner(domain="bank.example", selector="bench", private_key=pem)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    signed = [signer(m) for m in messages if m is not None]
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    extra = sum(len(s) for s in signed) / len(signed) - sum(len(m) for m in messages if m) / len(signed)
+    return (
+        f"DKIM signing alone (rsa-sha256, 2048-bit, relaxed/relaxed), {len(signed)} messages in one thread: "
+        f"{seconds / len(signed) * 1000:.3f} ms per message ({cpu / len(signed) * 1000:.3f} ms CPU), "
+        f"{extra:.0f} bytes added per message"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000, help="messages per side (default 20000)")
@@ -239,7 +290,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="engine and hand-written alternately, this many times")
     parser.add_argument("--dump", action="store_true", help="smtp-sink dumps every message: count per recipient")
     parser.add_argument("--python-sink", action="store_true", help="use the Python sink even if smtp-sink is there")
+    parser.add_argument("--dkim", action="store_true", help="the engine DKIM-signs each message (2048-bit RSA key)")
     args = parser.parse_args()
+    args.dkim_pem = dkim_key() if args.dkim else None
 
     from rich.console import Console
     from rich.table import Table
@@ -287,6 +340,8 @@ def main() -> None:
                 raise SystemExit(f"{twice} recipient(s) got other than one message; {len(recipients)} of {offset} seen")
             console.print(f"sink dump: each of {offset:,} recipients received exactly one message")
     console.print(table)
+    if args.dkim_pem is not None:
+        console.print(signing_cost(args.dkim_pem))
     load = os.getloadavg()
     console.print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     total = args.messages * args.rounds

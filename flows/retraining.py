@@ -58,7 +58,14 @@ def train_and_judge(
     )
 
 
-@flow(name="retrain_model", log_prints=False, validate_parameters=True)
+def _run_name() -> str:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return f"{((context.parameters if context else None) or {}).get('name', '?')} retraining"
+
+
+@flow(name="retrain_model", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
 def retrain_model(
     name: str,
     campaigns: list[str],
@@ -76,6 +83,18 @@ def retrain_model(
     The new version is promoted if it beats the champion by ``margin`` (for uplift models: its
     targeting's net value per 1,000 customers on the later waves, off-policy, with 95% confidence).
     ``estimator`` and ``approach`` default to the model kind's.
+
+    Args:
+        name: Name of the model in the model registry.
+        campaigns: Campaigns whose waves and outcomes it learns from.
+        kind: uplift, response or channel_uplift.
+        margin: How much better than the champion the new version must be to be promoted.
+        outcome: Outcome type that counts as success; empty: the campaign's.
+        exclude: Customer columns never used as features.
+        channel: Only contacts on this channel; empty: every channel.
+        estimator: Estimator; empty: the model kind's default.
+        approach: Uplift approach; empty: the model kind's default.
+        as_of: Learn from waves up to this date (YYYY-MM-DD); empty: today.
     """
     settings = get_settings()  # once, at the start; passed to the task, never a parameter (secrets)
     result = train_and_judge(

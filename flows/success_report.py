@@ -3,7 +3,9 @@
 The logic lives in ``orchestrator.success.campaign.build_campaign_report`` (ledger -> contact
 frame -> ``orchestrator.success.report``); this flow runs it as one task, attaches the result as
 a markdown artifact (headline, notes, the segments) and a table artifact, and writes the
-HTML report with charts when asked. Schedulable like the campaigns (e.g. daily while the
+HTML report with charts when asked, plus a short markdown artifact ``result-<campaign>-success``
+with the headline (lift with its confidence interval) and the link to that HTML file.
+Schedulable like the campaigns (e.g. daily while the
 attribution window is open). The flow reads its ``Settings`` once at its start
 (``get_settings()``: the caller's ``use_settings`` object, else the environment) and passes
 it to the task.
@@ -31,10 +33,23 @@ def build(settings: Settings, campaign: str, waves: list[str] | None) -> Success
     return build_campaign_report(settings, campaign, waves=waves)
 
 
-@flow(name="success_report", log_prints=False, validate_parameters=True)
+def _run_name() -> str:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return f"{((context.parameters if context else None) or {}).get('campaign', '?')} success report"
+
+
+@flow(name="success_report", flow_run_name=_run_name, log_prints=False, validate_parameters=True)
 def success_report(campaign: str, waves: list[str] | None = None, html_path: str | None = None) -> dict:
-    """Success control of ``campaign``: treated against control with confidence, as Prefect artifacts."""
-    from orchestrator.success.render import markdown_report, table_rows, write_html
+    """Success control of ``campaign``: treated against control with confidence, as Prefect artifacts.
+
+    Args:
+        campaign: Name of the campaign (the name: of its rules file).
+        waves: Only these waves (their labels, e.g. 2026-12-11); empty: every wave.
+        html_path: Also write the HTML report with charts to this file; empty: no HTML file.
+    """
+    from orchestrator.success.render import headline, markdown_report, table_rows, write_html
 
     report = build(get_settings(), campaign, waves)  # settings read once, passed to the task
     key = f"success-{campaign}".lower().replace("_", "-")[:100]
@@ -44,6 +59,13 @@ def success_report(campaign: str, waves: list[str] | None = None, html_path: str
     get_run_logger().info(
         "%s: %d treated, %d control, significant: %s", campaign, overall.treated, overall.control, overall.significant
     )
+    link = ""
     if html_path:
-        write_html(report, Path(html_path))
+        path = write_html(report, Path(html_path))
+        link = f"\n\nHTML report with charts: [{path.name}]({path.resolve().as_uri()}) (`{path}`)"
+    create_markdown_artifact(
+        f"# {campaign}\n\n**{headline(report)}**{link}\n",
+        key=f"result-{key}"[:100],
+        description=f"Headline result of {campaign}",
+    )
     return report.to_dict()

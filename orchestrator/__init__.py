@@ -13,7 +13,6 @@ campaign managers' input. It is exactly ``__all__`` (pinned by ``tests/test_publ
 import os as _os
 import typing as _typing
 from importlib import import_module as _import_module
-from importlib import metadata as _metadata
 
 # OpenMP threads (scikit-learn's gradient boosting) that wait for work sleep instead of spinning: on a
 # busy machine spinning threads fight every other process for the cores, and a model that trains in
@@ -37,6 +36,9 @@ _LAZY = {
 
 
 def __getattr__(name: str):  # noqa: ANN202 - the attribute's own type
+    if name == "__version__":  # importlib.metadata loads the e-mail package: only when asked
+        globals()[name] = _version()
+        return globals()[name]
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
@@ -46,12 +48,16 @@ def __getattr__(name: str):  # noqa: ANN202 - the attribute's own type
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 
-try:
-    __version__ = _metadata.version("campaign-orchestrator")
-except _metadata.PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "0+unknown"
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("campaign-orchestrator")
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "0+unknown"
+
 
 __all__ = ["Problem", "Settings", "ValidationFailed", "__version__", "did_you_mean", "get_settings", "use_settings"]

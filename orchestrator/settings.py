@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -115,6 +116,89 @@ class SmtpSettings(BaseSettings):
         if value is not None and not info.data.get("username"):
             raise ValueError("CAMPAIGN_SMTP_PASSWORD is set but CAMPAIGN_SMTP_USERNAME is not; set both or neither")
         return value
+
+
+_DOMAIN = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+_SELECTOR = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9_-]{0,62})*$"
+
+
+class DkimKey(BaseModel):
+    """One DKIM signing key: the signing domain (``d=``), its selector (``s=``) and the private key (PEM)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    domain: str = Field(pattern=_DOMAIN, description="Signing domain (d=), e.g. bank.example.")
+    selector: str = Field(
+        pattern=_SELECTOR, description="Selector (s=): the key is published at <selector>._domainkey.<domain>."
+    )
+    private_key: SecretStr | None = Field(None, description="The private key, PEM text (RSA or Ed25519).")
+    private_key_file: Path | None = Field(
+        None, description="A file holding the private key (PEM), instead of private_key."
+    )
+
+    def pem(self) -> bytes:
+        """The private key's PEM bytes (read from ``private_key_file`` when that is set)."""
+        if self.private_key is not None:
+            return self.private_key.get_secret_value().encode()
+        if self.private_key_file is None:
+            raise ValueError(f"The DKIM key of {self.domain} has neither private_key nor private_key_file")
+        return self.private_key_file.read_bytes()
+
+
+class DkimSettings(BaseSettings):
+    """DKIM signing of outgoing e-mail (``channels.dkim``).
+
+    One key (``CAMPAIGN_DKIM_PRIVATE_KEY`` or ``CAMPAIGN_DKIM_PRIVATE_KEY_FILE``, with
+    ``CAMPAIGN_DKIM_SELECTOR`` and ``CAMPAIGN_DKIM_DOMAIN``) and/or more in ``CAMPAIGN_DKIM_SIGNING_KEYS``
+    (a JSON list of ``{"domain", "selector", "private_key" | "private_key_file"}``). A sender is
+    signed with the key of its From domain, or of a parent domain of it (DMARC relaxed alignment).
+    """
+
+    model_config = _config("dkim")
+
+    private_key: SecretStr | None = Field(None, description="Private key (PEM text) of the default key.")
+    private_key_file: Path | None = Field(None, description="File holding the default key's private key (PEM).")
+    selector: str | None = Field(None, pattern=_SELECTOR, description="Selector of the default key.")
+    domain: str | None = Field(None, pattern=_DOMAIN, description="Signing domain of the default key.")
+    signing_keys: tuple[DkimKey, ...] = Field((), description="More keys, one per signing domain (JSON list).")
+    required: bool = Field(
+        False, description="Refuse to send e-mail from a sender without a DKIM key (instead of sending it unsigned)."
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _default_key_complete(cls, value: str | None, info):  # noqa: ANN001
+        has_key = info.data.get("private_key") is not None or info.data.get("private_key_file") is not None
+        if has_key and (value is None or info.data.get("selector") is None):
+            raise ValueError(
+                "CAMPAIGN_DKIM_PRIVATE_KEY(_FILE) is set but CAMPAIGN_DKIM_SELECTOR or CAMPAIGN_DKIM_DOMAIN is not; "
+                "set all three (e.g. selector 'mail2026', domain 'bank.example')"
+            )
+        return value
+
+    def all_keys(self) -> list[DkimKey]:
+        """The default key (when set) and ``signing_keys``."""
+        found = list(self.signing_keys)
+        if self.domain and self.selector and (self.private_key is not None or self.private_key_file is not None):
+            default = DkimKey(
+                domain=self.domain,
+                selector=self.selector,
+                private_key=self.private_key,
+                private_key_file=self.private_key_file,
+            )
+            found.insert(0, default)
+        return found
+
+    def key_for(self, from_domain: str) -> DkimKey | None:
+        """The key that signs mail from ``from_domain``: its own domain's, else the closest parent domain's."""
+        from_domain = from_domain.lower().rstrip(".")
+        best: DkimKey | None = None
+        for key in self.all_keys():
+            domain = key.domain.lower()
+            if from_domain == domain or from_domain.endswith("." + domain):
+                if best is None or len(domain) > len(best.domain):
+                    best = key
+        return best
 
 
 class LinkSettings(BaseSettings):
@@ -268,6 +352,49 @@ class ExecutionSettings(BaseSettings):
         None,
         description="Scheduler address of an existing Dask cluster, e.g. tcp://10.0.0.5:8786; unset: a local cluster.",
     )
+    now: datetime | None = Field(
+        None,
+        description="The time send windows are checked at (ISO 8601 with offset, e.g. 2026-11-24T21:30:00+00:00); "
+        "unset = the real clock. For replays and tests.",
+    )
+
+    def current_time(self) -> datetime:
+        """``now`` when set (naive = UTC), else the real time; always timezone-aware."""
+        if self.now is None:
+            return datetime.now(UTC)
+        return self.now if self.now.tzinfo is not None else self.now.replace(tzinfo=UTC)
+
+
+class ReportSettings(BaseSettings):
+    """How success reports present money."""
+
+    model_config = _config("report")
+
+    currency: str = Field(
+        "EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of revenue and of the channel costs in rules files, shown in reports (EUR, USD).",
+    )
+
+
+class PrefectSettings(BaseSettings):
+    """How the engine reaches the Prefect API its flows run against.
+
+    With ``PREFECT_API_URL`` set (Prefect's own setting) flows use that running server. Without
+    it, the first command that runs a flow starts Prefect's temporary server in a subprocess and
+    waits up to ``startup_timeout`` seconds for it to answer (Prefect's own default of 20 s is
+    too short for a busy machine; the value is also applied to
+    ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``).
+    """
+
+    model_config = _config("prefect")
+
+    startup_timeout: float = Field(
+        180.0,
+        ge=1,
+        le=3600,
+        description="Seconds to wait for Prefect's temporary API server to start (no PREFECT_API_URL set).",
+    )
 
 
 class Settings(BaseSettings):
@@ -278,10 +405,13 @@ class Settings(BaseSettings):
     paths: PathSettings = Field(default_factory=PathSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    dkim: DkimSettings = Field(default_factory=DkimSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
 
     @property
     def database_url(self) -> str:

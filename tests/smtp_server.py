@@ -196,7 +196,7 @@ class SmtpServer:
     """An aiosmtpd server on ``host:port`` that records what it accepts; a context manager.
 
     Attributes: ``host``, ``port``, ``received`` (``Received`` per accepted message, in
-    order), ``messages`` and ``recipients`` (views of it), ``connections`` (SMTP
+    order), ``messages``, ``recipients`` and ``message_ids`` (views of it), ``connections`` (SMTP
     connections opened by clients since start), ``open_connections`` and
     ``peak_connections`` (open now, most open at once), ``rcpt_attempts`` (RCPT commands
     per address, accepted or not).
@@ -249,6 +249,21 @@ class SmtpServer:
     @property
     def recipients(self) -> list[str]:
         return [address for r in self.received for address in r.rcpt_tos]
+
+    @property
+    def message_ids(self) -> set[str]:
+        """The distinct ``Message-ID``s accepted: the messages counted once each.
+
+        A client whose command timed out after the server accepted a message (SMTP's duplicate
+        window, README "What is guaranteed") sends it again with the same ``Message-ID``; on a
+        busy machine that is legitimate, so tests count messages by these, not by ``received``.
+        """
+        return {str(r.message["Message-ID"]) for r in self.received}
+
+    def ids_per_recipient(self) -> Counter[str]:
+        """Distinct ``Message-ID``s per recipient address (1 each when nobody got two different messages)."""
+        pairs = {(address, str(r.message["Message-ID"])) for r in self.received for address in r.rcpt_tos}
+        return Counter(address for address, _ in pairs)
 
     def settings(self, **overrides: Any) -> SmtpSettings:
         """``SmtpSettings`` for this server (fast retries, its TLS mode and login); ``overrides`` win."""

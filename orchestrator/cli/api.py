@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.output import console, err
-from orchestrator.settings import get_settings
+from orchestrator.cli.output import console, err, get_settings
 
 __all__ = ["api", "api_command"]
 

@@ -18,8 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail
-from orchestrator.settings import get_settings
+from orchestrator.cli.output import console, fail, get_settings
 
 __all__ = ["dlq_app"]
 
@@ -65,7 +64,7 @@ def list_dead(campaign: Annotated[str | None, typer.Option(help="Only this campa
 @dlq_app.command("retry")
 def retry(
     batch_ids: Annotated[list[int] | None, typer.Argument(help="Batch ids from `campaign dlq list`.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.", metavar="")] = False,
     rules: Annotated[Path | None, typer.Option(help="Rules file of the campaign (default: found by name).")] = None,
 ) -> None:
     """Deliver dead-lettered task lists again, under their original webhook-id."""
@@ -103,7 +102,7 @@ def retry(
         reopen(engine, ids)
         try:
             sent = stages.send_pending(settings, prepared, wave)
-            console.print(f"{campaign} wave {wave_key}: {len(ids)} task list(s) retried, {sent} task(s) delivered")
+            console.print(f"{campaign} wave {wave_key}: {len(ids):,} task list(s) retried, {sent:,} task(s) delivered")
         except stages.WaveIncomplete as exc:
             failed = True
             console.print(f"[red]{escape(campaign)} wave {escape(wave_key)}: {escape(str(exc))}[/]", highlight=False)

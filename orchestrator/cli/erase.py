@@ -15,8 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail
-from orchestrator.settings import get_settings
+from orchestrator.cli.output import console, fail, get_settings
 
 __all__ = ["erase_command"]
 

@@ -1,30 +1,41 @@
 """The ``campaign`` command line.
 
 Commands: ``db upgrade|current``, ``import customers FILE``, ``validate FILE...``,
-``run FILE [--dry-run]`` and ``demo``. Exit status 0 on success, 1 when input is invalid or
+``run FILE [--dry-run] [--yes]``, ``status`` and ``demo``. Exit status 0 on success, 1 when input is invalid or
 a wave could not finish (the output says why and what to do), 2 on wrong usage.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from flows.run import run_cycle
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
+from orchestrator.cli.deliverability import deliverability_app
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
+from orchestrator.cli.governance import approve_command, audit_command
 from orchestrator.cli.models import models_app
-from orchestrator.cli.output import console, err, fail, print_problems
+from orchestrator.cli.output import (
+    FORMAT_HELP,
+    OutputFormat,
+    console,
+    err,
+    fail,
+    get_settings,
+    print_json,
+    print_problems,
+    problem_dict,
+)
 from orchestrator.cli.policy import policy_app, suppressions_app
 from orchestrator.cli.report import (
     global_report_command,
@@ -34,12 +45,22 @@ from orchestrator.cli.report import (
 )
 from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
-from orchestrator.errors import ValidationFailed
+from orchestrator.cli.status import status_command
+from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.execution import progress
-from orchestrator.settings import Settings, get_settings
 from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-channel campaign orchestration engine.")
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
+
+APP_HELP = """Multi-channel campaign orchestration engine.
+
+Exit status of every command: 0 on success, 1 when input is invalid or the work could not finish (the message says why and what to do), 2 on wrong usage (an unknown option or a value not among the choices shown).
+
+Commands that print data take --format json: one JSON document on stdout, messages on stderr.
+"""  # noqa: E501 - rich wraps help text itself; a line break here would show
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=APP_HELP)
 db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
 import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
 app.add_typer(db_app, name="db")
@@ -48,31 +69,48 @@ app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(deliverability_app, name="deliverability")
 app.command("report")(report_command)
 app.command("report-global")(global_report_command)
 app.command("api")(api_command)
 app.command("serve")(serve_command)
+app.command("status")(status_command)
 app.command("erase")(erase_command)
+app.command("approve")(approve_command)
+app.command("audit")(audit_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
 
 
+PREFECT_COMMANDS = frozenset({"run", "demo", "serve", "models"})  # the commands that may run a flow
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import orchestrator
+
+        console.print(f"campaign {orchestrator.__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _prefect_defaults(ctx: typer.Context) -> None:
-    """While a command runs, an ephemeral Prefect server it starts sends no usage telemetry (unless told otherwise);
-    every file it writes is its user's alone (umask 077: files 0600, folders 0700)."""
+def _process_defaults(
+    ctx: typer.Context,
+    version: Annotated[  # noqa: ARG001 - handled by its eager callback
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Every file a command writes is its user's alone (umask 077: files 0600, folders 0700). Commands that
+    run flows get the engine's Prefect defaults (``flows.prefect_api.prefect_defaults``: no usage telemetry
+    from the temporary server, its start-up timeout ``CAMPAIGN_PREFECT_STARTUP_TIMEOUT``); the others do
+    not import Prefect at all."""
     os.umask(0o077)
-    ctx.with_resource(analytics_opt_out())
+    if ctx.invoked_subcommand in PREFECT_COMMANDS and not {"--help", "-h"} & set(sys.argv):
+        from flows.prefect_api import prefect_defaults
 
-
-def analytics_opt_out():
-    """Prefect settings whose default for ``PREFECT_SERVER_ANALYTICS_ENABLED`` is false; a value set in the
-    environment, `.env` or a Prefect profile still wins. The ephemeral server (started by the first flow
-    run without ``PREFECT_API_URL``) gets the current Prefect settings as its environment."""
-    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
-
-    return temporary_settings(set_defaults={PREFECT_SERVER_ANALYTICS_ENABLED: False})
+        ctx.with_resource(prefect_defaults(get_settings()))
 
 
 # --- db -----------------------------------------------------------------------------------
@@ -105,21 +143,60 @@ def db_current() -> None:
 @import_app.command("customers")
 def import_customers_command(
     file: Annotated[Path, typer.Argument(help="CSV (optionally .gz) or Parquet file.")],
-    delimiter: Annotated[str | None, typer.Option(help="Field delimiter; sniffed when omitted.")] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Field delimiter: , ; | or tab; sniffed when omitted (the summary says which).")
+    ] = None,
     header: Annotated[
         bool | None,
-        typer.Option("--header/--no-header", help="Whether the first line names the columns; sniffed when omitted."),
+        typer.Option(
+            "--header/--no-header", help="Whether the first line names the columns; sniffed when omitted.", metavar=""
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding, e.g. cp1252 or latin-1; UTF-8 when omitted.")
     ] = None,
     id_column: Annotated[
-        str | None, typer.Option(help="Column holding the customer id; generated from the row number when omitted.")
+        str | None,
+        typer.Option(help="Column holding the customer id; default the column named customer_id (or 'Customer ID')."),
     ] = None,
-    strict: Annotated[bool, typer.Option(help="Import nothing if any row cannot be read.")] = False,
+    generate_ids: Annotated[
+        bool,
+        typer.Option(
+            "--generate-ids",
+            help="The file has no ids: add every row as a new customer (never updates anyone).",
+            metavar="",
+        ),
+    ] = False,
+    text: Annotated[
+        list[str] | None, typer.Option("--text", help="Keep this column as text, e.g. codes like 00123 (repeat).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row cannot be read.", metavar="")] = False,
+    reject_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to copy skipped rows (reasons in the same name with .txt); default under var/rejects."
+        ),
+    ] = None,
 ) -> None:
-    """Load customers into the customer table (re-import updates by id)."""
+    """Load customers into the customer table (re-import updates by id).
+
+    Rows that cannot be read are skipped, counted and copied to a reject file (--strict: import
+    nothing). A file without an id column is refused when the table already has customers,
+    unless --generate-ids. Exit status 0 when the file was imported, 1 when it was refused
+    (nothing imported), 2 on wrong usage.
+    """
     from orchestrator.customers.importer import ImportFailed, import_customers
     from orchestrator.db.engine import connect
+    from orchestrator.settings import private_dir
 
     settings = get_settings()
+    delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter)
+    if delimiter is not None and len(delimiter) != 1:
+        raise typer.BadParameter("one character, or 'tab'", param_hint="--delimiter")
+    if reject_file is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        kind = ".parquet" if file.suffix.lower() in (".parquet", ".pq") else ".csv"
+        reject_file = private_dir(settings.paths.data_dir / "rejects") / f"{file.name}-{stamp}.rejected{kind}"
     progress.enable(err)
     try:
         with progress.progress(f"import {file.name}", None) as advance:
@@ -130,53 +207,126 @@ def import_customers_command(
                 delimiter=delimiter,
                 header=header,
                 id_column=id_column,
+                encoding=encoding,
+                generate_ids=generate_ids,
+                text_columns=text or (),
                 strict=strict,
+                reject_file=reject_file,
                 progress=advance,
             )
     except ImportFailed as exc:
         raise fail(str(exc)) from exc
+    _print_import_report(file, report)
+
+
+def _print_import_report(file: Path, report: Any) -> None:
+    """The summary of ``campaign import customers``: counts, how the file was read, each column's type and why."""
     for bad in report.bad_rows[:50]:
         err.print(f"[yellow]{escape(f'{file}:{bad.line}: {bad.reason}')}[/]", highlight=False)
     if len(report.bad_rows) > 50:
         err.print(f"[yellow]... and {len(report.bad_rows) - 50} more unreadable rows[/]")
     table = Table(title=f"Imported {file.name}", show_header=False)
     for label, value in (
-        ("rows read", report.rows_read),
-        ("imported", report.rows_imported),
-        ("new customers", report.inserted),
-        ("updated customers", report.updated),
-        ("unreadable rows (skipped)", len(report.bad_rows)),
-        ("erased customers (skipped)", report.erased_skipped),
-        ("columns", len(report.columns)),
-        ("ids", "generated from row numbers" if report.id_generated else "from the file"),
+        ("rows read", f"{report.rows_read:,}"),
+        ("imported", f"{report.rows_imported:,}"),
+        ("new customers", f"{report.inserted:,}"),
+        ("updated customers", f"{report.updated:,}"),
+        ("unreadable rows (skipped)", f"{len(report.bad_rows):,}"),
+        ("erased customers (skipped)", f"{report.erased_skipped:,}"),
+        ("ids", report.ids),
+        *report.layout.items(),
     ):
-        table.add_row(label, str(value))
+        table.add_row(label, escape(str(value)))
     console.print(table)
+    types = Table(title="Columns", show_header=True)
+    types.add_column("column")
+    types.add_column("type: why")
+    for name, reason in report.types.items():
+        types.add_row(escape(name), escape(reason))
+    console.print(types)
     renamed = {k: v for k, v in report.renamed.items() if k != v}
     if renamed:
-        console.print("renamed columns: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items()), highlight=False)
+        console.print(
+            escape("renamed columns: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items())), highlight=False
+        )
+    if report.bad_rows:
+        rejects = report.reject_file
+        where = f"; they are in {rejects} (reasons: {rejects.with_suffix('.txt')})" if rejects else ""
+        err.print(
+            escape(f"warning: {len(report.bad_rows):,} row(s) of {file} were skipped" + where)
+            + "; correct them and import that file, or use --strict to import nothing when a row is bad",
+            style="yellow",
+            highlight=False,
+        )
 
 
 # --- validate -----------------------------------------------------------------------------
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Rules files to check.")]) -> None:
-    """Check rules files against the schema, the customer table and their templates."""
+def validate(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Rules files to check, of any kind (campaign, policy.yaml, capacity.yaml, outcomes.yaml, "
+            "segments/*.yaml: told apart by name and folder); default every file under the rules folder."
+        ),
+    ] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+) -> None:
+    """Check rules files as a run would: schema, customer columns, templates, policy, capacity, models.
+
+    Exit status: 0 when no file has an error (warnings allowed), 1 when one has.
+    """
     from orchestrator.customers.table import customer_columns
     from orchestrator.db.engine import connect
-    from orchestrator.wave.validation import has_errors, validate_campaign
+    from orchestrator.wave.validation import (
+        audit_validation,
+        has_errors,
+        kind_of_file,
+        rules_files,
+        validate_campaign,
+        validate_other_file,
+    )
 
     settings = get_settings()
+    paths = list(files) if files else rules_files(settings.paths.rules_dir)
+    if not paths:
+        raise fail(f"no rules files in {settings.paths.rules_dir} (CAMPAIGN_PATHS_RULES_DIR)")
     engine = connect(settings)
     columns = customer_columns(engine, settings.database.customer_table)
-    failed = False
-    for file in files:
-        problems = validate_campaign(settings, file, columns, engine).problems
-        print_problems(problems)
-        failed |= has_errors(problems)
-        if not has_errors(problems):
-            console.print(f"[green]{file}: ok[/]", highlight=False)
+    kinds = {path: kind_of_file(path) for path in paths}
+    results: dict[Path, list[Problem]] = {}
+    channels: set[str] = set()
+    for path in (p for p in paths if kinds[p] == "campaign"):
+        check = validate_campaign(settings, path, columns, engine)
+        audit_validation(engine, path, check)
+        results[path] = check.problems
+        if check.spec is not None:
+            channels.update(check.spec.channels.names())
+    used = channels if results else None  # without campaigns: every channel's entries
+    for path in (p for p in paths if kinds[p] != "campaign"):
+        results[path] = validate_other_file(kinds[path], path, columns, used)
+    failed = any(has_errors(problems) for problems in results.values())
+    if output_format == OutputFormat.json:
+        document = {
+            "ok": not failed,
+            "files": [
+                {
+                    "file": str(path),
+                    "kind": kinds[path],
+                    "ok": not has_errors(results[path]),
+                    "problems": [problem_dict(p) for p in results[path]],
+                }
+                for path in paths
+            ],
+        }
+        print_json(document)
+    else:
+        for path in paths:
+            print_problems(results[path])
+            if not has_errors(results[path]):
+                console.print(f"[green]{escape(str(path))}: ok[/] ({kinds[path]})", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -205,9 +355,21 @@ def explain(
     wave: Annotated[
         str | None, typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")
     ] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="One customer's path instead: which condition, policy filter, split or loss decided."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.", metavar="")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
 ) -> None:
     """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
+    if customer is not None:
+        _explain_customer(rules_files, wave, customer, as_json or output_format == OutputFormat.json)
+        return
     _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
+    if as_json or output_format == OutputFormat.json:
+        print_json([_plan_dict(plan) for plan in plans])
+        return
     for plan in plans:
         if len(plans) > 1:
             console.print(f"[bold]{escape(plan.spec.name)}[/] (priority {plan.spec.priority})")
@@ -215,6 +377,55 @@ def explain(
         print_channels(console, plan)
     if len(plans) > 1:
         print_losses(console, plans)
+
+
+def _explain_customer(rules_files: list[Path], wave: str | None, customer: str, as_json: bool) -> None:
+    from orchestrator.wave import stages
+    from orchestrator.wave.explain import explain_customer
+
+    try:
+        paths = explain_customer(get_settings(), rules_files, customer, wave)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
+    except stages.WaveBlocked as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print_json([p.as_dict() for p in paths])
+        return
+    marks = {True: "[green]passed[/]", False: "[red]stopped here[/]", None: ""}
+    for path in paths:
+        table = Table(
+            title=f"customer {escape(path.customer_id)} in campaign {escape(path.campaign)}, wave {path.wave}"
+        )
+        for column in ("stage", "check", "result", "note"):
+            table.add_column(column)
+        for step in path.steps:
+            table.add_row(escape(step.stage), escape(step.check), marks[step.passed], escape(step.note))
+        console.print(table)
+        console.print(f"[bold]{escape(path.outcome)}[/]: {escape(path.reason)}", highlight=False)
+
+
+def _plan_dict(plan: Any) -> dict[str, Any]:
+    """What ``explain`` prints for one campaign, as JSON-ready data."""
+    import numpy as np
+
+    arms = plan.contacts.arm
+    channels = {}
+    for channel in plan.spec.channels.names():
+        on = plan.contacts.channel == channel
+        channels[channel] = {
+            "treated": int(np.count_nonzero(on & (arms == "treatment"))),
+            "control": int(np.count_nonzero(on & (arms == "control"))),
+        }
+    return {
+        "campaign": plan.spec.name,
+        "priority": plan.spec.priority,
+        "funnel": [vars(step) for step in plan.selection.funnel],
+        "channels": channels,
+        "waiting": int(plan.waiting),
+        "lost_to": {name: int(n) for name, n in plan.lost_to.items()},
+    }
 
 
 @app.command()
@@ -247,6 +458,38 @@ def preview(
         raise typer.Exit(1)
 
 
+def _seed(rules_files: list[Path], wave: str | None, test_to: str, n: int, *, as_json: bool) -> None:
+    """``run --test-to``: the sample e-mails to the test addresses (``orchestrator.wave.seed``); records nothing."""
+    from channels.base import DeliveryError
+    from orchestrator.wave.seed import parse_test_addresses, send_test_messages
+
+    if len(rules_files) != 1:
+        raise fail("--test-to sends one campaign's sample; give one rules file")
+    try:
+        recipients = parse_test_addresses(test_to)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from exc
+    settings, prepared, plans = _prepare_cycle(rules_files, wave)
+    try:
+        report = send_test_messages(settings, prepared[0], plans[0], recipients, n)
+    except ValueError as exc:  # no e-mail channel; DKIM required but no key
+        raise fail(f"{rules_files[0]}: {exc}") from exc
+    except DeliveryError as exc:
+        raise fail(f"test send failed: {exc}") from exc
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(
+            f"test send of {report.campaign}: {report.rendered} sample message(s) ({', '.join(report.variants)}) "
+            f"x {len(recipients)} address(es) = {report.sent} sent, marked [TEST]; nothing recorded",
+            highlight=False,
+        )
+    for problem in report.failed:
+        err.print(f"[yellow]{escape(problem)}[/]", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def with_execution(settings: Settings, **values: object) -> Settings:
     """``settings`` with the execution options given (not None) in place of the configured ones, validated.
 
@@ -258,18 +501,90 @@ def with_execution(settings: Settings, **values: object) -> Settings:
     return settings.model_copy(update={"execution": execution})
 
 
-@app.command()
+def _preflight(settings: Settings, rules_files: list[Path], wave: str | None, dry_run: bool, label: str) -> None:
+    """Before Prefect: invalid input, a blocked day or an unreachable server ends here, with nothing recorded."""
+    from orchestrator.wave import stages
+
+    try:
+        stages.preflight(settings, rules_files, wave, dry_run=dry_run)
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except (stages.WaveBlocked, stages.Unreachable) as exc:
+        raise fail(str(exc)) from exc
+
+
+def _run_flows(
+    settings: Settings,
+    rules_files: list[Path],
+    wave: str | None,
+    dry_run: bool,
+    started: Any,
+    *,
+    debug: bool,
+    label: str,
+    confirm: Any = None,
+) -> list[dict]:
+    """``flows.run.run_cycle``; its errors end as one paragraph (re-raised as they are with ``debug``)."""
+    from flows.prefect_api import PrefectUnavailable, console_without_tracebacks
+    from flows.run import SendDeclined, run_cycle
+    from orchestrator.wave import stages
+
+    if not debug:
+        console_without_tracebacks()
+    try:
+        return run_cycle(settings, rules_files, wave=wave, dry_run=dry_run, on_started=started, confirm=confirm)
+    except SendDeclined as exc:
+        raise fail(f"{label}: {exc}") from exc
+    except ValidationFailed as exc:
+        print_problems(exc.problems)
+        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
+    except (stages.WaveIncomplete, stages.WaveBlocked, stages.WaveFailed, PrefectUnavailable) as exc:
+        if debug:
+            raise
+        raise fail(str(exc)) from exc
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).splitlines()[0][:500] if str(exc) else "no detail"
+        raise fail(
+            f"{label}: the run stopped ({type(exc).__name__}: {first}). Run it again with --debug for the "
+            "traceback; what was recorded is kept and the same command resumes the wave."
+        ) from exc
+
+
+class TaskRunnerChoice(StrEnum):
+    threads = "threads"
+    dask = "dask"
+
+
+RUN_HELP = """Run one wave of one or more campaigns as a Prefect flow.
+
+A real send asks first, after selecting and planning and before anything is recorded: "send 12,400 contacts through 3 channels? [y/N]"; without a terminal to ask at, pass --yes.
+
+Before Prefect starts, every rules file is validated, the day is checked against the contact policy and (unless --dry-run) the SMTP server of e-mail campaigns must accept a connection; each failure ends with one paragraph saying what to change (a traceback only with --debug).
+
+Exit status: 0 when the wave was recorded and sent (or the dry run rendered), 1 when input is invalid, a server is unreachable, the day is blocked, contacts stay pending or messages failed to render (the message says which and what to run next), 2 on wrong usage.
+"""  # noqa: E501 - rich wraps help text itself
+
+
+@app.command(help=RUN_HELP)
 def run(
     rules_files: Annotated[
         list[Path], typer.Argument(help="Rules file(s); several run as one cycle (arbitration, shared capacity).")
     ],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Select and render, record and send nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Select and render, record and send nothing.", metavar="")
+    ] = False,
     wave: Annotated[str | None, typer.Option(help="Wave label; today's date when omitted.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.", metavar="")] = False,
     task_runner: Annotated[
-        str | None,
+        TaskRunnerChoice | None,
         typer.Option(
-            "--task-runner", help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask)."
+            "--task-runner",
+            help="threads: chunks run in this process; dask: on a Dask cluster (prefect-dask). "
+            "Default CAMPAIGN_EXECUTION_TASK_RUNNER (threads).",
         ),
     ] = None,
     workers: Annotated[
@@ -281,24 +596,48 @@ def run(
     chunk_size: Annotated[
         int | None, typer.Option(help="Customers per chunk task (scoring, rendering, sending).")
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Send without asking first (for scripts and schedulers).", metavar="")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of errors (Prefect's and the engine's).", metavar="")
+    ] = False,
+    test_to: Annotated[
+        str | None,
+        typer.Option(
+            "--test-to",
+            help="Seed test: send a sample of the e-mails to these internal addresses (comma-separated), "
+            "marked [TEST]; no wave is recorded and no customer is contacted.",
+        ),
+    ] = None,
+    test_sample: Annotated[int, typer.Option(min=1, max=20, help="With --test-to: customers per variant.")] = 3,
 ) -> None:
-    """Run one wave of one or more campaigns as a Prefect flow."""
-    from orchestrator.wave.stages import WaveBlocked, WaveIncomplete
-
+    as_json = as_json or output_format == OutputFormat.json
+    if test_to is not None:
+        _seed(rules_files, wave, test_to, test_sample, as_json=as_json)
+        return
     if not as_json:
         progress.enable(err)
     label = ", ".join(str(f) for f in rules_files)
     options: dict[str, Any] = {
-        "task_runner": task_runner,
+        "task_runner": task_runner.value if task_runner is not None else None,
         "workers": workers,
         "dask_address": dask_address,
         "chunk_size": chunk_size,
     }
+    from pydantic import ValidationError
+
     try:
         settings = with_execution(get_settings(), **options)
     except ValidationError as exc:
         error = exc.errors()[0]
         raise fail(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}") from exc
+    if not dry_run and not yes and not _interactive():
+        raise fail(
+            "campaign run sends for real and asks first, but there is no terminal to ask at (stdin is not one): "
+            "pass --yes to send without asking, or --dry-run to rehearse"
+        )
+    _preflight(settings, rules_files, wave, dry_run, label)
     loaded = time.perf_counter() - launch.STARTED
 
     def started(prefect_seconds: float) -> None:
@@ -308,15 +647,21 @@ def run(
                 highlight=False,
             )
 
-    try:
-        summaries = run_cycle(settings, rules_files, wave=wave, dry_run=dry_run, on_started=started)
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{label}: {len(exc.errors)} error(s); nothing was recorded or sent") from exc
-    except (WaveIncomplete, WaveBlocked) as exc:
-        raise fail(str(exc)) from exc
+    def confirm(plan: Any) -> bool:
+        return typer.confirm(plan.question(), default=False, err=True)
+
+    summaries = _run_flows(
+        settings,
+        rules_files,
+        wave,
+        dry_run,
+        started,
+        debug=debug,
+        label=label,
+        confirm=None if yes or dry_run else confirm,
+    )
     if as_json:
-        console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
+        print_json(summaries[0] if len(summaries) == 1 else summaries)
     else:
         for summary in summaries:
             print_summary(console, summary)
@@ -325,6 +670,13 @@ def run(
         for problem in errors:
             err.print(f"[red]{escape(problem)}[/]", highlight=False)
         raise fail(f"{sum(s['render_errors'] for s in summaries)} message(s) failed to render")
+
+
+def _interactive() -> bool:
+    """Whether a person can answer at this process's standard input (a terminal)."""
+    import sys
+
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 @app.command()
@@ -337,12 +689,13 @@ def demo(
     ),
 ) -> None:
     """The whole loop on local servers: three waves, outcomes posted back, retraining, success reports."""
+    from flows.prefect_api import PrefectUnavailable
     from orchestrator.demo.run import DemoFilesMissing, run_demo
 
     progress.enable(err)
     try:
         run_demo(output, customers, console=console)
-    except DemoFilesMissing as exc:
+    except (DemoFilesMissing, PrefectUnavailable) as exc:
         raise fail(str(exc)) from exc
 
 

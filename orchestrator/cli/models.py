@@ -1,7 +1,7 @@
 """``campaign models``: train, list and inspect the scoring models of the registry.
 
 - ``train --name NAME --data FILE|table:customers --target COLUMN [--exclude COL ...]
-  [--estimator logistic|gradient_boosting]``: reads a CSV/Parquet file (column names normalised
+  [--estimator auto|logistic|gradient_boosting]``: reads a CSV/Parquet file (column names normalised
   as the customer import does, e.g. ``emp.var.rate`` -> ``emp_var_rate``; either spelling is
   accepted for ``--target`` and ``--exclude``) or a customer table, measures the model on a 25 %
   stratified holdout, refits it on every row and registers it as the next version: the champion
@@ -31,9 +31,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, err, fail
+from orchestrator.cli.output import FORMAT_HELP, OutputFormat, console, err, fail, get_settings, print_json
 from orchestrator.execution import progress
-from orchestrator.settings import get_settings
 
 __all__ = ["models_app"]
 
@@ -45,6 +44,7 @@ _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class Estimator(StrEnum):
+    auto = "auto"
     logistic = "logistic"
     gradient_boosting = "gradient_boosting"
 
@@ -63,12 +63,19 @@ def train(
         list[str] | None,
         typer.Option("--exclude", help="Column not to learn from (repeatable), e.g. one only known after the contact."),
     ] = None,
-    estimator: Annotated[Estimator, typer.Option("--estimator", help="Learning algorithm.")] = Estimator.logistic,
+    estimator: Annotated[
+        Estimator,
+        typer.Option(
+            "--estimator",
+            help="Learning algorithm; auto: both on the same holdout, the one with the better ROC AUC is kept.",
+        ),
+    ] = Estimator.auto,
     challenger: Annotated[
         bool,
         typer.Option(
             "--challenger",
             help="Register beside the champion instead of replacing it (promote later with `campaign models promote`).",
+            metavar="",
         ),
     ] = False,
 ) -> None:
@@ -88,14 +95,16 @@ def train(
             frame, target, excluded = _read_table(engine, data.removeprefix(TABLE_PREFIX), target, exclude or [])
         else:
             frame, target, excluded = _read_file(Path(data), target, exclude or [])
-        with progress.progress(f"train {name} (holdout, then refit)", 2) as advance:
+        steps = 3 if estimator == Estimator.auto else 2
+        with progress.progress(f"train {name} (holdout, then refit)", steps) as advance:
             result = train_response_model(frame, target, exclude=excluded, estimator=estimator.value, progress=advance)
         lineage = {
             "source": data,
             "rows": result.rows,
             "outcome": target,
             "excluded": excluded,
-            "estimator": estimator.value,
+            "estimator": result.model.estimator,
+            "estimator_choice": "best holdout roc_auc" if estimator == Estimator.auto else "given",
             "validation": "stratified holdout (25 %), then refit on every row",
         }
         # A challenger first, then promoted: the name never has two champions at once.
@@ -122,7 +131,18 @@ def train(
     console.print(
         f"[green]registered model {record.name} version {record.version}[/] ({record.stage})", highlight=False
     )
+    choice = result.metrics.get("estimator_choice")
+    if choice:
+        console.print(estimator_choice_line(choice["roc_auc"]), highlight=False)
     _print_record(record)
+
+
+def estimator_choice_line(aucs: dict[str, float]) -> str:
+    """Which estimator won on the holdout and by how much, e.g. ``gradient_boosting won: ROC AUC 0.801 vs ...``."""
+    ranked = sorted(aucs.items(), key=lambda item: -item[1])
+    (best, auc), others = ranked[0], ranked[1:]
+    versus = ", ".join(f"{name} {value:.3f} (better by {auc - value:.3f})" for name, value in others)
+    return f"estimator: {best} won on the holdout, ROC AUC {auc:.3f} vs {versus}"
 
 
 def _read_file(path: Path, target: str, exclude: list[str]):  # noqa: ANN202
@@ -134,7 +154,7 @@ def _read_file(path: Path, target: str, exclude: list[str]):  # noqa: ANN202
         names = source.names()
         frame = source.table.rename_columns(names).to_pandas()
     if source.invalid:
-        err.print(f"[yellow]{len(source.invalid)} unreadable row(s) of {path} left out[/]", highlight=False)
+        err.print(f"[yellow]{len(source.invalid):,} unreadable row(s) of {path} left out[/]", highlight=False)
     spelled = dict(zip(source.originals, names, strict=True))
 
     def resolve(column: str) -> str:
@@ -193,13 +213,22 @@ def _validation(record) -> str:  # noqa: ANN001
     return f"{record.validation_metric} {record.validation_score:.4f}"
 
 
+def _record_dict(record) -> dict:  # noqa: ANN001 - a ModelVersion
+    return record.model_dump(mode="json", exclude={"id"})
+
+
 @models_app.command("list")
-def list_command() -> None:
+def list_command(
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
+) -> None:
     """Every registered model version: stage, validation score, holdout metrics, lineage."""
     from orchestrator.db.engine import connect
     from orchestrator.scoring.registry import list_models
 
     records = list_models(connect(get_settings()))
+    if output_format == OutputFormat.json:
+        print_json([_record_dict(r) for r in records])
+        return
     if not records:
         console.print("no model is registered yet; train one with `campaign models train`")
         return
@@ -245,6 +274,7 @@ def list_command() -> None:
 def show(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int | None, typer.Option("--version", min=1, help="Version; the champion when omitted.")] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
 ) -> None:
     """One model version: stage, validation score, lineage, holdout metrics, calibration table and features."""
     from orchestrator.db.engine import connect
@@ -254,6 +284,9 @@ def show(
         record = get(connect(get_settings()), name, version)
     except LookupError as exc:
         raise fail(str(exc)) from exc
+    if output_format == OutputFormat.json:
+        print_json(_record_dict(record))
+        return
     _print_record(record)
 
 
@@ -261,7 +294,7 @@ def show(
 def promote_command(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int, typer.Argument(min=1, help="The version to make the champion.")],
-    force: Annotated[bool, typer.Option("--force", help="Promote a retired version again.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Promote a retired version again.", metavar="")] = False,
 ) -> None:
     """Make VERSION the champion of NAME; the champion before it is retired (one transaction)."""
     from orchestrator.db.engine import connect

@@ -18,10 +18,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, err, fail, print_problems
+from orchestrator.cli.output import console, err, fail, get_settings, print_problems
 from orchestrator.errors import Problem, did_you_mean
-from orchestrator.rules.policy_spec import ALL_CHANNELS, REASONS
-from orchestrator.settings import get_settings
+from orchestrator.rules.suppression_terms import ALL_CHANNELS, REASONS
 
 __all__ = ["policy_app", "suppressions_app"]
 
@@ -60,7 +59,7 @@ def import_command(
     for line, why in report.bad_rows[:50]:
         err.print(f"[yellow]{escape(f'{file}:{line}: {why}')}[/]", highlight=False)
     if len(report.bad_rows) > 50:
-        err.print(f"[yellow]... and {len(report.bad_rows) - 50} more unreadable rows[/]")
+        err.print(f"[yellow]... and {len(report.bad_rows) - 50:,} more unreadable rows[/]")
     table = Table(title=f"Suppressions from {file.name} ({reason}, channel {channel})", show_header=False)
     for label, value in (
         ("rows read", report.rows_read),
@@ -87,7 +86,7 @@ def list_command(
     table.add_column("channel")
     table.add_column("customers", justify="right")
     for why, channel, n in counts:
-        table.add_row(why, "all" if channel == ALL_CHANNELS else channel, str(n))
+        table.add_row(why, "all" if channel == ALL_CHANNELS else channel, f"{n:,}")
     console.print(table if counts else "the suppression list is empty", highlight=False)
 
 

@@ -11,24 +11,24 @@
   month: what all campaigns together add (``orchestrator.success.global_control``).
 * ``import conversions FILE [--strict]``: purchases/goals to attribute to waves.
 * ``import results FILE --campaign NAME --arm-column arm --control-label control --outcome visited ...
-  [--covariate COLUMN ...]``: a campaign run elsewhere, with pre-period covariates.
+  [--covariate COLUMN ...] [--generate-ids]``: a campaign run elsewhere, with pre-period covariates
+  (``--generate-ids`` for a file without a customer id column).
 
 Registered in ``cli.py``: ``report_command`` as ``report``, the import commands on ``import_app``.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail, print_problems
+from orchestrator.cli.output import console, err, fail, get_settings, print_json, print_problems
 from orchestrator.errors import ValidationFailed
-from orchestrator.settings import get_settings
 from orchestrator.success.campaign import build_campaign_report
 
 __all__ = ["global_report_command", "import_conversions_command", "import_results_command", "report_command"]
@@ -74,17 +74,17 @@ def report_command(
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"the rules file of {campaign} has errors") from exc
+    if html is not None:  # a message, so on stderr: with --format json stdout holds only the JSON
+        err.print(f"HTML report written to {escape(str(write_html(report, html)))}", highlight=False, soft_wrap=True)
     if format_ == "json":
-        console.print_json(json.dumps(report.to_dict()))
+        print_json(report.to_dict())
     else:
         print_report(report, console)
-    if html is not None:
-        console.print(f"HTML report written to {write_html(report, html)}")
 
 
 def import_conversions_command(
     file: Annotated[Path, typer.Argument(help="CSV (or .csv.gz): customer_id, occurred_at, amount[, product].")],
-    strict: Annotated[bool, typer.Option(help="Import nothing if any row is bad.")] = False,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row is bad.", metavar="")] = False,
 ) -> None:
     """Import conversions (purchases, goals) to attribute to waves."""
     from orchestrator.db.engine import connect
@@ -116,6 +116,14 @@ def import_results_command(
     arm_column: Annotated[str, typer.Option(help="Column naming each customer's arm.")] = "arm",
     control_label: Annotated[str, typer.Option(help="The arm value of the control group.")] = "control",
     id_column: Annotated[str, typer.Option(help="Column with the customer id.")] = "customer_id",
+    generate_ids: Annotated[
+        bool,
+        typer.Option(
+            "--generate-ids",
+            help="The file has no id column: give each row an id of its own (campaign/wave/row).",
+            metavar="",
+        ),
+    ] = False,
     wave: Annotated[str | None, typer.Option(help="Wave key; default the file name.")] = None,
     wave_date: Annotated[str | None, typer.Option("--date", help="Date the campaign ran, e.g. 2026-03-01.")] = None,
     covariate: Annotated[
@@ -147,6 +155,7 @@ def import_results_command(
             wave_date=day,
             settings=get_settings(),
             covariates=covariate,
+            generate_ids=generate_ids,
         )
     except ValidationFailed as exc:
         print_problems(exc.problems)
@@ -186,12 +195,14 @@ def global_report_command(
         raise fail(str(exc)) from exc
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--month") from exc
+    if html is not None:
+        err.print(
+            f"HTML report written to {escape(str(write_global_html(report, html)))}", highlight=False, soft_wrap=True
+        )
     if format_ == "json":
-        console.print_json(json.dumps(report.to_dict()))
+        print_json(report.to_dict())
     else:
         print_global_report(report, console)
-    if html is not None:
-        console.print(f"HTML report written to {write_global_html(report, html)}")
 
 
 def _day(text: str | None, option: str) -> date | None:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail
+from orchestrator.cli.output import console, fail, get_settings
 
 __all__ = ["retrain_command"]
 
@@ -64,6 +64,7 @@ def retrain_command(
     champion's targeting and random); the new version is promoted when it is better with
     confidence, or when it is the champion's model learned from more waves and not worse.
     """
+    from flows.prefect_api import PrefectUnavailable, ensure_prefect_api
     from flows.retraining import retrain_model
     from orchestrator.learning.retraining import NotEnoughData
 
@@ -82,6 +83,10 @@ def retrain_command(
             hint = f"one of {', '.join(allowed)}" if allowed else "not used"
             message = f"for a {kind} model the {option} is {hint}; got {value!r}"
             raise typer.BadParameter(message, param_hint=f"--{option}")
+    try:
+        ensure_prefect_api(get_settings())
+    except PrefectUnavailable as exc:
+        raise fail(str(exc)) from exc
     state = retrain_model(
         name,
         campaign,

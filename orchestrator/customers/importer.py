@@ -1,20 +1,35 @@
 """Customer import: a CSV or Parquet file upserted into the customer table in one transaction.
 
-``import_customers(engine, path)`` is what ``campaign import customers FILE`` runs.
+``import_customers(engine, path)`` is what ``campaign import customers FILE`` runs. Nothing is
+guessed in a way that could overwrite or garble data; what was sniffed is in the report.
 
 - **Formats**: CSV (``.csv``, ``.tsv``, ``.txt``, ``.tab``, each optionally ``.gz`` or ``.bz2``) and
   Parquet (``.parquet``, ``.pq``). The CSV delimiter (one of ``, ; TAB |``) and whether the first
   line is a header are sniffed unless given; without a header the columns are ``col_1..col_n``.
-  UTF-8 (with or without BOM) is expected; a file that is not UTF-8 is read as Windows-1252.
+  The report's ``layout`` says what was chosen and how. A first line that reads as one column
+  while it holds another delimiter is refused (give ``delimiter``).
+- **Encoding**: UTF-8 (with or without BOM) unless ``encoding`` is given; a byte that does not
+  decode fails the import with its line and byte offset (``orchestrator.customers.files``).
 - **Names**: column names become safe SQL identifiers (``orchestrator.customers.identifiers``); the report's
   ``renamed`` maps each changed name to the new one.
-- **Types**: inferred by pyarrow over the whole file: integer, number, boolean, date, datetime,
-  text (anything else). An empty text cell is NULL.
-- **Key**: the table's key is the text column ``customer_id``. It is filled from ``id_column``,
-  else from the column whose name normalises to ``customer_id``, else with the data row number
-  (``id_generated``). A row without an id is a bad row; an id used twice fails the import.
-- **Bad rows** (wrong number of fields, no id) are skipped and reported by physical 1-based line
-  number (Parquet: row number); ``strict=True`` turns any bad row into ``ImportFailed``.
+- **Types**: inferred over the whole file: integer, number, boolean, date, datetime, text. Blanks
+  (also a lone space or ``NA``) are NULL and keep a column numeric; a few cells that are not
+  numbers in a column of numbers reject their rows instead of turning the column into text
+  (``orchestrator.customers.columns``); ``text_columns`` stay text, and so do columns of digits
+  written like codes (``007``, ``+4930...``). The report's ``types`` gives
+  each column's type with the reason ("number: 7,032 numbers, 11 blanks").
+- **Key**: the table's key is the text column ``customer_id``, filled from ``id_column``, else from
+  the column whose name normalises to ``customer_id``. A file with neither is refused when the
+  table already holds customers (its row numbers would overwrite them), unless ``generate_ids``:
+  then every row is a new customer, numbered after the largest numeric id in the table (into an
+  empty table: the data row numbers), and nothing existing is updated (``id_generated``). A row
+  without an id is a bad row; an id used twice fails the import.
+- **Refused files** (``ImportFailed``, nothing written): besides unreadable ones, an unclosed quote
+  and a NUL byte, with their lines.
+- **Bad rows** (wrong number of fields, no id, not a number in a numeric column) are skipped and
+  reported by physical 1-based line number (Parquet: row number), and copied as they are to
+  ``reject_file`` when one is given (``report.reject_file``; the reasons, ``file:line: reason``, go
+  to the same name with the suffix ``.txt``); ``strict=True`` turns any bad row into ``ImportFailed``.
 - **Writing**: the rows go into a temporary staging table (PostgreSQL ``COPY``, SQLite
   ``executemany``), then one ``INSERT ... SELECT ... ON CONFLICT (customer_id) DO UPDATE``. Existing
   customers are updated, new ones inserted, columns new in the file are added, columns missing in
@@ -24,14 +39,15 @@
   ``erasure``) are not imported again; the report counts them (``erased_skipped``).
 
 This module shapes the rows (the key, loadable types); reading the file is
-``orchestrator.customers.files``, writing to the database ``orchestrator.customers.load``, and the
-report and error types live in ``orchestrator.customers.report``.
+``orchestrator.customers.files``, column types ``orchestrator.customers.columns``, writing to the
+database ``orchestrator.customers.load``, and the report and error types live in
+``orchestrator.customers.report``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +55,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from orchestrator.customers.files import CustomerFile, RowIssue, read_customer_file
-from orchestrator.customers.load import load_customers
+from orchestrator.customers.columns import settle_column
+from orchestrator.customers.files import CustomerFile, RowIssue, column_index, listed_columns, read_customer_file
+from orchestrator.customers.load import load_customers, numeric_id_ceiling
 from orchestrator.customers.report import BadRow, ImportFailed, ImportReport
 from orchestrator.customers.table import ID_COLUMN
 from orchestrator.db.tables import ERASURE_SOURCE, Suppression, table_of
@@ -60,24 +77,37 @@ def import_customers(
     delimiter: str | None = None,
     header: bool | None = None,
     id_column: str | None = None,
+    encoding: str | None = None,
+    generate_ids: bool = False,
+    text_columns: Sequence[str] = (),
     strict: bool = False,
+    reject_file: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Upsert the customers in ``path`` into ``table``; see the module docstring for the contract.
 
     ``progress`` is called with the number of rows loaded so far after each chunk.
     Raises ``ImportFailed`` (nothing written) for a missing, empty or unreadable file, an
-    unknown ``id_column``, duplicate ids, columns whose type clashes with the table, or, with
-    ``strict=True``, any bad row.
+    unknown ``id_column``, no id column for a table that has customers (without ``generate_ids``),
+    duplicate ids, columns whose type clashes with the table, or, with ``strict=True``, any bad row.
     """
     path = Path(path)
     if not _TABLE_NAME.match(table):
         raise ValueError(f"table name must match {_TABLE_NAME.pattern}; got {table!r}")
     if delimiter is not None and len(delimiter) != 1:
         raise ValueError(f"delimiter must be one character; got {delimiter!r}")
-    source = read_customer_file(path, delimiter=delimiter, header=header, id_column=id_column)
-    report = ImportReport(rows_read=source.rows_read, renamed=source.renamed())
-    rows, issues = _customer_rows(source, report)
+    source = read_customer_file(
+        path, delimiter=delimiter, header=header, id_column=id_column, encoding=encoding, text_columns=text_columns
+    )
+    if generate_ids and source.id_index is not None:
+        raise ImportFailed(
+            path,
+            f"--generate-ids adds every row as a new customer, but column '{source.originals[source.id_index]}' "
+            "holds customer ids: leave out --generate-ids to update customers by that column",
+        )
+    report = ImportReport(rows_read=source.rows_read, renamed=source.renamed(), layout=source.layout.describe())
+    first_id = _first_generated_id(engine, source, table, generate_ids) if source.id_index is None else 0
+    rows, issues = _customer_rows(source, report, first_id, text_columns)
     report.bad_rows = source.bad_rows(issues)
     rows = _without_erased(engine, rows, report)
     if strict and report.bad_rows:
@@ -85,9 +115,18 @@ def import_customers(
         raise ImportFailed(path, message, bad_rows=report.bad_rows, report=report)
     if rows.num_rows == 0:
         raise ImportFailed(path, "no row could be imported", bad_rows=report.bad_rows, report=report)
+    if report.bad_rows and reject_file is not None:
+        records = {issue.record for issue in source.all_issues(issues)}
+        reject_file.parent.mkdir(parents=True, exist_ok=True)
+        source.write_rejects(records, reject_file)
+        reasons = "".join(f"{path}:{row.line}: {row.reason}\n" for row in report.bad_rows)
+        reject_file.with_suffix(".txt").write_text(reasons, encoding="utf-8")
+        report.reject_file = reject_file
     try:
         with engine.begin() as conn:
-            load_customers(conn, path, table, rows, report, progress, chunk_rows=CHUNK_ROWS)
+            load_customers(
+                conn, path, table, rows, report, progress, chunk_rows=CHUNK_ROWS, insert_only=report.id_generated
+            )
     except sa.exc.DBAPIError as error:
         # The driver's message may quote cell values; name only the kind of failure.
         raise ImportFailed(
@@ -97,6 +136,88 @@ def import_customers(
 
 
 # --- shaping -------------------------------------------------------------------------------
+
+
+def _first_generated_id(engine: sa.Engine, source: CustomerFile, table: str, generate_ids: bool) -> int:
+    """The number before the first generated id: the largest numeric id in ``table`` (0 when it is empty).
+
+    Without ``generate_ids`` only an empty (or missing) table gets ids: row numbers could overwrite customers.
+    """
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(table):
+            return 0
+        target = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        if ID_COLUMN not in target.c:
+            return 0  # load_customers refuses the table
+        customers = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
+        if customers == 0:
+            return 0
+        if not generate_ids:
+            names = listed_columns(source.names())
+            raise ImportFailed(
+                source.path,
+                f"the file has no customer id column (columns: {names}) and table '{table}' already holds "
+                f"{customers:,} customers, so ids made from row numbers would overwrite them; name the id column "
+                "with --id-column COLUMN, or give --generate-ids to add every row as a new customer",
+            )
+        return numeric_id_ceiling(conn, target)
+
+
+def _customer_rows(
+    source: CustomerFile, report: ImportReport, first_id: int, text_columns: Sequence[str]
+) -> tuple[pa.Table, list[RowIssue]]:
+    """The rows to write (``customer_id`` first, loadable types) and the rows left out."""
+    names = source.names()
+    if source.id_index is None:
+        report.id_generated = True
+        numbers = source.records - source.header_records + first_id
+        ids = pa.chunked_array([pa.array(numbers).cast(pa.string())])
+        report.ids = f"generated: {numbers.min() if len(numbers) else 0} to {numbers.max() if len(numbers) else 0}"
+        report.types[ID_COLUMN] = "text: generated (the file has no customer id column)"
+    else:
+        ids = source.table.column(source.id_index)
+        ids = pc.utf8_trim_whitespace(ids if ids.type == pa.string() else ids.cast(pa.string()))
+        ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
+        report.ids = f"from column '{source.originals[source.id_index]}'"
+        report.types[ID_COLUMN] = f"text: the customer id (column '{source.originals[source.id_index]}')"
+    keep_text = {_position(source, name) for name in text_columns}
+    columns = {ID_COLUMN: ids}
+    not_numbers = np.zeros(source.table.num_rows, dtype=bool)
+    issues: list[RowIssue] = []
+    for index, (name, column) in enumerate(zip(names, source.table.columns, strict=True)):
+        if index == source.id_index:
+            continue
+        why = "kept as text (--text)" if index in keep_text else source.codes.get(index)
+        settled = settle_column(source.path, name, column, keep_text=why)
+        columns[name] = settled.column
+        report.types[name] = settled.reason
+        if settled.bad is not None:
+            reason = f"column '{name}' holds numbers, but not in this row; correct it, or import with --text {name}"
+            issues += [RowIssue(int(record), reason) for record in source.records[settled.bad]]
+            not_numbers |= settled.bad
+    rows = pa.table(columns)
+    missing = pc.is_null(ids).to_numpy(zero_copy_only=False)
+    if missing.any():
+        reason = f"no customer id (column '{source.originals[source.id_index or 0]}' is empty)"
+        issues += [RowIssue(int(record), reason) for record in source.records[missing & ~not_numbers]]
+    left_out = missing | not_numbers
+    records = source.records
+    if left_out.any():
+        rows = rows.filter(pa.array(~left_out))
+        records = records[~left_out]
+    duplicates = _duplicates(rows.column(ID_COLUMN), records)
+    if duplicates:
+        raise ImportFailed(
+            source.path,
+            f"{len(duplicates)} row(s) repeat the customer id of an earlier line; ids must be unique",
+            bad_rows=[row for row in source.bad_rows(duplicates) if row.reason.startswith("duplicate")],
+            report=report,
+        )
+    return rows, issues
+
+
+def _position(source: CustomerFile, name: str) -> int:
+    return column_index(source.path, source.originals, name, "column")
 
 
 def _without_erased(engine: sa.Engine, rows: pa.Table, report: ImportReport) -> pa.Table:
@@ -123,41 +244,6 @@ def _without_erased(engine: sa.Engine, rows: pa.Table, report: ImportReport) -> 
     return rows.filter(pc.invert(hit)) if report.erased_skipped else rows
 
 
-def _customer_rows(source: CustomerFile, report: ImportReport) -> tuple[pa.Table, list[RowIssue]]:
-    """The rows to write (``customer_id`` first, loadable types) and the rows left out."""
-    names = source.names()
-    if source.id_index is None:
-        report.id_generated = True
-        ids = pa.chunked_array([pa.array(source.records - source.header_records).cast(pa.string())])
-    else:
-        ids = source.table.column(source.id_index)
-        ids = pc.utf8_trim_whitespace(ids if ids.type == pa.string() else ids.cast(pa.string()))
-        ids = pc.if_else(pc.equal(ids, ""), pa.scalar(None, pa.string()), ids)
-    columns = {ID_COLUMN: ids}
-    for index, (name, column) in enumerate(zip(names, source.table.columns, strict=True)):
-        if index != source.id_index:
-            columns[name] = _loadable(source.path, name, column)
-    rows = pa.table(columns)
-    records = source.records
-    issues: list[RowIssue] = []
-    missing = pc.is_null(ids)
-    if pc.any(missing).as_py():
-        mask = missing.to_numpy()
-        reason = f"no customer id (column '{source.originals[source.id_index or 0]}' is empty)"
-        issues = [RowIssue(int(record), reason) for record in records[mask]]
-        rows = rows.filter(pc.invert(missing))
-        records = records[~mask]
-    duplicates = _duplicates(rows.column(ID_COLUMN), records)
-    if duplicates:
-        raise ImportFailed(
-            source.path,
-            f"{len(duplicates)} row(s) repeat the customer id of an earlier line; ids must be unique",
-            bad_rows=[row for row in source.bad_rows(duplicates) if row.reason.startswith("duplicate")],
-            report=report,
-        )
-    return rows, issues
-
-
 def _duplicates(ids: pa.ChunkedArray, records: np.ndarray) -> list[RowIssue]:
     if pc.count_distinct(ids).as_py() == len(ids):
         return []
@@ -168,30 +254,3 @@ def _duplicates(ids: pa.ChunkedArray, records: np.ndarray) -> list[RowIssue]:
         if seen != record:
             duplicates.append(RowIssue(record, "duplicate customer id (first used on line {earlier})", seen))
     return duplicates
-
-
-def _loadable(path: Path, name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """``column`` in a type the loaders write: int64, float64, bool, timestamp[us], date32, string or null."""
-    kind = column.type
-    try:
-        if pa.types.is_dictionary(kind):
-            column = column.cast(kind.value_type)
-            kind = column.type
-        if pa.types.is_null(kind) or pa.types.is_boolean(kind) or pa.types.is_date32(kind) or kind == pa.int64():
-            return column
-        if pa.types.is_integer(kind):
-            try:
-                return column.cast(pa.int64())
-            except pa.ArrowInvalid:  # uint64 beyond the int64 range
-                return column.cast(pa.float64())
-        if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            return column.cast(pa.float64())
-        if pa.types.is_timestamp(kind):
-            return column.cast(pa.timestamp("us", tz=kind.tz), safe=False)
-        if pa.types.is_date(kind):
-            return column.cast(pa.date32())
-        if kind != pa.string():
-            column = column.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise ImportFailed(path, f"column '{name}' has values of type {kind} that cannot be imported") from error
-    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)

@@ -14,8 +14,12 @@
   (PostgreSQL ``COPY``, SQLite ``executemany``), into the temporary table ``STAGING_TABLE``;
   ``progress`` is called with the number of rows staged so far after each chunk.
 - **Upsert**: one ``INSERT ... SELECT ... ON CONFLICT (customer_id) DO UPDATE`` that rewrites only
-  rows whose values changed. Nothing is committed here: a failure leaves the table as it was once
-  the caller rolls back.
+  rows whose values changed. With ``insert_only`` (generated ids) no existing customer may be in
+  ``rows``: if one is, ``ImportFailed`` and nothing is written. Nothing is committed here: a failure
+  leaves the table as it was once the caller rolls back.
+
+``numeric_id_ceiling(conn, table)`` is the largest id in the table made only of digits (0 if none):
+where generated ids start after.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from orchestrator.customers.report import ImportFailed, ImportReport
 from orchestrator.customers.table import ID_COLUMN, kind_of
 from orchestrator.db.bulk import bulk_insert_arrow, driver_connection
 
-__all__ = ["STAGING_TABLE", "load_customers"]
+__all__ = ["STAGING_TABLE", "load_customers", "numeric_id_ceiling"]
 
 STAGING_TABLE = "customer_import_staging"
 
@@ -45,6 +49,7 @@ def load_customers(
     progress: Callable[[int], None] | None = None,
     *,
     chunk_rows: int = 50_000,
+    insert_only: bool = False,
 ) -> None:
     """Upsert ``rows`` into ``table`` and fill ``report``; see the module docstring for the contract."""
     dialect = conn.dialect.name
@@ -83,6 +88,12 @@ def load_customers(
     report.updated = conn.execute(
         sa.select(sa.func.count()).select_from(staging.join(target, staging.c[ID_COLUMN] == target.c[ID_COLUMN]))
     ).scalar_one()
+    if insert_only and report.updated:
+        raise ImportFailed(
+            path,
+            f"{report.updated:,} generated id(s) are already in table '{table}' (another import ran meanwhile?); "
+            "nothing was imported: import again",
+        )
     report.inserted = rows.num_rows - report.updated
     report.rows_imported = rows.num_rows
 
@@ -103,6 +114,17 @@ def load_customers(
         statement = statement.on_conflict_do_nothing(index_elements=[ID_COLUMN])
     conn.execute(statement)
     staging.drop(conn)
+
+
+def numeric_id_ceiling(conn: sa.Connection, table: sa.Table) -> int:
+    """The largest ``customer_id`` of ``table`` made of 1 to 18 digits, or 0."""
+    column = table.c[ID_COLUMN]
+    if conn.dialect.name == "postgresql":
+        digits = column.regexp_match("^[0-9]{1,18}$")
+    else:
+        digits = sa.and_(sa.func.length(column).between(1, 18), column.op("NOT GLOB")("*[^0-9]*"))
+    ceiling = conn.execute(sa.select(sa.func.max(sa.cast(column, sa.BigInteger))).where(digits)).scalar_one()
+    return int(ceiling or 0)
 
 
 def _target_table(conn: sa.Connection, path: Path, table: str, rows: pa.Table) -> sa.Table:

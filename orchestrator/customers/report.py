@@ -32,7 +32,8 @@ class BadRow:
 
 @dataclass
 class ImportReport:
-    """What an import read and did. ``updated`` counts every existing customer in the file."""
+    """What an import read and did. ``updated`` counts every existing customer in the file; ``bad_rows`` were
+    skipped (and copied to ``reject_file`` when the caller asked for one)."""
 
     rows_read: int = 0
     rows_imported: int = 0
@@ -43,6 +44,10 @@ class ImportReport:
     bad_rows: list[BadRow] = field(default_factory=list)
     id_generated: bool = False
     erased_skipped: int = 0  # rows of erased customers (do_not_contact from an erasure): not imported
+    layout: dict[str, str] = field(default_factory=dict)  # format, delimiter, header, encoding: what and how chosen
+    types: dict[str, str] = field(default_factory=dict)  # column -> its type and why, e.g. "number: 7,032 numbers"
+    ids: str = ""  # where the ids came from: "from column 'id'" or "generated: 1 to 500"
+    reject_file: Path | None = None  # where the bad rows were copied to, as they are in the file
 
 
 class ImportFailed(ValueError):

@@ -13,8 +13,10 @@ Contracts:
   refuses UPDATE and DELETE), one row per action with ``occurred_at``, ``actor`` (who asked),
   ``action`` (e.g. ``erase``), ``subject`` (what, identifying no person) and ``counts`` (JSON,
   rows affected by kind); never personal data. ``audit.record(conn, ...)`` appends in the
-  caller's transaction; ``audit.events(engine)`` reads. Erasures (``orchestrator.ledger.erasure``)
-  are its first user; any other action may record itself the same way.
+  caller's transaction; ``audit.events(engine, action=, campaign=, since=)`` reads. Recorded:
+  validations, approvals, wave start/finish, erasures, suppression imports, model promotions,
+  deployment changes (``audit.ACTIONS``); ``campaign`` and ``details`` (short non-personal facts such
+  as digests) came with migration 0009.
 
 May import: ``orchestrator.settings``, ``orchestrator.errors``.
 """

@@ -33,6 +33,9 @@ class WaveStatus(StrEnum):
     SENDING = "sending"
     COMPLETED = "completed"  # every treated contact is sent, failed or skipped
     INCOMPLETE = "incomplete"  # some contacts still pending (transient failures); run again
+    AWAITING_APPROVAL = "awaiting_approval"  # recorded; nothing is sent until its frozen plan is approved
+    WAITING = "waiting"  # the contacts still pending wait for their send window; run again after it opens
+    FAILED = "failed"  # the run stopped before the ledger was written (nothing recorded); the next run selects afresh
 
 
 class ContactStatus(StrEnum):
@@ -114,6 +117,10 @@ class Contact(SQLModel, table=True):
         default=None,
         max_length=500,
         description="The campaign's channels the customer was eligible for, comma-separated.",
+    )
+    send_after: datetime | None = Field(
+        default=None,
+        description="A pending contact outside its channel's send window: the (UTC) time its next slot opens.",
     )
     batch_id: int | None = Field(
         default=None,
@@ -308,7 +315,10 @@ class AuditEvent(SQLModel, table=True):
     """
 
     __tablename__ = "audit_events"
-    __table_args__ = (sa.Index("ix_audit_events_action_time", "action", "occurred_at"),)
+    __table_args__ = (
+        sa.Index("ix_audit_events_action_time", "action", "occurred_at"),
+        sa.Index("ix_audit_events_campaign_time", "campaign", "occurred_at"),
+    )
 
     id: int | None = Field(
         default=None,
@@ -319,3 +329,41 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=50, nullable=False)
     subject: str | None = Field(default=None, max_length=200)
     counts: dict = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    campaign: str | None = Field(default=None, max_length=200, description="The campaign acted on, if any.")
+    details: dict | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.JSON, nullable=True),
+        description="Short non-personal facts: digests, wave key, model version, deployment names.",
+    )
+
+
+class ApprovalStatus(StrEnum):
+    AWAITING = "awaiting"  # the frozen plan waits for an approver
+    APPROVED = "approved"
+    VOID = "void"  # the rules file or a template changed after it was frozen or approved
+
+
+class WaveApproval(SQLModel, table=True):
+    """A wave's frozen plan and its approval (``orchestrator.ledger.approvals``): one row per freeze;
+    the newest row of a wave is the one that counts."""
+
+    __tablename__ = "wave_approvals"
+    __table_args__ = (sa.Index("ix_wave_approvals_wave", "wave_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    wave_id: int = Field(foreign_key="waves.id", nullable=False)
+    status: str = Field(default=ApprovalStatus.AWAITING, max_length=20, nullable=False)
+    plan_sha256: str = Field(max_length=64, nullable=False, description="Digest of counts, rules and templates.")
+    rules_sha256: str = Field(max_length=64, nullable=False)
+    templates: dict = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False), description="template -> sha256"
+    )
+    counts: dict = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False), description="arm / channel -> customers"
+    )
+    sample_path: str | None = Field(default=None, description="File of the rendered sample messages (0600).")
+    sample_sha256: str | None = Field(default=None, max_length=64)
+    frozen_at: datetime = Field(default_factory=utcnow, nullable=False)
+    decided_at: datetime | None = None
+    decided_by: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=500, description="Why it was voided (no personal data).")

@@ -14,7 +14,7 @@ knows it was accepted, and the receiver ignores a ``webhook-id`` it already has.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from channels.base import Channel, DeliveryError, DeliveryResult, PermanentDeliveryError, TransientDeliveryError
 from orchestrator.delivery.tasks import TaskBuilder
+from orchestrator.execution.progress import Advance
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
 from orchestrator.rules.kinds import channel_kind
@@ -37,6 +38,10 @@ class DispatchResult:
     dead_reasons: list[str] = field(default_factory=list)
 
 
+def _no_progress(n: int = 1, failed: int = 0) -> None:
+    """The ``advance`` when nobody watches."""
+
+
 def dispatch_channel(
     engine: sa.Engine,
     customer_table: sa.Table,
@@ -48,7 +53,7 @@ def dispatch_channel(
     *,
     batch_size: int,
     concurrency: int = 4,
-    advance: Callable[[int], None] = lambda _n: None,
+    advance: Advance = _no_progress,
 ) -> DispatchResult:
     """Deliver every pending contact of ``channel_name`` in the wave; see the module docstring."""
     per_assignee = channel_kind(channel_name).per_assignee
@@ -68,7 +73,7 @@ def deliver_batches(
     channel: Channel,
     *,
     concurrency: int = 4,
-    advance: Callable[[int], None] = lambda _n: None,
+    advance: Advance = _no_progress,
 ) -> DispatchResult:
     """Deliver batches fixed before (``batches.assign_batches``), ``concurrency`` in flight at once."""
     result = DispatchResult()
@@ -85,7 +90,7 @@ def deliver_batches(
                 if not tasks:  # nothing left to send in it (all skipped): close it without a POST
                     batches.mark_delivered(engine, batch.id, skipped, channel_name, None)
                     result.skipped += len(skipped)
-                    advance(len(skipped))
+                    advance(len(skipped), failed=len(skipped))
                     continue
                 future = pool.submit(_post, channel, tasks, batch.webhook_id)
                 in_flight[future] = (batch, skipped)
@@ -94,8 +99,10 @@ def deliver_batches(
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 batch, skipped = in_flight.pop(future)
+                dead_before = result.dead_batches
                 _record(engine, channel_name, batch, skipped, future, result)
-                advance(batch.size)
+                # a dead-lettered batch failed as a whole; a transient one stays pending (retried)
+                advance(batch.size, failed=batch.size if result.dead_batches > dead_before else len(skipped))
     return result
 
 

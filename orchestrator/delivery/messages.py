@@ -233,6 +233,7 @@ def render_check(builder: Renderer, rows: Iterator[ledger.ContactChunk], total: 
     with progress("render", total) as advance:
         for chunk in rows:
             _contexts, rendered = builder.render(chunk)
+            errors_before = check.errors
             for parts in rendered:
                 if isinstance(parts, RenderError):
                     check.errors += 1
@@ -241,5 +242,5 @@ def render_check(builder: Renderer, rows: Iterator[ledger.ContactChunk], total: 
                         check.problems.append(parts.problem)
                 else:
                     check.rendered += 1
-            advance(len(chunk))
+            advance(len(chunk), failed=check.errors - errors_before)
     return check

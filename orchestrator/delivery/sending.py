@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,13 +35,15 @@ from orchestrator.db.tables import WaveStatus
 from orchestrator.delivery.dispatch import deliver_batches
 from orchestrator.delivery.prepared import EMAIL, PreparedWave, message_builder, task_builder
 from orchestrator.execution.chunks import Mapper, id_ranges, in_process
-from orchestrator.execution.progress import counted_elsewhere, progress
+from orchestrator.execution.progress import Advance, counted_elsewhere, progress
 from orchestrator.ledger import batches
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.journal import SendJournal
 from orchestrator.ledger.snapshots import ensure_snapshot_in_background
 from orchestrator.ledger.suppressions import suppress_hard_bounces
 from orchestrator.rules.kinds import channel_kind
+from orchestrator.rules.policy_spec import PolicySpec
+from orchestrator.rules.windows import SendWindow, campaign_zone, customer_zones, waiting_until
 from orchestrator.settings import Settings
 
 CHANNEL = EMAIL
@@ -132,6 +135,35 @@ def _send_pending(
     mapper: Mapper,
 ) -> int:
     ledger.set_wave_status(engine, wave.id, WaveStatus.SENDING)
+    try:
+        return _send_channels(settings, prepared, wave, engine, channel_factory, task_channel_factory, mapper)
+    except Exception as exc:
+        if isinstance(exc, WaveIncomplete):
+            raise
+        # never left in 'sending': what was sent is recorded, the rest stays pending for the next run
+        ledger.set_wave_status(engine, wave.id, WaveStatus.INCOMPLETE)
+        pending = ledger.wave_counts(engine, wave.id)["pending"]
+        first = str(exc).splitlines()[0][:500] if str(exc) else "no detail"
+        raise WaveIncomplete(
+            f"sending wave '{wave.key}' of {prepared.spec.name} stopped ({type(exc).__name__}: {first}); "
+            f"{pending} contact(s) stay pending (wave status 'incomplete'). Fix the cause, then send them: "
+            f"{_resume(prepared)}"
+        ) from exc
+
+
+def _resume(prepared: PreparedWave) -> str:
+    return f"campaign run {prepared.spec.source} --wave {prepared.wave_key}"
+
+
+def _send_channels(
+    settings: Settings,
+    prepared: PreparedWave,
+    wave: ledger.WaveRef,
+    engine: sa.Engine,
+    channel_factory: ChannelFactory,
+    task_channel_factory: TaskChannelFactory,
+    mapper: Mapper,
+) -> int:
     sent_now = 0
     failures: list[str] = []
     with SendJournal(journal_path(settings, wave.id)) as journal:  # the wave's lock
@@ -151,6 +183,8 @@ def _send_pending(
                 ]
                 work = send_email_chunk
             else:
+                if _task_channel_waits(engine, settings, prepared, wave.id, channel):
+                    continue
                 calls = [
                     (settings, prepared, wave, channel, todo, task_channel_factory)
                     for todo in _batch_groups(settings, prepared, engine, wave.id, channel)
@@ -167,14 +201,23 @@ def _send_pending(
                         failures.append(result.failure)
     remaining = ledger.wave_counts(engine, wave.id)["pending"]
     dead = batches.batch_counts(engine, wave.id)["dead"]
+    waiting, next_slot = ledger.waiting_counts(engine, wave.id, settings.execution.current_time())
+    if waiting and remaining == waiting and not dead:  # nothing failed: the rest waits for its send window
+        ledger.set_wave_status(engine, wave.id, WaveStatus.WAITING)
+        return sent_now
     ledger.set_wave_status(engine, wave.id, WaveStatus.INCOMPLETE if remaining or dead else WaveStatus.COMPLETED)
     if remaining or dead:
         reasons = "; ".join(failures) if failures else "transient delivery failures"
         parts = []
+        if waiting:
+            parts.append(
+                f"{waiting} contact(s) wait for their send window (the next opens at {next_slot:%Y-%m-%d %H:%M} UTC)"
+            )
+            remaining -= waiting
         if remaining:
             parts.append(
                 f"{remaining} contact(s) of wave '{wave.key}' are still unsent ({reasons}); "
-                "they stay pending: run the wave again to send them"
+                f"they stay pending: run the wave again to send them ({_resume(prepared)})"
             )
         if dead:
             parts.append(
@@ -183,6 +226,58 @@ def _send_pending(
             )
         raise WaveIncomplete("; ".join(parts))
     return sent_now
+
+
+def send_window(prepared: PreparedWave, channel: str) -> SendWindow | None:
+    """The channel's send window from the campaign's policy, or None (any time)."""
+    policy = prepared.policy
+    if not isinstance(policy, PolicySpec) or channel not in policy.send_windows:
+        return None
+    return SendWindow.from_spec(policy.send_windows[channel])
+
+
+def _task_channel_waits(
+    engine: sa.Engine, settings: Settings, prepared: PreparedWave, wave_id: int, channel: str
+) -> bool:
+    """True when the task channel's window is closed now (in the campaign's zone): its pending contacts then wait.
+
+    Task lists go to a call center or the field force, whose working hours and days are the
+    campaign's (one zone for the whole channel); the tasks are delivered by the first run in the window.
+    """
+    window = send_window(prepared, channel)
+    if window is None:
+        return False
+    zone = campaign_zone(prepared.policy if isinstance(prepared.policy, PolicySpec) else None)
+    opens = window.next_open(settings.execution.current_time(), zone)
+    if opens is None:
+        return False
+    ledger.mark_channel_waiting(engine, wave_id, channel, opens, f"waiting for the {channel} window {window.text}")
+    return True
+
+
+def _hold_outside_window(
+    engine: sa.Engine, chunk: ledger.ContactChunk, window: SendWindow | None, prepared: PreparedWave, now: datetime
+) -> tuple[ledger.ContactChunk, int]:
+    """The contacts of ``chunk`` whose window is open now, and how many others now wait (marked in the ledger).
+
+    Each contact's window is evaluated in its own time zone (``orchestrator.rules.windows.customer_zones``).
+    """
+    if window is None:
+        return chunk, 0
+    zone = campaign_zone(prepared.policy if isinstance(prepared.policy, PolicySpec) else None)
+    waits = waiting_until(window, customer_zones(chunk.customers, zone), now)
+    keep = [i for i, w in enumerate(waits) if w is None]
+    if len(keep) == len(chunk):
+        return chunk, 0
+    held = [(chunk.contact_ids[i], w) for i, w in enumerate(waits) if w is not None]
+    ledger.mark_waiting(engine, held, f"waiting for the email window {window.text}")
+    kept = ledger.ContactChunk(
+        [chunk.customers[i] for i in keep],
+        [chunk.contact_ids[i] for i in keep],
+        [chunk.variants[i] for i in keep],
+        [chunk.assignees[i] for i in keep],
+    )
+    return kept, len(held)
 
 
 def _pending_ranges(engine: sa.Engine, wave_id: int, size: int) -> list[tuple[int, int]]:
@@ -233,10 +328,10 @@ def deliver_chunk(
     handled = 0
     with progress(f"send {channel}", sum(b.size for b in todo)) as advance, adapter:
 
-        def count(n: int) -> None:
+        def count(n: int = 1, failed: int = 0) -> None:
             nonlocal handled
             handled += n
-            advance(n)
+            advance(n, failed=failed)
 
         result = deliver_batches(
             engine, table, channel, todo, builder, adapter, concurrency=settings.webhooks.concurrency, advance=count
@@ -256,14 +351,14 @@ def _pending_count(engine: sa.Engine, wave_id: int, channel: str) -> int:
 
 
 def _journalled(
-    journal: SendJournal, results: list[DeliveryResult], advance: Callable[[int], None]
+    journal: SendJournal, results: list[DeliveryResult], advance: Advance
 ) -> Callable[[DeliveryResult], None]:
     """An ``on_result`` callback that journals each result, collects it in ``results`` and counts it."""
 
     def on_result(result: DeliveryResult) -> None:
         journal.append(result)
         results.append(result)
-        advance(1)
+        advance(1, failed=int(result.outcome != "sent"))
 
     return on_result
 
@@ -284,6 +379,8 @@ def send_email_chunk(
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
     builder = message_builder(settings, prepared, wave.id)
+    window = send_window(prepared, EMAIL)
+    now = settings.execution.current_time()
     done = ChunkResult()
     failure: DeliveryError | None = None
     with SendJournal(chunk_journal_path(settings, wave.id, first)) as journal:
@@ -292,7 +389,10 @@ def send_email_chunk(
             engine, wave.id, table, settings.database.chunk_size, channel=EMAIL, id_range=(first, last)
         )
         with progress("send email", last - first + 1) as advance, channel_factory(settings, prepared) as channel:
-            for chunk in pending:
+            for whole in pending:
+                chunk, held = _hold_outside_window(engine, whole, window, prepared, now)
+                advance(held)
+                done.handled += held
                 results: list[DeliveryResult] = []
                 skipped: list[ledger.Outcome] = []
                 for part in chunk.slices(RENDER_BATCH):  # rendered messages held a slice at a time
@@ -318,7 +418,7 @@ def send_email_chunk(
                         source=f"hard bounce, wave {wave.id}",
                         channel=EMAIL,
                     )
-                advance(len(skipped))
+                advance(len(skipped), failed=len(skipped))  # invalid address, render error: not sent
                 done.sent += sum(1 for r in results if r.outcome == "sent")
                 done.handled += len(outcomes)
                 if failure is not None:

@@ -167,6 +167,8 @@ def visit_task(builder: TaskBuilder, contact: Contact, parts: dict[str, str], fi
     rep = contact.assignee
     if not rep:
         return "no sales rep assigned"
+    if not fields.get("customer_name"):  # the visit list requires it: skip the one customer, not the batch
+        return "no customer name"
     section = builder.section
     fields.update(
         rep_id=rep,

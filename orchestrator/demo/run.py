@@ -263,7 +263,7 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
                 print_losses(console, plans)
                 summaries = run_cycle(settings, cycle, wave=wave, dry_run=False)
                 for summary in summaries:
-                    print_summary(console, summary)
+                    print_summary(console, {**summary, "funnel": []})  # the funnel was shown above
                 waves.append(summaries)
                 if number == 1:
                     console.rule("The same wave again: the ledger makes it exactly once")

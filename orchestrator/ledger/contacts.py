@@ -129,7 +129,7 @@ def record_contacts(
         wave = conn.execute(
             sa.select(waves.c.status, waves.c.selected, waves.c.control).where(waves.c.id == wave_id).with_for_update()
         ).one()
-        if wave.status != WaveStatus.SELECTING:
+        if wave.status not in (WaveStatus.SELECTING, WaveStatus.FAILED):
             return wave.selected - wave.control, wave.control
         now = raw_timestamp(conn, utcnow())
         day = (
@@ -421,12 +421,72 @@ def mark_results_in(conn: sa.Connection, outcomes: Sequence[Outcome], channel: s
     return {k: len(v) for k, v in by_status.items()}
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def mark_waiting(engine: sa.Engine, waits: Sequence[tuple[int, datetime]], detail: str) -> None:
+    """Pending contacts ``(contact_id, send_after)`` wait for their send window: they stay pending, with the time
+    their next slot opens and ``detail`` (e.g. ``"waiting for the email window 08:00-20:00"``)."""
+    if not waits:
+        return
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            contacts.update()
+            .where(contacts.c.id == sa.bindparam("cid"), contacts.c.status == ContactStatus.PENDING)
+            .values(send_after=sa.bindparam("after"), detail=detail, updated_at=now),
+            [{"cid": cid, "after": _utc(after)} for cid, after in waits],
+        )
+
+
+def mark_channel_waiting(engine: sa.Engine, wave_id: int, channel: str, send_after: datetime, detail: str) -> int:
+    """Every pending contact of the wave on ``channel`` waits until ``send_after`` (one statement); returns how many."""
+    with engine.begin() as conn:
+        return conn.execute(
+            contacts.update()
+            .where(
+                contacts.c.wave_id == wave_id,
+                contacts.c.channel == channel,
+                contacts.c.status == ContactStatus.PENDING,
+            )
+            .values(send_after=_utc(send_after), detail=detail, updated_at=utcnow())
+        ).rowcount
+
+
+def waiting_counts(engine: sa.Engine, wave_id: int, now: datetime) -> tuple[int, datetime | None]:
+    """Pending contacts of the wave whose send window opens after ``now``, and the earliest such opening (UTC)."""
+    with engine.connect() as conn:
+        count, first = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(contacts.c.send_after)).where(
+                contacts.c.wave_id == wave_id,
+                contacts.c.status == ContactStatus.PENDING,
+                contacts.c.send_after > _utc(now),
+            )
+        ).one()
+    return count, (_utc(first) if first is not None else None)
+
+
 def set_wave_status(engine: sa.Engine, wave_id: int, status: WaveStatus) -> None:
     values: dict = {"status": status}
     if status in (WaveStatus.COMPLETED, WaveStatus.INCOMPLETE):
         values["finished_at"] = utcnow()
     with engine.begin() as conn:
         conn.execute(waves.update().where(waves.c.id == wave_id).values(**values))
+
+
+def fail_unrecorded(engine: sa.Engine, wave_id: int) -> bool:
+    """Mark a wave whose run stopped before its ledger was written ``failed`` (only from ``selecting``); True if so.
+
+    Nothing of it was recorded; the next run of the wave selects it afresh.
+    """
+    with engine.begin() as conn:
+        done = conn.execute(
+            waves.update()
+            .where(waves.c.id == wave_id, waves.c.status == WaveStatus.SELECTING)
+            .values(status=WaveStatus.FAILED, finished_at=utcnow())
+        )
+    return bool(done.rowcount)
 
 
 def wave_status(engine: sa.Engine, wave_id: int) -> str:

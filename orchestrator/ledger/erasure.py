@@ -10,11 +10,13 @@ customer):
   next to the real id), and the events' free text ``detail`` is cleared. Counts, arms, channels,
   values and dates stay, so the success report of every past wave (lift, confidence intervals,
   revenue) is unchanged;
-* **snapshots** (``<data_dir>/snapshots/wave-*.parquet``): the person's rows are removed, and
+* **snapshots** (``<data_dir>/snapshots/wave-*.parquet``, with the not-treated reasons
+  ``wave-<id>-reasons.parquet``): the person's rows are removed, and
   contact columns a snapshot of an older version still held are dropped; **model training sets
   built later** read these snapshots, so they never see the person (``training_data`` joins
   snapshot rows with ledger rows, and neither has the real id any more);
-* **previews** (``<data_dir>/preview/*.html``) that show one of the ids are deleted;
+* **previews** (``<data_dir>/preview/*.html``) and **approval samples** (``<data_dir>/approvals/``,
+  JSON and HTML) that show one of the ids are deleted (an approval keeps its digests and counts);
 * **suppressions**: the person's entries are replaced by one ``do_not_contact`` entry on every
   channel (``*``) with source ``erasure``: the only place the real id stays, so that the contact
   policy never selects them and ``campaign import customers`` skips them when a later import
@@ -31,6 +33,7 @@ docs/operations.md.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Iterable
@@ -45,7 +48,15 @@ import sqlalchemy as sa
 from orchestrator.customers.table import ID_COLUMN
 from orchestrator.db import audit
 from orchestrator.db.bulk import bulk_insert
-from orchestrator.db.tables import ERASURE_SOURCE, Contact, Conversion, ResponseEvent, Suppression, table_of, utcnow
+from orchestrator.db.tables import (
+    ERASURE_SOURCE,
+    Contact,
+    Conversion,
+    ResponseEvent,
+    Suppression,
+    table_of,
+    utcnow,
+)
 from orchestrator.ledger.snapshots import contact_columns
 from orchestrator.settings import Settings, private_file
 
@@ -192,7 +203,23 @@ def _erase_files(settings: Settings, ids: list[str]) -> dict[str, int]:
         if any(f"customer {_html(i)}</h2>" in text or f"customer {_html(i)}, variant" in text for i in ids):
             path.unlink()
             previews += 1
-    return {"snapshot_rows_removed": removed, "snapshots_rewritten": rewritten, "preview_files_deleted": previews}
+    samples = 0
+    for path in sorted((settings.paths.data_dir / "approvals").glob("*/wave-*")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        shown = (
+            any(f'"customer_id": {json.dumps(i)}' in text for i in ids)
+            if path.suffix == ".json"
+            else any(f"customer {_html(i)}</h2>" in text or f"customer {_html(i)}, variant" in text for i in ids)
+        )
+        if shown:
+            path.unlink()
+            samples += 1
+    return {
+        "snapshot_rows_removed": removed,
+        "snapshots_rewritten": rewritten,
+        "preview_files_deleted": previews,
+        "approval_samples_deleted": samples,
+    }
 
 
 def _html(text: str) -> str:

@@ -1,7 +1,10 @@
 """The response API (``campaign api``): outcomes from channel systems, the e-mail links, erasures.
 
-``create_app(settings)`` builds the FastAPI app (docs at ``/docs``, schema at ``/openapi.json``;
-every status code below is in the schema):
+``create_app(settings)`` builds the FastAPI app (docs at ``/docs`` and ``/redoc``, schema at
+``/openapi.json``; every status code below is in the schema). The documentation pages load their
+scripts and styles from the package (fastapi-offline, under ``DOCS_ASSETS``), never a CDN; the
+endpoints are grouped by ``TAGS``; ``DESCRIPTION`` holds the signing examples (Python, curl) and
+``OUTCOME_EXAMPLES`` valid request bodies:
 
 * ``POST /v1/outcomes`` -- a channel system posts ``{"events": [...]}`` (at most
   ``CAMPAIGN_API_MAX_BATCH``), signed per Standard Webhooks with its source's secret
@@ -62,6 +65,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from itsdangerous import Signer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from standardwebhooks import Webhook
@@ -259,6 +263,145 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+DOCS_ASSETS = "/static-offline-docs"
+"""Where the documentation pages' scripts and styles are served from (the package, not a CDN)."""
+
+TAGS = [
+    {
+        "name": "outcomes",
+        "description": "Channel systems (call center, field force, e-mail service) post what happened to the tasks "
+        "and messages we sent them. Signed with the source's secret (Standard Webhooks).",
+    },
+    {
+        "name": "privacy",
+        "description": "A privacy tool erases customers everywhere (right to erasure). Signed by a source with "
+        "erase rights.",
+    },
+    {
+        "name": "links",
+        "description": "What recipients' mail clients call: the open pixel, tracked clicks and one-click "
+        "unsubscribe. Authenticated by the signed token in the URL; no signature headers.",
+    },
+    {"name": "health", "description": "For load balancers and monitoring."},
+]
+
+DESCRIPTION = """\
+Outcomes of tasks and messages: channel systems post them signed (Standard Webhooks); e-mail
+recipients open, click and unsubscribe through the link endpoints; a privacy tool erases customers.
+The full guide is docs/response-api.md.
+
+## Signing a request
+
+Every `POST /v1/*` request carries three headers computed with the source's secret
+(`CAMPAIGN_API_SOURCES__<NAME>__SECRET`, `whsec_` + base64):
+
+* `webhook-id`: a unique id of the request;
+* `webhook-timestamp`: seconds since the epoch, new on every try (at most
+  `CAMPAIGN_API_TOLERANCE_SECONDS`, default 300, off our clock);
+* `webhook-signature`: `v1,` + base64 of HMAC-SHA256, keyed with the base64-decoded part of the
+  secret after `whsec_`, over `<webhook-id>.<webhook-timestamp>.<raw body>`.
+
+Python (the `standardwebhooks` package, or the standard library alone):
+
+```python
+import base64, hashlib, hmac, json, time, uuid
+import httpx
+
+secret = "whsec_..."  # the source's secret
+body = json.dumps(
+    {
+        "events": [
+            {
+                "event_id": "cc-000123",
+                "type": "sale",
+                "occurred_at": "2026-03-02T10:15:00+01:00",
+                "outcome_ref": "w12-c345.Zk9x",
+                "value": 249.0,
+            }
+        ]
+    }
+)
+msg_id, timestamp = str(uuid.uuid4()), str(int(time.time()))
+key = base64.b64decode(secret.removeprefix("whsec_"))
+mac = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+headers = {
+    "webhook-id": msg_id,
+    "webhook-timestamp": timestamp,
+    "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    "content-type": "application/json",
+}
+httpx.post("http://127.0.0.1:8000/v1/outcomes", content=body, headers=headers)
+```
+
+curl (bash with openssl):
+
+```bash
+SECRET='whsec_...'
+BODY='{"events":[{"event_id":"cc-000123","type":"sale","occurred_at":"2026-03-02T10:15:00+01:00","outcome_ref":"w12-c345.Zk9x"}]}'
+ID="msg-$(date +%s%N)"; TS=$(date +%s)
+KEY=$(printf %s "${SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \\n')
+SIG=$(printf %s "$ID.$TS.$BODY" | openssl dgst -sha256 -mac HMAC -macopt hexkey:"$KEY" -binary | base64)
+curl -sS http://127.0.0.1:8000/v1/outcomes -H 'content-type: application/json' \\
+  -H "webhook-id: $ID" -H "webhook-timestamp: $TS" -H "webhook-signature: v1,$SIG" --data-binary "$BODY"
+```
+
+Sign the exact bytes you send, and sign each retry anew (new timestamp).
+
+## Status codes
+
+200 per-event results (each event accepted, duplicate or rejected on its own); 401 signature or
+timestamp wrong; 403 the source may not do this; 408 body too slow; 413 body too large; 422 not
+the schema; 429 too many requests (`Retry-After`); 503 busy or database failed, nothing stored
+(`Retry-After`); 500 server fault, nothing stored. Each endpoint lists its own below.
+"""
+"""The description shown on /docs: what the API is for, how to sign (Python and curl), the status codes."""
+
+OUTCOME_EXAMPLES: dict[str, dict[str, Any]] = {
+    "task-list outcomes": {
+        "summary": "A call center reports two calls (outcome_ref from our task list)",
+        "value": {
+            "events": [
+                {
+                    "event_id": "cc-2026-03-02-000123",
+                    "type": "sale",
+                    "occurred_at": "2026-03-02T10:15:00+01:00",
+                    "outcome_ref": "w12-c345.Zk9xQ2",
+                    "value": 249.0,
+                    "detail": "contract B",
+                },
+                {
+                    "event_id": "cc-2026-03-02-000124",
+                    "type": "no_answer",
+                    "occurred_at": "2026-03-02T10:21:40+01:00",
+                    "outcome_ref": "w12-c346.Hq2pA7",
+                },
+            ]
+        },
+    },
+    "e-mail events": {
+        "summary": "An e-mail service reports a bounce (tracking_token from the message's X-Campaign-Token)",
+        "value": {
+            "events": [
+                {
+                    "event_id": "esp-9f1c",
+                    "type": "hard_bounce",
+                    "occurred_at": "2026-03-02T09:01:12Z",
+                    "tracking_token": "hB3x0cVq1Jt8mW5yZr2Lk9pE4sN7uD6aF0gT3bC8iK1oQ5vX",
+                }
+            ]
+        },
+    },
+}
+"""Request bodies shown on /docs; each is valid (exactly one of outcome_ref and tracking_token per event)."""
+
+ERASURE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "erasure": {
+        "summary": "Erase two customers for a privacy ticket",
+        "value": {"customer_ids": ["C000123", "C000456"], "requested_by": "DPO-2026-0042"},
+    }
+}
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The response API over the database of ``settings`` (migrated on first use)."""
     engine = connect(settings)
@@ -269,12 +412,14 @@ def create_app(settings: Settings) -> FastAPI:
         settings = settings.model_copy(update={"links": links})
     sources = {name: (_Source(s.secret.get_secret_value()), s) for name, s in api.sources.items()}
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts and styles from this package's
+    # dependency fastapi-offline (served under /static-offline-docs), never from a CDN
+    app = FastAPIOffline(
         title="Campaign response API",
         version="1",
-        description="Outcomes of tasks and messages: channel systems post them signed (Standard Webhooks); "
-        "e-mail recipients open, click and unsubscribe through the link endpoints; a privacy tool erases "
-        "customers. See docs/response-api.md.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        static_url=DOCS_ASSETS,
     )
     # verifying, parsing and storing batches run on these threads, never on the event loop
     app.state.workers = anyio.CapacityLimiter(api.parse_threads)
@@ -414,7 +559,12 @@ def _outcome_routes(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OutcomeBatch"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/OutcomeBatch"},
+                        "examples": OUTCOME_EXAMPLES,
+                    }
+                },
             },
             "parameters": SIGNATURE_HEADERS,
         },
@@ -462,7 +612,12 @@ def _erasure_routes(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErasureRequest"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ErasureRequest"},
+                        "examples": ERASURE_EXAMPLES,
+                    }
+                },
             },
             "parameters": SIGNATURE_HEADERS,
         },
@@ -650,7 +805,13 @@ def _openapi(app: FastAPI, max_batch: int) -> Callable[[], dict[str, Any]]:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in REQUEST_MODELS:
                 body = model.model_json_schema(ref_template="#/components/schemas/{model}")

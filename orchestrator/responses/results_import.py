@@ -17,7 +17,12 @@ The campaign and one wave (``--wave``, default the file's name; dated ``--date``
 to the ledger like a wave of ours: treatment arms as ``treatment`` with the arm's name as the
 variant, the control label as ``control``; treated contacts are ``sent`` (they were contacted
 elsewhere). Importing the same file again changes nothing (the wave exists). Every bad row is
-reported with its line number and nothing is imported while any is bad.
+reported with its line number and nothing is imported while any is bad; a byte that is not
+UTF-8 is reported with its line and offset.
+
+A file without a customer id column needs ``generate_ids``: each row then gets the id
+``<campaign>/<wave>/<data row number>``, which names no customer of the customer table, so the
+imported results never touch (or are never joined to) a real customer.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ events = table_of(ResponseEvent)
 CHANNEL = "import"
 SOURCE = "import"
 TRUE = {"1", "true", "yes", "y", "t"}
+GENERATED_ID = "customer_id"  # the column generated ids are kept in
 FALSE = {"0", "false", "no", "n", "f", ""}
 
 
@@ -80,20 +86,27 @@ def import_results(
     wave_date: date | None = None,
     settings=None,
     covariates: list[str] | None = None,
+    generate_ids: bool = False,
 ) -> ResultsImport:
     """Import ``path``; see the module docstring. Raises ``ValidationFailed`` naming file, line and column."""
     file = str(path)
     text = Path(path).read_bytes()
-    reader = csv.reader(text.decode("utf-8-sig").splitlines())
+    reader = csv.reader(_decoded(Path(path), text).splitlines())
     header = [h.strip() for h in next(reader, [])]
     covariates = list(dict.fromkeys(covariates or []))
+    key = wave_key or Path(path).stem
+    if generate_ids:
+        _check_no_id_column(file, header, id_column)
+        id_column = GENERATED_ID
+        header = [*header, GENERATED_ID]
     _check_header(file, header, id_column, arm_column, outcome_columns)
     rows: list[tuple[int, list[str]]] = [(i + 2, r) for i, r in enumerate(reader) if any(v.strip() for v in r)]
+    if generate_ids:
+        rows = [(line, [*row, f"{campaign}/{key}/{n}"]) for n, (line, row) in enumerate(rows, start=1)]
     _check_covariates(file, header, rows, covariates, {id_column, arm_column, *outcome_columns})
     at = {name: header.index(name) for name in [id_column, arm_column, *outcome_columns]}
     kinds = _check_rows(file, header, rows, at, id_column, arm_column, control_label, outcome_columns)
 
-    key = wave_key or Path(path).stem
     day = wave_date or date.today()
     report = ResultsImport(campaign, key, outcomes=kinds)
     campaign_id = ledger.ensure_campaign(engine, campaign, f"imported from {Path(path).name}")
@@ -150,9 +163,35 @@ def import_results(
     report.customers = len(ids)
     report.arms = {label: labels.count(label) for label in sorted(set(labels))}
     if settings is not None:  # the file's other columns are what was known about each customer then
-        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns}, covariates)
+        generated = ids if generate_ids else None
+        _write_snapshot(settings, wave.id, path, id_column, {arm_column, *outcome_columns}, covariates, generated)
     report.covariates = covariates
     return report
+
+
+def _decoded(path: Path, data: bytes) -> str:
+    """``data`` as text (UTF-8, BOM dropped); a byte that is not UTF-8 fails with its line and offset."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        from orchestrator.customers.files import decode_failure
+
+        raise ValidationFailed([Problem(str(path), None, None, decode_failure(path, "utf-8") or str(error))]) from error
+
+
+def _check_no_id_column(file: str, header: list[str], id_column: str) -> None:
+    """With generated ids, the file must not have an id column (its ids would be thrown away)."""
+    if id_column in header:
+        raise ValidationFailed(
+            [
+                Problem(
+                    file,
+                    1,
+                    None,
+                    f"column '{id_column}' holds customer ids: leave out --generate-ids to use them",
+                )
+            ]
+        )
 
 
 def _check_covariates(
@@ -201,15 +240,10 @@ def _check_header(file: str, header: list[str], id_column: str, arm_column: str,
         *(("outcome column", c) for c in outcome_columns),
     ]:
         if column not in header:
-            problems.append(
-                Problem(
-                    file,
-                    1,
-                    None,
-                    f"{what} '{column}' is not in the header"
-                    f"{did_you_mean(column, header) or '; columns: ' + ', '.join(header)}",
-                )
-            )
+            hint = did_you_mean(column, header) or "; columns: " + ", ".join(header)
+            if what == "id column" and not did_you_mean(column, header):
+                hint += "; name the id column with --id-column, or give --generate-ids if the file has no ids"
+            problems.append(Problem(file, 1, None, f"{what} '{column}' is not in the header{hint}"))
     if not outcome_columns:
         problems.append(Problem(file, None, None, "name at least one outcome column (--outcome visited)"))
     if problems:
@@ -288,7 +322,13 @@ def _event_rows(conn, rows, ids, kinds, at, wave_id: int, contact_of, occurred, 
 
 
 def _write_snapshot(
-    settings, wave_id: int, path: Path, id_column: str, drop: set[str], covariates: list[str] | None = None
+    settings,
+    wave_id: int,
+    path: Path,
+    id_column: str,
+    drop: set[str],
+    covariates: list[str] | None = None,
+    generated: list[str] | None = None,
 ) -> None:
     import json
 
@@ -300,7 +340,11 @@ def _write_snapshot(
     from orchestrator.ledger.snapshots import COVARIATES_KEY, contact_columns, snapshot_path
     from orchestrator.settings import private_dir, private_file
 
-    frame = pd.read_csv(path, dtype={id_column: str}).drop(columns=sorted(drop))
+    if generated is not None:
+        frame = pd.read_csv(path, skip_blank_lines=True).drop(columns=sorted(drop - {id_column}))
+        frame.insert(0, id_column, generated)
+    else:
+        frame = pd.read_csv(path, dtype={id_column: str}).drop(columns=sorted(drop))
     features = [c for c in frame.columns if c != id_column]
     frame = frame[[id_column, *features]]
     names = normalise_names(features, reserved=["customer_id"])

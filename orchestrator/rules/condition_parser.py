@@ -466,10 +466,20 @@ class _ConditionParser:
         if isinstance(value, float) and not math.isfinite(value):
             self._issue(loc, f"{value} is not a usable number")
             return False
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            self._issue(
+                loc,
+                f"{value} is beyond the integers the database holds ({INT64_MIN:,} to {INT64_MAX:,}); "
+                "use a value in that range",
+            )
+            return False
         if not isinstance(value, (str, int, float, bool, date)):
             self._issue(loc, f"cannot compare a column with {describe(value)}")
             return False
         return True
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # SQLite INTEGER and PostgreSQL bigint
 
 
 def _unknown_operator(op: object, column: str) -> str:

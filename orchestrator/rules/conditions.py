@@ -25,6 +25,7 @@ SQL ``NULL``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, cast
@@ -261,6 +262,10 @@ def _compare(
             return sa.and_(present, column >= param(coerced[0]))
         case "between":
             return sa.and_(present, column.between(param(coerced[0]), param(coerced[1])))
+        case "in" if len(coerced) > LONG_LIST:
+            return sa.and_(present, _InValues(column, coerced, bind_type))
+        case "not_in" if len(coerced) > LONG_LIST:
+            return sa.or_(missing, sa.not_(_InValues(column, coerced, bind_type)))
         case "in":
             return sa.and_(present, column.in_(sa.bindparam(None, coerced, expanding=True, type_=bind_type)))
         case "not_in":
@@ -280,6 +285,45 @@ def _compile_text(test: ColumnTest, column: sa.ColumnElement, kind: ColumnKind) 
         text = {"contains": f"%{text}%", "starts_with": f"{text}%", "ends_with": f"%{text}"}[test.op]
     pattern = sa.bindparam(None, text, type_=sa.Text())
     return sa.and_(present, sa.func.lower(column).like(pattern, escape="\\"))
+
+
+LONG_LIST = 1000
+"""``in``/``not_in`` lists longer than this are sent as one parameter (``_InValues``), not one per value."""
+
+
+class _InValues(sa.sql.expression.ColumnElement):
+    """``column IN (values)`` with all ``values`` in ONE bound parameter: an array on PostgreSQL
+    (``column = ANY(:values)``), a JSON array on SQLite (``column IN (SELECT value FROM json_each(:values))``).
+
+    A list of 50,000 values would otherwise be 50,000 parameters: more than SQLite allows in one
+    statement (32,766) and close to PostgreSQL's limit (65,535).
+    """
+
+    type = sa.Boolean()
+    inherit_cache = False  # the values are the statement's parameters; do not cache per value list
+
+    def __init__(self, column: sa.ColumnElement, values: list, bind_type: sa.types.TypeEngine):
+        self.column = column
+        self.array = sa.bindparam(None, values, type_=sa.ARRAY(bind_type))
+        plain = [v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in values]
+        plain = [v.isoformat() if isinstance(v, date) else v for v in plain]
+        self.json = sa.bindparam(None, json.dumps(plain), type_=sa.Text())
+
+
+@compiles(_InValues, "postgresql")
+def _in_values_postgresql(element: _InValues, compiler, **kw) -> str:  # noqa: ANN001
+    return f"({compiler.process(element.column, **kw)} = ANY({compiler.process(element.array, **kw)}))"
+
+
+@compiles(_InValues, "sqlite")
+def _in_values_sqlite(element: _InValues, compiler, **kw) -> str:  # noqa: ANN001
+    column, values = compiler.process(element.column, **kw), compiler.process(element.json, **kw)
+    return f"({column} IN (SELECT value FROM json_each({values})))"
+
+
+@compiles(_InValues)
+def _in_values_other(element: _InValues, compiler, **kw) -> str:  # noqa: ANN001, ARG001
+    raise sa.exc.CompileError(f"long 'in' lists are supported on SQLite and PostgreSQL, not {compiler.dialect.name}")
 
 
 class _IMatch(sa.sql.expression.ColumnElement):

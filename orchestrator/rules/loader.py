@@ -18,8 +18,9 @@ rules file; tables are looked up with ``engine`` (without one they get a warning
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -132,6 +133,7 @@ def _check_document(
             problems += check_audience(condition, columns, positions)
         problems += _check_channel_columns(data, columns, positions)
         problems += _check_covariates(data, columns, positions)
+    problems += _check_required_payload(data, positions)
     problems += check_lists(data, positions, base=path.parent, engine=engine)
     return spec, problems
 
@@ -161,16 +163,21 @@ def _parse_eligibility(
     return parsed
 
 
-def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
-    """Every column a channel section names (address, phone, territory, name, data: the kind's ``columns``) exists."""
+def _channel_sections(data: dict) -> Iterator[tuple[Any, dict]]:
+    """(kind, section) for every channel kind the rules file has a section for (a mapping)."""
     channels = data.get("channels")
     if not isinstance(channels, dict):
-        return []
-    problems: list[Problem] = []
+        return
     for kind in kinds():
         section = channels.get(kind.name)
-        if not isinstance(section, dict):
-            continue
+        if isinstance(section, dict):
+            yield kind, section
+
+
+def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions: Positions) -> list[Problem]:
+    """Every column a channel section names (address, phone, territory, name, data: the kind's ``columns``) exists."""
+    problems: list[Problem] = []
+    for kind, section in _channel_sections(data):
         channel = kind.name
         for column_key in kind.columns:
             key, default, kind_of = column_key.key, column_key.default, column_key.kind
@@ -196,6 +203,30 @@ def _check_channel_columns(data: dict, columns: dict[str, ColumnKind], positions
                     problems.append(
                         positions.problem(loc, f"{what} holds {columns[column]} values, not {holds}", at=at)
                     )
+    return problems
+
+
+def _check_required_payload(data: dict, positions: Positions) -> list[Problem]:
+    """Every section key a channel's payload needs at send time names a column (``ColumnKey.required_by``):
+    a field-force visit needs a customer name, so a section without ``name_columns`` fails here, not at the send."""
+    problems: list[Problem] = []
+    for kind, section in _channel_sections(data):
+        for column_key in kind.columns:
+            if column_key.required_by is None:
+                continue
+            given = section.get(column_key.key, column_key.default)
+            if given in ((), [], None, ""):
+                at: Literal["key", "value"] = "value" if column_key.key in section else "key"
+                loc = ("channels", kind.name, column_key.key) if at == "value" else ("channels", kind.name)
+                example = f", e.g. {column_key.key}: {column_key.example}" if column_key.example else ""
+                problems.append(
+                    positions.problem(
+                        loc,
+                        f"channel {kind.name}: every task needs a {column_key.required_by.replace('_', ' ')}; "
+                        f"name the customer columns it is made of with '{column_key.key}'{example}",
+                        at=at,
+                    )
+                )
     return problems
 
 

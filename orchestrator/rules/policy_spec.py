@@ -19,6 +19,11 @@ override parts of it under ``policy:`` with the same keys (``merge_policy``)::
     global_control:          # customers held out of every campaign
       share: 0.02
       salt: global-2026
+    timezone: Europe/Berlin  # the campaign's zone for send windows (customers without a zone of their own)
+    send_windows:            # channel -> when it may contact, in the customer's local time
+      email: {window: "08:00-20:00"}
+      call_center: {window: "09:00-18:00", days: mon-fri}
+      field_force: {days: mon-fri}
 
 Every key is optional and checked: an unknown or misspelt key is an error, never ignored.
 A channel without a ``consent`` entry is not checked for consent.
@@ -31,17 +36,20 @@ table. The SQL conditions built from a policy are in ``orchestrator.targeting.po
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from orchestrator.customers.table import ColumnKind
 from orchestrator.errors import Problem, did_you_mean
+from orchestrator.rules.suppression_terms import ALL_CHANNELS, REASONS
 from orchestrator.rules.yaml_source import CUSTOM_ERROR, Positions, model_problems, parse_yaml, read_text_file
+
+if TYPE_CHECKING:  # the customer table's module loads pandas: not needed to read a policy
+    from orchestrator.customers.table import ColumnKind
 
 __all__ = [
     "ALL_CHANNELS",
@@ -52,17 +60,13 @@ __all__ = [
     "FrequencyCapSpec",
     "GlobalControlSpec",
     "PolicySpec",
+    "SendWindowSpec",
     "SuppressionSpec",
     "check_policy",
     "load_policy",
     "merge_policy",
 ]
 
-REASONS = ("unsubscribed", "hard_bounce", "complaint", "do_not_contact", "erased")
-"""Reasons a customer can be on the suppression list."""
-
-ALL_CHANNELS = "*"
-"""``channel`` of a suppression that applies to every channel."""
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names in ``blocked_days.weekdays``, Monday first (``date.weekday()`` order)."""
@@ -160,6 +164,72 @@ class GlobalControlSpec(_Spec):
     )
 
 
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _window(value: str) -> str:
+    match = _WINDOW.match(value)
+    if not match:
+        raise _fail(f"'{value}' is not a time window; write it as HH:MM-HH:MM, e.g. 08:00-20:00")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or m1 > 59 or (h2, m2) > (24, 0) or m2 > 59:
+        raise _fail(f"'{value}' has a time that does not exist; hours 00-23 (24:00 as an end), minutes 00-59")
+    if (h1, m1) >= (h2, m2):
+        raise _fail(
+            f"the window '{value}' ends before it starts; a window lies within one day, e.g. 08:00-20:00 "
+            "(use 00:00-24:00 for the whole day)"
+        )
+    return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
+
+
+def _days(value: object) -> tuple[str, ...]:
+    """``mon-fri``, ``mon,wed,fri``, ``[mon, tue]`` or ``sat-sun`` as weekday names, Monday first."""
+    if isinstance(value, str):
+        items: list[str] = []
+        for part in value.split(","):
+            first, dash, last = part.partition("-")
+            if dash:
+                start, end = WEEKDAYS.index(_weekday(first)), WEEKDAYS.index(_weekday(last))
+                if start > end:
+                    raise _fail(f"the day range '{part.strip()}' runs backwards; write it Monday first, e.g. mon-fri")
+                items += WEEKDAYS[start : end + 1]
+            else:
+                items.append(_weekday(first))
+    elif isinstance(value, list | tuple):
+        items = [_weekday(str(v)) for v in value]
+    else:
+        raise _fail("days are weekday names: 'mon-fri', 'mon,wed,fri' or a list such as [mon, tue]")
+    if not items:
+        raise _fail("'days' names no weekday; e.g. mon-fri")
+    return tuple(d for d in WEEKDAYS if d in items)
+
+
+def _timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        hint = did_you_mean(value, sorted(available_timezones())) or "; use an IANA name such as Europe/Berlin or UTC"
+        raise _fail(f"unknown time zone '{value}'{hint}") from None
+    return value
+
+
+class SendWindowSpec(_Spec):
+    """When one channel may contact: a daily time window and/or weekdays, in the customer's local time.
+
+    A contact outside its window is not dropped: it waits (pending, with the time of its next slot)
+    and is sent by the next run of the wave after that time.
+    """
+
+    window: Annotated[str, AfterValidator(_window)] | None = Field(
+        None, description="Daily window HH:MM-HH:MM (local time), e.g. 08:00-20:00; omitted = the whole day."
+    )
+    days: Annotated[tuple[Weekday, ...], BeforeValidator(_days)] | None = Field(
+        None, description="Weekdays allowed: 'mon-fri', 'mon,wed,fri' or a list; omitted = every day."
+    )
+
+
 class PolicySpec(_Spec):
     """The contact policy; every part optional."""
 
@@ -171,6 +241,15 @@ class PolicySpec(_Spec):
     cooldown: CooldownSpec = Field(default_factory=CooldownSpec, description="Pauses after negative signals.")
     blocked_days: BlockedDaysSpec = Field(default_factory=BlockedDaysSpec, description="Days without contact.")
     global_control: GlobalControlSpec | None = Field(None, description="Customers held out of every campaign.")
+    timezone: Annotated[str, AfterValidator(_timezone)] | None = Field(
+        None,
+        description="The campaign's time zone (IANA name, e.g. Europe/Berlin) for send windows of customers "
+        "without one of their own; omitted = UTC.",
+    )
+    send_windows: dict[ChannelName, SendWindowSpec] = Field(
+        default_factory=dict,
+        description="Channel -> when it may contact, in the customer's time zone ('timezone' or 'country' column).",
+    )
 
 
 def merge_policy(shared: PolicySpec | None, override: PolicySpec | None) -> PolicySpec:
@@ -198,12 +277,14 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
 # --- files ----------------------------------------------------------------------------------
 
 
-def load_policy(path: Path, columns: Mapping[str, ColumnKind] | None = None) -> tuple[PolicySpec | None, list[Problem]]:
+def load_policy(
+    path: Path, columns: Mapping[str, ColumnKind] | None = None, *, channels: Collection[str] | None = None
+) -> tuple[PolicySpec | None, list[Problem]]:
     """The policy in ``path`` (``None`` if it has any error) and every problem found, in file order.
 
     ``columns`` is the customer table's ``{name: kind}``; when given, the consent columns are
-    checked against it (``check_policy``). A missing file is an error: callers for which no
-    policy is acceptable check that the file exists first.
+    checked against it (``check_policy``; only those of ``channels`` when given). A missing file is
+    an error: callers for which no policy is acceptable check that the file exists first.
     """
     file = str(path)
     text, problems = read_text_file(path, "policy file")
@@ -223,7 +304,8 @@ def load_policy(path: Path, columns: Mapping[str, ColumnKind] | None = None) -> 
             except ValidationError as exc:
                 problems += _model_problems(exc, positions)
             if columns is not None:
-                problems += check_policy(data, columns, positions)
+                problems += check_policy(data, columns, positions, channels=channels)
+            problems += check_window_channels(data, positions)
     problems.sort(key=lambda p: (p.line or 0, p.col or 0))
     if any(p.severity == "error" for p in problems):
         policy = None
@@ -245,14 +327,37 @@ def _model_problems(error: ValidationError, positions: Positions) -> list[Proble
     return problems
 
 
+def check_window_channels(policy: Mapping, positions: Positions, *, loc: Sequence[str | int] = ()) -> list[Problem]:
+    """Problems with the channels of ``send_windows``: each must be a channel kind (``orchestrator.rules.kinds``)."""
+    from orchestrator.rules.kinds import kind_names
+
+    windows = policy.get("send_windows")
+    if not isinstance(windows, Mapping):
+        return []
+    known = kind_names()
+    problems = []
+    for channel in windows:
+        if isinstance(channel, str) and _CHANNEL.match(channel) and channel not in known:
+            hint = did_you_mean(channel, known) or f"; the channels are {', '.join(known)}"
+            problems.append(
+                positions.problem((*loc, "send_windows", channel), f"unknown channel '{channel}'{hint}", at="key")
+            )
+    return problems
+
+
 def check_policy(
     policy: PolicySpec | Mapping,
     columns: Mapping[str, ColumnKind],
     positions: Positions | None = None,
     *,
     loc: Sequence[str | int] = (),
+    channels: Collection[str] | None = None,
 ) -> list[Problem]:
     """Problems with the consent columns: each must exist in the customer table and be boolean.
+
+    With ``channels`` (those a campaign uses) only their consent columns are checked: a policy
+    entry for a channel the campaign does not use never stops it (e-mail only on a table
+    without phone data).
 
     ``policy`` is a ``PolicySpec`` or the raw mapping read from YAML (then columns are checked
     even when other keys are invalid). ``positions`` and ``loc`` (where the policy mapping is
@@ -269,6 +374,8 @@ def check_policy(
     for channel, column in consent.items():
         if not isinstance(column, str) or not _COLUMN.match(column):
             continue  # reported by the model
+        if channels is not None and channel not in channels:
+            continue
         here = (*loc, "consent", channel)
         if column not in columns:
             hint = did_you_mean(column, columns) or ""

@@ -317,7 +317,9 @@ class ScoresSpec(_Spec):
     """Selection by a scoring model of the registry (``campaign models train``)."""
 
     model: str = Field(description="Registered model name; its champion version scores the audience.")
-    version: int | None = Field(None, strict=True, ge=1, description="A fixed model version instead of the champion.")
+    version: int | None = Field(
+        None, strict=True, ge=1, le=2**31 - 1, description="A fixed model version instead of the champion."
+    )
     min_score: float | None = Field(
         None,
         ge=-1,
@@ -327,7 +329,7 @@ class ScoresSpec(_Spec):
             "e.g. 0 = only a positive effect."
         ),
     )
-    top: int | None = Field(None, strict=True, ge=1, description="Keep the N best-scoring customers.")
+    top: int | None = Field(None, strict=True, ge=1, le=2**31 - 1, description="Keep the N best-scoring customers.")
     top_percent: float | None = Field(None, gt=0, le=100, description="Keep the best-scoring N percent.")
 
     @field_validator("model")
@@ -454,6 +456,11 @@ class CampaignSpec(_Spec):
     allocation: AllocationSpec = Field(default_factory=AllocationSpec, description="Channel capacity overflow.")
     success: SuccessSpec = Field(default_factory=SuccessSpec, description="How the campaign's success is measured.")
     learning: LearningSpec = Field(default_factory=_no_learning, description="Channel exploration for learning.")
+    approval: Literal["required", "none"] = Field(
+        "none",
+        description="required: a real wave is recorded, then sends nothing until its frozen plan (counts, rules "
+        "and template digests, a sample of messages) is approved (`campaign approve` or the Prefect UI).",
+    )
     source: SkipJsonSchema[Path] = Field(description="The rules file this was read from.")
     sha256: SkipJsonSchema[str] = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes.")
     include: tuple[IdListSpec, ...] = Field((), description="Only customers on one of these id lists.")

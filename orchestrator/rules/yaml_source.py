@@ -63,8 +63,9 @@ MAX_BYTES = 1_000_000
 """Largest rules, policy, segment or capacity file, in bytes of text."""
 MAX_DEPTH = 40
 """Deepest nesting of lists and mappings."""
-MAX_ITEMS = 10_000
-"""Most items in one list or mapping (id lists belong in id-list files)."""
+MAX_ITEMS = 100_000
+"""Most items in one list or mapping (an ``in`` list of up to this many values is compiled to one bound
+parameter, ``rules.conditions``; long id lists still belong in id-list files)."""
 MAX_ALIASES = 200
 """Most uses of aliases (``*name``) in one document."""
 MAX_VALUES = 100_000

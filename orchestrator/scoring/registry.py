@@ -57,6 +57,7 @@ import joblib
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from orchestrator.db import audit
 from orchestrator.db.bulk import driver_connection
 from orchestrator.db.tables import ModelVersion, table_of, utcnow
 from orchestrator.errors import did_you_mean
@@ -246,6 +247,15 @@ def register(
                     promoted_at=now if chosen == "champion" else None,
                 )
                 session.add(record)
+                if chosen == "champion":  # the first version of a model: its champion from the start
+                    audit.record(
+                        session.connection(),
+                        actor=audit.current_actor(),
+                        action="model-promote",
+                        subject=f"model {name} version {version} (first champion)",
+                        counts={"retired": 0},
+                        details={"model": name, "version": version, "forced": 0},
+                    )
                 try:
                     session.commit()
                 except sa.exc.IntegrityError:  # another process took this version number meanwhile
@@ -457,6 +467,14 @@ def _promote_locked(conn: sa.Connection, name: str, version: int, rows: Sequence
         .values(stage="retired")
     )
     conn.execute(sa.update(table).where(table.c.id == chosen.id).values(stage="champion", promoted_at=utcnow()))
+    audit.record(  # in the promotion's transaction: the audit trail has it exactly when it happened
+        conn,
+        actor=audit.current_actor(),
+        action="model-promote",
+        subject=f"model {name} version {version}",
+        counts={"retired": len(others)},
+        details={"model": name, "version": version, "forced": int(force and chosen.stage == "retired")},
+    )
 
 
 def promote(engine: sa.Engine, name: str, version: int, *, force: bool = False) -> ModelVersion:

@@ -77,6 +77,7 @@ def build_campaign_report(
         )
     frame = contact_frame(engine, campaign, load_outcomes(settings.paths.rules_dir), measure, costs=costs, waves=waves)
     notes = list(frame.attrs.get("notes", [])) + notes
+    stamp = {k: frame.attrs.get(k) for k in ("outcome_events", "data_as_of")}
     named = list(spec.success.covariates) if spec is not None else []
     named += _imported_covariates(settings, frame)
     named += list(covariates or [])
@@ -84,6 +85,7 @@ def build_campaign_report(
     breakdowns = list(dict.fromkeys(by or []))
     frame, column_notes = with_customer_columns(settings, frame, list(dict.fromkeys(named + breakdowns)))
     notes += column_notes
+    frame.attrs.update(stamp)
     used = (["score"] if frame["score"].notna().any() else []) + named
     report = build_report(
         frame,
@@ -95,7 +97,9 @@ def build_campaign_report(
         as_of=as_of or date.today(),
         planning_rate=(spec.control.expected_response_rate if spec is not None else None) or DEFAULT_PLANNING_RATE,
         variant_shares={k: v.share for k, v in spec.variants.items()} if spec is not None and spec.variants else None,
+        outcome=measure.outcome,
     )
+    report.currency = settings.report.currency
     report.notes.extend(notes)
     return report
 

@@ -27,7 +27,7 @@ The frame is what ``orchestrator.success.report.build_report`` takes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import numpy as np
@@ -127,6 +127,7 @@ def contact_frame(
             ),
             conn,
         )
+    recorded = found  # every outcome of these waves, before the windows cut them
     dates = {wid: day for wid, _k, day in wave_list}
     keys = {wid: key for wid, key, _d in wave_list}
     frame["campaign"] = campaign
@@ -173,6 +174,7 @@ def contact_frame(
             first.loc[hit] = pd.concat([first.loc[hit], when], axis=1).min(axis=1)
             if measure.value == "conversions":
                 revenue.loc[hit] += pd.Series({cid: conv[cid][1] for cid in hit})
+    frame.attrs.update(_outcome_stamp(engine, recorded, wave_list, measure))
     frame["responded"] = frame["contact_id"].map(responded).fillna(False).astype(bool)
     frame["converted"] = frame["contact_id"].map(converted).fillna(False).astype(bool)
     if measure.outcome is not None:  # imported results: the named outcome is success either way
@@ -219,6 +221,30 @@ def _next_contact(engine: sa.Engine, campaign: str, frame: pd.DataFrame) -> pd.S
     mine = pd.MultiIndex.from_arrays([frame["customer_id"], frame["wave_id"].map(day_of)])
     nxt = pd.Series(following.reindex(mine).to_numpy(), index=frame["contact_id"])
     return pd.to_datetime(nxt).dt.tz_localize("UTC")
+
+
+def _outcome_stamp(engine: sa.Engine, found: pd.DataFrame, wave_list, measure: Measure) -> dict:
+    """``outcome_events``: outcomes recorded for the waves (events, and imported conversions since the
+    first wave for our own waves); ``data_as_of``: when the newest of them occurred (ISO, UTC) or None."""
+    from orchestrator.responses.conversions import conversions
+
+    times = [pd.to_datetime(found["occurred_at"], utc=True).max()] if len(found) else []
+    n = len(found)
+    if measure.outcome is None and wave_list:
+        first = min(day for _w, _k, day in wave_list)
+        since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        with engine.connect() as conn:
+            count, newest = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(conversions.c.occurred_at)).where(
+                    conversions.c.occurred_at >= since
+                )
+            ).one()
+        n += int(count or 0)
+        if newest is not None:
+            times.append(pd.to_datetime(newest, utc=True))
+    known = [t for t in times if not pd.isna(t)]
+    newest_time = max(known).tz_convert("UTC").isoformat(timespec="minutes") if known else None
+    return {"outcome_events": n, "data_as_of": newest_time}
 
 
 def _conversions(engine: sa.Engine, wave_list, measure: Measure, end: pd.Series | None):

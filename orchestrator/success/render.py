@@ -6,12 +6,20 @@ the report, nothing is recomputed.
 - ``headline(report)``: the overall lift in plain words, e.g.
   ``+2.1 points (95% CI 0.8 to 3.4), p = 0.002: the campaign worked.``
 - ``write_html(report, path)``: one self-contained page (no scripts, fonts or styles from
-  elsewhere, opens offline) with the headline, the notes and flags, three charts as inline SVG
-  and a table of every segment. Charts: (a) absolute lift with its 95% CI for the overall
-  result, every channel and every A/B variant, with a zero line; (b) cumulative success rate by
-  days since contact, treated against control; (c) success rate per score decile, treated
-  against control, and the cumulative share of the incremental successes. A chart that cannot
-  be drawn (no control group, no scores, nothing recorded) is replaced by a sentence saying why.
+  elsewhere, opens offline) with the headline, a "data as of" stamp (``stamp``), the notes and
+  flags, four charts as inline SVG and two tables of every segment: results with cost and ROI
+  (currency in the headings) and a Status column saying which are provisional (window still
+  open), then the details. Charts: (o) lift and incremental value per wave over time, provisional
+  waves hollow/hatched; (a) absolute lift with its 95% CI for the overall result, every channel
+  and every A/B variant, with a zero line; (b) cumulative success rate by days since contact,
+  treated against control; (c) success rate per score decile, treated against control, and the
+  cumulative share of the incremental successes. A chart that cannot be drawn (no control group,
+  no scores, no outcomes recorded, no dated successes) is replaced by a sentence saying why.
+  Phone width: charts are ``CHART_WIDTH`` inches with 12-unit text and scale with the page
+  (``width="100%"``, at most their natural size), tables stack into "column: value" cards below
+  720 px; text stays >= 10 px at 420 px (``tests/success/test_report_reading.py``).
+- Labels follow the report's success: the imported outcome (``--outcome visit``) or the goal;
+  rates and lifts below 1% (one point) get one decimal more.
 - ``print_report(report, console)``: a headline panel, the notes, then one rich table per
   dimension (overall, wave, channel, variant, score decile).
 - ``markdown_report(report)`` and ``table_rows(report)``: what Prefect's
@@ -98,8 +106,13 @@ def finite(x: float | None) -> float | None:
 
 
 def pct(rate: float | None, digits: int = 1) -> str:
+    """A share as percent; one decimal more for a rate below 1% (0.4% reads 0.42%)."""
     rate = finite(rate)
-    return "–" if rate is None else f"{rate * 100:.{digits}f}%"
+    if rate is None:
+        return "–"
+    if rate != 0 and abs(rate) < 0.01:
+        digits += 1
+    return f"{rate * 100:.{digits}f}%"
 
 
 def signed_pct(ratio: float | None) -> str:
@@ -143,8 +156,11 @@ def points(x: float) -> str:
 
 
 def lift_points(est: Estimate) -> str:
-    """Absolute lift in percentage points with its CI, e.g. ``+2.1 [0.8, 3.4]``."""
-    return with_ci(est, points, 100.0, lambda x: f"{x:.1f}")
+    """Absolute lift in percentage points with its CI, e.g. ``+2.1 [0.8, 3.4]``; one decimal more
+    when the lift and its bounds are all below one point (``+0.42 [0.08, 0.76]``)."""
+    known = [abs(v) for v in (finite(est.value), finite(est.low), finite(est.high)) if v is not None]
+    digits = 2 if known and max(known) < 0.01 else 1
+    return with_ci(est, lambda x: f"{x:+.{digits}f}", 100.0, lambda x: f"{x:.{digits}f}")
 
 
 def count(x: float) -> str:
@@ -169,9 +185,20 @@ def verdict(segment: Segment) -> str:
 # headline
 
 
+def no_outcomes(report: SuccessReport) -> bool:
+    """Whether no outcome at all has been recorded for the report's waves yet (not: none counted as success)."""
+    overall = report.overall()
+    return getattr(report, "outcome_events", None) == 0 and overall.treated + overall.control > 0
+
+
 def headline(report: SuccessReport) -> str:
     """The overall result in one sentence of plain words."""
     overall = report.overall()
+    if no_outcomes(report):
+        from orchestrator.success.report import no_outcomes_message
+
+        message = no_outcomes_message(report)
+        return message[0].upper() + message[1:] + "."
     if no_control(overall):
         return "Lift cannot be measured: the campaign has no control group."
     lift = overall.absolute_lift
@@ -191,9 +218,27 @@ def headline(report: SuccessReport) -> str:
         "harmed": "the campaign lowered the success rate",
         "not significant": "not significant, the difference may be chance",
     }[verdict(overall)]
-    if "control group too small" in overall.flags:
+    if "control group too small" in overall.flags and not no_outcomes(report):
         outcome += " (the control group is too small to tell)"
     return f"{text}: {outcome}."
+
+
+def currency(report: SuccessReport) -> str:
+    """The currency code of the report's money ("" when not known)."""
+    return getattr(report, "currency", None) or ""
+
+
+def amount(report: SuccessReport, x: float | None, digits: int = 0) -> str:
+    """Money with the report's currency, e.g. ``1,250 EUR``."""
+    text = money(x, digits)
+    code = currency(report)
+    return f"{text} {code}" if code and text != "–" else text
+
+
+def success_label(report: SuccessReport) -> str:
+    """What success is: the imported outcome column, else the goal (``conversion``, ``response``)."""
+    outcome = getattr(report, "outcome", None)
+    return f"outcome '{outcome}'" if outcome else report.goal
 
 
 def details(report: SuccessReport) -> list[str]:
@@ -207,20 +252,48 @@ def details(report: SuccessReport) -> list[str]:
         if finite(o.incremental_successes.value) is not None:
             lines.append(f"Incremental successes {with_ci(o.incremental_successes, count)}.")
         if finite(o.incremental_revenue.value) is not None:
-            lines.append(f"Incremental revenue {with_ci(o.incremental_revenue, money)}, cost {money(o.cost)}.")
+            lines.append(
+                f"Incremental revenue {with_ci(o.incremental_revenue, money)} {currency(report)}".rstrip()
+                + f", cost {amount(report, o.cost)}."
+            )
         if finite(o.roi.value) is not None:
             lines.append(f"ROI {with_ci(o.roi, lambda v: f'{v * 100:+.0f}%')}.")
     elif finite(o.cost):
-        lines.append(f"Cost {money(o.cost)}.")
+        lines.append(f"Cost {amount(report, o.cost)}.")
     return lines
 
 
 def subtitle(report: SuccessReport) -> str:
-    goal = f"goal: {report.goal}"
+    outcome = getattr(report, "outcome", None)
+    goal = f"success: outcome '{outcome}'" if outcome else f"goal: {report.goal}"
     if report.window_days is not None:
         goal += f" within {report.window_days} days of contact"
     waves = ", ".join(report.waves) if report.waves else "none"
     return f"{goal}; waves: {waves}"
+
+
+def stamp(report: SuccessReport) -> str:
+    """When the data is from: the newest outcome recorded, and the day windows are read as of."""
+    newest = getattr(report, "data_as_of", None)
+    parts = [
+        f"data as of {newest.replace('T', ' ').replace('+00:00', ' UTC')} (newest outcome recorded)"
+        if newest
+        else "data as of: no outcome recorded yet"
+    ]
+    if report.as_of:
+        parts.append(f"windows read as of {report.as_of}")
+    return "; ".join(parts)
+
+
+def provisional(segment: Segment) -> bool:
+    """A segment whose success window is still open: its result may change."""
+    return segment.reading != "final"
+
+
+def provisional_text(segment: Segment) -> str:
+    if not provisional(segment):
+        return ""
+    return "provisional: window open" + (f" until {segment.window_closes}" if segment.window_closes else "")
 
 
 def by_dimension(report: SuccessReport) -> list[tuple[str, str, list[Segment]]]:
@@ -288,7 +361,7 @@ def cells(segment: Segment, intervals: bool = True) -> list[str]:
         with_ci(s.incremental_revenue, money) if intervals else value_only(s.incremental_revenue, money),
         money(s.cost),
         signed_pct(s.roi.value),
-        ", ".join(s.flags),
+        ", ".join(([provisional_text(s)] if provisional(s) else []) + list(s.flags)),
     ]
 
 
@@ -519,7 +592,19 @@ def table_rows(report: SuccessReport) -> list[dict[str, Any]]:
 
 BLUE, ORANGE, GREEN, VERMILLION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#6b6b6b"
 LIFT_DIMENSIONS = ("overall", "channel", "variant")
-_RC: dict[Any, Any] = {"svg.fonttype": "none", "font.size": 10, "axes.spines.top": False, "axes.spines.right": False}
+_RC: dict[Any, Any] = {
+    "svg.fonttype": "none",
+    "font.size": 12,
+    "legend.fontsize": 12,
+    "xtick.labelsize": 12,
+    "ytick.labelsize": 12,
+    "axes.labelsize": 12,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+CHART_WIDTH = 4.8
+"""Inches (72 SVG units each): narrow, so the 12-unit text stays above 10 px when a 420 px screen
+shrinks the chart to its width; on wide screens a chart is shown at most at its natural size."""
 _ids = itertools.count(1)
 
 
@@ -549,7 +634,14 @@ def _svg(fig: Figure, title: str, description: str) -> str:
     svg = svg[svg.index("<svg") :]
     end = svg.index(">") + 1
     n = next(_ids)
-    opening = svg[:end].replace("<svg", f'<svg role="img" aria-labelledby="chart{n}-title chart{n}-desc"', 1)
+    opening = svg[:end]
+    # reflow: the width follows the page (at most the natural size), the height the viewBox's ratio
+    natural = re.search(r'width="([0-9.]+)pt"', opening)
+    opening = re.sub(r'\s(width|height)="[^"]*"', "", opening)
+    limit = f' style="max-width:{float(natural.group(1)) * 4 / 3:.0f}px"' if natural else ""
+    opening = opening.replace(
+        "<svg", f'<svg width="100%"{limit} role="img" aria-labelledby="chart{n}-title chart{n}-desc"', 1
+    )
     return (
         opening
         + f'<title id="chart{n}-title">{_e(title)}</title><desc id="chart{n}-desc">{_e(description)}</desc>'
@@ -573,6 +665,8 @@ def lift_chart(report: SuccessReport) -> str:
         "Absolute lift in percentage points (treated minus control success rate) with its "
         "95% confidence interval. Filled: significant; hollow: not significant."
     )
+    if no_outcomes(report):
+        return _figure(title, caption, None, "No lift chart: no outcomes have been recorded for these waves yet.")
     if no_control(report.overall()):
         return _figure(
             title, caption, None, "No lift chart: the campaign has no control group, so lift cannot be measured."
@@ -586,13 +680,13 @@ def lift_chart(report: SuccessReport) -> str:
             "No lift chart: no segment has a measurable lift (its control group is empty or too small).",
         )
     rows.sort(key=lambda s: LIFT_DIMENSIONS.index(s.dimension))
-    labels = [_label(segment_label(s)) for s in rows]
+    labels = [_label(segment_label(s), 18) for s in rows]
     centres = [_finite_or(s.absolute_lift.value, math.nan) for s in rows]  # finite: rows keeps only those
     values = [c * 100 for c in centres]
     lows = [_finite_or(s.absolute_lift.low, c) * 100 for s, c in zip(rows, centres, strict=True)]
     highs = [_finite_or(s.absolute_lift.high, c) * 100 for s, c in zip(rows, centres, strict=True)]
     with mpl.rc_context(_RC):
-        fig = Figure(figsize=(7.5, 0.45 * len(rows) + 1.4))
+        fig = Figure(figsize=(CHART_WIDTH, 0.5 * len(rows) + 2.2), layout="constrained")
         ax = fig.add_subplot()
         ax.axvline(0, color="#222", linewidth=1)
         legend: dict[str, Any] = {}
@@ -617,10 +711,89 @@ def lift_chart(report: SuccessReport) -> str:
         ax.invert_yaxis()
         ax.set_xlabel("absolute lift (percentage points)")
         ax.grid(axis="x", color="#ddd", linewidth=0.6)
-        ax.legend(list(legend.values()), list(legend.keys()), loc="best", fontsize=8, frameon=False)
+        fig.legend(list(legend.values()), list(legend.keys()), loc="outside lower center", frameon=False, ncols=1)
     description = "Absolute lift in points with 95% CI: " + "; ".join(
         f"{segment_label(s)} {v:+.1f} ({lo:.1f} to {hi:.1f}){', significant' if s.significant else ''}"
         for s, v, lo, hi in zip(rows, values, lows, highs, strict=True)
+    )
+    return _figure(title, caption, _svg(fig, title, description))
+
+
+def trend_chart(report: SuccessReport) -> str:
+    """Per wave, in date order: the lift with its CI and the incremental value; open windows marked provisional."""
+    title = "Lift and incremental value per wave"
+    value_is_money = any(finite(s.incremental_revenue.value) not in (None, 0.0) for s in report.by("wave"))
+    unit = f" ({currency(report)})" if value_is_money and currency(report) else ""
+    caption = (
+        "Top: absolute lift per wave in percentage points with its 95% CI. Bottom: incremental "
+        + (f"revenue{unit}" if value_is_money else "successes")
+        + " per wave with its 95% CI. Hollow markers and hatched bars: provisional, the wave's success "
+        "window is still open."
+    )
+    waves = [s for s in report.by("wave") if finite(s.absolute_lift.value) is not None and not no_control(s)]
+    if no_outcomes(report):
+        return _figure(title, caption, None, "No trend yet: no outcomes have been recorded for these waves.")
+    if not waves:
+        return _figure(
+            title, caption, None, "No trend: no wave has a measurable lift (no control group, or no customers)."
+        )
+    dates = getattr(report, "wave_dates", {}) or {}
+    labels = [_label(dates.get(s.key, s.key), 12) for s in waves]
+    lift = [_finite_or(s.absolute_lift.value, 0.0) * 100 for s in waves]
+    low = [_finite_or(s.absolute_lift.low, v / 100) * 100 for s, v in zip(waves, lift, strict=True)]
+    high = [_finite_or(s.absolute_lift.high, v / 100) * 100 for s, v in zip(waves, lift, strict=True)]
+    value = [s.incremental_revenue if value_is_money else s.incremental_successes for s in waves]
+    centre = [_finite_or(e.value, 0.0) for e in value]
+    lows = [_finite_or(e.low, c) for e, c in zip(value, centre, strict=True)]
+    highs = [_finite_or(e.high, c) for e, c in zip(value, centre, strict=True)]
+    open_ = [provisional(s) for s in waves]
+    xs = list(range(len(waves)))
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(CHART_WIDTH, 6.0), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True)
+        top.axhline(0, color="#222", linewidth=1)
+        top.plot(xs, lift, color=BLUE, linewidth=1.2, alpha=0.6)
+        for x, v, lo, hi, o in zip(xs, lift, low, high, open_, strict=True):
+            top.errorbar(
+                [x],
+                [v],
+                yerr=[[v - lo], [hi - v]],
+                fmt="o",
+                color=GREY if o else BLUE,
+                capsize=4,
+                markersize=7,
+                markerfacecolor="white" if o else BLUE,
+                markeredgewidth=1.5,
+            )
+        top.set_ylabel("lift (points)")
+        top.grid(axis="y", color="#ddd", linewidth=0.6)
+        bars = bottom.bar(
+            xs,
+            centre,
+            0.6,
+            yerr=[
+                [c - lo for c, lo in zip(centre, lows, strict=True)],
+                [hi - c for c, hi in zip(centre, highs, strict=True)],
+            ],
+            color=[("white" if o else GREEN) for o in open_],
+            edgecolor=[(GREY if o else GREEN) for o in open_],
+            hatch=None,
+            capsize=4,
+            ecolor="#444",
+        )
+        for bar, o in zip(bars, open_, strict=True):
+            if o:
+                bar.set_hatch("//")
+        bottom.axhline(0, color="#222", linewidth=1)
+        bottom.set_ylabel(("incr. revenue" + unit) if value_is_money else "incr. successes")
+        bottom.grid(axis="y", color="#ddd", linewidth=0.6)
+        bottom.set_xticks(xs, labels, rotation=45 if len(xs) > 3 else 0, ha="right" if len(xs) > 3 else "center")
+        bottom.set_xlabel("wave date" + ("; hollow/hatched: provisional" if any(open_) else ""))
+    description = "Per wave: " + "; ".join(
+        f"{dates.get(s.key, s.key)} ({s.key}) lift {v:+.2f} points ({lo:.2f} to {hi:.2f}), incremental "
+        + ("revenue " if value_is_money else "successes ")
+        + f"{c:,.0f}{', provisional' if o else ''}"
+        for s, v, lo, hi, c, o in zip(waves, lift, low, high, centre, open_, strict=True)
     )
     return _figure(title, caption, _svg(fig, title, description))
 
@@ -629,6 +802,8 @@ def curve_chart(report: SuccessReport) -> str:
     """Cumulative success rate by days since contact, treated against control."""
     title = "Cumulative success rate by days since contact"
     caption = "Share of customers with a success by the given day after their contact."
+    if no_outcomes(report):
+        return _figure(title, caption, None, "No response curve: no outcomes have been recorded for these waves yet.")
     if not report.curve:
         return _figure(
             title,
@@ -636,11 +811,28 @@ def curve_chart(report: SuccessReport) -> str:
             None,
             "No response curve: no contact has reached its first day yet, or nothing was recorded.",
         )
+    rates = [finite(r) for p in report.curve for r in (p.treated_rate, p.control_rate)]
+    if len(report.curve) < 2:
+        return _figure(
+            title,
+            caption,
+            None,
+            "No response curve: every success is dated on the day of contact (imported results carry no "
+            "dates), so there is nothing to draw over days; the rates are in the table.",
+        )
+    if not any(r for r in rates if r is not None):
+        return _figure(
+            title,
+            caption,
+            None,
+            "No response curve: no success has a recorded day after the contact "
+            "(imported results have outcomes without dates, or nobody succeeded yet).",
+        )
     days = [p.day for p in report.curve]
     treated = [nan_if_none(p.treated_rate) for p in report.curve]
     has_control = any(finite(p.control_rate) is not None for p in report.curve) and not no_control(report.overall())
     with mpl.rc_context(_RC):
-        fig = Figure(figsize=(7.5, 3.6))
+        fig = Figure(figsize=(CHART_WIDTH, 3.8), layout="constrained")
         ax = fig.add_subplot()
         ax.step(days, treated, where="post", color=BLUE, linewidth=2, label="treated")
         if has_control:
@@ -652,10 +844,10 @@ def curve_chart(report: SuccessReport) -> str:
             )
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
         ax.set_xlabel("days since contact")
-        ax.set_ylabel("cumulative success rate")
+        ax.set_ylabel("cumulative rate")
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", color="#ddd", linewidth=0.6)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        ax.legend(loc="upper left", frameon=False)
     last = report.curve[-1]
     description = f"By day {last.day}: treated {pct(last.treated_rate)}"
     description += f", control {pct(last.control_rate)}." if has_control else "; no control group."
@@ -668,22 +860,26 @@ def gains_chart(report: SuccessReport) -> str:
     """Success rate per score decile, and the cumulative share of incremental successes."""
     title = "Gains by score decile"
     caption = (
-        "Left: success rate of treated and control customers per score decile (1 = best "
-        "scores). Right: cumulative share of the incremental successes in deciles 1 to n; "
+        "Top: success rate of treated and control customers per score decile (1 = best "
+        "scores). Bottom: cumulative share of the incremental successes in deciles 1 to n; "
         "the dotted diagonal is what random targeting would give."
     )
     if not report.gains:
         return _figure(
             title, caption, None, "No gains chart: the customers have no scores, so there are no score deciles."
         )
+    if no_outcomes(report):
+        return _figure(title, caption, None, "No gains chart: no outcomes have been recorded for these waves yet.")
     gains = sorted(report.gains, key=lambda g: g.decile)
+    if not any(finite(r) for g in gains for r in (g.treated_rate, g.control_rate)):
+        return _figure(title, caption, None, "No gains chart: no customer in any score decile has succeeded yet.")
     deciles = [g.decile for g in gains]
     has_control = any(finite(g.control_rate) is not None for g in gains) and not no_control(report.overall())
     shares = [finite(g.cumulative_share_of_incremental) for g in gains]
     has_share = has_control and any(s is not None for s in shares)
     with mpl.rc_context(_RC):
-        fig = Figure(figsize=(9, 3.6) if has_share else (6, 3.6), layout="constrained")
-        axes = fig.subplots(1, 2 if has_share else 1, squeeze=False)[0]
+        fig = Figure(figsize=(CHART_WIDTH, 6.4) if has_share else (CHART_WIDTH, 3.6), layout="constrained")
+        axes = fig.subplots(2 if has_share else 1, 1, squeeze=False)[:, 0]
         ax = axes[0]
         width = 0.4 if has_control else 0.7
         offset = width / 2 if has_control else 0
@@ -708,7 +904,7 @@ def gains_chart(report: SuccessReport) -> str:
         ax.set_xlabel("score decile (1 = best)")
         ax.set_ylabel("success rate")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
-        ax.legend(fontsize=8, frameon=False)
+        ax.legend(frameon=False)
         if has_share:
             ax2 = axes[1]
             points = [(0, 0.0)] + [(d, s) for d, s in zip(deciles, shares, strict=True) if s is not None]
@@ -720,9 +916,9 @@ def gains_chart(report: SuccessReport) -> str:
             ax2.axhline(0, color="#222", linewidth=0.8)
             ax2.set_xticks(deciles)
             ax2.set_xlabel("deciles 1 to n")
-            ax2.set_ylabel("share of incremental successes")
+            ax2.set_ylabel("share of incr. successes")
             ax2.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-            ax2.legend(fontsize=8, frameon=False)
+            ax2.legend(frameon=False)
     description = (
         "Per decile, treated rate"
         + (" / control rate" if has_control else "")
@@ -747,23 +943,57 @@ def gains_chart(report: SuccessReport) -> str:
 # page
 
 
-def _segments_table(report: SuccessReport) -> str:
-    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in COLUMNS + EXTRA_COLUMNS[1:])
+MAIN_CELLS = (0, 1, 2, 3, 4, 5, 7, 8, 10, 11, 12)  # of ``cells``: results, cost and ROI first
+DETAIL_CELLS = (0, 6, 9)  # then relative lift and revenue per customer, with ``EXTRA_COLUMNS``
+_MONEY_CELLS = (10, 11)
+
+
+def _heading(report: SuccessReport, i: int) -> str:
+    code = currency(report)
+    return f"{COLUMNS[i]} ({code})" if code and i in _MONEY_CELLS else COLUMNS[i]
+
+
+def _table(report: SuccessReport, columns: list[str], rows_of, numeric) -> str:
+    """A table that stacks on narrow screens: every cell carries its column's name (``data-label``)."""
+    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in columns)
     body = []
     for _dimension, heading, segments in by_dimension(report):
-        body.append(
-            f'<tr class="group"><th scope="rowgroup" colspan="{len(COLUMNS) + len(EXTRA_COLUMNS) - 1}">'
-            f"{_e(heading)}</th></tr>"
-        )
+        body.append(f'<tr class="group"><th scope="rowgroup" colspan="{len(columns)}">{_e(heading)}</th></tr>')
         for s in segments:
-            kind = verdict(s).replace(" ", "-")
+            kind = verdict(s).replace(" ", "-") + (" provisional" if provisional(s) else "")
             tds = []
-            for i, c in enumerate(cells(s) + extra_cells(s)[1:]):
-                cls = "num" if i in NUMERIC or i > len(COLUMNS) else ""
+            for i, (label, c) in enumerate(zip(columns, rows_of(s), strict=True)):
+                cls = ("num " if i in numeric else "") + _slug(label)
                 tag = 'th scope="row"' if i == 0 else "td"
-                tds.append(f'<{tag} class="{cls}">{_e(c)}</{tag.split()[0]}>')
+                tds.append(f'<{tag} class="{cls}" data-label="{_e(label)}">{_e(c)}</{tag.split()[0]}>')
             body.append(f'<tr class="{kind}">{"".join(tds)}</tr>')
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    return f'<table class="stack"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _slug(label: str) -> str:
+    return "c-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def _segments_table(report: SuccessReport) -> str:
+    """Results, cost and ROI (one table), then the statistical details (a second one)."""
+    main = [_heading(report, i) for i in MAIN_CELLS] + ["Status", "Flags"]
+
+    def main_row(s: Segment) -> list[str]:
+        c = cells(s)
+        status = provisional_text(s) or "final"
+        return [c[i] for i in MAIN_CELLS] + [status, ", ".join(s.flags)]
+
+    detail = [COLUMNS[i] for i in DETAIL_CELLS] + EXTRA_COLUMNS[1:]
+
+    def detail_row(s: Segment) -> list[str]:
+        c = cells(s)
+        return [c[i] for i in DETAIL_CELLS] + extra_cells(s)[1:]
+
+    return (
+        _table(report, main, main_row, set(range(1, len(MAIN_CELLS))))
+        + "<h3>Details: relative lift, revenue per customer, corrected and adjusted</h3>"
+        + _table(report, detail, detail_row, set(range(1, len(detail) - 2)) | {len(detail) - 1})
+    )
 
 
 def _flags(report: SuccessReport) -> str:
@@ -781,22 +1011,35 @@ def _notes(report: SuccessReport) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;background:#f4f4f6;color:#1a1a1a;line-height:1.4}
+body{font-family:system-ui,sans-serif;margin:2rem;background:#f4f4f6;color:#1a1a1a;line-height:1.4;font-size:16px}
 section,figure{background:#fff;padding:1rem 1.5rem;margin:0 0 1.5rem;border-radius:8px;box-shadow:0 1px 3px #0002}
 .headline{border-left:8px solid #6b6b6b}.headline p.result{font-size:1.4rem;font-weight:600;margin:.2rem 0 .6rem}
 .headline.worked{border-color:#009E73}.headline.harmed{border-color:#D55E00}.headline.unmeasured{border-color:#E69F00}
 .notes,.flags{border-left:8px solid #E69F00;background:#fff8e6}
-.sub{color:#444}.nochart{font-style:italic;color:#444}
-figure svg{max-width:100%;height:auto}figcaption{color:#444;font-size:.9rem}
-.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.85rem;width:100%}
-th,td{padding:.3rem .5rem;border-bottom:1px solid #e4e4e8;text-align:left;white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+.sub,.stamp{color:#444}.stamp{font-size:.9rem}.nochart{font-style:italic;color:#444}
+figure svg{display:block;height:auto}figcaption{color:#444;font-size:.9rem}
+table{border-collapse:collapse;font-size:.85rem;width:100%}
+th,td{padding:.3rem .5rem;border-bottom:1px solid #e4e4e8;text-align:left;vertical-align:top}
+thead th{font-size:.8rem;color:#333}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.group th{background:#eef;font-size:.95rem}
-tr.worked td:nth-child(6),tr.worked td:nth-child(8){color:#00704f;font-weight:700}
-tr.harmed td:nth-child(6),tr.harmed td:nth-child(8){color:#b13c00;font-weight:700}
-td:nth-child(14){color:#8a5a00}
+tr.worked td.c-lift-points-95-ci,tr.worked td.c-roi{color:#00704f;font-weight:700}
+tr.harmed td.c-lift-points-95-ci,tr.harmed td.c-roi{color:#b13c00;font-weight:700}
+tr.provisional td.c-status{color:#8a5a00;font-weight:600}td.c-flags{color:#8a5a00}
 .srm{border-left:8px solid #D55E00;background:#fdecea;font-weight:600}
 .reading{border-left:8px solid #0072B2}.reading.early{border-color:#E69F00;background:#fff8e6;font-weight:600}
+@media (max-width:720px){
+body{margin:.5rem}section,figure{padding:.6rem .7rem;margin-bottom:1rem}
+h1{font-size:1.4rem}.headline p.result{font-size:1.15rem}
+table.stack,table.stack tbody,table.stack tr,table.stack th,table.stack td{display:block;width:auto}
+table.stack thead,table.stack td:empty{display:none}
+table.stack tr{border-bottom:2px solid #c8c8d0;padding:.3rem 0}
+table.stack tr.group{border:0}
+table.stack td,table.stack tbody th[scope=row]{display:flex;justify-content:space-between;gap:.8rem;
+border:0;padding:.15rem .2rem;text-align:right;white-space:normal;overflow-wrap:anywhere}
+table.stack td::before,table.stack tbody th[scope=row]::before{content:attr(data-label);font-weight:600;
+text-align:left;color:#333;flex:0 0 45%}
+}
 """
 
 
@@ -829,14 +1072,15 @@ def render_html(report: SuccessReport) -> str:
     """The whole page as a string."""
     kind = verdict(report.overall()).replace(" ", "-")
     facts = "".join(f"<li>{_e(line)}</li>" for line in details(report))
-    charts = lift_chart(report) + curve_chart(report) + gains_chart(report)
+    charts = trend_chart(report) + lift_chart(report) + curve_chart(report) + gains_chart(report)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Success of {_e(report.campaign)}</title><style>{_CSS}</style></head>
 <body><main>
 <h1>Success of campaign {_e(report.campaign)}</h1>
 {_warnings(report)}<section class="headline {kind}"><p class="sub">{_e(subtitle(report))}</p>
-<p class="result">{_e(headline(report))}</p><ul>{facts}</ul></section>
+<p class="result">{_e(headline(report))}</p><ul>{facts}</ul>
+<p class="stamp">{_e(stamp(report)[0].upper() + stamp(report)[1:])}.</p></section>
 {_reading(report)}{_notes(report)}{_flags(report)}
 <h2>Charts</h2>
 {charts}

@@ -57,6 +57,13 @@ Beyond the plain comparison (docs/success.md has each method with its formula an
   says ``"too early"`` until that interval excludes 0 (``"may be read"``); ``"final"`` once closed.
 - Money: cost per incremental success with its interval, the cost per channel of each segment.
 
+For the renderers: ``outcome`` (imported results: the outcome column that is success, so labels
+follow it), ``wave_dates`` (the trend chart's axis), and from the frame's ``attrs`` (set by
+``orchestrator.success.data.contact_frame``) ``outcome_events`` (outcomes recorded for the waves;
+0 makes the first note ``no_outcomes_message``: none recorded yet and how to import them, instead
+of "control group too small") and ``data_as_of`` (when the newest of them occurred). ``currency``
+is set by the caller from the settings.
+
 Speed: the groups of every dimension come from one stable argsort of integer codes (no Python loop
 over contacts); the statistics run once per segment. A 1,000,000-contact frame takes about half a
 second (``bench/report_bench.py``).
@@ -115,6 +122,7 @@ __all__ = [
     "Segment",
     "SuccessReport",
     "build_report",
+    "no_outcomes_message",
 ]
 
 GOALS = ("response", "conversion")
@@ -246,6 +254,11 @@ class SuccessReport:
     sample_ratios: list[SampleRatioCheck] = field(default_factory=list)
     as_of: str | None = None
     window_open: bool = False
+    outcome: str | None = None  # imported results: the outcome column that is success (labels follow it)
+    wave_dates: dict[str, str] = field(default_factory=dict)  # wave key -> its date (ISO), for the trend
+    outcome_events: int | None = None  # outcomes recorded for these waves (None: not known to the caller)
+    data_as_of: str | None = None  # when the newest outcome in the data occurred (ISO, UTC)
+    currency: str | None = None  # ISO 4217 code of revenue and cost (settings: CAMPAIGN_REPORT_CURRENCY)
 
     def overall(self) -> Segment:
         for segment in self.segments:
@@ -280,8 +293,10 @@ def build_report(
     as_of: date | None = None,
     planning_rate: float = DEFAULT_PLANNING_RATE,
     variant_shares: dict[str, float] | None = None,
+    outcome: str | None = None,
 ) -> SuccessReport:
     """The success report of ``campaign`` from its contact-level frame (see the module docstring)."""
+    attrs = dict(contacts.attrs)
     _check_arguments(contacts, goal, window_days, alpha, min_control, min_expected_control_successes)
     missing = [c for c in [*covariates, *by] if c not in contacts.columns]
     if missing:
@@ -361,6 +376,10 @@ def build_report(
         sample_ratios=checks,
         as_of=None if as_of is None else as_of.isoformat(),
         window_open=any(s.reading != READING_FINAL for s in segments if s.dimension == "overall"),
+        outcome=outcome,
+        wave_dates=_wave_dates(frame),
+        outcome_events=attrs.get("outcome_events"),
+        data_as_of=attrs.get("data_as_of"),
     )
     report.notes = (
         [c.message for c in checks if c.mismatch]
@@ -833,7 +852,11 @@ def _overall_notes(report: SuccessReport, ignored: int, min_control: int, min_ex
     overall = report.overall()
     noun = "responded" if report.goal == "response" else "converted"
     gained = "responses" if report.goal == "response" else "conversions"
+    if report.outcome is not None:
+        noun, gained = f"had the outcome {report.outcome!r}", f"customers with the outcome {report.outcome!r}"
     notes: list[str] = []
+    if overall.treated + overall.control and report.outcome_events == 0:
+        notes.append(no_outcomes_message(report))
     if overall.treated + overall.control == 0:
         notes.append(f"no treated or control contacts in the waves of campaign {report.campaign!r}")
     elif overall.control == 0:
@@ -859,7 +882,7 @@ def _overall_notes(report: SuccessReport, ignored: int, min_control: int, min_ex
                 f"the campaign brought about {inc.value:,.0f} additional {gained} "
                 f"({level} CI {inc.low:,.0f} to {inc.high:,.0f})"
             )
-        if FLAG_CONTROL_TOO_SMALL in overall.flags:
+        if FLAG_CONTROL_TOO_SMALL in overall.flags and report.outcome_events != 0:
             notes.append(
                 f"the control group of {overall.control:,} customers is too small for a reliable lift "
                 f"(wanted: at least {min_control:,} customers and {min_expected:g} expected successes)"
@@ -869,6 +892,17 @@ def _overall_notes(report: SuccessReport, ignored: int, min_control: int, min_ex
     if report.window_days is not None:
         notes.append(f"successes are counted within {report.window_days} days of each wave's date")
     return notes
+
+
+def no_outcomes_message(report: SuccessReport) -> str:
+    """What to say about waves for which no outcome at all has been recorded yet."""
+    waves = ", ".join(report.waves) or "none"
+    return (
+        f"no outcomes recorded yet for wave{'s' if len(report.waves) != 1 else ''} {waves}: the lift cannot be "
+        f"measured until they are. Import purchases with `campaign import conversions FILE` (customer_id, "
+        f"occurred_at, amount), or have the channel systems post outcomes to the response API "
+        f"(POST /v1/outcomes, docs/response-api.md)"
+    )
 
 
 def _pct(x: float | None) -> str:
@@ -941,6 +975,13 @@ def _campaign_rows(contacts: pd.DataFrame, campaign: str) -> tuple[pd.DataFrame,
     if ignored:
         frame = frame[arms]
     return frame.reset_index(drop=True), ignored
+
+
+def _wave_dates(frame: pd.DataFrame) -> dict[str, str]:
+    if not len(frame):
+        return {}
+    dates = pd.to_datetime(frame["wave_date"]).groupby(frame["wave"].astype(str)).min().dropna()
+    return {str(k): pd.Timestamp(v).date().isoformat() for k, v in dates.items()}
 
 
 def _wave_order(frame: pd.DataFrame) -> list[str]:

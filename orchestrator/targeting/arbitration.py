@@ -27,6 +27,8 @@ import pandas as pd
 class Arbitration:
     won: list[np.ndarray]  # per campaign: bool mask over its candidates
     losses: dict[tuple[str, str], int] = field(default_factory=dict)  # (loser, winner) -> customers
+    # per campaign: the campaign that won each of its candidates it lost (None where it won)
+    winners: list[np.ndarray] = field(default_factory=list)
 
     def lost(self, campaign: str) -> dict[str, int]:
         """Customers ``campaign`` lost, by winner."""
@@ -84,25 +86,33 @@ def arbitrate(
     winner = table.loc[first, ["customer", "campaign"]].set_index("customer")["campaign"]
     table["winner"] = table["customer"].map(winner)
     won = []
+    winners = []
+    names_of = np.asarray(all_names, dtype=object)
     for i, cids in enumerate(ids):
         mask = np.zeros(len(cids), dtype=bool)
         rows = table[(table["campaign"] == i) & (table["position"] >= 0) & (table["winner"] == i)]
         mask[rows["position"].to_numpy()] = True
         won.append(mask)
+        winner_of = np.full(len(cids), None, dtype=object)
+        beaten = table[(table["campaign"] == i) & (table["position"] >= 0) & (table["winner"] != i)]
+        winner_of[beaten["position"].to_numpy()] = names_of[beaten["winner"].to_numpy(dtype=np.int64)]
+        winners.append(winner_of)
     lost = table[(table["winner"] != table["campaign"]) & (table["position"] >= 0)]
     counts = lost.groupby(["campaign", "winner"]).size()
     losses = {(all_names[int(a)], all_names[int(b)]): int(n) for (a, b), n in counts.items()}
-    return Arbitration(won, losses)
+    return Arbitration(won, losses, winners)
 
 
 def _alone(name: str, ids: Sequence[str], taken: Mapping[str, str]) -> Arbitration:
     """The arbitration of a cycle's only campaign: it loses exactly the customers recorded earlier by others."""
     if not taken:
-        return Arbitration([np.ones(len(ids), dtype=bool)])
+        return Arbitration([np.ones(len(ids), dtype=bool)], {}, [np.full(len(ids), None, dtype=object)])
     owner = [taken.get(c) for c in ids]
     won = np.fromiter((o is None or o == name for o in owner), dtype=bool, count=len(ids))
     losses: dict[tuple[str, str], int] = {}
     for o in owner:
         if o is not None and o != name:
             losses[(name, o)] = losses.get((name, o), 0) + 1
-    return Arbitration([won], losses)
+    winner_of = np.asarray(owner, dtype=object)
+    winner_of[won] = None
+    return Arbitration([won], losses, [winner_of])

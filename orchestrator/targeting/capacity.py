@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -111,10 +111,12 @@ class Capacity:
 UNLIMITED = Capacity(CapacitySpec())
 
 
-def load_capacity(rules_dir: Path) -> Capacity:
+def load_capacity(rules_dir: Path, channels: Collection[str] | None = None) -> Capacity:
     """``rules_dir/capacity.yaml`` and its reps file; unlimited if the file does not exist.
 
-    Raises ``ValidationFailed`` naming file, line and field of every problem.
+    With ``channels`` (the channels the campaigns of a wave use) the reps file is read only
+    when one of them is a territory channel (the field force): a campaign that does not visit
+    needs no reps file. Raises ``ValidationFailed`` naming file, line and field of every problem.
     """
     path = Path(rules_dir) / CAPACITY_FILE
     if not path.exists():
@@ -137,7 +139,8 @@ def load_capacity(rules_dir: Path) -> Capacity:
     if problems or spec is None:
         raise ValidationFailed(problems)
     reps: tuple[Rep, ...] = ()
-    if spec.field_force is not None:
+    visits = channels is None or any(channel_kind(name).pool == "territory" for name in channels)
+    if spec.field_force is not None and visits:
         reps = tuple(load_reps(path.parent / spec.field_force.reps, spec.field_force.visits_per_rep_per_day))
     return Capacity(spec, reps, path)
 

@@ -79,6 +79,33 @@ def selection_columns(spec: CampaignSpec, policy, table: sa.Table, as_of: date) 
     return columns
 
 
+NOT_TREATED = {
+    "below_score_cut": "below the score cut (scores: min_score, top or top_percent)",
+    "lost_arbitration": "lost to another campaign of the cycle (detail: which)",
+    "no_eligible_channel": "no eligible channel (eligible: and the contact policy per channel) or none worth it",
+    "channel_full": "treated, but every channel it could get was full: left for a later wave",
+    "not_worth_cost": "treated, but no channel's expected value covers its cost",
+    "control_unallocated": "control, but no room in the control group's mirrored allocation",
+}
+"""Reason codes of the selected customers a wave does not record as contacts (``orchestrator.ledger.reasons``)."""
+
+
+@dataclass
+class NotTreated:
+    """Column-wise: the campaign's candidates it does not record, each with a reason code (``NOT_TREATED``)
+    and a detail (the winning campaign for ``lost_arbitration``, else None)."""
+
+    customer_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    reason: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    detail: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.customer_id)
+
+    def counts(self) -> dict[str, int]:
+        return {str(code): int(n) for code, n in pd.Series(self.reason, dtype=object).value_counts().items()}
+
+
 @dataclass
 class CampaignPlan:
     """What one campaign records: its selection, whose ``contacts`` carry the allocated channel, the rep or
@@ -93,6 +120,7 @@ class CampaignPlan:
     # candidates of the campaign nobody contacts this wave (not recorded, not lost to another campaign of
     # the cycle): uncontacted customers whose outcomes teach a model the no-contact outcome
     passed_over: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    not_treated: NotTreated = field(default_factory=NotTreated)  # why each candidate not recorded was not
 
     @property
     def contacts(self) -> ContactFrame:
@@ -233,7 +261,10 @@ def plan_cycle(
         np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values
     ]
     reachable = [np.isfinite(b) for b in best]
-    arbitration, active, refilled, lost = _arbitrate_and_refill(specs, candidates, best, reachable, cut, taken)
+    arbitration, active, refilled, lost, winner_of = _arbitrate_and_refill(
+        specs, candidates, best, reachable, cut, taken
+    )
+    reasons = [np.full(len(c.ids), None, dtype=object) for c in candidates]  # per candidate position
 
     # 3-4: each campaign's won customers, split into treated and control
     splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
@@ -308,6 +339,9 @@ def plan_cycle(
         propensity_of[idx] = allocated.propensity[mine_of]
         worth = (np.nan_to_num(v[idx], nan=-np.inf) >= 0).any(axis=1) if len(idx) else np.zeros(0, dtype=bool)
         waiting = int(np.count_nonzero(worth & ~got))
+        keep_positions = active[k][arbitration.won[k]] if k < len(arbitration.won) else np.zeros(0, dtype=np.int64)
+        reasons[k][keep_positions[idx[worth & ~got]]] = "channel_full"
+        reasons[k][keep_positions[idx[~worth & ~got]]] = "not_worth_cost"
 
         # 6: control mirrors the treated allocation with proportional capacities
         control_idx = np.flatnonzero(selection.contacts.arm[:n_won] == Arm.CONTROL.value)
@@ -331,6 +365,7 @@ def plan_cycle(
             c_at, c_channel_at = _draws([spec], [explore[k]], [c_ids], wave_key)
             _explore(mirrored, c_every, np.full(len(c_ids), explore[k]), c_at, c_channel_at, caps)
             c_got = mirrored.channel >= 0
+            reasons[k][keep_positions[control_idx[~c_got]]] = "control_unallocated"
             channel_of[control_idx[c_got]] = np.array(names, dtype=object)[mirrored.channel[c_got]]
             value_of[control_idx[c_got]] = mirrored.value[c_got]
             pool_of[control_idx[c_got]] = mirrored.pool[c_got]
@@ -355,8 +390,42 @@ def plan_cycle(
         everyone = np.asarray(candidates[k].ids, dtype=object)
         recorded = plan.contacts.customer_id[plan.contacts.arm != Arm.GLOBAL_CONTROL.value]
         plans[-1].passed_over = everyone[~lost[k] & ~pd.Index(everyone).isin(pd.Index(recorded))]
+        plans[-1].not_treated = _not_treated(
+            everyone, reasons[k], reachable[k], lost[k], winner_of[k], active[k], cut[k], candidates[k].below_min
+        )
     _assign_reps(plans, pools)
     return plans
+
+
+def _not_treated(
+    everyone: np.ndarray,
+    reason: np.ndarray,
+    reachable: np.ndarray,
+    lost: np.ndarray,
+    winner_of: np.ndarray,
+    active: np.ndarray,
+    cut: int,
+    below_min: np.ndarray,
+) -> NotTreated:
+    """The reason of every candidate position not recorded (column-wise), first match wins: lost to another
+    campaign, below the score cut (the reserve nobody took), no eligible channel, then the allocation's."""
+    n = len(everyone)
+    in_active = np.zeros(n, dtype=bool)
+    in_active[active] = True
+    position = np.arange(n)
+    reason = reason.copy()
+    detail = np.full(n, None, dtype=object)
+    reason[~in_active & (position >= cut)] = "below_score_cut"
+    reason[~in_active & (position < cut) & ~reachable] = "no_eligible_channel"
+    reason[lost] = "lost_arbitration"
+    detail[lost] = winner_of[lost]
+    has = reason != None  # noqa: E711 - elementwise
+    ids = np.concatenate([everyone[has], np.asarray(below_min, dtype=object)])
+    return NotTreated(
+        ids,
+        np.concatenate([reason[has], np.full(len(below_min), "below_score_cut", dtype=object)]),
+        np.concatenate([detail[has], np.full(len(below_min), None, dtype=object)]),
+    )
 
 
 MAX_REFILLS = 50
@@ -370,13 +439,14 @@ def _arbitrate_and_refill(
     reachable: Sequence[np.ndarray],
     cut: Sequence[int],
     taken: Mapping[str, str] | None,
-) -> tuple[Arbitration, list[np.ndarray], list[int], list[np.ndarray]]:
+) -> tuple[Arbitration, list[np.ndarray], list[int], list[np.ndarray], list[np.ndarray]]:
     """Arbitrate, and let every campaign that lost customers of its score cut take the next best of its
     reserve in their place, until nobody loses anyone new (so a cycle of campaigns with ``top:`` cuts
     still fills what the cuts asked for). Returns the last arbitration (with every loss counted), each
-    campaign's arbitrated positions and how many came from its reserve."""
+    campaign's arbitrated positions, how many came from its reserve, the lost positions and their winners."""
     wanted = [int(ok[:n].sum()) for ok, n in zip(reachable, cut, strict=True)]
     lost = [np.zeros(len(ok), dtype=bool) for ok in reachable]
+    winner_of = [np.full(len(ok), None, dtype=object) for ok in reachable]
     losses: dict[tuple[str, str], int] = {}
     for _round in range(MAX_REFILLS):
         active = [np.flatnonzero(ok & ~gone)[:n] for ok, gone, n in zip(reachable, lost, wanted, strict=True)]
@@ -391,6 +461,8 @@ def _arbitrate_and_refill(
         for k, (rows, won) in enumerate(zip(active, result.won, strict=True)):
             if (~won).any():
                 lost[k][rows[~won]] = True
+                if k < len(result.winners):
+                    winner_of[k][rows[~won]] = result.winners[k][~won]
                 # a campaign with more reachable customers than it keeps now takes the next of them
                 refill = refill or int((reachable[k] & ~lost[k]).sum()) > int(won.sum())
         for pair, n in result.losses.items():
@@ -398,7 +470,7 @@ def _arbitrate_and_refill(
         if not refill:
             break
     refilled = [int(np.count_nonzero(rows >= n)) for rows, n in zip(active, cut, strict=True)]
-    return Arbitration(result.won, losses), active, refilled, lost
+    return Arbitration(result.won, losses), active, refilled, lost, winner_of
 
 
 def explore_rate(spec: CampaignSpec, candidates: Candidates) -> float:

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from orchestrator.customers.table import ID_COLUMN
+from orchestrator.db import audit
 from orchestrator.db.bulk import bulk_insert
 from orchestrator.db.tables import Arm, Contact, ContactStatus, Suppression, table_of, utcnow
 from orchestrator.rules.policy_spec import (
@@ -201,13 +202,20 @@ def _check_reason_channel(reason: str, channel: str) -> None:
 
 
 def import_suppressions(
-    engine: sa.Engine, path: Path, reason: str, channel: str = ALL_CHANNELS, source: str | None = None
+    engine: sa.Engine,
+    path: Path,
+    reason: str,
+    channel: str = ALL_CHANNELS,
+    source: str | None = None,
+    *,
+    actor: str | None = None,
 ) -> SuppressionImport:
     """Add every customer id in the CSV file ``path`` to the suppression list, in bulk.
 
     The ids are the ``customer_id`` column when the first line names one, else the first
     column of every line. Empty lines are skipped; ids too long are reported by line number.
-    ``source`` defaults to the file name.
+    ``source`` defaults to the file name. The import is an audit event (``suppression-import``:
+    ``actor`` or the user running it, counts, reason and channel; never an id) in the same transaction.
     """
     _check_reason_channel(reason, channel)
     source = (source or Path(path).name)[:_MAX_SOURCE]
@@ -249,7 +257,21 @@ def import_suppressions(
         )
         report.added = _insert_new(conn, fixed)
         staging.drop(conn)
-    report.already_present = report.ids - report.added
+        report.already_present = report.ids - report.added
+        audit.record(
+            conn,
+            actor=actor or audit.current_actor(),
+            action="suppression-import",
+            subject="suppression list",
+            counts={
+                "rows_read": report.rows_read,
+                "ids": report.ids,
+                "added": report.added,
+                "already_present": report.already_present,
+                "bad_rows": len(report.bad_rows),
+            },
+            details={"reason": reason, "channel": channel},
+        )
     return report
 
 

@@ -60,6 +60,8 @@ class Candidates:
     # the scored customers after a ``top``/``top_percent`` cut, best first: planning takes the next best
     # of them when a cycle's arbitration takes customers of the cut away (``planning.plan_cycle``)
     reserve: Candidates | None = None
+    # scored customers a ``min_score`` cut removed (not in the reserve): the ledger's "below score cut" reason
+    below_min: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
 
     def with_reserve(self) -> Candidates:
         """The candidates followed by their reserve (one frame; ``reserve`` None)."""
@@ -76,6 +78,7 @@ class Candidates:
             {k: np.concatenate([v, more.extra[k]]) for k, v in self.extra.items()},
             self.global_extra,
             effects,
+            below_min=self.below_min,
         )
 
     def subset(self, mask: np.ndarray) -> Candidates:
@@ -288,6 +291,9 @@ def score_and_cut(
     kept = part(slice(0, n_kept), funnel)
     if n_kept < len(ordered_ids):
         kept.reserve = part(slice(n_kept, None), [])
+    if len(ordered_ids) < len(scored_ids):  # removed by min_score, column-wise
+        scored_index = pd.Index(np.asarray(scored_ids, dtype=object))
+        kept.below_min = np.asarray(scored_ids, dtype=object)[~scored_index.isin(pd.Index(ordered_ids))]
     return kept
 
 

@@ -8,6 +8,9 @@ Contracts:
   ``prepare_cycle`` runs prepare, select and plan for the campaigns of one cycle, recording nothing.
 * ``validation.validate_campaign``: everything checked before anything runs.
 * ``preview``: a few rendered messages per variant; ``console``: the rich tables of a wave.
+* ``approval.gate``: with ``approval: required``, may the recorded wave send (freezes, voids, re-freezes
+  its plan); ``approval.approve``.
+* ``explain.explain_customer``: one customer's path through the funnel, plan and ledger.
 
 May import: every domain package. Imported by ``flows`` and the CLI, never by a domain package.
 """

@@ -1,6 +1,12 @@
 """The rich tables of a wave for people: summary, selection funnel, channels, arbitration losses.
 
 Used by ``campaign run``/``explain`` and the demo; every function prints to the console it is given.
+Numbers carry thousands separators.
+
+"Selected" has one meaning everywhere: the customers the wave took into its ledger, that is
+treatment + control (+ the global control held out of every campaign) -- ``SELECTED``. The summary
+shows it with its parts, and the funnel's caption ties its last rows to the same number (the
+funnel ends with the treated customers, after the control group is held out).
 """
 
 from __future__ import annotations
@@ -9,14 +15,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["print_channels", "print_funnel", "print_losses", "print_summary"]
+__all__ = ["SELECTED", "print_channels", "print_funnel", "print_losses", "print_summary"]
+
+SELECTED = "selected (treatment + control + global control)"
 
 
 def print_summary(console: Console, summary: dict) -> None:
     title = f"Campaign {summary['campaign']}, wave {summary['wave']}" + (" (dry run)" if summary["dry_run"] else "")
     table = Table(title=title, show_header=False)
     rows = [
-        ("selected", summary["selected"]),
+        (SELECTED if summary.get("global_control") else "selected (treatment + control)", summary["selected"]),
         ("treatment", summary["treated"]),
         ("control (not contacted)", summary["control"]),
     ]
@@ -31,7 +39,7 @@ def print_summary(console: Console, summary: dict) -> None:
             ("failed (permanent)", summary.get("ledger_failed", 0)),
             ("skipped (invalid address, render error)", summary.get("ledger_skipped", 0)),
             ("still pending", summary.get("ledger_pending", 0)),
-            ("wave status", summary["status"]),
+            ("wave status", str(summary["status"] or "").replace("_", " ")),
         ]
     for channel, n in sorted((summary.get("channels") or {}).items()):
         rows.append((f"treated on {channel}", n))
@@ -39,18 +47,32 @@ def print_summary(console: Console, summary: dict) -> None:
         rows.append((f"lost to campaign {winner}", n))
     if summary.get("waiting_for_capacity"):
         rows.append(("waiting for channel capacity", summary["waiting_for_capacity"]))
+    if summary.get("waiting_for_window"):
+        rows.append(
+            (f"waiting for their send window (next slot {summary['next_send_slot']})", summary["waiting_for_window"])
+        )
     if summary.get("dead_batches"):
         rows.append(("task lists rejected (campaign dlq list)", summary["dead_batches"]))
     for label, value in rows:
-        table.add_row(escape(label), str(value))
+        table.add_row(escape(label), f"{value:,}" if isinstance(value, int) else escape(str(value)))
     if summary.get("funnel"):
-        print_funnel(console, summary["funnel"])
+        print_funnel(console, summary["funnel"], summary)
     console.print(table)
+    if summary.get("approval") and summary.get("status") == "awaiting_approval":
+        console.print(f"[yellow]{escape(summary['approval'])}[/]", highlight=False)
 
 
-def print_funnel(console: Console, funnel: list[dict]) -> None:
-    """The selection funnel as a table: customers left after each filter."""
-    table = Table(title="Selection funnel")
+def print_funnel(console: Console, funnel: list[dict], summary: dict | None = None) -> None:
+    """The selection funnel as a table: customers left after each filter; with the wave's ``summary``,
+    a caption saying how its rows make the selected number."""
+    caption = None
+    if summary is not None and summary.get("selected"):
+        caption = (
+            f"selected {summary['selected']:,} = treatment {summary.get('treated', 0):,} + control "
+            f"{summary.get('control', 0):,}"
+            + (f" + global control {summary['global_control']:,}" if summary.get("global_control") else "")
+        )
+    table = Table(title="Selection funnel", caption=caption)
     table.add_column("stage")
     table.add_column("filter")
     table.add_column("removed", justify="right")

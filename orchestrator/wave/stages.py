@@ -47,7 +47,7 @@ from orchestrator.errors import Problem, ValidationFailed
 from orchestrator.execution.chunks import Mapper, in_process
 from orchestrator.execution.chunks import split as split_chunks
 from orchestrator.execution.progress import counted_elsewhere, progress
-from orchestrator.ledger import batches
+from orchestrator.ledger import batches, reasons
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.snapshots import (
     contact_columns,
@@ -67,7 +67,7 @@ from orchestrator.targeting.selection import (
     score_and_cut,
     split,
 )
-from orchestrator.wave.validation import validate_campaign
+from orchestrator.wave.validation import audit_validation, validate_campaign
 
 __all__ = [
     "CHANNEL",
@@ -87,6 +87,8 @@ __all__ = [
     "Selection",
     "ValidationFailed",
     "WaveBlocked",
+    "Unreachable",
+    "WaveFailed",
     "WaveIncomplete",
     "WaveSummary",
 ]
@@ -116,6 +118,10 @@ class WaveSummary:
     lost_to: dict[str, int] = field(default_factory=dict)  # arbitration: other campaign -> customers
     waiting: int = 0  # treated customers left for a later wave (channel full)
     dead_batches: int = 0
+    approval: str | None = None  # approval: required: what the approval step said (waiting: why, what to do)
+    window_waiting: int = 0  # pending contacts waiting for their channel's send window
+    next_slot: str | None = None  # when the first of them may be sent (ISO 8601, UTC)
+    follow_up: str | None = None  # the deployment run scheduled for them (name and time), if any
 
     def as_dict(self) -> dict:
         return {
@@ -140,6 +146,10 @@ class WaveSummary:
             "lost_to": self.lost_to,
             "waiting_for_capacity": self.waiting,
             "dead_batches": self.dead_batches,
+            "approval": self.approval,
+            "waiting_for_window": self.window_waiting,
+            "next_send_slot": self.next_slot,
+            "follow_up_run": self.follow_up,
         }
 
     def count_selection(self, selection: Selection) -> None:
@@ -176,6 +186,7 @@ def prepare(settings: Settings, rules_path: Path, wave_key: str | None = None) -
             ]
         )
     check = validate_campaign(settings, rules_path, columns, engine)
+    audit_validation(engine, rules_path, check)
     check.raise_for_errors()
     if check.spec is None:  # a rules file that could not be read has errors: raised above
         raise ValidationFailed(check.problems)
@@ -245,7 +256,7 @@ def plan(
     days = {p.as_of for p in prepared}
     if len(keys) > 1 or len(days) > 1:
         raise ValueError("the campaigns of one cycle must run under one wave key")
-    capacity = load_capacity(settings.paths.rules_dir)
+    capacity = load_capacity(settings.paths.rules_dir, {name for p in prepared for name in p.spec.channels.names()})
     used = used_capacity(engine, next(iter(days))) if days else {}
     taken = ledger.cycle_customers(engine, next(iter(keys)), exclude=[p.spec.name for p in prepared]) if keys else {}
     global_shares = [
@@ -289,7 +300,7 @@ def render_selection(
         for part in mapper(render_chunk, calls):
             check.add(part)
             if counted_elsewhere(part.pid):
-                advance(part.rendered + part.errors)
+                advance(part.rendered + part.errors, failed=part.errors)
     return check
 
 
@@ -332,6 +343,8 @@ def record(
     the sending does not wait for it (the flows do this).
     """
     engine = connect(settings)
+    if isinstance(selection, CampaignPlan):  # why each selected customer not recorded was not (replaced per wave)
+        reasons.write(settings, wave.id, selection.not_treated)
     counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
     if isinstance(selection, CampaignPlan):
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)
@@ -352,6 +365,75 @@ def record(
 # --- summary ------------------------------------------------------------------------------
 
 
+class Unreachable(RuntimeError):
+    """A server a wave must deliver to does not answer; the message names the settings to change."""
+
+
+def preflight(settings: Settings, rules_files: Sequence[Path], wave_key: str | None, *, dry_run: bool) -> None:
+    """What ``campaign run`` checks before it starts Prefect: every rules file is valid (``ValidationFailed``),
+    the day is not blocked (``WaveBlocked``) and, unless ``dry_run``, the SMTP server of e-mail campaigns
+    accepts connections (``Unreachable``). Records nothing."""
+    prepared = [prepare(settings, path, wave_key) for path in rules_files]
+    for p in prepared:
+        check_day(p.policy, p.as_of)
+    if not dry_run and any(EMAIL in p.spec.channels.names() for p in prepared):
+        problem = smtp_unreachable(settings)
+        if problem:
+            raise Unreachable(problem)
+
+
+def smtp_unreachable(settings: Settings) -> str | None:
+    """Why the configured SMTP server cannot be reached (a TCP connection within its timeout), or ``None``."""
+    import socket
+
+    host, port = settings.smtp.host, settings.smtp.port
+    try:
+        with socket.create_connection((host, port), timeout=min(settings.smtp.timeout, 15.0)):
+            return None
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return (
+            f"cannot reach the SMTP server at {host}:{port} ({reason}); nothing was recorded or sent. "
+            "Set CAMPAIGN_SMTP_HOST and CAMPAIGN_SMTP_PORT to your mail server (and CAMPAIGN_SMTP_SECURITY, "
+            "_USERNAME, _PASSWORD if it needs them), or run with --dry-run to send nothing."
+        )
+
+
+class WaveFailed(RuntimeError):
+    """A wave run stopped by an unexpected error; the message says what is recorded and the command that resumes."""
+
+
+def resume_command(prepared: Sequence[PreparedWave]) -> str:
+    """The ``campaign run`` command that runs these waves again (same files, same wave key)."""
+    files = " ".join(str(p.spec.source) for p in prepared)
+    return f"campaign run {files} --wave {prepared[0].wave_key}" if prepared else "campaign run"
+
+
+def unrecorded_failure(
+    settings: Settings, prepared: Sequence[PreparedWave], waves: Sequence[ledger.WaveRef], error: BaseException
+) -> BaseException:
+    """The exception to raise when selecting, planning or recording fresh waves failed with ``error``.
+
+    Every wave still without a ledger is marked ``failed`` (never left ``selecting``). Invalid input
+    (``ValidationFailed``) and interrupts are returned as they are; anything else becomes a
+    ``WaveFailed`` that names the waves, says nothing of them was recorded and gives the command
+    that runs them afresh.
+    """
+    engine = connect(settings)
+    failed = [w for w in waves if ledger.fail_unrecorded(engine, w.id)]
+    if isinstance(error, ValidationFailed | WaveBlocked) or not isinstance(error, Exception):
+        return error
+    names = ", ".join(f"'{w.key}' of {p.spec.name}" for p, w in zip(prepared, waves, strict=True))
+    first = str(error).splitlines()[0][:500] if str(error) else "no detail"
+    state = "nothing of it was recorded (status 'failed')" if failed else "its ledger was written before"
+    failure = WaveFailed(
+        f"wave {names} stopped while selecting and recording ({type(error).__name__}: {first}); {state}. "
+        f"Fix the cause, then run it again: {resume_command(prepared)}"
+    )
+    failure.__cause__ = error
+    return failure
+
+
 def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     """Fill the summary's counts from the ledger (the source of truth)."""
     wave_id = summary.wave_id
@@ -369,10 +451,18 @@ def finish_summary(settings: Settings, summary: WaveSummary) -> WaveSummary:
     summary.by_channel = ledger.channel_counts(engine, wave_id)
     summary.channels = {ch: sum(v.values()) for ch, v in summary.by_channel.items()}
     summary.dead_batches = batches.batch_counts(engine, wave_id)["dead"]
+    summary.window_waiting, next_slot = ledger.waiting_counts(engine, wave_id, settings.execution.current_time())
+    summary.next_slot = next_slot.isoformat() if next_slot is not None else None
     summary.lost_to = {
         winner: n for campaign, winner, n in ledger.losses_of(engine, summary.wave_key) if campaign == summary.campaign
     }
     return summary
+
+
+def pending_by_channel(settings: Settings, wave_id: int) -> dict[str, int]:
+    """Pending (recorded, not yet sent) treated contacts of a wave per channel."""
+    counts = ledger.channel_counts(connect(settings), wave_id)
+    return {channel: n.get("pending", 0) for channel, n in counts.items() if n.get("pending", 0)}
 
 
 def prepare_cycle(settings: Settings, rules_files: list[Path], wave: str | None) -> tuple[list[PreparedWave], list]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from orchestrator.customers.table import ColumnKind
-from orchestrator.errors import Problem, ValidationFailed
-from orchestrator.rules.kinds import channel_kind
+from orchestrator.errors import Problem, ValidationFailed, did_you_mean
+from orchestrator.rules.kinds import channel_kind, kind_names
 from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.loader import validate_campaign_file
 from orchestrator.rules.spec import CampaignSpec
@@ -75,7 +75,14 @@ def _policy(check: CampaignCheck, spec: CampaignSpec, settings: Settings, column
         check.problems.append(Problem(str(spec.source), None, None, f"policy: {exc}"))
         return
     if columns is not None:
-        check.problems.extend(check_policy(policy, columns))
+        check.problems.extend(check_policy(policy, columns, channels=spec.channels.names()))
+    known = kind_names()
+    for channel in policy.send_windows:
+        if channel not in known:
+            hint = did_you_mean(channel, known) or f"; the channels are {', '.join(known)}"
+            check.problems.append(  # the shared file's are reported by load_policy, at their line
+                Problem(str(spec.source), None, None, f"policy.send_windows: unknown channel '{channel}'{hint}")
+            )
     check.policy = policy
 
 
@@ -111,6 +118,8 @@ def validate_campaign(
             if template is not None:
                 check.task_templates[channel] = template
     check.problems.extend(_delivery_problems(settings, spec))
+    if email is not None:
+        check.problems.extend(_dkim_problems(settings, spec, email.sender))
     _policy(check, spec, settings, columns)
     if engine is not None and columns is not None and spec.scores is not None:
         check.problems.extend(_model_problems(settings, spec, engine, columns))
@@ -121,8 +130,20 @@ def validate_campaign(
     return check
 
 
+def _dkim_problems(settings: Settings, spec: CampaignSpec, sender: str) -> list[Problem]:
+    """An error when the sender's DKIM key is required but missing, or configured but unreadable (nothing is sent)."""
+    from channels.dkim import signer_for
+
+    try:
+        signer_for(settings.dkim, sender)
+    except ValueError as exc:
+        return [Problem(str(spec.source), None, None, f"channels.email.sender: {exc}")]
+    return []
+
+
 def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
-    """Warnings for task channels that have no endpoint or no capacity to run with (errors at run time)."""
+    """Warnings for task channels that have no endpoint or no capacity to run with (errors at run time), and the
+    capacity file's problems as the wave's plan would meet them (the reps file only for a field-force campaign)."""
     from orchestrator.targeting.capacity import load_capacity
 
     problems: list[Problem] = []
@@ -143,11 +164,11 @@ def _delivery_problems(settings: Settings, spec: CampaignSpec) -> list[Problem]:
                 )
             )
     territorial = [name for name in spec.channels.names() if channel_kind(name).pool == "territory"]
+    try:  # as the wave's plan reads it: the reps file only for a campaign that visits
+        capacity = load_capacity(settings.paths.rules_dir, spec.channels.names())
+    except ValidationFailed as exc:
+        return problems + exc.problems
     if territorial:
-        try:
-            capacity = load_capacity(settings.paths.rules_dir)
-        except ValidationFailed as exc:
-            return problems + exc.problems
         if not capacity.reps:
             problems += [
                 Problem(
@@ -285,5 +306,110 @@ def _empty_channels(settings: Settings, spec: CampaignSpec, policy, engine: sa.E
     return problems
 
 
+def audit_validation(engine: sa.Engine, path: Path, check: CampaignCheck, *, actor: str | None = None) -> int:
+    """Record one validation in the audit trail: the file, its digest and its templates' digests, how many
+    errors and warnings (never the messages: they may quote data). Returns the event's id."""
+    import hashlib
+
+    from orchestrator.db import audit
+
+    spec = check.spec
+    if spec is not None:
+        digest = spec.sha256
+    else:
+        try:
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            digest = "unreadable"
+    errors = sum(p.severity == "error" for p in check.problems)
+    details: dict[str, str | int] = {
+        "file": str(path)[-200:],
+        "rules_sha256": digest,
+        "result": "errors" if errors else "ok",
+    }
+    for template in [*check.templates.values(), *check.task_templates.values()]:
+        details[f"template {template.channel}/{template.name}"] = template.digest
+    return audit.record_now(
+        engine,
+        actor=actor or audit.current_actor(),
+        action="validate",
+        campaign=None if spec is None else spec.name,
+        subject=f"rules file {Path(path).name}"[:200],
+        counts={"errors": errors, "warnings": len(check.problems) - errors},
+        details=details,
+    )
+
+
 def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
+
+
+# --- every file under rules/, by kind --------------------------------------------------------
+
+CAPACITY_FILE = "capacity.yaml"
+OUTCOMES_FILE = "outcomes.yaml"
+SEGMENTS_DIR = "segments"
+KINDS = ("campaign", "policy", "capacity", "outcomes", "segment")
+
+
+def rules_files(rules_dir: Path) -> list[Path]:
+    """The YAML files under ``rules_dir`` that ``campaign validate`` checks without arguments: its own
+    files (campaigns, policy, capacity, outcomes) and the segments in ``segments/``, in name order."""
+    found = [p for pattern in ("*.yaml", "*.yml") for p in Path(rules_dir).glob(pattern)]
+    found += [p for pattern in ("*.yaml", "*.yml") for p in (Path(rules_dir) / SEGMENTS_DIR).glob(pattern)]
+    return sorted(p for p in found if p.is_file())
+
+
+def kind_of_file(path: Path) -> str:
+    """What a rules-folder file is, from its name and folder: ``policy.yaml``, ``capacity.yaml`` and
+    ``outcomes.yaml`` are what their names say, a file in a ``segments`` folder is a segment, any other
+    a campaign."""
+    name = Path(path).name
+    if name == POLICY_FILE:
+        return "policy"
+    if name == CAPACITY_FILE:
+        return "capacity"
+    if name == OUTCOMES_FILE:
+        return "outcomes"
+    if Path(path).parent.name == SEGMENTS_DIR:
+        return "segment"
+    return "campaign"
+
+
+def validate_other_file(
+    kind: str, path: Path, columns: dict[str, ColumnKind] | None, channels: set[str] | None
+) -> list[Problem]:
+    """Every problem of a policy, capacity, outcomes or segment file, as a wave would meet them.
+
+    ``channels`` are the channels of the campaigns validated with it (``None``: all): the policy's
+    consent columns and the capacity's reps file are checked for those only, as a run does.
+    """
+    if kind == "policy":
+        from orchestrator.rules.policy_spec import load_policy
+
+        return load_policy(path, columns, channels=channels)[1]
+    if kind == "capacity":
+        from orchestrator.targeting.capacity import load_capacity
+
+        try:
+            load_capacity(path.parent, channels)
+        except ValidationFailed as exc:
+            return exc.problems
+        return []
+    if kind == "outcomes":
+        from orchestrator.rules.outcomes import load_outcomes
+
+        try:
+            load_outcomes(path.parent)
+        except ValidationFailed as exc:
+            return exc.problems
+        return []
+    if kind == "segment":
+        from orchestrator.rules.condition_parser import InSegment
+        from orchestrator.rules.segments import SegmentLibrary
+        from orchestrator.rules.yaml_source import Positions
+
+        library = SegmentLibrary(path.parent, columns)
+        library.resolve(InSegment(path.stem), Positions(str(path)), ())
+        return library.problems
+    raise ValueError(f"unknown kind of rules file '{kind}'; one of {', '.join(KINDS)}")

@@ -129,21 +129,28 @@ def test_text_only_file_without_header(engine, tmp_path):
     assert report.rows_read == 3 and report.columns == {"customer_id": "text", "col_1": "text", "col_2": "text"}
 
 
-def test_windows_1252_file_is_read(engine, tmp_path):
+def test_windows_1252_file_is_refused_then_read_with_its_encoding(engine, tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes(b"customer_id;name\r\nc1;Jos\xe9 \x80\r\n")
-    import_customers(engine, path)
+    with pytest.raises(ImportFailed, match="line 2: byte 7 .* not valid UTF-8; .* --encoding cp1252"):
+        import_customers(engine, path)
+    assert customer_columns(engine) is None
+
+    report = import_customers(engine, path, encoding="cp1252")
 
     assert rows(engine)["c1"]["name"] == "José €"
+    assert report.layout["encoding"] == "cp1252 (given)"
 
 
-def test_non_utf8_bytes_after_the_sniffed_sample(engine, tmp_path):
+def test_non_utf8_bytes_after_the_sniffed_sample_fail_with_their_line(engine, tmp_path):
     path = tmp_path / "late.csv"
     path.write_bytes(b"customer_id,name\n" + b"".join(b"c%d,Anna\n" % i for i in range(10_000)) + b"x,Jos\xe9\n")
-    report = import_customers(engine, path)
+    offset = path.read_bytes().index(b"\xe9")
+    with pytest.raises(ImportFailed) as caught:
+        import_customers(engine, path)
 
-    assert report.rows_imported == 10_001
-    assert rows(engine)["x"]["name"] == "José"
+    assert f"line 10002: byte 6 of the line (offset {offset:,} in the file, value 0xe9)" in str(caught.value)
+    assert customer_columns(engine) is None
 
 
 def test_quoted_header_and_crlf(engine, tmp_path):

@@ -24,6 +24,8 @@ from flows.deployments import (
     next_runs,
     plan_deployments,
 )
+from orchestrator.db import audit
+from orchestrator.db.engine import connect
 from orchestrator.rules.spec import ScheduleSpec
 from orchestrator.settings import PathSettings, Settings, use_settings
 
@@ -108,11 +110,11 @@ def test_plan_deploys_scheduled_campaigns_and_reports_the_rest(rules):
     names = sorted(f"{d.flow_name}/{d.name}" for d in plan.deployments)
     assert names == sorted(
         [
-            f"campaign_wave/{rules['weekly']}",
-            f"campaign_wave/{rules['hourly']}",
-            f"success_report/{rules['weekly']}",
-            f"success_report/{rules['hourly']}",
-            f"retrain_model/{rules['model']}",
+            f"campaign_wave/{rules['weekly']}: wave",
+            f"campaign_wave/{rules['hourly']}: wave",
+            f"success_report/{rules['weekly']}: success report",
+            f"success_report/{rules['hourly']}: success report",
+            f"retrain_model/{rules['model']}: retraining",
         ]
     )
     reasons = {s.path.name: s.reason for s in plan.skipped}
@@ -145,6 +147,18 @@ def test_next_runs_follow_the_time_zone():
         ScheduleSpec(rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0", timezone="Europe/Berlin"), 1, after=after
     )
     assert rrule[0].isoformat() == "2026-03-30T09:00:00+02:00"
+    # as the Prefect API may hand a rule back: with a DTSTART of its own
+    stored = next_runs(
+        ScheduleSpec.model_construct(
+            rrule="DTSTART:20240101T000000Z\nRRULE:FREQ=WEEKLY;BYDAY=TU;BYHOUR=8;BYMINUTE=30",
+            timezone="Europe/Berlin",
+            cron=None,
+            interval_minutes=None,
+        ),
+        1,
+        after=after,
+    )
+    assert stored[0].isoformat() == "2026-03-31T08:30:00+02:00"
 
 
 # --- against the Prefect API ---------------------------------------------------------------
@@ -157,7 +171,7 @@ def test_apply_registers_schedules_parameters_tags_and_concurrency(rules, prefec
     ids = apply_deployments(rules["settings"])
     assert len(ids) == 5
 
-    weekly = _read(f"campaign_wave/{rules['weekly']}")
+    weekly = _read(f"campaign_wave/{rules['weekly']}: wave")
     assert len(weekly.schedules) == 1
     schedule = weekly.schedules[0].schedule
     assert isinstance(schedule, CronSchedule)
@@ -168,30 +182,34 @@ def test_apply_registers_schedules_parameters_tags_and_concurrency(rules, prefec
         "dry_run": False,
     }
     assert Path(weekly.parameters["rules_path"]).is_absolute()
-    assert set(weekly.tags) == {"campaign", rules["weekly"]}
-    assert weekly.description == "Weekly win-back."
+    assert set(weekly.tags) == {"campaign", f"campaign:{rules['weekly']}"}
+    assert weekly.description.startswith("Weekly win-back.\n\nOne wave of campaign")
+    assert "started by hand pauses after planning for a send form" in weekly.description
     assert weekly.global_concurrency_limit is not None and weekly.global_concurrency_limit.limit == 1
     assert weekly.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
     assert weekly.entrypoint == "flows.campaign_wave.campaign_wave"
     assert not weekly.paused
 
-    hourly = _read(f"campaign_wave/{rules['hourly']}")
+    hourly = _read(f"campaign_wave/{rules['hourly']}: wave")
     schedule = hourly.schedules[0].schedule
     assert isinstance(schedule, IntervalSchedule)
     assert schedule.interval.total_seconds() == 3600 and schedule.timezone == "UTC"
     assert hourly.global_concurrency_limit.limit == 1
 
-    report = _read(f"success_report/{rules['weekly']}")
-    assert report.parameters == {"campaign": rules["weekly"]}
+    report = _read(f"success_report/{rules['weekly']}: success report")
+    assert report.parameters == {
+        "campaign": rules["weekly"],
+        "html_path": str((rules["settings"].paths.data_dir / "reports" / f"{rules['weekly']}.html").resolve()),
+    }
     assert (report.schedules[0].schedule.cron, report.schedules[0].schedule.timezone) == (REPORT_CRON, "Europe/Berlin")
-    assert set(report.tags) == {"success-report", rules["weekly"]}
+    assert set(report.tags) == {"success-report", f"campaign:{rules['weekly']}"}
 
-    retrain = _read(f"retrain_model/{rules['model']}")
+    retrain = _read(f"retrain_model/{rules['model']}: retraining")
     assert retrain.parameters == {"name": rules["model"], "campaigns": [rules["weekly"]], "kind": "uplift"}
     assert retrain.schedules == []  # run by hand unless CAMPAIGN_SERVE_RETRAIN_CRON says when
 
-    assert _missing(f"campaign_wave/{rules['manual']}")
-    assert _missing(f"campaign_wave/{rules['broken']}")
+    assert _missing(f"campaign_wave/{rules['manual']}: wave")
+    assert _missing(f"campaign_wave/{rules['broken']}: wave")
     assert _missing("campaign_wave/policy")
 
 
@@ -200,7 +218,7 @@ def test_reapplying_updates_the_schedule_in_place(rules, prefect_api_url):
     from prefect.client.schemas.schedules import RRuleSchedule
 
     apply_deployments(rules["settings"])
-    before = _read(f"campaign_wave/{rules['weekly']}")
+    before = _read(f"campaign_wave/{rules['weekly']}: wave")
     path = rules["folder"] / f"{rules['weekly']}.yaml"
     path.write_text(
         path.read_text(encoding="utf-8").replace(
@@ -209,7 +227,7 @@ def test_reapplying_updates_the_schedule_in_place(rules, prefect_api_url):
         encoding="utf-8",
     )
     apply_deployments(rules["settings"])
-    after = _read(f"campaign_wave/{rules['weekly']}")
+    after = _read(f"campaign_wave/{rules['weekly']}: wave")
     assert after.id == before.id  # updated, not a second deployment
     assert len(after.schedules) == 1
     schedule = after.schedules[0].schedule
@@ -223,19 +241,26 @@ def test_reapplying_updates_the_schedule_in_place(rules, prefect_api_url):
     hourly.write_text(hourly.read_text(encoding="utf-8").split("schedule:")[0], encoding="utf-8")
     plan = plan_deployments(rules["settings"])
     assert rules["hourly"] in plan.unscheduled()
-    apply_plan(plan)
-    assert _read(f"campaign_wave/{rules['hourly']}").schedules == []
+    apply_plan(plan, rules["settings"])
+    assert _read(f"campaign_wave/{rules['hourly']}: wave").schedules == []
+    # every change is in the audit trail: which deployments, which campaign lost its schedule
+    changes = audit.events(connect(rules["settings"]), "deployment-change")
+    assert len(changes) == 3 and all(c.details["how"] == "apply" for c in changes)
+    change = changes[-1]
+    assert change.details["unscheduled"] == ", ".join(plan.unscheduled()) and rules["hourly"] in plan.unscheduled()
+    assert rules["weekly"] in change.details["deployments"] and rules["hourly"] not in change.details["deployments"]
+    assert change.counts["unscheduled"] == len(plan.unscheduled()) and change.actor.startswith("os:")
 
 
 def test_retraining_scheduled_when_configured(rules, prefect_api_url):
     serve = ServeSettings(retrain_cron="0 3 * * SUN", retrain_timezone="Europe/Berlin", report_cron=None)
     apply_plan(plan_deployments(rules["settings"], serve))
-    retrain = _read(f"retrain_model/{rules['model']}")
+    retrain = _read(f"retrain_model/{rules['model']}: retraining")
     assert (retrain.schedules[0].schedule.cron, retrain.schedules[0].schedule.timezone) == (
         "0 3 * * SUN",
         "Europe/Berlin",
     )
-    assert _read(f"success_report/{rules['weekly']}").schedules == []
+    assert _read(f"success_report/{rules['weekly']}: success report").schedules == []
 
 
 # --- CLI ------------------------------------------------------------------------------------
@@ -265,17 +290,104 @@ def test_cli_register_only(serve_cli, rules):
     result = serve_cli("--register-only")
     out = result.output
     assert result.exit_code == 1, out  # the broken file is reported, the others are registered
-    assert f"campaign_wave/{rules['weekly']}" in out and "cron 0 9 * * MON" in out and "Europe/Berlin" in out
-    assert f"campaign_wave/{rules['hourly']}" in out and "every 60 min" in out
+    assert f"campaign_wave/{rules['weekly']}: wave" in out and "cron 0 9 * * MON" in out and "Europe/Berlin" in out
+    assert f"campaign_wave/{rules['hourly']}: wave" in out and "every 60 min" in out
     assert f"{rules['broken']}.yaml:3:" in out
     assert f"campaign {rules['manual']} has no schedule" in out
     assert "policy.yaml: not a campaign" in out
     assert "5 deployment(s) registered" in out
-    assert _read(f"campaign_wave/{rules['weekly']}").schedules[0].schedule.timezone == "Europe/Berlin"
+    assert _read(f"campaign_wave/{rules['weekly']}: wave").schedules[0].schedule.timezone == "Europe/Berlin"
 
 
 def test_cli_register_only_clean_folder(serve_cli, rules):
     (rules["folder"] / f"{rules['broken']}.yaml").unlink()
     result = serve_cli("--register-only")
     assert result.exit_code == 0, result.output
-    assert not _missing(f"success_report/{rules['hourly']}")
+    assert not _missing(f"success_report/{rules['hourly']}: success report")
+
+
+# --- names, parameter descriptions, cycles -----------------------------------------------------
+
+
+def test_deployments_explain_their_parameters(rules, prefect_api_url):
+    apply_deployments(rules["settings"])
+    weekly = _read(f"campaign_wave/{rules['weekly']}: wave")
+    described = {name: p.get("description", "") for name, p in weekly.parameter_openapi_schema["properties"].items()}
+    assert set(described) == {"rules_path", "wave_key", "dry_run", "wait_for_approval", "approval_timeout"}
+    assert all(described.values())
+    assert "rules file" in described["rules_path"]
+    assert "YYYY-MM-DD" in described["wave_key"] and "record and send nothing" in described["dry_run"]
+    report = _read(f"success_report/{rules['weekly']}: success report")
+    assert all(p.get("description") for p in report.parameter_openapi_schema["properties"].values())
+    retrain = _read(f"retrain_model/{rules['model']}: retraining")
+    assert all(p.get("description") for p in retrain.parameter_openapi_schema["properties"].values())
+
+
+CYCLE = """\
+cycle: {name}
+description: Weekly and hourly together.
+campaigns: [{first}, {second}]
+schedule:
+  cron: "30 8 * * TUE"
+  timezone: Europe/Berlin
+"""
+
+
+def test_a_cycle_file_becomes_one_deployment_of_its_campaigns(rules, prefect_api_url):
+    from flows.deployments import scheduled_waves
+
+    cycle = f"cycle-{rules['weekly']}"
+    (rules["folder"] / "together.yaml").write_text(
+        CYCLE.format(name=cycle, first=rules["weekly"], second=rules["manual"]), encoding="utf-8"
+    )
+    plan = plan_deployments(rules["settings"])
+    names = {f"{d.flow_name}/{d.name}" for d in plan.deployments}
+    assert f"campaign_cycle/{cycle}: cycle" in names
+    assert f"campaign_wave/{rules['weekly']}: wave" not in names  # runs in its cycle only
+    assert f"success_report/{rules['manual']}: success report" in names  # every campaign of the cycle is reported
+    reasons = {s.path.name: s.reason for s in plan.skipped}
+    assert reasons[f"{rules['weekly']}.yaml"] == reasons[f"{rules['manual']}.yaml"] == "in a cycle"
+    assert set(plan.unscheduled()) == {rules["weekly"], rules["manual"]}
+
+    apply_plan(plan)
+    deployed = _read(f"campaign_cycle/{cycle}: cycle")
+    assert deployed.parameters["rules_paths"] == [
+        str((rules["folder"] / f"{rules[k]}.yaml").resolve()) for k in ("weekly", "manual")
+    ]
+    assert (deployed.schedules[0].schedule.cron, deployed.schedules[0].schedule.timezone) == (
+        "30 8 * * TUE",
+        "Europe/Berlin",
+    )
+    assert set(deployed.tags) == {
+        "campaign-cycle",
+        f"cycle:{cycle}",
+        f"campaign:{rules['weekly']}",
+        f"campaign:{rules['manual']}",
+    }
+    assert deployed.description.startswith("Weekly and hourly together.")
+    assert deployed.global_concurrency_limit.limit == 1
+
+    after = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)  # a Friday
+    scheduled = scheduled_waves(after=after)
+    assert scheduled[rules["manual"]].deployment == f"campaign_cycle/{cycle}: cycle"
+    assert scheduled[rules["manual"]].next_run.isoformat() == "2026-03-31T08:30:00+02:00"
+    assert scheduled[rules["hourly"]].next_run - after <= timedelta(hours=1)
+
+
+def test_a_cycle_naming_an_unknown_campaign_is_reported(rules):
+    (rules["folder"] / "together.yaml").write_text(
+        CYCLE.format(name="together", first=rules["weekly"], second=rules["weekly"][:-1] + "x"), encoding="utf-8"
+    )
+    (rules["folder"] / "bad-cycle.yaml").write_text(
+        "cycle: Bad Name\ncampaigns: [a]\nschedule:\n  cron: '0 9 * * MON'\n", encoding="utf-8"
+    )
+    plan = plan_deployments(rules["settings"])
+    assert not [d for d in plan.deployments if d.flow_name == "campaign_cycle"]
+    problems = {s.path.name: "\n".join(map(str, s.problems)) for s in plan.skipped if s.reason == "errors"}
+    assert f"there is no valid campaign named '{rules['weekly'][:-1]}x'" in problems["together.yaml"]
+    assert f"did you mean '{rules['weekly']}'?" in problems["together.yaml"]
+    bad = problems["bad-cycle.yaml"]
+    assert "bad-cycle.yaml:1:" in bad and "cycle name 'Bad Name' is not allowed" in bad
+    assert "bad-cycle.yaml:2:" in bad and "at least 2" in bad
+    # the weekly campaign is not in a valid cycle: it keeps its own wave deployment
+    assert any(d.name == f"{rules['weekly']}: wave" for d in plan.deployments)

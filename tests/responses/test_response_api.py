@@ -373,6 +373,7 @@ def test_api_command_serves(tmp_path):
     import time
 
     from tests.conftest import REPO
+    from tests.support import STARTUP_TIMEOUT
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -393,7 +394,7 @@ def test_api_command_serves(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
                 answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
@@ -409,4 +410,4 @@ def test_api_command_serves(tmp_path):
         )
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=STARTUP_TIMEOUT)

@@ -45,7 +45,7 @@ def test_expanded_size_is_bounded_without_many_aliases():
     [
         ("name: x\naudience: " + "[" * 5000 + "]" * 5000 + "\n", 2, "nested too deeply"),
         ("name: x\naudience:\n" + "".join("  " * i + "- all:\n" for i in range(1, 60)), None, "nested too deeply"),
-        ("name: x\nlist: [" + ",".join(["1"] * 10_001) + "]\n", 2, "a list of 10,001 items; at most 10,000"),
+        ("name: x\nlist: [" + ",".join(["1"] * 100_001) + "]\n", 2, "a list of 100,001 items; at most 100,000"),
     ],
 )
 def test_depth_and_length_limits_name_the_line(text, line, message):

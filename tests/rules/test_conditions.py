@@ -286,3 +286,37 @@ def test_reflected_columns_have_the_expected_kinds(engine, customers):
         "seen": "datetime",
         "note": "text",
     }
+
+
+# --- long in lists: one bound parameter, not one per value ---------------------------------------
+
+
+def _selected_by(engine, table: sa.Table, condition) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(table.c.customer_id).where(compile_audience(condition, table))).scalars())
+
+
+@pytest.mark.parametrize("kind", ["text", "integer", "number", "date", "boolean"])
+def test_in_lists_of_50001_values_select_as_short_ones_do(engine, customers, kind):
+    """50,001 values: more parameters than SQLite takes in one statement, so they travel as one."""
+    column, hits, filler = {
+        "text": ("customer_id", ["c1", "c4"], [f"x{i}" for i in range(50_000)]),
+        "integer": ("age", [25, 65], [1000 + i for i in range(50_000)]),
+        "number": ("revenue", [1500.0, 0.0], [2000.5 + i for i in range(50_000)]),
+        "date": (
+            "signup",
+            ["2025-01-10", "2025-06-01"],
+            [str(date(1700, 1, 1) + timedelta(days=i)) for i in range(50_000)],
+        ),
+        "boolean": ("consent", [True], [True] * 50_000),
+    }[kind]
+    values = (*filler[:25_000], *hits, *filler[25_000:])
+    for op in ("in", "not_in"):
+        expected = _selected_by(engine, customers, ColumnTest(column, op, tuple(hits)))
+        assert _selected_by(engine, customers, ColumnTest(column, op, values)) == expected, (kind, op)
+        assert expected and expected != EVERYONE
+
+
+def test_a_long_in_list_in_a_rules_file_parses_and_selects(engine, customers):
+    values = ", ".join(["c1", *(f"x{i}" for i in range(50_000))])
+    assert selected(engine, customers, f"customer_id: {{in: [{values}]}}") == {"c1"}

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from orchestrator.db import audit
 from orchestrator.db.tables import ModelVersion, table_of
 from orchestrator.scoring import registry
 from orchestrator.scoring.response import train_response_model
@@ -102,6 +103,14 @@ def test_promote_retires_the_champion(engine, settings, trained):
     assert _stages(engine) == {1: "retired", 2: "champion"}
     assert registry.promote(engine, "response", 1, force=True).stage == "champion"
     assert _stages(engine) == {1: "champion", 2: "retired"}
+    # every promotion that changed the champion is in the audit trail, in its transaction; the no-op is not
+    promotions = audit.events(engine, "model-promote")
+    assert [(e.details["version"], e.details["forced"], e.counts["retired"]) for e in promotions] == [
+        (1, 0, 0),  # the first version registered, champion from the start
+        (2, 0, 1),
+        (1, 1, 1),
+    ]
+    assert all(e.actor.startswith("os:") and e.subject.startswith("model response") for e in promotions)
 
 
 def test_promote_ends_legacy_double_champions(engine, settings, trained):

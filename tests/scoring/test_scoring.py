@@ -389,3 +389,50 @@ def test_bank_marketing_holdout_auc(bank_csv):
     assert result.rows == 41188
     assert result.metrics["roc_auc"] >= 0.77
     assert result.metrics["lift_top_decile"] > 3
+
+
+# --- the estimator chosen on the holdout; gradient boosting on native categories ---------------
+
+
+def _interaction_data(n: int = 4000, seed: int = 5) -> pd.DataFrame:
+    """A response only where a category and a number meet: trees find it, a linear model cannot."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "segment": rng.choice([f"s{i}" for i in range(30)], n),
+            "age": rng.integers(18, 80, n).astype(float),
+        }
+    )
+    frame.loc[rng.random(n) < 0.05, "segment"] = None
+    hot = frame["segment"].isin(["s1", "s2", "s3"]) & (frame["age"] > 50)
+    frame["y"] = (rng.random(n) < np.where(hot, 0.6, 0.05)).astype(int)
+    return frame
+
+
+def test_auto_keeps_the_estimator_with_the_better_holdout_auc_and_says_by_how_much():
+    from orchestrator.cli.models import estimator_choice_line
+    from orchestrator.scoring.response import train_response_model
+
+    result = train_response_model(_interaction_data(), "y", estimator="auto")
+    aucs = result.metrics["estimator_choice"]["roc_auc"]
+    assert set(aucs) == {"logistic", "gradient_boosting"}
+    assert result.model.estimator == max(aucs, key=aucs.get) == "gradient_boosting"
+    assert result.metrics["roc_auc"] == aucs["gradient_boosting"] > aucs["logistic"]
+    line = estimator_choice_line(aucs)
+    assert line.startswith(f"estimator: gradient_boosting won on the holdout, ROC AUC {aucs['gradient_boosting']:.3f}")
+    assert f"better by {aucs['gradient_boosting'] - aucs['logistic']:.3f}" in line
+
+
+def test_gradient_boosting_splits_on_categories_natively_and_scores_unseen_ones():
+    from sklearn.preprocessing import OneHotEncoder
+
+    from orchestrator.scoring.response import ResponseModel
+
+    frame = _interaction_data()
+    model = ResponseModel(estimator="gradient_boosting").fit(frame.drop(columns="y"), frame["y"])
+    steps = [type(step).__name__ for _, step, _ in model.pipeline_.named_steps["columns"].transformers_]
+    assert "OneHotEncoder" not in steps and not isinstance(model.pipeline_[0], OneHotEncoder)
+    assert list(model.pipeline_.named_steps["classifier"].is_categorical_) == [False, True]
+    new = pd.DataFrame({"segment": ["s1", "never-seen", None], "age": [60.0, 60.0, np.nan]})
+    scores = model.score_frame(new)
+    assert np.isfinite(scores).all() and scores[0] > scores[1]

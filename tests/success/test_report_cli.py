@@ -70,7 +70,7 @@ def test_report_measures_lift_against_control_as_json_table_and_html(report_env,
     html = tmp_path / "report.html"
     table = runner.invoke(app, ["report", "winback-email", "--html", str(html)])
     assert table.exit_code == 0, table.output
-    assert "the campaign worked" in table.output and html.read_text().count("<svg") == 3
+    assert "the campaign worked" in table.output and html.read_text().count("<svg") == 4  # trend, lift, curve, gains
 
 
 def test_report_without_control_group_says_lift_cannot_be_measured(report_env, tmp_path):

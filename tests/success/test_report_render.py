@@ -131,19 +131,20 @@ def test_headline_in_plain_words(with_control):
     assert "p < 0.001" in text and text.endswith("the campaign worked.")
 
 
-def test_html_page_with_three_charts(with_control, tmp_path):
+def test_html_page_with_four_charts(with_control, tmp_path):
     path = write_html(with_control, tmp_path / "out" / "report.html")
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>")
-    assert page.count("<svg") == 3 and 'class="nochart"' not in page
-    assert page.count('role="img"') == 3
+    assert page.count("<svg") == 4 and 'class="nochart"' not in page
+    assert page.count('role="img"') == 4
     assert "Lift per channel and A/B variant" in page and "Gains by score decile" in page
+    assert "Lift and incremental value per wave" in page
     # headline numbers and notes
     assert html.escape(headline(with_control)) in page
     assert "the campaign worked" in page
     assert "Wave 2026-12-01 is still inside its 30-day window." in page
-    # table of every segment
-    assert page.count("<tr class=") - page.count('<tr class="group">') == len(with_control.segments)
+    # every segment in both tables: results with cost and ROI, then the details
+    assert page.count("<tr class=") - page.count('<tr class="group">') == 2 * len(with_control.segments)
     for key in ("2026-11-24", "email", "call"):
         assert f">{key}<" in page
     # offline: nothing loaded from elsewhere
@@ -161,7 +162,7 @@ def test_html_escapes_every_text(with_control, tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x" in page
     assert "$5 off &amp; more" in page  # in the table and as chart label, not mathtext
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4
 
 
 def test_no_control_group(tmp_path):
@@ -194,7 +195,7 @@ def test_no_scores_and_no_curve(with_control):
     with_control.gains = []
     with_control.curve = []
     page = render_html(with_control)
-    assert page.count("<svg") == 1
+    assert page.count("<svg") == 2  # the lift per wave and the lift chart
     assert "No gains chart: the customers have no scores" in page
     assert "No response curve" in page
 

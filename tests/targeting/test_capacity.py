@@ -135,6 +135,8 @@ def test_channel_sections_check_columns_conditions_and_keys(tmp_path):
     assert messages == [
         "6: phone column 'phne' is not a column of the customer table, did you mean 'phone'?",
         "7: unknown column 'consent_phon', did you mean 'consent_phone'?",
+        "8: channel field_force: every task needs a customer name; name the customer columns it is made of with "
+        "'name_columns', e.g. name_columns: [first_name, last_name]",
         "11: address column 'regio' is not a column of the customer table, did you mean 'region'?",
         "12: unknown key 'costs', did you mean 'cost'?",
     ]
@@ -190,9 +192,13 @@ def test_task_builder_fills_fields_and_skips_what_cannot_become_a_task(settings)
         3,
         date(2026, 11, 24),
     )
-    [visit], skipped = visits.build(ContactChunk([row, row], [7, 9], [None, None], ["R1", None]))
+    nameless = {**row, "first_name": None, "last_name": " "}
+    [visit], skipped = visits.build(
+        ContactChunk([row, row, nameless], [7, 9, 10], [None, None, None], ["R1", None, "R1"])
+    )
     assert visit.recipient == "R1" and visit.fields["address"] == "North, T01" and visit.fields["territory"] == "T01"
-    assert skipped[0].detail == "no sales rep assigned"
+    # the visit list requires a name: that one customer is skipped, the batch is still sent
+    assert [(s.contact_id, s.detail) for s in skipped] == [(9, "no sales rep assigned"), (10, "no customer name")]
 
 
 def test_models_match_the_migrations(engine):

@@ -103,7 +103,7 @@ def test_policy_file_without_columns_is_not_checked_against_them(tmp_path, monke
 def test_policy_file_empty_missing_and_bad_types(tmp_path, monkeypatch):
     assert _problems(tmp_path, monkeypatch, "")[1] == [
         "policy.yaml:1:1: the policy file is empty; it needs keys such as consent, suppression, frequency_caps, "
-        "cooldown, blocked_days, global_control"
+        "cooldown, blocked_days, global_control, timezone, send_windows"
     ]
     text = "frequency_caps:\n  - {max: 0, days: 7, chanel: email}\nblocked_days:\n  dates: [2026-12-24, christmas]\n"
     problems = _problems(tmp_path, monkeypatch, text)[1]

@@ -269,6 +269,7 @@ def test_killed_during_dispatch_delivers_every_task_exactly_once(
             str(cycle_rules(cycle_settings, "retention-multichannel")[0]),
             "--wave",
             WAVE,
+            "--yes",
         ]
         calls.slow(0.25, n=10_000)  # every list takes a while: kills land mid-flight
         kills = 0

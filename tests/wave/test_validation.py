@@ -102,3 +102,80 @@ def test_a_channel_no_customer_may_get_is_an_error_at_its_line(engine, settings,
         for p in validate_campaign(settings, path, customer_columns(engine), engine).problems
         if "none of the" in p.message
     ]
+
+
+# --- campaign validate: every file of rules/ by kind -------------------------------------------
+
+
+def test_the_readme_command_validates_the_shipped_rules_folder(make_cli, settings, customers):
+    """``campaign validate rules/*.yaml`` (the README's command) and ``campaign validate`` exit 0 on the repo."""
+    import json
+
+    from orchestrator.cli import main
+
+    cli = make_cli(main.app, wide=[main])
+    shipped = sorted((REPO / "rules").glob("*.yaml"))
+    result = cli("validate", *shipped)
+    assert result.exit_code == 0, result.output
+    assert f"{REPO / 'rules' / 'policy.yaml'}: ok (policy)" in result.output
+    assert f"{REPO / 'rules' / 'capacity.yaml'}: ok (capacity)" in result.output
+    everything = cli("validate", "--format", "json")
+    assert everything.exit_code == 0, everything.output
+    document = json.loads(everything.stdout)
+    kinds = {Path(f["file"]).relative_to(REPO / "rules").as_posix(): f["kind"] for f in document["files"]}
+    assert kinds["policy.yaml"] == "policy" and kinds["capacity.yaml"] == "capacity"
+    assert kinds["segments/lapsed.yaml"] == "segment" and kinds["winback-email.yaml"] == "campaign"
+    assert document["ok"] is True
+
+
+def test_each_kind_is_checked_by_its_own_schema(make_cli, settings, customers, tmp_path):
+    import json
+
+    from orchestrator.cli import main
+
+    (tmp_path / "policy.yaml").write_text("consent:\n  email: consent_emial\n")
+    (tmp_path / "capacity.yaml").write_text("call_center:\n  tasks_per_dy: 5\n")
+    (tmp_path / "segments").mkdir()
+    (tmp_path / "segments" / "young.yaml").write_text("name: young\naudience:\n  agee: {lt: 30}\n")
+    cli = make_cli(main.app, wide=[main])
+    result = cli(
+        "validate",
+        "--format",
+        "json",
+        tmp_path / "policy.yaml",
+        tmp_path / "capacity.yaml",
+        tmp_path / "segments" / "young.yaml",
+    )
+    assert result.exit_code == 1
+    by_file = {Path(f["file"]).name: f for f in json.loads(result.stdout)["files"]}
+    assert [p["line"] for p in by_file["policy.yaml"]["problems"]] == [2]
+    assert "consent_emial" in by_file["policy.yaml"]["problems"][0]["message"]
+    assert "tasks_per_day" in by_file["capacity.yaml"]["problems"][0]["message"]
+    assert by_file["young.yaml"]["kind"] == "segment" and "agee" in by_file["young.yaml"]["problems"][0]["message"]
+
+
+# --- CLI conventions: --version, --format json on the commands that print data -------------------
+
+
+def test_version_and_json_output_of_explain_and_models(make_cli, engine, settings, tmp_path):
+    import json
+
+    import orchestrator
+    from orchestrator.cli import main
+
+    import_customers(engine, write_csv(tmp_path / "c.csv", 400))
+    _train(engine, settings)
+    cli = make_cli(main.app, wide=[main])
+    version = cli("--version")
+    assert version.exit_code == 0 and version.stdout.strip() == f"campaign {orchestrator.__version__}"
+
+    explained = cli("explain", REPO / "rules" / "winback-email.yaml", "--wave", "2026-11-24", "--format", "json")
+    assert explained.exit_code == 0, explained.output
+    [plan] = json.loads(explained.stdout)
+    assert plan["campaign"] == "winback-email" and plan["funnel"][0]["remaining"] == 400
+    assert plan["channels"]["email"]["treated"] > 0 and plan["channels"]["email"]["control"] > 0
+
+    listed = json.loads(cli("models", "list", "--format", "json").stdout)
+    assert [(m["name"], m["version"], m["stage"]) for m in listed] == [("propensity", 1, "champion")]
+    shown = json.loads(cli("models", "show", "propensity", "--format", "json").stdout)
+    assert shown["metrics"]["roc_auc"] == listed[0]["metrics"]["roc_auc"] and shown["target"] == "y"

@@ -96,6 +96,8 @@ class ColumnKey:
     default: str | tuple[str, ...]  # what the section names when the key is not given
     kind: str | None = None  # the column kind the column must have (customers.table.ColumnKind), if any
     holds: str | None = None  # what such a column holds, for messages ("e-mail addresses"); default the kind
+    required_by: str | None = None  # the payload field that cannot be empty, so the key must name a column
+    example: str = ""  # a value of the key for messages, e.g. "[first_name, last_name]"
 
 
 def webhook_adapter(kind: ChannelKind, settings: Settings, section: ChannelSpec) -> Channel:

@@ -5,7 +5,8 @@ Section (``channels: {email: ...}``): ``template``, ``sender``, ``reply_to``,
 (required) and ``body.html`` / ``body.txt`` (at least one). One capacity pool ``email``
 (``capacity.yaml``: ``email: {per_day: N}``). Delivery: the per-message journal; A/B variants
 render with their own templates. Links in the messages (clicks, opens, unsubscribe) come back
-through the response API.
+through the response API. Signing: DKIM with the key of ``DkimSettings`` whose domain covers the
+sender's (``channels.dkim.signer_for``); unsigned when there is none, unless ``CAMPAIGN_DKIM_REQUIRED``.
 """
 
 from __future__ import annotations
@@ -52,9 +53,12 @@ class EmailChannelSpec(ChannelSpec):
 
 
 def smtp_adapter(kind: ChannelKind, settings: Settings, section: EmailChannelSpec) -> Channel:
-    """The e-mail adapter for the SMTP settings, sending as the section's sender."""
-    adapter: Any = kind.adapter_class()  # EmailChannel(smtp, sender=, reply_to=)
-    return adapter(settings.smtp, sender=section.sender, reply_to=section.reply_to)
+    """The e-mail adapter for the SMTP settings, sending as the section's sender, DKIM-signed when a key covers it."""
+    from channels.dkim import signer_for
+
+    adapter: Any = kind.adapter_class()  # EmailChannel(smtp, sender=, reply_to=, signer=)
+    signer = signer_for(settings.dkim, section.sender)
+    return adapter(settings.smtp, sender=section.sender, reply_to=section.reply_to, signer=signer)
 
 
 KIND = ChannelKind(

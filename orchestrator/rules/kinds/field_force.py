@@ -50,7 +50,7 @@ KIND = ChannelKind(
     per_assignee=True,
     columns=(
         ColumnKey("territory_column", "territory"),
-        ColumnKey("name_columns", ()),
+        ColumnKey("name_columns", (), required_by="customer_name", example="[first_name, last_name]"),
         ColumnKey("address_columns", ()),
     ),
 )
