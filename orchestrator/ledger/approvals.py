@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from orchestrator.db import audit
 from orchestrator.db.tables import ApprovalStatus, Campaign, Wave, WaveApproval, WaveStatus, table_of, utcnow
+from orchestrator.ledger.contacts import wave_named
 
 __all__ = [
     "ApprovalError",
@@ -192,14 +193,10 @@ def void(engine: sa.Engine, approval: Approval, *, campaign: str, wave_key: str,
 
 def find_wave(engine: sa.Engine, campaign: str, wave_key: str) -> tuple[int, str]:
     """The id and status of ``campaign``'s wave ``wave_key``; ``ApprovalError`` naming what exists if none."""
+    wave = wave_named(engine, campaign, wave_key)
+    if wave is not None:
+        return int(wave.id), str(wave.status)
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(waves.c.id, waves.c.status)
-            .join(campaigns, campaigns.c.id == waves.c.campaign_id)
-            .where(campaigns.c.name == campaign, waves.c.key == wave_key)
-        ).first()
-        if row is not None:
-            return int(row.id), str(row.status)
         known = conn.execute(
             sa.select(waves.c.key)
             .join(campaigns, campaigns.c.id == waves.c.campaign_id)

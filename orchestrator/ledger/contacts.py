@@ -89,6 +89,17 @@ def find_wave(engine: sa.Engine, campaign_id: int, key: str) -> WaveRef | None:
     return WaveRef(*row) if row else None
 
 
+def wave_named(engine: sa.Engine, campaign: str, key: str) -> WaveRef | None:
+    """The wave ``key`` of the campaign named ``campaign``, if it was opened."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(waves.c.id, waves.c.campaign_id, waves.c.key, waves.c.status, waves.c.rules_sha256)
+            .join(campaigns, campaigns.c.id == waves.c.campaign_id)
+            .where(campaigns.c.name == campaign, waves.c.key == key)
+        ).first()
+    return WaveRef(*row) if row else None
+
+
 def open_wave(engine: sa.Engine, campaign_id: int, key: str, rules_sha256: str) -> WaveRef:
     """The wave ``key`` of a campaign, created in status ``selecting`` if it does not exist."""
     existing = find_wave(engine, campaign_id, key)

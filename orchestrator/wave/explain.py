@@ -27,8 +27,9 @@ import sqlalchemy as sa
 
 from orchestrator.customers.table import ID_COLUMN, customer_table
 from orchestrator.db.engine import connect
-from orchestrator.db.tables import Arm, Campaign, Contact, Wave, table_of
+from orchestrator.db.tables import Arm, Contact, table_of
 from orchestrator.ledger import reasons as ledger_reasons
+from orchestrator.ledger.contacts import wave_named
 from orchestrator.settings import Settings
 from orchestrator.targeting.planning import NOT_TREATED, CampaignPlan
 from orchestrator.targeting.selection import channel_policy, named_conditions
@@ -120,15 +121,11 @@ def _ledger_steps(
     settings: Settings, engine: sa.Engine, campaign: str, wave_key: str, customer_id: str
 ) -> list[PathStep]:
     """What the ledger holds for the customer in this wave, if it was recorded."""
-    contacts, waves, campaigns = table_of(Contact), table_of(Wave), table_of(Campaign)
+    contacts = table_of(Contact)
+    row = wave_named(engine, campaign, wave_key)
+    if row is None:
+        return [PathStep("ledger", f"wave {wave_key}", None, "not run yet: the plan above is what it would do")]
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(waves.c.id, waves.c.status)
-            .join(campaigns, campaigns.c.id == waves.c.campaign_id)
-            .where(campaigns.c.name == campaign, waves.c.key == wave_key)
-        ).first()
-        if row is None:
-            return [PathStep("ledger", f"wave {wave_key}", None, "not run yet: the plan above is what it would do")]
         contact = conn.execute(
             sa.select(
                 contacts.c.arm, contacts.c.channel, contacts.c.variant, contacts.c.status, contacts.c.detail
