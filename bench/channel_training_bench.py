@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--approach", default=None, help="the channel model's meta-learner (default: its default)")
     args = parser.parse_args(argv)
+    approach = args.approach or ChannelUpliftModel().approach
+    label = f"channel uplift (3 channels, {approach}, gb)"
     frame = make_customers(args.rows)
     rng = np.random.default_rng(7)
     treated = frame["treated"].to_numpy() == 1
@@ -66,8 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:<48} fit {trained - start:7.2f} s  score {done - trained:6.2f} s", flush=True)
 
     timed(
-        "channel uplift (3 channels, t_learner, gb)",
-        lambda: ChannelUpliftModel().fit(X, channel, y),
+        label,
+        lambda: ChannelUpliftModel(approach=approach).fit(X, channel, y),
         lambda m: m.effects_frame(X),
     )
     for estimator in ("gradient_boosting", "logistic"):
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
             lambda estimator=estimator: UpliftModel(estimator=estimator).fit(X, treated.astype(int), y),
             lambda m: m.score_frame(X),
         )
-    channel_total = results["channel uplift (3 channels, t_learner, gb)"]["total_s"]
+    channel_total = results[label]["total_s"]
     ratios = {
         estimator: round(channel_total / results[f"single-channel uplift (two_model, {estimator})"]["total_s"], 2)
         for estimator in ("gradient_boosting", "logistic")

@@ -206,8 +206,11 @@ class WaveResult:
     engine_value: float = 0.0  # expected net value: sum of true effect x value - cost
     oracle_value: float = 0.0
     explored: int = 0
+    by_channel: dict[str, dict[str, float]] = field(default_factory=dict)  # expected buyers per channel
 
     def ratios(self) -> tuple[float | None, float | None]:
+        """engine / random and engine / oracle; None where the divisor is not positive (random targeting
+        that loses buyers: the engine then beats it by any factor as long as it gains some)."""
         return (
             self.engine / self.random if self.random > 0 else None,
             self.engine / self.oracle if self.oracle > 0 else None,
@@ -317,12 +320,13 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
             budgets.pools(), {c: e & outside for c, e in eligible.items()}, pool_ids, territory, truth
         )
 
-        # outcomes: the wave's treated and control customers buy with the hidden probabilities
-        kept = contacts.arm != "global_control"
-        everyone = contacts.customer_id[kept].astype(str)
-        lift = effect_of(truth, everyone, np.where(contacts.arm[kept] == "treatment", channel[kept], ""))
-        p = np.clip(truth["base"].reindex(pd.Index(everyone)).to_numpy() + lift, 0.0, 1.0)
-        buyers = everyone[rng.random(len(everyone)) < p]
+        # outcomes: every customer buys with the hidden probability, the treated with their channel's effect
+        # (the control group and the customers the wave passed over at their base rate: the passed-over
+        # are training rows of the no-contact arm, so they must buy as they would in the real world)
+        lift = pd.Series(0.0, index=truth.index)
+        lift[pd.Index(ids)] = effect_of(truth, ids, chans)
+        p = np.clip(truth["base"].to_numpy() + lift.to_numpy(), 0.0, 1.0)
+        buyers = truth.index.to_numpy()[rng.random(len(truth)) < p]
         path = folder / f"conversions-{day}.csv"
         when = (day + timedelta(days=3)).isoformat()
         path.write_text("customer_id,occurred_at,amount\n" + "".join(f"{cid},{when},25\n" for cid in buyers))
@@ -341,6 +345,13 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
             engine_value=net_value(truth, ids, chans),
             oracle_value=net_value(truth, o_ids, o_channels),
             explored=plan.explored,
+            by_channel={
+                c: {
+                    "engine": round(float(effect_of(truth, ids, chans)[chans == c].sum()), 1),
+                    "oracle": round(float(effect_of(truth, o_ids, o_channels)[o_channels == c].sum()), 1),
+                }
+                for c in CHANNELS
+            },
         )
         if number < len(days):  # retrain on what came back, as of the next wave's day
             try:
@@ -461,7 +472,8 @@ def summary_table(by_world: dict[str, list[WaveResult]]) -> Table:
     for name, results in by_world.items():
         total = sum(r.engine for r in results), sum(r.random for r in results)
         to_random, to_oracle = results[-1].ratios()
-        met = to_random is not None and to_oracle is not None and to_random >= 2 and to_oracle >= 0.8
+        last = results[-1]  # engine >= 2 x random also where random targeting loses buyers (a ratio is undefined)
+        met = last.oracle > 0 and last.engine >= 2 * last.random and last.engine >= 0.8 * last.oracle
         table.add_row(
             name,
             fmt(results[0].ratios()[0]),
@@ -607,6 +619,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
                         "engine_to_oracle": r.ratios()[1],
                         "value_engine_to_oracle": r.value_ratio(),
                         "explored": r.explored,
+                        "by_channel": r.by_channel,
                         "retrained": r.retrained,
                     }
                     for r in by_world[name]

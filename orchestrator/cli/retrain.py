@@ -44,7 +44,7 @@ def retrain_command(
     approach: Annotated[
         str | None,
         typer.Option(
-            help="The meta-learner. channel_uplift: t_learner (default), x_learner or pooled; "
+            help="The meta-learner. channel_uplift: x_learner (default), t_learner or pooled; "
             "uplift: two_model (default) or class_transformation."
         ),
     ] = None,

@@ -79,9 +79,17 @@ class HiddenWorld:
 
 
 def purchases(world: HiddenWorld, contacts: pd.DataFrame, day: date, rng: np.random.Generator, path: Path) -> Path:
-    """A conversions file: who of the wave's treated and control customers bought in the 30 days after ``day``."""
-    p = world.purchase_probability(contacts["customer_id"], contacts["arm"], contacts["channel"])
-    buyers = contacts.loc[rng.random(len(contacts)) < p, "customer_id"]
+    """A conversions file: who of ALL customers bought in the 30 days after ``day``: the wave's treated
+    customers with their channel's effect, everyone else (control groups, customers the wave did not
+    contact) at their base rate, as purchases happen in the real world; the customers a wave passed
+    over are training rows of the no-contact arm, so they must buy too."""
+    ids = contacts["customer_id"].astype(str)
+    others = world.base.index.difference(pd.Index(ids))
+    everyone = pd.concat([ids, pd.Series(others, dtype=object)], ignore_index=True)
+    arms = np.concatenate([contacts["arm"].to_numpy(dtype=object), np.full(len(others), "none", dtype=object)])
+    channels = np.concatenate([contacts["channel"].to_numpy(dtype=object), np.full(len(others), None, dtype=object)])
+    p = world.purchase_probability(everyone, arms, channels)
+    buyers = everyone[rng.random(len(everyone)) < p]
     lines = ["customer_id,occurred_at,amount,product"]
     for customer_id in buyers:
         when = datetime.combine(day + timedelta(days=int(rng.integers(1, 30))), time(12), tzinfo=UTC)

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "response": {"estimator": "logistic", "approach": "-"},
     "uplift": {"estimator": "logistic", "approach": "two_model"},
     # chosen by bench/learning_bench.py over its worlds (docs/models.md)
-    "channel_uplift": {"estimator": "gradient_boosting", "approach": "t_learner"},
+    "channel_uplift": {"estimator": "gradient_boosting", "approach": "x_learner"},
 }
 
 
@@ -292,6 +292,17 @@ def _own_channel_qini(model, frame: pd.DataFrame) -> float | None:
         return None
 
 
+def _holdout_strata(frame: pd.DataFrame) -> pd.Series | None:
+    """Strata of the hold-out split: arm x passed over x outcome, so both sides get their share of each.
+    A stratum with a single row cannot be split (one buyer among the passed-over customers, say): it
+    joins the same arm and outcome without the passed-over distinction; None if one still has a
+    single row (a plain random split)."""
+    treatment, outcome = frame["treatment"].astype(int) * 4, frame["outcome"].astype(int)
+    strata = treatment + frame["passed_over"].astype(int) * 2 + outcome
+    strata = strata.where(strata.map(strata.value_counts()) >= 2, treatment + outcome)
+    return strata if strata.value_counts().min() >= 2 else None
+
+
 def _check_control_group(frame: pd.DataFrame) -> None:
     """Refuse, wave by wave, when the control group cannot show the no-contact outcome every channel's
     effect is measured against (``MIN_CONTROL_ROWS`` customers and ``MIN_CLASS_ROWS`` responders)."""
@@ -334,10 +345,9 @@ def _channel_uplift(train, validation, frame, features, estimator, approach, ran
             raise NotEnoughData(str(exc)) from exc
 
     if validation is None:
-        strata = (
-            frame["treatment"].astype(int) * 4 + frame["passed_over"].astype(int) * 2 + frame["outcome"].astype(int)
+        train, validation = train_test_split(
+            frame, test_size=HOLDOUT_SHARE, stratify=_holdout_strata(frame), random_state=random_state
         )
-        train, validation = train_test_split(frame, test_size=HOLDOUT_SHARE, stratify=strata, random_state=random_state)
         validation = validation[~validation["passed_over"].astype(bool)]
         scheme = "holdout"
     else:

@@ -4,13 +4,14 @@
 learns ``effect(c, x) = P(y | channel c, x) - P(y | control, x)`` for every channel ``c``, with
 the control group as the no-contact arm, by one of three meta-learners (``approach``):
 
-- ``"t_learner"`` (default): one outcome model per arm, the control arm pooled over every
+- ``"t_learner"``: one outcome model per arm, the control arm pooled over every
   channel's control customers (a visit's small mirrored control group borrows the no-contact
   outcome of everyone's); the effect is the difference of two predictions;
-- ``"x_learner"`` (Kuenzel et al. 2019): the T-learner's arm models impute each row's individual
-  effect (treated: ``y - mu_0(x)``, control: ``mu_c(x) - y``), two regressions smooth them per
-  channel and are blended by the channel's share of rows, which suits a small treated channel
-  next to a large control group;
+- ``"x_learner"`` (default; Kuenzel et al. 2019): the T-learner's arm models impute each row's
+  individual effect (treated: ``y - mu_0(x)``, control: ``mu_c(x) - y``), two regressions smooth
+  them per channel and are blended by the channel's share of rows, which suits groups of very
+  different sizes (10,000 e-mails, 400 visits, a 10% control group); in the learning benchmark
+  (docs/models.md) it found as many or more extra buyers than the T-learner in most worlds;
 - ``"pooled"``: ONE outcome model on every row with the channel as a feature (an S-learner),
   which shares everything between channels and shrinks their differences.
 
@@ -136,7 +137,7 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
     exclude : sequence of str
         Columns never to learn from.
     estimator : "gradient_boosting" or "logistic"
-    approach : "t_learner", "x_learner" or "pooled"
+    approach : "x_learner" (default), "t_learner" or "pooled"
     weighting : "none" or "propensity"
         ``"none"`` (default): every row weighs 1; ``"propensity"``: rows weigh ``1 / propensity``
         (clipped at ``max_weight``). An arm's outcome model needs no weights where the channel was
@@ -154,7 +155,7 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         features: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
         estimator: str = "gradient_boosting",
-        approach: str = "t_learner",
+        approach: str = "x_learner",
         max_weight: float = MAX_WEIGHT,
         random_state: int = 0,
         weighting: str = "none",
@@ -208,8 +209,8 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         self.feature_kinds_ = kinds
         self.ignored_ = ignored
         self.n_features_in_ = len(features)
-        self.columns_ = _columns(kinds, self.estimator).fit(base._prepare(X))
-        Z = self._transform(X)
+        self.columns_ = _columns(kinds, self.estimator)
+        Z = np.asarray(self.columns_.fit_transform(base._prepare(X)), dtype=np.float64)  # one pass over X
         codes = self._codes(labels)
         self.weighted_ = propensity is not None and self.weighting == "propensity"
         self.support_ = _support(labels, y, weights, self.channels_, self.thin_, self.approach)
@@ -402,7 +403,7 @@ def _support(
     weights: np.ndarray,
     channels: Sequence[str],
     thin: Sequence[str] = (),
-    approach: str = "t_learner",
+    approach: str = "x_learner",
 ) -> dict[str, dict]:
     """What each channel's estimate rests on: its treated rows and responders, the control rows it is
     compared with (pooled over every channel), the effective rows after inverse propensity weights and

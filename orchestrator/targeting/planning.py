@@ -315,12 +315,17 @@ def plan_cycle(
     rates = np.concatenate([np.zeros(0)] + [np.full(len(ids), e) for e, ids in zip(explore, treated_ids, strict=True)])
     every = _concat(eligible_parts)
     regret, can_move = _regret(allocated, every)
+    leaning = np.zeros(len(every.customer), dtype=bool)  # options whose channel draw leans on the model's values
+    scales = np.zeros(len(allocated.channel))
     for k, (start, idx) in enumerate(offsets):
         if explore[k] and candidates[k].effects is not None:  # a model's effects: explore where choices are close
             mine_at = slice(start, start + len(idx))
             rates[mine_at] = regret_weighted_rates(explore[k], regret[mine_at], can_move[mine_at])
+            scales[mine_at] = regret_scale(regret[mine_at], can_move[mine_at])
+            leaning |= (every.customer >= start) & (every.customer < start + len(idx))
     explore_at, channel_at = _draws(specs, explore, treated_ids, wave_key)
-    moved = _explore(allocated, every, rates, explore_at, channel_at, pools.capacities)
+    weights = channel_draw_weights(every, len(allocated.channel), scales, leaning)
+    moved = _explore(allocated, every, rates, explore_at, channel_at, pools.capacities, weights)
 
     plans: list[CampaignPlan] = []
     for k, (spec, (mine, selection, v, terr)) in enumerate(zip(specs, splits, strict=True)):
@@ -429,6 +434,9 @@ def _not_treated(
 
 
 MAX_REFILLS = 50
+UNIFORM_SHARE = 0.25
+"""The part of an explorer's channel draw that stays uniform over its eligible channels once a model
+gives values (the rest leans toward the channels the model sees as close to the best)."""
 """Rounds of arbitration and refilling at most (each round only takes customers away; it ends far sooner)."""
 
 
@@ -515,6 +523,47 @@ def _regret(allocated: _Allocated, eligible: _Options) -> tuple[np.ndarray, np.n
     return regret, got & (k > 1)
 
 
+def regret_scale(regret: np.ndarray, can_move: np.ndarray) -> float:
+    """The typical regret of the customers who can explore: the median, or the mean of the positive
+    regrets where the median is 0; 0 where every choice is a tie."""
+    mine = regret[can_move]
+    if not len(mine):
+        return 0.0
+    scale = float(np.median(mine))
+    if scale <= 0:
+        positive = mine[mine > 0]
+        scale = float(positive.mean()) if len(positive) else 0.0
+    return scale
+
+
+def channel_draw_weights(
+    eligible: _Options, n: int, scales: np.ndarray, leaning: np.ndarray, uniform_share: float = UNIFORM_SHARE
+) -> np.ndarray:
+    """Per eligible option, the chance that an exploring customer draws its channel: uniform over the
+    customer's ``k`` eligible channels where the model gives no values (``leaning`` False) or the
+    customer's ``scales`` is 0; otherwise ``uniform_share / k`` plus ``1 - uniform_share`` times a
+    softmax of the options' values at temperature ``scales`` (the typical regret), so an explorer
+    mostly tries the channels the model sees as close to its best one, and every eligible channel
+    keeps at least ``uniform_share / k`` (a known, non-zero propensity). Sums to 1 per customer."""
+    customer = eligible.customer
+    k = np.bincount(customer, minlength=n).astype(float)
+    uniform = 1.0 / np.maximum(k[customer], 1.0)
+    value = np.nan_to_num(eligible.value, nan=-np.inf)
+    temperature = scales[customer]
+    lean = leaning & (temperature > 0) & np.isfinite(value)
+    if not lean.any():
+        return uniform
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, customer[lean], value[lean])
+    z = np.zeros(len(customer))
+    z[lean] = np.exp((value[lean] - best[customer[lean]]) / temperature[lean])
+    total = np.bincount(customer, weights=z, minlength=n)
+    leaned = np.where(total[customer] > 0, z / np.where(total[customer] > 0, total[customer], 1.0), uniform)
+    by_customer = np.zeros(n, dtype=bool)
+    by_customer[customer[lean]] = True
+    return np.where(by_customer[customer], uniform_share * uniform + (1 - uniform_share) * leaned, uniform)
+
+
 def regret_weighted_rates(rate: float, regret: np.ndarray, can_move: np.ndarray) -> np.ndarray:
     """Exploration rates that average ``rate`` over the customers who can explore, higher where the
     model sees the channels as close (exploring them costs little and tells most about the choice)
@@ -524,11 +573,7 @@ def regret_weighted_rates(rate: float, regret: np.ndarray, can_move: np.ndarray)
     out = np.full(len(regret), rate)
     if not can_move.any() or rate <= 0:
         return out
-    mine = regret[can_move]
-    scale = float(np.median(mine))
-    if scale <= 0:
-        positive = mine[mine > 0]
-        scale = float(positive.mean()) if len(positive) else 0.0
+    scale = regret_scale(regret, can_move)
     if scale <= 0:  # every choice is a tie: uniform
         return out
     weight = scale / (regret + scale)
@@ -564,11 +609,13 @@ def _explore(
     explore_at: np.ndarray,
     channel_at: np.ndarray,
     capacities: Sequence[int | None],
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Move explored customers to a uniformly drawn eligible channel within the pools' capacity (in place).
+    """Move explored customers to a drawn eligible channel within the pools' capacity (in place).
 
-    A customer explores when ``explore_at < rate``; the drawn channel is the
-    ``floor(channel_at * k)``-th of the k eligible ones (in channel order). Explorers leaving a
+    A customer explores when ``explore_at < rate``; the drawn channel is the one of its eligible
+    options (in channel order) whose cumulative ``weights`` (per option, summing to 1 per customer;
+    uniform if None: the ``floor(channel_at * k)``-th of the k) first exceed ``channel_at``. Explorers leaving a
     pool free its room for explorers drawn into it, so exploration works when every pool is
     full: moves are accepted, then the moves into a pool over its capacity are undone, latest
     ``explore_at`` first, until every pool fits (undoing a move refills the pool it came from, so
@@ -578,15 +625,28 @@ def _explore(
     n = len(allocated.channel)
     got = allocated.channel >= 0
     k = np.bincount(eligible.customer, minlength=n)
-    allocated.propensity[:] = np.where(got & (k > 0), 1 - rates + rates / np.maximum(k, 1), 1.0)
+    if weights is None:
+        weights = 1.0 / np.maximum(k[eligible.customer], 1)
+    order = np.lexsort((eligible.channel, eligible.customer))  # each customer's options, in channel order
+    sorted_customer = eligible.customer[order]
+    first = np.searchsorted(sorted_customer, np.arange(n))
+    cumulative = np.cumsum(weights[order])
+    before = np.concatenate([[0.0], cumulative])[first]  # the weights of earlier customers' options
+    own = np.zeros(n)  # the weight of the allocated channel's option
+    for t in range(int(k.max()) if len(k) else 0):
+        at = np.minimum(first + t, len(order) - 1)
+        here = got & (t < k) & (eligible.channel[order[at]] == allocated.channel)
+        own[here] = weights[order[at[here]]]
+    allocated.propensity[:] = np.where(got & (k > 0), 1 - rates + rates * own, 1.0)
     explorers = np.flatnonzero(got & (explore_at < rates) & (k > 0))
     moved = np.zeros(n, dtype=bool)
     if not len(explorers):
         return moved
-    order = np.lexsort((eligible.channel, eligible.customer))  # each customer's options, in channel order
-    starts = np.searchsorted(eligible.customer[order], explorers)
-    nth = np.minimum((channel_at[explorers] * k[explorers]).astype(np.int64), k[explorers] - 1)
-    row = order[starts + nth]
+    nth = np.zeros(len(explorers), dtype=np.int64)  # options whose cumulative weight stays at or below the draw
+    for t in range(int(k[explorers].max()) - 1):
+        upto = cumulative[np.minimum(first[explorers] + t, len(cumulative) - 1)] - before[explorers]
+        nth += (t < k[explorers] - 1) & (upto <= channel_at[explorers])
+    row = order[first[explorers] + nth]
     other = eligible.channel[row] != allocated.channel[explorers]
     explorers, row = explorers[other], row[other]
     accepted = _fitting_moves(
@@ -596,7 +656,7 @@ def _explore(
     allocated.channel[explorers] = eligible.channel[row]
     allocated.pool[explorers] = eligible.pool[row]
     allocated.value[explorers] = eligible.value[row]
-    allocated.propensity[explorers] = rates[explorers] / k[explorers]
+    allocated.propensity[explorers] = rates[explorers] * weights[row]
     moved[explorers] = True
     return moved
 

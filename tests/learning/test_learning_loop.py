@@ -229,7 +229,7 @@ def test_a_channel_uplift_model_from_the_waves(world):
     )
     assert result.promoted and result.kind == "channel_uplift" and result.metric == "qini_auc"
     assert result.challenger_score is not None and result.challenger_score > 0
-    assert result.lineage["approach"] == "t_learner" and result.lineage["estimator"] == "gradient_boosting"
+    assert result.lineage["approach"] == "x_learner" and result.lineage["estimator"] == "gradient_boosting"
     assert result.lineage["as_of"] == "2026-02-01"
     assert result.lineage["support"]["email"]["treated"] > 1000 and result.lineage["support"]["email"]["control"] > 1000
     record = get(engine, "sim-channels")

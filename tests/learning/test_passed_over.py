@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -85,3 +86,26 @@ def test_a_large_passed_over_group_is_sampled_by_a_stable_hash(settings, engine,
     snapshot, share = read_passed_over(settings, 7)
     assert set(snapshot["customer_id"]) == first and share == 1000 / 3000
     assert write_passed_over(engine, settings, 8, [], sample=1000) is None
+
+
+def test_a_single_passed_over_buyer_does_not_break_the_holdout_split():
+    """One buyer among the passed-over customers is a stratum of one: it joins the no-contact buyers
+    and the stratified split still works; a frame whose coarse strata are single rows splits plainly."""
+    from sklearn.model_selection import train_test_split
+
+    from orchestrator.learning.retraining import _holdout_strata
+
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "treatment": np.r_[np.ones(200), np.zeros(200)].astype(int),
+            "passed_over": np.r_[np.zeros(300), np.ones(100)].astype(bool),
+            "outcome": np.r_[np.tile([0, 1], 100), np.tile([0, 0, 0, 1], 25), np.zeros(99), 1].astype(int),
+        }
+    )
+    strata = _holdout_strata(frame)
+    assert strata is not None and strata.value_counts().min() >= 2
+    assert strata.iloc[-1] == 1  # the lone passed-over buyer: no-contact and bought
+    train, test = train_test_split(frame, test_size=0.25, stratify=strata, random_state=0)
+    assert len(train) + len(test) == n
+    assert _holdout_strata(frame.iloc[[0, 1, 250]]) is None  # a lone control row: no strata at all

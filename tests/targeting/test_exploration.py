@@ -23,7 +23,17 @@ from orchestrator.rules.spec import COLD_START_EXPLORE
 from orchestrator.success.data import Measure, contact_frame
 from orchestrator.targeting.capacity import UNLIMITED, load_capacity
 from orchestrator.targeting.control import hash_positions
-from orchestrator.targeting.planning import ELIGIBLE, explore_rate, plan_cycle, regret_weighted_rates
+from orchestrator.targeting.planning import (
+    ELIGIBLE,
+    UNIFORM_SHARE,
+    _Allocated,
+    _explore,
+    _Options,
+    channel_draw_weights,
+    explore_rate,
+    plan_cycle,
+    regret_weighted_rates,
+)
 from orchestrator.targeting.selection import Candidates
 from tests.support import REPO
 
@@ -256,7 +266,52 @@ def test_with_channel_effects_close_choices_explore_more_and_record_their_rate(t
     assert moved[near].mean() > 1.5 * moved[far].mean()  # close choices explore more
     assert 0.3 * e / 2 < moved[two].mean() < 1.7 * e / 2  # about e in all, half of whom draw the other channel
     prop = np.asarray(contacts.channel_propensity, dtype=float)
-    # each customer's propensities: r/2 for an explored other channel, 1 - r/2 for the allocated one
+    # each customer's propensities: r w for an explored other channel, 1 - r + r w' for the allocated one,
+    # the same within each group (same values, same weights)
     rate = np.where(moved, 2 * prop, 2 * (1 - prop))
     assert np.allclose(rate[near], rate[near][0]) and np.allclose(rate[far], rate[far][0])
     assert rate[near][0] > rate[far][0] and e / 4 <= rate[far][0] and rate[near][0] <= 3 * e
+
+
+def test_explorers_lean_toward_close_channels_with_the_recorded_propensities():
+    """Three channels valued 10, 9 and -20 (the first allocated): an explorer draws the close second
+    channel far more often than the poor third, the third keeps at least ``UNIFORM_SHARE / 3``, the
+    draw frequencies match the weights and every contact's recorded propensity is the chance of its
+    channel: ``1 - r + r w`` for the allocated one, ``r w`` for an explored one."""
+    n, rate, scale = 30_000, 0.3, 2.0
+    customer = np.repeat(np.arange(n), 3)
+    channel = np.tile(np.arange(3), n)
+    options = _Options(customer, channel.copy(), np.tile([10.0, 9.0, -20.0], n), channel)
+    weights = channel_draw_weights(options, n, np.full(n, scale), np.ones(3 * n, dtype=bool))
+    per_customer = weights.reshape(n, 3)
+    assert np.allclose(per_customer.sum(axis=1), 1.0)
+    w = per_customer[0]
+    assert w[1] > 4 * w[2] and w[2] >= UNIFORM_SHARE / 3 - 1e-12
+    chosen = np.arange(0, 3 * n, 3)  # every customer allocated its first channel
+    allocated = _Allocated.of(options, chosen)
+    rng = np.random.default_rng(3)
+    moved = _explore(allocated, options, np.full(n, rate), rng.random(n), rng.random(n), [None, None, None], weights)
+    for j in (1, 2):
+        count = int(np.count_nonzero(allocated.channel == j))
+        assert _binomial_ok(count, n, rate * w[j])
+        assert np.allclose(allocated.propensity[allocated.channel == j], rate * w[j])
+    assert np.allclose(allocated.propensity[~moved], 1 - rate + rate * w[0])
+    uniform = channel_draw_weights(options, n, np.zeros(n), np.ones(3 * n, dtype=bool))  # no scale: uniform
+    assert np.allclose(uniform, 1 / 3)
+
+
+def test_explorers_with_different_numbers_of_channels_draw_only_their_own():
+    """Customers with 3, 2 and 1 eligible channels (the last ones with one): every explorer draws one of
+    its own options, whatever the others have."""
+    n = 3000
+    k = np.where(np.arange(n) < 1000, 3, np.where(np.arange(n) < 2000, 2, 1))
+    customer = np.repeat(np.arange(n), k)
+    channel = np.concatenate([np.arange(j) for j in k])
+    options = _Options(customer, channel.copy(), -channel.astype(float), channel)
+    weights = channel_draw_weights(options, n, np.full(n, 1.0), np.ones(len(customer), dtype=bool))
+    first = np.searchsorted(customer, np.arange(n))
+    allocated = _Allocated.of(options, first)
+    rng = np.random.default_rng(5)
+    moved = _explore(allocated, options, np.full(n, 0.5), rng.random(n), rng.random(n), [None] * 3, weights)
+    assert (allocated.channel < k).all()  # only channels the customer is eligible for
+    assert not moved[k == 1].any() and moved[k == 2].any() and (allocated.channel[k == 3] == 2).any()
