@@ -66,9 +66,12 @@ from __future__ import annotations
 
 import logging
 import re
+import select
 import smtplib
+import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -91,6 +94,7 @@ from channels.base import (
     PermanentDeliveryError,
     ResultCallback,
     TransientDeliveryError,
+    report_all,
 )
 from channels.mime import MessageSigner, MessageSkeleton
 from orchestrator.settings import SmtpSettings
@@ -410,22 +414,66 @@ class _Reply(NamedTuple):
     hard_bounce: bool = False
 
 
-class _Ready(NamedTuple):
-    """A message taken for a pipelined connection: its index in the batch, its bytes, its envelope group."""
+_Next = tuple[int, "_Wire", bytes]
+"""A message taken for a pipelined connection: its index in the batch, its bytes, its MAIL/RCPT/DATA group."""
 
-    position: int
-    wire: _Wire
-    envelope: bytes
+_MAX_REPLY_BYTES = 65536  # unread reply bytes a stream may hold before the server counts as broken
 
 
-class _Step(NamedTuple):
-    """The end of one pipelined round trip: the message's refusal (None: accepted), the server closing
-    (421) or the connection lost, and the next message whose envelope went out with it."""
+class _Lost(Exception):
+    """A pipelined connection is gone, timed out or closing (421): discard it, requeue its messages."""
 
-    error: smtplib.SMTPException | None
-    closing: bool
-    lost: bool
-    following: _Ready | None
+
+def read_replies(buffer: bytes, n: int) -> tuple[list[Reply], int] | None:
+    """The first ``n`` complete SMTP replies in ``buffer`` and how many bytes they take; None until all are there.
+
+    Each reply is ``(code, text)`` as ``smtplib.SMTP.getreply`` gives it (the code of the last
+    line, ``-1`` when it is not a number; the lines' texts joined by LF), except that the text
+    of a one-line reply still has its line end: ``_text`` strips it when the text is used.
+    """
+    replies: list[Reply] = []
+    continued: list[bytes] = []
+    start = 0
+    while len(replies) < n:
+        end = buffer.find(b"\n", start)
+        if end < 0:
+            return None
+        line = buffer[start:end]
+        start = end + 1
+        if line[3:4] == b"-":
+            continued.append(line[4:].strip(b" \t\r\n"))
+            continue
+        try:
+            code = int(line[:3])
+        except ValueError:
+            code = -1
+        if continued:
+            continued.append(line[4:].strip(b" \t\r\n"))
+            replies.append((code, b"\n".join(continued)))
+            continued = []
+        else:
+            replies.append((code, line[4:]))
+    return replies, start
+
+
+def _text(reply: Reply) -> Reply:
+    return reply[0], reply[1].strip(b" \t\r\n")
+
+
+class _Stream:
+    """One pipelined connection in ``EmailChannel._multiplex`` and what its last write asked the server."""
+
+    __slots__ = ("buffer", "connection", "ended", "expect", "following", "since", "skip", "sock")
+
+    def __init__(self, connection: _Connection, sock: socket.socket):
+        self.connection = connection
+        self.sock = sock
+        self.buffer = b""  # reply bytes read, not yet handled
+        self.ended: tuple[int, _Wire] | None = None  # content and final dot written: its reply is awaited
+        self.skip = 0  # or: replies to skip (the end of an empty DATA and RSET after a refused envelope)
+        self.following: _Next | None = None  # MAIL, RCPT and DATA written: their three replies are awaited
+        self.expect = 0  # replies the last write asks for
+        self.since = 0.0  # time.monotonic() of the last write
 
 
 class _Round:
@@ -439,6 +487,7 @@ class _Round:
         built: dict[int, _Wire],
         deferred: dict[int, str | None],
         done: ResultCallback,
+        done_all: Callable[[list[DeliveryResult]], None],
     ):
         self.channel = channel
         self.batch = batch
@@ -446,6 +495,7 @@ class _Round:
         self.built = built
         self.deferred = deferred
         self.done = done
+        self.done_all = done_all
         self.still: list[int] = []
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
@@ -466,28 +516,46 @@ class _Round:
             self._retired.add(id(connection))
             self.live -= 1
 
-    def requeue(self, i: int) -> None:
+    def next(self) -> int | None:
+        """The next message for the multiplexer (which retires no connection), None once there is none."""
+        with self.lock:
+            return self.work.popleft() if self.work else None
+
+    def retired(self, connection: _Connection) -> bool:
+        return id(connection) in self._retired
+
+    def requeue(self, i: int, wire: _Wire | None = None) -> None:
+        """Put message ``i`` back at the head of the queue (with its bytes, so it goes out the same)."""
         with self.lock:
             self.work.appendleft(i)
+            if wire is not None:
+                self.built[i] = wire
 
     def wire_of(self, i: int) -> _Wire:
         wire = self.built.pop(i, None)  # built in an earlier round (a 4xx reply), else now
         return wire if wire is not None else self.channel.encode(self.batch[i])
 
-    def handle(self, i: int, wire: _Wire, reply: _Reply) -> None:
-        """Report one message's outcome; a 4xx keeps it (and its bytes) for the next round."""
+    def outcome(self, i: int, wire: _Wire, reply: _Reply) -> DeliveryResult | None:
+        """One message's result to report; None for a 4xx, which keeps it (and its bytes) for the next round."""
         contact_id = self.batch[i].contact_id
         if reply.outcome == "sent":
-            self.done(DeliveryResult(contact_id, "sent", provider_id=wire.message_id))
-        elif reply.outcome == "transient":
+            return DeliveryResult(contact_id, "sent", provider_id=wire.message_id)
+        if reply.outcome == "transient":
             with self.lock:
                 self.built[i], self.deferred[i] = wire, reply.detail
                 self.still.append(i)
-        else:
-            self.done(DeliveryResult(contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce))
+            return None
+        return DeliveryResult(contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce)
+
+    def handle(self, i: int, wire: _Wire, reply: _Reply) -> None:
+        """Report one message's outcome at once (see ``outcome``)."""
+        result = self.outcome(i, wire, reply)
+        if result is not None:
+            self.done(result)
 
     def run(self, connection: _Connection) -> None:
-        """One connection's thread: messages one by one, streamed once the connection is open and pipelined."""
+        """One connection's thread: messages one by one the slow way (connecting, reconnecting with
+        back-off) until the connection is open and pipelined: then it is left to ``_multiplex``."""
         channel = self.channel
         i = self.take(connection)
         while i is not None:
@@ -496,9 +564,8 @@ class _Round:
                 wire = self.wire_of(i)
                 self.handle(i, wire, channel._deliver(connection, wire, self.batch[i].recipient))
                 if connection.open and connection.pipelining:
-                    i = channel._stream(connection, self)
-                else:
-                    i = self.take(connection)
+                    return
+                i = self.take(connection)
             except TransientDeliveryError as exc:
                 with self.lock:
                     self._retire(connection)
@@ -609,6 +676,12 @@ class EmailChannel(Channel):
                 if on_result is not None:
                     on_result(result)
 
+        def done_all(results: list[DeliveryResult]) -> None:
+            with lock:  # results learnt at once: one journal write (``report_all``)
+                report.results += results
+                if on_result is not None:
+                    report_all(on_result, results)
+
         built: dict[int, _Wire] = {}
         deferred: dict[int, str | None] = {}  # index in batch -> detail of the last 4xx reply
         pending = list(range(len(batch)))
@@ -616,7 +689,7 @@ class EmailChannel(Channel):
             try:
                 for attempt in self._retrying(_Deferred):
                     with attempt:
-                        pending = self._round(batch, pending, built, deferred, done)
+                        pending = self._round(batch, pending, built, deferred, done, done_all)
                         if pending:
                             raise _Deferred
             except _Deferred:
@@ -636,130 +709,235 @@ class EmailChannel(Channel):
             for connection in self._connections:
                 connection.close()
 
-    def _round(
+    def _round(  # noqa: PLR0913
         self,
         batch: Sequence[Outbound],
         pending: list[int],
         built: dict[int, _Wire],
         deferred: dict[int, str | None],
         done: ResultCallback,
+        done_all: Callable[[list[DeliveryResult]], None],
     ) -> list[int]:
         """Send the messages ``pending`` (indexes into ``batch``) over the pool once.
 
-        Returns the indexes that got a 4xx reply (to be tried again after a pause). Raises
-        the first channel-wide error, after the other connections finished the message
-        they were on; results reported until then stand.
+        Connections that are not open and pipelined yet send the slow way, one thread each
+        (``_Round.run``: connect, send a message, reconnect with back-off); the open pipelined
+        ones then stream together from this thread (``_multiplex``); a connection lost while
+        streaming goes back to the slow way, until the work runs out. Returns the indexes that
+        got a 4xx reply (to be tried again after a pause). Raises the first channel-wide error,
+        after the other connections finished the message they were on; results reported until
+        then stand.
         """
-        state = _Round(self, batch, pending, built, deferred, done)
-        if state.live == 1:
-            state.run(self._connections[0])  # no thread needed
-        else:
-            threads = [
-                threading.Thread(target=state.run, args=(c,), name=f"smtp-{n}", daemon=True)
-                for n, c in enumerate(self._connections[: state.live], start=1)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        if state.errors:
-            raise state.errors[0]
+        state = _Round(self, batch, pending, built, deferred, done, done_all)
+        pool = self._connections[: state.live]
+        while True:
+            slow = [c for c in pool if not state.retired(c) and not (c.open and c.pipelining)]
+            if len(slow) == 1:
+                state.run(slow[0])  # no thread needed
+            elif slow:
+                threads = [
+                    threading.Thread(
+                        target=state.run, args=(c,), name=f"smtp-{self._connections.index(c) + 1}", daemon=True
+                    )
+                    for c in slow
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            if state.errors:
+                raise state.errors[0]
+            streaming = [c for c in pool if not state.retired(c) and c.open and c.pipelining]
+            if not streaming or not state.work:
+                break
+            self._multiplex(streaming, state)
+            if not state.work:
+                break
+        if state.work:  # not expected: every connection retired without an error
+            left = len(state.work)
+            raise TransientDeliveryError(f"SMTP server {self._server}: no connection left for {left} e-mails")
         state.still.sort()  # retried in batch order
         return state.still
 
-    def _stream(self, connection: _Connection, state: _Round) -> int | None:
-        """Send messages over one open pipelined connection, one round trip each, until the work runs out.
+    def _multiplex(self, connections: list[_Connection], state: _Round) -> None:
+        """Stream messages over the open pipelined ``connections`` from this thread until the work runs out.
 
-        Each write carries one message's content and final dot, then the next message's MAIL,
-        RCPT and DATA (RFC 2920); a refused envelope is followed by RSET. A message's reply is
-        handled (reported, so journalled) before the next message's content is written, so at
-        most one message per connection is ever in flight. Returns None when there is no more
-        work, or the index of a message to send the slow way: its connection failed or the
-        server is closing it (``_deliver`` reconnects with back-off; a message whose content was
-        written is sent again, as before). A message taken only for its envelope goes back to
-        the queue.
+        Each write on a connection carries one message's content and final dot, then the next
+        message's MAIL, RCPT and DATA (RFC 2920), so a message costs one round trip; a refused
+        envelope is followed by RSET. One ``poll`` serves every connection: the replies it finds
+        are read in bulk and parsed here (``read_replies``), their results reported together
+        (``report_all``: one journal write) and only then is anything more written, so at most
+        one message per connection is in flight (its content written, its reply not yet
+        journalled). A connection that is lost, silent for ``timeout`` seconds or closing (421)
+        is discarded and its messages go back to the queue (one whose content was written is
+        sent again: at least once in that window); ``_round`` reconnects it the slow way.
         """
-        client = connection.client
-        assert client is not None
-        current = self._take_ready(connection, state)
-        if current is None:
-            return None
+        poller = select.poll()
+        streams: dict[int, _Stream] = {}
+        timeout = self.settings.timeout
+        results: list[DeliveryResult] = []
         try:
-            client.send(current.envelope)
-        except OSError:
-            connection.discard()
-            return current.position
-        while True:
-            step = self._step(connection, state, current)
-            reply = _Reply("sent")
-            try:
-                if step.lost or step.closing:  # the connection is gone or the server closes it
-                    raise TransientDeliveryError("connection lost")
-                if step.error is not None:
-                    reply = self._reply(step.error)
-            except TransientDeliveryError:
-                connection.discard()
-                if step.following is not None:
-                    state.requeue(step.following.position)
-                return current.position
-            except BaseException:
-                if step.following is not None:
-                    state.requeue(step.following.position)
-                raise
-            state.handle(current.position, current.wire, reply)
-            if step.following is None:
-                return None
-            current = step.following
+            writes = self._open_streams(connections, state, streams, poller, results)
+            check = time.monotonic() + 1.0
+            while True:
+                if results:
+                    state.done_all(results)  # journalled before anything more is written
+                    results = []
+                now = time.monotonic()
+                for stream, payload in writes:
+                    try:
+                        stream.sock.sendall(payload)
+                    except OSError:
+                        self._lose(streams, stream, state, poller)
+                    stream.since = now
+                if not streams:
+                    return
+                events = poller.poll(timeout * 1000)
+                writes = []
+                for fd, _ in events:
+                    stream = streams[fd]
+                    try:
+                        following = self._on_read(stream, state, results)
+                    except (_Lost, TransientDeliveryError):
+                        self._lose(streams, stream, state, poller)
+                        continue
+                    if following is None:  # no more work for it: the connection stays open for the next batch
+                        del streams[fd]
+                        poller.unregister(fd)
+                    elif following:
+                        writes.append((stream, following))
+                now = time.monotonic()
+                if not events or now > check:  # a connection silent for ``timeout`` seconds is lost
+                    check = now + 1.0
+                    writing = {id(s) for s, _ in writes}
+                    for stream in [s for s in streams.values() if id(s) not in writing and now - s.since > timeout]:
+                        self._lose(streams, stream, state, poller)
+        except BaseException:
+            for stream in list(streams.values()):
+                self._lose(streams, stream, state, poller)
+            raise
 
-    def _take_ready(self, connection: _Connection, state: _Round) -> _Ready | None:
+    def _open_streams(
+        self,
+        connections: list[_Connection],
+        state: _Round,
+        streams: dict[int, _Stream],
+        poller: select.poll,
+        results: list[DeliveryResult],
+    ) -> list[tuple[_Stream, bytes]]:
+        """A stream for each connection that gets a message, in ``streams`` and ``poller``; their first writes."""
+        writes = []
+        for connection in connections:
+            assert connection.client is not None and connection.client.sock is not None
+            stream = _Stream(connection, connection.client.sock)
+            following = self._next(stream, state, results)
+            if following is not None:  # its first write: the envelope alone
+                stream.following, stream.expect = following, 3
+                streams[stream.sock.fileno()] = stream
+                poller.register(stream.sock, select.POLLIN)
+                writes.append((stream, following[2]))
+        return writes
+
+    def _on_read(self, stream: _Stream, state: _Round, results: list[DeliveryResult]) -> bytes | None:
+        """Read what ``stream``'s server sent; once it answered the whole last write, what to write next.
+
+        Returns ``b""`` while replies are missing, None when the stream has no more work, else
+        the next write (the content or RSET of the message whose envelope was answered, plus
+        the next message's envelope). Results go to ``results``. Raises ``_Lost``.
+        """
+        sock = stream.sock
+        try:
+            data = sock.recv(65536)
+            while isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted bytes poll cannot see
+                data += sock.recv(sock.pending())
+        except OSError as exc:
+            raise _Lost from exc
+        if not data:
+            raise _Lost
+        buffer = stream.buffer + data if stream.buffer else data
+        parsed = read_replies(buffer, stream.expect)
+        if parsed is None:
+            if len(buffer) > _MAX_REPLY_BYTES:
+                raise _Lost
+            stream.buffer = buffer
+            return b""
+        replies, used = parsed
+        stream.buffer = buffer[used:]
+        k = stream.skip
+        if stream.ended is not None:  # the reply to a message's content
+            position, wire = stream.ended
+            code = replies[0][0]
+            if code == 250:
+                results.append(DeliveryResult(state.batch[position].contact_id, "sent", provider_id=wire.message_id))
+            elif code == 421:
+                raise _Lost
+            else:
+                self._refused(state, position, wire, smtplib.SMTPDataError(*_text(replies[0])), results)
+            stream.ended, k = None, 1
+        following = stream.following
+        if following is None:
+            if stream.buffer:  # the server said more than asked: not a connection to keep
+                raise _Lost
+            return None
+        position, wire, _ = following
+        mail, rcpt, data_reply = replies[k], replies[k + 1], replies[k + 2]
+        if mail[0] == 421 or rcpt[0] == 421 or data_reply[0] == 421:
+            raise _Lost
+        if mail[0] == 250 and rcpt[0] in (250, 251) and data_reply[0] == 354:
+            payload = content(wire.data)
+            stream.ended, stream.skip = (position, wire), 0
+        else:  # end a DATA the server took without a valid envelope, then reset
+            error = envelope_error(
+                self._envelope_sender, state.batch[position].recipient, _text(mail), _text(rcpt), _text(data_reply)
+            )
+            assert error is not None
+            self._refused(state, position, wire, error, results)
+            payload = (b".\r\n" if data_reply[0] == 354 else b"") + b"RSET\r\n"
+            stream.skip = 2 if data_reply[0] == 354 else 1
+        stream.following = None
+        following = self._next(stream, state, results)
+        stream.following = following
+        stream.expect = (1 if stream.ended is not None else stream.skip) + (3 if following is not None else 0)
+        return payload if following is None else payload + following[2]
+
+    def _refused(
+        self, state: _Round, position: int, wire: _Wire, error: smtplib.SMTPException, results: list[DeliveryResult]
+    ) -> None:
+        result = state.outcome(position, wire, self._reply(error))
+        if result is not None:
+            results.append(result)
+
+    def _next(self, stream: _Stream, state: _Round, results: list[DeliveryResult]) -> _Next | None:
         """The next message the server can take, with its envelope group (a rate-limit slot taken); None: no work.
 
         A message the server cannot take (SMTPUTF8 not offered) is reported permanent on the way.
         """
-        client = connection.client
+        client = stream.connection.client
         assert client is not None
-        while (i := state.take(connection)) is not None:
+        while (i := state.next()) is not None:
             wire = state.wire_of(i)
             try:
                 options = self._options(client, wire)
             except smtplib.SMTPNotSupportedError as exc:
-                state.handle(i, wire, _Reply("permanent", _detail(exc)))
+                self._refused(state, i, wire, exc, results)
                 continue
             if self._limiter is not None:
                 self._limiter.try_acquire("smtp")
-            return _Ready(i, wire, envelope_group(self._envelope_sender, state.batch[i].recipient, options))
+            return i, wire, envelope_group(self._envelope_sender, state.batch[i].recipient, options)
         return None
 
-    def _step(self, connection: _Connection, state: _Round, current: _Ready) -> _Step:
-        """One round trip: the envelope replies of ``current``, then its content (or RSET) plus the next envelope."""
-        client = connection.client
-        assert client is not None
-        following = None
-        codes: list[int] = []
-        try:
-            mail, rcpt, data = client.getreply(), client.getreply(), client.getreply()
-            codes += (mail[0], rcpt[0], data[0])
-            error = envelope_error(self._envelope_sender, state.batch[current.position].recipient, mail, rcpt, data)
-            if 421 in codes:  # the server is closing the connection: nothing more goes out on it
-                return _Step(error, closing=True, lost=False, following=None)
-            if error is None:
-                payload = content(current.wire.data)
-            else:  # end a DATA the server took without a valid envelope, then reset
-                payload = (b".\r\n" if data[0] == 354 else b"") + b"RSET\r\n"
-            following = self._take_ready(connection, state)
-            client.send(payload if following is None else payload + following.envelope)
-            if error is None:
-                final = client.getreply()
-                codes.append(final[0])
-                if final[0] != 250:
-                    error = smtplib.SMTPDataError(*final)
-            else:
-                if data[0] == 354:
-                    client.getreply()
-                client.getreply()  # to RSET
-        except OSError:
-            return _Step(None, closing=False, lost=True, following=following)
-        return _Step(error, closing=421 in codes, lost=False, following=following)
+    def _lose(self, streams: dict[int, _Stream], stream: _Stream, state: _Round, poller: select.poll) -> None:
+        """Give up ``stream``'s connection; the messages on it go back to the head of the queue."""
+        fd = stream.sock.fileno()
+        if streams.pop(fd, None) is not None:
+            poller.unregister(fd)
+        if stream.following is not None:
+            state.requeue(stream.following[0], stream.following[1])
+        if stream.ended is not None:
+            state.requeue(*stream.ended)
+        stream.following = stream.ended = None
+        stream.connection.discard()
+        log.info("SMTP connection to %s lost while streaming; its messages go back to the queue", self._server)
 
     # -- messages ------------------------------------------------------------------------
 
