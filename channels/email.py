@@ -463,7 +463,7 @@ def _text(reply: Reply) -> Reply:
 class _Stream:
     """One pipelined connection in ``EmailChannel._multiplex`` and what its last write asked the server."""
 
-    __slots__ = ("buffer", "connection", "ended", "expect", "following", "since", "skip", "sock")
+    __slots__ = ("buffer", "connection", "ended", "expect", "following", "outbox", "plain", "since", "skip", "sock")
 
     def __init__(self, connection: _Connection, sock: socket.socket):
         self.connection = connection
@@ -474,6 +474,8 @@ class _Stream:
         self.following: _Next | None = None  # MAIL, RCPT and DATA written: their three replies are awaited
         self.expect = 0  # replies the last write asks for
         self.since = 0.0  # time.monotonic() of the last write
+        self.outbox = b""  # the rest of the last write, to send when the socket can take it
+        self.plain = not isinstance(sock, ssl.SSLSocket)  # non-blocking while streaming (TLS: blocking)
 
 
 class _Round:
@@ -785,25 +787,26 @@ class EmailChannel(Channel):
                     results = []
                 now = time.monotonic()
                 for stream, payload in writes:
+                    stream.since = now
                     try:
-                        stream.sock.sendall(payload)
+                        self._write(stream, payload, poller)
                     except OSError:
                         self._lose(streams, stream, state, poller)
-                    stream.since = now
                 if not streams:
                     return
                 events = poller.poll(timeout * 1000)
                 writes = []
-                for fd, _ in events:
+                for fd, event in events:
                     stream = streams[fd]
                     try:
-                        following = self._on_read(stream, state, results)
-                    except (_Lost, TransientDeliveryError):
+                        following = self._on_event(stream, event, state, results, poller)
+                    except (_Lost, TransientDeliveryError, OSError):
                         self._lose(streams, stream, state, poller)
                         continue
                     if following is None:  # no more work for it: the connection stays open for the next batch
                         del streams[fd]
                         poller.unregister(fd)
+                        stream.sock.settimeout(timeout)
                     elif following:
                         writes.append((stream, following))
                 now = time.monotonic()
@@ -835,8 +838,33 @@ class EmailChannel(Channel):
                 stream.following, stream.expect = following, 3
                 streams[stream.sock.fileno()] = stream
                 poller.register(stream.sock, select.POLLIN)
+                if stream.plain:
+                    stream.sock.setblocking(False)  # poll says when it can be read; no poll per call
                 writes.append((stream, following[2]))
         return writes
+
+    @staticmethod
+    def _write(stream: _Stream, payload: bytes, poller: select.poll) -> None:
+        """Send ``payload`` on ``stream``; what a non-blocking socket cannot take now waits for POLLOUT."""
+        if not stream.plain:
+            stream.sock.sendall(payload)
+            return
+        try:
+            n = stream.sock.send(payload)
+        except BlockingIOError:
+            n = 0
+        stream.outbox = payload[n:] if n < len(payload) else b""
+        poller.modify(stream.sock, select.POLLIN | select.POLLOUT if stream.outbox else select.POLLIN)
+
+    def _on_event(
+        self, stream: _Stream, event: int, state: _Round, results: list[DeliveryResult], poller: select.poll
+    ) -> bytes | None:
+        """Go on sending the rest of the last write (POLLOUT); read what came in (``_on_read``)."""
+        if event & select.POLLOUT and stream.outbox:
+            self._write(stream, stream.outbox, poller)
+        if event == select.POLLOUT:
+            return b""
+        return self._on_read(stream, state, results)
 
     def _on_read(self, stream: _Stream, state: _Round, results: list[DeliveryResult]) -> bytes | None:
         """Read what ``stream``'s server sent; once it answered the whole last write, what to write next.
@@ -848,8 +876,10 @@ class EmailChannel(Channel):
         sock = stream.sock
         try:
             data = sock.recv(65536)
-            while isinstance(sock, ssl.SSLSocket) and sock.pending():  # decrypted bytes poll cannot see
-                data += sock.recv(sock.pending())
+            while not stream.plain and sock.pending():  # type: ignore[attr-defined] # decrypted bytes poll cannot see
+                data += sock.recv(sock.pending())  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return b""
         except OSError as exc:
             raise _Lost from exc
         if not data:
