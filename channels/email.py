@@ -333,6 +333,8 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 def envelope_group(sender: str, recipient: str, options: Sequence[str] = ()) -> bytes:
     """MAIL, RCPT and DATA of one message as one pipelined group (RFC 2920)."""
+    if not options:
+        return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
     extra = "".join(f" {o}" for o in options)
     envelope = f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
     return envelope.encode("utf-8" if "SMTPUTF8" in options else "ascii")
@@ -431,7 +433,15 @@ def read_replies(buffer: bytes, n: int) -> tuple[list[Reply], int] | None:
     line, ``-1`` when it is not a number; the lines' texts joined by LF), except that the text
     of a one-line reply still has its line end: ``_text`` strips it when the text is used.
     """
-    replies: list[Reply] = []
+    lines = buffer.split(b"\n", n)
+    if len(lines) == n + 1 and not lines[n]:  # the common case: exactly n lines, each a reply of its own
+        try:
+            replies = [(int(line[:3]), line[4:]) for line in lines[:n] if line[3:4] != b"-"]
+        except ValueError:
+            replies = []
+        if len(replies) == n:
+            return replies, len(buffer)
+    replies = []
     continued: list[bytes] = []
     start = 0
     while len(replies) < n:
@@ -655,6 +665,7 @@ class EmailChannel(Channel):
         self._connections = [_Connection() for _ in range(settings.connections)]
         self._limiter = rate_limiter(settings.max_per_second)
         self._sending = threading.Lock()  # one send() at a time: each connection has one user
+        self._allowed_headers: set[str] = set()  # header names found not to be reserved
 
     # -- the contract ------------------------------------------------------------------
 
@@ -914,7 +925,10 @@ class EmailChannel(Channel):
         if mail[0] == 421 or rcpt[0] == 421 or data_reply[0] == 421:
             raise _Lost
         if mail[0] == 250 and rcpt[0] in (250, 251) and data_reply[0] == 354:
-            payload = content(wire.data)
+            data = wire.data
+            if b"\n." in data or data[:1] == b"." or data[-2:] != b"\r\n":
+                data = content(data)[:-3]
+            payload = data + b".\r\n"
             stream.ended, stream.skip = (position, wire), 0
         else:  # end a DATA the server took without a valid envelope, then reset
             error = envelope_error(
@@ -972,6 +986,19 @@ class EmailChannel(Channel):
     # -- messages ------------------------------------------------------------------------
 
     def _check(self, message: Outbound) -> None:
+        parts, headers = message.parts, message.headers
+        if (
+            "subject" in parts
+            and (parts.get("text") or parts.get("html"))
+            and len(message.key.split()) == 1
+            and (not headers or self._allowed_headers.issuperset(headers))
+        ):
+            return  # the common case, checked cheaply
+        self._check_closely(message)
+        if len(self._allowed_headers) < 100:  # the few header names a channel's messages share
+            self._allowed_headers.update(headers)
+
+    def _check_closely(self, message: Outbound) -> None:
         missing = [p for p in ("subject",) if p not in message.parts]
         if not (message.parts.get("text") or message.parts.get("html")):
             missing.append("text or html")
