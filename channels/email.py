@@ -473,7 +473,19 @@ def _text(reply: Reply) -> Reply:
 class _Stream:
     """One pipelined connection in ``EmailChannel._multiplex`` and what its last write asked the server."""
 
-    __slots__ = ("buffer", "connection", "ended", "expect", "following", "outbox", "plain", "since", "skip", "sock")
+    __slots__ = (
+        "buffer",
+        "connection",
+        "ended",
+        "expect",
+        "following",
+        "outbox",
+        "plain",
+        "since",
+        "skip",
+        "sock",
+        "spare",
+    )
 
     def __init__(self, connection: _Connection, sock: socket.socket):
         self.connection = connection
@@ -482,6 +494,7 @@ class _Stream:
         self.ended: tuple[int, _Wire] | None = None  # content and final dot written: its reply is awaited
         self.skip = 0  # or: replies to skip (the end of an empty DATA and RSET after a refused envelope)
         self.following: _Next | None = None  # MAIL, RCPT and DATA written: their three replies are awaited
+        self.spare: _Next | None = None  # the message after it, built while the server works (not written)
         self.expect = 0  # replies the last write asks for
         self.since = 0.0  # time.monotonic() of the last write
         self.outbox = b""  # the rest of the last write, to send when the socket can take it
@@ -796,13 +809,7 @@ class EmailChannel(Channel):
                 if results:
                     state.done_all(results)  # journalled before anything more is written
                     results = []
-                now = time.monotonic()
-                for stream, payload in writes:
-                    stream.since = now
-                    try:
-                        self._write(stream, payload, poller)
-                    except OSError:
-                        self._lose(streams, stream, state, poller)
+                self._write_all(writes, streams, state, poller, results)
                 if not streams:
                     return
                 events = poller.poll(timeout * 1000)
@@ -853,6 +860,26 @@ class EmailChannel(Channel):
                     stream.sock.setblocking(False)  # poll says when it can be read; no poll per call
                 writes.append((stream, following[2]))
         return writes
+
+    def _write_all(
+        self,
+        writes: list[tuple[_Stream, bytes]],
+        streams: dict[int, _Stream],
+        state: _Round,
+        poller: select.poll,
+        results: list[DeliveryResult],
+    ) -> None:
+        """Make the ``writes``, then build each stream's next message while the servers work."""
+        now = time.monotonic()
+        for stream, payload in writes:
+            stream.since = now
+            try:
+                self._write(stream, payload, poller)
+            except OSError:
+                self._lose(streams, stream, state, poller)
+        for stream, _ in writes:
+            if stream.following is not None and stream.spare is None:
+                stream.spare = self._next(stream, state, results)
 
     @staticmethod
     def _write(stream: _Stream, payload: bytes, poller: select.poll) -> None:
@@ -938,9 +965,8 @@ class EmailChannel(Channel):
             self._refused(state, position, wire, error, results)
             payload = (b".\r\n" if data_reply[0] == 354 else b"") + b"RSET\r\n"
             stream.skip = 2 if data_reply[0] == 354 else 1
-        stream.following = None
-        following = self._next(stream, state, results)
-        stream.following = following
+        following = stream.spare if stream.spare is not None else self._next(stream, state, results)
+        stream.following, stream.spare = following, None
         stream.expect = (1 if stream.ended is not None else stream.skip) + (3 if following is not None else 0)
         return payload if following is None else payload + following[2]
 
@@ -975,11 +1001,12 @@ class EmailChannel(Channel):
         fd = stream.sock.fileno()
         if streams.pop(fd, None) is not None:
             poller.unregister(fd)
-        if stream.following is not None:
-            state.requeue(stream.following[0], stream.following[1])
+        for taken in (stream.spare, stream.following):
+            if taken is not None:
+                state.requeue(taken[0], taken[1])
         if stream.ended is not None:
             state.requeue(*stream.ended)
-        stream.following = stream.ended = None
+        stream.spare = stream.following = stream.ended = None
         stream.connection.discard()
         log.info("SMTP connection to %s lost while streaming; its messages go back to the queue", self._server)
 
