@@ -23,9 +23,13 @@ each message's bytes and returns the bytes to send (``channels.mime.MessageSigne
 
 Sending: when the server offers PIPELINING (RFC 2920) and ``pipelining`` is on, each
 connection streams: one write carries a message's content and final dot plus the next
-message's MAIL, RCPT and DATA, so a message costs one round trip; its reply is reported
-through ``on_result`` before the next message's content is written, so at most one message
-per connection is in flight. Without PIPELINING, one command at a time (``smtplib``).
+message's MAIL, RCPT and DATA, so a message costs one round trip. The open streaming
+connections are served together by one thread (``poll``; replies read in bulk and parsed
+here, not line by line through ``smtplib``); the results of the replies found in one poll
+are reported together (``channels.base.report_all``: a send journal writes them with one
+system call) before the next message's content is written on any connection, so at most
+one message per connection is in flight. Without PIPELINING, one command at a time
+(``smtplib``).
 
 Outcomes, per message: a 2xx reply is ``"sent"``; a 4xx reply to MAIL, RCPT or DATA is
 retried (at the end of the batch, up to ``max_retries`` times with exponential back-off
@@ -41,18 +45,20 @@ refused sender address, a missing STARTTLS/AUTH extension or an invalid TLS cert
 raise ``PermanentDeliveryError``. Results reported before the error stand.
 ``classify_smtp_error``, ``is_hard_bounce`` and ``connect_error`` hold the mapping.
 
-Concurrency: a batch is spread over up to ``connections`` SMTP connections, one thread
-each; a connection is opened when first needed, kept open across batches (re-opened
-transparently when the server dropped it) and closed by ``close()``. A connection that
-cannot be (re)opened while others still work leaves its messages to them (e.g. a server
-that allows fewer connections than configured). ``on_result`` is called from one thread
-at a time, so it need not be thread-safe. ``max_per_second`` caps SMTP transactions per
-second over all connections (``pyrate_limiter``, GCRA with a burst of a tenth of a
-second's worth).
+Concurrency: a batch is spread over up to ``connections`` SMTP connections; a connection
+is opened when first needed (one thread each, which sends the slow way until the
+connection streams: its first message, or every message without PIPELINING), kept open
+across batches (re-opened transparently when the server dropped it) and closed by
+``close()``. A connection lost while streaming gives its messages back to the queue and is
+re-opened the slow way. A connection that cannot be (re)opened while others still work
+leaves its messages to them (e.g. a server that allows fewer connections than configured).
+``on_result`` is called from one thread at a time, so it need not be thread-safe.
+``max_per_second`` caps SMTP transactions per second over all connections
+(``pyrate_limiter``, GCRA with a burst of a tenth of a second's worth).
 
 Limits: one recipient per SMTP transaction; one ``send`` at a time per channel (concurrent
 calls wait for each other). A message whose reply was lost to a timeout or a dropped
-connection after its DATA is sent again on the new connection: delivery is at least once
+connection after its DATA is sent again (on another or a new connection): delivery is at least once
 in that window, and the receiver sees the same ``Message-ID``.
 
 Settings (``SmtpSettings``, ``CAMPAIGN_SMTP_*``): ``host``, ``port``, ``security``
