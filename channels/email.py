@@ -917,26 +917,9 @@ class EmailChannel(Channel):
         the next write (the content or RSET of the message whose envelope was answered, plus
         the next message's envelope). Results go to ``results``. Raises ``_Lost``.
         """
-        sock = stream.sock
-        try:
-            data = sock.recv(65536)
-            while not stream.plain and sock.pending():  # type: ignore[attr-defined] # decrypted bytes poll cannot see
-                data += sock.recv(sock.pending())  # type: ignore[attr-defined]
-        except BlockingIOError:
+        replies = self._receive(stream)
+        if replies is None:
             return b""
-        except OSError as exc:
-            raise _Lost from exc
-        if not data:
-            raise _Lost
-        buffer = stream.buffer + data if stream.buffer else data
-        parsed = read_replies(buffer, stream.expect)
-        if parsed is None:
-            if len(buffer) > _MAX_REPLY_BYTES:
-                raise _Lost
-            stream.buffer = buffer
-            return b""
-        replies, used = parsed
-        stream.buffer = buffer[used:]
         k = stream.skip
         if stream.ended is not None:  # the reply to a message's content
             position, wire = stream.ended
@@ -958,10 +941,9 @@ class EmailChannel(Channel):
         if mail[0] == 421 or rcpt[0] == 421 or data_reply[0] == 421:
             raise _Lost
         if mail[0] == 250 and rcpt[0] in (250, 251) and data_reply[0] == 354:
-            data = wire.data
-            if b"\n." in data or data[:1] == b"." or data[-2:] != b"\r\n":
-                data = content(data)[:-3]
-            payload = data + b".\r\n"
+            payload = wire.data
+            if b"\n." in payload or payload[:1] == b"." or payload[-2:] != b"\r\n":
+                payload = content(payload)[:-3]
             stream.ended, stream.skip = (position, wire), 0
         else:  # end a DATA the server took without a valid envelope, then reset
             error = envelope_error(
@@ -969,12 +951,42 @@ class EmailChannel(Channel):
             )
             assert error is not None
             self._refused(state, position, wire, error, results)
-            payload = (b".\r\n" if data_reply[0] == 354 else b"") + b"RSET\r\n"
-            stream.skip = 2 if data_reply[0] == 354 else 1
+            payload = b"RSET\r\n"
+            stream.skip = 1
+            if data_reply[0] == 354:
+                payload, stream.skip = b".\r\n" + payload, 2
         following = stream.spare if stream.spare is not None else self._next(stream, state, results)
         stream.following, stream.spare = following, None
-        stream.expect = (1 if stream.ended is not None else stream.skip) + (3 if following is not None else 0)
+        if stream.ended is not None:  # the content ends with the final dot
+            stream.expect = 1 if following is None else 4
+            return b"".join((payload, b".\r\n", following[2])) if following is not None else payload + b".\r\n"
+        stream.expect = stream.skip + (3 if following is not None else 0)
         return payload if following is None else payload + following[2]
+
+    @staticmethod
+    def _receive(stream: _Stream) -> list[Reply] | None:
+        """The replies to ``stream``'s last write once they are all in (None until then); raises ``_Lost``."""
+        sock = stream.sock
+        try:
+            data = sock.recv(65536)
+            while not stream.plain and sock.pending():  # type: ignore[attr-defined] # decrypted bytes poll cannot see
+                data += sock.recv(sock.pending())  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise _Lost from exc
+        if not data:
+            raise _Lost
+        buffer = stream.buffer + data if stream.buffer else data
+        parsed = read_replies(buffer, stream.expect)
+        if parsed is None:
+            if len(buffer) > _MAX_REPLY_BYTES:
+                raise _Lost
+            stream.buffer = buffer
+            return None
+        replies, used = parsed
+        stream.buffer = buffer[used:]
+        return replies
 
     def _refused(
         self, state: _Round, position: int, wire: _Wire, error: smtplib.SMTPException, results: list[DeliveryResult]
@@ -1054,6 +1066,8 @@ class EmailChannel(Channel):
 
     def message_id(self, key: str) -> str:
         """``key`` as a Message-ID ``<local@domain>``."""
+        if key[:1] == "<" and key[-1:] == ">" and "@" in key:
+            return key  # already one
         local = key.strip().removeprefix("<").removesuffix(">")
         if "@" not in local:
             local = f"{local}@{self._domain}"
