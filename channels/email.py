@@ -813,8 +813,8 @@ class EmailChannel(Channel):
             check = time.monotonic() + 1.0
             while True:
                 if results:
-                    state.done_all(results)  # journalled before anything more is written
-                    results = []
+                    learnt, results = results, []
+                    state.done_all(learnt)  # journalled before anything more is written
                 self._write_all(writes, streams, state, poller, results)
                 if not streams:
                     return
@@ -842,6 +842,8 @@ class EmailChannel(Channel):
         except BaseException:
             for stream in list(streams.values()):
                 self._lose(streams, stream, state, poller)
+            if results:  # learnt before the error (e.g. another connection's sender refused): they stand
+                state.done_all(results)
             raise
 
     def _open_streams(
