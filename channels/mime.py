@@ -48,10 +48,6 @@ _registry = HeaderRegistry()
 _ONE_LINE = _default_policy.clone(max_line_length=None, linesep="\r\n")
 
 
-def _one_line_ascii(value: str, room: int) -> bool:
-    return value.isascii() and value.isprintable() and len(value) <= room
-
-
 def _address_header(name: str, value: str) -> str:
     """``name: value`` as the ``email`` package formats an address header (display names quoted or encoded)."""
     header = _registry(name, value)
@@ -97,7 +93,9 @@ class MessageSkeleton:
     def build(self, message: Outbound, message_id: str) -> bytes | None:
         """The message as the bytes to send (CRLF, not dot-stuffed), or None when it needs the ``email`` package."""
         recipient = message.recipient
-        if not _one_line_ascii(recipient, MAX_LINE - 4) or "<" in recipient or ">" in recipient:
+        if not (recipient.isascii() and recipient.isprintable() and len(recipient) <= MAX_LINE - 4):
+            return None
+        if "<" in recipient or ">" in recipient:
             return None
         subject = " ".join(message.parts["subject"].split())
         if subject.isascii():
@@ -113,7 +111,7 @@ class MessageSkeleton:
                     return None
                 if len(self._names) < 100:  # the few names a channel's messages share
                     self._names.add(name)
-            if not _one_line_ascii(value, MAX_LINE - 2 - len(name)):
+            if not (value.isascii() and value.isprintable() and len(value) <= MAX_LINE - 2 - len(name)):
                 return None
             head += f"{name}: {value}\r\n"
         text, html = message.parts.get("text"), message.parts.get("html")

@@ -70,7 +70,7 @@ class SendJournal:
 
     def report_all(self, results: Sequence[DeliveryResult]) -> None:
         """Journal the accepted deliveries among ``results`` with one ``write`` (``channels.base.report_all``)."""
-        lines = "".join(f"{r.contact_id}\t{r.provider_id or ''}\n" for r in results if r.outcome == "sent")
+        lines = "".join([f"{r.contact_id}\t{r.provider_id or ''}\n" for r in results if r.outcome == "sent"])
         if lines:
             assert self._fd is not None, "journal not open"
             os.write(self._fd, lines.encode())
