@@ -10,11 +10,12 @@ The sink is postfix's ``smtp-sink`` (C) when it is installed, else the Python (a
 the first line printed says which (install: see ``bench/sinks.py``, one apt command). The same
 ``--messages`` multipart messages (text + HTML, about 2 KiB on the wire) go out twice:
 
-* **engine**: ``channels.email.EmailChannel`` given the rendered parts (``Outbound``), as
-  ``send_email_chunk`` gives them: it builds each message (the fast MIME path), sends it on
-  ``--connections`` connections with PIPELINING and reports each result to a real send
-  journal (``orchestrator.ledger.journal.SendJournal``, one write per accepted message), in
-  batches of ``--batch``;
+* **engine**: ``channels.email.EmailChannel`` given the rendered parts (``Outbound``, made
+  before the clock starts, as the hand-written side's messages are), as ``send_email_chunk``
+  gives them: it builds each message (the fast MIME path), sends it on ``--connections``
+  connections with PIPELINING and reports each result to a real send journal
+  (``orchestrator.ledger.journal.SendJournal``: the results of one read of the connections'
+  replies in one write, before anything more is sent), in batches of ``--batch``;
 * **hand-written**: the same messages built before the clock starts (``EmailMessage.as_bytes``),
   sent as pre-built bytes on the same number of connections, fully pipelined (a message's
   content, its end and the next message's MAIL/RCPT/DATA in one write), nothing else.
@@ -81,9 +82,9 @@ def outbound(first: int, last: int):  # noqa: ANN201
 
 
 def engine_share(  # noqa: PLR0913
-    port: int, first: int, last: int, connections: int, batch: int, journal_dir: str, dkim_pem: bytes | None = None
+    port: int, messages: list, connections: int, batch: int, journal_dir: str, dkim_pem: bytes | None = None
 ) -> int:
-    """Send messages ``first..last-1`` through ``EmailChannel`` with a send journal; returns how many were sent.
+    """Send ``messages`` (``outbound(...)``) through ``EmailChannel`` with a send journal; returns how many were sent.
 
     ``dkim_pem``: sign each message with this RSA key (``channels.dkim.DkimSigner``, as the e-mail kind does).
     """
@@ -93,15 +94,14 @@ def engine_share(  # noqa: PLR0913
     from orchestrator.settings import SmtpSettings
 
     settings = SmtpSettings(host="127.0.0.1", port=port, connections=connections, timeout=60, max_retries=0)
-    messages = outbound(first, last)
     signer = None if dkim_pem is None else DkimSigner(domain="bank.example", selector="bench", private_key=dkim_pem)
     sent = 0
     with (
-        SendJournal(Path(journal_dir) / f"email-{first}.log") as journal,
+        SendJournal(Path(journal_dir) / f"email-{messages[0].contact_id if messages else 0}.log") as journal,
         EmailChannel(settings, sender=SENDER, signer=signer) as channel,
     ):
         for start in range(0, len(messages), batch):
-            sent += channel.send(messages[start : start + batch], on_result=journal.append).sent
+            sent += channel.send(messages[start : start + batch], on_result=journal).sent
             journal.clear()  # as send_email_chunk does once the ledger has the page
     return sent
 
@@ -196,16 +196,17 @@ def _worker(
     """One process of one side: prepare (not timed), wait for ``go``, send, report (count, CPU seconds)."""
     import resource
 
-    messages = prebuilt(first, last) if side == "hand" else None
-    if side == "engine":
-        from channels.email import EmailChannel  # noqa: F401 - imported before the clock starts
+    messages = prebuilt(first, last) if side == "hand" else outbound(first, last)  # rendered parts (engine)
+    if side == "engine":  # everything engine_share imports, imported before the clock starts
+        import channels.dkim  # noqa: F401
+        import channels.email  # noqa: F401
+        import orchestrator.ledger.journal  # noqa: F401
     out.put(("ready", 0, 0.0))
     go.wait()
     started = resource.getrusage(resource.RUSAGE_SELF)
     if side == "engine":
-        sent = engine_share(port, first, last, connections, batch, journal_dir, dkim_pem)
+        sent = engine_share(port, messages, connections, batch, journal_dir, dkim_pem)
     else:
-        assert messages is not None
         sent = hand_share(port, messages, connections)
     ended = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ended.ru_utime - started.ru_utime) + (ended.ru_stime - started.ru_stime)

@@ -14,6 +14,10 @@ underneath (smtplib, httpx, ...) are mapped where they enter the adapter:
 
 Adapters call ``on_result`` as soon as each message's fate is known, so that the caller can
 journal deliveries one by one (a crash between two ledger updates then never sends twice).
+An adapter that learns several results at the same moment (e-mail: the replies of several
+connections read at once) may report them together through ``report_all``: a callback that
+has a ``report_all(results)`` method (``orchestrator.ledger.journal.SendJournal``) then
+journals them with one write, before the adapter sends anything more.
 
 Adapters that send whole batches under an idempotency key set ``needs_batch_key = True``;
 their ``send`` raises ``ValueError`` when called without a ``batch_key``.
@@ -102,6 +106,17 @@ class DeliveryReport:
 
 
 ResultCallback = Callable[[DeliveryResult], None]
+
+
+def report_all(on_result: ResultCallback, results: Sequence[DeliveryResult]) -> None:
+    """Report ``results`` learnt at the same moment: ``on_result.report_all(results)`` when the callback
+    has that method (one journal write for all), else ``on_result(result)`` for each, in order."""
+    together = getattr(on_result, "report_all", None)
+    if together is not None:
+        together(results)
+    else:
+        for result in results:
+            on_result(result)
 
 
 class Channel(abc.ABC):

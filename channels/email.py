@@ -23,9 +23,13 @@ each message's bytes and returns the bytes to send (``channels.mime.MessageSigne
 
 Sending: when the server offers PIPELINING (RFC 2920) and ``pipelining`` is on, each
 connection streams: one write carries a message's content and final dot plus the next
-message's MAIL, RCPT and DATA, so a message costs one round trip; its reply is reported
-through ``on_result`` before the next message's content is written, so at most one message
-per connection is in flight. Without PIPELINING, one command at a time (``smtplib``).
+message's MAIL, RCPT and DATA, so a message costs one round trip. The open streaming
+connections are served together by one thread (``poll``; replies read in bulk and parsed
+here, not line by line through ``smtplib``); the results of the replies found in one poll
+are reported together (``channels.base.report_all``: a send journal writes them with one
+system call) before the next message's content is written on any connection, so at most
+one message per connection is in flight. Without PIPELINING, one command at a time
+(``smtplib``).
 
 Outcomes, per message: a 2xx reply is ``"sent"``; a 4xx reply to MAIL, RCPT or DATA is
 retried (at the end of the batch, up to ``max_retries`` times with exponential back-off
@@ -41,18 +45,20 @@ refused sender address, a missing STARTTLS/AUTH extension or an invalid TLS cert
 raise ``PermanentDeliveryError``. Results reported before the error stand.
 ``classify_smtp_error``, ``is_hard_bounce`` and ``connect_error`` hold the mapping.
 
-Concurrency: a batch is spread over up to ``connections`` SMTP connections, one thread
-each; a connection is opened when first needed, kept open across batches (re-opened
-transparently when the server dropped it) and closed by ``close()``. A connection that
-cannot be (re)opened while others still work leaves its messages to them (e.g. a server
-that allows fewer connections than configured). ``on_result`` is called from one thread
-at a time, so it need not be thread-safe. ``max_per_second`` caps SMTP transactions per
-second over all connections (``pyrate_limiter``, GCRA with a burst of a tenth of a
-second's worth).
+Concurrency: a batch is spread over up to ``connections`` SMTP connections; a connection
+is opened when first needed (one thread each, which sends the slow way until the
+connection streams: its first message, or every message without PIPELINING), kept open
+across batches (re-opened transparently when the server dropped it) and closed by
+``close()``. A connection lost while streaming gives its messages back to the queue and is
+re-opened the slow way. A connection that cannot be (re)opened while others still work
+leaves its messages to them (e.g. a server that allows fewer connections than configured).
+``on_result`` is called from one thread at a time, so it need not be thread-safe.
+``max_per_second`` caps SMTP transactions per second over all connections
+(``pyrate_limiter``, GCRA with a burst of a tenth of a second's worth).
 
 Limits: one recipient per SMTP transaction; one ``send`` at a time per channel (concurrent
 calls wait for each other). A message whose reply was lost to a timeout or a dropped
-connection after its DATA is sent again on the new connection: delivery is at least once
+connection after its DATA is sent again (on another or a new connection): delivery is at least once
 in that window, and the receiver sees the same ``Message-ID``.
 
 Settings (``SmtpSettings``, ``CAMPAIGN_SMTP_*``): ``host``, ``port``, ``security``
@@ -66,9 +72,12 @@ from __future__ import annotations
 
 import logging
 import re
+import select
 import smtplib
+import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -91,6 +100,7 @@ from channels.base import (
     PermanentDeliveryError,
     ResultCallback,
     TransientDeliveryError,
+    report_all,
 )
 from channels.mime import MessageSigner, MessageSkeleton
 from orchestrator.settings import SmtpSettings
@@ -329,6 +339,8 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 def envelope_group(sender: str, recipient: str, options: Sequence[str] = ()) -> bytes:
     """MAIL, RCPT and DATA of one message as one pipelined group (RFC 2920)."""
+    if not options:
+        return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
     extra = "".join(f" {o}" for o in options)
     envelope = f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
     return envelope.encode("utf-8" if "SMTPUTF8" in options else "ascii")
@@ -410,22 +422,89 @@ class _Reply(NamedTuple):
     hard_bounce: bool = False
 
 
-class _Ready(NamedTuple):
-    """A message taken for a pipelined connection: its index in the batch, its bytes, its envelope group."""
+_Next = tuple[int, "_Wire", bytes]
+"""A message taken for a pipelined connection: its index in the batch, its bytes, its MAIL/RCPT/DATA group."""
 
-    position: int
-    wire: _Wire
-    envelope: bytes
+_MAX_REPLY_BYTES = 65536  # unread reply bytes a stream may hold before the server counts as broken
 
 
-class _Step(NamedTuple):
-    """The end of one pipelined round trip: the message's refusal (None: accepted), the server closing
-    (421) or the connection lost, and the next message whose envelope went out with it."""
+class _Lost(Exception):
+    """A pipelined connection is gone, timed out or closing (421): discard it, requeue its messages."""
 
-    error: smtplib.SMTPException | None
-    closing: bool
-    lost: bool
-    following: _Ready | None
+
+def read_replies(buffer: bytes, n: int) -> tuple[list[Reply], int] | None:
+    """The first ``n`` complete SMTP replies in ``buffer`` and how many bytes they take; None until all are there.
+
+    Each reply is ``(code, text)`` as ``smtplib.SMTP.getreply`` gives it (the code of the last
+    line, ``-1`` when it is not a number; the lines' texts joined by LF), except that the text
+    of a one-line reply still has its line end: ``_text`` strips it when the text is used.
+    """
+    lines = buffer.split(b"\n", n)
+    if len(lines) == n + 1 and not lines[n]:  # the common case: exactly n lines, each a reply of its own
+        try:
+            replies = [(int(line[:3]), line[4:]) for line in lines[:n] if line[3:4] != b"-"]
+        except ValueError:
+            replies = []
+        if len(replies) == n:
+            return replies, len(buffer)
+    replies = []
+    continued: list[bytes] = []
+    start = 0
+    while len(replies) < n:
+        end = buffer.find(b"\n", start)
+        if end < 0:
+            return None
+        line = buffer[start:end]
+        start = end + 1
+        if line[3:4] == b"-":
+            continued.append(line[4:].strip(b" \t\r\n"))
+            continue
+        try:
+            code = int(line[:3])
+        except ValueError:
+            code = -1
+        if continued:
+            continued.append(line[4:].strip(b" \t\r\n"))
+            replies.append((code, b"\n".join(continued)))
+            continued = []
+        else:
+            replies.append((code, line[4:]))
+    return replies, start
+
+
+def _text(reply: Reply) -> Reply:
+    return reply[0], reply[1].strip(b" \t\r\n")
+
+
+class _Stream:
+    """One pipelined connection in ``EmailChannel._multiplex`` and what its last write asked the server."""
+
+    __slots__ = (
+        "buffer",
+        "connection",
+        "ended",
+        "expect",
+        "following",
+        "outbox",
+        "plain",
+        "since",
+        "skip",
+        "sock",
+        "spare",
+    )
+
+    def __init__(self, connection: _Connection, sock: socket.socket):
+        self.connection = connection
+        self.sock = sock
+        self.buffer = b""  # reply bytes read, not yet handled
+        self.ended: tuple[int, _Wire] | None = None  # content and final dot written: its reply is awaited
+        self.skip = 0  # or: replies to skip (the end of an empty DATA and RSET after a refused envelope)
+        self.following: _Next | None = None  # MAIL, RCPT and DATA written: their three replies are awaited
+        self.spare: _Next | None = None  # the message after it, built while the server works (not written)
+        self.expect = 0  # replies the last write asks for
+        self.since = 0.0  # time.monotonic() of the last write
+        self.outbox = b""  # the rest of the last write, to send when the socket can take it
+        self.plain = not isinstance(sock, ssl.SSLSocket)  # non-blocking while streaming (TLS: blocking)
 
 
 class _Round:
@@ -439,6 +518,7 @@ class _Round:
         built: dict[int, _Wire],
         deferred: dict[int, str | None],
         done: ResultCallback,
+        done_all: Callable[[list[DeliveryResult]], None],
     ):
         self.channel = channel
         self.batch = batch
@@ -446,6 +526,7 @@ class _Round:
         self.built = built
         self.deferred = deferred
         self.done = done
+        self.done_all = done_all
         self.still: list[int] = []
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
@@ -466,28 +547,46 @@ class _Round:
             self._retired.add(id(connection))
             self.live -= 1
 
-    def requeue(self, i: int) -> None:
+    def next(self) -> int | None:
+        """The next message for the multiplexer (which retires no connection), None once there is none."""
+        with self.lock:
+            return self.work.popleft() if self.work else None
+
+    def retired(self, connection: _Connection) -> bool:
+        return id(connection) in self._retired
+
+    def requeue(self, i: int, wire: _Wire | None = None) -> None:
+        """Put message ``i`` back at the head of the queue (with its bytes, so it goes out the same)."""
         with self.lock:
             self.work.appendleft(i)
+            if wire is not None:
+                self.built[i] = wire
 
     def wire_of(self, i: int) -> _Wire:
         wire = self.built.pop(i, None)  # built in an earlier round (a 4xx reply), else now
         return wire if wire is not None else self.channel.encode(self.batch[i])
 
-    def handle(self, i: int, wire: _Wire, reply: _Reply) -> None:
-        """Report one message's outcome; a 4xx keeps it (and its bytes) for the next round."""
+    def outcome(self, i: int, wire: _Wire, reply: _Reply) -> DeliveryResult | None:
+        """One message's result to report; None for a 4xx, which keeps it (and its bytes) for the next round."""
         contact_id = self.batch[i].contact_id
         if reply.outcome == "sent":
-            self.done(DeliveryResult(contact_id, "sent", provider_id=wire.message_id))
-        elif reply.outcome == "transient":
+            return DeliveryResult(contact_id, "sent", provider_id=wire.message_id)
+        if reply.outcome == "transient":
             with self.lock:
                 self.built[i], self.deferred[i] = wire, reply.detail
                 self.still.append(i)
-        else:
-            self.done(DeliveryResult(contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce))
+            return None
+        return DeliveryResult(contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce)
+
+    def handle(self, i: int, wire: _Wire, reply: _Reply) -> None:
+        """Report one message's outcome at once (see ``outcome``)."""
+        result = self.outcome(i, wire, reply)
+        if result is not None:
+            self.done(result)
 
     def run(self, connection: _Connection) -> None:
-        """One connection's thread: messages one by one, streamed once the connection is open and pipelined."""
+        """One connection's thread: messages one by one the slow way (connecting, reconnecting with
+        back-off) until the connection is open and pipelined: then it is left to ``_multiplex``."""
         channel = self.channel
         i = self.take(connection)
         while i is not None:
@@ -496,9 +595,8 @@ class _Round:
                 wire = self.wire_of(i)
                 self.handle(i, wire, channel._deliver(connection, wire, self.batch[i].recipient))
                 if connection.open and connection.pipelining:
-                    i = channel._stream(connection, self)
-                else:
-                    i = self.take(connection)
+                    return
+                i = self.take(connection)
             except TransientDeliveryError as exc:
                 with self.lock:
                     self._retire(connection)
@@ -586,6 +684,7 @@ class EmailChannel(Channel):
         self._connections = [_Connection() for _ in range(settings.connections)]
         self._limiter = rate_limiter(settings.max_per_second)
         self._sending = threading.Lock()  # one send() at a time: each connection has one user
+        self._allowed_headers: set[str] = set()  # header names found not to be reserved
 
     # -- the contract ------------------------------------------------------------------
 
@@ -609,6 +708,12 @@ class EmailChannel(Channel):
                 if on_result is not None:
                     on_result(result)
 
+        def done_all(results: list[DeliveryResult]) -> None:
+            with lock:  # results learnt at once: one journal write (``report_all``)
+                report.results += results
+                if on_result is not None:
+                    report_all(on_result, results)
+
         built: dict[int, _Wire] = {}
         deferred: dict[int, str | None] = {}  # index in batch -> detail of the last 4xx reply
         pending = list(range(len(batch)))
@@ -616,7 +721,7 @@ class EmailChannel(Channel):
             try:
                 for attempt in self._retrying(_Deferred):
                     with attempt:
-                        pending = self._round(batch, pending, built, deferred, done)
+                        pending = self._round(batch, pending, built, deferred, done, done_all)
                         if pending:
                             raise _Deferred
             except _Deferred:
@@ -636,134 +741,311 @@ class EmailChannel(Channel):
             for connection in self._connections:
                 connection.close()
 
-    def _round(
+    def _round(  # noqa: PLR0913
         self,
         batch: Sequence[Outbound],
         pending: list[int],
         built: dict[int, _Wire],
         deferred: dict[int, str | None],
         done: ResultCallback,
+        done_all: Callable[[list[DeliveryResult]], None],
     ) -> list[int]:
         """Send the messages ``pending`` (indexes into ``batch``) over the pool once.
 
-        Returns the indexes that got a 4xx reply (to be tried again after a pause). Raises
-        the first channel-wide error, after the other connections finished the message
-        they were on; results reported until then stand.
+        Connections that are not open and pipelined yet send the slow way, one thread each
+        (``_Round.run``: connect, send a message, reconnect with back-off); the open pipelined
+        ones then stream together from this thread (``_multiplex``); a connection lost while
+        streaming goes back to the slow way, until the work runs out. Returns the indexes that
+        got a 4xx reply (to be tried again after a pause). Raises the first channel-wide error,
+        after the other connections finished the message they were on; results reported until
+        then stand.
         """
-        state = _Round(self, batch, pending, built, deferred, done)
-        if state.live == 1:
-            state.run(self._connections[0])  # no thread needed
-        else:
-            threads = [
-                threading.Thread(target=state.run, args=(c,), name=f"smtp-{n}", daemon=True)
-                for n, c in enumerate(self._connections[: state.live], start=1)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        if state.errors:
-            raise state.errors[0]
+        state = _Round(self, batch, pending, built, deferred, done, done_all)
+        pool = self._connections[: state.live]
+        while True:
+            slow = [c for c in pool if not state.retired(c) and not (c.open and c.pipelining)]
+            if len(slow) == 1:
+                state.run(slow[0])  # no thread needed
+            elif slow:
+                threads = [
+                    threading.Thread(
+                        target=state.run, args=(c,), name=f"smtp-{self._connections.index(c) + 1}", daemon=True
+                    )
+                    for c in slow
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            if state.errors:
+                raise state.errors[0]
+            streaming = [c for c in pool if not state.retired(c) and c.open and c.pipelining]
+            if not streaming or not state.work:
+                break
+            self._multiplex(streaming, state)
+            if not state.work:
+                break
+        if state.work:  # not expected: every connection retired without an error
+            left = len(state.work)
+            raise TransientDeliveryError(f"SMTP server {self._server}: no connection left for {left} e-mails")
         state.still.sort()  # retried in batch order
         return state.still
 
-    def _stream(self, connection: _Connection, state: _Round) -> int | None:
-        """Send messages over one open pipelined connection, one round trip each, until the work runs out.
+    def _multiplex(self, connections: list[_Connection], state: _Round) -> None:
+        """Stream messages over the open pipelined ``connections`` from this thread until the work runs out.
 
-        Each write carries one message's content and final dot, then the next message's MAIL,
-        RCPT and DATA (RFC 2920); a refused envelope is followed by RSET. A message's reply is
-        handled (reported, so journalled) before the next message's content is written, so at
-        most one message per connection is ever in flight. Returns None when there is no more
-        work, or the index of a message to send the slow way: its connection failed or the
-        server is closing it (``_deliver`` reconnects with back-off; a message whose content was
-        written is sent again, as before). A message taken only for its envelope goes back to
-        the queue.
+        Each write on a connection carries one message's content and final dot, then the next
+        message's MAIL, RCPT and DATA (RFC 2920), so a message costs one round trip; a refused
+        envelope is followed by RSET. One ``poll`` serves every connection: the replies it finds
+        are read in bulk and parsed here (``read_replies``), their results reported together
+        (``report_all``: one journal write) and only then is anything more written, so at most
+        one message per connection is in flight (its content written, its reply not yet
+        journalled). A connection that is lost, silent for ``timeout`` seconds or closing (421)
+        is discarded and its messages go back to the queue (one whose content was written is
+        sent again: at least once in that window); ``_round`` reconnects it the slow way.
         """
-        client = connection.client
-        assert client is not None
-        current = self._take_ready(connection, state)
-        if current is None:
-            return None
+        poller = select.poll()
+        streams: dict[int, _Stream] = {}
+        timeout = self.settings.timeout
+        results: list[DeliveryResult] = []
         try:
-            client.send(current.envelope)
-        except OSError:
-            connection.discard()
-            return current.position
-        while True:
-            step = self._step(connection, state, current)
-            reply = _Reply("sent")
-            try:
-                if step.lost or step.closing:  # the connection is gone or the server closes it
-                    raise TransientDeliveryError("connection lost")
-                if step.error is not None:
-                    reply = self._reply(step.error)
-            except TransientDeliveryError:
-                connection.discard()
-                if step.following is not None:
-                    state.requeue(step.following.position)
-                return current.position
-            except BaseException:
-                if step.following is not None:
-                    state.requeue(step.following.position)
-                raise
-            state.handle(current.position, current.wire, reply)
-            if step.following is None:
-                return None
-            current = step.following
+            writes = self._open_streams(connections, state, streams, poller, results)
+            check = time.monotonic() + 1.0
+            while True:
+                if results:
+                    learnt, results = results, []
+                    state.done_all(learnt)  # journalled before anything more is written
+                self._write_all(writes, streams, state, poller, results)
+                if not streams:
+                    return
+                events = poller.poll(timeout * 1000)
+                writes = []
+                for fd, event in events:
+                    stream = streams[fd]
+                    try:
+                        following = self._on_event(stream, event, state, results, poller)
+                    except (_Lost, TransientDeliveryError, OSError):
+                        self._lose(streams, stream, state, poller)
+                        continue
+                    if following is None:  # no more work for it: the connection stays open for the next batch
+                        del streams[fd]
+                        poller.unregister(fd)
+                        stream.sock.settimeout(timeout)
+                    elif following:
+                        writes.append((stream, following))
+                now = time.monotonic()
+                if not events or now > check:  # a connection silent for ``timeout`` seconds is lost
+                    check = now + 1.0
+                    writing = {id(s) for s, _ in writes}
+                    for stream in [s for s in streams.values() if id(s) not in writing and now - s.since > timeout]:
+                        self._lose(streams, stream, state, poller)
+        except BaseException:
+            for stream in list(streams.values()):
+                self._lose(streams, stream, state, poller)
+            if results:  # learnt before the error (e.g. another connection's sender refused): they stand
+                state.done_all(results)
+            raise
 
-    def _take_ready(self, connection: _Connection, state: _Round) -> _Ready | None:
+    def _open_streams(
+        self,
+        connections: list[_Connection],
+        state: _Round,
+        streams: dict[int, _Stream],
+        poller: select.poll,
+        results: list[DeliveryResult],
+    ) -> list[tuple[_Stream, bytes]]:
+        """A stream for each connection that gets a message, in ``streams`` and ``poller``; their first writes."""
+        writes = []
+        for connection in connections:
+            assert connection.client is not None and connection.client.sock is not None
+            stream = _Stream(connection, connection.client.sock)
+            following = self._next(stream, state, results)
+            if following is not None:  # its first write: the envelope alone
+                stream.following, stream.expect = following, 3
+                streams[stream.sock.fileno()] = stream
+                poller.register(stream.sock, select.POLLIN)
+                if stream.plain:
+                    stream.sock.setblocking(False)  # poll says when it can be read; no poll per call
+                writes.append((stream, following[2]))
+        return writes
+
+    def _write_all(
+        self,
+        writes: list[tuple[_Stream, bytes]],
+        streams: dict[int, _Stream],
+        state: _Round,
+        poller: select.poll,
+        results: list[DeliveryResult],
+    ) -> None:
+        """Make the ``writes``, then build each stream's next message while the servers work."""
+        now = time.monotonic()
+        for stream, payload in writes:
+            stream.since = now
+            try:
+                self._write(stream, payload, poller)
+            except OSError:
+                self._lose(streams, stream, state, poller)
+        for stream, _ in writes:
+            if stream.following is not None and stream.spare is None:
+                stream.spare = self._next(stream, state, results)
+
+    @staticmethod
+    def _write(stream: _Stream, payload: bytes, poller: select.poll) -> None:
+        """Send ``payload`` on ``stream``; what a non-blocking socket cannot take now waits for POLLOUT."""
+        if not stream.plain:
+            stream.sock.sendall(payload)
+            return
+        try:
+            n = stream.sock.send(payload)
+        except BlockingIOError:
+            n = 0
+        stream.outbox = payload[n:] if n < len(payload) else b""
+        poller.modify(stream.sock, select.POLLIN | select.POLLOUT if stream.outbox else select.POLLIN)
+
+    def _on_event(
+        self, stream: _Stream, event: int, state: _Round, results: list[DeliveryResult], poller: select.poll
+    ) -> bytes | None:
+        """Go on sending the rest of the last write (POLLOUT); read what came in (``_on_read``)."""
+        if event & select.POLLOUT and stream.outbox:
+            self._write(stream, stream.outbox, poller)
+        if event == select.POLLOUT:
+            return b""
+        return self._on_read(stream, state, results)
+
+    def _on_read(self, stream: _Stream, state: _Round, results: list[DeliveryResult]) -> bytes | None:
+        """Read what ``stream``'s server sent; once it answered the whole last write, what to write next.
+
+        Returns ``b""`` while replies are missing, None when the stream has no more work, else
+        the next write (the content or RSET of the message whose envelope was answered, plus
+        the next message's envelope). Results go to ``results``. Raises ``_Lost``.
+        """
+        replies = self._receive(stream)
+        if replies is None:
+            return b""
+        k = stream.skip
+        if stream.ended is not None:  # the reply to a message's content
+            position, wire = stream.ended
+            code = replies[0][0]
+            if code == 250:
+                results.append(DeliveryResult(state.batch[position].contact_id, "sent", provider_id=wire.message_id))
+            elif code == 421:
+                raise _Lost
+            else:
+                self._refused(state, position, wire, smtplib.SMTPDataError(*_text(replies[0])), results)
+            stream.ended, k = None, 1
+        following = stream.following
+        if following is None:
+            if stream.buffer:  # the server said more than asked: not a connection to keep
+                raise _Lost
+            return None
+        position, wire, _ = following
+        mail, rcpt, data_reply = replies[k], replies[k + 1], replies[k + 2]
+        if mail[0] == 421 or rcpt[0] == 421 or data_reply[0] == 421:
+            raise _Lost
+        if mail[0] == 250 and rcpt[0] in (250, 251) and data_reply[0] == 354:
+            payload = wire.data
+            if b"\n." in payload or payload[:1] == b"." or payload[-2:] != b"\r\n":
+                payload = content(payload)[:-3]
+            stream.ended, stream.skip = (position, wire), 0
+        else:  # end a DATA the server took without a valid envelope, then reset
+            error = envelope_error(
+                self._envelope_sender, state.batch[position].recipient, _text(mail), _text(rcpt), _text(data_reply)
+            )
+            assert error is not None
+            self._refused(state, position, wire, error, results)
+            payload = b"RSET\r\n"
+            stream.skip = 1
+            if data_reply[0] == 354:
+                payload, stream.skip = b".\r\n" + payload, 2
+        following = stream.spare if stream.spare is not None else self._next(stream, state, results)
+        stream.following, stream.spare = following, None
+        if stream.ended is not None:  # the content ends with the final dot
+            stream.expect = 1 if following is None else 4
+            return b"".join((payload, b".\r\n", following[2])) if following is not None else payload + b".\r\n"
+        stream.expect = stream.skip + (3 if following is not None else 0)
+        return payload if following is None else payload + following[2]
+
+    @staticmethod
+    def _receive(stream: _Stream) -> list[Reply] | None:
+        """The replies to ``stream``'s last write once they are all in (None until then); raises ``_Lost``."""
+        sock = stream.sock
+        try:
+            data = sock.recv(65536)
+            while not stream.plain and sock.pending():  # type: ignore[attr-defined] # decrypted bytes poll cannot see
+                data += sock.recv(sock.pending())  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise _Lost from exc
+        if not data:
+            raise _Lost
+        buffer = stream.buffer + data if stream.buffer else data
+        parsed = read_replies(buffer, stream.expect)
+        if parsed is None:
+            if len(buffer) > _MAX_REPLY_BYTES:
+                raise _Lost
+            stream.buffer = buffer
+            return None
+        replies, used = parsed
+        stream.buffer = buffer[used:]
+        return replies
+
+    def _refused(
+        self, state: _Round, position: int, wire: _Wire, error: smtplib.SMTPException, results: list[DeliveryResult]
+    ) -> None:
+        result = state.outcome(position, wire, self._reply(error))
+        if result is not None:
+            results.append(result)
+
+    def _next(self, stream: _Stream, state: _Round, results: list[DeliveryResult]) -> _Next | None:
         """The next message the server can take, with its envelope group (a rate-limit slot taken); None: no work.
 
         A message the server cannot take (SMTPUTF8 not offered) is reported permanent on the way.
         """
-        client = connection.client
+        client = stream.connection.client
         assert client is not None
-        while (i := state.take(connection)) is not None:
+        while (i := state.next()) is not None:
             wire = state.wire_of(i)
             try:
                 options = self._options(client, wire)
             except smtplib.SMTPNotSupportedError as exc:
-                state.handle(i, wire, _Reply("permanent", _detail(exc)))
+                self._refused(state, i, wire, exc, results)
                 continue
             if self._limiter is not None:
                 self._limiter.try_acquire("smtp")
-            return _Ready(i, wire, envelope_group(self._envelope_sender, state.batch[i].recipient, options))
+            return i, wire, envelope_group(self._envelope_sender, state.batch[i].recipient, options)
         return None
 
-    def _step(self, connection: _Connection, state: _Round, current: _Ready) -> _Step:
-        """One round trip: the envelope replies of ``current``, then its content (or RSET) plus the next envelope."""
-        client = connection.client
-        assert client is not None
-        following = None
-        codes: list[int] = []
-        try:
-            mail, rcpt, data = client.getreply(), client.getreply(), client.getreply()
-            codes += (mail[0], rcpt[0], data[0])
-            error = envelope_error(self._envelope_sender, state.batch[current.position].recipient, mail, rcpt, data)
-            if 421 in codes:  # the server is closing the connection: nothing more goes out on it
-                return _Step(error, closing=True, lost=False, following=None)
-            if error is None:
-                payload = content(current.wire.data)
-            else:  # end a DATA the server took without a valid envelope, then reset
-                payload = (b".\r\n" if data[0] == 354 else b"") + b"RSET\r\n"
-            following = self._take_ready(connection, state)
-            client.send(payload if following is None else payload + following.envelope)
-            if error is None:
-                final = client.getreply()
-                codes.append(final[0])
-                if final[0] != 250:
-                    error = smtplib.SMTPDataError(*final)
-            else:
-                if data[0] == 354:
-                    client.getreply()
-                client.getreply()  # to RSET
-        except OSError:
-            return _Step(None, closing=False, lost=True, following=following)
-        return _Step(error, closing=421 in codes, lost=False, following=following)
+    def _lose(self, streams: dict[int, _Stream], stream: _Stream, state: _Round, poller: select.poll) -> None:
+        """Give up ``stream``'s connection; the messages on it go back to the head of the queue."""
+        fd = stream.sock.fileno()
+        if streams.pop(fd, None) is not None:
+            poller.unregister(fd)
+        for taken in (stream.spare, stream.following):
+            if taken is not None:
+                state.requeue(taken[0], taken[1])
+        if stream.ended is not None:
+            state.requeue(*stream.ended)
+        stream.spare = stream.following = stream.ended = None
+        stream.connection.discard()
+        log.info("SMTP connection to %s lost while streaming; its messages go back to the queue", self._server)
 
     # -- messages ------------------------------------------------------------------------
 
     def _check(self, message: Outbound) -> None:
+        parts, headers = message.parts, message.headers
+        if (
+            "subject" in parts
+            and (parts.get("text") or parts.get("html"))
+            and len(message.key.split()) == 1
+            and (not headers or self._allowed_headers.issuperset(headers))
+        ):
+            return  # the common case, checked cheaply
+        self._check_closely(message)
+        if len(self._allowed_headers) < 100:  # the few header names a channel's messages share
+            self._allowed_headers.update(headers)
+
+    def _check_closely(self, message: Outbound) -> None:
         missing = [p for p in ("subject",) if p not in message.parts]
         if not (message.parts.get("text") or message.parts.get("html")):
             missing.append("text or html")
@@ -786,6 +1068,8 @@ class EmailChannel(Channel):
 
     def message_id(self, key: str) -> str:
         """``key`` as a Message-ID ``<local@domain>``."""
+        if key[:1] == "<" and key[-1:] == ">" and "@" in key:
+            return key  # already one
         local = key.strip().removeprefix("<").removesuffix(">")
         if "@" not in local:
             local = f"{local}@{self._domain}"

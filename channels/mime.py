@@ -48,10 +48,6 @@ _registry = HeaderRegistry()
 _ONE_LINE = _default_policy.clone(max_line_length=None, linesep="\r\n")
 
 
-def _one_line_ascii(value: str, room: int) -> bool:
-    return value.isascii() and value.isprintable() and len(value) <= room
-
-
 def _address_header(name: str, value: str) -> str:
     """``name: value`` as the ``email`` package formats an address header (display names quoted or encoded)."""
     header = _registry(name, value)
@@ -59,14 +55,15 @@ def _address_header(name: str, value: str) -> str:
 
 
 def _body(text: str) -> tuple[str, str]:
-    """``(Content-Transfer-Encoding, body)`` of one text part, line ends LF, ending in one."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """``(Content-Transfer-Encoding, body)`` of one text part, line ends CRLF, ending in one."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    if text.isascii() and max(map(len, text.split("\n"))) <= MAX_LINE:
-        return "7bit", text
+    if text.isascii() and (len(text) <= MAX_LINE or max(map(len, text.split("\n"))) <= MAX_LINE):
+        return "7bit", text.replace("\n", "\r\n")
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
-    return "quoted-printable", encoded if encoded.endswith("\n") else encoded + "=\n"
+    return "quoted-printable", (encoded if encoded.endswith("\n") else encoded + "=\n").replace("\n", "\r\n")
 
 
 class MessageSkeleton:
@@ -81,6 +78,7 @@ class MessageSkeleton:
         self.boundary = self._new_boundary()
         self._second = -1
         self._date = ""
+        self._names: set[str] = set()  # header names found to be valid
 
     def _new_boundary(self) -> str:
         return "=" * 15 + f"{self._rng.randrange(10**19):019d}" + "=="
@@ -95,23 +93,27 @@ class MessageSkeleton:
     def build(self, message: Outbound, message_id: str) -> bytes | None:
         """The message as the bytes to send (CRLF, not dot-stuffed), or None when it needs the ``email`` package."""
         recipient = message.recipient
-        if not _one_line_ascii(recipient, MAX_LINE - 4) or "<" in recipient or ">" in recipient:
+        if not (recipient.isascii() and recipient.isprintable() and len(recipient) <= MAX_LINE - 4):
+            return None
+        if "<" in recipient or ">" in recipient:
             return None
         subject = " ".join(message.parts["subject"].split())
         if subject.isascii():
             if len(subject) > MAX_LINE - 9:
                 return None
-            subject_line = f"Subject: {subject}\r\n"
         else:
-            encoded = Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
-            subject_line = f"Subject: {encoded}\r\n"
-        lines = [self._from, f"To: {recipient}\r\n", subject_line, f"Date: {self.date()}\r\n"]
-        lines.append(f"Message-ID: {message_id}\r\n")
+            subject = Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+        head = f"{self._from}To: {recipient}\r\nSubject: {subject}\r\nDate: {self.date()}\r\n"
+        head += f"Message-ID: {message_id}\r\n"
         for name, value in message.headers.items():
-            if not (_HEADER_NAME.fullmatch(name) and _one_line_ascii(value, MAX_LINE - 2 - len(name))):
+            if name not in self._names:
+                if not _HEADER_NAME.fullmatch(name):
+                    return None
+                if len(self._names) < 100:  # the few names a channel's messages share
+                    self._names.add(name)
+            if not (value.isascii() and value.isprintable() and len(value) <= MAX_LINE - 2 - len(name)):
                 return None
-            lines.append(f"{name}: {value}\r\n")
-        lines.append("MIME-Version: 1.0\r\n")
+            head += f"{name}: {value}\r\n"
         text, html = message.parts.get("text"), message.parts.get("html")
         if text and html:
             text_cte, text_body = _body(text)
@@ -119,22 +121,18 @@ class MessageSkeleton:
             boundary = self.boundary
             while boundary in text_body or boundary in html_body:
                 boundary = self._new_boundary()
-            lines += [
-                f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n',
-                f'--{boundary}\r\nContent-Type: text/plain; charset="utf-8"\r\n',
-                f"Content-Transfer-Encoding: {text_cte}\r\n\r\n",
-                text_body.replace("\n", "\r\n"),
-                f'\r\n--{boundary}\r\nContent-Type: text/html; charset="utf-8"\r\n',
-                f"Content-Transfer-Encoding: {html_cte}\r\n\r\n",
-                html_body.replace("\n", "\r\n"),
-                f"\r\n--{boundary}--\r\n",
-            ]
+            body = (
+                f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+                f'--{boundary}\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+                f"Content-Transfer-Encoding: {text_cte}\r\n\r\n{text_body}"
+                f'\r\n--{boundary}\r\nContent-Type: text/html; charset="utf-8"\r\n'
+                f"Content-Transfer-Encoding: {html_cte}\r\n\r\n{html_body}\r\n--{boundary}--\r\n"
+            )
         else:
             subtype = "plain" if text else "html"
-            cte, body = _body(text or html or "")
-            lines += [
-                f'Content-Type: text/{subtype}; charset="utf-8"\r\n',
-                f"Content-Transfer-Encoding: {cte}\r\n\r\n",
-                body.replace("\n", "\r\n"),
-            ]
-        return "".join(lines).encode("ascii")
+            cte, part = _body(text or html or "")
+            body = (
+                f'MIME-Version: 1.0\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+                f"Content-Transfer-Encoding: {cte}\r\n\r\n{part}"
+            )
+        return (head + body).encode("ascii")

@@ -21,7 +21,7 @@ go to the dead-letter store.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -350,17 +350,27 @@ def _pending_count(engine: sa.Engine, wave_id: int, channel: str) -> int:
         ).scalar_one()
 
 
-def _journalled(
-    journal: SendJournal, results: list[DeliveryResult], advance: Advance
-) -> Callable[[DeliveryResult], None]:
-    """An ``on_result`` callback that journals each result, collects it in ``results`` and counts it."""
+class _Journalled:
+    """The ``on_result`` callback of an e-mail chunk: journals each result, collects it in ``results`` and counts it.
 
-    def on_result(result: DeliveryResult) -> None:
-        journal.append(result)
-        results.append(result)
-        advance(1, failed=int(result.outcome != "sent"))
+    ``report_all`` takes the results the channel learnt at once (``channels.base.report_all``) and
+    journals them with one write.
+    """
 
-    return on_result
+    def __init__(self, journal: SendJournal, results: list[DeliveryResult], advance: Advance):
+        self.journal = journal
+        self.results = results
+        self.advance = advance
+
+    def __call__(self, result: DeliveryResult) -> None:
+        self.journal.append(result)
+        self.results.append(result)
+        self.advance(1, failed=int(result.outcome != "sent"))
+
+    def report_all(self, results: Sequence[DeliveryResult]) -> None:
+        self.journal.report_all(results)
+        self.results += results
+        self.advance(len(results), failed=sum(1 for r in results if r.outcome != "sent"))
 
 
 def send_email_chunk(
@@ -399,7 +409,7 @@ def send_email_chunk(
                     messages, part_skipped = builder.build(part)
                     skipped += part_skipped
                     try:
-                        channel.send(messages, on_result=_journalled(journal, results, advance))
+                        channel.send(messages, on_result=_Journalled(journal, results, advance))
                     except DeliveryError as exc:  # the channel as a whole failed: stop, keep the rest pending
                         failure = exc
                         break

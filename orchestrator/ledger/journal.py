@@ -3,7 +3,10 @@
 The ledger is updated in bulk per chunk; a process killed in the middle of a chunk would
 otherwise forget which of the chunk's messages the channel already accepted, and send them
 again. Each accepted delivery is therefore appended here (one ``write`` system call, which
-survives the process being killed) the moment the channel confirms it. On the next run
+survives the process being killed) the moment the channel confirms it; deliveries the channel
+confirms together (``report_all``: the replies of several SMTP connections read at once) are
+appended with one ``write`` between them, a group commit that the channel makes before it
+sends anything more, so the window a kill leaves is unchanged. On the next run
 ``recover`` marks the journalled contacts sent before anything else is sent, then the
 journal is emptied. The file is also locked while a wave is being sent, so two processes on
 one machine never send the same wave at once.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from channels.base import DeliveryResult
@@ -61,6 +65,15 @@ class SendJournal:
             return
         assert self._fd is not None, "journal not open"
         os.write(self._fd, f"{result.contact_id}\t{result.provider_id or ''}\n".encode())
+
+    __call__ = append  # the journal is a channel's ``on_result`` callback
+
+    def report_all(self, results: Sequence[DeliveryResult]) -> None:
+        """Journal the accepted deliveries among ``results`` with one ``write`` (``channels.base.report_all``)."""
+        lines = "".join([f"{r.contact_id}\t{r.provider_id or ''}\n" for r in results if r.outcome == "sent"])
+        if lines:
+            assert self._fd is not None, "journal not open"
+            os.write(self._fd, lines.encode())
 
     def clear(self) -> None:
         """Forget the journalled deliveries once the ledger has them."""

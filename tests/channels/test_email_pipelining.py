@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import Counter
 
 import pytest
 
 from channels.base import Outbound
-from channels.email import EmailChannel
+from channels.email import EmailChannel, read_replies
 from orchestrator.settings import SmtpSettings
 
 IDLE = 0.3  # seconds of client silence before a held reply is sent anyway
@@ -173,3 +174,63 @@ def test_settings_can_turn_pipelining_off():
     assert report.sent == 3
     # one command at a time: every held reply waited for the client to fall silent
     assert server.idle_flushes >= 3 * 3
+
+
+class Journal:
+    """An ``on_result`` callback that checks, at each report, how many messages the server has taken.
+
+    With ``together``, it also takes the results learnt at once (``report_all``), as the send journal does.
+    """
+
+    def __init__(self, server: StrictServer, connections: int, together: bool):
+        self.server = server
+        self.connections = connections
+        self.reported: list[int] = []
+        self.calls: list[int] = []  # results per call
+        self.taken_ahead: list[int] = []  # messages the server had taken beyond the reported ones, per call
+        if together:
+            self.report_all = self._report_all
+
+    def __call__(self, result) -> None:  # noqa: ANN001
+        self._report_all([result])
+
+    def _report_all(self, results) -> None:  # noqa: ANN001
+        time.sleep(0.02)  # a write made before this report would reach the server meanwhile
+        self.reported += [r.contact_id for r in results]
+        self.calls.append(len(results))
+        with self.server.lock:
+            taken = sum(self.server.received.values())
+        self.taken_ahead.append(taken - len(self.reported))
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "report_all"])
+@pytest.mark.parametrize("connections", [1, 3])
+def test_a_result_is_reported_before_its_connection_sends_more(connections, together):
+    """The crash guarantee: a message's result is reported (journalled) before its connection writes the
+    next message's content, so when a report is made the server holds at most one unreported message
+    per other connection (none with one connection)."""
+    with StrictServer() as server:
+        journal = Journal(server, connections, together)
+        with EmailChannel(settings(server.port, connections=connections), sender="news@bank.example") as channel:
+            report = channel.send(batch(24), on_result=journal)
+    assert report.sent == 24
+    assert sorted(journal.reported) == list(range(24))  # each once
+    assert max(journal.taken_ahead) <= connections - 1
+    if together and connections > 1:
+        assert len(journal.calls) < 24  # some results were learnt, and journalled, together
+
+
+def test_replies_are_parsed_as_smtplib_reads_them():
+    """``read_replies`` parses what a write's replies look like in one read: several replies, a
+    multi-line one, a reply cut in the middle, a code that is not a number."""
+    four = b"250 2.0.0 Ok: queued\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data\r\n"
+    assert read_replies(four, 4) == (
+        [(250, b"2.0.0 Ok: queued\r"), (250, b"2.1.0 Ok\r"), (250, b"2.1.5 Ok\r"), (354, b"End data\r")],
+        len(four),
+    )
+    assert read_replies(four, 2) == ([(250, b"2.0.0 Ok: queued\r"), (250, b"2.1.0 Ok\r")], 36)
+    assert read_replies(four[:-3], 4) is None  # the last reply has not fully arrived
+    multi = b"550-5.1.1 first\r\n550-second\r\n550 5.1.1 third\r\n250 ok\r\n"
+    assert read_replies(multi, 2) == ([(550, b"5.1.1 first\nsecond\n5.1.1 third"), (250, b"ok\r")], len(multi))
+    assert read_replies(multi[:20], 1) is None
+    assert read_replies(b"xyz oops\n", 1) == ([(-1, b"oops")], 9)

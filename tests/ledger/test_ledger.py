@@ -1,7 +1,9 @@
+import os
+
 import numpy as np
 import sqlalchemy as sa
 
-from channels.base import DeliveryResult
+from channels.base import DeliveryResult, report_all
 from orchestrator.db.tables import WaveStatus
 from orchestrator.ledger import contacts as ledger
 from orchestrator.ledger.journal import SendJournal, WaveBusy
@@ -132,6 +134,32 @@ def test_journal_survives_and_locks(tmp_path):
         assert journal.entries() == {7: "<a@b>"}
         journal.clear()
         assert journal.entries() == {}
+
+
+def test_journal_takes_results_learnt_together_in_one_write(tmp_path, monkeypatch):
+    path = tmp_path / "j" / "email-1.log"
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def counting_write(fd: int, data: bytes) -> int:
+        writes.append(data)
+        return real_write(fd, data)
+
+    with SendJournal(path) as journal:
+        monkeypatch.setattr(os, "write", counting_write)
+        report_all(
+            journal,
+            [
+                DeliveryResult(1, "sent", provider_id="<1@b>"),
+                DeliveryResult(2, "permanent", detail="550"),
+                DeliveryResult(3, "sent", provider_id="<3@b>"),
+            ],
+        )
+        report_all(journal, [DeliveryResult(4, "transient", detail="451")])  # nothing to journal: no write
+        journal(DeliveryResult(5, "sent", provider_id="<5@b>"))  # the journal is a callback too
+        monkeypatch.undo()
+        assert journal.entries() == {1: "<1@b>", 3: "<3@b>", 5: "<5@b>"}
+    assert len(writes) == 2
 
 
 def test_record_keeps_arm_variant_and_score(engine):
