@@ -67,7 +67,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
 from itsdangerous import Signer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -115,7 +115,17 @@ class OutcomeBatch(BaseModel):
     )
 
 
-CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+def _not_blank(value: str) -> str:
+    """A customer id is compared stripped (as ``erase`` and the importers strip it), so it needs a
+    character that is not whitespace: a vertical tab or a file separator alone names nobody."""
+    if not value.strip():
+        raise ValueError("a customer id must have a character that is not whitespace")
+    return value
+
+
+CustomerId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$"), AfterValidator(_not_blank)
+]
 
 
 class ErasureRequest(BaseModel):

@@ -411,3 +411,19 @@ def test_api_command_serves(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=STARTUP_TIMEOUT)
+
+
+@pytest.mark.parametrize("blank", ["\u000b", "\x1c", "  \t "])
+def test_an_erasure_of_a_blank_customer_id_is_refused_with_422(engine, settings, blank):
+    """A customer id of whitespace alone (found by the schema fuzzer: a lone vertical tab) names nobody:
+    422 at the envelope, the response carries no input back, nothing is erased or audited."""
+    settings = api_settings(settings)
+    settings.api.sources["privacy"] = ApiSource(secret=OTHER_SECRET, erase=True)
+    make_ledger(engine, settings)
+    body = json.dumps({"customer_ids": ["c1", blank]})
+    with serve_receiver(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        answer = client.post("/v1/erasures", content=body, headers=signed(body, OTHER_SECRET))
+    assert answer.status_code == 422, answer.text
+    assert "not whitespace" in answer.text and "input" not in answer.json()["detail"][0]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from audit_events")).scalar() == 0
