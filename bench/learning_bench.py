@@ -303,7 +303,6 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
         channel = np.array([c if isinstance(c, str) else "" for c in contacts.channel], dtype=object)
         treated = (contacts.arm == "treatment") & (channel != "")
         ids, chans = contacts.customer_id[treated].astype(str), channel[treated]
-        engine_effect = float(effect_of(truth, ids, chans).sum())
 
         pool_ids = np.asarray(audience.ids, dtype=object).astype(str)
         territory = np.array([str(t) if t is not None else "" for t in audience.extra[TERRITORY]], dtype=object)
@@ -332,14 +331,15 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
         path.write_text("customer_id,occurred_at,amount\n" + "".join(f"{cid},{when},25\n" for cid in buyers))
         import_conversions(engine, path)
 
+        engine_effects, oracle_effects = effect_of(truth, ids, chans), effect_of(truth, o_ids, o_channels)
         result = WaveResult(
             number,
             day.isoformat(),
             targeting,
             {c: int((chans == c).sum()) for c in CHANNELS},
-            engine_effect,
+            float(engine_effects.sum()),
             float(effect_of(truth, r_ids, r_channels).sum()),
-            float(effect_of(truth, o_ids, o_channels).sum()),
+            float(oracle_effects.sum()),
             {c: int((o_channels == c).sum()) for c in CHANNELS},
             held_out_oracle=float(effect_of(truth, h_ids, h_channels).sum()),
             engine_value=net_value(truth, ids, chans),
@@ -347,8 +347,8 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
             explored=plan.explored,
             by_channel={
                 c: {
-                    "engine": round(float(effect_of(truth, ids, chans)[chans == c].sum()), 1),
-                    "oracle": round(float(effect_of(truth, o_ids, o_channels)[o_channels == c].sum()), 1),
+                    "engine": round(float(engine_effects[chans == c].sum()), 1),
+                    "oracle": round(float(oracle_effects[o_channels == c].sum()), 1),
                 }
                 for c in CHANNELS
             },

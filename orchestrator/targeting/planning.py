@@ -434,10 +434,10 @@ def _not_treated(
 
 
 MAX_REFILLS = 50
+"""Rounds of arbitration and refilling at most (each round only takes customers away; it ends far sooner)."""
 UNIFORM_SHARE = 0.25
 """The part of an explorer's channel draw that stays uniform over its eligible channels once a model
 gives values (the rest leans toward the channels the model sees as close to the best)."""
-"""Rounds of arbitration and refilling at most (each round only takes customers away; it ends far sooner)."""
 
 
 def _arbitrate_and_refill(
