@@ -683,7 +683,7 @@ def score_chunk_by_channel(
     return found, scores, effects
 
 
-def score_features_by_channel(
+def score_chunk_of_features(
     settings: Settings,  # noqa: ARG001 - a chunk function takes the Settings first (execution.chunks)
     model: Any,
     frame: pd.DataFrame,

@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 import yaml
 
-from orchestrator.customers.table import ID_COLUMN, frame_of
+from orchestrator.customers.table import ID_COLUMN, frame_of_query
 from orchestrator.db.tables import Arm
 from orchestrator.execution.chunks import Mapper, in_process
 from orchestrator.execution.chunks import split as split_chunks
@@ -233,16 +233,15 @@ def filter_customers(
         ).order_by(table.c[ID_COLUMN])
         if steps:
             query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
-        result = conn.execute(query)
         feature_frame = None
         if extra or features:  # one frame, not a Python loop per customer and column
-            frame = frame_of(result.all(), ["id", *labels, *feature_labels])
+            frame = frame_of_query(conn, query, ["id", *labels, *feature_labels])
             ids: list[str] = frame["id"].tolist()
             columns = {name: frame[label].to_numpy(dtype=object) for name, label in zip(extra, labels, strict=True)}
             if features:
                 feature_frame = frame[feature_labels].set_axis(features, axis=1)
         else:
-            ids = list(result.scalars())
+            ids = list(conn.execute(query).scalars())
             columns = {}
 
     global_mask = np.zeros(len(ids), dtype=bool)
@@ -295,7 +294,7 @@ def score_and_cut(
     from orchestrator.scoring.response import (
         checked_model,
         score_chunk_by_channel,
-        score_features_by_channel,
+        score_chunk_of_features,
         score_order,
     )
 
@@ -311,7 +310,7 @@ def score_and_cut(
             features = None
     if features is not None:
         frames = [features.iloc[start : start + size] for start in range(0, len(features), size)]
-        parts = list(mapper(score_features_by_channel, [(settings, fitted, frame, channels) for frame in frames]))
+        parts = list(mapper(score_chunk_of_features, [(settings, fitted, frame, channels) for frame in frames]))
         scored_ids = np.asarray(candidates.ids, dtype=object)
     else:
         chunks = split_chunks(candidates.ids, size)

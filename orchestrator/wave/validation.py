@@ -282,7 +282,13 @@ def _empty_channels(settings: Settings, spec: CampaignSpec, policy, engine: sa.E
         flags = selection_columns(spec, policy, table, today)
         found = conn.execute(
             sa.select(
-                *(sa.exists().where(sa.and_(sa.true(), *audience, flags[f"eligible:{name}"] == 1)) for name in names)
+                *(
+                    sa.select(sa.literal(1))
+                    .select_from(table)
+                    .where(sa.and_(sa.true(), *audience, flags[f"eligible:{name}"] == 1))
+                    .exists()
+                    for name in names
+                )
             )
         ).one()
         if all(found):
