@@ -65,3 +65,17 @@ def frame_of(rows: Sequence[sa.Row], columns: Sequence[str]) -> pd.DataFrame:
     """Result rows as a DataFrame. Rows become plain tuples first: pandas probes each SQLAlchemy
     ``Row`` for namedtuple fields, which costs about nine times the conversion itself."""
     return pd.DataFrame.from_records([tuple(row) for row in rows], columns=list(columns))
+
+
+STREAM_ROWS = 50_000
+
+
+def frame_of_query(conn: sa.Connection, query: sa.Executable, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame_of`` the rows of ``query``, fetched ``STREAM_ROWS`` at a time (a server-side cursor on
+    PostgreSQL), so that the driver's buffer and SQLAlchemy's rows of a million-row result never exist
+    all at once next to the frame: only the plain tuples do (the same frame, a smaller peak)."""
+    result = conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(query)
+    rows: list[tuple] = []
+    for part in result.partitions():
+        rows.extend(map(tuple, part))
+    return pd.DataFrame.from_records(rows, columns=list(columns))

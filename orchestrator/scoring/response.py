@@ -630,6 +630,14 @@ def score_customers(
     return np.concatenate(all_ids), np.concatenate(all_scores)
 
 
+def checked_model(settings: Settings, name: str, version: int | None, table: str):
+    """Model ``name`` (``version`` or the champion) of the engine of ``settings``, checked against the
+    customer table's columns (``FeatureMismatch`` if it cannot score them)."""
+    from orchestrator.db.engine import connect
+
+    return _checked_model(connect(settings), settings, name, version, table)
+
+
 def _checked_model(engine: sa.Engine, settings: Settings, name: str, version: int | None, table: str):
     """Model ``name`` (``version`` or the champion), checked against the customer table's columns."""
     from orchestrator.scoring.registry import get, load
@@ -675,6 +683,26 @@ def score_chunk_by_channel(
     return found, scores, effects
 
 
+def score_chunk_of_features(
+    settings: Settings,  # noqa: ARG001 - a chunk function takes the Settings first (execution.chunks)
+    model: Any,
+    frame: pd.DataFrame,
+    channels: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The scores (and per-channel effects, as ``score_chunk_by_channel``) of one chunk's feature columns,
+    row by row in ``frame``'s order (a chunk task). ``model`` was checked against the customer table
+    (``checked_model``) whose columns ``frame`` holds, so the values' kinds are not inferred again."""
+    by_channel = hasattr(model, "effects_of")
+    if not len(frame):
+        return np.empty(0, dtype=np.float64), np.empty((0, len(channels))) if by_channel else None
+    if not by_channel:
+        return model.score_frame(frame, check=False), None
+    effects = model.effects_of(frame, list(channels), check=False)
+    known = ~np.isnan(effects).all(axis=0)
+    scores = effects[:, known].max(axis=1) if known.any() else model.score_frame(frame, check=False)
+    return scores, effects
+
+
 def score_chunk(
     settings: Settings, name: str, version: int | None, table: str, customer_ids: Sequence[str] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -706,6 +734,29 @@ def apply_score_rules(
     exclude each other. ``min_score``: only those scoring at least this (applied after the cut, so
     it can only shrink it). Customers without a score (NaN) are left out.
     """
+    id_array = np.asarray(ids, dtype=object)
+    score_array = np.asarray(scores, dtype=np.float64)
+    order, _n_ordered, n_kept = score_order(
+        id_array, score_array, min_score=min_score, top=top, top_percent=top_percent
+    )
+    keep = order[:n_kept]
+    return id_array[keep], score_array[keep]
+
+
+def score_order(
+    ids: Sequence[str] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    *,
+    min_score: float | None = None,
+    top: int | None = None,
+    top_percent: float | None = None,
+) -> tuple[np.ndarray, int, int]:
+    """``apply_score_rules`` as positions, with one sort: ``(order, n_ordered, n_kept)``.
+
+    ``order``: the positions of the customers with a score, best first (ties by id); the first
+    ``n_ordered`` of them score at least ``min_score``, the first ``n_kept`` pass the whole cut
+    (``top`` or ``top_percent``, then ``min_score``): ``apply_score_rules`` keeps ``order[:n_kept]``.
+    """
     if top is not None and top_percent is not None:
         raise ValueError("give top or top_percent, not both")
     if top is not None and top < 0:
@@ -716,15 +767,13 @@ def apply_score_rules(
     score_array = np.asarray(scores, dtype=np.float64)
     if id_array.shape != score_array.shape:
         raise ValueError(f"ids and scores differ in length: {len(id_array)} and {len(score_array)}")
-    keep = ~np.isnan(score_array)
-    id_array, score_array = id_array[keep], score_array[keep]
-    order = np.lexsort((id_array.astype(str), -score_array))  # the last key sorts first: score descending, then id
-    ids, scores = id_array[order], score_array[order]
+    scored = np.flatnonzero(~np.isnan(score_array))
+    # the last key sorts first: score descending, then id
+    order = scored[np.lexsort((id_array[scored].astype(str), -score_array[scored]))]
+    n_ordered = len(order)
+    if min_score is not None:  # scores are descending
+        n_ordered = int(np.searchsorted(-score_array[order], -min_score, side="right"))
     if top_percent is not None:
-        top = math.ceil(len(ids) * top_percent / 100)
-    if top is not None:
-        ids, scores = ids[:top], scores[:top]
-    if min_score is not None:
-        cut = int(np.searchsorted(-scores, -min_score, side="right"))  # scores are descending
-        ids, scores = ids[:cut], scores[:cut]
-    return ids, scores
+        top = math.ceil(len(order) * top_percent / 100)
+    n_kept = n_ordered if top is None else min(top, n_ordered)
+    return order, n_ordered, n_kept

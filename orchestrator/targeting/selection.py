@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 import yaml
 
-from orchestrator.customers.table import ID_COLUMN, frame_of
+from orchestrator.customers.table import ID_COLUMN, frame_of_query
 from orchestrator.db.tables import Arm
 from orchestrator.execution.chunks import Mapper, in_process
 from orchestrator.execution.chunks import split as split_chunks
@@ -62,6 +62,9 @@ class Candidates:
     reserve: Candidates | None = None
     # scored customers a ``min_score`` cut removed (not in the reserve): the ledger's "below score cut" reason
     below_min: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    # the scoring model's feature columns, read in the selection query and aligned with ids (``score_and_cut``
+    # scores them and drops them); None when there is no model or the chunks read them by id
+    features: pd.DataFrame | None = None
 
     def with_reserve(self) -> Candidates:
         """The candidates followed by their reserve (one frame; ``reserve`` None)."""
@@ -205,32 +208,40 @@ def filter_customers(
     as_of: date,
     with_funnel: bool = False,
     extra: Mapping[str, sa.ColumnElement] | None = None,
+    features: Sequence[str] = (),
 ) -> Candidates:
     """Every filter that runs in the database (audience, lists, policy) as ONE query, then the global
     control group; raise ``WaveBlocked`` on a blocked day.
 
     ``extra`` names SQL expressions (e.g. channel eligibility) computed in the same query
-    and returned aligned with the candidates in ``Candidates.extra``. Scores come after,
-    in chunks (``score_and_cut``).
+    and returned aligned with the candidates in ``Candidates.extra``; ``features`` names columns
+    (the scoring model's) read in the same query into ``Candidates.features``, so that the scores
+    (``score_and_cut``, in chunks) need not read the customer table again.
     """
     check_day(policy, as_of)
     extra = dict(extra or {})
+    features = list(features)
     with engine.connect() as conn:
         steps = named_conditions(spec, table, policy, as_of=as_of, conn=conn)
         funnel = funnel_counts(conn, table, steps) if with_funnel else []
         labels = [f"x{i}" for i in range(len(extra))]
+        feature_labels = [f"f{i}" for i in range(len(features))]
         query = sa.select(
-            table.c[ID_COLUMN], *(expr.label(label) for label, expr in zip(labels, extra.values(), strict=True))
+            table.c[ID_COLUMN],
+            *(expr.label(label) for label, expr in zip(labels, extra.values(), strict=True)),
+            *(table.c[name].label(label) for label, name in zip(feature_labels, features, strict=True)),
         ).order_by(table.c[ID_COLUMN])
         if steps:
             query = query.where(sa.and_(*(cond for _s, _l, cond in steps)))
-        result = conn.execute(query)
-        if extra:  # one frame, not a Python loop per customer and column
-            frame = frame_of(result.all(), ["id", *labels])
+        feature_frame = None
+        if extra or features:  # one frame, not a Python loop per customer and column
+            frame = frame_of_query(conn, query, ["id", *labels, *feature_labels])
             ids: list[str] = frame["id"].tolist()
             columns = {name: frame[label].to_numpy(dtype=object) for name, label in zip(extra, labels, strict=True)}
+            if features:
+                feature_frame = frame[feature_labels].set_axis(features, axis=1)
         else:
-            ids = list(result.scalars())
+            ids = list(conn.execute(query).scalars())
             columns = {}
 
     global_mask = np.zeros(len(ids), dtype=bool)
@@ -239,61 +250,113 @@ def filter_customers(
 
         global_mask = is_global_control(ids, policy)
         _add(funnel, "global control", "held out of every campaign", len(ids) - int(global_mask.sum()))
-    held_out = [cid for cid, g in zip(ids, global_mask.tolist(), strict=True) if g]
-    candidates = [cid for cid, g in zip(ids, global_mask.tolist(), strict=True) if not g]
+    if global_mask.any():
+        id_array = np.asarray(ids, dtype=object)
+        held_out = id_array[global_mask].tolist()
+        candidates = id_array[~global_mask].tolist()
+        if feature_frame is not None:
+            feature_frame = feature_frame[~global_mask].reset_index(drop=True)
+    else:
+        held_out, candidates = [], ids
     global_extra = {k: v[global_mask] for k, v in columns.items()}
     columns = {k: v[~global_mask] for k, v in columns.items()}
-    return Candidates(candidates, None, held_out, funnel, columns, global_extra)
+    return Candidates(candidates, None, held_out, funnel, columns, global_extra, features=feature_frame)
+
+
+def scoring_features(engine: sa.Engine, spec: CampaignSpec, table: sa.Table) -> list[str]:
+    """The feature columns of the model the ``scores:`` section names, for the selection query to read
+    (``filter_customers``); none without a model, or when the registry or the table cannot give them
+    (the chunks then read them by id and report the problem)."""
+    if spec.scores is None:
+        return []
+    from orchestrator.scoring.registry import ModelNotFound, get
+
+    try:
+        names = [str(f["name"]) for f in get(engine, spec.scores.model, spec.scores.version).features]
+    except ModelNotFound:
+        return []
+    if ID_COLUMN in names or not all(name in table.c for name in names):
+        return []
+    return names
 
 
 def score_and_cut(
     settings, spec: CampaignSpec, table: str, candidates: Candidates, *, mapper: Mapper = in_process
 ) -> Candidates:
     """Score the candidates in chunks of ``execution.chunk_size`` (one ``mapper`` call each) and keep
-    those the ``scores:`` section asks for, best first; unchanged without a ``scores:`` section."""
+    those the ``scores:`` section asks for, best first; unchanged without a ``scores:`` section.
+
+    With ``candidates.features`` (read by the selection query) the model is loaded and checked against
+    the customer table once, and each chunk scores its slice of those columns; without them each chunk
+    reads its customers' features by id."""
     if spec.scores is None:
         return candidates
-    from orchestrator.scoring.response import apply_score_rules, score_chunk_by_channel
+    from orchestrator.scoring.response import (
+        checked_model,
+        score_chunk_by_channel,
+        score_chunk_of_features,
+        score_order,
+    )
 
     model, version = spec.scores.model, spec.scores.version
     channels = spec.channels.names()
-    calls = [
-        (settings, model, version, table, ids, channels)
-        for ids in split_chunks(candidates.ids, settings.execution.chunk_size)
-    ]
-    parts = list(mapper(score_chunk_by_channel, calls))
-    if parts:
-        scored_ids = np.concatenate([ids for ids, _s, _e in parts])
-        scored = np.concatenate([scores for _i, scores, _e in parts])
+    size = settings.execution.chunk_size
+    features = candidates.features
+    positions: np.ndarray | None = None  # where each scored customer is among the candidates (None: the same)
+    fitted = None
+    if features is not None:
+        fitted = checked_model(settings, model, version, table)
+        if list(fitted.features_) != list(features.columns):  # a new champion since the selection query
+            features = None
+    if features is not None:
+        frames = [features.iloc[start : start + size] for start in range(0, len(features), size)]
+        parts = list(mapper(score_chunk_of_features, [(settings, fitted, frame, channels) for frame in frames]))
+        scored_ids = np.asarray(candidates.ids, dtype=object)
     else:
-        scored_ids, scored = np.empty(0, dtype=object), np.empty(0, dtype=np.float64)
-    by_channel = bool(parts) and all(effects is not None for _i, _s, effects in parts)
+        chunks = split_chunks(candidates.ids, size)
+        id_parts = list(
+            mapper(score_chunk_by_channel, [(settings, model, version, table, c, channels) for c in chunks])
+        )
+        parts = [(scores, effects) for _i, scores, effects in id_parts]
+        scored_ids = (
+            np.concatenate([ids for ids, _s, _e in id_parts]) if id_parts else np.empty(0, dtype=object)
+        ).astype(object)
+        positions = pd.Index(candidates.ids).get_indexer(pd.Index(scored_ids))
+    scored = np.concatenate([s for s, _e in parts]) if parts else np.empty(0, dtype=np.float64)
+    by_channel = bool(parts) and all(effects is not None for _s, effects in parts)
+    scored_effects = np.concatenate([e for _s, e in parts if e is not None]) if by_channel else None
     s = spec.scores
-    ordered_ids, ordered = apply_score_rules(scored_ids, scored, min_score=s.min_score)  # best first, no cut
-    n_kept = len(apply_score_rules(scored_ids, scored, min_score=s.min_score, top=s.top, top_percent=s.top_percent)[0])
-    scored_effects = np.concatenate([e for _i, _s, e in parts if e is not None]) if by_channel else None
+    # best first, ties by id: n_ordered pass min_score, the first n_kept of them the whole cut (top, top_percent)
+    order, n_ordered, n_kept = score_order(
+        scored_ids, scored, min_score=s.min_score, top=s.top, top_percent=s.top_percent
+    )
 
     def part(take: slice, funnel: list[FunnelStep]) -> Candidates:
-        ids = ordered_ids[take]
-        effects = None
-        if scored_effects is not None:  # the per-channel effects follow the kept customers, column-wise
-            effects = scored_effects[pd.Index(scored_ids).get_indexer(pd.Index(ids))]
+        rows = order[take]
+        effects = None if scored_effects is None else scored_effects[rows]  # column-wise, by position
         columns = candidates.extra
         if columns:
-            keep = pd.Index(candidates.ids).get_indexer(pd.Index(ids))
+            keep = rows if positions is None else positions[rows]
             columns = {k: v[keep] for k, v in columns.items()}
         return Candidates(
-            list(ids), ordered[take], candidates.global_control, funnel, columns, candidates.global_extra, effects
+            scored_ids[rows].tolist(),
+            scored[rows],
+            candidates.global_control,
+            funnel,
+            columns,
+            candidates.global_extra,
+            effects,
         )
 
     funnel = list(candidates.funnel)
     _add(funnel, "score", _score_label(s), n_kept)
     kept = part(slice(0, n_kept), funnel)
-    if n_kept < len(ordered_ids):
-        kept.reserve = part(slice(n_kept, None), [])
-    if len(ordered_ids) < len(scored_ids):  # removed by min_score, column-wise
-        scored_index = pd.Index(np.asarray(scored_ids, dtype=object))
-        kept.below_min = np.asarray(scored_ids, dtype=object)[~scored_index.isin(pd.Index(ordered_ids))]
+    if n_kept < n_ordered:
+        kept.reserve = part(slice(n_kept, n_ordered), [])
+    if n_ordered < len(scored_ids):  # removed by min_score (or without a score), column-wise
+        below = np.ones(len(scored_ids), dtype=bool)
+        below[order[:n_ordered]] = False
+        kept.below_min = scored_ids[below]
     return kept
 
 

@@ -65,6 +65,7 @@ from orchestrator.targeting.selection import (
     check_day,
     filter_customers,
     score_and_cut,
+    scoring_features,
     split,
 )
 from orchestrator.wave.validation import audit_validation, validate_campaign
@@ -226,8 +227,16 @@ def filter_candidates(settings: Settings, prepared: PreparedWave, *, with_funnel
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
     extra = selection_columns(prepared.spec, prepared.policy, table, prepared.as_of)
+    features = scoring_features(engine, prepared.spec, table)  # read once, here, for the scoring chunks
     return filter_customers(
-        engine, prepared.spec, table, prepared.policy, as_of=prepared.as_of, with_funnel=with_funnel, extra=extra
+        engine,
+        prepared.spec,
+        table,
+        prepared.policy,
+        as_of=prepared.as_of,
+        with_funnel=with_funnel,
+        extra=extra,
+        features=features,
     )
 
 

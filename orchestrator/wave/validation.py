@@ -262,7 +262,9 @@ def _control_size(settings: Settings, spec: CampaignSpec, policy, engine: sa.Eng
 def _empty_channels(settings: Settings, spec: CampaignSpec, policy, engine: sa.Engine) -> list[Problem]:
     """An error at the channel's line for every channel of a multichannel campaign that no customer of
     the audience may get today (its ``eligible:`` condition and the contact policy for it): the
-    allocation, exploration and the per-channel models would never see it. One query counts them all."""
+    allocation, exploration and the per-channel models would never see it. One query asks whether
+    each channel has a customer (``EXISTS``: it stops at the first one, not a scan of the table);
+    only when one has none is the audience counted, for the message."""
     from datetime import date
 
     from orchestrator.customers.table import customer_table
@@ -278,23 +280,31 @@ def _empty_channels(settings: Settings, spec: CampaignSpec, policy, engine: sa.E
     with engine.connect() as conn:
         audience = [cond for _s, _l, cond in named_conditions(spec, table, policy, as_of=today, conn=conn)]
         flags = selection_columns(spec, policy, table, today)
-        counts = conn.execute(
+        found = conn.execute(
             sa.select(
-                sa.func.count(),
-                *(sa.func.coalesce(sa.func.sum(flags[f"eligible:{name}"]), 0) for name in names),
+                *(
+                    sa.select(sa.literal(1))
+                    .select_from(table)
+                    .where(sa.and_(sa.true(), *audience, flags[f"eligible:{name}"] == 1))
+                    .exists()
+                    for name in names
+                )
             )
-            .select_from(table)
-            .where(sa.and_(sa.true(), *audience))
         ).one()
-    if not counts[0]:
+        if all(found):
+            return []
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(sa.and_(sa.true(), *audience))
+        ).scalar_one()
+    if not total:
         return []  # nobody in the audience at all (or no customers yet): nothing to say per channel
     document, _ = parse_yaml(spec.source.read_text(encoding="utf-8"), str(spec.source))
     problems = []
-    for name, eligible in zip(names, counts[1:], strict=True):
+    for name, eligible in zip(names, found, strict=True):
         if eligible:
             continue
         message = (
-            f"channel {name}: none of the {counts[0]:,} customers of the audience may get it today "
+            f"channel {name}: none of the {total:,} customers of the audience may get it today "
             f"(its eligible: condition and the contact policy for {name}); fix the condition or remove the channel"
         )
         key = ("channels", name, "eligible") if spec.channels.section(name).eligible is not None else ("channels", name)
