@@ -14,11 +14,12 @@ the control group as the no-contact arm, by one of three meta-learners (``approa
   (docs/models.md) it found as many or more extra buyers than the T-learner in most worlds.
   With gradient boosting as the learner, a channel with at most ``FOREST_MAX_ROWS`` treated rows
   has their effects smoothed by a random forest (Kuenzel's "X-RF"): averaged deep trees whose
-  leaves hold at least one 60th of the channel's rows (10 to 50). Boosting fits the noise of a few
-  thousand 0/1 outcomes (in the learning benchmark a call group with a true effect of +0.16 got
-  estimates of 0.11 +- 0.09, half of it below the call's break-even); the forest's average of many
-  trees holds such groups together (0.15 +- 0.04). Above ``FOREST_MAX_ROWS`` boosting's noise
-  averages out and it is much faster to fit and to score a million customers;
+  leaves hold at least one 60th of the channel's rows (10 to 50), with one column per category.
+  Boosting fits the noise of a few thousand 0/1 outcomes (in the learning benchmark a call group
+  with a true effect of +0.16 got estimates of 0.11 +- 0.09, half of it below the call's
+  break-even); the forest's average of many trees holds such groups together (0.15 +- 0.04).
+  Above ``FOREST_MAX_ROWS`` boosting's noise averages out and it is much faster to fit and to
+  score a million customers;
 - ``"pooled"``: ONE outcome model on every row with the channel as a feature (an S-learner),
   which shares everything between channels and shrinks their differences.
 
@@ -347,13 +348,21 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
             return Ridge(alpha=1.0)
         if rows > FOREST_MAX_ROWS:
             return self._regressor()
-        return RandomForestRegressor(
+        forest = RandomForestRegressor(
             n_estimators=FOREST_TREES,
             min_samples_leaf=int(np.clip(rows // FOREST_LEAF_SHARE, *FOREST_LEAF_ROWS)),
             max_features=1.0,
             n_jobs=-1,
             random_state=self.random_state,
         )
+        categorical = np.flatnonzero(self._categorical())
+        if not len(categorical):
+            return forest
+        # a forest splits category codes as numbers: four territories of fifteen would be cut out of
+        # their neighbours' codes; one column per category lets a split take exactly them
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        columns = ColumnTransformer([("category", onehot, categorical.tolist())], remainder="passthrough")
+        return Pipeline([("onehot", columns), ("forest", forest)])
 
     def _arm_probability(self, Z: np.ndarray, arm: int) -> np.ndarray:
         if self.approach == "pooled":
@@ -382,7 +391,8 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
             imputed_treated = y[treated] - untreated[treated]
             imputed_control = self._arm_probability(Z[control], j + 1) - y[control]
             tau1 = self._effect_regressor(int(treated.sum()))
-            tau1.fit(Z[treated], imputed_treated, sample_weight=weights[treated])
+            weight = "forest__sample_weight" if isinstance(tau1, Pipeline) else "sample_weight"
+            tau1.fit(Z[treated], imputed_treated, **{weight: weights[treated]})
             tau0 = self._regressor().fit(Z[control], imputed_control, sample_weight=weights[control])
             share = float(weights[treated].sum() / (weights[treated].sum() + weights[control].sum()))
             self.second_stage_.append((tau0, tau1, share))
