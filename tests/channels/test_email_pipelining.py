@@ -18,7 +18,8 @@ from collections import Counter
 import pytest
 
 from channels.base import Outbound
-from channels.email import EmailChannel, read_replies
+from channels.email import EmailChannel
+from channels.smtp_stream import read_replies
 from orchestrator.settings import SmtpSettings
 
 IDLE = 0.3  # seconds of client silence before a held reply is sent anyway
