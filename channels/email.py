@@ -451,6 +451,7 @@ class _Streamed:
     def __init__(self, channel: EmailChannel, state: _Round):
         self.channel = channel
         self.state = state
+        self.batch = state.batch
         self.learnt: list[DeliveryResult] = []
 
     def take(self, connection: _Connection) -> Taken | None:
@@ -464,18 +465,17 @@ class _Streamed:
         while (i := state.next()) is not None:
             wire = state.wire_of(i)
             try:
-                options = channel._options(client, wire)
+                options = channel._options(client, wire) if wire.international else ()
             except smtplib.SMTPNotSupportedError as exc:
                 self._record(i, wire, exc)
                 continue
             if channel._limiter is not None:
                 channel._limiter.try_acquire("smtp")
-            return i, wire, envelope_group(channel._envelope_sender, state.batch[i].recipient, options)
+            return i, wire, envelope_group(channel._envelope_sender, self.batch[i].recipient, options)
         return None
 
     def sent(self, taken: Taken) -> None:
-        i, wire, _ = taken
-        self.learnt.append(DeliveryResult(self.state.batch[i].contact_id, "sent", provider_id=wire.message_id))
+        self.learnt.append(DeliveryResult(self.batch[taken[0]].contact_id, "sent", None, taken[1].message_id))
 
     def refused(self, taken: Taken, replies: tuple[Reply, ...]) -> None:
         i, wire, _ = taken

@@ -313,7 +313,10 @@ class _Multiplexer(Generic[C]):
                 for fd, event in events:
                     stream = streams[fd]
                     try:
-                        following = self._on_event(stream, event)
+                        if event == select.POLLIN:  # the common case
+                            following = self._on_read(stream)
+                        else:
+                            following = self._on_event(stream, event)
                     except (_Lost, TransientDeliveryError, OSError):
                         self._lose(stream)
                         continue
