@@ -22,13 +22,13 @@ header) is built by the standard ``email`` package. ``signer`` (optional, e.g. D
 each message's bytes and returns the bytes to send (``channels.mime.MessageSigner``).
 
 Sending: when the server offers PIPELINING (RFC 2920) and ``pipelining`` is on, each
-connection streams: one write carries a message's content and final dot plus the next
-message's MAIL, RCPT and DATA, so a message costs one round trip. The open streaming
-connections are served together by one thread (``poll``; replies read in bulk and parsed
-here, not line by line through ``smtplib``); the results of the replies found in one poll
-are reported together (``channels.base.report_all``: a send journal writes them with one
-system call) before the next message's content is written on any connection, so at most
-one message per connection is in flight. Without PIPELINING, one command at a time
+connection streams (``channels.smtp_stream.multiplex``): one write carries a message's content
+and final dot plus the next message's MAIL, RCPT and DATA, so a message costs one round trip.
+The open streaming connections are served together by one thread (``poll``; replies read in
+bulk and parsed there, not line by line through ``smtplib``); the results of the replies found
+in one poll are reported together (``channels.base.report_all``: a send journal writes them
+with one system call) before the next message's content is written on any connection, so at
+most one message per connection is in flight. Without PIPELINING, one command at a time
 (``smtplib``).
 
 Outcomes, per message: a 2xx reply is ``"sent"``; a 4xx reply to MAIL, RCPT or DATA is
@@ -72,12 +72,9 @@ from __future__ import annotations
 
 import logging
 import re
-import select
 import smtplib
-import socket
 import ssl
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -103,6 +100,7 @@ from channels.base import (
     report_all,
 )
 from channels.mime import MessageSigner, MessageSkeleton
+from channels.smtp_stream import Reply, Taken, Wire, envelope_error, envelope_group, multiplex, pipelined_sendmail
 from orchestrator.settings import SmtpSettings
 
 __all__ = [
@@ -326,90 +324,6 @@ def open_smtp(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
-class _Wire(NamedTuple):
-    """One message ready to send: its bytes (CRLF, not dot-stuffed), Message-ID, whether it needs SMTPUTF8."""
-
-    data: bytes
-    message_id: str
-    international: bool = False
-
-
-_LEADING_DOT = re.compile(rb"(?m)^\.")
-
-
-def envelope_group(sender: str, recipient: str, options: Sequence[str] = ()) -> bytes:
-    """MAIL, RCPT and DATA of one message as one pipelined group (RFC 2920)."""
-    if not options:
-        return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
-    extra = "".join(f" {o}" for o in options)
-    envelope = f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
-    return envelope.encode("utf-8" if "SMTPUTF8" in options else "ascii")
-
-
-def content(data: bytes) -> bytes:
-    """A message's bytes as DATA content: dot-stuffed, ending with CRLF and the final ``.`` line."""
-    if b"\n." in data or data.startswith(b"."):
-        data = _LEADING_DOT.sub(b"..", data)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
-
-
-Reply = tuple[int, bytes]
-
-
-def envelope_error(sender: str, recipient: str, mail: Reply, rcpt: Reply, data: Reply) -> smtplib.SMTPException | None:
-    """The exception ``smtplib.SMTP.sendmail`` raises for these replies to MAIL, RCPT and DATA, or None (354)."""
-    if mail[0] != 250:
-        return smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
-    if rcpt[0] not in (250, 251):
-        return smtplib.SMTPRecipientsRefused({recipient: rcpt})
-    if data[0] != 354:
-        return smtplib.SMTPDataError(*data)
-    return None
-
-
-def pipelined_sendmail(
-    client: smtplib.SMTP, sender: str, recipient: str, data: bytes, options: Sequence[str] = ()
-) -> None:
-    """``client.sendmail(sender, [recipient], data, options)`` with MAIL, RCPT and DATA as one group (RFC 2920).
-
-    Two round trips instead of four: the envelope commands go out together and their replies are
-    read in order, then the content. Raises the exceptions ``smtplib.SMTP.sendmail`` raises for
-    the same replies (``SMTPSenderRefused``, ``SMTPRecipientsRefused``, ``SMTPDataError``, and
-    ``SMTPServerDisconnected`` when the connection is lost), so the error mapping is the same.
-    The server must have offered PIPELINING and the client must have greeted it (EHLO).
-    """
-    client.send(envelope_group(sender, recipient, options))
-    mail, rcpt, data_reply = client.getreply(), client.getreply(), client.getreply()
-    error = envelope_error(sender, recipient, mail, rcpt, data_reply)
-    if error is not None:
-        if data_reply[0] == 354:
-            client.send(b".\r\n")  # RFC 2920: DATA was accepted although the envelope was not; end it empty
-            client.getreply()
-        if 421 in (mail[0], rcpt[0], data_reply[0]):
-            client.close()
-        else:
-            _reset(client)
-        raise error
-    client.send(content(data))
-    code, reply = client.getreply()
-    if code != 250:
-        if code == 421:
-            client.close()
-        else:
-            _reset(client)
-        raise smtplib.SMTPDataError(code, reply)
-
-
-def _reset(client: smtplib.SMTP) -> None:
-    """RSET after a refused transaction, as ``sendmail`` does; a dropped connection shows on the next command."""
-    try:
-        client.rset()
-    except smtplib.SMTPServerDisconnected:
-        pass
-
-
 class _Deferred(Exception):
     """Some messages got a 4xx reply in this round; try them again after a pause."""
 
@@ -422,91 +336,6 @@ class _Reply(NamedTuple):
     hard_bounce: bool = False
 
 
-_Next = tuple[int, "_Wire", bytes]
-"""A message taken for a pipelined connection: its index in the batch, its bytes, its MAIL/RCPT/DATA group."""
-
-_MAX_REPLY_BYTES = 65536  # unread reply bytes a stream may hold before the server counts as broken
-
-
-class _Lost(Exception):
-    """A pipelined connection is gone, timed out or closing (421): discard it, requeue its messages."""
-
-
-def read_replies(buffer: bytes, n: int) -> tuple[list[Reply], int] | None:
-    """The first ``n`` complete SMTP replies in ``buffer`` and how many bytes they take; None until all are there.
-
-    Each reply is ``(code, text)`` as ``smtplib.SMTP.getreply`` gives it (the code of the last
-    line, ``-1`` when it is not a number; the lines' texts joined by LF), except that the text
-    of a one-line reply still has its line end: ``_text`` strips it when the text is used.
-    """
-    lines = buffer.split(b"\n", n)
-    if len(lines) == n + 1 and not lines[n]:  # the common case: exactly n lines, each a reply of its own
-        try:
-            replies = [(int(line[:3]), line[4:]) for line in lines[:n] if line[3:4] != b"-"]
-        except ValueError:
-            replies = []
-        if len(replies) == n:
-            return replies, len(buffer)
-    replies = []
-    continued: list[bytes] = []
-    start = 0
-    while len(replies) < n:
-        end = buffer.find(b"\n", start)
-        if end < 0:
-            return None
-        line = buffer[start:end]
-        start = end + 1
-        if line[3:4] == b"-":
-            continued.append(line[4:].strip(b" \t\r\n"))
-            continue
-        try:
-            code = int(line[:3])
-        except ValueError:
-            code = -1
-        if continued:
-            continued.append(line[4:].strip(b" \t\r\n"))
-            replies.append((code, b"\n".join(continued)))
-            continued = []
-        else:
-            replies.append((code, line[4:]))
-    return replies, start
-
-
-def _text(reply: Reply) -> Reply:
-    return reply[0], reply[1].strip(b" \t\r\n")
-
-
-class _Stream:
-    """One pipelined connection in ``EmailChannel._multiplex`` and what its last write asked the server."""
-
-    __slots__ = (
-        "buffer",
-        "connection",
-        "ended",
-        "expect",
-        "following",
-        "outbox",
-        "plain",
-        "since",
-        "skip",
-        "sock",
-        "spare",
-    )
-
-    def __init__(self, connection: _Connection, sock: socket.socket):
-        self.connection = connection
-        self.sock = sock
-        self.buffer = b""  # reply bytes read, not yet handled
-        self.ended: tuple[int, _Wire] | None = None  # content and final dot written: its reply is awaited
-        self.skip = 0  # or: replies to skip (the end of an empty DATA and RSET after a refused envelope)
-        self.following: _Next | None = None  # MAIL, RCPT and DATA written: their three replies are awaited
-        self.spare: _Next | None = None  # the message after it, built while the server works (not written)
-        self.expect = 0  # replies the last write asks for
-        self.since = 0.0  # time.monotonic() of the last write
-        self.outbox = b""  # the rest of the last write, to send when the socket can take it
-        self.plain = not isinstance(sock, ssl.SSLSocket)  # non-blocking while streaming (TLS: blocking)
-
-
 class _Round:
     """One pass of ``EmailChannel.send`` over the pool: the shared queue and results of its threads."""
 
@@ -515,7 +344,7 @@ class _Round:
         channel: EmailChannel,
         batch: Sequence[Outbound],
         pending: list[int],
-        built: dict[int, _Wire],
+        built: dict[int, Wire],
         deferred: dict[int, str | None],
         done: ResultCallback,
         done_all: Callable[[list[DeliveryResult]], None],
@@ -555,18 +384,18 @@ class _Round:
     def retired(self, connection: _Connection) -> bool:
         return id(connection) in self._retired
 
-    def requeue(self, i: int, wire: _Wire | None = None) -> None:
+    def requeue(self, i: int, wire: Wire | None = None) -> None:
         """Put message ``i`` back at the head of the queue (with its bytes, so it goes out the same)."""
         with self.lock:
             self.work.appendleft(i)
             if wire is not None:
                 self.built[i] = wire
 
-    def wire_of(self, i: int) -> _Wire:
+    def wire_of(self, i: int) -> Wire:
         wire = self.built.pop(i, None)  # built in an earlier round (a 4xx reply), else now
         return wire if wire is not None else self.channel.encode(self.batch[i])
 
-    def outcome(self, i: int, wire: _Wire, reply: _Reply) -> DeliveryResult | None:
+    def outcome(self, i: int, wire: Wire, reply: _Reply) -> DeliveryResult | None:
         """One message's result to report; None for a 4xx, which keeps it (and its bytes) for the next round."""
         contact_id = self.batch[i].contact_id
         if reply.outcome == "sent":
@@ -578,7 +407,7 @@ class _Round:
             return None
         return DeliveryResult(contact_id, "permanent", reply.detail, hard_bounce=reply.hard_bounce)
 
-    def handle(self, i: int, wire: _Wire, reply: _Reply) -> None:
+    def handle(self, i: int, wire: Wire, reply: _Reply) -> None:
         """Report one message's outcome at once (see ``outcome``)."""
         result = self.outcome(i, wire, reply)
         if result is not None:
@@ -586,7 +415,7 @@ class _Round:
 
     def run(self, connection: _Connection) -> None:
         """One connection's thread: messages one by one the slow way (connecting, reconnecting with
-        back-off) until the connection is open and pipelined: then it is left to ``_multiplex``."""
+        back-off) until the connection is open and pipelined: then it is left to ``multiplex``."""
         channel = self.channel
         i = self.take(connection)
         while i is not None:
@@ -613,6 +442,68 @@ class _Round:
                     self._retire(connection)
                     self.errors.append(exc)
                 return
+
+
+class _Streamed:
+    """The channel's side of ``smtp_stream.multiplex`` in one round: messages from the round's queue (built
+    on the way), results collected and reported together (``done_all``: one journal write)."""
+
+    def __init__(self, channel: EmailChannel, state: _Round):
+        self.channel = channel
+        self.state = state
+        self.batch = state.batch
+        self.learnt: list[DeliveryResult] = []
+
+    def take(self, connection: _Connection) -> Taken | None:
+        """The next message the server can take, with its envelope group (a rate-limit slot taken); None: no work.
+
+        A message the server cannot take (SMTPUTF8 not offered) is recorded permanent on the way.
+        """
+        channel, state = self.channel, self.state
+        client = connection.client
+        assert client is not None
+        while (i := state.next()) is not None:
+            wire = state.wire_of(i)
+            try:
+                options = channel._options(client, wire) if wire.international else ()
+            except smtplib.SMTPNotSupportedError as exc:
+                self._record(i, wire, exc)
+                continue
+            if channel._limiter is not None:
+                channel._limiter.try_acquire("smtp")
+            return i, wire, envelope_group(channel._envelope_sender, self.batch[i].recipient, options)
+        return None
+
+    def sent(self, taken: Taken) -> None:
+        self.learnt.append(DeliveryResult(self.batch[taken[0]].contact_id, "sent", None, taken[1].message_id))
+
+    def refused(self, taken: Taken, replies: tuple[Reply, ...]) -> None:
+        i, wire, _ = taken
+        error: smtplib.SMTPException | None
+        if len(replies) == 1:
+            error = smtplib.SMTPDataError(*replies[0])
+        else:
+            error = envelope_error(self.channel._envelope_sender, self.state.batch[i].recipient, *replies)
+        assert error is not None
+        self._record(i, wire, error)
+
+    def _record(self, i: int, wire: Wire, error: smtplib.SMTPException) -> None:
+        """The outcome of a refusal (raises ``TransientDeliveryError`` when it says the connection is broken)."""
+        result = self.state.outcome(i, wire, self.channel._reply(error))
+        if result is not None:
+            self.learnt.append(result)
+
+    def report(self) -> None:
+        if self.learnt:
+            learnt, self.learnt = self.learnt, []
+            self.state.done_all(learnt)
+
+    def requeue(self, taken: Taken) -> None:
+        self.state.requeue(taken[0], taken[1])
+
+    def lost(self, connection: _Connection) -> None:
+        connection.discard()
+        log.info("SMTP connection to %s lost while streaming; its messages go back to the queue", self.channel._server)
 
 
 class _Connection:
@@ -714,7 +605,7 @@ class EmailChannel(Channel):
                 if on_result is not None:
                     report_all(on_result, results)
 
-        built: dict[int, _Wire] = {}
+        built: dict[int, Wire] = {}
         deferred: dict[int, str | None] = {}  # index in batch -> detail of the last 4xx reply
         pending = list(range(len(batch)))
         with self._sending:
@@ -745,7 +636,7 @@ class EmailChannel(Channel):
         self,
         batch: Sequence[Outbound],
         pending: list[int],
-        built: dict[int, _Wire],
+        built: dict[int, Wire],
         deferred: dict[int, str | None],
         done: ResultCallback,
         done_all: Callable[[list[DeliveryResult]], None],
@@ -754,7 +645,7 @@ class EmailChannel(Channel):
 
         Connections that are not open and pipelined yet send the slow way, one thread each
         (``_Round.run``: connect, send a message, reconnect with back-off); the open pipelined
-        ones then stream together from this thread (``_multiplex``); a connection lost while
+        ones then stream together from this thread (``smtp_stream.multiplex``); a connection lost while
         streaming goes back to the slow way, until the work runs out. Returns the indexes that
         got a 4xx reply (to be tried again after a pause). Raises the first channel-wide error,
         after the other connections finished the message they were on; results reported until
@@ -782,7 +673,8 @@ class EmailChannel(Channel):
             streaming = [c for c in pool if not state.retired(c) and c.open and c.pipelining]
             if not streaming or not state.work:
                 break
-            self._multiplex(streaming, state)
+            socks = [(c, c.client.sock) for c in streaming if c.client is not None and c.client.sock is not None]
+            multiplex(socks, _Streamed(self, state), self.settings.timeout)
             if not state.work:
                 break
         if state.work:  # not expected: every connection retired without an error
@@ -790,245 +682,6 @@ class EmailChannel(Channel):
             raise TransientDeliveryError(f"SMTP server {self._server}: no connection left for {left} e-mails")
         state.still.sort()  # retried in batch order
         return state.still
-
-    def _multiplex(self, connections: list[_Connection], state: _Round) -> None:
-        """Stream messages over the open pipelined ``connections`` from this thread until the work runs out.
-
-        Each write on a connection carries one message's content and final dot, then the next
-        message's MAIL, RCPT and DATA (RFC 2920), so a message costs one round trip; a refused
-        envelope is followed by RSET. One ``poll`` serves every connection: the replies it finds
-        are read in bulk and parsed here (``read_replies``), their results reported together
-        (``report_all``: one journal write) and only then is anything more written, so at most
-        one message per connection is in flight (its content written, its reply not yet
-        journalled). A connection that is lost, silent for ``timeout`` seconds or closing (421)
-        is discarded and its messages go back to the queue (one whose content was written is
-        sent again: at least once in that window); ``_round`` reconnects it the slow way.
-        """
-        poller = select.poll()
-        streams: dict[int, _Stream] = {}
-        timeout = self.settings.timeout
-        results: list[DeliveryResult] = []
-        try:
-            writes = self._open_streams(connections, state, streams, poller, results)
-            check = time.monotonic() + 1.0
-            while True:
-                if results:
-                    learnt, results = results, []
-                    state.done_all(learnt)  # journalled before anything more is written
-                self._write_all(writes, streams, state, poller, results)
-                if not streams:
-                    return
-                events = poller.poll(timeout * 1000)
-                writes = []
-                for fd, event in events:
-                    stream = streams[fd]
-                    try:
-                        following = self._on_event(stream, event, state, results, poller)
-                    except (_Lost, TransientDeliveryError, OSError):
-                        self._lose(streams, stream, state, poller)
-                        continue
-                    if following is None:  # no more work for it: the connection stays open for the next batch
-                        del streams[fd]
-                        poller.unregister(fd)
-                        stream.sock.settimeout(timeout)
-                    elif following:
-                        writes.append((stream, following))
-                now = time.monotonic()
-                if not events or now > check:  # a connection silent for ``timeout`` seconds is lost
-                    check = now + 1.0
-                    writing = {id(s) for s, _ in writes}
-                    for stream in [s for s in streams.values() if id(s) not in writing and now - s.since > timeout]:
-                        self._lose(streams, stream, state, poller)
-        except BaseException:
-            for stream in list(streams.values()):
-                self._lose(streams, stream, state, poller)
-            if results:  # learnt before the error (e.g. another connection's sender refused): they stand
-                state.done_all(results)
-            raise
-
-    def _open_streams(
-        self,
-        connections: list[_Connection],
-        state: _Round,
-        streams: dict[int, _Stream],
-        poller: select.poll,
-        results: list[DeliveryResult],
-    ) -> list[tuple[_Stream, bytes]]:
-        """A stream for each connection that gets a message, in ``streams`` and ``poller``; their first writes."""
-        writes = []
-        for connection in connections:
-            assert connection.client is not None and connection.client.sock is not None
-            stream = _Stream(connection, connection.client.sock)
-            following = self._next(stream, state, results)
-            if following is not None:  # its first write: the envelope alone
-                stream.following, stream.expect = following, 3
-                streams[stream.sock.fileno()] = stream
-                poller.register(stream.sock, select.POLLIN)
-                if stream.plain:
-                    stream.sock.setblocking(False)  # poll says when it can be read; no poll per call
-                writes.append((stream, following[2]))
-        return writes
-
-    def _write_all(
-        self,
-        writes: list[tuple[_Stream, bytes]],
-        streams: dict[int, _Stream],
-        state: _Round,
-        poller: select.poll,
-        results: list[DeliveryResult],
-    ) -> None:
-        """Make the ``writes``, then build each stream's next message while the servers work."""
-        now = time.monotonic()
-        for stream, payload in writes:
-            stream.since = now
-            try:
-                self._write(stream, payload, poller)
-            except OSError:
-                self._lose(streams, stream, state, poller)
-        for stream, _ in writes:
-            if stream.following is not None and stream.spare is None:
-                stream.spare = self._next(stream, state, results)
-
-    @staticmethod
-    def _write(stream: _Stream, payload: bytes, poller: select.poll) -> None:
-        """Send ``payload`` on ``stream``; what a non-blocking socket cannot take now waits for POLLOUT."""
-        if not stream.plain:
-            stream.sock.sendall(payload)
-            return
-        try:
-            n = stream.sock.send(payload)
-        except BlockingIOError:
-            n = 0
-        stream.outbox = payload[n:] if n < len(payload) else b""
-        poller.modify(stream.sock, select.POLLIN | select.POLLOUT if stream.outbox else select.POLLIN)
-
-    def _on_event(
-        self, stream: _Stream, event: int, state: _Round, results: list[DeliveryResult], poller: select.poll
-    ) -> bytes | None:
-        """Go on sending the rest of the last write (POLLOUT); read what came in (``_on_read``)."""
-        if event & select.POLLOUT and stream.outbox:
-            self._write(stream, stream.outbox, poller)
-        if event == select.POLLOUT:
-            return b""
-        return self._on_read(stream, state, results)
-
-    def _on_read(self, stream: _Stream, state: _Round, results: list[DeliveryResult]) -> bytes | None:
-        """Read what ``stream``'s server sent; once it answered the whole last write, what to write next.
-
-        Returns ``b""`` while replies are missing, None when the stream has no more work, else
-        the next write (the content or RSET of the message whose envelope was answered, plus
-        the next message's envelope). Results go to ``results``. Raises ``_Lost``.
-        """
-        replies = self._receive(stream)
-        if replies is None:
-            return b""
-        k = stream.skip
-        if stream.ended is not None:  # the reply to a message's content
-            position, wire = stream.ended
-            code = replies[0][0]
-            if code == 250:
-                results.append(DeliveryResult(state.batch[position].contact_id, "sent", provider_id=wire.message_id))
-            elif code == 421:
-                raise _Lost
-            else:
-                self._refused(state, position, wire, smtplib.SMTPDataError(*_text(replies[0])), results)
-            stream.ended, k = None, 1
-        following = stream.following
-        if following is None:
-            if stream.buffer:  # the server said more than asked: not a connection to keep
-                raise _Lost
-            return None
-        position, wire, _ = following
-        mail, rcpt, data_reply = replies[k], replies[k + 1], replies[k + 2]
-        if mail[0] == 421 or rcpt[0] == 421 or data_reply[0] == 421:
-            raise _Lost
-        if mail[0] == 250 and rcpt[0] in (250, 251) and data_reply[0] == 354:
-            payload = wire.data
-            if b"\n." in payload or payload[:1] == b"." or payload[-2:] != b"\r\n":
-                payload = content(payload)[:-3]
-            stream.ended, stream.skip = (position, wire), 0
-        else:  # end a DATA the server took without a valid envelope, then reset
-            error = envelope_error(
-                self._envelope_sender, state.batch[position].recipient, _text(mail), _text(rcpt), _text(data_reply)
-            )
-            assert error is not None
-            self._refused(state, position, wire, error, results)
-            payload = b"RSET\r\n"
-            stream.skip = 1
-            if data_reply[0] == 354:
-                payload, stream.skip = b".\r\n" + payload, 2
-        following = stream.spare if stream.spare is not None else self._next(stream, state, results)
-        stream.following, stream.spare = following, None
-        if stream.ended is not None:  # the content ends with the final dot
-            stream.expect = 1 if following is None else 4
-            return b"".join((payload, b".\r\n", following[2])) if following is not None else payload + b".\r\n"
-        stream.expect = stream.skip + (3 if following is not None else 0)
-        return payload if following is None else payload + following[2]
-
-    @staticmethod
-    def _receive(stream: _Stream) -> list[Reply] | None:
-        """The replies to ``stream``'s last write once they are all in (None until then); raises ``_Lost``."""
-        sock = stream.sock
-        try:
-            data = sock.recv(65536)
-            while not stream.plain and sock.pending():  # type: ignore[attr-defined] # decrypted bytes poll cannot see
-                data += sock.recv(sock.pending())  # type: ignore[attr-defined]
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            raise _Lost from exc
-        if not data:
-            raise _Lost
-        buffer = stream.buffer + data if stream.buffer else data
-        parsed = read_replies(buffer, stream.expect)
-        if parsed is None:
-            if len(buffer) > _MAX_REPLY_BYTES:
-                raise _Lost
-            stream.buffer = buffer
-            return None
-        replies, used = parsed
-        stream.buffer = buffer[used:]
-        return replies
-
-    def _refused(
-        self, state: _Round, position: int, wire: _Wire, error: smtplib.SMTPException, results: list[DeliveryResult]
-    ) -> None:
-        result = state.outcome(position, wire, self._reply(error))
-        if result is not None:
-            results.append(result)
-
-    def _next(self, stream: _Stream, state: _Round, results: list[DeliveryResult]) -> _Next | None:
-        """The next message the server can take, with its envelope group (a rate-limit slot taken); None: no work.
-
-        A message the server cannot take (SMTPUTF8 not offered) is reported permanent on the way.
-        """
-        client = stream.connection.client
-        assert client is not None
-        while (i := state.next()) is not None:
-            wire = state.wire_of(i)
-            try:
-                options = self._options(client, wire)
-            except smtplib.SMTPNotSupportedError as exc:
-                self._refused(state, i, wire, exc, results)
-                continue
-            if self._limiter is not None:
-                self._limiter.try_acquire("smtp")
-            return i, wire, envelope_group(self._envelope_sender, state.batch[i].recipient, options)
-        return None
-
-    def _lose(self, streams: dict[int, _Stream], stream: _Stream, state: _Round, poller: select.poll) -> None:
-        """Give up ``stream``'s connection; the messages on it go back to the head of the queue."""
-        fd = stream.sock.fileno()
-        if streams.pop(fd, None) is not None:
-            poller.unregister(fd)
-        for taken in (stream.spare, stream.following):
-            if taken is not None:
-                state.requeue(taken[0], taken[1])
-        if stream.ended is not None:
-            state.requeue(*stream.ended)
-        stream.spare = stream.following = stream.ended = None
-        stream.connection.discard()
-        log.info("SMTP connection to %s lost while streaming; its messages go back to the queue", self._server)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -1075,7 +728,7 @@ class EmailChannel(Channel):
             local = f"{local}@{self._domain}"
         return f"<{local}>"
 
-    def encode(self, message: Outbound) -> _Wire:
+    def encode(self, message: Outbound) -> Wire:
         """The message as it goes on the wire: the skeleton's fast path, else the ``email`` package; then signed."""
         message_id = self.message_id(message.key)
         data = self._skeleton.build(message, message_id)
@@ -1085,7 +738,7 @@ class EmailChannel(Channel):
             data = self._build(message, message_id).as_bytes(policy=_WIRE_UTF8 if international else _WIRE)
         if self.signer is not None:
             data = self.signer(data)
-        return _Wire(data, message_id, international)
+        return Wire(data, message_id, international)
 
     def _build(self, message: Outbound, message_id: str) -> EmailMessage:
         """The message by the standard ``email`` package (what the skeleton does not cover)."""
@@ -1122,7 +775,7 @@ class EmailChannel(Channel):
             reraise=True,
         )
 
-    def _deliver(self, connection: _Connection, wire: _Wire, recipient: str) -> _Reply:
+    def _deliver(self, connection: _Connection, wire: Wire, recipient: str) -> _Reply:
         """Send one message, reconnecting with back-off when the connection fails."""
         attempts = 0
         try:
@@ -1134,7 +787,7 @@ class EmailChannel(Channel):
             raise TransientDeliveryError(f"{exc} (after {attempts} attempts)") from exc.__cause__
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _transact(self, connection: _Connection, wire: _Wire, recipient: str) -> _Reply:
+    def _transact(self, connection: _Connection, wire: Wire, recipient: str) -> _Reply:
         # A connection that was idle (or dropped by the server after its last message) may
         # be dead: then reconnect once at once, without spending a retry.
         for _ in range(2):
@@ -1161,7 +814,7 @@ class EmailChannel(Channel):
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _options(client: smtplib.SMTP, wire: _Wire) -> list[str]:
+    def _options(client: smtplib.SMTP, wire: Wire) -> list[str]:
         """MAIL options of one message: SMTPUTF8 for an internationalised address (if the server offers it)."""
         if not wire.international:
             return []

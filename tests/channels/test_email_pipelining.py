@@ -18,8 +18,10 @@ from collections import Counter
 import pytest
 
 from channels.base import Outbound
-from channels.email import EmailChannel, read_replies
+from channels.email import EmailChannel
+from channels.smtp_stream import read_replies
 from orchestrator.settings import SmtpSettings
+from tests.smtp_server import SmtpServer
 
 IDLE = 0.3  # seconds of client silence before a held reply is sent anyway
 
@@ -234,3 +236,27 @@ def test_replies_are_parsed_as_smtplib_reads_them():
     assert read_replies(multi, 2) == ([(550, b"5.1.1 first\nsecond\n5.1.1 third"), (250, b"ok\r")], len(multi))
     assert read_replies(multi[:20], 1) is None
     assert read_replies(b"xyz oops\n", 1) == ([(-1, b"oops")], 9)
+
+
+def test_messages_larger_than_the_socket_buffer_are_written_in_pieces_and_arrive_whole():
+    """A write the socket cannot take at once waits for POLLOUT while the other connection streams on;
+    each message arrives once and whole, its lines that start with a dot dot-stuffed and restored."""
+    line = ".a line that starts with a dot, dot-stuffed on the wire" + "x" * 20 + "\n"
+    text = line * 150_000  # about 11 MiB: more than a loopback socket takes in one send
+    messages = [
+        Outbound(
+            contact_id=i,
+            recipient=f"c{i}@example.com",
+            parts={"subject": f"s{i}", "text": f"{i}\n{text}"},
+            key=f"<big{i}@bank.example>",
+        )
+        for i in range(4)
+    ]
+    with SmtpServer(pipelining=True) as server:
+        with EmailChannel(server.settings(connections=2, timeout=30), sender="news@bank.example") as channel:
+            report = channel.send(messages)
+    assert report.sent == 4
+    assert sorted(server.recipients) == sorted(m.recipient for m in messages)
+    for message in server.messages:
+        i = int(message["Subject"][1:])
+        assert message.get_content().replace("\r\n", "\n") == f"{i}\n{text}"
