@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["bulk_insert", "bulk_insert_arrow", "dialect_insert", "insert_new", "raw_timestamp"]
 
 BATCH_ROWS = 10_000
+COPY_ROWS = 16_384  # rows per part of a COPY from Arrow
 
 
 def driver_connection(conn: sa.Connection) -> Any:
@@ -116,11 +117,14 @@ def bulk_insert_arrow(conn: sa.Connection, table: str, rows: pa.Table) -> int:
     import pyarrow.csv as pa_csv  # only callers with Arrow data pay for importing pyarrow
 
     if conn.dialect.name == "postgresql":
-        buffer = io.BytesIO()
-        pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+        options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
         with driver_connection(conn).cursor() as cursor:
             with cursor.copy(f"COPY {_quoted(conn, table, rows.column_names)} FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buffer.getbuffer())
+                # in parts: the server parses and indexes one part while pyarrow writes the next
+                for part in rows.to_batches(max_chunksize=COPY_ROWS):
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(part, buffer, options)
+                    copy.write(buffer.getbuffer())
         return rows.num_rows
     return _executemany(conn, table, rows.column_names, zip(*map(_sqlite_values, rows.columns), strict=True))
 

@@ -15,7 +15,7 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -126,7 +126,12 @@ def open_wave(engine: sa.Engine, campaign_id: int, key: str, rules_sha256: str) 
 
 
 def record_contacts(
-    engine: sa.Engine, wave_id: int, frame: ContactFrame, *, planned_for: date | None = None
+    engine: sa.Engine,
+    wave_id: int,
+    frame: ContactFrame,
+    *,
+    planned_for: date | None = None,
+    before_commit: Callable[[], object] | None = None,
 ) -> tuple[int, int]:
     """Write the wave's contacts in one transaction; returns (treated, held out) counts.
 
@@ -134,7 +139,8 @@ def record_contacts(
     ``control``; channel, assignee (rep or endpoint), expected value and the arm and channel
     propensities come from allocation (its ``pool`` is not recorded). ``planned_for`` is the
     day whose channel capacity the contacts use. Does nothing (and returns the recorded counts)
-    when the wave was recorded before.
+    when the wave was recorded before. ``before_commit`` is called once the rows are written, inside
+    the transaction: if it raises, nothing is recorded.
     """
     with engine.begin() as conn:
         wave = conn.execute(
@@ -208,6 +214,8 @@ def record_contacts(
             total = bulk_insert_arrow(conn, contacts.name, table)
         else:
             total = bulk_insert(conn, contacts.name, columns, rows())
+        if before_commit is not None:
+            before_commit()
         conn.execute(
             waves.update()
             .where(waves.c.id == wave_id)

@@ -21,7 +21,8 @@ that the wave did not contact and no other campaign of its cycle took: customers
 outcome is the no-contact outcome, chosen by their columns alone (the score, the capacity, the
 allocation). Learning uses them next to the random control group to learn what customers do
 uncontacted; success control never does (they are not a random group). Its metadata says which
-share of them was kept. A run that dies before writing it loses it; nothing else depends on it.
+share of them was kept. ``write_snapshot_in_background`` writes it after the snapshot, in the same
+thread. A run that dies before writing it loses it; nothing else depends on it.
 
 A wave recorded by a run that died before its snapshot was written gets it from the next run
 (``ensure_snapshot``), taken then; that is the only case where a snapshot is later than the
@@ -221,10 +222,18 @@ class SnapshotWriter:
         self._error: BaseException | None = None
 
     def _run(
-        self, engine: sa.Engine, settings: Settings, wave_id: int, late: bool, contact: frozenset[str] | None
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        wave_id: int,
+        late: bool,
+        contact: frozenset[str] | None,
+        passed_over=None,
     ) -> None:
         try:
             write_snapshot(engine, settings, wave_id, late=late, contact=contact)
+            if passed_over is not None and len(passed_over):
+                write_passed_over(engine, settings, wave_id, passed_over, contact=contact)
         except BaseException as exc:  # noqa: BLE001 - raised again by wait() in the caller's thread
             self._error = exc
         finally:
@@ -251,9 +260,11 @@ def write_snapshot_in_background(
     *,
     late: bool = False,
     contact: frozenset[str] | None = None,
+    passed_over=None,
 ) -> SnapshotWriter:
     """Start writing the snapshot of ``wave_id`` in a thread (or return the writer already at it);
-    ``late`` and ``contact`` as for ``write_snapshot``."""
+    ``late`` and ``contact`` as for ``write_snapshot``; then, in the same thread, the snapshot of the
+    customers ``passed_over`` (``write_passed_over``) if any are given."""
     path = snapshot_path(settings, wave_id)
     with _writers_lock:
         running = _writers.get(path)
@@ -261,7 +272,9 @@ def write_snapshot_in_background(
             return running
         writer = SnapshotWriter(path)
         writer._thread = threading.Thread(
-            target=writer._run, args=(engine, settings, wave_id, late, contact), name=f"snapshot-wave-{wave_id}"
+            target=writer._run,
+            args=(engine, settings, wave_id, late, contact, passed_over),
+            name=f"snapshot-wave-{wave_id}",
         )
         _writers[path] = writer
         writer._thread.start()

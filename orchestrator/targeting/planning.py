@@ -169,7 +169,7 @@ def eligible_names(spec: CampaignSpec, extra: Mapping[str, np.ndarray], n: int) 
     for j, name in enumerate(names):
         ok = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0
         if channel_kind(name).pool == "territory":
-            ok &= np.array([t is not None for t in extra[TERRITORY]], dtype=bool)
+            ok &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
         code |= ok.astype(np.int64) << j
     table = np.array(
         [",".join(c for j, c in enumerate(names) if k >> j & 1) or None for k in range(1 << len(names))], dtype=object
@@ -310,7 +310,10 @@ def plan_cycle(
     allocated = _Allocated.of(options, chosen)
 
     # 7: exploration among the allocated treated customers of all campaigns (the pools are shared)
-    treated_ids = [[mine.ids[i] for i in idx.tolist()] for (mine, *_r), (_st, idx) in zip(splits, offsets, strict=True)]
+    treated_ids = [
+        np.asarray(mine.ids, dtype=object)[idx].tolist()
+        for (mine, *_r), (_st, idx) in zip(splits, offsets, strict=True)
+    ]
     explore = [explore_rate(s, c) for s, c in zip(specs, candidates, strict=True)]
     rates = np.concatenate([np.zeros(0)] + [np.full(len(ids), e) for e, ids in zip(explore, treated_ids, strict=True)])
     every = _concat(eligible_parts)
@@ -393,8 +396,9 @@ def plan_cycle(
         plans.append(plan)
         plans[-1].lost_to = arbitration.lost(spec.name)
         everyone = np.asarray(candidates[k].ids, dtype=object)
-        recorded = plan.contacts.customer_id[plan.contacts.arm != Arm.GLOBAL_CONTROL.value]
-        plans[-1].passed_over = everyone[~lost[k] & ~pd.Index(everyone).isin(pd.Index(recorded))]
+        recorded = np.zeros(len(everyone), dtype=bool)  # by candidate position: no string matching
+        recorded[keep_positions[kept]] = True
+        plans[-1].passed_over = everyone[~lost[k] & ~recorded]
         plans[-1].not_treated = _not_treated(
             everyone, reasons[k], reachable[k], lost[k], winner_of[k], active[k], cut[k], candidates[k].below_min
         )
@@ -456,12 +460,13 @@ def _arbitrate_and_refill(
     lost = [np.zeros(len(ok), dtype=bool) for ok in reachable]
     winner_of = [np.full(len(ok), None, dtype=object) for ok in reachable]
     losses: dict[tuple[str, str], int] = {}
+    ids = [np.asarray(c.ids, dtype=object) for c in candidates]
     for _round in range(MAX_REFILLS):
         active = [np.flatnonzero(ok & ~gone)[:n] for ok, gone, n in zip(reachable, lost, wanted, strict=True)]
         result = arbitrate(
             [s.name for s in specs],
             [s.priority for s in specs],
-            [[c.ids[i] for i in rows.tolist()] for c, rows in zip(candidates, active, strict=True)],
+            [every[rows].tolist() for every, rows in zip(ids, active, strict=True)],
             [b[rows] for b, rows in zip(best, active, strict=True)],
             taken,
         )

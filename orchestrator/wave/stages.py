@@ -21,6 +21,7 @@ function of the settings, testable without Prefect. Order and guarantees:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -349,22 +350,30 @@ def record(
     records its allocation and the customers the campaign lost in arbitration. Then the wave's
     feature snapshot (what was known at selection time, for training later) is written, or with
     ``snapshot_in_background`` started in a thread that ``send_pending`` joins at its end, so
-    the sending does not wait for it (the flows do this).
+    the sending does not wait for it (the flows do this); so is the passed-over customers' snapshot.
     """
     engine = connect(settings)
-    if isinstance(selection, CampaignPlan):  # why each selected customer not recorded was not (replaced per wave)
-        reasons.write(settings, wave.id, selection.not_treated)
-    counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
+    if not isinstance(selection, CampaignPlan):
+        counts = ledger.record_contacts(engine, wave.id, selection.contacts, planned_for=as_of)
+    else:  # why each selected customer not recorded was not (replaced per wave): written while the rows are
+        # copied, and before they are committed (an error writing it records nothing)
+        with ThreadPoolExecutor(1, thread_name_prefix=f"reasons-wave-{wave.id}") as pool:
+            written = pool.submit(reasons.write, settings, wave.id, selection.not_treated)
+            counts = ledger.record_contacts(
+                engine, wave.id, selection.contacts, planned_for=as_of, before_commit=written.result
+            )
+            written.result()
     if isinstance(selection, CampaignPlan):
         ledger.record_losses(engine, wave.key, selection.spec.name, selection.lost_to)
     # what was known at selection time, for training later: the model features, never contact data
     contact = contact_columns(getattr(selection, "spec", None))
-    if snapshot_in_background:
-        write_snapshot_in_background(engine, settings, wave.id, contact=contact)
+    passed_over = selection.passed_over if isinstance(selection, CampaignPlan) else None  # no-contact rows of learning
+    if snapshot_in_background:  # the passed-over customers' snapshot in the same thread, after the wave's
+        write_snapshot_in_background(engine, settings, wave.id, contact=contact, passed_over=passed_over)
     else:
         write_snapshot(engine, settings, wave.id, contact=contact)
-    if isinstance(selection, CampaignPlan) and len(selection.passed_over):  # the no-contact rows of learning
-        write_passed_over(engine, settings, wave.id, selection.passed_over, contact=contact)
+        if passed_over is not None and len(passed_over):
+            write_passed_over(engine, settings, wave.id, passed_over, contact=contact)
     return counts
 
 

@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 
 from channels.base import DeliveryResult, report_all
@@ -45,6 +46,30 @@ def test_record_contacts_writes_treatment_and_control_once(engine):
     assert counts["pending"] == 900 and counts["control"] == 100
     assert ledger.wave_status(engine, wave.id) == WaveStatus.RECORDED
     assert ledger.open_wave(engine, wave.campaign_id, wave.key, "x").id == wave.id
+
+
+def test_record_contacts_records_nothing_when_before_commit_raises(engine):
+    """What ``before_commit`` does (the wave's reasons file) happens before the contacts commit, or nothing
+    is recorded; 40,000 rows go to PostgreSQL's COPY in several parts."""
+    wave = _wave(engine)
+    ids = [f"C{i}" for i in range(40_000)]
+    mask = np.arange(40_000) % 10 == 0
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        ledger.record_contacts(engine, wave.id, _frame(ids, mask), before_commit=fail)
+    assert sum(ledger.wave_counts(engine, wave.id).values()) == 0
+    assert ledger.wave_status(engine, wave.id) == WaveStatus.SELECTING
+    called = []
+    assert ledger.record_contacts(engine, wave.id, _frame(ids, mask), before_commit=lambda: called.append(1)) == (
+        36_000,
+        4_000,
+    )
+    assert called == [1] and ledger.wave_counts(engine, wave.id)["pending"] == 36_000
+    # recorded before: nothing is written and before_commit is not called
+    assert ledger.record_contacts(engine, wave.id, _frame(ids, mask), before_commit=fail) == (36_000, 4_000)
 
 
 def test_record_contacts_reads_back_every_column_alike_on_each_database(engine):

@@ -1,0 +1,101 @@
+"""Benchmark: what the contact ledger's constraints cost a wave's COPY on PostgreSQL.
+
+    .venv/bin/python bench/ledger_copy_bench.py --rows 81111 --repeat 6
+
+The same CSV rows (the columns ``record_contacts`` copies, one new wave per COPY) are copied into
+four tables of the ledger's columns, in a throwaway schema: ``ledger`` as the migrations make it
+(primary key, unique (wave_id, customer_id), the foreign key to ``waves`` and the indexes
+(wave_id, status), (planned_for, channel) and (batch_id)); ``no_fk`` without the foreign key;
+``no_secondary`` without the three secondary indexes; ``plain`` without both (primary key and
+the unique index: the shape of the full-wave bench's hand-written table). Reported per table:
+wall seconds and the CPU seconds of the PostgreSQL backend (read from /proc, so the database must
+run on this machine), which a busy machine disturbs far less than the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import time
+
+SCHEMA = "ledger_copy_bench"
+COLUMNS = (
+    "wave_id", "customer_id", "arm", "variant", "channel", "score", "expected_value", "arm_propensity",
+    "channel_propensity", "eligible_channels", "assignee", "planned_for", "status", "attempts", "created_at",
+    "updated_at",
+)  # fmt: skip
+DDL = """CREATE TABLE {name} (id bigserial PRIMARY KEY, wave_id integer NOT NULL {fk},
+ customer_id varchar(200) NOT NULL, arm varchar(20) NOT NULL, variant varchar(50), channel varchar(50),
+ score float8, status varchar(20) NOT NULL, message_id varchar(250), detail varchar, attempts integer NOT NULL,
+ created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, sent_at timestamptz, planned_for date,
+ assignee varchar(100), expected_value float8, batch_id bigint, arm_propensity float8, channel_propensity float8,
+ eligible_channels varchar(500), send_after timestamptz, UNIQUE (wave_id, customer_id))"""
+SECONDARY = ["(wave_id, status)", "(planned_for, channel)", "(batch_id)"]
+TABLES = {"ledger": (True, True), "no_fk": (False, True), "no_secondary": (True, False), "plain": (False, False)}
+
+
+def rows_csv(n: int) -> str:
+    rnd = random.Random(1)
+    channels = ["email", "call_center", "field_force"]
+    out = io.StringIO()
+    for k, c in enumerate(rnd.sample(range(1_000_000), n)):
+        arm, status = ("control", "control") if k % 10 == 0 else ("treatment", "pending")
+        out.write(
+            f"{{wave}},C{c:07d},{arm},,{channels[k % 3]},{rnd.random()},{rnd.random() * 50},0.9,1.0,"
+            f'"email,call_center",{"R01" if k % 3 == 2 else ""},2026-11-24,{status},0,'
+            "2026-11-24 10:00:00+00,2026-11-24 10:00:00+00\n"
+        )
+    return out.getvalue()
+
+
+def main() -> None:
+    import psycopg
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--rows", type=int, default=81_111)
+    parser.add_argument("--repeat", type=int, default=6)
+    args = parser.parse_args()
+    conn = psycopg.connect(args.url, autocommit=True)
+    conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    conn.execute(f"CREATE SCHEMA {SCHEMA}")
+    conn.execute(f"SET search_path = {SCHEMA}")
+    try:
+        conn.execute("CREATE TABLE waves (id serial PRIMARY KEY, key text)")
+        for name, (fk, secondary) in TABLES.items():
+            conn.execute(DDL.format(name=name, fk="REFERENCES waves (id)" if fk else ""))
+            for k, columns in enumerate(SECONDARY if secondary else []):
+                conn.execute(f"CREATE INDEX ix_{name}_{k} ON {name} {columns}")
+        backend = conn.execute("SELECT pg_backend_pid()").fetchall()[0][0]
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu() -> float:
+            fields = open(f"/proc/{backend}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks
+
+        data = rows_csv(args.rows)
+        seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in TABLES}
+        for _ in range(args.repeat):
+            for name in TABLES:  # interleaved, so a busy spell hits every table alike
+                wave = conn.execute("INSERT INTO waves (key) VALUES ('x') RETURNING id").fetchall()[0][0]
+                payload = data.replace("{wave}", str(wave)).encode()
+                with conn.transaction():
+                    wall, used = time.perf_counter(), cpu()
+                    with conn.cursor().copy(f"COPY {name} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)") as copy:
+                        copy.write(payload)
+                seconds[name].append((time.perf_counter() - wall, cpu() - used))
+        print(f"{args.rows:,} rows per COPY, {args.repeat} COPYs per table; load average {os.getloadavg()}")
+        for name, runs in seconds.items():
+            walls, cpus = sorted(w for w, _ in runs), sorted(c for _, c in runs)
+            print(
+                f"{name:13s} wall {walls[0]:.2f} to {walls[-1]:.2f} s (median {walls[len(walls) // 2]:.2f}), "
+                f"backend CPU {cpus[0]:.2f} to {cpus[-1]:.2f} s (median {cpus[len(cpus) // 2]:.2f})"
+            )
+    finally:
+        conn.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
+
+
+if __name__ == "__main__":
+    main()
