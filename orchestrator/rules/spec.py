@@ -279,6 +279,8 @@ class AllocationSpec(_Spec):
 
 COLD_START_EXPLORE = 0.5
 """``learning.cold_start`` when a ``learning:`` section does not set it (docs/models.md shows the trade-off)."""
+DEFAULT_OPTIMISM = 0.5
+"""``learning.optimism`` when a ``learning:`` section does not set it (docs/models.md: the learning benchmark)."""
 
 
 class LearningSpec(_Spec):
@@ -293,6 +295,19 @@ class LearningSpec(_Spec):
         description=(
             "Share of the treated customers, 0 to 0.5 (0 = off), who get a channel drawn at random among "
             "the channels they are eligible for (within the pools' capacity), so later waves see other channels."
+        ),
+    )
+    optimism: float = Field(
+        DEFAULT_OPTIMISM,
+        strict=True,
+        ge=0,
+        le=3,
+        allow_inf_nan=False,
+        description=(
+            "How much benefit of the doubt, 0 to 3 (0 = none), a channel gets where the model is unsure of its "
+            "effect: the allocation values it at the estimated effect plus this many spreads of the estimate "
+            "(the disagreement of the model's trees), so a costly channel whose first waves left few contacts "
+            "keeps getting some where it may pay, and the next model learns from them."
         ),
     )
     cold_start: float = Field(
@@ -310,7 +325,7 @@ class LearningSpec(_Spec):
 
 def _no_learning() -> LearningSpec:
     """A campaign without a ``learning:`` section does not explore at all."""
-    return LearningSpec(cold_start=0.0)
+    return LearningSpec(cold_start=0.0, optimism=0.0)
 
 
 class ScoresSpec(_Spec):

@@ -246,38 +246,27 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
 
     def effects_frame(self, frame: pd.DataFrame, *, check: bool = True) -> pd.DataFrame:
         """One column per channel the model learned: ``P(y | channel, x) - P(y | control, x)`` per row."""
-        self._check_fitted()
-        self._check_frame(frame, check)
-        if len(frame) == 0:
-            return pd.DataFrame({c: np.empty(0) for c in self.channels_})
-        Z = self._transform(frame)
-        thin = getattr(self, "thin_", [])
-        if thin:  # channels with few outcomes: the pooled model's effect, shrunk toward the other channels
-            pooled = self._pooled_probability(Z, 0)
-            shrunk = {c: self._pooled_probability(Z, j + 1) - pooled for j, c in enumerate(self.channels_) if c in thin}
-        if self.approach == "x_learner":
-            return pd.DataFrame(
-                {
-                    c: shrunk[c] if c in thin else share * stage[0].predict(Z) + (1 - share) * stage[1].predict(Z)
-                    for c, (*stage, share) in zip(self.channels_, self.second_stage_, strict=True)
-                }
-            )
-        control = self._arm_probability(Z, 0)
-        return pd.DataFrame(
-            {
-                c: shrunk[c] if c in thin else self._arm_probability(Z, j + 1) - control
-                for j, c in enumerate(self.channels_)
-            }
-        )
+        return self._effects(frame, check, spread=False)[0]
+
+    def spread_frame(self, frame: pd.DataFrame, *, check: bool = True) -> pd.DataFrame:
+        """How uncertain each effect of ``effects_frame`` is, per row and channel: the standard deviation of
+        the X-learner forest's trees (times the forest's weight in the blend), 0 where no forest estimates
+        the channel (boosting, the logistic learner, the T-learner and pooled approaches, thin channels).
+
+        Not a confidence interval: a forest's trees disagree where the rows behind a customer are few or
+        noisy, which is where more data would change the estimate most (``learning.optimism``)."""
+        return self._effects(frame, check, spread=True)[1]
 
     def effects_of(self, frame: pd.DataFrame, channels: Sequence[str], *, check: bool = True) -> np.ndarray:
         """``(n, len(channels))`` effects in the order of ``channels``; NaN for a channel the model never saw."""
-        effects = self.effects_frame(frame, check=check)
-        out = np.full((len(frame), len(channels)), np.nan)
-        for j, name in enumerate(channels):
-            if name in effects.columns:
-                out[:, j] = effects[name].to_numpy()
-        return out
+        return _in_order(self.effects_frame(frame, check=check), channels, len(frame))
+
+    def effects_and_spread_of(
+        self, frame: pd.DataFrame, channels: Sequence[str], *, check: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``effects_of`` and the ``spread_frame`` in the same order (one pass over the trees)."""
+        effects, spread = self._effects(frame, check, spread=True)
+        return _in_order(effects, channels, len(frame)), np.nan_to_num(_in_order(spread, channels, len(frame)))
 
     def score_frame(self, frame: pd.DataFrame, *, check: bool = True) -> np.ndarray:
         """The best channel's effect per row (may be negative: every channel puts the customer off)."""
@@ -292,6 +281,37 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         self.base_model_.check_kinds(kinds)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _effects(self, frame: pd.DataFrame, check: bool, *, spread: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The effects (and, if ``spread``, their spread; zeros otherwise) per channel the model learned."""
+        self._check_fitted()
+        self._check_frame(frame, check)
+        if len(frame) == 0:
+            empty = pd.DataFrame({c: np.empty(0) for c in self.channels_})
+            return empty, empty.copy()
+        Z = self._transform(frame)
+        thin = getattr(self, "thin_", [])
+        zeros = np.zeros(len(Z))
+        spreads = dict.fromkeys(self.channels_, zeros)
+        effects: dict[str, np.ndarray] = {}
+        if thin:  # channels with few outcomes: the pooled model's effect, shrunk toward the other channels
+            pooled = self._pooled_probability(Z, 0)
+            for j, c in enumerate(self.channels_):
+                if c in thin:
+                    effects[c] = self._pooled_probability(Z, j + 1) - pooled
+        if self.approach == "x_learner":
+            for c, (tau0, tau1, share) in zip(self.channels_, self.second_stage_, strict=True):
+                if c in thin:
+                    continue
+                treated, deviation = _forest_mean_and_spread(tau1, Z) if spread else (tau1.predict(Z), zeros)
+                effects[c] = share * tau0.predict(Z) + (1 - share) * treated
+                spreads[c] = (1 - share) * deviation
+        else:
+            control = self._arm_probability(Z, 0)
+            for j, c in enumerate(self.channels_):
+                if c not in thin:
+                    effects[c] = self._arm_probability(Z, j + 1) - control
+        return pd.DataFrame({c: effects[c] for c in self.channels_}), pd.DataFrame(spreads)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classifier_") and not hasattr(self, "arm_models_"):
@@ -403,6 +423,34 @@ class ChannelUpliftModel(TabularInput, BaseEstimator):
         onehot = (codes[:, None] == np.arange(1, len(self.channels_) + 1)[None, :]).astype(np.float64)
         interactions = (onehot[:, :, None] * Z[:, None, :]).reshape(len(Z), -1)
         return np.hstack([Z, onehot, interactions])
+
+
+def _in_order(frame: pd.DataFrame, channels: Sequence[str], n: int) -> np.ndarray:
+    """``(n, len(channels))`` columns of ``frame`` in the order of ``channels``; NaN for one it lacks."""
+    out = np.full((n, len(channels)), np.nan)
+    for j, name in enumerate(channels):
+        if name in frame.columns:
+            out[:, j] = frame[name].to_numpy()
+    return out
+
+
+def _forest_mean_and_spread(regressor: Any, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted regressor's prediction and, for a random forest (alone or after the one-hot step), the
+    standard deviation of its trees' predictions (summed tree by tree: no trees x rows array); zeros
+    for any other regressor."""
+    forest, X = regressor, Z
+    if isinstance(regressor, Pipeline):
+        forest, X = regressor.named_steps["forest"], regressor.named_steps["onehot"].transform(Z)
+    if not isinstance(forest, RandomForestRegressor):
+        return regressor.predict(Z), np.zeros(len(Z))
+    X = np.asarray(X, dtype=np.float32)  # as the forest's own predict does
+    total, squares = np.zeros(len(X)), np.zeros(len(X))
+    for tree in forest.estimators_:
+        predicted = tree.predict(X, check_input=False)
+        total += predicted
+        squares += predicted * predicted
+    mean = total / len(forest.estimators_)
+    return mean, np.sqrt(np.maximum(squares / len(forest.estimators_) - mean * mean, 0.0))
 
 
 def _columns(kinds: Mapping[str, str], estimator: str) -> ColumnTransformer:

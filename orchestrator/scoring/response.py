@@ -660,27 +660,22 @@ def score_chunk_by_channel(
     table: str,
     customer_ids: Sequence[str] | np.ndarray,
     channels: Sequence[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    spread: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``score_chunk`` plus, for a model with per-channel effects (``ChannelUpliftModel``), the
     ``(n, len(channels))`` effects in the order of ``channels`` (NaN for a channel the model does
-    not know); ``None`` instead for a model with one score. One query for the chunk's features."""
+    not know) and, if ``spread``, how uncertain each is (``ChannelUpliftModel.spread_frame``; else
+    None); ``None`` for both with a model of one score. One query for the chunk's features."""
     from orchestrator.db.engine import connect
 
     ids = np.asarray(customer_ids, dtype=object)
     engine = connect(settings)
     model = _checked_model(engine, settings, name, version, table)
-    by_channel = hasattr(model, "effects_of")
     if not len(ids):
-        return ids, np.empty(0, dtype=np.float64), np.empty((0, len(channels))) if by_channel else None
+        return ids, *score_chunk_of_features(settings, model, pd.DataFrame(), channels, spread)
     frames = list(iter_customer_frames(engine, model.features_, table=table, customer_ids=ids, chunk_size=len(ids)))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[ID_COLUMN, *model.features_])
-    found = frame[ID_COLUMN].to_numpy(dtype=object)
-    if not by_channel:
-        return found, model.score_frame(frame, check=False), None
-    effects = model.effects_of(frame, list(channels), check=False)
-    known = ~np.isnan(effects).all(axis=0)
-    scores = effects[:, known].max(axis=1) if known.any() else model.score_frame(frame, check=False)
-    return found, scores, effects
+    return frame[ID_COLUMN].to_numpy(dtype=object), *score_chunk_of_features(settings, model, frame, channels, spread)
 
 
 def score_chunk_of_features(
@@ -688,19 +683,26 @@ def score_chunk_of_features(
     model: Any,
     frame: pd.DataFrame,
     channels: Sequence[str],
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The scores (and per-channel effects, as ``score_chunk_by_channel``) of one chunk's feature columns,
-    row by row in ``frame``'s order (a chunk task). ``model`` was checked against the customer table
-    (``checked_model``) whose columns ``frame`` holds, so the values' kinds are not inferred again."""
+    spread: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The scores, per-channel effects and their spread (as ``score_chunk_by_channel``) of one chunk's
+    feature columns, row by row in ``frame``'s order (a chunk task). ``model`` was checked against the
+    customer table (``checked_model``) whose columns ``frame`` holds, so the values' kinds are not
+    inferred again."""
     by_channel = hasattr(model, "effects_of")
     if not len(frame):
-        return np.empty(0, dtype=np.float64), np.empty((0, len(channels))) if by_channel else None
+        empty = np.empty((0, len(channels))) if by_channel else None
+        return np.empty(0, dtype=np.float64), empty, empty if spread else None
     if not by_channel:
-        return model.score_frame(frame, check=False), None
-    effects = model.effects_of(frame, list(channels), check=False)
+        return model.score_frame(frame, check=False), None, None
+    spreads = None
+    if spread:
+        effects, spreads = model.effects_and_spread_of(frame, list(channels), check=False)
+    else:
+        effects = model.effects_of(frame, list(channels), check=False)
     known = ~np.isnan(effects).all(axis=0)
     scores = effects[:, known].max(axis=1) if known.any() else model.score_frame(frame, check=False)
-    return scores, effects
+    return scores, effects, spreads
 
 
 def score_chunk(

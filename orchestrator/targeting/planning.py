@@ -141,11 +141,14 @@ def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.n
     With per-channel effects (a channel uplift model, ``Candidates.effects``) the value of a channel is
     ``effect(channel, customer) x value - cost`` (the one score where the model does not know the
     channel), and customers whose value is negative on every eligible channel get no option at all.
+    With ``learning.optimism`` the effect is optimistic: plus that many of its spreads (``Candidates.spread``).
     """
     scores = (
         np.ones(n) if candidates.scores is None else np.nan_to_num(np.asarray(candidates.scores, dtype=float), nan=0.0)
     )
     effects = candidates.effects
+    if effects is not None and candidates.spread is not None and spec.learning.optimism > 0:
+        effects = effects + spec.learning.optimism * candidates.spread  # the benefit of the doubt
     names = spec.channels.names()
     values = np.full((n, len(names)), np.nan)
     for j, (name, channel) in enumerate(spec.channels.items()):

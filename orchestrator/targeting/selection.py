@@ -57,6 +57,8 @@ class Candidates:
     global_extra: dict[str, np.ndarray] = field(default_factory=dict)  # the same, aligned with global_control
     # per-channel effects of a channel uplift model: (n, channels of the campaign), NaN where unknown
     effects: np.ndarray | None = None
+    # how uncertain each effect is (``ChannelUpliftModel.spread_frame``), when ``learning.optimism`` asks for it
+    spread: np.ndarray | None = None
     # the scored customers after a ``top``/``top_percent`` cut, best first: planning takes the next best
     # of them when a cycle's arbitration takes customers of the cut away (``planning.plan_cycle``)
     reserve: Candidates | None = None
@@ -73,6 +75,7 @@ class Candidates:
         more = self.reserve
         scores = None if self.scores is None else np.concatenate([np.asarray(self.scores), np.asarray(more.scores)])
         effects = None if self.effects is None else np.concatenate([self.effects, np.asarray(more.effects)])
+        spread = None if self.spread is None else np.concatenate([self.spread, np.asarray(more.spread)])
         return Candidates(
             self.ids + more.ids,
             scores,
@@ -81,6 +84,7 @@ class Candidates:
             {k: np.concatenate([v, more.extra[k]]) for k, v in self.extra.items()},
             self.global_extra,
             effects,
+            spread,
             below_min=self.below_min,
         )
 
@@ -95,6 +99,7 @@ class Candidates:
             {k: v[index] for k, v in self.extra.items()},
             self.global_extra,
             None if self.effects is None else self.effects[index],
+            None if self.spread is None else self.spread[index],
         )
 
 
@@ -301,6 +306,7 @@ def score_and_cut(
     model, version = spec.scores.model, spec.scores.version
     channels = spec.channels.names()
     size = settings.execution.chunk_size
+    spread = spec.learning.optimism > 0  # the effects' spread, for optimistic channel values (planning)
     features = candidates.features
     positions: np.ndarray | None = None  # where each scored customer is among the candidates (None: the same)
     fitted = None
@@ -310,21 +316,23 @@ def score_and_cut(
             features = None
     if features is not None:
         frames = [features.iloc[start : start + size] for start in range(0, len(features), size)]
-        parts = list(mapper(score_chunk_of_features, [(settings, fitted, frame, channels) for frame in frames]))
+        parts = list(mapper(score_chunk_of_features, [(settings, fitted, frame, channels, spread) for frame in frames]))
         scored_ids = np.asarray(candidates.ids, dtype=object)
     else:
         chunks = split_chunks(candidates.ids, size)
         id_parts = list(
-            mapper(score_chunk_by_channel, [(settings, model, version, table, c, channels) for c in chunks])
+            mapper(score_chunk_by_channel, [(settings, model, version, table, c, channels, spread) for c in chunks])
         )
-        parts = [(scores, effects) for _i, scores, effects in id_parts]
+        parts = [(scores, effects, spreads) for _i, scores, effects, spreads in id_parts]
         scored_ids = (
-            np.concatenate([ids for ids, _s, _e in id_parts]) if id_parts else np.empty(0, dtype=object)
+            np.concatenate([ids for ids, *_rest in id_parts]) if id_parts else np.empty(0, dtype=object)
         ).astype(object)
         positions = pd.Index(candidates.ids).get_indexer(pd.Index(scored_ids))
-    scored = np.concatenate([s for s, _e in parts]) if parts else np.empty(0, dtype=np.float64)
-    by_channel = bool(parts) and all(effects is not None for _s, effects in parts)
-    scored_effects = np.concatenate([e for _s, e in parts if e is not None]) if by_channel else None
+    scored = np.concatenate([s for s, *_rest in parts]) if parts else np.empty(0, dtype=np.float64)
+    by_channel = bool(parts) and all(effects is not None for _s, effects, _d in parts)
+    scored_effects = np.concatenate([e for _s, e, _d in parts if e is not None]) if by_channel else None
+    with_spread = by_channel and all(d is not None for _s, _e, d in parts)
+    scored_spread = np.concatenate([d for _s, _e, d in parts if d is not None]) if with_spread else None
     s = spec.scores
     # best first, ties by id: n_ordered pass min_score, the first n_kept of them the whole cut (top, top_percent)
     order, n_ordered, n_kept = score_order(
@@ -334,6 +342,7 @@ def score_and_cut(
     def part(take: slice, funnel: list[FunnelStep]) -> Candidates:
         rows = order[take]
         effects = None if scored_effects is None else scored_effects[rows]  # column-wise, by position
+        spreads = None if scored_spread is None else scored_spread[rows]
         columns = candidates.extra
         if columns:
             keep = rows if positions is None else positions[rows]
@@ -346,6 +355,7 @@ def score_and_cut(
             columns,
             candidates.global_extra,
             effects,
+            spreads,
         )
 
     funnel = list(candidates.funnel)

@@ -237,3 +237,23 @@ def test_a_few_hundred_visits_find_their_territories():
     assert visit[test_group].mean() > 0.25, visit[test_group].mean()
     assert (visit[~test_group] > 0.25).mean() < 0.02, (visit[~test_group] > 0.25).mean()
     assert visit[~test_group].mean() < 0.05, visit[~test_group].mean()
+
+
+def test_the_spread_is_wider_where_the_forest_has_few_rows_to_go_on():
+    """``spread_frame``: the disagreement of the X-learner forest's trees. 400 visits of which about 60 reach
+    a group that a visit moves by +0.33: the trees disagree more on that group (few rows, many buyers) than on
+    everyone else; the effects come out as ``effects_of`` gives them; learners without a forest spread 0."""
+    rng = np.random.default_rng(11)
+    n = 20_400
+    X = pd.DataFrame({"age": rng.integers(18, 90, n), "revenue": rng.gamma(2.0, 1200.0, n)})
+    group = ((X["age"] >= 30) & (X["age"] <= 45) & (X["revenue"] > 2000)).to_numpy()
+    channel = np.where(np.arange(n) < 400, "visit", CONTROL).astype(object)
+    y = (rng.random(n) < 0.04 + np.where(channel == "visit", np.where(group, 0.33, 0.02), 0.0)).astype(int)
+    model = ChannelUpliftModel().fit(X, channel, y)
+    effects, spread = model.effects_and_spread_of(X, ["visit", "email"])
+    assert np.allclose(effects[:, 0], model.effects_of(X, ["visit"])[:, 0])
+    assert np.isnan(effects[:, 1]).all() and (spread[:, 1] == 0).all()  # a channel the model never saw
+    assert spread[group, 0].mean() > 1.2 * spread[~group, 0].mean(), (spread[group, 0].mean(), spread[~group, 0].mean())
+    assert (model.spread_frame(X)["visit"].to_numpy() == spread[:, 0]).all()
+    for other in (ChannelUpliftModel(estimator="logistic"), ChannelUpliftModel(approach="t_learner")):
+        assert (other.fit(X, channel, y).spread_frame(X).to_numpy() == 0).all()

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from orchestrator.customers.importer import import_customers
 from orchestrator.demo.synthetic import write_csv
 from orchestrator.rules.loader import load_campaign
+from orchestrator.rules.spec import DEFAULT_OPTIMISM, LearningSpec
 from orchestrator.scoring import registry
 from orchestrator.scoring.channel_uplift import CONTROL, ChannelUpliftModel
 from orchestrator.targeting.capacity import UNLIMITED
@@ -142,3 +143,30 @@ def test_a_registered_channel_uplift_model_allocates_a_real_wave(settings, engin
     called = treated.loc[treated["segment"] == "silver", "channel"]
     assert len(called) > 0 and (called == "call_center").all()  # the callable silver customers
     assert "bronze" not in set(frame["segment"])  # sleeping dogs: left alone
+
+
+def test_optimism_gives_a_channel_the_model_is_unsure_of_the_benefit_of_the_doubt(tmp_path):
+    """``learning.optimism``: a call effect of 0.08 is below the call's break-even (6 / 60 = 0.1); where the
+    model's trees disagree by 0.06 the default optimism (0.5 spreads) values it at 0.11 and calls, where they
+    agree (spread 0) or with ``optimism: 0`` the customer is left alone."""
+    n = 200
+    effects = np.tile([-0.1, 0.08], (2 * n, 1))
+    spread = np.zeros((2 * n, 2))
+    spread[:n, 1] = 0.06  # the first half: a call effect the data leaves uncertain
+    ids = [f"C{i:04d}" for i in range(2 * n)]
+    extra = {ELIGIBLE + "email": np.ones(2 * n), ELIGIBLE + "call_center": np.ones(2 * n)}
+
+    def calls(learning: str) -> pd.Series:
+        spec = _spec(tmp_path, RULES + learning)
+        candidates = Candidates(ids, effects.max(axis=1), [], extra=extra, effects=effects, spread=spread)
+        (plan,) = plan_cycle([spec], [candidates], UNLIMITED, {})
+        contacts = plan.contacts
+        called = pd.Series(contacts.expected_value, index=contacts.customer_id)[contacts.channel == "call_center"]
+        return called
+
+    assert LearningSpec().optimism == DEFAULT_OPTIMISM == 0.5
+    called = calls("learning: {explore: 0.0}\n")  # optimism at its default
+    assert set(called.index) == set(ids[:n])  # treated and (mirrored) control customers of the uncertain half
+    assert np.allclose(called.to_numpy(), (0.08 + 0.5 * 0.06) * 60 - 6)  # the value the allocation used
+    assert calls("learning: {explore: 0.0, optimism: 0}\n").empty
+    assert calls("").empty  # no learning section: the campaign does not learn, so no optimism either
