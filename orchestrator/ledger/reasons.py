@@ -8,13 +8,11 @@ the winning campaign as ``detail``, ``no_eligible_channel``, ``channel_full``,
 ``not_worth_cost``, ``control_unallocated``).
 
 Columns ``customer_id``, ``reason`` and ``detail`` (dictionary-encoded: a few distinct values), written
-column-wise in one file (its columns converted 50,000 values at a time, so that a thread writing
-it while the ledger is copied holds the GIL only briefly; 0600, replaced atomically, so a wave
-planned again after a crash before its contacts were recorded writes it again). A file, not a
-table: a 1,000,000-customer wave with a 10% score cut has 900,000 of them; on the shared test
-machine the file took 0.5 to 1.1 s (4.5 MB, ``bench/reasons_bench.py``), a bulk insert into a
-table 16 s (SQLite) and 35 s (PostgreSQL). Erasure removes a person's rows like those of every
-snapshot (``orchestrator.ledger.erasure``).
+column-wise in one go (0600, replaced atomically, so a wave planned again after a crash before
+its contacts were recorded writes it again). A file, not a table: a 1,000,000-customer wave with a
+10% score cut has 900,000 of them; on the shared test machine the file took 0.5 to 1.1 s (4.5 MB,
+``bench/reasons_bench.py``), a bulk insert into a table 16 s (SQLite) and 35 s (PostgreSQL). Erasure removes
+a person's rows like those of every snapshot (``orchestrator.ledger.erasure``).
 
 ``write(settings, wave_id, not_treated)``; ``read(settings, wave_id)``; ``counts(settings, wave_id)``;
 ``of_customer(settings, wave_id, customer_id) -> (reason, detail) | None``.
@@ -42,17 +40,13 @@ def reasons_path(settings: Settings, wave_id: int) -> Path:
 
 def write(settings: Settings, wave_id: int, not_treated: NotTreated) -> Path:
     """Write (or replace) the wave's reasons; the file."""
-    table = (
-        pa.table(
-            {
-                "customer_id": _strings(not_treated.customer_id),
-                "reason": _strings(not_treated.reason).dictionary_encode(),
-                "detail": _strings(not_treated.detail).dictionary_encode(),
-            }
-        )
-        .unify_dictionaries()
-        .replace_schema_metadata({b"wave_id": str(wave_id).encode()})
-    )
+    table = pa.table(
+        {
+            "customer_id": pa.array(np.asarray(not_treated.customer_id, dtype=object), type=pa.string()),
+            "reason": pa.array(np.asarray(not_treated.reason, dtype=object), type=pa.string()).dictionary_encode(),
+            "detail": pa.array(np.asarray(not_treated.detail, dtype=object), type=pa.string()).dictionary_encode(),
+        }
+    ).replace_schema_metadata({b"wave_id": str(wave_id).encode()})
     path = reasons_path(settings, wave_id)
     private_dir(path.parent)
     partial = path.with_suffix(f".{os.getpid()}.partial")
@@ -63,17 +57,6 @@ def write(settings: Settings, wave_id: int, not_treated: NotTreated) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return path
-
-
-SLICE = 50_000
-
-
-def _strings(values: np.ndarray) -> pa.ChunkedArray:
-    """``values`` (str or None) as Arrow strings, converted ``SLICE`` at a time: each conversion holds the GIL,
-    and the recording thread, which copies the ledger while this is written, waited for a whole column."""
-    values = np.asarray(values, dtype=object)
-    parts = [pa.array(values[k : k + SLICE], type=pa.string()) for k in range(0, len(values), SLICE)]
-    return pa.chunked_array(parts, type=pa.string())
 
 
 def read(settings: Settings, wave_id: int) -> NotTreated | None:
