@@ -85,13 +85,22 @@ class Contact(SQLModel, table=True):
         sa.UniqueConstraint("wave_id", "customer_id", name="uq_contacts_wave_customer"),
         sa.Index("ix_contacts_wave_status", "wave_id", "status"),
         sa.Index("ix_contacts_planned_channel", "planned_for", "channel"),
+        # only contacts put in a task list: a wave's COPY inserts none into it (batch_id is NULL then)
+        sa.Index(
+            "ix_contacts_batch_id",
+            "batch_id",
+            postgresql_where=sa.text("batch_id IS NOT NULL"),
+            sqlite_where=sa.text("batch_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(
         default=None,
         sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     )
-    wave_id: int = Field(foreign_key="waves.id", nullable=False)
+    # no foreign key: PostgreSQL checked it once per row of a wave's COPY; record_contacts locks the wave
+    # row in the transaction that writes its contacts, and waves are never deleted (migration 0011_17)
+    wave_id: int = Field(nullable=False)
     customer_id: str = Field(max_length=200, nullable=False)
     arm: str = Field(max_length=20, nullable=False)
     variant: str | None = Field(default=None, max_length=50)
@@ -124,7 +133,7 @@ class Contact(SQLModel, table=True):
     )
     batch_id: int | None = Field(
         default=None,
-        sa_column=sa.Column(sa.BigInteger, nullable=True, index=True),
+        sa_column=sa.Column(sa.BigInteger, nullable=True),
         description="Webhook batch it went in.",
     )
 

@@ -143,9 +143,13 @@ def record_contacts(
     the transaction: if it raises, nothing is recorded.
     """
     with engine.begin() as conn:
+        # the wave row, locked until the commit: the ledger has no foreign key to waves (migration 0011_17),
+        # so this is what keeps every contact's wave there; a concurrent recording of the wave waits here
         wave = conn.execute(
             sa.select(waves.c.status, waves.c.selected, waves.c.control).where(waves.c.id == wave_id).with_for_update()
-        ).one()
+        ).first()
+        if wave is None:
+            raise ValueError(f"There is no wave {wave_id} to record contacts of. Open it first with open_wave.")
         if wave.status not in (WaveStatus.SELECTING, WaveStatus.FAILED):
             return wave.selected - wave.control, wave.control
         now = raw_timestamp(conn, utcnow())
@@ -229,7 +233,9 @@ def _ledger_table(frame: ContactFrame, wave_id: int, planned_for: date | None, n
     import pyarrow as pa
 
     n = len(frame)
-    stamp = np.full(n, np.datetime64(now.astimezone(UTC).replace(tzinfo=None), "us"))
+    # the time as text with its offset: pyarrow's CSV writer formats a time zone-aware timestamp column about
+    # 15 times slower than the rest of the row together (0.5 s per column of 81,111 rows)
+    stamp = pa.repeat(pa.scalar(now.astimezone(UTC).isoformat(sep=" ")), n)
     day = (
         pa.nulls(n, pa.date32())
         if planned_for is None
@@ -258,8 +264,8 @@ def _ledger_table(frame: ContactFrame, wave_id: int, planned_for: date | None, n
             "planned_for": day,
             "status": text(np.where(frame.treated, ContactStatus.PENDING.value, ContactStatus.CONTROL.value)),
             "attempts": pa.array(np.zeros(n, dtype=np.int64)),
-            "created_at": pa.array(stamp, type=pa.timestamp("us", tz="UTC")),
-            "updated_at": pa.array(stamp, type=pa.timestamp("us", tz="UTC")),
+            "created_at": stamp,
+            "updated_at": stamp,
         }
     )
 

@@ -211,3 +211,12 @@ def test_record_keeps_arm_variant_and_score(engine):
         ("C4", "global_control", None, None, "control"),
     ]
     assert ledger.arm_counts(engine, wave.id) == {"treatment": 2, "control": 1, "global_control": 1}
+
+
+def test_record_contacts_refuses_a_wave_that_does_not_exist(engine):
+    """The ledger has no foreign key to waves (migration 0011_17): record_contacts is what refuses."""
+    wave = _wave(engine)
+    with pytest.raises(ValueError, match=f"no wave {wave.id + 1} to record"):
+        ledger.record_contacts(engine, wave.id + 1, _frame(["C1", "C2"], np.array([False, True])))
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ledger.contacts)).scalar_one() == 0
