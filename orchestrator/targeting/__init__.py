@@ -7,6 +7,7 @@ Contracts:
 * ``control``: stable salted-hash treatment/control split and A/B variants.
 * ``arbitration``: one campaign per customer across a cycle.
 * ``capacity`` / ``allocation``: channel pools and the exact min-cost-flow allocation.
+* ``exploration``: a share of the allocated customers tries a drawn channel, with recorded propensities.
 * ``planning.plan``: all of the above for the campaigns of one cycle -> ``CampaignPlan``.
 * ``frame``: ``ContactFrame``, what a wave records as equal-length columns (customer, arm,
   variant, channel, assignee, score, expected value, pool); ``Selection`` and ``CampaignPlan``

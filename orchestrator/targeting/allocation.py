@@ -33,6 +33,7 @@ from enum import IntEnum
 from typing import Literal
 
 import numpy as np
+from ortools.graph.python import min_cost_flow
 
 __all__ = ["Allocation", "AllocationStatus", "COST_SCALE", "allocate"]
 
@@ -312,8 +313,6 @@ def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -
 
 def _solve_flow(cust: np.ndarray, pools: np.ndarray, gain: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """Exact max-gain assignment of the candidate options as a min-cost flow; a mask over them."""
-    from ortools.graph.python import min_cost_flow
-
     customers, local = np.unique(cust, return_inverse=True)
     used_pools, pool_local = np.unique(pools, return_inverse=True)
     n_c, n_p = len(customers), len(used_pools)

@@ -38,7 +38,7 @@ class Arbitration:
 def arbitrate(
     names: Sequence[str],
     priorities: Sequence[int],
-    ids: Sequence[Sequence[str]],
+    ids: Sequence[Sequence[str] | np.ndarray],
     best_values: Sequence[np.ndarray],
     taken: Mapping[str, str] | None = None,
 ) -> Arbitration:
@@ -103,7 +103,7 @@ def arbitrate(
     return Arbitration(won, losses, winners)
 
 
-def _alone(name: str, ids: Sequence[str], taken: Mapping[str, str]) -> Arbitration:
+def _alone(name: str, ids: Sequence[str] | np.ndarray, taken: Mapping[str, str]) -> Arbitration:
     """The arbitration of a cycle's only campaign: it loses exactly the customers recorded earlier by others."""
     if not taken:
         return Arbitration([np.ones(len(ids), dtype=bool)], {}, [np.full(len(ids), None, dtype=object)])

@@ -36,10 +36,16 @@ _SHARE_TOLERANCE = 1e-9
 
 def hash_positions(customer_ids: Sequence[str], salt: str) -> np.ndarray:
     """Uniform positions in [0, 1), one per customer id."""
-    prefix = salt.encode() + b"\x00"
-    blake = hashlib.blake2b
-    raw = b"".join(blake(prefix + cid.encode(), digest_size=8).digest() for cid in customer_ids)
-    return np.frombuffer(raw, dtype=">u8").astype(np.float64) / _SCALE
+    # the salted prefix is hashed once; each id continues a copy of that state (the same digest as
+    # hashing prefix + id, without building the concatenated bytes or a new hash object per id)
+    copy = hashlib.blake2b(salt.encode() + b"\x00", digest_size=8).copy
+    digests: list[bytes] = []
+    append = digests.append
+    for cid in customer_ids:
+        h = copy()
+        h.update(cid.encode())
+        append(h.digest())
+    return np.frombuffer(b"".join(digests), dtype=">u8").astype(np.float64) / _SCALE
 
 
 def control_mask(customer_ids: Sequence[str], share: float, salt: str) -> np.ndarray:

@@ -18,14 +18,15 @@ Order (every step column-oriented, no per-customer objects):
 6. the control group mirrors that allocation: each campaign's control customers are
    allocated by the same rule with capacities in proportion (``share / (1 - share)`` of
    what its treated customers got), so treated and control stay comparable per channel;
-7. exploration (``learning: {explore: e}``; while the campaign has no per-channel effects yet,
-   ``learning.cold_start`` if larger): a share ``e`` of each campaign's allocated treated
-   customers, chosen by a stable salted hash of (campaign, customer, wave key), get a channel
-   drawn uniformly among their k eligible channels, within each pool's capacity (explorers
-   leaving a pool make room for explorers drawn into it, so full pools explore too); once a
-   model gives per-channel effects, each customer's rate leans towards customers whose
-   channels the model sees as close (``regret_weighted_rates``: ``e`` on average, between
-   ``e/4`` and ``3e``); the mirrored control group explores at ``e`` within its own capacities;
+7. exploration (``orchestrator.targeting.exploration``; ``learning: {explore: e}``; while the
+   campaign has no per-channel effects yet, ``learning.cold_start`` if larger): a share ``e`` of
+   each campaign's allocated treated customers, chosen by a stable salted hash of (campaign,
+   customer, wave key), get a channel drawn uniformly among their k eligible channels, within
+   each pool's capacity (explorers leaving a pool make room for explorers drawn into it, so full
+   pools explore too); once a model gives per-channel effects, each customer's rate leans towards
+   customers whose channels the model sees as close (``regret_weighted_rates``: ``e`` on average,
+   between ``e/4`` and ``3e``); the mirrored control group explores at ``e`` within its own
+   capacities;
 8. visits are spread over the reps of the territory, best customers first.
 
 Every contact carries its propensities: ``arm_propensity`` (treatment 1 - control share,
@@ -56,7 +57,17 @@ from orchestrator.rules.spec import CampaignSpec
 from orchestrator.targeting.allocation import allocate
 from orchestrator.targeting.arbitration import Arbitration, arbitrate
 from orchestrator.targeting.capacity import Capacity, Pools, day_pools, pool_name
-from orchestrator.targeting.control import hash_positions
+from orchestrator.targeting.exploration import (
+    UNIFORM_SHARE,  # noqa: F401 - re-exported: planning's public names stay importable from here
+    _Allocated,
+    _draws,
+    _explore,
+    _regret,
+    channel_draw_weights,
+    explore_rate,
+    regret_scale,
+    regret_weighted_rates,
+)
 from orchestrator.targeting.frame import ContactFrame
 from orchestrator.targeting.selection import Candidates, FunnelStep, Selection, channel_policy, split
 
@@ -88,6 +99,9 @@ NOT_TREATED = {
     "control_unallocated": "control, but no room in the control group's mirrored allocation",
 }
 """Reason codes of the selected customers a wave does not record as contacts (``orchestrator.ledger.reasons``)."""
+
+_REASON_NAMES = np.array([None, *NOT_TREATED], dtype=object)
+_REASON_CODES = {code: i for i, code in enumerate(_REASON_NAMES) if code is not None}  # planning's int8 codes
 
 
 @dataclass
@@ -216,7 +230,7 @@ def _options(
                 raise ValueError(f"{name} options need the customers' territories")
             prefix = pool_name(name, "")
             by_territory = {key[len(prefix) :]: index for key, index in pools.items() if key.startswith(prefix)}
-            keys = pd.Series(territories[rows]).astype(str).map(by_territory).fillna(-1).to_numpy(dtype=np.int64)
+            keys = territory_pools(territories[rows], by_territory)
         else:
             keys = np.full(len(rows), pools[_channel_pool(spec, name)], dtype=np.int64)
         known = keys >= 0  # a territory without reps has no visits to give
@@ -227,6 +241,25 @@ def _options(
         chans.append(np.full(len(rows), j, dtype=np.int64))
     cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
     return _Options(cat(customers, np.int64), cat(pool_ids, np.int64), cat(vals, float), cat(chans, np.int64))
+
+
+def territory_pools(territories: np.ndarray, by_territory: Mapping[str, int]) -> np.ndarray:
+    """The pool index of each customer's territory (its text, as ``str``), -1 where the territory is missing
+    (None or NaN) or has no pool: one lookup per distinct territory, not per customer."""
+    codes, uniques = pd.factorize(np.asarray(territories, dtype=object))  # missing -> code -1
+    lookup = np.array([by_territory.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
+    return lookup[codes]
+
+
+def _option_sets(
+    spec: CampaignSpec, values: np.ndarray, territories: np.ndarray | None, pools: Mapping[str, int], offset: int = 0
+) -> tuple[_Options, _Options]:
+    """The options allocation weighs and every eligible option (for exploration): one set built once, since
+    they differ only with ``overflow: wait`` (then the first keeps each customer's best channel)."""
+    every = _options(spec, values, territories, pools, offset, every_eligible=True)
+    if spec.allocation.overflow != "wait":
+        return every, every
+    return _options(spec, values, territories, pools, offset), every
 
 
 def plan_cycle(
@@ -259,15 +292,14 @@ def plan_cycle(
 
     cut = [len(c.ids) for c in candidates]  # a score cut's customers come first, its reserve after them
     candidates = [c.with_reserve() for c in candidates]
+    id_arrays = [np.asarray(c.ids, dtype=object) for c in candidates]  # converted once, used by position
     values = [_values(s, c, c.extra, len(c.ids)) for s, c in zip(specs, candidates, strict=True)]
-    best = [
-        np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values
-    ]
+    best = [np.where(np.isnan(v), -np.inf, v).max(axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values]
     reachable = [np.isfinite(b) for b in best]
     arbitration, active, refilled, lost, winner_of = _arbitrate_and_refill(
-        specs, candidates, best, reachable, cut, taken
+        specs, id_arrays, best, reachable, cut, taken
     )
-    reasons = [np.full(len(c.ids), None, dtype=object) for c in candidates]  # per candidate position
+    reasons = [np.zeros(len(c.ids), dtype=np.int8) for c in candidates]  # per candidate position: _REASON_CODES
 
     # 3-4: each campaign's won customers, split into treated and control
     splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
@@ -278,7 +310,9 @@ def plan_cycle(
         if with_funnel and (in_cut < cut[k] or any(ch.eligible is not None for _n, ch in spec.channels.items())):
             _step(funnel, "channels", "no eligible channel (eligible: and contact policy per channel)", in_cut)
         keep = active[k][won]
-        mine = cand.subset(np.isin(np.arange(len(cand.ids)), keep))
+        kept_mask = np.zeros(len(cand.ids), dtype=bool)
+        kept_mask[keep] = True
+        mine = cand.subset(kept_mask)
         if with_funnel and (len(specs) > 1 or not won.all() or refilled[k]):
             losses = arbitration.lost(spec.name)
             label = (
@@ -303,24 +337,26 @@ def plan_cycle(
         treated = selection.contacts.arm[:n_won] == Arm.TREATMENT.value
         idx = np.flatnonzero(treated)
         t_terr = None if terr is None else terr[idx]
-        treated_parts.append(_options(spec, v[idx], t_terr, index, total))
-        eligible_parts.append(_options(spec, v[idx], t_terr, index, total, every_eligible=True))
+        treated_options, eligible_options = _option_sets(spec, v[idx], t_terr, index, total)
+        treated_parts.append(treated_options)
+        eligible_parts.append(eligible_options)
         offsets.append((total, idx))
         total += len(idx)
     options = _concat(treated_parts)
+    every = options if all(a is b for a, b in zip(treated_parts, eligible_parts, strict=True)) else None
     result = allocate(options.customer, options.pool, options.value, pools.capacities, n_customers=total)
     chosen = np.asarray(result.option)
     allocated = _Allocated.of(options, chosen)
 
     # 7: exploration among the allocated treated customers of all campaigns (the pools are shared)
-    treated_ids = [
-        np.asarray(mine.ids, dtype=object)[idx].tolist()
-        for (mine, *_r), (_st, idx) in zip(splits, offsets, strict=True)
-    ]
     explore = [explore_rate(s, c) for s, c in zip(specs, candidates, strict=True)]
+    treated_ids = [  # the ids only where they are hashed (a campaign that explores)
+        np.asarray(mine.ids, dtype=object)[idx] if e else idx
+        for e, (mine, *_r), (_st, idx) in zip(explore, splits, offsets, strict=True)
+    ]
     rates = np.concatenate([np.zeros(0)] + [np.full(len(ids), e) for e, ids in zip(explore, treated_ids, strict=True)])
-    every = _concat(eligible_parts)
-    regret, can_move = _regret(allocated, every)
+    every = _concat(eligible_parts) if every is None else every
+    regret, can_move = _regret(allocated, every) if any(explore) else (np.zeros(0), np.zeros(0, dtype=bool))
     leaning = np.zeros(len(every.customer), dtype=bool)  # options whose channel draw leans on the model's values
     scales = np.zeros(len(allocated.channel))
     for k, (start, idx) in enumerate(offsets):
@@ -330,7 +366,7 @@ def plan_cycle(
             scales[mine_at] = regret_scale(regret[mine_at], can_move[mine_at])
             leaning |= (every.customer >= start) & (every.customer < start + len(idx))
     explore_at, channel_at = _draws(specs, explore, treated_ids, wave_key)
-    weights = channel_draw_weights(every, len(allocated.channel), scales, leaning)
+    weights = channel_draw_weights(every, len(allocated.channel), scales, leaning) if any(explore) else None
     moved = _explore(allocated, every, rates, explore_at, channel_at, pools.capacities, weights)
 
     plans: list[CampaignPlan] = []
@@ -351,8 +387,8 @@ def plan_cycle(
         worth = (np.nan_to_num(v[idx], nan=-np.inf) >= 0).any(axis=1) if len(idx) else np.zeros(0, dtype=bool)
         waiting = int(np.count_nonzero(worth & ~got))
         keep_positions = active[k][arbitration.won[k]] if k < len(arbitration.won) else np.zeros(0, dtype=np.int64)
-        reasons[k][keep_positions[idx[worth & ~got]]] = "channel_full"
-        reasons[k][keep_positions[idx[~worth & ~got]]] = "not_worth_cost"
+        reasons[k][keep_positions[idx[worth & ~got]]] = _REASON_CODES["channel_full"]
+        reasons[k][keep_positions[idx[~worth & ~got]]] = _REASON_CODES["not_worth_cost"]
 
         # 6: control mirrors the treated allocation with proportional capacities
         control_idx = np.flatnonzero(selection.contacts.arm[:n_won] == Arm.CONTROL.value)
@@ -362,21 +398,18 @@ def plan_cycle(
             caps = _mirror_capacities(
                 pools.capacities, np.bincount(pool_of[pool_of >= 0], minlength=len(pools.names)), ratio
             )
-            c_opts = _options(spec, v[control_idx], None if terr is None else terr[control_idx], index)
+            c_opts, c_every = _option_sets(spec, v[control_idx], None if terr is None else terr[control_idx], index)
             c_pick = np.asarray(
                 allocate(c_opts.customer, c_opts.pool, c_opts.value, caps, n_customers=len(control_idx)).option
             )
             # ... and explores as the treated do (same draws per customer), so that every arm of every
             # channel has its no-contact comparison with the same channel propensities
             mirrored = _Allocated.of(c_opts, c_pick)
-            c_ids = [mine.ids[i] for i in control_idx.tolist()]
-            c_every = _options(
-                spec, v[control_idx], None if terr is None else terr[control_idx], index, every_eligible=True
-            )
+            c_ids = np.asarray(mine.ids, dtype=object)[control_idx] if explore[k] else control_idx
             c_at, c_channel_at = _draws([spec], [explore[k]], [c_ids], wave_key)
             _explore(mirrored, c_every, np.full(len(c_ids), explore[k]), c_at, c_channel_at, caps)
             c_got = mirrored.channel >= 0
-            reasons[k][keep_positions[control_idx[~c_got]]] = "control_unallocated"
+            reasons[k][keep_positions[control_idx[~c_got]]] = _REASON_CODES["control_unallocated"]
             channel_of[control_idx[c_got]] = np.array(names, dtype=object)[mirrored.channel[c_got]]
             value_of[control_idx[c_got]] = mirrored.value[c_got]
             pool_of[control_idx[c_got]] = mirrored.pool[c_got]
@@ -398,7 +431,7 @@ def plan_cycle(
         plan.explored = int(np.count_nonzero(moved[mine_of]))
         plans.append(plan)
         plans[-1].lost_to = arbitration.lost(spec.name)
-        everyone = np.asarray(candidates[k].ids, dtype=object)
+        everyone = id_arrays[k]
         recorded = np.zeros(len(everyone), dtype=bool)  # by candidate position: no string matching
         recorded[keep_positions[kept]] = True
         plans[-1].passed_over = everyone[~lost[k] & ~recorded]
@@ -420,36 +453,30 @@ def _not_treated(
     below_min: np.ndarray,
 ) -> NotTreated:
     """The reason of every candidate position not recorded (column-wise), first match wins: lost to another
-    campaign, below the score cut (the reserve nobody took), no eligible channel, then the allocation's."""
+    campaign, below the score cut (the reserve nobody took), no eligible channel, then the allocation's.
+    ``reason`` holds the allocation's reasons as ``_REASON_CODES`` (0: none)."""
     n = len(everyone)
-    in_active = np.zeros(n, dtype=bool)
-    in_active[active] = True
-    position = np.arange(n)
+    not_active = np.ones(n, dtype=bool)
+    not_active[active] = False
     reason = reason.copy()
-    detail = np.full(n, None, dtype=object)
-    reason[~in_active & (position >= cut)] = "below_score_cut"
-    reason[~in_active & (position < cut) & ~reachable] = "no_eligible_channel"
-    reason[lost] = "lost_arbitration"
-    detail[lost] = winner_of[lost]
-    has = reason != None  # noqa: E711 - elementwise
-    ids = np.concatenate([everyone[has], np.asarray(below_min, dtype=object)])
+    reason[cut:][not_active[cut:]] = _REASON_CODES["below_score_cut"]
+    reason[:cut][not_active[:cut] & ~reachable[:cut]] = _REASON_CODES["no_eligible_channel"]
+    reason[lost] = _REASON_CODES["lost_arbitration"]
+    has = np.flatnonzero(reason)
     return NotTreated(
-        ids,
-        np.concatenate([reason[has], np.full(len(below_min), "below_score_cut", dtype=object)]),
-        np.concatenate([detail[has], np.full(len(below_min), None, dtype=object)]),
+        np.concatenate([everyone[has], np.asarray(below_min, dtype=object)]),
+        np.concatenate([_REASON_NAMES[reason[has]], np.full(len(below_min), "below_score_cut", dtype=object)]),
+        np.concatenate([winner_of[has], np.full(len(below_min), None, dtype=object)]),
     )
 
 
 MAX_REFILLS = 50
 """Rounds of arbitration and refilling at most (each round only takes customers away; it ends far sooner)."""
-UNIFORM_SHARE = 0.25
-"""The part of an explorer's channel draw that stays uniform over its eligible channels once a model
-gives values (the rest leans toward the channels the model sees as close to the best)."""
 
 
 def _arbitrate_and_refill(
     specs: Sequence[CampaignSpec],
-    candidates: Sequence[Candidates],
+    ids: Sequence[np.ndarray],
     best: Sequence[np.ndarray],
     reachable: Sequence[np.ndarray],
     cut: Sequence[int],
@@ -463,13 +490,12 @@ def _arbitrate_and_refill(
     lost = [np.zeros(len(ok), dtype=bool) for ok in reachable]
     winner_of = [np.full(len(ok), None, dtype=object) for ok in reachable]
     losses: dict[tuple[str, str], int] = {}
-    ids = [np.asarray(c.ids, dtype=object) for c in candidates]
     for _round in range(MAX_REFILLS):
         active = [np.flatnonzero(ok & ~gone)[:n] for ok, gone, n in zip(reachable, lost, wanted, strict=True)]
         result = arbitrate(
             [s.name for s in specs],
             [s.priority for s in specs],
-            [every[rows].tolist() for every, rows in zip(ids, active, strict=True)],
+            [every[rows] for every, rows in zip(ids, active, strict=True)],
             [b[rows] for b, rows in zip(best, active, strict=True)],
             taken,
         )
@@ -487,217 +513,6 @@ def _arbitrate_and_refill(
             break
     refilled = [int(np.count_nonzero(rows >= n)) for rows, n in zip(active, cut, strict=True)]
     return Arbitration(result.won, losses), active, refilled, lost, winner_of
-
-
-def explore_rate(spec: CampaignSpec, candidates: Candidates) -> float:
-    """The campaign's exploration share this wave: ``learning.explore``, or while no model gives the
-    campaign per-channel effects (a cold start: wave 1, or targeting without a channel uplift model)
-    ``learning.cold_start`` if that is larger; 0 without a ``learning:`` section."""
-    learning = spec.learning
-    if candidates.effects is None and len(spec.channels.names()) > 1:
-        return max(learning.explore, learning.cold_start)
-    return learning.explore
-
-
-def _draws(
-    specs: Sequence[CampaignSpec], rates: Sequence[float], ids: Sequence[Sequence[str]], wave_key: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per customer two stable uniform draws salted with (campaign, wave key): whether it explores and
-    which channel; a re-run of the wave draws the same."""
-    draws = [
-        (
-            np.concatenate(
-                [np.zeros(0)]
-                + [
-                    hash_positions(list(group), f"{s.name}\x00{wave_key}\x00{part}") if rate else np.ones(len(group))
-                    for s, rate, group in zip(specs, rates, ids, strict=True)
-                ]
-            )
-        )
-        for part in ("explore", "explore-channel")
-    ]
-    return draws[0], draws[1]
-
-
-def _regret(allocated: _Allocated, eligible: _Options) -> tuple[np.ndarray, np.ndarray]:
-    """Per treated customer, what a uniformly drawn eligible channel is expected to lose against the
-    allocated one (its value minus the mean value of the eligible channels, at least 0), and whether
-    the customer has another channel to explore at all."""
-    n = len(allocated.channel)
-    k = np.bincount(eligible.customer, minlength=n)
-    total = np.bincount(eligible.customer, weights=np.nan_to_num(eligible.value), minlength=n)
-    got = allocated.channel >= 0
-    regret = np.where(got, np.maximum(np.nan_to_num(allocated.value) - total / np.maximum(k, 1), 0.0), 0.0)
-    return regret, got & (k > 1)
-
-
-def regret_scale(regret: np.ndarray, can_move: np.ndarray) -> float:
-    """The typical regret of the customers who can explore: the median, or the mean of the positive
-    regrets where the median is 0; 0 where every choice is a tie."""
-    mine = regret[can_move]
-    if not len(mine):
-        return 0.0
-    scale = float(np.median(mine))
-    if scale <= 0:
-        positive = mine[mine > 0]
-        scale = float(positive.mean()) if len(positive) else 0.0
-    return scale
-
-
-def channel_draw_weights(
-    eligible: _Options, n: int, scales: np.ndarray, leaning: np.ndarray, uniform_share: float = UNIFORM_SHARE
-) -> np.ndarray:
-    """Per eligible option, the chance that an exploring customer draws its channel: uniform over the
-    customer's ``k`` eligible channels where the model gives no values (``leaning`` False) or the
-    customer's ``scales`` is 0; otherwise ``uniform_share / k`` plus ``1 - uniform_share`` times a
-    softmax of the options' values at temperature ``scales`` (the typical regret), so an explorer
-    mostly tries the channels the model sees as close to its best one, and every eligible channel
-    keeps at least ``uniform_share / k`` (a known, non-zero propensity). Sums to 1 per customer."""
-    customer = eligible.customer
-    k = np.bincount(customer, minlength=n).astype(float)
-    uniform = 1.0 / np.maximum(k[customer], 1.0)
-    value = np.nan_to_num(eligible.value, nan=-np.inf)
-    temperature = scales[customer]
-    lean = leaning & (temperature > 0) & np.isfinite(value)
-    if not lean.any():
-        return uniform
-    best = np.full(n, -np.inf)
-    np.maximum.at(best, customer[lean], value[lean])
-    z = np.zeros(len(customer))
-    z[lean] = np.exp((value[lean] - best[customer[lean]]) / temperature[lean])
-    total = np.bincount(customer, weights=z, minlength=n)
-    leaned = np.where(total[customer] > 0, z / np.where(total[customer] > 0, total[customer], 1.0), uniform)
-    by_customer = np.zeros(n, dtype=bool)
-    by_customer[customer[lean]] = True
-    return np.where(by_customer[customer], uniform_share * uniform + (1 - uniform_share) * leaned, uniform)
-
-
-def regret_weighted_rates(rate: float, regret: np.ndarray, can_move: np.ndarray) -> np.ndarray:
-    """Exploration rates that average ``rate`` over the customers who can explore, higher where the
-    model sees the channels as close (exploring them costs little and tells most about the choice)
-    and lower where the allocated channel is far ahead: weight ``m / (regret + m)`` with ``m`` the
-    median regret, scaled to the mean ``rate``, kept within ``[rate / 4, min(3 rate, 1)]`` so every
-    customer keeps a known, non-zero chance of every eligible channel (the recorded propensity)."""
-    out = np.full(len(regret), rate)
-    if not can_move.any() or rate <= 0:
-        return out
-    scale = regret_scale(regret, can_move)
-    if scale <= 0:  # every choice is a tie: uniform
-        return out
-    weight = scale / (regret + scale)
-    weighted = np.clip(rate * weight / weight[can_move].mean(), rate / 4, min(3 * rate, 1.0))
-    return np.where(can_move, weighted, out)
-
-
-@dataclass
-class _Allocated:
-    """Per treated customer (of all campaigns): channel index (-1: none), pool, value and channel propensity."""
-
-    channel: np.ndarray
-    pool: np.ndarray
-    value: np.ndarray
-    propensity: np.ndarray
-
-    @classmethod
-    def of(cls, options: _Options, chosen: np.ndarray) -> _Allocated:
-        got = chosen >= 0
-        channel = np.full(len(chosen), -1, dtype=np.int64)
-        pool = np.full(len(chosen), -1, dtype=np.int64)
-        value = np.full(len(chosen), np.nan)
-        channel[got] = options.channel[chosen[got]]
-        pool[got] = options.pool[chosen[got]]
-        value[got] = options.value[chosen[got]]
-        return cls(channel, pool, value, np.ones(len(chosen)))
-
-
-def _explore(
-    allocated: _Allocated,
-    eligible: _Options,
-    rates: np.ndarray,
-    explore_at: np.ndarray,
-    channel_at: np.ndarray,
-    capacities: Sequence[int | None],
-    weights: np.ndarray | None = None,
-) -> np.ndarray:
-    """Move explored customers to a drawn eligible channel within the pools' capacity (in place).
-
-    A customer explores when ``explore_at < rate``; the drawn channel is the one of its eligible
-    options (in channel order) whose cumulative ``weights`` (per option, summing to 1 per customer;
-    uniform if None: the ``floor(channel_at * k)``-th of the k) first exceed ``channel_at``. Explorers leaving a
-    pool free its room for explorers drawn into it, so exploration works when every pool is
-    full: moves are accepted, then the moves into a pool over its capacity are undone, latest
-    ``explore_at`` first, until every pool fits (undoing a move refills the pool it came from, so
-    this repeats; it ends, at the latest, with the allocation as it was). Sets every allocated
-    customer's channel propensity and returns the mask of the moved ones.
-    """
-    n = len(allocated.channel)
-    got = allocated.channel >= 0
-    k = np.bincount(eligible.customer, minlength=n)
-    if weights is None:
-        weights = 1.0 / np.maximum(k[eligible.customer], 1)
-    order = np.lexsort((eligible.channel, eligible.customer))  # each customer's options, in channel order
-    sorted_customer = eligible.customer[order]
-    first = np.searchsorted(sorted_customer, np.arange(n))
-    cumulative = np.cumsum(weights[order])
-    before = np.concatenate([[0.0], cumulative])[first]  # the weights of earlier customers' options
-    own = np.zeros(n)  # the weight of the allocated channel's option
-    for t in range(int(k.max()) if len(k) else 0):
-        at = np.minimum(first + t, len(order) - 1)
-        here = got & (t < k) & (eligible.channel[order[at]] == allocated.channel)
-        own[here] = weights[order[at[here]]]
-    allocated.propensity[:] = np.where(got & (k > 0), 1 - rates + rates * own, 1.0)
-    explorers = np.flatnonzero(got & (explore_at < rates) & (k > 0))
-    moved = np.zeros(n, dtype=bool)
-    if not len(explorers):
-        return moved
-    nth = np.zeros(len(explorers), dtype=np.int64)  # options whose cumulative weight stays at or below the draw
-    for t in range(int(k[explorers].max()) - 1):
-        upto = cumulative[np.minimum(first[explorers] + t, len(cumulative) - 1)] - before[explorers]
-        nth += (t < k[explorers] - 1) & (upto <= channel_at[explorers])
-    row = order[first[explorers] + nth]
-    other = eligible.channel[row] != allocated.channel[explorers]
-    explorers, row = explorers[other], row[other]
-    accepted = _fitting_moves(
-        allocated.pool[got], allocated.pool[explorers], eligible.pool[row], explore_at[explorers], capacities
-    )
-    explorers, row = explorers[accepted], row[accepted]
-    allocated.channel[explorers] = eligible.channel[row]
-    allocated.pool[explorers] = eligible.pool[row]
-    allocated.value[explorers] = eligible.value[row]
-    allocated.propensity[explorers] = rates[explorers] * weights[row]
-    moved[explorers] = True
-    return moved
-
-
-def _fitting_moves(
-    occupied: np.ndarray,
-    source: np.ndarray,
-    target: np.ndarray,
-    priority: np.ndarray,
-    capacities: Sequence[int | None],
-) -> np.ndarray:
-    """Which moves (``source`` pool -> ``target`` pool) can all be made without a pool exceeding its
-    capacity, given the pools of the customers before the moves (``occupied``): every move at first;
-    then, while a pool is over, its incoming moves with the highest ``priority`` value are dropped."""
-    size = len(capacities)
-    limited = np.array([cap is not None for cap in capacities], dtype=bool)
-    caps = np.array([cap if cap is not None else 0 for cap in capacities], dtype=np.int64)
-    before = np.bincount(occupied, minlength=size)
-    accepted = np.ones(len(source), dtype=bool)
-    by_target = np.lexsort((-priority, target))  # within a target pool: the latest drawn first
-    sorted_target = target[by_target]
-    while True:
-        occupancy = (
-            before - np.bincount(source[accepted], minlength=size) + np.bincount(target[accepted], minlength=size)
-        )
-        excess = np.where(limited, occupancy - caps, 0)
-        if not (excess > 0).any():
-            return accepted
-        live = accepted[by_target]
-        rank = np.cumsum(live) - live  # among the accepted moves into the same pool, latest first
-        rank -= np.concatenate([[0], np.cumsum(live)])[np.searchsorted(sorted_target, sorted_target, side="left")]
-        drop = live & (rank < excess[sorted_target])
-        accepted[by_target[drop]] = False
 
 
 def _mirror_capacities(capacities: Sequence[int | None], treated: np.ndarray, ratio: float) -> list[int | None]:
@@ -728,10 +543,11 @@ def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_fu
     """Keep the allocated customers (and the global control group) of one campaign."""
     n_won = len(mine.ids)
     contacts = selection.contacts
-    keep = np.concatenate([channel_of != None, np.ones(len(contacts) - n_won, dtype=bool)])  # noqa: E711
+    got = channel_of != None  # noqa: E711 - elementwise
+    keep = np.concatenate([got, np.ones(len(contacts) - n_won, dtype=bool)])
     funnel = list(selection.funnel)
     treated = contacts.arm[:n_won] == Arm.TREATMENT.value
-    allocated = int(np.count_nonzero(treated & (channel_of != None)))  # noqa: E711
+    allocated = int(np.count_nonzero(treated & got))
     if with_funnel and (allocated < int(treated.sum()) or len(spec.channels.names()) > 1):
         _step(funnel, "allocation", "treated left for a later wave: channel full or not worth its cost", allocated)
     best_channel = np.full(len(contacts) - n_won, None, dtype=object)
@@ -748,12 +564,19 @@ def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_fu
         assignee=assignees,
         expected_value=np.concatenate([value_of, np.full(len(best_channel), np.nan)])[keep],
         pool=np.concatenate([pool_of, np.full(len(best_channel), -1, dtype=np.int64)])[keep],
-        eligible=np.concatenate([eligible_names(spec, mine.extra, n_won), np.full(len(best_channel), None)])[keep],
+        eligible=np.concatenate(  # computed for the kept customers only
+            [eligible_names(spec, _rows(mine.extra, got), int(got.sum())), np.full(len(best_channel), None)]
+        ),
     )
     plan = CampaignPlan(spec, Selection(kept, funnel), waiting=waiting)
     treated = kept.treated
     plan.channel_counts = {name: int(np.count_nonzero(treated & (channels == name))) for name in spec.channels.names()}
     return plan
+
+
+def _rows(extra: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The planning columns of ``extra`` (eligibility per channel, territory) at the rows where ``mask`` is true."""
+    return {key: column[mask] for key, column in extra.items() if key.startswith(ELIGIBLE) or key == TERRITORY}
 
 
 def _assign_reps(plans: Sequence[CampaignPlan], pools: Pools) -> None:

@@ -89,10 +89,11 @@ class Candidates:
         )
 
     def subset(self, mask: np.ndarray) -> Candidates:
-        """The candidates where ``mask`` is true (global control and funnel kept as they are)."""
+        """The candidates where ``mask`` is true (global control and funnel kept as they are; the list of ids
+        is shared, not copied, when every candidate is kept)."""
         index = np.flatnonzero(mask)
         return Candidates(
-            list(self.ids) if len(index) == len(self.ids) else np.asarray(self.ids, dtype=object)[index].tolist(),
+            self.ids if len(index) == len(self.ids) else np.asarray(self.ids, dtype=object)[index].tolist(),
             None if self.scores is None else np.asarray(self.scores)[index],
             self.global_control,
             list(self.funnel),
@@ -402,7 +403,7 @@ def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = Fal
     names = spec.channels.names()
     arm_propensity = np.concatenate([np.where(control, share, 1 - share), np.full(len(held_out), np.nan)])
     contacts = ContactFrame.of(
-        ids + held_out,
+        ids + held_out if held_out else ids,
         all_arms,
         variant=all_variants,
         channel=names[0] if names else None,

@@ -1,3 +1,4 @@
+import hashlib
 import re
 
 import numpy as np
@@ -19,6 +20,16 @@ def test_control_share_is_close_to_requested_and_uniform():
     assert stats.kstest(positions, "uniform").pvalue > 0.001
     mask = control_mask(ids, 0.1, "spring")
     assert abs(mask.mean() - 0.1) < 0.006
+
+
+def test_positions_are_the_documented_blake2b_of_salt_nul_id():
+    ids = ["C1", "", "zoë-ß", "x" * 300, "C1", "a\x00b"]
+    expected = [
+        int.from_bytes(hashlib.blake2b(f"spring\x00{cid}".encode(), digest_size=8).digest(), "big") / 2**64
+        for cid in ids
+    ]
+    assert hash_positions(ids, "spring").tolist() == expected
+    assert hash_positions(np.asarray(ids, dtype=object), "spring").tolist() == expected
 
 
 def test_same_salt_same_group_regardless_of_order():
