@@ -29,7 +29,7 @@ from orchestrator.settings import ExecutionSettings
 
 R = TypeVar("R")
 
-_CHANNEL_ARGUMENT = {"render_chunk": 2, "deliver_chunk": 3}  # where the chunk function takes its channel
+_CHANNEL_ARGUMENT = {"render_chunk": 2, "deliver_chunk": 3}  # where the chunk function takes its channel(s)
 _VERBS = {"send_email_chunk": "send email", "deliver_chunk": "send", "render_chunk": "render"}
 
 
@@ -45,12 +45,17 @@ def run_chunk(fn: Callable[..., R], args: tuple) -> Any:
 
 
 def chunk_label(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
-    """What a chunk of ``fn`` does, for its task run's name: ``send email``, ``send call_center``, ``score``."""
+    """What a chunk of ``fn`` does, for its task run's name: ``send email``, ``render email+call_center``, ``score``."""
     name = fn.__name__
     verb = _VERBS.get(name) or name.split("_chunk")[0].replace("_", " ")
     position = _CHANNEL_ARGUMENT.get(name)
-    if position is not None and len(args) > position and isinstance(args[position], str):
-        return f"{verb} {args[position]}"
+    if position is None or len(args) <= position:
+        return verb
+    channel = args[position]
+    if not isinstance(channel, str) and hasattr(channel, "tolist"):  # each row's channel (render_chunk)
+        channel = "+".join(dict.fromkeys(str(c) for c in channel.tolist()))
+    if isinstance(channel, str) and channel:
+        return f"{verb} {channel}"
     return verb
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import partial
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -42,7 +43,7 @@ from orchestrator.rules.kinds.email import KIND as EMAIL_KIND
 from orchestrator.rules.kinds.email import EmailChannelSpec
 from orchestrator.rules.spec import CampaignSpec
 from orchestrator.settings import Settings
-from orchestrator.templates.links import InvalidLinkToken, LinkTokens, click_link, click_signer, today_number
+from orchestrator.templates.links import ClickLinks, InvalidLinkToken, LinkTokens, click_signer, today_number
 from orchestrator.templates.loader import RenderError, TemplateSet
 
 __all__ = [
@@ -135,7 +136,7 @@ class MessageBuilder:
         preview = wave_id is None  # preview, dry run, sample: links that act on no real customer
         self.tokens = LinkTokens(settings.link_secret(), preview=preview)
         self.issued = today_number()
-        self.clicks = click_signer(settings.link_secret() + (":preview" if preview else ""))
+        self.clicks = ClickLinks(click_signer(settings.link_secret() + (":preview" if preview else "")), self.base_url)
         sender = parseaddr(email.sender)[1]
         self.domain = sender.rpartition("@")[2] or "campaign.local"
 
@@ -150,7 +151,7 @@ class MessageBuilder:
             unsubscribe_url=f"{self.base_url}/unsubscribe/{token}",
             tracking_token=tracking,
             open_pixel_url=f"{self.base_url}/o/{tracking}.gif",
-            click=partial(click_link, self.clicks, self.base_url, tracking),
+            click=partial(self.clicks, quote(tracking, safe="")),
         )
         return context
 

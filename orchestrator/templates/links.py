@@ -44,6 +44,7 @@ from itsdangerous import Signer
 
 __all__ = [
     "CLICK_SALT",
+    "ClickLinks",
     "ExpiredLinkToken",
     "InvalidLinkToken",
     "LinkTokens",
@@ -160,9 +161,38 @@ def is_http_url(url: str) -> bool:
 
 def click_link(signer: Signer, base_url: str, tracking_token: str, url: str) -> str:
     """The tracked link; raises ``ValueError`` unless ``url`` is an absolute http(s) URL."""
+    return f"{base_url.rstrip('/')}/c/{quote(tracking_token, safe='')}{_signed_target(signer, url)}"
+
+
+def _signed_target(signer: Signer, url: str) -> str:
+    """``?u=<url>&s=<signature>`` of a tracked link; raises ``ValueError`` unless ``url`` is an absolute http(s) URL."""
     if not isinstance(url, str) or not is_http_url(url):
         raise ValueError(
             f"click() needs an absolute http(s) URL, e.g. click('https://www.acme.example/offer'); got {url!r}"
         )
-    signature = signer.get_signature(url).decode()
-    return f"{base_url.rstrip('/')}/c/{quote(tracking_token, safe='')}?u={quote(url, safe='')}&s={signature}"
+    return f"?u={quote(url, safe='')}&s={signer.get_signature(url).decode()}"
+
+
+class ClickLinks:
+    """``click_link`` for the many messages of one builder: each URL's quoted, signed target is made once.
+
+    The signature depends on the URL alone (not on the contact), and a wave's messages link to a few
+    URLs, so the target is kept (up to ``MAX_URLS`` distinct URLs; more are signed each time).
+    ``links(quoted_token, url)`` takes the tracking token already quoted (``quote(token, safe='')``,
+    once per message) and returns what ``click_link(signer, base_url, token, url)`` returns.
+    """
+
+    MAX_URLS = 1000
+
+    def __init__(self, signer: Signer, base_url: str):
+        self._signer = signer
+        self._prefix = f"{base_url.rstrip('/')}/c/"
+        self._targets: dict[str, str] = {}
+
+    def __call__(self, quoted_token: str, url: str) -> str:
+        target = self._targets.get(url) if isinstance(url, str) else None
+        if target is None:
+            target = _signed_target(self._signer, url)  # raises for what is not an http(s) URL: never kept
+            if len(self._targets) < self.MAX_URLS:
+                self._targets[url] = target
+        return f"{self._prefix}{quoted_token}{target}"

@@ -296,17 +296,19 @@ def render_selection(
     mapper: Mapper = in_process,
 ) -> RenderCheck:
     """Render the treated customers' messages per channel: the first ``sample`` of each channel, or all (None),
-    in chunks of ``execution.chunk_size`` (one ``mapper`` call each)."""
+    in chunks of ``execution.chunk_size`` (one ``mapper`` call each; a chunk may hold several channels)."""
     contacts = selection.contacts
-    calls = []
+    picked = []
     for channel in prepared.spec.channels.names():
         treated = np.flatnonzero(contacts.treated & (contacts.channel == channel))
-        if sample is not None:
-            treated = treated[:sample]
-        for part in split_chunks(treated, settings.execution.chunk_size):
-            calls.append((settings, prepared, channel, contacts.customer_id[part], contacts.variant[part]))
+        picked.append(treated if sample is None else treated[:sample])
+    order = np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
+    calls = [
+        (settings, prepared, contacts.channel[part], contacts.customer_id[part], contacts.variant[part])
+        for part in split_chunks(order, settings.execution.chunk_size)
+    ]
     check = RenderCheck()
-    with progress("render", sum(len(call[3]) for call in calls)) as advance:
+    with progress("render", len(order)) as advance:
         for part in mapper(render_chunk, calls):
             check.add(part)
             if counted_elsewhere(part.pid):
@@ -315,14 +317,19 @@ def render_selection(
 
 
 def render_chunk(
-    settings: Settings, prepared: PreparedWave, channel: str, ids: np.ndarray, variants: np.ndarray
+    settings: Settings, prepared: PreparedWave, channels: np.ndarray, ids: np.ndarray, variants: np.ndarray
 ) -> RenderCheck:
-    """Render one chunk of treated customers' messages on ``channel`` (a chunk task); nothing is sent."""
+    """Render one chunk of treated customers' messages, each on its channel ``channels[i]`` (a chunk task);
+    nothing is sent. The customer table is reflected once per chunk, then one query per channel."""
     engine = connect(settings)
     table = customer_table(engine, settings.database.customer_table)
-    rows = customer_rows(engine, table, list(ids), list(variants), settings.database.chunk_size)
-    builder = builder_for(settings, prepared, channel, None)
-    return render_check(builder, rows, len(ids))
+    channels = np.asarray(channels, dtype=object)
+    check = RenderCheck()
+    for channel in dict.fromkeys(channels.tolist()):
+        mine = np.flatnonzero(channels == channel)
+        rows = customer_rows(engine, table, list(ids[mine]), list(variants[mine]), settings.database.chunk_size)
+        check.add(render_check(builder_for(settings, prepared, channel, None), rows, len(mine)))
+    return check
 
 
 # --- 4. record ----------------------------------------------------------------------------

@@ -202,3 +202,53 @@ def test_normalized_address_agrees_with_email_validator(address):
     except EmailNotValidError:
         expected = None
     assert normalized_address(address) == expected
+
+
+def test_click_links_are_the_signed_links_of_click_link_whatever_the_order_of_urls():
+    """``ClickLinks`` keeps each URL's signed target: every link equals ``click_link``'s, for any token and URL."""
+    from urllib.parse import quote
+
+    from orchestrator.templates.links import ClickLinks, click_link, click_signer
+
+    signer = click_signer(SECRET)
+    links = ClickLinks(signer, "https://links.bank.example/")
+    urls = [
+        "https://www.acme.example/offer?a=1&b=two",
+        "http://acme.example/",
+        "https://www.acme.example/offer?a=1&b=two",
+    ]
+    for k, url in enumerate(urls * 2):
+        token = f"tok-{k}_/+="
+        assert links(quote(token, safe=""), url) == click_link(signer, "https://links.bank.example/", token, url)
+    assert len(links._targets) == 2
+
+
+def test_click_links_refuse_what_is_not_an_http_url_every_time_and_keep_at_most_max_urls():
+    from orchestrator.templates.links import ClickLinks, click_signer
+
+    links = ClickLinks(click_signer(SECRET), "https://links.bank.example")
+    for _ in range(2):  # never remembered as valid
+        with pytest.raises(ValueError, match="absolute http"):
+            links("t", "javascript:alert(1)")
+        with pytest.raises(ValueError, match="absolute http"):
+            links("t", ["https://acme.example/"])
+    for k in range(ClickLinks.MAX_URLS + 5):
+        assert links("t", f"https://acme.example/{k}").startswith("https://links.bank.example/c/t?u=https%3A%2F%2F")
+    assert len(links._targets) == ClickLinks.MAX_URLS
+
+
+def test_a_rendered_click_is_signed_for_its_url_and_carries_the_messages_tracking_token(settings):
+    from urllib.parse import parse_qs, urlsplit
+
+    from orchestrator.templates.links import click_signer
+
+    built = builder(settings)
+    contexts = [built.context({"first_name": "Ann"}, contact_id) for contact_id in (1, 2)]
+    for context in contexts:
+        for url in ("https://acme.example/a", "https://acme.example/b?x=1", "https://acme.example/a"):
+            link = urlsplit(context["click"](url))
+            assert link.path == f"/c/{context['tracking_token']}"
+            query = parse_qs(link.query)
+            assert query["u"] == [url]
+            assert click_signer(settings.link_secret()).verify_signature(url, query["s"][0])
+    assert contexts[0]["click"]("https://acme.example/a") != contexts[1]["click"]("https://acme.example/a")

@@ -38,3 +38,17 @@ def test_a_chunk_with_pending_contacts_ends_incomplete_and_keeps_its_result(pref
         ("send some 1/2", "Completed", ""),
         ("send some 2/2", "Incomplete", "contacts left pending: SMTP server unreachable"),
     ]
+
+
+def test_chunk_labels_name_the_channels_of_a_chunk():
+    import numpy as np
+
+    from flows.chunk_runner import chunk_label
+    from orchestrator.delivery.sending import deliver_chunk
+    from orchestrator.wave.stages import render_chunk
+
+    several = np.array(["email", "email", "call_center", "email"], dtype=object)
+    assert chunk_label(render_chunk, (None, None, several, None, None)) == "render email+call_center"
+    assert chunk_label(render_chunk, (None, None, np.array(["email"], dtype=object), None, None)) == "render email"
+    assert chunk_label(deliver_chunk, (None, None, None, "call_center")) == "send call_center"
+    assert chunk_label(render_chunk, ()) == "render"
