@@ -149,21 +149,32 @@ def _channel_pool(spec: CampaignSpec, name: str) -> str:
     return name
 
 
-def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+def _values(
+    spec: CampaignSpec,
+    candidates: Candidates,
+    extra: Mapping[str, np.ndarray],
+    n: int,
+    idle: Optimism | None = None,
+) -> np.ndarray:
     """Expected value per (customer, channel of the campaign); NaN where not eligible.
 
     With per-channel effects (a channel uplift model, ``Candidates.effects``) the value of a channel is
     ``effect(channel, customer) x value - cost`` (the one score where the model does not know the
     channel), and customers whose value is negative on every eligible channel get no option at all.
-    With ``learning.optimism`` the effect is optimistic: plus that many of its spreads (``Candidates.spread``).
+    With ``learning.optimism`` and ``idle`` (the pools the plain allocation left room in) the effect of a
+    channel whose pool is idle for the customer is optimistic: plus that many of its spreads
+    (``Candidates.spread``).
     """
     scores = (
         np.ones(n) if candidates.scores is None else np.nan_to_num(np.asarray(candidates.scores, dtype=float), nan=0.0)
     )
     effects = candidates.effects
-    if effects is not None and candidates.spread is not None and spec.learning.optimism > 0:
-        effects = effects + spec.learning.optimism * candidates.spread  # the benefit of the doubt
     names = spec.channels.names()
+    if effects is not None and idle is not None and _optimistic(spec, candidates):
+        effects = effects.copy()
+        for j, name in enumerate(names):  # the benefit of the doubt, where the plain allocation left room
+            room = idle.room(_pool_ids(spec, name, extra.get(TERRITORY), idle.index, n))
+            effects[room, j] += spec.learning.optimism * np.asarray(candidates.spread)[room, j]
     values = np.full((n, len(names)), np.nan)
     for j, (name, channel) in enumerate(spec.channels.items()):
         eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
@@ -174,6 +185,35 @@ def _values(spec: CampaignSpec, candidates: Candidates, extra: Mapping[str, np.n
     if effects is not None and n:
         values[~(np.nan_to_num(values, nan=-np.inf) >= 0).any(axis=1)] = np.nan  # sleeping dogs: left alone
     return values
+
+
+def _optimistic(spec: CampaignSpec, candidates: Candidates) -> bool:
+    """Whether the campaign values channels optimistically (``learning.optimism`` and the effects' spread)."""
+    return spec.learning.optimism > 0 and candidates.effects is not None and candidates.spread is not None
+
+
+@dataclass(frozen=True)
+class Optimism:
+    """Where optimism applies: the pools (by index) the plain allocation of the cycle left room in."""
+
+    index: Mapping[str, int]
+    idle: np.ndarray  # bool per pool
+
+    def room(self, pool_ids: np.ndarray) -> np.ndarray:
+        return (pool_ids >= 0) & self.idle[np.maximum(pool_ids, 0)]
+
+
+def _pool_ids(
+    spec: CampaignSpec, name: str, territories: np.ndarray | None, pools: Mapping[str, int], n: int
+) -> np.ndarray:
+    """The pool index of channel ``name`` for each of ``n`` customers (-1: none, e.g. a territory without reps)."""
+    if channel_kind(name).pool == "territory":  # territory -> its pool, as one vectorised lookup
+        if territories is None:
+            raise ValueError(f"{name} options need the customers' territories")
+        prefix = pool_name(name, "")
+        by_territory = {key[len(prefix) :]: index for key, index in pools.items() if key.startswith(prefix)}
+        return territory_pools(territories, by_territory)
+    return np.full(n, pools[_channel_pool(spec, name)], dtype=np.int64)
 
 
 def eligible_names(spec: CampaignSpec, extra: Mapping[str, np.ndarray], n: int) -> np.ndarray:
@@ -225,14 +265,7 @@ def _options(
         rows = np.flatnonzero(~np.isnan(values[:, j]))
         if wait:
             rows = rows[best[rows] == j]
-        if channel_kind(name).pool == "territory":  # territory -> its pool, as one vectorised lookup
-            if territories is None:
-                raise ValueError(f"{name} options need the customers' territories")
-            prefix = pool_name(name, "")
-            by_territory = {key[len(prefix) :]: index for key, index in pools.items() if key.startswith(prefix)}
-            keys = territory_pools(territories[rows], by_territory)
-        else:
-            keys = np.full(len(rows), pools[_channel_pool(spec, name)], dtype=np.int64)
+        keys = _pool_ids(spec, name, None if territories is None else territories[rows], pools, len(rows))
         known = keys >= 0  # a territory without reps has no visits to give
         rows, keys = rows[known], keys[known]
         customers.append(rows + offset)
@@ -278,6 +311,10 @@ def plan_cycle(
     ``wave_key`` salts the exploration draw (a re-run of the wave draws the same);
     ``global_control_shares`` (one per campaign, from its policy) is the arm propensity
     recorded for its global control contacts (NaN when not given).
+
+    With ``learning.optimism`` the cycle is planned twice: first on the plain estimates, then with
+    optimistic values for the channels whose pools that plan left room in (an unlimited pool always
+    has room), so optimism fills idle capacity without displacing the best estimates from full pools.
     """
     endpoints = sorted(
         {
@@ -288,12 +325,36 @@ def plan_cycle(
         }
     )
     pools = day_pools(capacity, used, endpoints)
+    args = (specs, candidates, pools, taken, with_funnel, wave_key, global_control_shares)
+    plans, usage = _plan_once(*args, idle=None)
+    if not any(_optimistic(s, c) for s, c in zip(specs, candidates, strict=True)):
+        return plans
+    caps = np.array([-1 if c is None else c for c in pools.capacities], dtype=np.int64)
+    idle = (caps < 0) | (usage < caps)
+    if not idle.any():
+        return plans
+    return _plan_once(*args, idle=Optimism(pools.index(), idle))[0]
+
+
+def _plan_once(
+    specs: Sequence[CampaignSpec],
+    candidates: Sequence[Candidates],
+    pools: Pools,
+    taken: Mapping[str, str] | None,
+    with_funnel: bool,
+    wave_key: str,
+    global_control_shares: Sequence[float] | None,
+    *,
+    idle: Optimism | None,
+) -> tuple[list[CampaignPlan], np.ndarray]:
+    """One plan of the cycle, optimistic where ``idle`` says; with how many treated customers the
+    allocation (before exploration) put into each pool."""
     index = pools.index()
 
     cut = [len(c.ids) for c in candidates]  # a score cut's customers come first, its reserve after them
     candidates = [c.with_reserve() for c in candidates]
     id_arrays = [np.asarray(c.ids, dtype=object) for c in candidates]  # converted once, used by position
-    values = [_values(s, c, c.extra, len(c.ids)) for s, c in zip(specs, candidates, strict=True)]
+    values = [_values(s, c, c.extra, len(c.ids), idle) for s, c in zip(specs, candidates, strict=True)]
     best = [np.where(np.isnan(v), -np.inf, v).max(axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values]
     reachable = [np.isfinite(b) for b in best]
     arbitration, active, refilled, lost, winner_of = _arbitrate_and_refill(
@@ -347,6 +408,7 @@ def plan_cycle(
     result = allocate(options.customer, options.pool, options.value, pools.capacities, n_customers=total)
     chosen = np.asarray(result.option)
     allocated = _Allocated.of(options, chosen)
+    usage = np.bincount(allocated.pool[allocated.pool >= 0], minlength=len(pools.names))
 
     # 7: exploration among the allocated treated customers of all campaigns (the pools are shared)
     explore = [explore_rate(s, c) for s, c in zip(specs, candidates, strict=True)]
@@ -439,7 +501,7 @@ def plan_cycle(
             everyone, reasons[k], reachable[k], lost[k], winner_of[k], active[k], cut[k], candidates[k].below_min
         )
     _assign_reps(plans, pools)
-    return plans
+    return plans, usage
 
 
 def _not_treated(

@@ -18,7 +18,7 @@ from orchestrator.rules.loader import load_campaign
 from orchestrator.rules.spec import DEFAULT_OPTIMISM, LearningSpec
 from orchestrator.scoring import registry
 from orchestrator.scoring.channel_uplift import CONTROL, ChannelUpliftModel
-from orchestrator.targeting.capacity import UNLIMITED
+from orchestrator.targeting.capacity import UNLIMITED, CallCenterCapacity, Capacity, CapacitySpec, DailyLimit
 from orchestrator.targeting.planning import ELIGIBLE, plan_cycle
 from orchestrator.targeting.selection import Candidates
 from orchestrator.wave import stages
@@ -170,3 +170,41 @@ def test_optimism_gives_a_channel_the_model_is_unsure_of_the_benefit_of_the_doub
     assert np.allclose(called.to_numpy(), (0.08 + 0.5 * 0.06) * 60 - 6)  # the value the allocation used
     assert calls("learning: {explore: 0.0, optimism: 0}\n").empty
     assert calls("").empty  # no learning section: the campaign does not learn, so no optimism either
+
+
+def test_optimism_fills_idle_pools_without_displacing_sure_customers_from_full_ones(tmp_path):
+    """Optimism applies where the plain allocation left room. With 100 e-mails a day the e-mail pool is full
+    of customers the model is sure of (e-mail effect 0.5, value 4); a group whose e-mail effect (0.3, value 2)
+    is uncertain (spread 0.5: optimistic value 4.5) does not push them out. The call pool the plain plan left
+    empty takes a third group's uncertain calls (0.08 + 0.5 x 0.06 = 0.11, value 0.6). Without a limit the
+    e-mail pool has room, so there the uncertain e-mail effect counts optimistically."""
+    n = 200
+    effects = np.repeat([[0.5, -0.1], [0.3, -0.1], [-0.1, 0.08]], n, axis=0)
+    spread = np.repeat([[0.0, 0.0], [0.5, 0.0], [0.0, 0.06]], n, axis=0)
+    ids = [f"C{i:04d}" for i in range(3 * n)]
+    group = pd.Series(np.repeat(["sure", "unsure-mail", "unsure-call"], n), index=ids)
+    extra = {ELIGIBLE + "email": np.ones(3 * n), ELIGIBLE + "call_center": np.ones(3 * n)}
+    spec = _spec(tmp_path, RULES + "learning: {explore: 0.0}\n")
+    limited = Capacity(CapacitySpec(email=DailyLimit(per_day=100), call_center=CallCenterCapacity(tasks_per_day=1000)))
+
+    def plan_with(capacity: Capacity) -> pd.DataFrame:
+        candidates = Candidates(ids, effects.max(axis=1), [], extra=extra, effects=effects, spread=spread)
+        (plan,) = plan_cycle([spec], [candidates], capacity, {})
+        c = plan.contacts
+        frame = pd.DataFrame({"channel": c.channel, "value": c.expected_value}, index=c.customer_id)[c.treated]
+        frame["group"] = group.reindex(frame.index).to_numpy()
+        return frame
+
+    treated = plan_with(limited)
+    mailed = treated[treated["channel"] == "email"]
+    assert len(mailed) == 100 and (mailed["group"] == "sure").all()  # the sure customers keep the e-mails
+    assert np.allclose(mailed["value"], 4.0)
+    called = treated[treated["channel"] == "call_center"]
+    assert len(called) > 0 and (called["group"] == "unsure-call").all()
+    assert (treated["group"] == "unsure-call").sum() == len(called)  # every treated one of them
+    assert np.allclose(called["value"], (0.08 + 0.5 * 0.06) * 60 - 6)
+
+    unlimited = plan_with(UNLIMITED)  # room everywhere: the uncertain e-mail effect gets its benefit of the doubt
+    unsure_mail = unlimited[unlimited["group"] == "unsure-mail"]
+    assert len(unsure_mail) > 0 and (unsure_mail["channel"] == "email").all()
+    assert np.allclose(unsure_mail["value"], (0.3 + 0.5 * 0.5) * 10 - 1)
