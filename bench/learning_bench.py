@@ -69,11 +69,18 @@ CHANNEL_RULES = {  # value, cost and eligibility per channel (modelled on rules/
 }
 
 
-def rules_text(control_share: float, scores: str = "", explore: float = 0.0, cold_start: float | None = None) -> str:
+def rules_text(
+    control_share: float,
+    scores: str = "",
+    explore: float = 0.0,
+    cold_start: float | None = None,
+    optimism: float | None = None,
+) -> str:
     """The benchmark's campaign: everybody of age, three channels, a random control group and a
     ``learning:`` section (``explore`` share of the treated gets a random eligible channel; while no
-    model gives channel effects ``cold_start``, the engine's default when None)."""
+    model gives channel effects ``cold_start``; ``optimism``; the engine's defaults where None)."""
     learning = f"learning:\n  explore: {explore}\n" + ("" if cold_start is None else f"  cold_start: {cold_start}\n")
+    learning += "" if optimism is None else f"  optimism: {optimism}\n"
     ff, cc, em = (CHANNEL_RULES[c] for c in ("field_force", "call_center", "email"))
     return f"""\
 name: {CAMPAIGN}
@@ -135,7 +142,9 @@ class Budgets:
 def write_rules(folder: Path, territories: list[str], args: argparse.Namespace) -> Budgets:
     """The rules folder: the campaign, capacity.yaml and reps.csv (visits split over the territories)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{CAMPAIGN}.yaml").write_text(rules_text(args.control_share, explore=args.explore))
+    (folder / f"{CAMPAIGN}.yaml").write_text(
+        rules_text(args.control_share, explore=args.explore, optimism=args.optimism)
+    )
     per_rep = max(1, args.visits // len(territories))
     (folder / "capacity.yaml").write_text(
         f"email:\n  per_day: {args.emails}\ncall_center:\n  tasks_per_day: {args.calls}\n"
@@ -257,7 +266,7 @@ def run_world(world: World, args: argparse.Namespace, folder: Path, url: str, ad
     def write(scores: str = "", explore: float | None = None, cold_start: float | None = None) -> None:
         explore = args.explore if explore is None else explore
         cold_start = args.cold_start if cold_start is None else cold_start
-        rules.write_text(rules_text(args.control_share, scores, explore, cold_start))
+        rules.write_text(rules_text(args.control_share, scores, explore, cold_start, args.optimism))
 
     def planned_value(day: date, **rules_args) -> tuple[float, float]:
         """Expected incremental buyers and net value of the wave the engine would plan on ``day`` (nothing
@@ -567,6 +576,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[WaveResult]]:
         type=float,
         default=None,
         help="learning: cold_start share while no model gives channel effects (default: the engine's)",
+    )
+    parser.add_argument(
+        "--optimism",
+        type=float,
+        default=None,
+        help="learning: optimism, effect + optimism x spread where a pool has room (default: the engine's)",
     )
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=list(WORLDS), help="default: all")
     parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (a throwaway schema per world)")
