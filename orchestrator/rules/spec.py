@@ -279,7 +279,7 @@ class AllocationSpec(_Spec):
 
 COLD_START_EXPLORE = 0.5
 """``learning.cold_start`` when a ``learning:`` section does not set it (docs/models.md shows the trade-off)."""
-DEFAULT_OPTIMISM = 0.5
+DEFAULT_OPTIMISM = 1.0
 """``learning.optimism`` when a ``learning:`` section does not set it (docs/models.md: the learning benchmark)."""
 
 

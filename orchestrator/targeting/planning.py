@@ -8,7 +8,9 @@ Order (every step column-oriented, no per-customer objects):
 2. the expected value of every eligible channel is ``score x value - cost`` (score 1
    without a model), or with a channel uplift model ``effect(channel, customer) x value - cost``
    per channel (``Candidates.effects``), where customers negative on every channel get no
-   option; customers with no eligible channel drop out;
+   option; customers with no eligible channel drop out; with ``learning.optimism`` the cycle is
+   planned once on these values and again with ``effect + optimism x spread`` for the channels
+   whose pools the first plan left room in (``plan_cycle``);
 3. ``arbitration.arbitrate`` gives each customer wanted by several campaigns to one;
 4. each campaign draws its random control group among the customers it won
    (``selection.split``: stable salted hash, per score decile if asked);

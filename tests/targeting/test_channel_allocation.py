@@ -147,7 +147,7 @@ def test_a_registered_channel_uplift_model_allocates_a_real_wave(settings, engin
 
 def test_optimism_gives_a_channel_the_model_is_unsure_of_the_benefit_of_the_doubt(tmp_path):
     """``learning.optimism``: a call effect of 0.08 is below the call's break-even (6 / 60 = 0.1); where the
-    model's trees disagree by 0.06 the default optimism (0.5 spreads) values it at 0.11 and calls, where they
+    model's trees disagree by 0.06 the default optimism (1 spread) values it at 0.14 and calls, where they
     agree (spread 0) or with ``optimism: 0`` the customer is left alone."""
     n = 200
     effects = np.tile([-0.1, 0.08], (2 * n, 1))
@@ -164,10 +164,10 @@ def test_optimism_gives_a_channel_the_model_is_unsure_of_the_benefit_of_the_doub
         called = pd.Series(contacts.expected_value, index=contacts.customer_id)[contacts.channel == "call_center"]
         return called
 
-    assert LearningSpec().optimism == DEFAULT_OPTIMISM == 0.5
+    assert LearningSpec().optimism == DEFAULT_OPTIMISM == 1.0
     called = calls("learning: {explore: 0.0}\n")  # optimism at its default
     assert set(called.index) == set(ids[:n])  # treated and (mirrored) control customers of the uncertain half
-    assert np.allclose(called.to_numpy(), (0.08 + 0.5 * 0.06) * 60 - 6)  # the value the allocation used
+    assert np.allclose(called.to_numpy(), (0.08 + 1.0 * 0.06) * 60 - 6)  # the value the allocation used
     assert calls("learning: {explore: 0.0, optimism: 0}\n").empty
     assert calls("").empty  # no learning section: the campaign does not learn, so no optimism either
 
@@ -175,8 +175,8 @@ def test_optimism_gives_a_channel_the_model_is_unsure_of_the_benefit_of_the_doub
 def test_optimism_fills_idle_pools_without_displacing_sure_customers_from_full_ones(tmp_path):
     """Optimism applies where the plain allocation left room. With 100 e-mails a day the e-mail pool is full
     of customers the model is sure of (e-mail effect 0.5, value 4); a group whose e-mail effect (0.3, value 2)
-    is uncertain (spread 0.5: optimistic value 4.5) does not push them out. The call pool the plain plan left
-    empty takes a third group's uncertain calls (0.08 + 0.5 x 0.06 = 0.11, value 0.6). Without a limit the
+    is uncertain (spread 0.5: optimistic value 7) does not push them out. The call pool the plain plan left
+    empty takes a third group's uncertain calls (0.08 + 0.06 = 0.14, value 2.4). Without a limit the
     e-mail pool has room, so there the uncertain e-mail effect counts optimistically."""
     n = 200
     effects = np.repeat([[0.5, -0.1], [0.3, -0.1], [-0.1, 0.08]], n, axis=0)
@@ -202,9 +202,9 @@ def test_optimism_fills_idle_pools_without_displacing_sure_customers_from_full_o
     called = treated[treated["channel"] == "call_center"]
     assert len(called) > 0 and (called["group"] == "unsure-call").all()
     assert (treated["group"] == "unsure-call").sum() == len(called)  # every treated one of them
-    assert np.allclose(called["value"], (0.08 + 0.5 * 0.06) * 60 - 6)
+    assert np.allclose(called["value"], (0.08 + DEFAULT_OPTIMISM * 0.06) * 60 - 6)
 
     unlimited = plan_with(UNLIMITED)  # room everywhere: the uncertain e-mail effect gets its benefit of the doubt
     unsure_mail = unlimited[unlimited["group"] == "unsure-mail"]
     assert len(unsure_mail) > 0 and (unsure_mail["channel"] == "email").all()
-    assert np.allclose(unsure_mail["value"], (0.3 + 0.5 * 0.5) * 10 - 1)
+    assert np.allclose(unsure_mail["value"], (0.3 + DEFAULT_OPTIMISM * 0.5) * 10 - 1)
