@@ -83,8 +83,14 @@ class Contact(SQLModel, table=True):
     __tablename__ = "contacts"
     __table_args__ = (
         sa.UniqueConstraint("wave_id", "customer_id", name="uq_contacts_wave_customer"),
-        sa.Index("ix_contacts_wave_status", "wave_id", "status"),
-        sa.Index("ix_contacts_planned_channel", "planned_for", "channel"),
+        # a wave's contacts are found through the unique index (wave_id first); the days through a BRIN index
+        # on PostgreSQL (contacts are recorded day after day in id order), a B-tree elsewhere (migration 0012_17)
+        sa.Index(
+            "ix_contacts_planned_for",
+            "planned_for",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
+        ),
         # only contacts put in a task list: a wave's COPY inserts none into it (batch_id is NULL then)
         sa.Index(
             "ix_contacts_batch_id",
@@ -110,8 +116,13 @@ class Contact(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=250)
     detail: str | None = Field(default=None, description="Reason of the last failure or skip (no personal data).")
     attempts: int = Field(default=0, nullable=False)
-    created_at: datetime = Field(default_factory=utcnow, nullable=False)
-    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # the database's time of the transaction where a row leaves them out (the ledger's COPY does)
+    created_at: datetime = Field(
+        default_factory=utcnow, nullable=False, sa_column_kwargs={"server_default": sa.func.now()}
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, nullable=False, sa_column_kwargs={"server_default": sa.func.now()}
+    )
     sent_at: datetime | None = None
     planned_for: date | None = Field(default=None, description="Day whose channel capacity the contact uses.")
     assignee: str | None = Field(default=None, max_length=100, description="Sales rep a visit is assigned to.")
