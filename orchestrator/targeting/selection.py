@@ -31,6 +31,7 @@ from orchestrator.targeting import control as groups
 from orchestrator.targeting.frame import ContactFrame
 
 CHANNEL = EMAIL_KIND.name  # the channel of a single-channel selection (no planning)
+_ARMS = np.array([Arm.TREATMENT.value, Arm.CONTROL.value], dtype=object)  # by control flag
 
 
 class WaveBlocked(RuntimeError):
@@ -394,7 +395,7 @@ def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = Fal
                 funnel.append(FunnelStep("variant", f"variant {name}", int(np.count_nonzero(assigned == name)), 0))
 
     held_out = candidates.global_control
-    arms = np.where(control, Arm.CONTROL.value, Arm.TREATMENT.value).astype(object)
+    arms = _ARMS[control.astype(np.intp)]  # one lookup, not fixed-width strings converted one by one
     all_arms = np.concatenate([arms, np.full(len(held_out), Arm.GLOBAL_CONTROL.value, dtype=object)])
     all_variants = np.concatenate([variants, np.full(len(held_out), None, dtype=object)])
     all_scores = (
