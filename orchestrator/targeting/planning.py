@@ -313,7 +313,7 @@ def plan_cycle(
         keep = active[k][won]
         kept_mask = np.zeros(len(cand.ids), dtype=bool)
         kept_mask[keep] = True
-        mine = cand.subset(kept_mask)
+        mine = cand.subset(kept_mask, id_arrays[k])
         if with_funnel and (len(specs) > 1 or not won.all() or refilled[k]):
             losses = arbitration.lost(spec.name)
             label = (

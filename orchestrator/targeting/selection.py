@@ -89,12 +89,17 @@ class Candidates:
             below_min=self.below_min,
         )
 
-    def subset(self, mask: np.ndarray) -> Candidates:
+    def subset(self, mask: np.ndarray, id_array: np.ndarray | None = None) -> Candidates:
         """The candidates where ``mask`` is true (global control and funnel kept as they are; the list of ids
-        is shared, not copied, when every candidate is kept)."""
+        is shared, not copied, when every candidate is kept). ``id_array``: the ids as an object array, when
+        the caller has it (not converted again)."""
         index = np.flatnonzero(mask)
+        if len(index) == len(self.ids):
+            ids = self.ids
+        else:
+            ids = (np.asarray(self.ids, dtype=object) if id_array is None else id_array)[index].tolist()
         return Candidates(
-            self.ids if len(index) == len(self.ids) else np.asarray(self.ids, dtype=object)[index].tolist(),
+            ids,
             None if self.scores is None else np.asarray(self.scores)[index],
             self.global_control,
             list(self.funnel),
@@ -244,7 +249,7 @@ def filter_customers(
         if extra or features:  # one frame, not a Python loop per customer and column
             frame = frame_of_query(conn, query, ["id", *labels, *feature_labels])
             ids: list[str] = frame["id"].tolist()
-            columns = {name: frame[label].to_numpy(dtype=object) for name, label in zip(extra, labels, strict=True)}
+            columns = {name: _column(frame[label]) for name, label in zip(extra, labels, strict=True)}
             if features:
                 feature_frame = frame[feature_labels].set_axis(features, axis=1)
         else:
@@ -268,6 +273,14 @@ def filter_customers(
     global_extra = {k: v[global_mask] for k, v in columns.items()}
     columns = {k: v[~global_mask] for k, v in columns.items()}
     return Candidates(candidates, None, held_out, funnel, columns, global_extra, features=feature_frame)
+
+
+def _column(series: pd.Series) -> np.ndarray:
+    """An ``extra`` column as a numpy array: numbers (the channels' eligibility flags) as they are, anything
+    else (a territory's text, missing values) as objects."""
+    if series.dtype.kind in "biuf":
+        return series.to_numpy()
+    return series.to_numpy(dtype=object)
 
 
 def scoring_features(engine: sa.Engine, spec: CampaignSpec, table: sa.Table) -> list[str]:

@@ -74,10 +74,11 @@ def _cycle(tmp_path: Path, seed: int):
         picked = np.sort(rng.choice(600, n, replace=False))
         ids = [f"C{i:04d}" for i in picked]
         scores = np.round(rng.random(n), 1)  # ten values: ties everywhere
+        flags = object if seed % 2 else np.int64  # as the selection query's frame gives them, or as objects
         extra = {
-            ELIGIBLE + "field_force": (rng.random(n) < 0.4).astype(np.int64).astype(object),
-            ELIGIBLE + "call_center": (rng.random(n) < 0.6).astype(np.int64).astype(object),
-            ELIGIBLE + "email": (rng.random(n) < 0.8).astype(np.int64).astype(object),
+            ELIGIBLE + "field_force": (rng.random(n) < 0.4).astype(np.int64).astype(flags),
+            ELIGIBLE + "call_center": (rng.random(n) < 0.6).astype(np.int64).astype(flags),
+            ELIGIBLE + "email": (rng.random(n) < 0.8).astype(np.int64).astype(flags),
             TERRITORY: np.array([*TERRITORIES, None], dtype=object)[rng.integers(0, 5, n)],
         }
         cand = Candidates(ids, scores, [], extra=extra)

@@ -193,3 +193,16 @@ def test_split_arms_are_the_where_of_arm_names(share):
     want = np.where(control, Arm.CONTROL.value, Arm.TREATMENT.value).astype(object)
     assert arms.dtype == object and arms[:-1].tolist() == want.tolist() and arms[-1] == Arm.GLOBAL_CONTROL.value
     assert all(type(a) is str for a in arms)
+
+
+def test_extra_columns_stay_numbers_where_the_query_gives_numbers():
+    """The selection keeps the eligibility flags as numbers (planning reads them as ``> 0``, as it read the
+    objects before) and anything else, such as a territory's text, as objects."""
+    from orchestrator.targeting.selection import _column
+
+    frame = pd.DataFrame.from_records([(1, "T1", 1), (0, None, None)], columns=["flag", "territory", "gap"])
+    flags = _column(frame["flag"])
+    assert flags.dtype == np.int64 and flags.tolist() == [1, 0]
+    assert _column(frame["territory"]).dtype == object and _column(frame["territory"])[0] == "T1"
+    before = frame["gap"].to_numpy(dtype=object)
+    assert np.array_equal(np.asarray(_column(frame["gap"]), dtype=float) > 0, np.asarray(before, dtype=float) > 0)
