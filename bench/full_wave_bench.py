@@ -318,6 +318,8 @@ def run_engine(work: Path, url: str, args: argparse.Namespace) -> dict:
         prepared = stages("prepare", wave.prepare, settings, work / "rules" / f"{CAMPAIGN}.yaml", WAVE_DAY)
         candidates = stages("select", wave.select_candidates, settings, prepared, mapper=mapper)
         plan = stages("plan", wave.plan, settings, [prepared], [candidates])[0]
+        if args.until == "plan":  # bench/plan_bench.py: the stages up to plan, in the same process
+            return {"selected": len(candidates.ids), **vars(stages)}
         check = stages("render sample", wave.render_selection, settings, prepared, plan)
 
         def open_and_record():
@@ -382,6 +384,71 @@ def money(value, places: int = 2) -> str:
     return f"{float(value):,.{places}f}"
 
 
+def hand_plan(selected, scores, args: argparse.Namespace):
+    """The hand-written plan stage: control group by the salted hash, greedy allocation by value within the
+    capacities (control mirrored), visits round-robin over each territory's reps. ``selected`` holds
+    customer_id, territory and the eligibility flags ff, cc, em; ``scores`` the model's scores."""
+    import hashlib
+
+    import numpy as np
+
+    names = list(CHANNELS)
+    rep_list = reps()
+    ids = selected["customer_id"].tolist()
+    n = len(ids)
+    prefix = SALT.encode() + b"\x00"
+    raw = b"".join(hashlib.blake2b(prefix + cid.encode(), digest_size=8).digest() for cid in ids)
+    control = np.frombuffer(raw, dtype=">u8").astype(np.float64) / float(2**64) < CONTROL_SHARE
+    values = np.full((n, 3), np.nan)
+    for j, name in enumerate(names):
+        value, cost, _priority, _due = CHANNELS[name]
+        ok = selected[{"field_force": "ff", "call_center": "cc", "email": "em"}[name]].to_numpy() > 0
+        values[ok, j] = scores[ok] * value - cost
+    territory = selected["territory"].to_numpy(dtype=object)
+    pool_names = ["call_center", "email", *(f"field_force:{t}" for t in TERRITORIES)]
+    pool_index = {p: i for i, p in enumerate(pool_names)}
+    ff_pool = np.array([pool_index.get(f"field_force:{t}", -1) for t in territory])
+    caps = np.array(
+        [args.calls_per_day, args.email_limit if args.email_limit is not None else n]
+        + [REPS_PER_TERRITORY * args.visits_per_rep] * len(TERRITORIES)
+    )
+
+    def greedy(rows: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Options (customer, channel) by value, best first; each customer once, each pool within capacity."""
+        v = values[rows]
+        cust, chan = np.nonzero(~np.isnan(v) & (np.nan_to_num(v, nan=-1) >= 0))
+        pool = np.where(chan == 0, ff_pool[rows[cust]], np.where(chan == 1, 0, 1))
+        keep = pool >= 0
+        cust, chan, pool = cust[keep], chan[keep], pool[keep]
+        order = np.argsort(-v[cust, chan], kind="stable")
+        left = capacity.copy()
+        got = np.full(len(rows), -1)
+        got_pool = np.full(len(rows), -1)
+        for c, ch, p in zip(cust[order].tolist(), chan[order].tolist(), pool[order].tolist(), strict=True):
+            if got[c] < 0 and left[p] > 0:
+                got[c], got_pool[c] = ch, p
+                left[p] -= 1
+        return got, got_pool
+
+    treated = np.flatnonzero(~control)
+    t_chan, t_pool = greedy(treated, caps)
+    used = np.bincount(t_pool[t_pool >= 0], minlength=len(pool_names))
+    ratio = CONTROL_SHARE / (1 - CONTROL_SHARE)
+    c_rows = np.flatnonzero(control)
+    c_chan, _ = greedy(c_rows, np.round(used * ratio).astype(np.int64))
+    channel = np.full(n, -1)
+    channel[treated], channel[c_rows] = t_chan, c_chan
+    # visits: round-robin over the territory's reps, best value first
+    assignee = np.full(n, None, dtype=object)
+    for t in TERRITORIES:
+        rows = treated[(t_chan == 0) & (territory[treated] == t)]
+        rows = rows[np.argsort(-values[rows, 0], kind="stable")]
+        mine = [r for r, terr in rep_list if terr == t]
+        for k, r in enumerate(rows.tolist()):
+            assignee[r] = mine[k % len(mine)]
+    return control, channel, assignee, values
+
+
 def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:  # noqa: C901 - the hand-written baseline is one self-contained script on purpose
     import hashlib
     import hmac
@@ -407,7 +474,6 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:  # noqa: C
     wave_key = WAVE_DAY
     names = list(CHANNELS)
     email_re = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    rep_list = reps()
 
     def prepare():
         engine = sa.create_engine(url)
@@ -451,62 +517,9 @@ def run_hand(work: Path, url: str, args: argparse.Namespace) -> dict:  # noqa: C
 
     selected, scores = stages("select", select)
 
-    def plan():
-        ids = selected["customer_id"].tolist()
-        n = len(ids)
-        prefix = SALT.encode() + b"\x00"
-        raw = b"".join(hashlib.blake2b(prefix + cid.encode(), digest_size=8).digest() for cid in ids)
-        control = np.frombuffer(raw, dtype=">u8").astype(np.float64) / float(2**64) < CONTROL_SHARE
-        values = np.full((n, 3), np.nan)
-        for j, name in enumerate(names):
-            value, cost, _priority, _due = CHANNELS[name]
-            ok = selected[{"field_force": "ff", "call_center": "cc", "email": "em"}[name]].to_numpy() > 0
-            values[ok, j] = scores[ok] * value - cost
-        territory = selected["territory"].to_numpy(dtype=object)
-        pool_names = ["call_center", "email", *(f"field_force:{t}" for t in TERRITORIES)]
-        pool_index = {p: i for i, p in enumerate(pool_names)}
-        ff_pool = np.array([pool_index.get(f"field_force:{t}", -1) for t in territory])
-        caps = np.array(
-            [args.calls_per_day, args.email_limit if args.email_limit is not None else n]
-            + [REPS_PER_TERRITORY * args.visits_per_rep] * len(TERRITORIES)
-        )
-
-        def greedy(rows: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """Options (customer, channel) by value, best first; each customer once, each pool within capacity."""
-            v = values[rows]
-            cust, chan = np.nonzero(~np.isnan(v) & (np.nan_to_num(v, nan=-1) >= 0))
-            pool = np.where(chan == 0, ff_pool[rows[cust]], np.where(chan == 1, 0, 1))
-            keep = pool >= 0
-            cust, chan, pool = cust[keep], chan[keep], pool[keep]
-            order = np.argsort(-v[cust, chan], kind="stable")
-            left = capacity.copy()
-            got = np.full(len(rows), -1)
-            got_pool = np.full(len(rows), -1)
-            for c, ch, p in zip(cust[order].tolist(), chan[order].tolist(), pool[order].tolist(), strict=True):
-                if got[c] < 0 and left[p] > 0:
-                    got[c], got_pool[c] = ch, p
-                    left[p] -= 1
-            return got, got_pool
-
-        treated = np.flatnonzero(~control)
-        t_chan, t_pool = greedy(treated, caps)
-        used = np.bincount(t_pool[t_pool >= 0], minlength=len(pool_names))
-        ratio = CONTROL_SHARE / (1 - CONTROL_SHARE)
-        c_rows = np.flatnonzero(control)
-        c_chan, _ = greedy(c_rows, np.round(used * ratio).astype(np.int64))
-        channel = np.full(n, -1)
-        channel[treated], channel[c_rows] = t_chan, c_chan
-        # visits: round-robin over the territory's reps, best value first
-        assignee = np.full(n, None, dtype=object)
-        for t in TERRITORIES:
-            rows = treated[(t_chan == 0) & (territory[treated] == t)]
-            rows = rows[np.argsort(-values[rows, 0], kind="stable")]
-            mine = [r for r, terr in rep_list if terr == t]
-            for k, r in enumerate(rows.tolist()):
-                assignee[r] = mine[k % len(mine)]
-        return control, channel, assignee, values
-
-    control, channel, assignee, values = stages("plan", plan)
+    control, channel, assignee, values = stages("plan", hand_plan, selected, scores, args)
+    if args.until == "plan":
+        return {"selected": len(selected), **vars(stages)}
     ids = selected["customer_id"].to_numpy(dtype=object)
     treated_counts = {name: int(np.count_nonzero(~control & (channel == j))) for j, name in enumerate(names)}
 
@@ -834,6 +847,7 @@ def main() -> None:
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--smtp-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--min-score", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--until", choices=["plan"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.part == "data":

@@ -12,16 +12,18 @@ def peak_mib() -> float:
 
 
 class Stages:
-    """Seconds and peak RSS (MiB, so far) after each named stage."""
+    """Seconds, CPU seconds of this process and peak RSS (MiB, so far) after each named stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.peak: dict[str, float] = {"start": round(peak_mib())}
 
     def __call__(self, name, fn, *args, **kwargs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = fn(*args, **kwargs)
         self.seconds[name] = round(time.perf_counter() - start, 3)
+        self.cpu[name] = round(time.process_time() - cpu, 3)
         self.peak[name] = round(peak_mib())
         return result
 

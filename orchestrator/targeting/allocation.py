@@ -250,7 +250,7 @@ def _fallback(customer, pool, value, caps, unlimited, eligible, n_customers) -> 
     limited = eligible[~unlimited[pool[eligible]]]
     gain_all = value[limited] - base[customer[limited]]
     limited = limited[(gain_all > 0) & (caps[pool[limited]] > 0)]
-    limited = limited[np.lexsort((customer[limited], pool[limited]))]
+    limited = limited[_by(pool[limited], customer[limited], n_customers)]
     bounds = np.searchsorted(pool[limited], np.arange(n_pools + 1))
     sizes = np.diff(bounds)
     # Pruning lemma: K = how many customers all capacitated pools can take together.
@@ -266,7 +266,7 @@ def _fallback(customer, pool, value, caps, unlimited, eligible, n_customers) -> 
     if not kept:
         return _fill(customer, pool, caps, unlimited, eligible, chosen)
     cand = np.concatenate(kept)
-    cand = cand[np.lexsort((pool[cand], customer[cand]))]  # arcs in customer, then pool order
+    cand = cand[_by(customer[cand], pool[cand], n_pools)]  # arcs in customer, then pool order
     gain = value[cand] - base[customer[cand]]
 
     assigned = _solve_flow(customer[cand], pool[cand], gain, caps)
@@ -274,6 +274,13 @@ def _fallback(customer, pool, value, caps, unlimited, eligible, n_customers) -> 
     won = cand[assigned]
     chosen[customer[won]] = won
     return _fill(customer, pool, caps, unlimited, eligible, chosen)
+
+
+def _by(major: np.ndarray, minor: np.ndarray, n_minor: int) -> np.ndarray:
+    """The order of ``np.lexsort((minor, major))`` (by ``major``, then ``minor``, then position) for
+    integers ``0 <= minor < n_minor``: one stable sort of a combined key, fast on the runs the options
+    come in."""
+    return np.argsort(major * n_minor + minor, kind="stable")
 
 
 def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -> np.ndarray:
@@ -286,7 +293,7 @@ def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -
     """
     n_pools = len(caps)
     for _ in range(max_rounds):
-        cand = cand[np.lexsort((pool[cand], customer[cand]))]
+        cand = cand[_by(customer[cand], pool[cand], n_pools)]
         cust, pl = customer[cand], pool[cand]
         both = np.zeros(n_pools * n_pools, dtype=np.int64)
         for d in range(1, n_pools):
@@ -308,7 +315,7 @@ def _prune(cand: np.ndarray, customer, pool, gain, caps, max_rounds: int = 20) -
             if len(mine):
                 kept.append(mine[np.sort(_top(gain[mine], customer[mine], int(limit[q])))])
         cand = np.concatenate(kept)
-    return cand[np.lexsort((pool[cand], customer[cand]))]
+    return cand[_by(customer[cand], pool[cand], n_pools)]
 
 
 def _solve_flow(cust: np.ndarray, pools: np.ndarray, gain: np.ndarray, caps: np.ndarray) -> np.ndarray:
@@ -352,10 +359,15 @@ def _canonical_ties(cand, assigned, customer, pool, gain) -> None:
     for p and is not assigned to any capacitated pool (at their baseline): total value and every
     pool's count stay the same. Changes ``assigned`` in place.
     """
-    cust = customer[cand]
-    for q in np.unique(pool[cand][assigned]):
-        busy = np.isin(cust, cust[assigned])  # customers with some capacitated assignment
-        mine = np.flatnonzero(pool[cand] == q)
+    cust, pools = customer[cand], pool[cand]
+    customers, local = np.unique(cust, return_inverse=True)  # a flag per customer, not an isin per pool
+    by_pool = np.argsort(pools, kind="stable")  # each pool's arcs, in arc order
+    bounds = np.searchsorted(pools[by_pool], np.arange(int(pools.max(initial=-1)) + 2))
+    for q in np.unique(pools[assigned]):
+        busy_customer = np.zeros(len(customers), dtype=bool)
+        busy_customer[local[assigned]] = True
+        busy = busy_customer[local]  # customers with some capacitated assignment
+        mine = by_pool[bounds[q] : bounds[q + 1]]
         swappable = mine[assigned[mine] | ~busy[mine]]
         order = swappable[np.lexsort((cust[swappable], -gain[swappable]))]
         g = gain[order]

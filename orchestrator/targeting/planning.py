@@ -366,6 +366,7 @@ def _plan_once(
 
     # 3-4: each campaign's won customers, split into treated and control
     splits: list[tuple[Candidates, Selection, np.ndarray, np.ndarray | None]] = []
+    best_won: list[np.ndarray] = []  # per campaign: the best value of each customer it won
     groups = zip(specs, candidates, values, reachable, arbitration.won, strict=True)
     for k, (spec, cand, v, ok, won) in enumerate(groups):
         funnel = list(cand.funnel)
@@ -375,7 +376,7 @@ def _plan_once(
         keep = active[k][won]
         kept_mask = np.zeros(len(cand.ids), dtype=bool)
         kept_mask[keep] = True
-        mine = cand.subset(kept_mask)
+        mine = cand.subset(kept_mask, id_arrays[k])
         if with_funnel and (len(specs) > 1 or not won.all() or refilled[k]):
             losses = arbitration.lost(spec.name)
             label = (
@@ -391,13 +392,16 @@ def _plan_once(
         n_won = len(mine.ids)
         territories = mine.extra.get(TERRITORY)
         splits.append((mine, selection, v[keep], territories))
+        best_won.append(best[k][keep])
         assert len(selection.contacts) == n_won + len(mine.global_control)
 
     # 5: treated customers of all campaigns, jointly
     treated_parts, eligible_parts, offsets, total = [], [], [], 0
+    treated_of: list[np.ndarray] = []  # per campaign: treated (else control) among the customers it won
     for spec, (mine, selection, v, terr) in zip(specs, splits, strict=True):
         n_won = len(mine.ids)
         treated = selection.contacts.arm[:n_won] == Arm.TREATMENT.value
+        treated_of.append(treated)
         idx = np.flatnonzero(treated)
         t_terr = None if terr is None else terr[idx]
         treated_options, eligible_options = _option_sets(spec, v[idx], t_terr, index, total)
@@ -448,14 +452,14 @@ def _plan_once(
         value_of[idx[got]] = allocated.value[mine_of][got]
         pool_of[idx[got]] = allocated.pool[mine_of][got]
         propensity_of[idx] = allocated.propensity[mine_of]
-        worth = (np.nan_to_num(v[idx], nan=-np.inf) >= 0).any(axis=1) if len(idx) else np.zeros(0, dtype=bool)
+        worth = best_won[k][idx] >= 0  # some eligible channel covers its cost
         waiting = int(np.count_nonzero(worth & ~got))
         keep_positions = active[k][arbitration.won[k]] if k < len(arbitration.won) else np.zeros(0, dtype=np.int64)
         reasons[k][keep_positions[idx[worth & ~got]]] = _REASON_CODES["channel_full"]
         reasons[k][keep_positions[idx[~worth & ~got]]] = _REASON_CODES["not_worth_cost"]
 
         # 6: control mirrors the treated allocation with proportional capacities
-        control_idx = np.flatnonzero(selection.contacts.arm[:n_won] == Arm.CONTROL.value)
+        control_idx = np.flatnonzero(~treated_of[k])  # split gives the won customers treatment or control
         if len(control_idx):
             share = spec.control.share
             ratio = share / (1 - share) if share < 1 else 0.0
@@ -480,9 +484,9 @@ def _plan_once(
             propensity_of[control_idx] = mirrored.propensity
 
         global_share = np.nan if global_control_shares is None else float(global_control_shares[k])
-        plan = _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel)
-        n_global = int(np.count_nonzero(plan.contacts.arm == Arm.GLOBAL_CONTROL.value))  # the last rows
         kept = channel_of != None  # noqa: E711
+        plan = _plan(spec, mine, selection, channel_of, kept, treated_of[k], value_of, pool_of, waiting, with_funnel)
+        n_global = int(np.count_nonzero(plan.contacts.arm == Arm.GLOBAL_CONTROL.value))  # the last rows
         plan.selection = Selection(
             plan.contacts.replace(
                 arm_propensity=np.where(
@@ -603,14 +607,13 @@ def _concat(parts: Sequence[_Options]) -> _Options:
     return _Options(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("customer", "pool", "value", "channel")))
 
 
-def _plan(spec, mine, selection, channel_of, value_of, pool_of, waiting, with_funnel) -> CampaignPlan:
-    """Keep the allocated customers (and the global control group) of one campaign."""
+def _plan(spec, mine, selection, channel_of, got, treated, value_of, pool_of, waiting, with_funnel) -> CampaignPlan:
+    """Keep the allocated customers (``got``: ``channel_of`` not None) and the global control group of one
+    campaign; ``treated`` marks its treated customers among those it won (the others are its control)."""
     n_won = len(mine.ids)
     contacts = selection.contacts
-    got = channel_of != None  # noqa: E711 - elementwise
     keep = np.concatenate([got, np.ones(len(contacts) - n_won, dtype=bool)])
     funnel = list(selection.funnel)
-    treated = contacts.arm[:n_won] == Arm.TREATMENT.value
     allocated = int(np.count_nonzero(treated & got))
     if with_funnel and (allocated < int(treated.sum()) or len(spec.channels.names()) > 1):
         _step(funnel, "allocation", "treated left for a later wave: channel full or not worth its cost", allocated)

@@ -31,6 +31,7 @@ from orchestrator.targeting import control as groups
 from orchestrator.targeting.frame import ContactFrame
 
 CHANNEL = EMAIL_KIND.name  # the channel of a single-channel selection (no planning)
+_ARMS = np.array([Arm.TREATMENT.value, Arm.CONTROL.value], dtype=object)  # by control flag
 
 
 class WaveBlocked(RuntimeError):
@@ -88,12 +89,17 @@ class Candidates:
             below_min=self.below_min,
         )
 
-    def subset(self, mask: np.ndarray) -> Candidates:
+    def subset(self, mask: np.ndarray, id_array: np.ndarray | None = None) -> Candidates:
         """The candidates where ``mask`` is true (global control and funnel kept as they are; the list of ids
-        is shared, not copied, when every candidate is kept)."""
+        is shared, not copied, when every candidate is kept). ``id_array``: the ids as an object array, when
+        the caller has it (not converted again)."""
         index = np.flatnonzero(mask)
+        if len(index) == len(self.ids):
+            ids = self.ids
+        else:
+            ids = (np.asarray(self.ids, dtype=object) if id_array is None else id_array)[index].tolist()
         return Candidates(
-            self.ids if len(index) == len(self.ids) else np.asarray(self.ids, dtype=object)[index].tolist(),
+            ids,
             None if self.scores is None else np.asarray(self.scores)[index],
             self.global_control,
             list(self.funnel),
@@ -243,7 +249,7 @@ def filter_customers(
         if extra or features:  # one frame, not a Python loop per customer and column
             frame = frame_of_query(conn, query, ["id", *labels, *feature_labels])
             ids: list[str] = frame["id"].tolist()
-            columns = {name: frame[label].to_numpy(dtype=object) for name, label in zip(extra, labels, strict=True)}
+            columns = {name: _column(frame[label]) for name, label in zip(extra, labels, strict=True)}
             if features:
                 feature_frame = frame[feature_labels].set_axis(features, axis=1)
         else:
@@ -267,6 +273,14 @@ def filter_customers(
     global_extra = {k: v[global_mask] for k, v in columns.items()}
     columns = {k: v[~global_mask] for k, v in columns.items()}
     return Candidates(candidates, None, held_out, funnel, columns, global_extra, features=feature_frame)
+
+
+def _column(series: pd.Series) -> np.ndarray:
+    """An ``extra`` column as a numpy array: numbers (the channels' eligibility flags) as they are, anything
+    else (a territory's text, missing values) as objects."""
+    if series.dtype.kind in "biuf":
+        return series.to_numpy()
+    return series.to_numpy(dtype=object)
 
 
 def scoring_features(engine: sa.Engine, spec: CampaignSpec, table: sa.Table) -> list[str]:
@@ -394,7 +408,7 @@ def split(spec: CampaignSpec, candidates: Candidates, *, with_funnel: bool = Fal
                 funnel.append(FunnelStep("variant", f"variant {name}", int(np.count_nonzero(assigned == name)), 0))
 
     held_out = candidates.global_control
-    arms = np.where(control, Arm.CONTROL.value, Arm.TREATMENT.value).astype(object)
+    arms = _ARMS[control.astype(np.intp)]  # one lookup, not fixed-width strings converted one by one
     all_arms = np.concatenate([arms, np.full(len(held_out), Arm.GLOBAL_CONTROL.value, dtype=object)])
     all_variants = np.concatenate([variants, np.full(len(held_out), None, dtype=object)])
     all_scores = (

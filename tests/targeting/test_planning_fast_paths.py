@@ -1,16 +1,20 @@
 """The plan stage's shortcuts give what the plain computations give, on random cases.
 
 Each test below states the plain computation the planning code used before its shortcut (a pandas
-map per customer, the reasons as object arrays, the exploration step run in full) and checks the
+map per customer, the reasons as object arrays, the exploration step run in full, ``lexsort``, the busy
+customers of a tie by ``isin``, the arms by ``np.where``) and checks the
 shortcut against it, so a shortcut that drifts fails here rather than in a million-customer wave.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from orchestrator.targeting.allocation import _by, _canonical_ties
 from orchestrator.targeting.planning import (
     _REASON_CODES,
     _REASON_NAMES,
@@ -115,3 +119,90 @@ def test_nobody_exploring_is_the_full_exploration_step_with_nobody_drawn(seed):
     for name in ("channel", "pool", "value", "propensity"):
         assert np.array_equal(getattr(fast, name), getattr(full, name), equal_nan=name == "value"), name
     assert (fast.propensity == 1.0).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_combined_key_order_is_the_lexsort(seed):
+    rng = np.random.default_rng(seed)
+    n, n_minor = int(rng.integers(0, 3_000)), int(rng.integers(1, 40))
+    major = rng.integers(0, 1 + seed * 7, n)  # few distinct values: long runs of equal keys
+    minor = rng.integers(0, n_minor, n)
+    if seed % 2:  # the options' usual shape: sorted runs
+        major, minor = np.sort(major), np.sort(minor)
+    assert np.array_equal(_by(major, minor, n_minor), np.lexsort((minor, major)))
+
+
+def _isin_canonical_ties(cand, assigned, customer, pool, gain) -> None:
+    """``_canonical_ties`` as it was: the busy customers by an ``isin`` and each pool's arcs by a mask, per pool."""
+    cust = customer[cand]
+    for q in np.unique(pool[cand][assigned]):
+        busy = np.isin(cust, cust[assigned])
+        mine = np.flatnonzero(pool[cand] == q)
+        swappable = mine[assigned[mine] | ~busy[mine]]
+        order = swappable[np.lexsort((cust[swappable], -gain[swappable]))]
+        g = gain[order]
+        start = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        size = np.diff(np.r_[start, len(order)])
+        n_assigned = np.add.reduceat(assigned[order].astype(np.int64), start) if len(order) else start
+        split = (n_assigned > 0) & (n_assigned < size)
+        for s, n, a in zip(start[split].tolist(), size[split].tolist(), n_assigned[split].tolist(), strict=True):
+            group = order[s : s + n]
+            assigned[group] = False
+            assigned[group[:a]] = True
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_canonical_ties_are_the_isin_version(seed):
+    """Random candidate arcs (customer, then pool order, as ``_fallback`` passes them) with gains of few
+    values and at most one assigned arc per customer: the same swaps as the version with ``isin``."""
+    rng = np.random.default_rng(seed)
+    n_customers, n_pools = int(rng.integers(1, 300)), int(rng.integers(1, 6))
+    arcs = np.array([(c, p) for c in range(n_customers) for p in range(n_pools) if rng.random() < 0.6], dtype=np.int64)
+    if not len(arcs):
+        return
+    customer, pool = arcs[:, 0] * 3, arcs[:, 1]  # customer indices with gaps
+    gain = rng.integers(1, 4, len(arcs)).astype(float) / 2
+    assigned = np.zeros(len(arcs), dtype=bool)
+    for c in np.unique(customer):
+        mine = np.flatnonzero(customer == c)
+        if rng.random() < 0.5:
+            assigned[rng.choice(mine)] = True
+    cand = np.arange(len(arcs))
+    got, want = assigned.copy(), assigned.copy()
+    _canonical_ties(cand, got, customer, pool, gain[cand])
+    _isin_canonical_ties(cand, want, customer, pool, gain[cand])
+    assert np.array_equal(got, want)
+    if seed == 0:
+        assert not np.array_equal(got, assigned)  # the case does swap
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.9])
+def test_split_arms_are_the_where_of_arm_names(share):
+    from orchestrator.db.tables import Arm
+    from orchestrator.targeting.control import control_mask
+    from orchestrator.targeting.selection import Candidates, split
+
+    ids = [f"C{i}" for i in range(500)]
+    spec = SimpleNamespace(
+        control=SimpleNamespace(share=share, salt="s", stratify_by_score=False),
+        variants={},
+        channels=SimpleNamespace(names=lambda: ["email"]),
+    )
+    arms = split(spec, Candidates(ids, None, ["G1"])).contacts.arm
+    control = control_mask(ids, share, "s")
+    want = np.where(control, Arm.CONTROL.value, Arm.TREATMENT.value).astype(object)
+    assert arms.dtype == object and arms[:-1].tolist() == want.tolist() and arms[-1] == Arm.GLOBAL_CONTROL.value
+    assert all(type(a) is str for a in arms)
+
+
+def test_extra_columns_stay_numbers_where_the_query_gives_numbers():
+    """The selection keeps the eligibility flags as numbers (planning reads them as ``> 0``, as it read the
+    objects before) and anything else, such as a territory's text, as objects."""
+    from orchestrator.targeting.selection import _column
+
+    frame = pd.DataFrame.from_records([(1, "T1", 1), (0, None, None)], columns=["flag", "territory", "gap"])
+    flags = _column(frame["flag"])
+    assert flags.dtype == np.int64 and flags.tolist() == [1, 0]
+    assert _column(frame["territory"]).dtype == object and _column(frame["territory"])[0] == "T1"
+    before = frame["gap"].to_numpy(dtype=object)
+    assert np.array_equal(np.asarray(_column(frame["gap"]), dtype=float) > 0, np.asarray(before, dtype=float) > 0)
