@@ -307,7 +307,8 @@ class LearningSpec(_Spec):
             "How much benefit of the doubt, 0 to 3 (0 = none), a channel gets where the model is unsure of its "
             "effect: the allocation values it at the estimated effect plus this many spreads of the estimate "
             "(the disagreement of the model's trees), so a costly channel whose first waves left few contacts "
-            "keeps getting some where it may pay, and the next model learns from them."
+            "keeps getting some where it may pay, and the next model learns from them; only in pools the plain "
+            "estimates leave room in."
         ),
     )
     cold_start: float = Field(
