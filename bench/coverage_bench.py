@@ -317,6 +317,7 @@ def _loop_args(args: argparse.Namespace, *, control_share: float, waves: int) ->
         approach=None,
         explore=args.explore,
         cold_start=None,  # the engine's default
+        optimism=None,  # the engine's default
         worlds=[],
         postgres=None,
     )
