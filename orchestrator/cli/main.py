@@ -1,8 +1,11 @@
-"""The ``campaign`` command line.
+"""The ``campaign`` command line: the ``app`` and its groups, ``run`` and ``demo``.
 
-Commands: ``db upgrade|current``, ``import customers FILE``, ``validate FILE...``,
-``run FILE [--dry-run] [--yes]``, ``status`` and ``demo``. Exit status 0 on success, 1 when input is invalid or
-a wave could not finish (the output says why and what to do), 2 on wrong usage.
+Commands: ``db upgrade|current`` and ``import customers FILE`` (``data.py``), ``validate FILE...``
+(``validate.py``), ``explain`` and ``preview`` (``explain.py``), ``run FILE [--dry-run] [--yes]`` and
+``demo`` (here), ``status``, ``report``, ``approve``, ``audit``, ``erase``, ``api``, ``serve`` and the
+groups ``models``, ``policy``, ``suppressions``, ``dlq``, ``deliverability`` (a module each). Each
+module defines its commands; this one registers them. Exit status 0 on success, 1 when input is
+invalid or a wave could not finish (the output says why and what to do), 2 on wrong usage.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from orchestrator.cli import launch
 from orchestrator.cli.api import api_command
+from orchestrator.cli.data import db_app, import_customers_command
 from orchestrator.cli.deliverability import deliverability_app
 from orchestrator.cli.dlq import dlq_app
 from orchestrator.cli.erase import erase_command
+from orchestrator.cli.explain import explain_command, prepare_cycle, preview_command
 from orchestrator.cli.governance import approve_command, audit_command
 from orchestrator.cli.models import models_app
 from orchestrator.cli.output import (
@@ -34,7 +38,6 @@ from orchestrator.cli.output import (
     get_settings,
     print_json,
     print_problems,
-    problem_dict,
 )
 from orchestrator.cli.policy import policy_app, suppressions_app
 from orchestrator.cli.report import (
@@ -46,9 +49,10 @@ from orchestrator.cli.report import (
 from orchestrator.cli.retrain import retrain_command
 from orchestrator.cli.serve import serve_command
 from orchestrator.cli.status import status_command
-from orchestrator.errors import Problem, ValidationFailed
+from orchestrator.cli.validate import validate_command
+from orchestrator.errors import ValidationFailed
 from orchestrator.execution import progress
-from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
+from orchestrator.wave.console import print_summary
 
 if TYPE_CHECKING:
     from orchestrator.settings import Settings
@@ -61,7 +65,6 @@ Commands that print data take --format json: one JSON document on stdout, messag
 """  # noqa: E501 - rich wraps help text itself; a line break here would show
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=APP_HELP)
-db_app = typer.Typer(no_args_is_help=True, help="Engine database schema.")
 import_app = typer.Typer(no_args_is_help=True, help="Load data into the engine database.")
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
@@ -78,9 +81,13 @@ app.command("status")(status_command)
 app.command("erase")(erase_command)
 app.command("approve")(approve_command)
 app.command("audit")(audit_command)
+app.command("validate")(validate_command)
+app.command("explain")(explain_command)
+app.command("preview")(preview_command)
 models_app.command("retrain")(retrain_command)
 import_app.command("conversions")(import_conversions_command)
 import_app.command("results")(import_results_command)
+import_app.command("customers")(import_customers_command)
 
 
 PREFECT_COMMANDS = frozenset({"run", "demo", "serve", "models"})  # the commands that may run a flow
@@ -113,349 +120,7 @@ def _process_defaults(
         ctx.with_resource(prefect_defaults(get_settings()))
 
 
-# --- db -----------------------------------------------------------------------------------
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the engine's database migrations (also done automatically on first use)."""
-    from orchestrator.db import engine as database
-
-    settings = get_settings()
-    engine = database.create_engine(settings.database_url)
-    before = database.current_revision(engine)
-    after = database.upgrade(engine)
-    console.print(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
-
-
-@db_app.command("current")
-def db_current() -> None:
-    """Show the database's schema revision and the newest one."""
-    from orchestrator.db import engine as database
-
-    engine = database.create_engine(get_settings().database_url)
-    console.print(f"current: {database.current_revision(engine) or 'empty'}; newest: {database.head_revision()}")
-
-
-# --- import -------------------------------------------------------------------------------
-
-
-@import_app.command("customers")
-def import_customers_command(
-    file: Annotated[Path, typer.Argument(help="CSV (optionally .gz) or Parquet file.")],
-    delimiter: Annotated[
-        str | None, typer.Option(help="Field delimiter: , ; | or tab; sniffed when omitted (the summary says which).")
-    ] = None,
-    header: Annotated[
-        bool | None,
-        typer.Option(
-            "--header/--no-header", help="Whether the first line names the columns; sniffed when omitted.", metavar=""
-        ),
-    ] = None,
-    encoding: Annotated[
-        str | None, typer.Option(help="Text encoding, e.g. cp1252 or latin-1; UTF-8 when omitted.")
-    ] = None,
-    id_column: Annotated[
-        str | None,
-        typer.Option(help="Column holding the customer id; default the column named customer_id (or 'Customer ID')."),
-    ] = None,
-    generate_ids: Annotated[
-        bool,
-        typer.Option(
-            "--generate-ids",
-            help="The file has no ids: add every row as a new customer (never updates anyone).",
-            metavar="",
-        ),
-    ] = False,
-    text: Annotated[
-        list[str] | None, typer.Option("--text", help="Keep this column as text, e.g. codes like 00123 (repeat).")
-    ] = None,
-    strict: Annotated[bool, typer.Option(help="Import nothing if any row cannot be read.", metavar="")] = False,
-    reject_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where to copy skipped rows (reasons in the same name with .txt); default under var/rejects."
-        ),
-    ] = None,
-) -> None:
-    """Load customers into the customer table (re-import updates by id).
-
-    Rows that cannot be read are skipped, counted and copied to a reject file (--strict: import
-    nothing). A file without an id column is refused when the table already has customers,
-    unless --generate-ids. Exit status 0 when the file was imported, 1 when it was refused
-    (nothing imported), 2 on wrong usage.
-    """
-    from orchestrator.customers.importer import ImportFailed, import_customers
-    from orchestrator.db.engine import connect
-    from orchestrator.settings import private_dir
-
-    settings = get_settings()
-    delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter)
-    if delimiter is not None and len(delimiter) != 1:
-        raise typer.BadParameter("one character, or 'tab'", param_hint="--delimiter")
-    if reject_file is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        kind = ".parquet" if file.suffix.lower() in (".parquet", ".pq") else ".csv"
-        reject_file = private_dir(settings.paths.data_dir / "rejects") / f"{file.name}-{stamp}.rejected{kind}"
-    progress.enable(err)
-    try:
-        with progress.progress(f"import {file.name}", None) as advance:
-            report = import_customers(
-                connect(settings),
-                file,
-                table=settings.database.customer_table,
-                delimiter=delimiter,
-                header=header,
-                id_column=id_column,
-                encoding=encoding,
-                generate_ids=generate_ids,
-                text_columns=text or (),
-                strict=strict,
-                reject_file=reject_file,
-                progress=advance,
-            )
-    except ImportFailed as exc:
-        raise fail(str(exc)) from exc
-    _print_import_report(file, report)
-
-
-def _print_import_report(file: Path, report: Any) -> None:
-    """The summary of ``campaign import customers``: counts, how the file was read, each column's type and why."""
-    for bad in report.bad_rows[:50]:
-        err.print(f"[yellow]{escape(f'{file}:{bad.line}: {bad.reason}')}[/]", highlight=False)
-    if len(report.bad_rows) > 50:
-        err.print(f"[yellow]... and {len(report.bad_rows) - 50} more unreadable rows[/]")
-    table = Table(title=f"Imported {file.name}", show_header=False)
-    for label, value in (
-        ("rows read", f"{report.rows_read:,}"),
-        ("imported", f"{report.rows_imported:,}"),
-        ("new customers", f"{report.inserted:,}"),
-        ("updated customers", f"{report.updated:,}"),
-        ("unreadable rows (skipped)", f"{len(report.bad_rows):,}"),
-        ("erased customers (skipped)", f"{report.erased_skipped:,}"),
-        ("ids", report.ids),
-        *report.layout.items(),
-    ):
-        table.add_row(label, escape(str(value)))
-    console.print(table)
-    types = Table(title="Columns", show_header=True)
-    types.add_column("column")
-    types.add_column("type: why")
-    for name, reason in report.types.items():
-        types.add_row(escape(name), escape(reason))
-    console.print(types)
-    renamed = {k: v for k, v in report.renamed.items() if k != v}
-    if renamed:
-        console.print(
-            escape("renamed columns: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items())), highlight=False
-        )
-    if report.bad_rows:
-        rejects = report.reject_file
-        where = f"; they are in {rejects} (reasons: {rejects.with_suffix('.txt')})" if rejects else ""
-        err.print(
-            escape(f"warning: {len(report.bad_rows):,} row(s) of {file} were skipped" + where)
-            + "; correct them and import that file, or use --strict to import nothing when a row is bad",
-            style="yellow",
-            highlight=False,
-        )
-
-
-# --- validate -----------------------------------------------------------------------------
-
-
-@app.command()
-def validate(
-    files: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Rules files to check, of any kind (campaign, policy.yaml, capacity.yaml, outcomes.yaml, "
-            "segments/*.yaml: told apart by name and folder); default every file under the rules folder."
-        ),
-    ] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
-) -> None:
-    """Check rules files as a run would: schema, customer columns, templates, policy, capacity, models.
-
-    Exit status: 0 when no file has an error (warnings allowed), 1 when one has.
-    """
-    from orchestrator.customers.table import customer_columns
-    from orchestrator.db.engine import connect
-    from orchestrator.wave.validation import (
-        audit_validation,
-        has_errors,
-        kind_of_file,
-        rules_files,
-        validate_campaign,
-        validate_other_file,
-    )
-
-    settings = get_settings()
-    paths = list(files) if files else rules_files(settings.paths.rules_dir)
-    if not paths:
-        raise fail(f"no rules files in {settings.paths.rules_dir} (CAMPAIGN_PATHS_RULES_DIR)")
-    engine = connect(settings)
-    columns = customer_columns(engine, settings.database.customer_table)
-    kinds = {path: kind_of_file(path) for path in paths}
-    results: dict[Path, list[Problem]] = {}
-    channels: set[str] = set()
-    for path in (p for p in paths if kinds[p] == "campaign"):
-        check = validate_campaign(settings, path, columns, engine)
-        audit_validation(engine, path, check)
-        results[path] = check.problems
-        if check.spec is not None:
-            channels.update(check.spec.channels.names())
-    used = channels if results else None  # without campaigns: every channel's entries
-    for path in (p for p in paths if kinds[p] != "campaign"):
-        results[path] = validate_other_file(kinds[path], path, columns, used)
-    failed = any(has_errors(problems) for problems in results.values())
-    if output_format == OutputFormat.json:
-        document = {
-            "ok": not failed,
-            "files": [
-                {
-                    "file": str(path),
-                    "kind": kinds[path],
-                    "ok": not has_errors(results[path]),
-                    "problems": [problem_dict(p) for p in results[path]],
-                }
-                for path in paths
-            ],
-        }
-        print_json(document)
-    else:
-        for path in paths:
-            print_problems(results[path])
-            if not has_errors(results[path]):
-                console.print(f"[green]{escape(str(path))}: ok[/] ({kinds[path]})", highlight=False)
-    if failed:
-        raise typer.Exit(1)
-
-
 # --- run ----------------------------------------------------------------------------------
-
-
-def _prepare_cycle(rules_files: list[Path], wave: str | None):
-    """Validate, select and plan (with the funnel); on invalid input or a blocked day, print why and exit 1."""
-    from orchestrator.wave import stages
-
-    settings = get_settings()
-    try:
-        prepared, plans = stages.prepare_cycle(settings, rules_files, wave)
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
-    except stages.WaveBlocked as exc:
-        raise fail(str(exc)) from exc
-    return settings, prepared, plans
-
-
-@app.command()
-def explain(
-    rules_files: Annotated[list[Path], typer.Argument(help="Rules file(s); several are planned as one cycle.")],
-    wave: Annotated[
-        str | None, typer.Option(help="Wave label or date the rules are evaluated at; today when omitted.")
-    ] = None,
-    customer: Annotated[
-        str | None,
-        typer.Option(help="One customer's path instead: which condition, policy filter, split or loss decided."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.", metavar="")] = False,
-    output_format: Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)] = OutputFormat.text,
-) -> None:
-    """Show how many customers each condition, list, policy filter, score cut, arbitration and channel keeps."""
-    if customer is not None:
-        _explain_customer(rules_files, wave, customer, as_json or output_format == OutputFormat.json)
-        return
-    _settings, _prepared, plans = _prepare_cycle(rules_files, wave)
-    if as_json or output_format == OutputFormat.json:
-        print_json([_plan_dict(plan) for plan in plans])
-        return
-    for plan in plans:
-        if len(plans) > 1:
-            console.print(f"[bold]{escape(plan.spec.name)}[/] (priority {plan.spec.priority})")
-        print_funnel(console, [vars(step) for step in plan.selection.funnel])
-        print_channels(console, plan)
-    if len(plans) > 1:
-        print_losses(console, plans)
-
-
-def _explain_customer(rules_files: list[Path], wave: str | None, customer: str, as_json: bool) -> None:
-    from orchestrator.wave import stages
-    from orchestrator.wave.explain import explain_customer
-
-    try:
-        paths = explain_customer(get_settings(), rules_files, customer, wave)
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
-    except stages.WaveBlocked as exc:
-        raise fail(str(exc)) from exc
-    if as_json:
-        print_json([p.as_dict() for p in paths])
-        return
-    marks = {True: "[green]passed[/]", False: "[red]stopped here[/]", None: ""}
-    for path in paths:
-        table = Table(
-            title=f"customer {escape(path.customer_id)} in campaign {escape(path.campaign)}, wave {path.wave}"
-        )
-        for column in ("stage", "check", "result", "note"):
-            table.add_column(column)
-        for step in path.steps:
-            table.add_row(escape(step.stage), escape(step.check), marks[step.passed], escape(step.note))
-        console.print(table)
-        console.print(f"[bold]{escape(path.outcome)}[/]: {escape(path.reason)}", highlight=False)
-
-
-def _plan_dict(plan: Any) -> dict[str, Any]:
-    """What ``explain`` prints for one campaign, as JSON-ready data."""
-    import numpy as np
-
-    arms = plan.contacts.arm
-    channels = {}
-    for channel in plan.spec.channels.names():
-        on = plan.contacts.channel == channel
-        channels[channel] = {
-            "treated": int(np.count_nonzero(on & (arms == "treatment"))),
-            "control": int(np.count_nonzero(on & (arms == "control"))),
-        }
-    return {
-        "campaign": plan.spec.name,
-        "priority": plan.spec.priority,
-        "funnel": [vars(step) for step in plan.selection.funnel],
-        "channels": channels,
-        "waiting": int(plan.waiting),
-        "lost_to": {name: int(n) for name, n in plan.lost_to.items()},
-    }
-
-
-@app.command()
-def preview(
-    rules_file: Annotated[Path, typer.Argument(help="The campaign's rules file.")],
-    n: Annotated[int, typer.Option("--n", min=1, max=100, help="Customers per variant.")] = 5,
-    output: Annotated[
-        Path | None, typer.Option(help="HTML file to write; default var/preview/<campaign>.html.")
-    ] = None,
-    wave: Annotated[str | None, typer.Option(help="Wave label or date; today when omitted.")] = None,
-) -> None:
-    """Render the messages of a few sampled customers per channel and variant, to the terminal and an HTML file."""
-    from rich.panel import Panel
-    from rich.text import Text
-
-    from orchestrator.wave.preview import preview_messages, write_html
-
-    settings, prepared, plans = _prepare_cycle([rules_file], wave)
-    messages = preview_messages(settings, prepared[0], plans[0], n)
-    for m in messages:
-        title = f"{m.channel}: customer {m.customer_id}" + (f", variant {m.variant}" if m.variant else "")
-        if m.parts is None:
-            console.print(Panel(Text(m.error or "", style="red"), title=escape(title)))
-        else:
-            console.print(Panel(Text(m.body), title=escape(f"{title}: {m.headline}")))
-    name = prepared[0].spec.name
-    path = write_html(output or settings.paths.data_dir / "preview" / f"{name}.html", name, messages)
-    console.print(f"{len(messages)} message(s) written to {path}")
-    if any(m.parts is None for m in messages):
-        raise typer.Exit(1)
 
 
 def _seed(rules_files: list[Path], wave: str | None, test_to: str, n: int, *, as_json: bool) -> None:
@@ -469,7 +134,7 @@ def _seed(rules_files: list[Path], wave: str | None, test_to: str, n: int, *, as
         recipients = parse_test_addresses(test_to)
     except ValueError as exc:
         raise fail(str(exc), code=2) from exc
-    settings, prepared, plans = _prepare_cycle(rules_files, wave)
+    settings, prepared, plans = prepare_cycle(rules_files, wave)
     try:
         report = send_test_messages(settings, prepared[0], plans[0], recipients, n)
     except ValueError as exc:  # no e-mail channel; DKIM required but no key

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from orchestrator.cli import data as cli_data
 from orchestrator.cli import main as cli_main
 from orchestrator.cli import output as cli_output
 from orchestrator.customers.importer import BadRow, ImportFailed, import_customers
@@ -270,7 +271,7 @@ def test_parquet_rejects_are_parquet(engine, tmp_path):
 
 @pytest.fixture
 def cli(make_cli):
-    return make_cli(cli_main.app, "import", "customers", wide=[cli_main, cli_output])
+    return make_cli(cli_main.app, "import", "customers", wide=[cli_data, cli_output])
 
 
 def test_command_reports_types_layout_and_skipped_rows(cli, engine, settings, tmp_path):

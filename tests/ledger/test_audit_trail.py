@@ -52,9 +52,9 @@ def test_events_filtered_by_campaign_action_time_and_limit(engine):
 
 
 def test_campaign_validate_records_the_digests(make_cli, settings, customers):
-    from orchestrator.cli import main
+    from orchestrator.cli import main, validate
 
-    cli = make_cli(main.app, wide=[main])
+    cli = make_cli(main.app, wide=[main, validate])
     rules = REPO / "rules" / "winback-email.yaml"
     assert cli("validate", rules).exit_code == 0
     [event] = audit.events(customers, "validate")

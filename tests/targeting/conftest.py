@@ -29,6 +29,7 @@ def policy_settings(db_url, tmp_path) -> Settings:
 @pytest.fixture
 def cli(make_cli, customers):
     """``cli(*args)``: the ``campaign`` command in-process with the test's settings in the environment."""
+    from orchestrator.cli import explain, validate
     from orchestrator.cli import main as module
 
-    return make_cli(module.app, wide=[module])
+    return make_cli(module.app, wide=[module, explain, validate])

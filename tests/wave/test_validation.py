@@ -111,9 +111,9 @@ def test_the_readme_command_validates_the_shipped_rules_folder(make_cli, setting
     """``campaign validate rules/*.yaml`` (the README's command) and ``campaign validate`` exit 0 on the repo."""
     import json
 
-    from orchestrator.cli import main
+    from orchestrator.cli import main, validate
 
-    cli = make_cli(main.app, wide=[main])
+    cli = make_cli(main.app, wide=[main, validate])
     shipped = sorted((REPO / "rules").glob("*.yaml"))
     result = cli("validate", *shipped)
     assert result.exit_code == 0, result.output
@@ -131,13 +131,13 @@ def test_the_readme_command_validates_the_shipped_rules_folder(make_cli, setting
 def test_each_kind_is_checked_by_its_own_schema(make_cli, settings, customers, tmp_path):
     import json
 
-    from orchestrator.cli import main
+    from orchestrator.cli import main, validate
 
     (tmp_path / "policy.yaml").write_text("consent:\n  email: consent_emial\n")
     (tmp_path / "capacity.yaml").write_text("call_center:\n  tasks_per_dy: 5\n")
     (tmp_path / "segments").mkdir()
     (tmp_path / "segments" / "young.yaml").write_text("name: young\naudience:\n  agee: {lt: 30}\n")
-    cli = make_cli(main.app, wide=[main])
+    cli = make_cli(main.app, wide=[main, validate])
     result = cli(
         "validate",
         "--format",
@@ -161,11 +161,11 @@ def test_version_and_json_output_of_explain_and_models(make_cli, engine, setting
     import json
 
     import orchestrator
-    from orchestrator.cli import main
+    from orchestrator.cli import explain, main
 
     import_customers(engine, write_csv(tmp_path / "c.csv", 400))
     _train(engine, settings)
-    cli = make_cli(main.app, wide=[main])
+    cli = make_cli(main.app, wide=[main, explain])
     version = cli("--version")
     assert version.exit_code == 0 and version.stdout.strip() == f"campaign {orchestrator.__version__}"
 
