@@ -14,7 +14,9 @@ name to the ``"module:Class"`` that implements it; modules are imported only whe
 * ``webhook``: ``channels.webhook:WebhookChannel``, message lists for any other system over a
   signed webhook (one channel per named endpoint).
 
-The webhook channels share ``channels.webhook_delivery`` (signing, retries, error mapping)
+E-mail is built by ``channels.mime`` (the MIME skeleton), streamed by ``channels.smtp_stream``
+(PIPELINING), its SMTP errors read by ``channels.smtp_errors`` and optionally signed by
+``channels.dkim``. The webhook channels share ``channels.webhook_delivery`` (signing, retries, error mapping)
 and the payload models of ``channels.payloads``; ``orchestrator.demo.webhook_receiver`` is a
 reference receiver for channel-system developers and the demo.
 """

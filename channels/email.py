@@ -43,7 +43,7 @@ timeout or a ``421`` is retried on a new connection with the same back-off, and 
 ``TransientDeliveryError`` if it persists on every connection; refused credentials, a
 refused sender address, a missing STARTTLS/AUTH extension or an invalid TLS certificate
 raise ``PermanentDeliveryError``. Results reported before the error stand.
-``classify_smtp_error``, ``is_hard_bounce`` and ``connect_error`` hold the mapping.
+``channels.smtp_errors`` holds the mapping.
 
 Concurrency: a batch is spread over up to ``connections`` SMTP connections; a connection
 is opened when first needed (one thread each, which sends the slow way until the
@@ -71,7 +71,6 @@ is set; the password is never logged), ``timeout`` (seconds per command), ``max_
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import ssl
 import threading
@@ -82,34 +81,29 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from fractions import Fraction
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from pyrate_limiter import Limiter, Rate, SingleBucketFactory, StateBucket
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from channels.base import (
     Channel,
-    DeliveryError,
     DeliveryReport,
     DeliveryResult,
     Outbound,
     Outcome,
-    PermanentDeliveryError,
     ResultCallback,
     TransientDeliveryError,
     report_all,
 )
 from channels.mime import MessageSigner, MessageSkeleton
+from channels.smtp_errors import classify_smtp_error, connect_error, says_no_such_address
 from channels.smtp_stream import Reply, Taken, Wire, envelope_error, envelope_group, multiplex, pipelined_sendmail
 from orchestrator.settings import SmtpSettings
 
 __all__ = [
-    "SMTP_ERRORS",
     "EmailChannel",
     "SmtpFactory",
-    "classify_smtp_error",
-    "connect_error",
-    "is_hard_bounce",
     "open_smtp",
     "pipelined_sendmail",
     "rate_limiter",
@@ -126,31 +120,6 @@ _WIRE_UTF8 = _WIRE.clone(utf8=True)
 SmtpFactory = Callable[[SmtpSettings], smtplib.SMTP]
 """Opens a connected client for the settings (TLS set up, not logged in); default ``open_smtp``."""
 
-Handling = Literal["reply", "sender", "login", "unsupported", "setup", "certificate", "connection"]
-
-SMTP_ERRORS: dict[type[OSError], Handling] = {
-    # A reply to this message: 4xx retry it later, 5xx permanent (421: the server is closing).
-    smtplib.SMTPRecipientsRefused: "reply",
-    smtplib.SMTPDataError: "reply",
-    smtplib.SMTPResponseException: "reply",
-    # A reply to MAIL FROM: like "reply", but 5xx (other than 552, too large) refuses every message.
-    smtplib.SMTPSenderRefused: "sender",
-    # Credentials refused: 4xx try again, 5xx permanent for the channel.
-    smtplib.SMTPAuthenticationError: "login",
-    # The server lacks an extension: STARTTLS/AUTH when connecting, SMTPUTF8 for one message.
-    smtplib.SMTPNotSupportedError: "unsupported",
-    # smtplib raises the bare class when no AUTH mechanism fits; unknown subclasses: retry.
-    smtplib.SMTPException: "setup",
-    ssl.SSLCertVerificationError: "certificate",
-    # The connection: refused, reset, closed, timed out, bad greeting or EHLO, DNS, TLS.
-    smtplib.SMTPServerDisconnected: "connection",
-    smtplib.SMTPConnectError: "connection",
-    smtplib.SMTPHeloError: "connection",
-    OSError: "connection",
-}
-"""How each error under ``smtplib`` is handled; every ``smtplib`` exception class is listed."""
-
-_ADDRESS = re.compile(r"[^\s<>@:;,\"']+@[^\s<>:;,\"']+")
 _RESERVED_HEADERS = frozenset(
     h.lower()
     for h in (
@@ -164,92 +133,6 @@ _RESERVED_HEADERS = frozenset(
         "Content-Transfer-Encoding",
     )
 )
-
-
-def _handling(exc: BaseException) -> Handling | None:
-    for cls in type(exc).__mro__:
-        if cls in SMTP_ERRORS:
-            return SMTP_ERRORS[cls]
-    return None
-
-
-def _reply_code(exc: BaseException) -> tuple[int, str]:
-    """The SMTP reply code and text of an error, with e-mail addresses blanked out."""
-    raw: bytes | str
-    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
-        code, raw = next(iter(exc.recipients.values()))
-    elif isinstance(exc, smtplib.SMTPResponseException):
-        code, raw = exc.smtp_code, exc.smtp_error
-    else:
-        return -1, str(exc)
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    text = _ADDRESS.sub("address", " ".join(str(raw).split()))
-    return code, text[:300]
-
-
-def _detail(exc: BaseException) -> str:
-    code, text = _reply_code(exc)
-    return f"{code} {text}" if code > 0 else (text or type(exc).__name__)
-
-
-def classify_smtp_error(exc: OSError, *, server: str) -> tuple[Outcome, str]:
-    """Map an error raised while sending one message to its outcome and detail.
-
-    Returns ``("transient", "451 4.7.1 ...")`` for a 4xx reply (retry the message later) or
-    ``("permanent", "550 5.1.1 ...")`` for a 5xx reply. Raises ``TransientDeliveryError``
-    when the connection failed (reconnect and retry) and ``PermanentDeliveryError`` when no
-    message can be sent (sender or credentials refused), chained from ``exc``. ``server`` is
-    ``"host:port"`` for the messages.
-    """
-    handling = _handling(exc)
-    code, _ = _reply_code(exc)
-    detail = _detail(exc)
-    if handling in ("reply", "sender") and code != 421 and 400 <= code < 600:
-        if code < 500:
-            return "transient", detail
-        if handling == "sender" and code == 530:
-            raise PermanentDeliveryError(
-                f"SMTP server {server} requires a login: "
-                f"set CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
-            ) from exc
-        if handling == "sender" and code != 552:
-            raise PermanentDeliveryError(f"SMTP server {server} refused the sender address: {detail}") from exc
-        return "permanent", detail
-    if handling == "unsupported":
-        return "permanent", detail
-    if handling in ("login", "certificate"):
-        raise connect_error(exc, server=server) from exc
-    raise TransientDeliveryError(f"SMTP server {server} unreachable: {detail}") from exc
-
-
-_ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-_HARD_BOUNCE_STATUSES = frozenset({"5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10"})
-"""Enhanced status codes (RFC 3463) of a destination address that does not exist: other
-address status, bad mailbox, bad system, bad mailbox syntax, mailbox moved, null MX.
-Not 5.1.4 (ambiguous), 5.1.7/5.1.8 (the sender's address)."""
-_UNKNOWN_USER = re.compile(
-    r"user unknown|unknown user|recipient unknown|unknown recipient|no such (user|mailbox|recipient|address)"
-    r"|(mailbox|user|recipient|address|account) (does not|doesn't) exist|mailbox not found|invalid (recipient|mailbox)",
-    re.IGNORECASE,
-)
-
-
-def is_hard_bounce(code: int, text: str) -> bool:
-    """Whether the SMTP reply ``code`` ``text`` to one recipient says its address does not exist.
-
-    True for 550, 551 and 553 with an enhanced status in ``5.1.0-3``, ``5.1.6`` or
-    ``5.1.10`` (``"5.1.1 <address>: Recipient address rejected"``), and for a 550 without
-    enhanced status whose text says so (``"User unknown"``, ``"No such user"``, ...). False
-    for everything else: 4xx, policy or content rejections (``5.7.x``, ``552``), a full
-    mailbox, an enhanced status of another class even when the text says "unknown".
-    """
-    if code not in (550, 551, 553):
-        return False
-    status = _ENHANCED_STATUS.match(text)
-    if status is not None:
-        return ".".join(status.groups()) in _HARD_BOUNCE_STATUSES
-    return code == 550 and _UNKNOWN_USER.search(text) is not None
 
 
 def rate_limiter(max_per_second: float | None) -> Limiter | None:
@@ -270,35 +153,6 @@ def rate_limiter(max_per_second: float | None) -> Limiter | None:
     # The state lives in memory and leaking is a no-op for GCRA: no background thread; the
     # clock is monotonic in-process, so no buffer against clock drift is needed.
     return Limiter(SingleBucketFactory(StateBucket([rate]), schedule_leak=False), buffer_ms=0)
-
-
-def connect_error(exc: OSError, *, server: str) -> DeliveryError:
-    """The error to raise for ``exc`` raised while connecting, securing or logging in.
-
-    ``PermanentDeliveryError`` for what configuration must fix (credentials refused with a
-    5xx, STARTTLS or AUTH not offered, no usable AUTH mechanism, invalid certificate);
-    ``TransientDeliveryError`` for everything else. Raise it ``from exc``.
-    """
-    handling = _handling(exc)
-    code, _ = _reply_code(exc)
-    detail = _detail(exc)
-    if handling == "login":
-        if 400 <= code < 500:
-            return TransientDeliveryError(f"SMTP server {server} could not log in for now: {detail}")
-        return PermanentDeliveryError(
-            f"SMTP server {server} refused the login; "
-            f"check CAMPAIGN_SMTP_USERNAME and CAMPAIGN_SMTP_PASSWORD ({detail})"
-        )
-    if handling in ("unsupported", "setup"):
-        return PermanentDeliveryError(f"SMTP server {server} does not support what the settings ask for: {detail}")
-    if handling == "certificate":
-        return PermanentDeliveryError(
-            f"TLS certificate of SMTP server {server} is not valid: {detail}; "
-            "fix the certificate or set CAMPAIGN_SMTP_VALIDATE_CERTS=false for a test server"
-        )
-    if handling in ("reply", "sender") and 500 <= code < 600:
-        return PermanentDeliveryError(f"SMTP server {server} refused the connection setup: {detail}")
-    return TransientDeliveryError(f"SMTP server {server} unreachable: {detail}")
 
 
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
@@ -827,7 +681,7 @@ class EmailChannel(Channel):
     def _reply(self, exc: OSError) -> _Reply:
         """The outcome of one message's refusal; raises what ``classify_smtp_error`` raises for the channel."""
         outcome, detail = classify_smtp_error(exc, server=self._server)
-        hard = outcome == "permanent" and _handling(exc) == "reply" and is_hard_bounce(*_reply_code(exc))
+        hard = outcome == "permanent" and says_no_such_address(exc)
         return _Reply(outcome, detail, hard)
 
     def _connect(self, connection: _Connection) -> smtplib.SMTP:

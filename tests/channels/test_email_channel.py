@@ -28,15 +28,9 @@ from channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from channels.email import (
-    SMTP_ERRORS,
-    EmailChannel,
-    classify_smtp_error,
-    connect_error,
-    is_hard_bounce,
-    rate_limiter,
-)
+from channels.email import EmailChannel, rate_limiter
 from channels.memory import MemoryChannel
+from channels.smtp_errors import SMTP_ERRORS, classify_smtp_error, connect_error, is_hard_bounce
 from tests.smtp_server import SmtpServer, free_port
 
 SENDER = "Bank News <news@bank.example>"
@@ -461,7 +455,7 @@ def test_every_smtplib_exception_is_mapped():
     classes = smtplib_exception_classes()
     assert smtplib.SMTPAuthenticationError in classes  # the scan finds them
     unmapped = [c.__name__ for c in classes if c not in SMTP_ERRORS]
-    assert unmapped == [], f"add these smtplib exceptions to channels.email.SMTP_ERRORS: {unmapped}"
+    assert unmapped == [], f"add these smtplib exceptions to channels.smtp_errors.SMTP_ERRORS: {unmapped}"
 
 
 @pytest.mark.parametrize("cls", smtplib_exception_classes(), ids=lambda c: c.__name__)
