@@ -248,7 +248,7 @@ def run_engine(work: Path, url: str, as_of: str) -> dict:
 
     from orchestrator.customers.table import customer_table
     from orchestrator.db import engine as database
-    from orchestrator.scoring.response import apply_score_rules, score_customers
+    from orchestrator.scoring.customers import apply_score_rules, score_customers
     from orchestrator.wave import stages as wave
 
     settings = settings_for(work, url)

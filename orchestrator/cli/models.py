@@ -169,7 +169,7 @@ def _read_table(engine, table: str, target: str, exclude: list[str]):  # noqa: A
     import pandas as pd
 
     from orchestrator.customers.table import customer_columns
-    from orchestrator.scoring.response import iter_customer_frames
+    from orchestrator.scoring.customers import iter_customer_frames
 
     if not _TABLE_NAME.match(table):
         raise ValueError(f"table name must match {_TABLE_NAME.pattern}; got '{table}'")

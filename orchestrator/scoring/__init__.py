@@ -3,8 +3,8 @@
 Contracts:
 
 * ``response.ResponseModel`` / ``uplift`` models follow the scikit-learn estimator API
-  (``fit`` returns ``self``, learned attributes end in ``_``); ``response.score_customers`` scores
-  customers of the table on column batches.
+  (``fit`` returns ``self``, learned attributes end in ``_``); ``customers.score_customers`` scores
+  customers of the table on column batches, ``customers.apply_score_rules`` keeps the best.
 * ``registry``: versioned models with their features, metrics, lineage and the champion per name.
 
 Training from campaign outcomes lives in ``orchestrator.learning``, which sits above success

@@ -34,7 +34,7 @@ beside it as **challengers** until they prove better; a champion that was replac
 (the champion when the version was registered). ``register`` fills ``rows``, ``code_version`` and
 ``parent_version`` when the caller does not; dates and other values become JSON (ISO dates).
 
-Scoring customers with a registered model is ``orchestrator.scoring.response.score_customers``.
+Scoring customers with a registered model is ``orchestrator.scoring.customers.score_customers``.
 """
 
 from __future__ import annotations

@@ -311,7 +311,7 @@ def score_and_cut(
     reads its customers' features by id."""
     if spec.scores is None:
         return candidates
-    from orchestrator.scoring.response import (
+    from orchestrator.scoring.customers import (
         checked_model,
         score_chunk_by_channel,
         score_chunk_of_features,

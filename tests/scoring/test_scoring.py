@@ -13,14 +13,13 @@ from sklearn.exceptions import NotFittedError
 from orchestrator.customers.files import read_customer_file
 from orchestrator.customers.importer import import_customers
 from orchestrator.scoring import registry as model_registry
+from orchestrator.scoring.customers import apply_score_rules, score_customers
 from orchestrator.scoring.response import (
     FeatureMismatch,
     ResponseModel,
-    apply_score_rules,
     evaluate,
     fingerprint,
     parse_target,
-    score_customers,
     split_target,
     train_response_model,
 )

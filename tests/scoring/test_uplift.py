@@ -13,13 +13,8 @@ from sklearn.exceptions import NotFittedError
 
 from orchestrator.customers.importer import import_customers
 from orchestrator.scoring import registry as model_registry
-from orchestrator.scoring.response import (
-    FeatureMismatch,
-    ResponseModel,
-    apply_score_rules,
-    score_customers,
-    table_kinds,
-)
+from orchestrator.scoring.customers import apply_score_rules, score_customers
+from orchestrator.scoring.response import FeatureMismatch, ResponseModel, table_kinds
 from orchestrator.scoring.uplift import (
     APPROACHES,
     UpliftModel,

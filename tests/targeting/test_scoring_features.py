@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from orchestrator.db.engine import connect
 from orchestrator.scoring import registry as model_registry
-from orchestrator.scoring.response import apply_score_rules, score_order, train_response_model
+from orchestrator.scoring.customers import apply_score_rules, score_order
+from orchestrator.scoring.response import train_response_model
 from orchestrator.wave import stages
 from tests.support.targeting import WAVE, write_rules
 
