@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from orchestrator.demo.webhook_receiver import serve_receiver
-from orchestrator.responses.api import DOCS_ASSETS, OutcomeBatch, create_app
+from orchestrator.responses.api import create_app
+from orchestrator.responses.api_docs import DOCS_ASSETS
+from orchestrator.responses.api_models import OutcomeBatch
 from orchestrator.responses.ingest import EventIn
 from tests.conftest import REPO
 from tests.responses.test_response_api import CC_SECRET, api_settings, signed

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from orchestrator.demo.webhook_receiver import serve_receiver
-from orchestrator.responses.api import PIXEL, click_url, create_app
+from orchestrator.responses.api import create_app
+from orchestrator.responses.link_routes import PIXEL, click_url
 from orchestrator.settings import ApiSettings, ApiSource, Settings
 from tests.support.responses import events_table, make_ledger, stored, suppressed
 
