@@ -79,6 +79,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from orchestrator.success.curves import _curve, _gains
 from orchestrator.success.notes import _covariate_notes, _look_notes, _overall_notes, no_outcomes_message
 from orchestrator.success.report_types import (
     BY_PREFIX,
@@ -283,69 +284,6 @@ def _methods(covariates: Sequence_[str]) -> dict[str, str]:
             f"Lin's regression adjustment on {', '.join(covariates)} (treatment x centred covariates, HC1 errors)"
         )
     return methods
-
-
-# --- gains, curve, notes ----------------------------------------------------------------------
-
-
-def _gains(deciles: list[Segment]) -> list[GainsPoint]:
-    incremental = [s.incremental_successes.value for s in deciles]
-    known = all(x is not None for x in incremental)
-    total = sum(incremental) if known else None  # type: ignore[arg-type]
-    shares: list[float | None] = [None] * len(deciles)
-    if known and total is not None and total > 0:
-        cumulative = np.cumsum(np.asarray(incremental, dtype=np.float64)) / total
-        shares = [float(x) for x in cumulative]
-    return [
-        GainsPoint(
-            decile=int(s.key),
-            treated=s.treated,
-            treated_rate=s.treated_rate,
-            control_rate=s.control_rate,
-            uplift=s.absolute_lift.value,
-            cumulative_share_of_incremental=share,
-            control=s.control,
-            incremental_successes=s.incremental_successes.value,
-        )
-        for s, share in zip(deciles, shares, strict=True)
-    ]
-
-
-def _curve(
-    frame: pd.DataFrame, goal: str, success: np.ndarray, treated: np.ndarray, window_days: int | None
-) -> tuple[list[CurvePoint], list[str]]:
-    notes: list[str] = []
-    column = "days_to_response"
-    if goal == "conversion":
-        if "days_to_conversion" in frame.columns:
-            column = "days_to_conversion"
-        else:
-            notes.append("the conversion curve counts converted customers from the day of their first response")
-    days = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-    dated = success & ~np.isnan(days)
-    undated = int((success & np.isnan(days)).sum())
-    if undated:
-        notes.append(f"{undated:,} successes have no day and are missing from the curve")
-    if not len(frame):
-        return [], notes
-    # Day index: a success on day x counts from day ceil(x) on (days <= d).
-    day_index = np.ceil(np.clip(days[dated], 0.0, None)).astype(np.int64)
-    last = window_days if window_days is not None else (int(day_index.max()) if day_index.size else 0)
-    in_window = day_index <= last
-    arm_treated = treated[dated][in_window]
-    day_index = day_index[in_window]
-    n_treated, n_control = int(treated.sum()), int((~treated).sum())
-
-    def cumulative(mask: np.ndarray, n: int) -> list[float | None]:
-        if not n:
-            return [None] * (last + 1)
-        counts = np.bincount(day_index[mask], minlength=last + 1)
-        return [float(x) for x in np.cumsum(counts) / n]
-
-    treated_rates = cumulative(arm_treated, n_treated)
-    control_rates = cumulative(~arm_treated, n_control)
-    curve = [CurvePoint(d, treated_rates[d], control_rates[d]) for d in range(last + 1)]
-    return curve, notes
 
 
 # --- input ------------------------------------------------------------------------------------
