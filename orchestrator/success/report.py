@@ -64,6 +64,12 @@ follow it), ``wave_dates`` (the trend chart's axis), and from the frame's ``attr
 of "control group too small") and ``data_as_of`` (when the newest of them occurred). ``currency``
 is set by the caller from the settings.
 
+Where each part is: ``report_types`` (the data classes and the flag and reading values),
+``segments`` (the statistics of each segment, the regression adjustment and early looks, the
+corrected p-values), ``sample_ratios``, ``curves`` (the curve and the gains) and ``notes`` (the
+sentences). This module checks the arguments, selects the campaign's rows and puts the report
+together.
+
 Speed: the groups of every dimension come from one stable argsort of integer codes (no Python loop
 over contacts); the statistics run once per segment. A 1,000,000-contact frame takes about half a
 second (``bench/report_bench.py``).
@@ -116,13 +122,13 @@ __all__ = [
     "GOALS",
     "REQUIRED_COLUMNS",
     "build_report",
-    "no_outcomes_message",
-    # The report's types, importable from here as before (render.py and its tests read them from here):
+    # Defined in report_types, statistics and notes; importable from here too, as render.py and its tests do:
     "CurvePoint",
     "Estimate",
     "GainsPoint",
     "Segment",
     "SuccessReport",
+    "no_outcomes_message",
 ]
 
 GOALS = ("response", "conversion")
