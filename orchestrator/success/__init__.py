@@ -5,7 +5,10 @@ Contracts:
 * ``campaign.build_campaign_report(settings, campaign, ...)``: the report of a campaign from the ledger.
 * ``data``: contacts with attributed outcomes as a frame (windows cut at the next contact, snapshot
   columns); ``report.build_report``: the per wave, channel, variant, decile and ``--by`` tables with
-  corrected p-values, sample-ratio checks and early-look readings; ``statistics``: the tests and
+  corrected p-values, sample-ratio checks and early-look readings, put together from
+  ``report_types`` (the report as plain data), ``segments`` (the statistics of each segment and the
+  corrected p-values), ``sample_ratios`` (the sample-ratio checks), ``curves`` (the success curve
+  and the gains table) and ``notes`` (the report's sentences); ``statistics``: the tests and
   intervals; ``adjustment``: Lin's regression adjustment (CUPED/CUPAC); ``sequential``: the
   always-valid confidence sequence; ``power``: sample sizes.
 * ``global_control``: the global control group against everybody else, per month.

@@ -92,7 +92,7 @@ class GlobalControlReport:
     alpha: float = 0.05
 
     def to_dict(self) -> dict:
-        from orchestrator.success.report import _json_safe
+        from orchestrator.success.report_types import _json_safe
 
         data = asdict(self)
         if self.sample_ratio is not None:

@@ -64,6 +64,12 @@ follow it), ``wave_dates`` (the trend chart's axis), and from the frame's ``attr
 of "control group too small") and ``data_as_of`` (when the newest of them occurred). ``currency``
 is set by the caller from the settings.
 
+Where each part is: ``report_types`` (the data classes and the flag and reading values),
+``segments`` (the statistics of each segment, the regression adjustment and early looks, the
+corrected p-values), ``sample_ratios``, ``curves`` (the curve and the gains) and ``notes`` (the
+sentences). This module checks the arguments, selects the campaign's rows and puts the report
+together.
+
 Speed: the groups of every dimension come from one stable argsort of integer codes (no Python loop
 over contacts); the statistics run once per segment. A 1,000,000-contact frame takes about half a
 second (``bench/report_bench.py``).
@@ -73,60 +79,59 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence as Sequence_
-from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
-from typing import Literal, cast
+from datetime import date
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from orchestrator.success.adjustment import adjusted_effects
-from orchestrator.success.sequential import DEFAULT_PLANNING_RATE, confidence_sequence
+from orchestrator.success.curves import _curve, _gains
+from orchestrator.success.notes import _covariate_notes, _look_notes, _overall_notes, no_outcomes_message
+from orchestrator.success.report_types import (
+    BY_PREFIX,
+    CONTROL,
+    READING_FINAL,
+    TREATMENT,
+    CurvePoint,
+    GainsPoint,
+    Segment,
+    SuccessReport,
+)
+from orchestrator.success.sample_ratios import _flag_mismatches, _sample_ratios
+from orchestrator.success.segments import (
+    _adjust_families,
+    _by_keys,
+    _codes,
+    _Data,
+    _dimension_segments,
+    _Rules,
+    _segment,
+    _window_closes,
+)
+from orchestrator.success.sequential import DEFAULT_PLANNING_RATE
 from orchestrator.success.statistics import (
     ABSOLUTE_LIFT_METHOD,
     P_ADJUSTMENTS,
     RELATIVE_LIFT_METHOD,
     SRM_ALPHA,
     Estimate,
-    absolute_lift,
-    adjust_p_values,
-    compare_proportions,
-    cost_per_incremental,
-    mean_difference,
-    mean_with_ci,
-    rate,
-    relative_lift,
-    return_on_cost,
-    sample_ratio_test,
-    scaled,
 )
 from orchestrator.targeting.control import score_deciles
 
 __all__ = [
-    "ADJUSTMENT_OF",
-    "BY_PREFIX",
-    "DIMENSIONS",
-    "FLAG_CONTROL_TOO_SMALL",
-    "FLAG_NEGATIVE_LIFT",
-    "FLAG_NO_CONTROL",
-    "FLAG_NO_TREATED",
-    "FLAG_NOT_SIGNIFICANT",
-    "FLAG_RELATIVE_UNDEFINED",
-    "FLAG_SRM",
     "GOALS",
     "REQUIRED_COLUMNS",
+    "build_report",
+    # Defined in report_types, statistics and notes; importable from here too, as render.py and its tests do:
     "CurvePoint",
     "Estimate",
     "GainsPoint",
-    "SampleRatioCheck",
     "Segment",
     "SuccessReport",
-    "build_report",
     "no_outcomes_message",
 ]
 
 GOALS = ("response", "conversion")
-DIMENSIONS = ("overall", "wave", "channel", "variant", "score_decile")
 REQUIRED_COLUMNS = (
     "campaign",
     "wave",
@@ -141,142 +146,8 @@ REQUIRED_COLUMNS = (
     "cost",
     "days_to_response",
 )
-TREATMENT, CONTROL = "treatment", "control"
-MISSING_KEY = "none"
-
-FLAG_NO_CONTROL = "no control group"
-FLAG_NO_TREATED = "no treated customers"
-FLAG_CONTROL_TOO_SMALL = "control group too small"
-FLAG_NOT_SIGNIFICANT = "not significant"
-FLAG_NEGATIVE_LIFT = "negative lift"
-FLAG_RELATIVE_UNDEFINED = "relative lift undefined: no control successes"
-FLAG_SRM = "sample ratio mismatch"
-
-BY_PREFIX = "by:"
-ADJUSTMENT_OF = {"channel": "holm", "variant": "holm", "score_decile": "bh"}  # and every "by:<column>": bh
-READING_FINAL, READING_READY, READING_EARLY = "final", "may be read", "too early"
-_BY_BINS = 5
-_BY_MAX_VALUES = 10
 
 _SUCCESS_COLUMN = {"response": "responded", "conversion": "converted"}
-
-
-@dataclass
-class Segment:
-    """One row of the report: treated against control within one key of one dimension."""
-
-    dimension: str
-    key: str
-    treated: int
-    control: int
-    treated_successes: int
-    control_successes: int
-    treated_rate: float | None
-    control_rate: float | None
-    absolute_lift: Estimate
-    relative_lift: Estimate
-    p_value: float | None
-    test: str | None
-    incremental_successes: Estimate
-    revenue_per_treated: Estimate
-    revenue_per_control: Estimate
-    revenue_lift: Estimate
-    incremental_revenue: Estimate
-    cost: float
-    roi: Estimate
-    significant: bool
-    flags: list[str] = field(default_factory=list)
-    p_adjusted: float | None = None
-    p_adjustment: str | None = None  # "holm" | "bh" | None (not part of a corrected family)
-    adjusted_lift: Estimate = field(default_factory=Estimate.missing)
-    adjusted_incremental_successes: Estimate = field(default_factory=Estimate.missing)
-    variance_reduction: float | None = None
-    adjusted_incremental_revenue: Estimate = field(default_factory=Estimate.missing)
-    revenue_variance_reduction: float | None = None
-    sequence: Estimate = field(default_factory=Estimate.missing)
-    reading: str = READING_FINAL
-    window_closes: str | None = None
-    cost_per_incremental: Estimate = field(default_factory=Estimate.missing)
-    costs_by_channel: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class SampleRatioCheck:
-    """The sample-ratio-mismatch check of one wave: arms (``what="arms"``) or variants."""
-
-    wave: str
-    what: str
-    observed: dict[str, int]
-    expected_shares: dict[str, float]
-    p_value: float | None
-    mismatch: bool
-    message: str
-
-
-@dataclass
-class CurvePoint:
-    """Cumulative success rate of each arm ``day`` days after contact."""
-
-    day: int
-    treated_rate: float | None
-    control_rate: float | None
-
-
-@dataclass
-class GainsPoint:
-    """One score decile (1 = highest scores) of the gains table."""
-
-    decile: int
-    treated: int
-    treated_rate: float | None
-    control_rate: float | None
-    uplift: float | None
-    cumulative_share_of_incremental: float | None
-    control: int = 0
-    incremental_successes: float | None = None
-
-
-@dataclass
-class SuccessReport:
-    """Everything the renderers show for one campaign."""
-
-    campaign: str
-    goal: str
-    window_days: int | None
-    waves: list[str]
-    segments: list[Segment]
-    curve: list[CurvePoint]
-    gains: list[GainsPoint]
-    notes: list[str]
-    alpha: float = 0.05
-    methods: dict[str, str] = field(default_factory=dict)
-    covariates: list[str] = field(default_factory=list)
-    sample_ratios: list[SampleRatioCheck] = field(default_factory=list)
-    as_of: str | None = None
-    window_open: bool = False
-    outcome: str | None = None  # imported results: the outcome column that is success (labels follow it)
-    wave_dates: dict[str, str] = field(default_factory=dict)  # wave key -> its date (ISO), for the trend
-    outcome_events: int | None = None  # outcomes recorded for these waves (None: not known to the caller)
-    data_as_of: str | None = None  # when the newest outcome in the data occurred (ISO, UTC)
-    currency: str | None = None  # ISO 4217 code of revenue and cost (settings: CAMPAIGN_REPORT_CURRENCY)
-
-    def overall(self) -> Segment:
-        for segment in self.segments:
-            if segment.dimension == "overall":
-                return segment
-        raise LookupError(f"The success report of campaign {self.campaign!r} has no overall segment.")
-
-    def by(self, dimension: str) -> list[Segment]:
-        """The segments of one dimension, in report order."""
-        if dimension not in DIMENSIONS and not dimension.startswith(BY_PREFIX):
-            raise ValueError(
-                f"dimension must be one of {', '.join(DIMENSIONS)} or {BY_PREFIX}<column>. Got {dimension!r} instead."
-            )
-        return [s for s in self.segments if s.dimension == dimension]
-
-    def to_dict(self) -> dict:
-        """Plain JSON-safe data: NaN and infinities become None, numpy numbers Python numbers."""
-        return cast(dict, _json_safe(asdict(self)))  # a dict stays a dict
 
 
 def build_report(
@@ -421,506 +292,6 @@ def _methods(covariates: Sequence_[str]) -> dict[str, str]:
     return methods
 
 
-# --- segments ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Data:
-    treated: np.ndarray
-    success: np.ndarray
-    revenue: np.ndarray
-    cost: np.ndarray
-    covariates: dict[str, np.ndarray]
-    channel_codes: np.ndarray  # per row: index into channel_names
-    channel_names: list[str]
-    closes: np.ndarray  # per row: the day its wave's window closes (datetime64[D]; NaT: no window)
-
-
-@dataclass(frozen=True)
-class _Rules:
-    alpha: float
-    min_control: int
-    min_expected_control_successes: float
-    as_of: date | None = None
-    planning_rate: float = DEFAULT_PLANNING_RATE
-
-
-def _dimension_segments(
-    dimension: str,
-    values: pd.Series,
-    data: _Data,
-    rules: _Rules,
-    *,
-    order: list[str] | None = None,
-    shared_control: bool = False,
-    skip: str | None = None,
-) -> list[Segment]:
-    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-    labels = [str(label) for label in uniques]
-    if (codes < 0).any():  # missing values form the key "none"
-        codes = np.where(codes < 0, len(labels), codes)
-        labels.append(MISSING_KEY)
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"The {dimension} values of contacts must differ as text. Got {labels!r} instead.")
-    groups = _split(codes, len(labels))
-    if order is not None:
-        ranked = {key: i for i, key in enumerate(order)}
-        listing = sorted(range(len(labels)), key=lambda i: (ranked.get(labels[i], len(ranked)), labels[i]))
-    else:  # alphabetical, the missing key last
-        listing = sorted(range(len(labels)), key=lambda i: (labels[i] == MISSING_KEY, labels[i]))
-    all_control = np.flatnonzero(~data.treated) if shared_control else None
-    segments = []
-    for i in listing:
-        if labels[i] == skip:
-            continue
-        rows = groups[i]
-        if all_control is not None:
-            rows = np.concatenate([rows[data.treated[rows]], all_control])
-            if not data.treated[groups[i]].any():  # only control customers without a variant
-                continue
-        segments.append(_segment(dimension, labels[i], rows, data, rules))
-    return segments
-
-
-def _split(codes: np.ndarray, n_groups: int) -> list[np.ndarray]:
-    """Row positions of each code, from one stable argsort (ascending positions within a group)."""
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=n_groups)
-    return np.split(order, np.cumsum(counts)[:-1])
-
-
-def _segment(dimension: str, key: str, rows: np.ndarray, data: _Data, rules: _Rules) -> Segment:
-    is_treated = data.treated[rows]
-    t_rows, c_rows = rows[is_treated], rows[~is_treated]
-    nt, nc = int(t_rows.size), int(c_rows.size)
-    st, sc = int(data.success[t_rows].sum()), int(data.success[c_rows].sum())
-    t_revenue, c_revenue = data.revenue[t_rows], data.revenue[c_rows]
-    cost = float(data.cost[t_rows].sum())
-    alpha = rules.alpha
-
-    lift = absolute_lift(st, nt, sc, nc, alpha)
-    relative = relative_lift(st, nt, sc, nc, alpha)
-    tested = compare_proportions(st, nt, sc, nc)
-    revenue_lift = mean_difference(t_revenue, c_revenue, alpha)
-    incremental_revenue = scaled(revenue_lift, nt)
-    significant = tested.p_value is not None and tested.p_value < alpha
-    incremental = scaled(lift, nt)
-
-    flags: list[str] = []
-    if nc == 0:
-        flags.append(FLAG_NO_CONTROL)
-    if nt == 0:
-        flags.append(FLAG_NO_TREATED)
-    if nc and nt:
-        pooled = (st + sc) / (nt + nc)
-        if nc < rules.min_control or nc * pooled < rules.min_expected_control_successes:
-            flags.append(FLAG_CONTROL_TOO_SMALL)
-        flags += _significance_flags(significant, lift.value)
-        if sc == 0:
-            flags.append(FLAG_RELATIVE_UNDEFINED)
-
-    segment = Segment(
-        dimension=dimension,
-        key=key,
-        treated=nt,
-        control=nc,
-        treated_successes=st,
-        control_successes=sc,
-        treated_rate=rate(st, nt),
-        control_rate=rate(sc, nc),
-        absolute_lift=lift,
-        relative_lift=relative,
-        p_value=tested.p_value,
-        test=tested.test,
-        incremental_successes=incremental,
-        revenue_per_treated=mean_with_ci(t_revenue, alpha),
-        revenue_per_control=mean_with_ci(c_revenue, alpha),
-        revenue_lift=revenue_lift,
-        incremental_revenue=incremental_revenue,
-        cost=cost,
-        roi=return_on_cost(incremental_revenue, cost),
-        significant=significant,
-        flags=flags,
-        cost_per_incremental=cost_per_incremental(cost, incremental),
-        costs_by_channel=_costs_by_channel(data, t_rows),
-    )
-    _adjust(segment, rows, data, alpha)
-    _look(segment, rows, data, rules)
-    return segment
-
-
-def _significance_flags(significant: bool, lift: float | None) -> list[str]:
-    if not significant:
-        return [FLAG_NOT_SIGNIFICANT]
-    return [FLAG_NEGATIVE_LIFT] if lift is not None and lift < 0 else []
-
-
-def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes of a column (missing: the key ``"none"``, last) and the names in code order."""
-    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-    names = [str(u) for u in uniques]
-    if (codes < 0).any():
-        codes = np.where(codes < 0, len(names), codes)
-        names.append(MISSING_KEY)
-    return np.asarray(codes, dtype=np.int64), names
-
-
-def _costs_by_channel(data: _Data, t_rows: np.ndarray) -> dict[str, float]:
-    sums = np.bincount(data.channel_codes[t_rows], weights=data.cost[t_rows], minlength=len(data.channel_names))
-    return {name: float(sums[i]) for i, name in enumerate(data.channel_names) if sums[i] != 0}
-
-
-def _adjust(segment: Segment, rows: np.ndarray, data: _Data, alpha: float) -> None:
-    """Lin's regression adjustment of the lift and the revenue per customer (in place)."""
-    if not data.covariates or not segment.treated or not segment.control:
-        return
-    treated = data.treated[rows]
-    covariates = {name: values[rows] for name, values in data.covariates.items()}
-    fits = adjusted_effects(
-        {"lift": data.success[rows].astype(np.float64), "revenue": data.revenue[rows]}, treated, covariates, alpha
-    )
-    lift, money = fits["lift"], fits["revenue"]
-    if lift.value is not None:
-        segment.adjusted_lift = Estimate(lift.value, lift.low, lift.high)
-        segment.adjusted_incremental_successes = scaled(segment.adjusted_lift, segment.treated)
-        segment.variance_reduction = lift.variance_reduction
-    if money.value is not None:
-        segment.adjusted_incremental_revenue = scaled(Estimate(money.value, money.low, money.high), segment.treated)
-        segment.revenue_variance_reduction = money.variance_reduction
-
-
-def _look(segment: Segment, rows: np.ndarray, data: _Data, rules: _Rules) -> None:
-    """Window status and the always-valid interval of a segment (in place)."""
-    closes = data.closes[rows]
-    closes = closes[~np.isnat(closes)]
-    if not closes.size:
-        return
-    last = pd.Timestamp(closes.max()).date()
-    segment.window_closes = last.isoformat()
-    if rules.as_of is None or rules.as_of >= last:
-        return
-    if segment.treated and segment.control:
-        seq = confidence_sequence(
-            segment.treated_successes,
-            segment.treated,
-            segment.control_successes,
-            segment.control,
-            rules.alpha,
-            rules.planning_rate,
-        )
-        segment.sequence = Estimate(seq.value, seq.low, seq.high)
-    low, high = segment.sequence.low, segment.sequence.high
-    excludes_zero = low is not None and high is not None and (low > 0 or high < 0)
-    segment.reading = READING_READY if excludes_zero else READING_EARLY
-
-
-def _window_closes(frame: pd.DataFrame, window_days: int | None) -> np.ndarray:
-    if window_days is None or not len(frame):
-        return np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[D]")
-    dates = pd.to_datetime(frame["wave_date"]).dt.tz_localize(None) if len(frame) else frame["wave_date"]
-    return (dates + timedelta(days=window_days)).to_numpy(dtype="datetime64[D]")
-
-
-def _adjust_families(segments: list[Segment], alpha: float) -> None:
-    """Adjusted p-values within each corrected dimension; significance and flags follow them (in place)."""
-    families: dict[str, list[Segment]] = {}
-    for s in segments:
-        method = ADJUSTMENT_OF.get(s.dimension) or ("bh" if s.dimension.startswith(BY_PREFIX) else None)
-        if method is not None:
-            families.setdefault(s.dimension, []).append(s)
-    for dimension, members in families.items():
-        method = ADJUSTMENT_OF.get(dimension, "bh")
-        adjusted = adjust_p_values([s.p_value for s in members], method, alpha)
-        for s, p in zip(members, adjusted, strict=True):
-            s.p_adjusted, s.p_adjustment = p, method
-            if p is None:
-                continue
-            s.significant = p < alpha
-            if s.treated and s.control:
-                old = {FLAG_NOT_SIGNIFICANT, FLAG_NEGATIVE_LIFT}
-                kept = [f for f in s.flags if f not in old]
-                at = kept.index(FLAG_RELATIVE_UNDEFINED) if FLAG_RELATIVE_UNDEFINED in kept else len(kept)
-                s.flags = kept[:at] + _significance_flags(s.significant, s.absolute_lift.value) + kept[at:]
-
-
-def _by_keys(values: pd.Series) -> tuple[pd.Series, list[str] | None]:
-    """Keys of a customer column's breakdown: its values, or quintile ranges for a numeric column with many."""
-    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if numeric and values.nunique(dropna=True) > _BY_MAX_VALUES:
-        bins = pd.qcut(values, _BY_BINS, duplicates="drop")
-        labels = [f"[{_short(i.left)}, {_short(i.right)}]" for i in bins.cat.categories]
-        keys = pd.Series(np.asarray(bins.cat.codes), index=values.index).map(dict(enumerate(labels)))
-        return keys, labels
-    keys = values.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-    return keys, None
-
-
-def _short(x: float) -> str:
-    return f"{x:.4g}"
-
-
-def _sample_ratios(
-    frame: pd.DataFrame, waves: list[str], variant_shares: dict[str, float] | None
-) -> list[SampleRatioCheck]:
-    """Per wave, the arms against the recorded control share and the variants against their configured shares."""
-    checks: list[SampleRatioCheck] = []
-    if not len(frame):
-        return checks
-    codes, names = _codes(frame["wave"].astype(str))
-    treated = (frame["arm"] == TREATMENT).to_numpy()
-    n_treated = np.bincount(codes[treated], minlength=len(names))
-    n_control = np.bincount(codes[~treated], minlength=len(names))
-    shares = _recorded_shares(frame, codes, treated, len(names))
-    variants = _variant_counts(frame, codes, treated, names, variant_shares)
-    index = {name: i for i, name in enumerate(names)}
-    for key in waves:
-        i = index[key]
-        n_t, n_c, share = int(n_treated[i]), int(n_control[i]), shares[i]
-        if not math.isnan(share) and n_t + n_c:
-            result = sample_ratio_test({TREATMENT: n_t, CONTROL: n_c}, {TREATMENT: 1 - share, CONTROL: share})
-            message = (
-                f"wave {key}: the control group is {_share(result.observed_share(CONTROL))} of the wave, "
-                f"{_share(share)} was configured (chi-squared p {_p(result.p_value)}): do not trust this wave's "
-                f"lift until the cause is found (a filter applied to one arm, a broken split, contacts lost in one arm)"
-            )
-            checks.append(
-                SampleRatioCheck(
-                    key, "arms", result.observed, result.expected_shares, result.p_value, result.mismatch, message
-                )
-            )
-        counts = variants.get(key)
-        if variant_shares and counts is not None:
-            result = sample_ratio_test(counts, dict(variant_shares))
-            worst = max(counts, key=lambda k: abs((result.observed_share(k) or 0) - variant_shares[k]))
-            message = (
-                f"wave {key}: variant {worst} has {_share(result.observed_share(worst))} of the treated customers, "
-                f"{_share(variant_shares[worst])} was configured (chi-squared p {_p(result.p_value)}): do not trust "
-                f"the variant comparison of this wave until the cause is found"
-            )
-            checks.append(
-                SampleRatioCheck(
-                    key, "variants", result.observed, result.expected_shares, result.p_value, result.mismatch, message
-                )
-            )
-    return checks
-
-
-def _recorded_shares(frame: pd.DataFrame, codes: np.ndarray, treated: np.ndarray, n_waves: int) -> np.ndarray:
-    """Per wave: the control share it was drawn with, from its contacts' recorded arm propensities (NaN: none)."""
-    shares = np.full(n_waves, np.nan)
-    if "arm_propensity" not in frame.columns:
-        return shares
-    propensity = frame["arm_propensity"].to_numpy(dtype=np.float64, na_value=np.nan)
-    control_share = np.where(treated, 1 - propensity, propensity)
-    known = ~np.isnan(control_share)
-    if known.any():
-        medians = pd.Series(control_share[known]).groupby(codes[known]).median()
-        shares[medians.index.to_numpy()] = medians.to_numpy()
-    shares[(shares <= 0) | (shares >= 1)] = np.nan
-    return shares
-
-
-def _variant_counts(
-    frame: pd.DataFrame, codes: np.ndarray, treated: np.ndarray, names: list[str], shares: dict[str, float] | None
-) -> dict[str, dict[str, int]]:
-    """Per wave whose treated variants are all configured ones: the count of each configured variant."""
-    if not shares:
-        return {}
-    variant = frame["variant"].to_numpy(dtype=object)[treated]
-    table = pd.crosstab(codes[treated], pd.Series(variant).fillna(MISSING_KEY).astype(str).to_numpy())
-    out: dict[str, dict[str, int]] = {}
-    for i, row in table.iterrows():
-        present = {str(k) for k, v in row.items() if v > 0}
-        if present - set(shares) or not present:
-            continue
-        out[names[int(i)]] = {name: int(row.get(name, 0)) for name in shares}
-    return out
-
-
-def _share(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x * 100:.1f}%".replace(".0%", "%")
-
-
-def _flag_mismatches(segments: list[Segment], checks: list[SampleRatioCheck]) -> None:
-    broken = {c.wave for c in checks if c.mismatch}
-    if not broken:
-        return
-    for s in segments:
-        if (s.dimension == "wave" and s.key in broken) or s.dimension == "overall":
-            s.flags.append(FLAG_SRM)
-
-
-def _look_notes(report: SuccessReport) -> list[str]:
-    overall = report.overall()
-    if overall.reading == READING_FINAL or report.as_of is None:
-        return []
-    seq = overall.sequence
-    level = f"{(1 - report.alpha) * 100:g}%"
-    if seq.low is None or seq.high is None:
-        interval = "has no interval yet (no successes)"
-    else:
-        interval = f"is {_points(seq.low)} to {_points(seq.high)} points"
-    if overall.reading == READING_READY:
-        return [
-            f"the success window is open until {overall.window_closes}, but the result may already be read: "
-            f"the {level} interval valid under repeated looks {interval} and excludes 0"
-        ]
-    return [
-        f"too early to read: the success window is open until {overall.window_closes} and the {level} interval "
-        f"valid under repeated looks {interval}, so it still includes 0; the fixed-horizon p-value is only "
-        f"valid once, when the window has closed"
-    ]
-
-
-def _covariate_notes(segments: list[Segment], covariates: Sequence_[str]) -> list[str]:
-    if not covariates:
-        return []
-    overall = next(s for s in segments if s.dimension == "overall")
-    if overall.variance_reduction is None:
-        return [f"no regression adjustment: the covariates ({', '.join(covariates)}) could not be used"]
-    change = overall.variance_reduction
-    how = f"{change * 100:.0f}% lower" if change >= 0 else f"{-change * 100:.0f}% higher (the covariates do not help)"
-    return [f"regression-adjusted on {', '.join(covariates)}: the lift's variance is {how} than unadjusted"]
-
-
-# --- gains, curve, notes ----------------------------------------------------------------------
-
-
-def _gains(deciles: list[Segment]) -> list[GainsPoint]:
-    incremental = [s.incremental_successes.value for s in deciles]
-    known = all(x is not None for x in incremental)
-    total = sum(incremental) if known else None  # type: ignore[arg-type]
-    shares: list[float | None] = [None] * len(deciles)
-    if known and total is not None and total > 0:
-        cumulative = np.cumsum(np.asarray(incremental, dtype=np.float64)) / total
-        shares = [float(x) for x in cumulative]
-    return [
-        GainsPoint(
-            decile=int(s.key),
-            treated=s.treated,
-            treated_rate=s.treated_rate,
-            control_rate=s.control_rate,
-            uplift=s.absolute_lift.value,
-            cumulative_share_of_incremental=share,
-            control=s.control,
-            incremental_successes=s.incremental_successes.value,
-        )
-        for s, share in zip(deciles, shares, strict=True)
-    ]
-
-
-def _curve(
-    frame: pd.DataFrame, goal: str, success: np.ndarray, treated: np.ndarray, window_days: int | None
-) -> tuple[list[CurvePoint], list[str]]:
-    notes: list[str] = []
-    column = "days_to_response"
-    if goal == "conversion":
-        if "days_to_conversion" in frame.columns:
-            column = "days_to_conversion"
-        else:
-            notes.append("the conversion curve counts converted customers from the day of their first response")
-    days = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-    dated = success & ~np.isnan(days)
-    undated = int((success & np.isnan(days)).sum())
-    if undated:
-        notes.append(f"{undated:,} successes have no day and are missing from the curve")
-    if not len(frame):
-        return [], notes
-    # Day index: a success on day x counts from day ceil(x) on (days <= d).
-    day_index = np.ceil(np.clip(days[dated], 0.0, None)).astype(np.int64)
-    last = window_days if window_days is not None else (int(day_index.max()) if day_index.size else 0)
-    in_window = day_index <= last
-    arm_treated = treated[dated][in_window]
-    day_index = day_index[in_window]
-    n_treated, n_control = int(treated.sum()), int((~treated).sum())
-
-    def cumulative(mask: np.ndarray, n: int) -> list[float | None]:
-        if not n:
-            return [None] * (last + 1)
-        counts = np.bincount(day_index[mask], minlength=last + 1)
-        return [float(x) for x in np.cumsum(counts) / n]
-
-    treated_rates = cumulative(arm_treated, n_treated)
-    control_rates = cumulative(~arm_treated, n_control)
-    curve = [CurvePoint(d, treated_rates[d], control_rates[d]) for d in range(last + 1)]
-    return curve, notes
-
-
-def _overall_notes(report: SuccessReport, ignored: int, min_control: int, min_expected: float) -> list[str]:
-    overall = report.overall()
-    noun = "responded" if report.goal == "response" else "converted"
-    gained = "responses" if report.goal == "response" else "conversions"
-    if report.outcome is not None:
-        noun, gained = f"had the outcome {report.outcome!r}", f"customers with the outcome {report.outcome!r}"
-    notes: list[str] = []
-    if overall.treated + overall.control and report.outcome_events == 0:
-        notes.append(no_outcomes_message(report))
-    if overall.treated + overall.control == 0:
-        notes.append(f"no treated or control contacts in the waves of campaign {report.campaign!r}")
-    elif overall.control == 0:
-        notes.append("lift cannot be measured: the campaign has no control group")
-    elif overall.treated == 0:
-        notes.append("lift cannot be measured: the campaign has no treated customers")
-    else:
-        lift = overall.absolute_lift
-        verdict = (
-            f"significant at {report.alpha * 100:g}% (p {_p(overall.p_value)}, {_test_name(overall.test)})"
-            if overall.significant
-            else f"not significant at {report.alpha * 100:g}% (p {_p(overall.p_value)}, {_test_name(overall.test)})"
-        )
-        level = f"{(1 - report.alpha) * 100:g}%"
-        notes.append(
-            f"{_pct(overall.treated_rate)} of the {overall.treated:,} treated customers {noun} against "
-            f"{_pct(overall.control_rate)} of the {overall.control:,} control customers: a lift of "
-            f"{_points(lift.value)} points ({level} CI {_points(lift.low)} to {_points(lift.high)}), {verdict}"
-        )
-        inc = overall.incremental_successes
-        if overall.significant and None not in (inc.value, inc.low, inc.high):
-            notes.append(
-                f"the campaign brought about {inc.value:,.0f} additional {gained} "
-                f"({level} CI {inc.low:,.0f} to {inc.high:,.0f})"
-            )
-        if FLAG_CONTROL_TOO_SMALL in overall.flags and report.outcome_events != 0:
-            notes.append(
-                f"the control group of {overall.control:,} customers is too small for a reliable lift "
-                f"(wanted: at least {min_control:,} customers and {min_expected:g} expected successes)"
-            )
-    if ignored:
-        notes.append(f"{ignored:,} contacts in arms other than treatment and control are left out")
-    if report.window_days is not None:
-        notes.append(f"successes are counted within {report.window_days} days of each wave's date")
-    return notes
-
-
-def no_outcomes_message(report: SuccessReport) -> str:
-    """What to say about waves for which no outcome at all has been recorded yet."""
-    waves = ", ".join(report.waves) or "none"
-    return (
-        f"no outcomes recorded yet for wave{'s' if len(report.waves) != 1 else ''} {waves}: the lift cannot be "
-        f"measured until they are. Import purchases with `campaign import conversions FILE` (customer_id, "
-        f"occurred_at, amount), or have the channel systems post outcomes to the response API "
-        f"(POST /v1/outcomes, docs/response-api.md)"
-    )
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.2f}%"
-
-
-def _points(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:+.2f}"
-
-
-def _p(x: float | None) -> str:
-    return "n/a" if x is None else (f"= {x:.3g}" if x >= 0.001 else "< 0.001")
-
-
-def _test_name(test: str | None) -> str:
-    return {"z": "two-proportion z-test", "fisher": "Fisher's exact test"}.get(test or "", "no test")
-
-
 # --- input ------------------------------------------------------------------------------------
 
 
@@ -991,17 +362,3 @@ def _wave_order(frame: pd.DataFrame) -> list[str]:
     first = waves.groupby("wave", sort=True)["date"].min().reset_index()  # missing waves left out
     first["wave"] = first["wave"].astype(str)
     return first.sort_values(["date", "wave"], na_position="last", kind="stable")["wave"].tolist()
-
-
-def _json_safe(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value

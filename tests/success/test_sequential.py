@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
-from orchestrator.success.report import READING_EARLY, READING_FINAL, READING_READY, build_report
+from orchestrator.success.report import build_report
+from orchestrator.success.report_types import READING_EARLY, READING_FINAL, READING_READY
 from orchestrator.success.sequential import (
     best_rho,
     confidence_sequence,

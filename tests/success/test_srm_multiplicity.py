@@ -6,7 +6,8 @@ import pytest
 from scipy.stats import chisquare
 from statsmodels.stats.multitest import multipletests
 
-from orchestrator.success.report import FLAG_NOT_SIGNIFICANT, FLAG_SRM, build_report
+from orchestrator.success.report import build_report
+from orchestrator.success.report_types import FLAG_NOT_SIGNIFICANT, FLAG_SRM
 from orchestrator.success.statistics import (
     Estimate,
     adjust_p_values,

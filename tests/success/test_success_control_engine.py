@@ -21,7 +21,7 @@ from orchestrator.responses.results_import import import_results
 from orchestrator.settings import use_settings
 from orchestrator.success.campaign import build_campaign_report
 from orchestrator.success.global_control import global_control_report
-from orchestrator.success.report import FLAG_SRM
+from orchestrator.success.report_types import FLAG_SRM
 from orchestrator.targeting.policy import is_global_control
 from orchestrator.wave import stages
 
