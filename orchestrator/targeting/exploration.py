@@ -26,7 +26,7 @@ from orchestrator.targeting.control import hash_positions
 from orchestrator.targeting.selection import Candidates
 
 if TYPE_CHECKING:
-    from orchestrator.targeting.planning import _Options
+    from orchestrator.targeting.options import _Options
 
 UNIFORM_SHARE = 0.25
 """The part of an explorer's channel draw that stays uniform over its eligible channels once a model
