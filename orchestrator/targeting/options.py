@@ -6,13 +6,13 @@ them, steps 2 and 5 of its docstring):
 - ``ELIGIBLE + channel`` and ``TERRITORY``: the planning columns of the candidates (computed in the
   selection query, ``planning.selection_columns``): one eligibility flag per channel (read as ``> 0``)
   and the field force's territory;
-- ``_values``: the expected value per (customer, channel), ``score x value - cost`` or with a channel
+- ``channel_values``: the expected value per (customer, channel), ``score x value - cost`` or with a channel
   uplift model ``effect(channel, customer) x value - cost``; NaN where the customer is not eligible
-  (or, with effects, is negative on every channel); with ``learning.optimism`` (``_optimistic``) the
+  (or, with effects, is negative on every channel); with ``learning.optimism`` (``optimistic``) the
   effect is optimistic on the pools the plain allocation left room in (``Optimism``);
-- ``_option_sets``: the ``_Options`` rows (customer, pool, value, channel) the allocation weighs (with
+- ``option_sets``: the ``Options`` rows (customer, pool, value, channel) the allocation weighs (with
   ``overflow: wait`` only each customer's best channel) and every eligible one (exploration draws
-  among them); ``_concat`` joins the options of several campaigns;
+  among them); ``concat_options`` joins the options of several campaigns;
 - ``territory_pools``: the pool index of each customer's territory, -1 where it has none;
 - ``eligible_names``: per customer the channels it is eligible for, comma-separated (what a contact
   records as ``ContactFrame.eligible``).
@@ -43,7 +43,7 @@ def _channel_pool(spec: CampaignSpec, name: str) -> str:
     return name
 
 
-def _values(
+def channel_values(
     spec: CampaignSpec,
     candidates: Candidates,
     extra: Mapping[str, np.ndarray],
@@ -64,7 +64,7 @@ def _values(
     )
     effects = candidates.effects
     names = spec.channels.names()
-    if effects is not None and idle is not None and _optimistic(spec, candidates):
+    if effects is not None and idle is not None and optimistic(spec, candidates):
         effects = effects.copy()
         for j, name in enumerate(names):  # the benefit of the doubt, where the plain allocation left room
             room = idle.room(_pool_ids(spec, name, extra.get(TERRITORY), idle.index, n))
@@ -81,7 +81,7 @@ def _values(
     return values
 
 
-def _optimistic(spec: CampaignSpec, candidates: Candidates) -> bool:
+def optimistic(spec: CampaignSpec, candidates: Candidates) -> bool:
     """Whether the campaign values channels optimistically (``learning.optimism`` and the effects' spread)."""
     return spec.learning.optimism > 0 and candidates.effects is not None and candidates.spread is not None
 
@@ -129,7 +129,7 @@ def eligible_names(spec: CampaignSpec, extra: Mapping[str, np.ndarray], n: int) 
 
 
 @dataclass
-class _Options:
+class Options:
     """Allocation options of one group of customers: (customer, pool, value) rows."""
 
     customer: np.ndarray
@@ -146,7 +146,7 @@ def _options(
     offset: int = 0,
     *,
     every_eligible: bool = False,
-) -> _Options:
+) -> Options:
     """The customers' options; with ``overflow: wait`` only their best channel unless ``every_eligible``."""
     names = spec.channels.names()
     customers, pool_ids, vals, chans = [], [], [], []
@@ -167,7 +167,7 @@ def _options(
         vals.append(values[rows, j])
         chans.append(np.full(len(rows), j, dtype=np.int64))
     cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
-    return _Options(cat(customers, np.int64), cat(pool_ids, np.int64), cat(vals, float), cat(chans, np.int64))
+    return Options(cat(customers, np.int64), cat(pool_ids, np.int64), cat(vals, float), cat(chans, np.int64))
 
 
 def territory_pools(territories: np.ndarray, by_territory: Mapping[str, int]) -> np.ndarray:
@@ -178,9 +178,9 @@ def territory_pools(territories: np.ndarray, by_territory: Mapping[str, int]) ->
     return lookup[codes]
 
 
-def _option_sets(
+def option_sets(
     spec: CampaignSpec, values: np.ndarray, territories: np.ndarray | None, pools: Mapping[str, int], offset: int = 0
-) -> tuple[_Options, _Options]:
+) -> tuple[Options, Options]:
     """The options allocation weighs and every eligible option (for exploration): one set built once, since
     they differ only with ``overflow: wait`` (then the first keeps each customer's best channel)."""
     every = _options(spec, values, territories, pools, offset, every_eligible=True)
@@ -189,8 +189,8 @@ def _option_sets(
     return _options(spec, values, territories, pools, offset), every
 
 
-def _concat(parts: Sequence[_Options]) -> _Options:
+def concat_options(parts: Sequence[Options]) -> Options:
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return _Options(empty, empty, np.zeros(0), empty)
-    return _Options(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("customer", "pool", "value", "channel")))
+        return Options(empty, empty, np.zeros(0), empty)
+    return Options(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("customer", "pool", "value", "channel")))

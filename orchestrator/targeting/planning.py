@@ -75,13 +75,11 @@ from orchestrator.targeting.options import (
     ELIGIBLE,
     TERRITORY,
     Optimism,
-    _concat,
-    _optimistic,
-    _option_sets,
-    _Options,  # noqa: F401 - re-exported: planning's public names stay importable from here
-    _values,
+    channel_values,
+    concat_options,
     eligible_names,
-    territory_pools,  # noqa: F401 - re-exported
+    optimistic,
+    option_sets,
 )
 from orchestrator.targeting.selection import Candidates, FunnelStep, Selection, channel_policy, split
 
@@ -184,7 +182,7 @@ def plan_cycle(
     pools = day_pools(capacity, used, endpoints)
     args = (specs, candidates, pools, taken, with_funnel, wave_key, global_control_shares)
     plans, usage = _plan_once(*args, idle=None)
-    if not any(_optimistic(s, c) for s, c in zip(specs, candidates, strict=True)):
+    if not any(optimistic(s, c) for s, c in zip(specs, candidates, strict=True)):
         return plans
     caps = np.array([-1 if c is None else c for c in pools.capacities], dtype=np.int64)
     idle = (caps < 0) | (usage < caps)
@@ -211,7 +209,7 @@ def _plan_once(
     cut = [len(c.ids) for c in candidates]  # a score cut's customers come first, its reserve after them
     candidates = [c.with_reserve() for c in candidates]
     id_arrays = [np.asarray(c.ids, dtype=object) for c in candidates]  # converted once, used by position
-    values = [_values(s, c, c.extra, len(c.ids), idle) for s, c in zip(specs, candidates, strict=True)]
+    values = [channel_values(s, c, c.extra, len(c.ids), idle) for s, c in zip(specs, candidates, strict=True)]
     best = [np.where(np.isnan(v), -np.inf, v).max(axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values]
     reachable = [np.isfinite(b) for b in best]
     arbitration, active, refilled, lost, winner_of = _arbitrate_and_refill(
@@ -259,12 +257,12 @@ def _plan_once(
         treated_of.append(treated)
         idx = np.flatnonzero(treated)
         t_terr = None if terr is None else terr[idx]
-        treated_options, eligible_options = _option_sets(spec, v[idx], t_terr, index, total)
+        treated_options, eligible_options = option_sets(spec, v[idx], t_terr, index, total)
         treated_parts.append(treated_options)
         eligible_parts.append(eligible_options)
         offsets.append((total, idx))
         total += len(idx)
-    options = _concat(treated_parts)
+    options = concat_options(treated_parts)
     every = options if all(a is b for a, b in zip(treated_parts, eligible_parts, strict=True)) else None
     result = allocate(options.customer, options.pool, options.value, pools.capacities, n_customers=total)
     chosen = np.asarray(result.option)
@@ -278,7 +276,7 @@ def _plan_once(
         for e, (mine, *_r), (_st, idx) in zip(explore, splits, offsets, strict=True)
     ]
     rates = np.concatenate([np.zeros(0)] + [np.full(len(ids), e) for e, ids in zip(explore, treated_ids, strict=True)])
-    every = _concat(eligible_parts) if every is None else every
+    every = concat_options(eligible_parts) if every is None else every
     regret, can_move = _regret(allocated, every) if any(explore) else (np.zeros(0), np.zeros(0, dtype=bool))
     leaning = np.zeros(len(every.customer), dtype=bool)  # options whose channel draw leans on the model's values
     scales = np.zeros(len(allocated.channel))
@@ -321,7 +319,7 @@ def _plan_once(
             caps = _mirror_capacities(
                 pools.capacities, np.bincount(pool_of[pool_of >= 0], minlength=len(pools.names)), ratio
             )
-            c_opts, c_every = _option_sets(spec, v[control_idx], None if terr is None else terr[control_idx], index)
+            c_opts, c_every = option_sets(spec, v[control_idx], None if terr is None else terr[control_idx], index)
             c_pick = np.asarray(
                 allocate(c_opts.customer, c_opts.pool, c_opts.value, caps, n_customers=len(control_idx)).option
             )
