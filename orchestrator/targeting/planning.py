@@ -5,8 +5,8 @@ Order (every step column-oriented, no per-customer objects):
 1. per campaign, its candidates come with one eligibility flag per channel (the channel's
    ``eligible:`` condition AND the contact policy for that channel, computed in the
    selection query) and, for the field force, the customer's territory;
-2. the expected value of every eligible channel is ``score x value - cost`` (score 1
-   without a model), or with a channel uplift model ``effect(channel, customer) x value - cost``
+2. the expected value of every eligible channel (``options.channel_values``) is ``score x value - cost``
+   (score 1 without a model), or with a channel uplift model ``effect(channel, customer) x value - cost``
    per channel (``Candidates.effects``), where customers negative on every channel get no
    option; customers with no eligible channel drop out; with ``learning.optimism`` the cycle is
    planned once on these values and again with ``effect + optimism x spread`` for the channels
