@@ -8,7 +8,9 @@ Contracts:
 * ``arbitration``: one campaign per customer across a cycle.
 * ``capacity`` / ``allocation``: channel pools and the exact min-cost-flow allocation.
 * ``exploration``: a share of the allocated customers tries a drawn channel, with recorded propensities.
-* ``planning.plan``: all of the above for the campaigns of one cycle -> ``CampaignPlan``.
+* ``options``: per (customer, channel) of a campaign its expected value and capacity pool, the rows
+  the allocation weighs and exploration draws among.
+* ``planning.plan_cycle``: all of the above for the campaigns of one cycle -> ``CampaignPlan``.
 * ``frame``: ``ContactFrame``, what a wave records as equal-length columns (customer, arm,
   variant, channel, assignee, score, expected value, pool); ``Selection`` and ``CampaignPlan``
   carry one, ``orchestrator.ledger.contacts.record_contacts`` writes it.

@@ -26,7 +26,7 @@ from orchestrator.targeting.control import hash_positions
 from orchestrator.targeting.selection import Candidates
 
 if TYPE_CHECKING:
-    from orchestrator.targeting.planning import _Options
+    from orchestrator.targeting.options import Options
 
 UNIFORM_SHARE = 0.25
 """The part of an explorer's channel draw that stays uniform over its eligible channels once a model
@@ -64,7 +64,7 @@ def _draws(
     return draws[0], draws[1]
 
 
-def _regret(allocated: _Allocated, eligible: _Options) -> tuple[np.ndarray, np.ndarray]:
+def _regret(allocated: _Allocated, eligible: Options) -> tuple[np.ndarray, np.ndarray]:
     """Per treated customer, what a uniformly drawn eligible channel is expected to lose against the
     allocated one (its value minus the mean value of the eligible channels, at least 0), and whether
     the customer has another channel to explore at all."""
@@ -90,7 +90,7 @@ def regret_scale(regret: np.ndarray, can_move: np.ndarray) -> float:
 
 
 def channel_draw_weights(
-    eligible: _Options, n: int, scales: np.ndarray, leaning: np.ndarray, uniform_share: float = UNIFORM_SHARE
+    eligible: Options, n: int, scales: np.ndarray, leaning: np.ndarray, uniform_share: float = UNIFORM_SHARE
 ) -> np.ndarray:
     """Per eligible option, the chance that an exploring customer draws its channel: uniform over the
     customer's ``k`` eligible channels where the model gives no values (``leaning`` False) or the
@@ -144,7 +144,7 @@ class _Allocated:
     propensity: np.ndarray
 
     @classmethod
-    def of(cls, options: _Options, chosen: np.ndarray) -> _Allocated:
+    def of(cls, options: Options, chosen: np.ndarray) -> _Allocated:
         got = chosen >= 0
         channel = np.full(len(chosen), -1, dtype=np.int64)
         pool = np.full(len(chosen), -1, dtype=np.int64)
@@ -157,7 +157,7 @@ class _Allocated:
 
 def _explore(
     allocated: _Allocated,
-    eligible: _Options,
+    eligible: Options,
     rates: np.ndarray,
     explore_at: np.ndarray,
     channel_at: np.ndarray,

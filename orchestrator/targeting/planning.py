@@ -5,8 +5,8 @@ Order (every step column-oriented, no per-customer objects):
 1. per campaign, its candidates come with one eligibility flag per channel (the channel's
    ``eligible:`` condition AND the contact policy for that channel, computed in the
    selection query) and, for the field force, the customer's territory;
-2. the expected value of every eligible channel is ``score x value - cost`` (score 1
-   without a model), or with a channel uplift model ``effect(channel, customer) x value - cost``
+2. the expected value of every eligible channel (``options.channel_values``) is ``score x value - cost``
+   (score 1 without a model), or with a channel uplift model ``effect(channel, customer) x value - cost``
    per channel (``Candidates.effects``), where customers negative on every channel get no
    option; customers with no eligible channel drop out; with ``learning.optimism`` the cycle is
    planned once on these values and again with ``effect + optimism x spread`` for the channels
@@ -71,10 +71,17 @@ from orchestrator.targeting.exploration import (
     regret_weighted_rates,
 )
 from orchestrator.targeting.frame import ContactFrame
+from orchestrator.targeting.options import (
+    ELIGIBLE,
+    TERRITORY,
+    Optimism,
+    channel_values,
+    concat_options,
+    eligible_names,
+    optimistic,
+    option_sets,
+)
 from orchestrator.targeting.selection import Candidates, FunnelStep, Selection, channel_policy, split
-
-ELIGIBLE = "eligible:"
-TERRITORY = "territory"
 
 
 def selection_columns(spec: CampaignSpec, policy, table: sa.Table, as_of: date) -> dict[str, sa.ColumnElement]:
@@ -143,160 +150,6 @@ class CampaignPlan:
         return self.selection.contacts
 
 
-def _channel_pool(spec: CampaignSpec, name: str) -> str:
-    """The capacity pool of channel ``name`` whose kind has no territory pools: one per channel or per endpoint."""
-    kind = channel_kind(name)
-    if kind.pool == "endpoint":
-        return pool_name(name, kind.endpoint_key(spec.channels.section(name)))
-    return name
-
-
-def _values(
-    spec: CampaignSpec,
-    candidates: Candidates,
-    extra: Mapping[str, np.ndarray],
-    n: int,
-    idle: Optimism | None = None,
-) -> np.ndarray:
-    """Expected value per (customer, channel of the campaign); NaN where not eligible.
-
-    With per-channel effects (a channel uplift model, ``Candidates.effects``) the value of a channel is
-    ``effect(channel, customer) x value - cost`` (the one score where the model does not know the
-    channel), and customers whose value is negative on every eligible channel get no option at all.
-    With ``learning.optimism`` and ``idle`` (the pools the plain allocation left room in) the effect of a
-    channel whose pool is idle for the customer is optimistic: plus that many of its spreads
-    (``Candidates.spread``).
-    """
-    scores = (
-        np.ones(n) if candidates.scores is None else np.nan_to_num(np.asarray(candidates.scores, dtype=float), nan=0.0)
-    )
-    effects = candidates.effects
-    names = spec.channels.names()
-    if effects is not None and idle is not None and _optimistic(spec, candidates):
-        effects = effects.copy()
-        for j, name in enumerate(names):  # the benefit of the doubt, where the plain allocation left room
-            room = idle.room(_pool_ids(spec, name, extra.get(TERRITORY), idle.index, n))
-            effects[room, j] += spec.learning.optimism * np.asarray(candidates.spread)[room, j]
-    values = np.full((n, len(names)), np.nan)
-    for j, (name, channel) in enumerate(spec.channels.items()):
-        eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
-        if channel_kind(name).pool == "territory":
-            eligible &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
-        score = scores if effects is None else np.where(np.isnan(effects[:, j]), scores, effects[:, j])
-        values[eligible, j] = score[eligible] * channel.value - channel.cost
-    if effects is not None and n:
-        values[~(np.nan_to_num(values, nan=-np.inf) >= 0).any(axis=1)] = np.nan  # sleeping dogs: left alone
-    return values
-
-
-def _optimistic(spec: CampaignSpec, candidates: Candidates) -> bool:
-    """Whether the campaign values channels optimistically (``learning.optimism`` and the effects' spread)."""
-    return spec.learning.optimism > 0 and candidates.effects is not None and candidates.spread is not None
-
-
-@dataclass(frozen=True)
-class Optimism:
-    """Where optimism applies: the pools (by index) the plain allocation of the cycle left room in."""
-
-    index: Mapping[str, int]
-    idle: np.ndarray  # bool per pool
-
-    def room(self, pool_ids: np.ndarray) -> np.ndarray:
-        return (pool_ids >= 0) & self.idle[np.maximum(pool_ids, 0)]
-
-
-def _pool_ids(
-    spec: CampaignSpec, name: str, territories: np.ndarray | None, pools: Mapping[str, int], n: int
-) -> np.ndarray:
-    """The pool index of channel ``name`` for each of ``n`` customers (-1: none, e.g. a territory without reps)."""
-    if channel_kind(name).pool == "territory":  # territory -> its pool, as one vectorised lookup
-        if territories is None:
-            raise ValueError(f"{name} options need the customers' territories")
-        prefix = pool_name(name, "")
-        by_territory = {key[len(prefix) :]: index for key, index in pools.items() if key.startswith(prefix)}
-        return territory_pools(territories, by_territory)
-    return np.full(n, pools[_channel_pool(spec, name)], dtype=np.int64)
-
-
-def eligible_names(spec: CampaignSpec, extra: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """Per customer the campaign's channels it is eligible for, comma-separated in channel order
-    (None for none): one code per customer, one string per distinct code."""
-    names = spec.channels.names()
-    if not n or not names:
-        return np.full(n, None, dtype=object)
-    code = np.zeros(n, dtype=np.int64)
-    for j, name in enumerate(names):
-        ok = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0
-        if channel_kind(name).pool == "territory":
-            ok &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
-        code |= ok.astype(np.int64) << j
-    table = np.array(
-        [",".join(c for j, c in enumerate(names) if k >> j & 1) or None for k in range(1 << len(names))], dtype=object
-    )
-    return table[code]
-
-
-@dataclass
-class _Options:
-    """Allocation options of one group of customers: (customer, pool, value) rows."""
-
-    customer: np.ndarray
-    pool: np.ndarray
-    value: np.ndarray
-    channel: np.ndarray  # channel index in the campaign's channel list
-
-
-def _options(
-    spec: CampaignSpec,
-    values: np.ndarray,
-    territories: np.ndarray | None,
-    pools: Mapping[str, int],
-    offset: int = 0,
-    *,
-    every_eligible: bool = False,
-) -> _Options:
-    """The customers' options; with ``overflow: wait`` only their best channel unless ``every_eligible``."""
-    names = spec.channels.names()
-    customers, pool_ids, vals, chans = [], [], [], []
-    wait = spec.allocation.overflow == "wait" and not every_eligible
-    best = np.full(len(values), -1)
-    if wait and len(values):
-        filled = np.where(np.isnan(values), -np.inf, values)
-        best = np.where(np.isfinite(filled).any(axis=1), np.argmax(filled, axis=1), -1)
-    for j, name in enumerate(names):
-        rows = np.flatnonzero(~np.isnan(values[:, j]))
-        if wait:
-            rows = rows[best[rows] == j]
-        keys = _pool_ids(spec, name, None if territories is None else territories[rows], pools, len(rows))
-        known = keys >= 0  # a territory without reps has no visits to give
-        rows, keys = rows[known], keys[known]
-        customers.append(rows + offset)
-        pool_ids.append(keys)
-        vals.append(values[rows, j])
-        chans.append(np.full(len(rows), j, dtype=np.int64))
-    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
-    return _Options(cat(customers, np.int64), cat(pool_ids, np.int64), cat(vals, float), cat(chans, np.int64))
-
-
-def territory_pools(territories: np.ndarray, by_territory: Mapping[str, int]) -> np.ndarray:
-    """The pool index of each customer's territory (its text, as ``str``), -1 where the territory is missing
-    (None or NaN) or has no pool: one lookup per distinct territory, not per customer."""
-    codes, uniques = pd.factorize(np.asarray(territories, dtype=object))  # missing -> code -1
-    lookup = np.array([by_territory.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
-    return lookup[codes]
-
-
-def _option_sets(
-    spec: CampaignSpec, values: np.ndarray, territories: np.ndarray | None, pools: Mapping[str, int], offset: int = 0
-) -> tuple[_Options, _Options]:
-    """The options allocation weighs and every eligible option (for exploration): one set built once, since
-    they differ only with ``overflow: wait`` (then the first keeps each customer's best channel)."""
-    every = _options(spec, values, territories, pools, offset, every_eligible=True)
-    if spec.allocation.overflow != "wait":
-        return every, every
-    return _options(spec, values, territories, pools, offset), every
-
-
 def plan_cycle(
     specs: Sequence[CampaignSpec],
     candidates: Sequence[Candidates],
@@ -329,7 +182,7 @@ def plan_cycle(
     pools = day_pools(capacity, used, endpoints)
     args = (specs, candidates, pools, taken, with_funnel, wave_key, global_control_shares)
     plans, usage = _plan_once(*args, idle=None)
-    if not any(_optimistic(s, c) for s, c in zip(specs, candidates, strict=True)):
+    if not any(optimistic(s, c) for s, c in zip(specs, candidates, strict=True)):
         return plans
     caps = np.array([-1 if c is None else c for c in pools.capacities], dtype=np.int64)
     idle = (caps < 0) | (usage < caps)
@@ -356,7 +209,7 @@ def _plan_once(
     cut = [len(c.ids) for c in candidates]  # a score cut's customers come first, its reserve after them
     candidates = [c.with_reserve() for c in candidates]
     id_arrays = [np.asarray(c.ids, dtype=object) for c in candidates]  # converted once, used by position
-    values = [_values(s, c, c.extra, len(c.ids), idle) for s, c in zip(specs, candidates, strict=True)]
+    values = [channel_values(s, c, c.extra, len(c.ids), idle) for s, c in zip(specs, candidates, strict=True)]
     best = [np.where(np.isnan(v), -np.inf, v).max(axis=1) if v.shape[1] else np.full(len(v), -np.inf) for v in values]
     reachable = [np.isfinite(b) for b in best]
     arbitration, active, refilled, lost, winner_of = _arbitrate_and_refill(
@@ -404,12 +257,12 @@ def _plan_once(
         treated_of.append(treated)
         idx = np.flatnonzero(treated)
         t_terr = None if terr is None else terr[idx]
-        treated_options, eligible_options = _option_sets(spec, v[idx], t_terr, index, total)
+        treated_options, eligible_options = option_sets(spec, v[idx], t_terr, index, total)
         treated_parts.append(treated_options)
         eligible_parts.append(eligible_options)
         offsets.append((total, idx))
         total += len(idx)
-    options = _concat(treated_parts)
+    options = concat_options(treated_parts)
     every = options if all(a is b for a, b in zip(treated_parts, eligible_parts, strict=True)) else None
     result = allocate(options.customer, options.pool, options.value, pools.capacities, n_customers=total)
     chosen = np.asarray(result.option)
@@ -423,7 +276,7 @@ def _plan_once(
         for e, (mine, *_r), (_st, idx) in zip(explore, splits, offsets, strict=True)
     ]
     rates = np.concatenate([np.zeros(0)] + [np.full(len(ids), e) for e, ids in zip(explore, treated_ids, strict=True)])
-    every = _concat(eligible_parts) if every is None else every
+    every = concat_options(eligible_parts) if every is None else every
     regret, can_move = _regret(allocated, every) if any(explore) else (np.zeros(0), np.zeros(0, dtype=bool))
     leaning = np.zeros(len(every.customer), dtype=bool)  # options whose channel draw leans on the model's values
     scales = np.zeros(len(allocated.channel))
@@ -466,7 +319,7 @@ def _plan_once(
             caps = _mirror_capacities(
                 pools.capacities, np.bincount(pool_of[pool_of >= 0], minlength=len(pools.names)), ratio
             )
-            c_opts, c_every = _option_sets(spec, v[control_idx], None if terr is None else terr[control_idx], index)
+            c_opts, c_every = option_sets(spec, v[control_idx], None if terr is None else terr[control_idx], index)
             c_pick = np.asarray(
                 allocate(c_opts.customer, c_opts.pool, c_opts.value, caps, n_customers=len(control_idx)).option
             )
@@ -598,13 +451,6 @@ def _mirror_capacities(capacities: Sequence[int | None], treated: np.ndarray, ra
     for p, n in zip(limited, floors.tolist(), strict=True):
         caps[p] = n
     return caps
-
-
-def _concat(parts: Sequence[_Options]) -> _Options:
-    if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Options(empty, empty, np.zeros(0), empty)
-    return _Options(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("customer", "pool", "value", "channel")))
 
 
 def _plan(spec, mine, selection, channel_of, got, treated, value_of, pool_of, waiting, with_funnel) -> CampaignPlan:

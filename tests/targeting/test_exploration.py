@@ -23,12 +23,12 @@ from orchestrator.rules.spec import COLD_START_EXPLORE
 from orchestrator.success.data import Measure, contact_frame
 from orchestrator.targeting.capacity import UNLIMITED, load_capacity
 from orchestrator.targeting.control import hash_positions
+from orchestrator.targeting.options import Options
 from orchestrator.targeting.planning import (
     ELIGIBLE,
     UNIFORM_SHARE,
     _Allocated,
     _explore,
-    _Options,
     channel_draw_weights,
     explore_rate,
     plan_cycle,
@@ -281,7 +281,7 @@ def test_explorers_lean_toward_close_channels_with_the_recorded_propensities():
     n, rate, scale = 30_000, 0.3, 2.0
     customer = np.repeat(np.arange(n), 3)
     channel = np.tile(np.arange(3), n)
-    options = _Options(customer, channel.copy(), np.tile([10.0, 9.0, -20.0], n), channel)
+    options = Options(customer, channel.copy(), np.tile([10.0, 9.0, -20.0], n), channel)
     weights = channel_draw_weights(options, n, np.full(n, scale), np.ones(3 * n, dtype=bool))
     per_customer = weights.reshape(n, 3)
     assert np.allclose(per_customer.sum(axis=1), 1.0)
@@ -307,7 +307,7 @@ def test_explorers_with_different_numbers_of_channels_draw_only_their_own():
     k = np.where(np.arange(n) < 1000, 3, np.where(np.arange(n) < 2000, 2, 1))
     customer = np.repeat(np.arange(n), k)
     channel = np.concatenate([np.arange(j) for j in k])
-    options = _Options(customer, channel.copy(), -channel.astype(float), channel)
+    options = Options(customer, channel.copy(), -channel.astype(float), channel)
     weights = channel_draw_weights(options, n, np.full(n, 1.0), np.ones(len(customer), dtype=bool))
     first = np.searchsorted(customer, np.arange(n))
     allocated = _Allocated.of(options, first)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from orchestrator.targeting.allocation import _by, _canonical_ties
+from orchestrator.targeting.options import Options, territory_pools
 from orchestrator.targeting.planning import (
     _REASON_CODES,
     _REASON_NAMES,
@@ -22,8 +23,6 @@ from orchestrator.targeting.planning import (
     _Allocated,
     _explore,
     _not_treated,
-    _Options,
-    territory_pools,
 )
 
 
@@ -100,7 +99,7 @@ def test_nobody_exploring_is_the_full_exploration_step_with_nobody_drawn(seed):
     k = rng.integers(0, 4, n)  # 0 to 3 eligible channels
     customer = np.repeat(np.arange(n), k)
     channel = np.concatenate([rng.permutation(3)[:j] for j in k]).astype(np.int64)
-    options = _Options(customer, channel.copy(), rng.normal(5, 3, len(customer)), channel)
+    options = Options(customer, channel.copy(), rng.normal(5, 3, len(customer)), channel)
     first = np.searchsorted(customer, np.arange(n))
     chosen = np.where((k > 0) & (rng.random(n) < 0.7), first, -1)
     draws = rng.random(n), rng.random(n)
