@@ -1,7 +1,7 @@
-"""The success report's charts as inline SVG, and the chart helpers ``global_render`` shares.
+"""The success report's four charts, each one HTML ``<figure>`` with an inline SVG.
 
-Each chart takes an ``orchestrator.success.report.SuccessReport`` and returns one HTML
-``<figure>``: a heading, the chart and a caption.
+Each takes an ``orchestrator.success.report.SuccessReport`` and returns a heading, the chart and a
+caption (made by ``chart_svg``); every number comes from the report.
 
 - ``trend_chart``: lift and incremental value per wave over time, provisional waves hollow/hatched;
 - ``lift_chart``: absolute lift with its 95% CI for the overall result, every channel and every A/B
@@ -11,32 +11,32 @@ Each chart takes an ``orchestrator.success.report.SuccessReport`` and returns on
   of the incremental successes.
 
 A chart that cannot be drawn (no control group, no scores, no outcomes recorded, no dated
-successes) is replaced by a sentence saying why.
-
-Charts are drawn on ``matplotlib.figure.Figure`` objects, never pyplot, so no GUI backend or global
-figure state is involved (rendering is Agg/SVG only), with the settings ``CHART_RC``. Phone width:
-charts are ``CHART_WIDTH`` inches with 12-unit text and scale with the page (``width="100%"``, at
-most their natural size). ``inline_svg(fig, title, description)`` gives each SVG ``role="img"``, a
-title and a description listing the plotted numbers; ``chart_figure`` wraps it, or the sentence why
-there is none, in the ``<figure>``. ``escape`` is the HTML escaping of text from data; chart labels
-from data also have ``$`` escaped so matplotlib never reads one as mathtext. Colours are the
-Okabe-Ito palette (``BLUE``, ``ORANGE``, ``GREEN``, ``VERMILLION``, ``GREY``: safe for colour
-blindness), and treated and control also differ by line style and hatching.
+successes) is replaced by a sentence saying why. Charts are ``CHART_WIDTH`` inches with 12-unit
+text and scale with the page. Each SVG's description lists the plotted numbers; chart labels from
+data are shortened and have ``$`` escaped so matplotlib never reads one as mathtext. Colours are the
+Okabe-Ito palette, and treated and control also differ by line style and hatching.
 """
 
 from __future__ import annotations
 
-import html
-import io
-import itertools
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from orchestrator.success.chart_svg import (
+    BLUE,
+    CHART_RC,
+    CHART_WIDTH,
+    GREEN,
+    GREY,
+    ORANGE,
+    VERMILLION,
+    chart_figure,
+    inline_svg,
+)
 from orchestrator.success.formatting import (
     currency,
     finite,
@@ -52,22 +52,7 @@ if TYPE_CHECKING:
     from orchestrator.success.report import SuccessReport
 
 
-BLUE, ORANGE, GREEN, VERMILLION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#6b6b6b"
 LIFT_DIMENSIONS = ("overall", "channel", "variant")
-CHART_RC: dict[Any, Any] = {
-    "svg.fonttype": "none",
-    "font.size": 12,
-    "legend.fontsize": 12,
-    "xtick.labelsize": 12,
-    "ytick.labelsize": 12,
-    "axes.labelsize": 12,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
-CHART_WIDTH = 4.8
-"""Inches (72 SVG units each): narrow, so the 12-unit text stays above 10 px when a 420 px screen
-shrinks the chart to its width; on wide screens a chart is shown at most at its natural size."""
-_ids = itertools.count(1)
 
 
 def _finite_or(x: float | None, fallback: float) -> float:
@@ -81,47 +66,12 @@ def nan_if_none(x: float | None) -> float:
     return math.nan if x is None else x
 
 
-def escape(text: object) -> str:
-    """Text from data as HTML: entities, quotes included."""
-    return html.escape(str(text), quote=True)
-
-
 def _label(text: str, limit: int = 40) -> str:
     """A chart label from data: shortened, and ``$`` escaped so it is never mathtext."""
     text = " ".join(text.split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.replace("$", r"\$")
-
-
-def inline_svg(fig: Figure, title: str, description: str) -> str:
-    """The figure as an inline ``<svg>`` with role, title and description."""
-    buf = io.StringIO()
-    with mpl.rc_context(CHART_RC):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    svg = buf.getvalue()
-    svg = svg[svg.index("<svg") :]
-    end = svg.index(">") + 1
-    n = next(_ids)
-    opening = svg[:end]
-    # reflow: the width follows the page (at most the natural size), the height the viewBox's ratio
-    natural = re.search(r'width="([0-9.]+)pt"', opening)
-    opening = re.sub(r'\s(width|height)="[^"]*"', "", opening)
-    limit = f' style="max-width:{float(natural.group(1)) * 4 / 3:.0f}px"' if natural else ""
-    opening = opening.replace(
-        "<svg", f'<svg width="100%"{limit} role="img" aria-labelledby="chart{n}-title chart{n}-desc"', 1
-    )
-    return (
-        opening
-        + f'<title id="chart{n}-title">{escape(title)}</title><desc id="chart{n}-desc">{escape(description)}</desc>'
-        + svg[end:]
-    )
-
-
-def chart_figure(title: str, caption: str, svg: str | None, why: str | None = None) -> str:
-    """A ``<figure>``: the heading, the chart (or the sentence ``why`` there is none), the caption."""
-    body = svg if svg is not None else f'<p class="nochart">{escape(why or "")}</p>'
-    return f"<figure><h3>{escape(title)}</h3>{body}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
 def lift_chart(report: SuccessReport) -> str:

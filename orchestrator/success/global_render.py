@@ -2,7 +2,7 @@
 
 Formats an ``orchestrator.success.global_control.GlobalControlReport``; nothing is recomputed.
 Text from data is escaped as in the success report's page: it reuses the number formats of
-``orchestrator.success.formatting``, the chart helpers of ``charts`` and the page style of ``html_page``.
+``orchestrator.success.formatting``, the chart helpers of ``chart_svg`` and the page style of ``html_page``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.success.charts import CHART_RC, GREEN, GREY, VERMILLION, chart_figure, escape, inline_svg
+from orchestrator.success.chart_svg import CHART_RC, GREEN, GREY, VERMILLION, chart_figure, escape, inline_svg
 from orchestrator.success.formatting import count, finite, lift_points, money, p_value, pct, with_ci
 from orchestrator.success.html_page import PAGE_CSS
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.settings import private_dir, private_file
-from orchestrator.success.charts import curve_chart, escape, gains_chart, lift_chart, trend_chart
+from orchestrator.success.chart_svg import escape
+from orchestrator.success.charts import curve_chart, gains_chart, lift_chart, trend_chart
 from orchestrator.success.formatting import (
     currency,
     details,
