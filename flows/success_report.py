@@ -49,7 +49,9 @@ def success_report(campaign: str, waves: list[str] | None = None, html_path: str
         waves: Only these waves (their labels, e.g. 2026-12-11); empty: every wave.
         html_path: Also write the HTML report with charts to this file; empty: no HTML file.
     """
-    from orchestrator.success.render import headline, markdown_report, table_rows, write_html
+    from orchestrator.success.artifacts import markdown_report, table_rows
+    from orchestrator.success.formatting import headline
+    from orchestrator.success.html_page import write_html
 
     report = build(get_settings(), campaign, waves)  # settings read once, passed to the task
     key = f"success-{campaign}".lower().replace("_", "-")[:100]

@@ -53,7 +53,8 @@ def report_command(
 ) -> None:
     """Success control: treated against control, lift with confidence, revenue, cost, ROI."""
     from orchestrator.success.data import CampaignNotFound
-    from orchestrator.success.render import print_report, write_html
+    from orchestrator.success.html_page import write_html
+    from orchestrator.success.terminal import print_report
 
     if format_ not in ("table", "json"):
         raise typer.BadParameter("--format is table or json")

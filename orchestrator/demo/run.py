@@ -204,7 +204,8 @@ def run_demo(output: Path, n_customers: int, console: Console) -> dict:
     from orchestrator.responses.conversions import import_conversions
     from orchestrator.scoring.registry import compare
     from orchestrator.success.campaign import build_campaign_report
-    from orchestrator.success.render import print_report, write_html
+    from orchestrator.success.html_page import write_html
+    from orchestrator.success.terminal import print_report
     from orchestrator.wave.console import print_channels, print_funnel, print_losses, print_summary
     from orchestrator.wave.stages import prepare_cycle
 

@@ -12,7 +12,11 @@ Contracts:
   intervals; ``adjustment``: Lin's regression adjustment (CUPED/CUPAC); ``sequential``: the
   always-valid confidence sequence; ``power``: sample sizes.
 * ``global_control``: the global control group against everybody else, per month.
-* ``render``: terminal, JSON and HTML (with charts); ``global_render``: the global control report.
+* Renderers, formatting the report without recomputing it: ``formatting`` (numbers, the headline and the
+  lines around it) and ``table_cells`` (one row of cells per segment), shared by ``terminal`` (rich
+  tables), ``artifacts`` (Prefect Markdown and table artifacts) and ``html_page`` (one self-contained
+  page with the SVG ``charts``, drawn through ``chart_svg``); ``global_render``: the global control
+  report.
 
 May import: ``orchestrator.responses``, ``orchestrator.targeting``, ``orchestrator.ledger`` and below.
 """

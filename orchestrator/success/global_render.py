@@ -1,8 +1,8 @@
 """The global control report rendered: a terminal table and one self-contained HTML page with a chart.
 
 Formats an ``orchestrator.success.global_control.GlobalControlReport``; nothing is recomputed.
-Text from data is escaped as in ``orchestrator.success.render`` (whose number formats, chart
-helpers and page style it reuses).
+Text from data is escaped as in the success report's page: it reuses the number formats of
+``orchestrator.success.formatting``, the chart helpers of ``chart_svg`` and the page style of ``html_page``.
 """
 
 from __future__ import annotations
@@ -16,23 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.success.render import (
-    _CSS,
-    _RC,
-    GREEN,
-    GREY,
-    VERMILLION,
-    _e,
-    _figure,
-    _svg,
-    count,
-    finite,
-    lift_points,
-    money,
-    p_value,
-    pct,
-    with_ci,
-)
+from orchestrator.success.chart_svg import CHART_RC, GREEN, GREY, VERMILLION, chart_figure, escape, inline_svg
+from orchestrator.success.formatting import count, finite, lift_points, money, p_value, pct, with_ci
+from orchestrator.success.html_page import PAGE_CSS
 
 if TYPE_CHECKING:
     from orchestrator.success.global_control import GlobalControlReport, MonthResult
@@ -112,11 +98,11 @@ def _chart(report: GlobalControlReport) -> str:
     )
     rows = [m for m in report.months if finite(m.incremental_revenue.value) is not None]
     if not rows:
-        return _figure(title, caption, None, "No chart: no month has a measurable difference yet.")
+        return chart_figure(title, caption, None, "No chart: no month has a measurable difference yet.")
     values = [m.incremental_revenue.value or 0.0 for m in rows]
     lows = [finite(m.incremental_revenue.low) for m in rows]
     highs = [finite(m.incremental_revenue.high) for m in rows]
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(7.5, 3.6))
         ax = fig.add_subplot()
         ax.axhline(0, color="#222", linewidth=1)
@@ -140,37 +126,37 @@ def _chart(report: GlobalControlReport) -> str:
         f"{m.month} {money(v)}" + ("" if lo is None or hi is None else f" ({money(lo)} to {money(hi)})")
         for m, v, lo, hi in zip(rows, values, lows, highs, strict=True)
     )
-    return _figure(title, caption, _svg(fig, title, description))
+    return chart_figure(title, caption, inline_svg(fig, title, description))
 
 
 def render_global_html(report: GlobalControlReport) -> str:
-    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in COLUMNS)
+    head = "".join(f'<th scope="col">{escape(c)}</th>' for c in COLUMNS)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<th scope="row">{_e(c)}</th>' if i == 0 else f'<td class="num">{_e(c)}</td>'
+            f'<th scope="row">{escape(c)}</th>' if i == 0 else f'<td class="num">{escape(c)}</td>'
             for i, c in enumerate(month_cells(m))
         )
         + "</tr>"
         for m in report.months
     )
-    notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
     srm = report.sample_ratio
     split = (
         ""
         if srm is None or srm.p_value is None
-        else f"<p>Split check: chi-squared p = {_e(f'{srm.p_value:.3g}')}"
+        else f"<p>Split check: chi-squared p = {escape(f'{srm.p_value:.3g}')}"
         + (" <b>(mismatch)</b>" if srm.mismatch else "")
         + "</p>"
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>What marketing adds</title><style>{_CSS}</style></head>
+<title>What marketing adds</title><style>{PAGE_CSS}</style></head>
 <body><main>
 <h1>What marketing as a whole adds</h1>
-<section class="headline"><p class="result">{_e(global_headline(report))}</p>
-<p class="sub">{report.customers:,} customers; global control: {_e(f"{report.share * 100:g}%")}
-(salt {_e(report.salt)}). {split}</p></section>
+<section class="headline"><p class="result">{escape(global_headline(report))}</p>
+<p class="sub">{report.customers:,} customers; global control: {escape(f"{report.share * 100:g}%")}
+(salt {escape(report.salt)}). {split}</p></section>
 <section class="notes" role="note"><h2>Notes</h2><ul>{notes}</ul></section>
 {_chart(report)}
 <section><div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>

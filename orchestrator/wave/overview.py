@@ -151,7 +151,7 @@ def _add_result(settings: Settings, status: CampaignStatus, as_of: date) -> None
     """The success report's headline and open windows (in place); a report that cannot be built says why."""
     from orchestrator.success.campaign import build_campaign_report
     from orchestrator.success.data import CampaignNotFound
-    from orchestrator.success.render import finite, headline
+    from orchestrator.success.formatting import finite, headline
 
     try:
         report = build_campaign_report(settings, status.campaign, as_of=as_of)

@@ -20,7 +20,7 @@ from orchestrator.cli.main import app
 from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.conversions import import_conversions
 from orchestrator.settings import use_settings
-from orchestrator.success.render import lift_points, pct
+from orchestrator.success.formatting import lift_points, pct
 from orchestrator.success.report import Estimate
 from orchestrator.targeting.frame import ContactFrame
 from tests.conftest import REPO

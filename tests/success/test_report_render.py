@@ -14,8 +14,11 @@ import re
 import pytest
 from rich.console import Console
 
-from orchestrator.success.render import headline, markdown_report, print_report, render_html, table_rows, write_html
+from orchestrator.success.artifacts import markdown_report, table_rows
+from orchestrator.success.formatting import headline
+from orchestrator.success.html_page import render_html, write_html
 from orchestrator.success.report import CurvePoint, Estimate, GainsPoint, Segment, SuccessReport
+from orchestrator.success.terminal import print_report
 
 NONE = Estimate(None, None, None)
 
