@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from orchestrator.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from orchestrator.success.report import SuccessReport
+    from orchestrator.success.report_types import SuccessReport
 
 
 @task(name="build-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)

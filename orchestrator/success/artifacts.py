@@ -19,7 +19,7 @@ from orchestrator.success.formatting import details, finite, headline, reading_l
 from orchestrator.success.table_cells import COLUMNS, EXTRA_COLUMNS, NUMERIC, by_dimension, cells, extra_cells
 
 if TYPE_CHECKING:
-    from orchestrator.success.report import SuccessReport
+    from orchestrator.success.report_types import SuccessReport
 
 __all__ = ["markdown_report", "table_rows"]
 

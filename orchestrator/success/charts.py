@@ -49,7 +49,7 @@ from orchestrator.success.formatting import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.success.report import SuccessReport
+    from orchestrator.success.report_types import SuccessReport
 
 
 LIFT_DIMENSIONS = ("overall", "channel", "variant")

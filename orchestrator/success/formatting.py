@@ -28,7 +28,8 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from orchestrator.success.report import Estimate, Segment, SuccessReport
+    from orchestrator.success.report_types import Segment, SuccessReport
+    from orchestrator.success.statistics import Estimate
 
 
 NO_CONTROL = "no control group"
@@ -128,7 +129,7 @@ def headline(report: SuccessReport) -> str:
     """The overall result in one sentence of plain words."""
     overall = report.overall()
     if no_outcomes(report):
-        from orchestrator.success.report import no_outcomes_message
+        from orchestrator.success.notes import no_outcomes_message
 
         message = no_outcomes_message(report)
         return message[0].upper() + message[1:] + "."

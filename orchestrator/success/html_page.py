@@ -38,7 +38,7 @@ from orchestrator.success.formatting import (
 from orchestrator.success.table_cells import COLUMNS, EXTRA_COLUMNS, by_dimension, cells, extra_cells
 
 if TYPE_CHECKING:
-    from orchestrator.success.report import Segment, SuccessReport
+    from orchestrator.success.report_types import Segment, SuccessReport
 
 __all__ = ["PAGE_CSS", "render_html", "write_html"]
 

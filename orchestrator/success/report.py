@@ -86,15 +86,13 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.success.curves import _curve, _gains
-from orchestrator.success.notes import _covariate_notes, _look_notes, _overall_notes, no_outcomes_message
+from orchestrator.success.notes import _covariate_notes, _look_notes, _overall_notes
 from orchestrator.success.report_types import (
     BY_PREFIX,
     CONTROL,
     READING_FINAL,
     TREATMENT,
-    CurvePoint,
     GainsPoint,
-    Segment,
     SuccessReport,
 )
 from orchestrator.success.sample_ratios import _flag_mismatches, _sample_ratios
@@ -114,7 +112,6 @@ from orchestrator.success.statistics import (
     P_ADJUSTMENTS,
     RELATIVE_LIFT_METHOD,
     SRM_ALPHA,
-    Estimate,
 )
 from orchestrator.targeting.control import score_deciles
 
@@ -122,13 +119,6 @@ __all__ = [
     "GOALS",
     "REQUIRED_COLUMNS",
     "build_report",
-    # Defined in report_types, statistics and notes; importable from here too, as render.py and its tests do:
-    "CurvePoint",
-    "Estimate",
-    "GainsPoint",
-    "Segment",
-    "SuccessReport",
-    "no_outcomes_message",
 ]
 
 GOALS = ("response", "conversion")

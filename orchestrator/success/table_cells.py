@@ -32,7 +32,7 @@ from orchestrator.success.formatting import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.success.report import Segment, SuccessReport
+    from orchestrator.success.report_types import Segment, SuccessReport
 
 
 #: Dimensions in the order they are shown, with their headings.

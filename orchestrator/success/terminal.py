@@ -22,7 +22,7 @@ from orchestrator.success.formatting import details, headline, reading_line, sub
 from orchestrator.success.table_cells import EXTRA_COLUMNS, LIFT_CELLS, NUMERIC, by_dimension, cells, extra_cells
 
 if TYPE_CHECKING:
-    from orchestrator.success.report import SuccessReport
+    from orchestrator.success.report_types import SuccessReport
 
 __all__ = ["print_report"]
 

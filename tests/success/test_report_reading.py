@@ -21,7 +21,7 @@ from orchestrator.ledger import contacts as ledger
 from orchestrator.responses.conversions import import_conversions
 from orchestrator.settings import use_settings
 from orchestrator.success.formatting import lift_points, pct
-from orchestrator.success.report import Estimate
+from orchestrator.success.statistics import Estimate
 from orchestrator.targeting.frame import ContactFrame
 from tests.conftest import REPO
 from tests.support.browser import SKIP_WITHOUT_BROWSER, measure_page

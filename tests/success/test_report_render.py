@@ -17,7 +17,8 @@ from rich.console import Console
 from orchestrator.success.artifacts import markdown_report, table_rows
 from orchestrator.success.formatting import headline
 from orchestrator.success.html_page import render_html, write_html
-from orchestrator.success.report import CurvePoint, Estimate, GainsPoint, Segment, SuccessReport
+from orchestrator.success.report_types import CurvePoint, GainsPoint, Segment, SuccessReport
+from orchestrator.success.statistics import Estimate
 from orchestrator.success.terminal import print_report
 
 NONE = Estimate(None, None, None)

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import ttest_ind
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from orchestrator.success.report import SuccessReport, build_report
+from orchestrator.success.report import build_report
 from orchestrator.success.report_types import (
     FLAG_CONTROL_TOO_SMALL,
     FLAG_NEGATIVE_LIFT,
@@ -16,6 +16,7 @@ from orchestrator.success.report_types import (
     FLAG_NO_TREATED,
     FLAG_NOT_SIGNIFICANT,
     FLAG_RELATIVE_UNDEFINED,
+    SuccessReport,
 )
 
 BASE_RATE = 0.05
