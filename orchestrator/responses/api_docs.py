@@ -23,6 +23,7 @@ __all__ = [
     "SIGNED_ANSWERS",
     "TAGS",
     "problem",
+    "signed_json_body",
 ]
 
 
@@ -73,6 +74,20 @@ SIGNATURE_HEADERS = [
         ),
     )
 ]
+
+
+def signed_json_body(schema: str, examples: dict[str, Any]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a signed JSON endpoint: its body (the ``schema`` component, ``examples``)
+    and the signature headers."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}, "examples": examples}
+            },
+        },
+        "parameters": SIGNATURE_HEADERS,
+    }
 
 
 DOCS_ASSETS = "/static-offline-docs"

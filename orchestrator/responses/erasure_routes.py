@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from orchestrator.ledger.erasure import erase
-from orchestrator.responses.api_docs import ERASURE_EXAMPLES, SIGNATURE_HEADERS, SIGNED_ANSWERS, problem
+from orchestrator.responses.api_docs import ERASURE_EXAMPLES, SIGNED_ANSWERS, problem, signed_json_body
 from orchestrator.responses.api_models import ErasureReceipt, ErasureRequest
 from orchestrator.responses.webhook_auth import Sources, signed_request
 from orchestrator.settings import Settings
@@ -50,18 +50,7 @@ def erasure_routes(
         summary="Erase customers (signed, privacy tools only)",
         tags=["privacy"],
         responses={**SIGNED_ANSWERS, 403: problem("The signing source may not request erasures (its erase setting).")},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/ErasureRequest"},
-                        "examples": ERASURE_EXAMPLES,
-                    }
-                },
-            },
-            "parameters": SIGNATURE_HEADERS,
-        },
+        openapi_extra=signed_json_body("ErasureRequest", ERASURE_EXAMPLES),
     )
     async def post_erasures(request: Request) -> ErasureReceipt:
         """Remove or pseudonymise the customers everywhere (see docs/operations.md, "Erasure"); idempotent."""

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from orchestrator.responses.api_docs import OUTCOME_EXAMPLES, SIGNATURE_HEADERS, SIGNED_ANSWERS
+from orchestrator.responses.api_docs import OUTCOME_EXAMPLES, SIGNED_ANSWERS, signed_json_body
 from orchestrator.responses.api_models import ItemOut, OutcomeReceipt
 from orchestrator.responses.ingest import EventIn, ItemResult, ingest, parse_events
 from orchestrator.responses.webhook_auth import Sources, signed_request
@@ -84,18 +84,7 @@ def outcome_routes(
         summary="Post outcomes of tasks (signed)",
         tags=["outcomes"],
         responses=SIGNED_ANSWERS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/OutcomeBatch"},
-                        "examples": OUTCOME_EXAMPLES,
-                    }
-                },
-            },
-            "parameters": SIGNATURE_HEADERS,
-        },
+        openapi_extra=signed_json_body("OutcomeBatch", OUTCOME_EXAMPLES),
     )
     async def post_outcomes(request: Request) -> OutcomeReceipt:
         """Record outcomes; each event is validated and stored once per `event_id` on its own, results per event."""
