@@ -12,9 +12,9 @@ alternating between rounds:
 
 - **engine**: ``orchestrator.wave.stages.plan`` as the full-wave bench's plan stage calls it (capacity
   file, used capacity and the cycle's customers read from the database, then ``plan_cycle``);
-- **hand-written**: the full-wave bench's ``hand_plan`` on the same selected customers (their ids,
-  territories, eligibility per channel and scores, taken from the engine's candidates: the same
-  customers as the hand-written select query's, in the engine's order).
+- **hand-written**: the full-wave bench's ``hand_plan`` (``full_wave_hand.py``) on the same selected
+  customers (their ids, territories, eligibility per channel and scores, taken from the engine's
+  candidates: the same customers as the hand-written select query's, in the engine's order).
 
 Reported per side: the median CPU seconds (``time.process_time``: the machine is shared) and wall
 seconds, and their ratio. ``--dump`` writes the engine's plan (every contact column, counts, reasons,
@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import full_wave_bench as fwb  # noqa: E402 - bench/ is on sys.path when run as a script
+import full_wave_hand  # noqa: E402
 
 INPUTS = "inputs.pkl"
 META = "meta.json"
@@ -136,7 +137,7 @@ def time_plan(args: argparse.Namespace) -> None:
         return wave.plan(settings, [prepared], [candidates])[0]
 
     def hand_side():
-        return fwb.hand_plan(selected, scores, bench_args)
+        return full_wave_hand.hand_plan(selected, scores, bench_args)
 
     plan = engine_side()  # warm: the database connection, the imports (the full bench opens them in earlier stages)
     hand_side()
