@@ -43,6 +43,17 @@ def _channel_pool(spec: CampaignSpec, name: str) -> str:
     return name
 
 
+def _eligible(name: str, extra: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """Per customer whether it is eligible for channel ``name``: its flag (``> 0``) and, for a channel with
+    territory pools, a territory."""
+    if not n:
+        return np.zeros(0, dtype=bool)
+    ok = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0
+    if channel_kind(name).pool == "territory":
+        ok &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
+    return ok
+
+
 def channel_values(
     spec: CampaignSpec,
     candidates: Candidates,
@@ -71,9 +82,7 @@ def channel_values(
             effects[room, j] += spec.learning.optimism * np.asarray(candidates.spread)[room, j]
     values = np.full((n, len(names)), np.nan)
     for j, (name, channel) in enumerate(spec.channels.items()):
-        eligible = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0 if n else np.zeros(0, dtype=bool)
-        if channel_kind(name).pool == "territory":
-            eligible &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
+        eligible = _eligible(name, extra, n)
         score = scores if effects is None else np.where(np.isnan(effects[:, j]), scores, effects[:, j])
         values[eligible, j] = score[eligible] * channel.value - channel.cost
     if effects is not None and n:
@@ -118,10 +127,7 @@ def eligible_names(spec: CampaignSpec, extra: Mapping[str, np.ndarray], n: int) 
         return np.full(n, None, dtype=object)
     code = np.zeros(n, dtype=np.int64)
     for j, name in enumerate(names):
-        ok = np.asarray(extra[ELIGIBLE + name], dtype=float) > 0
-        if channel_kind(name).pool == "territory":
-            ok &= np.asarray(extra[TERRITORY], dtype=object) != None  # noqa: E711 - elementwise
-        code |= ok.astype(np.int64) << j
+        code |= _eligible(name, extra, n).astype(np.int64) << j
     table = np.array(
         [",".join(c for j, c in enumerate(names) if k >> j & 1) or None for k in range(1 << len(names))], dtype=object
     )
