@@ -9,6 +9,8 @@ would (``prepare_cycle``, also used by ``run --test-to``) and record nothing. Re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,18 +33,27 @@ from orchestrator.wave.console import print_channels, print_funnel, print_losses
 __all__ = ["explain_command", "prepare_cycle", "preview_command"]
 
 
-def prepare_cycle(rules_files: list[Path], wave: str | None):
-    """Validate, select and plan (with the funnel); on invalid input or a blocked day, print why and exit 1."""
+@contextmanager
+def _planning_errors(rules_files: list[Path]) -> Iterator[None]:
+    """Invalid rules (their problems printed) or a blocked day end the command: exit 1, saying why."""
     from orchestrator.wave import stages
 
-    settings = get_settings()
     try:
-        prepared, plans = stages.prepare_cycle(settings, rules_files, wave)
+        yield
     except ValidationFailed as exc:
         print_problems(exc.problems)
         raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
     except stages.WaveBlocked as exc:
         raise fail(str(exc)) from exc
+
+
+def prepare_cycle(rules_files: list[Path], wave: str | None):
+    """Validate, select and plan (with the funnel); on invalid input or a blocked day, print why and exit 1."""
+    from orchestrator.wave import stages
+
+    settings = get_settings()
+    with _planning_errors(rules_files):
+        prepared, plans = stages.prepare_cycle(settings, rules_files, wave)
     return settings, prepared, plans
 
 
@@ -76,16 +87,10 @@ def explain_command(
 
 
 def _explain_customer(rules_files: list[Path], wave: str | None, customer: str, as_json: bool) -> None:
-    from orchestrator.wave import stages
     from orchestrator.wave.explain import explain_customer
 
-    try:
+    with _planning_errors(rules_files):
         paths = explain_customer(get_settings(), rules_files, customer, wave)
-    except ValidationFailed as exc:
-        print_problems(exc.problems)
-        raise fail(f"{', '.join(map(str, rules_files))}: {len(exc.errors)} error(s)") from exc
-    except stages.WaveBlocked as exc:
-        raise fail(str(exc)) from exc
     if as_json:
         print_json([p.as_dict() for p in paths])
         return
